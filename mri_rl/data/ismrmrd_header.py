@@ -1,0 +1,124 @@
+"""Writing and reading the ISMRMRD XML header that fastMRI files carry.
+
+fastMRI's ``SliceDataset`` reads three things from the header (namespaced
+``http://www.ismrm.org/ISMRMRD``): the encoded matrix size, the reconstruction
+matrix size and the ``kspace_encoding_step_1`` limits, from which it derives the
+zero-padded phase-encode columns::
+
+    padding_left  = encoded_width // 2 - center
+    padding_right = padding_left + maximum + 1
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+
+ISMRMRD_NAMESPACE = "http://www.ismrm.org/ISMRMRD"
+
+
+@dataclass(frozen=True)
+class KspaceGeometry:
+    """Geometry of one fastMRI volume as recorded in its header.
+
+    Attributes:
+        encoded_size: (readout rows, phase-encode columns, 1) of the stored k-space.
+        recon_size: (rows, columns, 1) of the target image.
+        padding_left: first acquired phase-encode column.
+        padding_right: one past the last acquired phase-encode column.
+    """
+
+    encoded_size: tuple[int, int, int]
+    recon_size: tuple[int, int, int]
+    padding_left: int
+    padding_right: int
+
+    @property
+    def acquired_width(self) -> int:
+        """Number of phase-encode columns that hold measured data."""
+        return self.padding_right - self.padding_left
+
+
+def build_header(geometry: KspaceGeometry, num_coils: int, field_of_view_mm: float = 140.0) -> bytes:
+    """Build a namespaced ISMRMRD header for ``geometry``.
+
+    Args:
+        geometry: the encoded/recon sizes and padding to record.
+        num_coils: receiver channels (1 for single-coil).
+        field_of_view_mm: in-plane field of view of the reconstruction matrix.
+
+    Returns:
+        UTF-8 XML bytes, as stored in the ``ismrmrd_header`` dataset.
+    """
+    rows, cols, _ = geometry.encoded_size
+    recon_rows, recon_cols, _ = geometry.recon_size
+    center = cols // 2 - geometry.padding_left
+    maximum = geometry.padding_right - geometry.padding_left - 1
+    fov_encoded_x = field_of_view_mm * rows / recon_rows
+    fov_encoded_y = field_of_view_mm * cols / recon_cols
+
+    def limit(name: str, low: int, high: int, centre: int) -> str:
+        return (
+            f"<{name}><minimum>{low}</minimum><maximum>{high}</maximum>"
+            f"<center>{centre}</center></{name}>"
+        )
+
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<ismrmrdHeader xmlns="{ISMRMRD_NAMESPACE}">'
+        "<acquisitionSystemInformation>"
+        f"<receiverChannels>{num_coils}</receiverChannels>"
+        "</acquisitionSystemInformation>"
+        "<encoding>"
+        "<encodedSpace>"
+        f"<matrixSize><x>{rows}</x><y>{cols}</y><z>1</z></matrixSize>"
+        f"<fieldOfView_mm><x>{fov_encoded_x:.3f}</x><y>{fov_encoded_y:.3f}</y><z>3.0</z></fieldOfView_mm>"
+        "</encodedSpace>"
+        "<reconSpace>"
+        f"<matrixSize><x>{recon_rows}</x><y>{recon_cols}</y><z>1</z></matrixSize>"
+        f"<fieldOfView_mm><x>{field_of_view_mm:.3f}</x><y>{field_of_view_mm:.3f}</y><z>3.0</z></fieldOfView_mm>"
+        "</reconSpace>"
+        "<trajectory>cartesian</trajectory>"
+        "<encodingLimits>"
+        + limit("kspace_encoding_step_0", 0, rows - 1, rows // 2)
+        + limit("kspace_encoding_step_1", 0, maximum, center)
+        + limit("slice", 0, 0, 0)
+        + limit("average", 0, 0, 0)
+        + limit("contrast", 0, 0, 0)
+        + limit("repetition", 0, 0, 0)
+        + "</encodingLimits>"
+        "</encoding>"
+        "</ismrmrdHeader>"
+    )
+    return xml.encode("utf-8")
+
+
+def parse_geometry(header: bytes | str) -> KspaceGeometry:
+    """Read the geometry fastMRI uses from an ISMRMRD header.
+
+    Raises:
+        ValueError: the XML is malformed or lacks one of the required fields;
+            the message names the missing field.
+    """
+    root = ElementTree.fromstring(header)
+    ns = {"m": ISMRMRD_NAMESPACE}
+
+    def read_int(*path: str) -> int:
+        query = "." + "".join(f"//m:{p}" for p in path)  # the query fastmri uses
+        node = root.find(query, ns)
+        if node is None or node.text is None:
+            raise ValueError(f"ismrmrd_header lacks <{'/'.join(path)}> (namespace {ISMRMRD_NAMESPACE})")
+        return int(node.text)
+
+    encoded = tuple(read_int("encoding", "encodedSpace", "matrixSize", a) for a in "xyz")
+    recon = tuple(read_int("encoding", "reconSpace", "matrixSize", a) for a in "xyz")
+    limits = ("encoding", "encodingLimits", "kspace_encoding_step_1")
+    center = read_int(*limits, "center")
+    maximum = read_int(*limits, "maximum")
+    padding_left = encoded[1] // 2 - center
+    return KspaceGeometry(
+        encoded_size=encoded,  # type: ignore[arg-type]
+        recon_size=recon,  # type: ignore[arg-type]
+        padding_left=padding_left,
+        padding_right=padding_left + maximum + 1,
+    )
