@@ -100,7 +100,10 @@ def parse_geometry(header: bytes | str) -> KspaceGeometry:
         ValueError: the XML is malformed or lacks one of the required fields;
             the message names the missing field.
     """
-    root = ElementTree.fromstring(header)
+    try:
+        root = ElementTree.fromstring(header)
+    except ElementTree.ParseError as error:  # a SyntaxError, not a ValueError
+        raise ValueError(f"ismrmrd_header is not well-formed XML: {error}") from None
     ns = {"m": ISMRMRD_NAMESPACE}
 
     def read_int(*path: str) -> int:

@@ -1,0 +1,73 @@
+"""The slices an acquisition environment draws its episodes from."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+
+from mri_rl.data.fastmri_files import FastMRISliceDataset, KspaceSlice
+
+
+class SliceSource:
+    """Slices of one folder of fastMRI volumes that share one k-space geometry.
+
+    An environment's action space is fixed by the k-space width, and a batch of
+    episodes needs one tensor shape, so episodes come from slices of a single
+    (k-space shape, target size). Real fastMRI folders mix shapes (knee: 368 and 372
+    columns; brain: different coil counts): by default the most common shape is used
+    and a warning says how many slices were left out; ``kspace_shape`` picks another.
+
+    Args:
+        data_path: folder of ``.h5`` files (one split).
+        challenge: "singlecoil" or "multicoil".
+        on_bad_file: "raise" or "skip", see :class:`FastMRISliceDataset`.
+        kspace_shape: per-slice k-space shape to keep, (rows, cols) single-coil or
+            (coils, rows, cols) multi-coil.
+    """
+
+    def __init__(self, data_path: str | Path, challenge: str, on_bad_file: str = "raise",
+                 kspace_shape: tuple[int, ...] | None = None) -> None:
+        self.dataset = FastMRISliceDataset(data_path, challenge, require_target=True, on_bad_file=on_bad_file)
+        self.challenge = challenge
+        shapes = [self._shape_of(i) for i in range(len(self.dataset))]
+        counts = Counter(shapes)
+        if kspace_shape is None:
+            chosen = counts.most_common(1)[0][0]
+            if len(counts) > 1:
+                left_out = len(shapes) - counts[chosen]
+                warnings.warn(
+                    f"{data_path} mixes k-space shapes {dict(counts)}; using {chosen[0]} "
+                    f"({left_out} slice(s) left out). Pass kspace_shape= to choose.",
+                    stacklevel=2,
+                )
+        else:
+            matches = [s for s in counts if s[0] == tuple(kspace_shape)]
+            if not matches:
+                found = sorted({s[0] for s in counts})
+                raise ValueError(f"no slice in {data_path} has k-space shape {tuple(kspace_shape)}; found {found}")
+            chosen = matches[0]
+        self.kspace_shape, self.recon_size = chosen
+        self.indices = [i for i, shape in enumerate(shapes) if shape == chosen]
+
+    def _shape_of(self, index: int) -> tuple[tuple[int, ...], tuple[int, int]]:
+        fname, _, metadata = self.dataset.raw_samples[index]
+        recon = metadata["recon_size"]
+        return self.dataset.volumes[Path(fname)].slice_shape, (int(recon[0]), int(recon[1]))
+
+    @property
+    def num_coils(self) -> int:
+        return 1 if len(self.kspace_shape) == 2 else self.kspace_shape[0]
+
+    @property
+    def width(self) -> int:
+        """Phase-encode columns (the number of actions)."""
+        return self.kspace_shape[-1]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> KspaceSlice:
+        if not 0 <= index < len(self.indices):
+            raise IndexError(f"slice index {index} outside [0, {len(self.indices)})")
+        return self.dataset[self.indices[index]]

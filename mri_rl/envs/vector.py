@@ -1,0 +1,134 @@
+"""The batched environment: N acquisition episodes, one reconstructor call per step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from mri_rl.envs.acquisition import build_episodes, pick_slice
+from mri_rl.envs.spaces import action_space, observation_space
+from mri_rl.reconstruct.base import Reconstructor
+
+
+class BatchedActiveAcquisitionEnv(VectorEnv):
+    """``num_envs`` episodes of :class:`~mri_rl.envs.acquisition.ActiveAcquisitionEnv` in one batch.
+
+    Built by ``gymnasium.make_vec("mri_rl/ActiveAcquisition-v0", num_envs=N,
+    vectorization_mode="vector_entry_point", ...)`` with the single environment's keyword
+    arguments. Sub-environment i seeded with ``seed + i`` gives the same episodes as a
+    single environment reset with ``seed + i``. Finished episodes restart on the next
+    ``step`` (gymnasium's ``AutoresetMode.NEXT_STEP``); all the episodes that change in
+    a step, restarted ones included, are reconstructed in one batched call.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int, data_path: str | Path, challenge: str = "singlecoil",
+                 reconstructor: str | Path | Reconstructor = "zero_filled", budget: int | None = None,
+                 initial_lines: int = 8, reward_metric: str = "mse", on_bad_file: str = "raise",
+                 kspace_shape: Sequence[int] | None = None, device: str | torch.device = "cpu",
+                 lookahead_batch_size: int = 256) -> None:
+        self.episodes = build_episodes(num_envs, data_path, challenge, reconstructor, budget, initial_lines,
+                                       reward_metric, on_bad_file, kspace_shape, device, lookahead_batch_size)
+        self.num_envs = num_envs
+        self.single_observation_space = observation_space(self.episodes.recon_size, self.episodes.width)
+        self.single_action_space = action_space(self.episodes.width)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
+        self._needs_reset = np.ones(num_envs, dtype=bool)
+        self._started = False
+        self._all_rows = np.arange(num_envs)
+
+    @property
+    def num_slices(self) -> int:
+        return len(self.episodes.source)
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None,
+              options: dict | None = None) -> tuple[dict, dict]:
+        """Start episodes: all of them, or those in ``options["reset_mask"]``.
+
+        Args:
+            seed: an int (sub-environment i gets ``seed + i``) or one seed per sub-environment.
+            options: ``{"indices": [slice per sub-environment]}`` to choose slices;
+                ``{"reset_mask": bool (N,)}`` to restart only some episodes.
+        """
+        options = options or {}
+        seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, (int, np.integer)) else seed
+        if seeds is not None:
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}")
+            for i, s in enumerate(seeds):
+                if s is not None:
+                    self._rngs[i] = seeding.np_random(int(s))[0]
+        reset_mask = np.asarray(options.get("reset_mask", np.ones(self.num_envs, dtype=bool)), dtype=bool)
+        if reset_mask.shape != (self.num_envs,):
+            raise ValueError(f"options['reset_mask'] must have shape ({self.num_envs},), got {reset_mask.shape}")
+        if not self._started and not reset_mask.all():
+            raise RuntimeError("the first reset() must start every sub-environment")
+        indices = options.get("indices")
+        if indices is not None and len(indices) != self.num_envs:
+            raise ValueError(f"options['indices'] must give {self.num_envs} slice indices, got {len(indices)}")
+        rows = self._all_rows[reset_mask]
+        self._start(rows, None if indices is None else [indices[r] for r in rows])
+        self._started = True
+        return self.episodes.observation(), self._info()
+
+    def _start(self, rows: np.ndarray, indices: Sequence[int] | None = None) -> None:
+        slice_ids = [pick_slice(self._rngs[r], self.num_slices, None if indices is None else indices[i])
+                     for i, r in enumerate(rows)]
+        self.episodes.load(rows, slice_ids)
+        self.episodes.refresh(rows, new_episode=np.ones(len(rows), dtype=bool))
+        self._needs_reset[rows] = False
+
+    def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Acquire one column in every running episode; restart the finished ones."""
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        actions = np.asarray(actions).reshape(-1)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"expected {self.num_envs} actions, got shape {np.asarray(actions).shape}")
+        episodes = self.episodes
+        restarting = self._all_rows[self._needs_reset]
+        running = self._all_rows[~self._needs_reset]
+        before = episodes.metrics[episodes.reward_metric].clone()
+        is_new = episodes.mark(running, actions[running])
+        if len(restarting):
+            episodes.load(restarting, [pick_slice(self._rngs[r], self.num_slices, None) for r in restarting])
+        changed = np.concatenate([running[is_new], restarting])
+        new_episode = np.concatenate([np.zeros(int(is_new.sum()), dtype=bool), np.ones(len(restarting), dtype=bool)])
+        episodes.refresh(changed, new_episode)
+        rewards = episodes.improvement(before, episodes.metrics[episodes.reward_metric]).cpu().numpy()
+        rewards[restarting] = 0.0
+        rewards[running[~is_new]] = 0.0
+        terminations = np.zeros(self.num_envs, dtype=bool)
+        terminations[running] = episodes.done(running)
+        self._needs_reset = terminations.copy()
+        truncations = np.zeros(self.num_envs, dtype=bool)
+        return episodes.observation(), rewards, terminations, truncations, self._info()
+
+    def action_masks(self) -> np.ndarray:
+        """bool (N, W): True where a column may still be acquired."""
+        return self.episodes.action_masks()
+
+    def score_actions(self, candidates: np.ndarray) -> np.ndarray:
+        """Rewards each candidate column would give now, per episode, without changing state.
+
+        Args:
+            candidates: int (N, K).
+
+        Returns:
+            float64 (N, K).
+        """
+        return self.episodes.lookahead(self._all_rows, np.asarray(candidates, dtype=np.int64))
+
+    def _info(self) -> dict[str, Any]:
+        info = self.episodes.info()
+        info.update({f"_{key}": np.ones(self.num_envs, dtype=bool) for key in list(info)})
+        return info

@@ -1,0 +1,11 @@
+"""Reconstructors: the emission function f(masked k-space, mask) -> image."""
+
+from mri_rl.reconstruct.base import Reconstructor, zero_filled_image
+from mri_rl.reconstruct.checkpoint import build_reconstructor, export_reconstructor, load_reconstructor
+from mri_rl.reconstruct.unet import UnetReconstructor
+from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
+
+__all__ = [
+    "Reconstructor", "UnetReconstructor", "ZeroFilledReconstructor", "build_reconstructor",
+    "export_reconstructor", "load_reconstructor", "zero_filled_image",
+]

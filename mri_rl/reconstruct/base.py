@@ -1,0 +1,57 @@
+"""The reconstructor protocol: the emission function of the acquisition POMDP.
+
+A reconstructor maps a batch of masked k-space and its column masks to images at the
+target size::
+
+    f(masked_kspace: complex (B, C, H, W), mask: bool (B, W), output_size: (h, w)) -> (B, h, w)
+
+C is the number of coils (1 for single-coil), H the readout rows and W the phase-encode
+columns. Reconstructors run without gradients when the environment steps.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import fastmri
+import torch
+from fastmri.data.transforms import center_crop
+
+
+def zero_filled_image(masked_kspace: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+    """Zero-filled reconstruction: centred inverse FFT, magnitude (RSS over coils), centre crop.
+
+    Args:
+        masked_kspace: complex (B, C, H, W); unacquired columns hold zeros.
+        output_size: (h, w) of the target.
+
+    Returns:
+        float (B, h, w).
+    """
+    coil_images = fastmri.ifft2c(torch.view_as_real(masked_kspace))
+    return center_crop(fastmri.rss_complex(coil_images, dim=1), output_size)
+
+
+class Reconstructor(torch.nn.Module, ABC):
+    """Base class of reconstructors; subclasses implement :meth:`forward`."""
+
+    #: "singlecoil", "multicoil", or None when it serves both.
+    challenge: str | None = None
+
+    @abstractmethod
+    def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+        """Reconstruct images.
+
+        Args:
+            masked_kspace: complex (B, C, H, W) k-space with unacquired columns zeroed.
+            mask: bool (B, W), True where a column is acquired.
+            output_size: (h, w) of the images to return.
+
+        Returns:
+            float (B, h, w).
+        """
+
+    def check_compatible(self, challenge: str, kspace_shape: tuple[int, ...], output_size: tuple[int, int]) -> None:
+        """Raise ValueError if this reconstructor cannot serve data of this kind."""
+        if self.challenge is not None and self.challenge != challenge:
+            raise ValueError(f"{type(self).__name__} was built for {self.challenge} data, not {challenge}")

@@ -1,0 +1,72 @@
+"""Self-describing reconstructor checkpoints and the ``reconstructor=`` argument.
+
+An exported checkpoint is a plain dictionary (loadable with ``weights_only=True``)::
+
+    {"format": "mri_rl.reconstructor", "version": 1, "kind": "unet",
+     "hparams": {...}, "state_dict": {...}, "challenge": "singlecoil",
+     "recon_size": [h, w], "normalization": "..."}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mri_rl.checkpointing import atomic_save, load_checkpoint
+from mri_rl.reconstruct.base import Reconstructor
+from mri_rl.reconstruct.unet import UnetReconstructor
+from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
+
+CHECKPOINT_FORMAT = "mri_rl.reconstructor"
+CHECKPOINT_VERSION = 1
+TRAINABLE_KINDS: dict[str, type[Reconstructor]] = {"unet": UnetReconstructor}
+
+
+def export_reconstructor(model: Reconstructor, path: str | Path) -> Path:
+    """Write ``model`` as a self-describing checkpoint (atomically)."""
+    if getattr(model, "kind", None) not in TRAINABLE_KINDS:
+        raise ValueError(f"cannot export {type(model).__name__}; exportable kinds: {sorted(TRAINABLE_KINDS)}")
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "kind": model.kind,
+        "hparams": dict(model.hparams),
+        "challenge": model.challenge,
+        "recon_size": None if model.recon_size is None else list(model.recon_size),
+        "normalization": "input mean/std of the zero-filled image (observed data only)",
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    return atomic_save(checkpoint, path)
+
+
+def load_reconstructor(path: str | Path, map_location: str | torch.device = "cpu") -> Reconstructor:
+    """Rebuild a reconstructor from an exported checkpoint.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a reconstructor checkpoint, an unknown kind, or weights that do
+            not fit the recorded hyper-parameters.
+    """
+    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, map_location)
+    kind = checkpoint.get("kind")
+    if kind not in TRAINABLE_KINDS:
+        raise ValueError(f"checkpoint {path} holds a reconstructor of kind {kind!r}; known: {sorted(TRAINABLE_KINDS)}")
+    try:
+        model = TRAINABLE_KINDS[kind](**checkpoint["hparams"], challenge=checkpoint["challenge"],
+                                      recon_size=checkpoint["recon_size"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(f"checkpoint {path} is incompatible with the {kind} reconstructor: {error}") from None
+    return model.eval()
+
+
+def build_reconstructor(spec: str | Path | Reconstructor) -> Reconstructor:
+    """Resolve the ``reconstructor=`` argument: "zero_filled", a checkpoint path, or an instance."""
+    if isinstance(spec, Reconstructor):
+        return spec
+    if str(spec) == "zero_filled":
+        return ZeroFilledReconstructor()
+    if isinstance(spec, (str, Path)):
+        return load_reconstructor(spec)
+    raise TypeError(f"reconstructor must be 'zero_filled', a checkpoint path or a Reconstructor, got {spec!r}")
