@@ -63,9 +63,10 @@ def _run_data_synth(args: argparse.Namespace) -> int:
                          kspace_width=args.kspace_width, padding=args.padding, num_coils=args.coils,
                          noise_level=args.noise)
     volumes = {"train": args.volumes, "val": args.val_volumes, "test": args.test_volumes}
+    flags = {"train": "--volumes", "val": "--val-volumes", "test": "--test-volumes"}
     for split, count in volumes.items():
         if count < 0:
-            raise ValueError(f"--{split}-volumes must be >= 0, got {count}")
+            raise ValueError(f"{flags[split]} must be >= 0, got {count}")
     written = write_synthetic_dataset(args.out_dir, spec, volumes, seed=args.seed, progress=not args.no_progress)
     for split in SPLITS:
         if volumes[split]:

@@ -1,0 +1,482 @@
+"""Reading, validating and writing fastMRI files; the ISMRMRD header."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from fastmri.data import SliceDataset
+
+from mri_rl.data.fastmri_files import (
+    FastMRIDataError,
+    FastMRISliceDataset,
+    KspaceSlice,
+    inspect_volume,
+    list_volumes,
+    resolve_split_folder,
+    write_volume,
+)
+from mri_rl.data.ismrmrd_header import KspaceGeometry, build_header, parse_geometry
+
+TARGET_KEY = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
+
+
+def files_of(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.h5"))
+
+
+# --------------------------------------------------------------------------- unmodified fastmri reads our files
+
+
+@pytest.mark.parametrize("challenge", ["singlecoil", "multicoil"])
+def test_fastmri_slice_dataset_reads_synthetic_files(request, challenge):
+    root = request.getfixturevalue(f"{challenge}_root")
+    folder = root / f"{challenge}_train"
+    dataset = SliceDataset(folder, challenge, transform=None, use_dataset_cache=False)
+    assert len(dataset) == 2 * 3
+    expected_shape = (32, 16) if challenge == "singlecoil" else (3, 32, 16)
+    volumes: dict[str, list] = {}
+    for index in range(len(dataset)):
+        kspace, mask, target, attrs, fname, slice_index = dataset[index]
+        assert kspace.shape == expected_shape
+        assert np.iscomplexobj(kspace) and kspace.dtype == np.complex64
+        assert mask is None
+        assert target.shape == (16, 16) and target.dtype == np.float32
+        for key in ("max", "norm", "acquisition", "patient_id", "padding_left", "padding_right", "recon_size"):
+            assert key in attrs
+        assert attrs["acquisition"] == ("CORPD_FBK" if challenge == "singlecoil" else "AXT2")
+        assert (attrs["padding_left"], attrs["padding_right"]) == (0, 16)
+        assert tuple(attrs["recon_size"]) == (16, 16, 1)
+        volumes.setdefault(fname, []).append((slice_index, target, attrs))
+    assert sorted(volumes) == [p.name for p in files_of(folder)]
+    for fname, slices in volumes.items():
+        assert [s for s, _, _ in slices] == [0, 1, 2]
+        target_volume = np.stack([t for _, t, _ in slices])
+        attrs = slices[0][2]
+        with h5py.File(folder / fname, "r") as hf:
+            assert TARGET_KEY[challenge] in hf
+            np.testing.assert_array_equal(target_volume, hf[TARGET_KEY[challenge]][()])
+        assert attrs["max"] == pytest.approx(float(target_volume.max()), rel=1e-7)
+        assert attrs["norm"] == pytest.approx(float(np.linalg.norm(target_volume)), rel=1e-6)
+
+
+# --------------------------------------------------------------------------- FastMRISliceDataset round trip
+
+
+@pytest.mark.parametrize("challenge", ["singlecoil", "multicoil"])
+def test_slice_dataset_round_trip(request, challenge):
+    root = request.getfixturevalue(f"{challenge}_root")
+    folder = root / f"{challenge}_train"
+    dataset = FastMRISliceDataset(folder, challenge)
+    files = files_of(folder)
+    assert len(dataset) == 6
+    assert list(dataset.volumes) == files
+    assert dataset.skipped == []
+    coils = 1 if challenge == "singlecoil" else 3
+    for index in range(len(dataset)):
+        item = dataset[index]
+        path, slice_index = files[index // 3], index % 3
+        assert isinstance(item, KspaceSlice)
+        with h5py.File(path, "r") as hf:
+            kspace = hf["kspace"][slice_index]
+            target = hf[TARGET_KEY[challenge]][slice_index]
+            max_value = float(hf.attrs["max"])
+        assert item.kspace.dtype == torch.complex64
+        assert item.target.dtype == torch.float32
+        assert tuple(item.kspace.shape) == ((32, 16) if coils == 1 else (coils, 32, 16))
+        np.testing.assert_array_equal(item.kspace.numpy(), kspace)
+        np.testing.assert_array_equal(item.target.numpy(), target)
+        meta = item.metadata
+        assert meta.file == path
+        assert meta.slice_index == slice_index
+        assert (meta.padding_left, meta.padding_right) == (0, 16)
+        assert meta.recon_size == (16, 16)
+        assert meta.max_value == max_value
+        assert meta.num_coils == coils
+
+
+def test_slice_dataset_applies_transform_and_ignores_other_files(tmp_path, singlecoil_volume, copy_volume):
+    copy_volume(singlecoil_volume, tmp_path)
+    (tmp_path / "README.txt").write_text("not a volume")
+    (tmp_path / "notes.h5.bak").write_bytes(b"junk")
+    seen = []
+
+    def transform(item: KspaceSlice) -> tuple[int, float]:
+        seen.append(item)
+        return item.metadata.slice_index, float(item.target.max())
+
+    dataset = FastMRISliceDataset(tmp_path, "singlecoil", transform=transform)
+    assert len(dataset) == 3
+    assert list(dataset.volumes) == [tmp_path / singlecoil_volume.name]
+    index, maximum = dataset[2]
+    assert index == 2
+    assert isinstance(seen[0], KspaceSlice)
+    assert maximum == pytest.approx(float(seen[0].target.max()))
+
+
+def test_slice_dataset_never_writes_a_cache(tmp_path, singlecoil_volume, copy_volume, monkeypatch):
+    copy_volume(singlecoil_volume, tmp_path / "data" / singlecoil_volume.name)
+    monkeypatch.chdir(tmp_path)
+    FastMRISliceDataset(tmp_path / "data", "singlecoil")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["data", singlecoil_volume.name]
+
+
+def test_knee_geometry_loads(knee_geometry_file):
+    dataset = FastMRISliceDataset(knee_geometry_file, "singlecoil", check_values=True)
+    assert len(dataset) == 1
+    item = dataset[0]
+    assert tuple(item.kspace.shape) == (640, 368)
+    assert tuple(item.target.shape) == (320, 320)
+    assert item.metadata.padding_left == 17
+    assert item.metadata.padding_right == 351
+    assert item.metadata.recon_size == (320, 320)
+    assert item.metadata.num_coils == 1
+    # and fastMRI itself agrees
+    _, _, _, attrs, _, _ = SliceDataset(knee_geometry_file, "singlecoil")[0]
+    assert (attrs["padding_left"], attrs["padding_right"]) == (17, 351)
+    assert tuple(attrs["encoding_size"]) == (640, 368, 1)
+
+
+def test_file_without_target_loads_when_not_required(tmp_path, singlecoil_volume, make_bad_volume):
+    path = make_bad_volume(singlecoil_volume, tmp_path, "no_target")
+    with pytest.raises(FastMRIDataError) as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil")
+    assert path.name in str(raised.value)
+    assert "reconstruction_esc" in str(raised.value)
+    dataset = FastMRISliceDataset(tmp_path, "singlecoil", require_target=False)
+    assert len(dataset) == 3
+    item = dataset[1]
+    assert item.target is None
+    assert tuple(item.kspace.shape) == (32, 16)
+    info = inspect_volume(path, "singlecoil", require_target=False)
+    assert info.has_target is False
+
+
+def test_test_split_without_target_written_by_write_volume(tmp_path):
+    geometry = KspaceGeometry((16, 8, 1), (8, 8, 1), 1, 7)
+    kspace = (np.ones((2, 16, 8)) + 1j).astype(np.complex64)
+    path = write_volume(tmp_path / "multi" / "vol.h5", kspace, None, "singlecoil", geometry, {"acquisition": "X"})
+    with h5py.File(path, "r") as hf:
+        assert sorted(hf.keys()) == ["ismrmrd_header", "kspace"]
+        assert "max" not in hf.attrs and hf.attrs["acquisition"] == "X"
+    info = inspect_volume(path, "singlecoil", require_target=False)
+    assert info.max_value is None and info.num_slices == 2 and info.geometry == geometry
+    item = FastMRISliceDataset(path.parent, "singlecoil", require_target=False)[0]
+    assert item.target is None and item.metadata.max_value is None
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+BAD_KINDS_IN_DATASET = [
+    "not_hdf5", "truncated", "no_kspace", "float_kspace", "no_header", "bad_header",
+    "padding_too_wide", "no_target", "target_wrong_slices",
+]
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS_IN_DATASET)
+def test_bad_file_raises_naming_file_and_reason(tmp_path, singlecoil_volume, make_bad_volume, bad_kinds, kind):
+    path = make_bad_volume(singlecoil_volume, tmp_path, kind, name=f"volume_{kind}.h5")
+    with pytest.raises(FastMRIDataError) as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil")
+    error = raised.value
+    assert error.path == path
+    assert path.name in str(error)
+    assert bad_kinds[kind] in error.problem
+    assert bad_kinds[kind] in str(error)
+    # inspect_volume gives the same error
+    with pytest.raises(FastMRIDataError) as inspected:
+        inspect_volume(path, "singlecoil")
+    assert str(inspected.value) == str(error)
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+def test_non_finite_kspace_found_at_construction_with_check_values(tmp_path, singlecoil_volume, make_bad_volume,
+                                                                   bad_kinds, kind):
+    path = make_bad_volume(singlecoil_volume, tmp_path, kind)
+    with pytest.raises(FastMRIDataError) as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil", check_values=True)
+    error = raised.value
+    assert error.slice_index == 1
+    assert path.name in str(error)
+    assert "slice 1" in str(error)
+    assert bad_kinds[kind] in str(error)
+    assert "kspace" in error.problem
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+def test_non_finite_kspace_found_when_read_without_check_values(tmp_path, singlecoil_volume, make_bad_volume,
+                                                                bad_kinds, kind):
+    path = make_bad_volume(singlecoil_volume, tmp_path, kind)
+    dataset = FastMRISliceDataset(tmp_path, "singlecoil")  # check_values=False: only structure checked
+    assert len(dataset) == 3
+    assert torch.isfinite(torch.view_as_real(dataset[0].kspace)).all()
+    assert torch.isfinite(torch.view_as_real(dataset[2].kspace)).all()
+    with pytest.raises(FastMRIDataError) as raised:
+        dataset[1]
+    error = raised.value
+    assert error.path == path and error.slice_index == 1
+    assert path.name in str(error) and "slice 1" in str(error)
+    assert bad_kinds[kind] in str(error)
+
+
+def test_non_finite_target_is_found(tmp_path, singlecoil_volume, copy_volume):
+    path = copy_volume(singlecoil_volume, tmp_path / "nan_target.h5")
+    with h5py.File(path, "r+") as hf:
+        hf["reconstruction_esc"][2, 3, 3] = np.nan
+    with pytest.raises(FastMRIDataError, match=r"nan_target\.h5, slice 2: .*reconstruction_esc.*NaN"):
+        FastMRISliceDataset(tmp_path, "singlecoil", check_values=True)
+    dataset = FastMRISliceDataset(tmp_path, "singlecoil")
+    dataset[1]
+    with pytest.raises(FastMRIDataError, match=r"nan_target\.h5, slice 2: reconstruction_esc contains NaN"):
+        dataset[2]
+
+
+def test_multicoil_non_finite_kspace(tmp_path, multicoil_volume, make_bad_volume):
+    path = make_bad_volume(multicoil_volume, tmp_path, "nan", challenge="multicoil")
+    with pytest.raises(FastMRIDataError, match="slice 1") as raised:
+        FastMRISliceDataset(tmp_path, "multicoil", check_values=True)
+    assert path.name in str(raised.value)
+
+
+def test_truncated_multicoil_file(tmp_path, multicoil_volume, make_bad_volume):
+    path = make_bad_volume(multicoil_volume, tmp_path, "truncated", challenge="multicoil")
+    with pytest.raises(FastMRIDataError, match="truncated") as raised:
+        FastMRISliceDataset(tmp_path, "multicoil")
+    assert path.name in str(raised.value)
+
+
+def test_file_of_the_other_challenge_is_rejected(tmp_path, singlecoil_volume, multicoil_volume, copy_volume):
+    single = copy_volume(singlecoil_volume, tmp_path / "single" / "a.h5")
+    multi = copy_volume(multicoil_volume, tmp_path / "multi" / "b.h5")
+    with pytest.raises(FastMRIDataError, match=r"a\.h5: 'kspace' has shape \(3, 32, 16\); multicoil expects 4"):
+        FastMRISliceDataset(single.parent, "multicoil")
+    with pytest.raises(FastMRIDataError, match=r"b\.h5: 'kspace' has shape \(3, 3, 32, 16\); singlecoil expects 3"):
+        FastMRISliceDataset(multi.parent, "singlecoil")
+
+
+def test_empty_kspace_is_rejected(tmp_path):
+    geometry = KspaceGeometry((16, 8, 1), (8, 8, 1), 0, 8)
+    path = write_volume(tmp_path / "empty.h5", np.zeros((0, 16, 8), np.complex64), None, "singlecoil", geometry)
+    with pytest.raises(FastMRIDataError, match=r"empty\.h5: 'kspace' has no slices"):
+        FastMRISliceDataset(tmp_path, "singlecoil", require_target=False)
+    assert path.exists()
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no .h5 files") as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil")
+    assert str(tmp_path) in str(raised.value)
+
+
+def test_missing_folder(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match="does not exist") as raised:
+        FastMRISliceDataset(missing, "singlecoil")
+    assert "nowhere" in str(raised.value)
+
+
+def test_folder_that_is_a_file(singlecoil_volume):
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        list_volumes(singlecoil_volume)
+
+
+def test_unknown_challenge(singlecoil_root):
+    with pytest.raises(ValueError, match="'bogus'.*singlecoil, multicoil"):
+        FastMRISliceDataset(singlecoil_root / "singlecoil_train", "bogus")
+    with pytest.raises(ValueError, match="bogus"):
+        inspect_volume(files_of(singlecoil_root / "singlecoil_train")[0], "bogus")
+
+
+def test_invalid_on_bad_file(singlecoil_root):
+    with pytest.raises(ValueError, match="on_bad_file.*'ignore'"):
+        FastMRISliceDataset(singlecoil_root / "singlecoil_train", "singlecoil", on_bad_file="ignore")
+
+
+def test_list_volumes_sorted_and_only_h5(tmp_path, singlecoil_volume, copy_volume):
+    for name in ("c.h5", "a.h5", "b.h5"):
+        copy_volume(singlecoil_volume, tmp_path / name)
+    (tmp_path / "d.txt").write_text("x")
+    (tmp_path / "e.h5").mkdir()
+    assert list_volumes(tmp_path) == [tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"]
+
+
+# --------------------------------------------------------------------------- on_bad_file="skip"
+
+
+def test_skip_bad_files_warns_once(tmp_path, singlecoil_root, copy_volume, make_bad_volume):
+    good = files_of(singlecoil_root / "singlecoil_train")
+    for path in good:
+        copy_volume(path, tmp_path)
+    source = good[0]
+    bad = [
+        make_bad_volume(source, tmp_path, "not_hdf5", name="0_random.h5"),
+        make_bad_volume(source, tmp_path, "truncated", name="1_truncated.h5"),
+        make_bad_volume(source, tmp_path, "no_kspace", name="2_no_kspace.h5"),
+        make_bad_volume(source, tmp_path, "nan", name="zz_nan.h5"),
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip", check_values=True)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert issubclass(caught[0].category, UserWarning)
+    assert "skipped 4 bad file(s)" in message
+    for path in bad:
+        assert path.name in message
+    assert "slice 1" in message  # the NaN file's slice
+    assert [error.path for error in dataset.skipped] == bad
+    assert all(isinstance(error, FastMRIDataError) for error in dataset.skipped)
+    assert list(dataset.volumes) == [tmp_path / p.name for p in good]
+    assert len(dataset) == 6
+    assert {dataset[i].metadata.file.name for i in range(len(dataset))} == {p.name for p in good}
+    assert [dataset[i].metadata.slice_index for i in range(len(dataset))] == [0, 1, 2, 0, 1, 2]
+
+
+def test_skip_with_no_bad_file_does_not_warn(singlecoil_root):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dataset = FastMRISliceDataset(singlecoil_root / "singlecoil_val", "singlecoil", on_bad_file="skip")
+    assert len(dataset) == 3 and dataset.skipped == []
+
+
+def test_skip_when_all_files_are_bad_raises(tmp_path, singlecoil_volume, make_bad_volume):
+    make_bad_volume(singlecoil_volume, tmp_path, "not_hdf5")
+    make_bad_volume(singlecoil_volume, tmp_path, "no_kspace")
+    with pytest.warns(UserWarning, match="skipped 2 bad file"):
+        with pytest.raises(FileNotFoundError, match="no usable fastMRI volume"):
+            FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip")
+
+
+def test_raise_policy_stops_at_first_bad_file(tmp_path, singlecoil_volume, copy_volume, make_bad_volume):
+    copy_volume(singlecoil_volume, tmp_path / "a_good.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "no_kspace", name="b_bad.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "not_hdf5", name="c_bad.h5")
+    with pytest.raises(FastMRIDataError) as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="raise")
+    assert raised.value.path.name == "b_bad.h5"
+
+
+# --------------------------------------------------------------------------- resolve_split_folder
+
+
+def test_resolve_split_folder_of_a_fastmri_root(singlecoil_root, multicoil_root):
+    assert resolve_split_folder(singlecoil_root, "singlecoil", "train") == singlecoil_root / "singlecoil_train"
+    assert resolve_split_folder(singlecoil_root, "singlecoil", "test") == singlecoil_root / "singlecoil_test"
+    assert resolve_split_folder(str(multicoil_root), "multicoil", "val") == multicoil_root / "multicoil_val"
+
+
+def test_resolve_split_folder_of_h5_files(singlecoil_root):
+    folder = singlecoil_root / "singlecoil_val"
+    for split in ("train", "val", "test"):
+        assert resolve_split_folder(folder, "singlecoil", split) == folder
+
+
+def test_resolve_split_folder_otherwise_fails(tmp_path, singlecoil_root):
+    with pytest.raises(FileNotFoundError, match="multicoil_train"):
+        resolve_split_folder(singlecoil_root, "multicoil", "train")  # root of the other challenge
+    with pytest.raises(FileNotFoundError):
+        resolve_split_folder(tmp_path, "singlecoil", "train")  # empty
+    with pytest.raises(FileNotFoundError):
+        resolve_split_folder(tmp_path / "missing", "singlecoil", "train")
+    with pytest.raises(ValueError, match="split"):
+        resolve_split_folder(singlecoil_root, "singlecoil", "validation")
+    with pytest.raises(ValueError, match="challenge"):
+        resolve_split_folder(singlecoil_root, "bogus", "train")
+
+
+# --------------------------------------------------------------------------- inspect_volume
+
+
+def test_inspect_volume_describes_a_good_file(multicoil_volume):
+    info = inspect_volume(multicoil_volume, "multicoil", check_values=True)
+    assert info.path == multicoil_volume
+    assert info.num_slices == 3
+    assert info.slice_shape == (3, 32, 16)
+    assert info.num_coils == 3
+    assert info.has_target is True
+    with h5py.File(multicoil_volume, "r") as hf:
+        assert info.max_value == float(hf.attrs["max"])
+    assert info.geometry == KspaceGeometry((32, 16, 1), (16, 16, 1), 0, 16)
+
+
+# --------------------------------------------------------------------------- ISMRMRD header
+
+
+GEOMETRIES = [
+    KspaceGeometry((640, 368, 1), (320, 320, 1), 17, 351),  # fastMRI knee
+    KspaceGeometry((640, 320, 1), (320, 320, 1), 0, 320),  # fastMRI brain
+    KspaceGeometry((32, 16, 1), (16, 16, 1), 0, 16),
+    KspaceGeometry((32, 36, 1), (16, 16, 1), 3, 30),  # asymmetric padding
+    KspaceGeometry((32, 17, 1), (16, 16, 1), 2, 15),  # odd width
+]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("num_coils", [1, 15])
+def test_header_round_trip(geometry, num_coils):
+    header = build_header(geometry, num_coils)
+    assert isinstance(header, bytes)
+    assert f"<receiverChannels>{num_coils}</receiverChannels>".encode() in header
+    assert parse_geometry(header) == geometry
+    assert parse_geometry(header.decode()) == geometry
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES[2:])
+def test_written_geometry_gives_fastmri_padding(tmp_path, geometry):
+    rows, cols, _ = geometry.encoded_size
+    rng = np.random.default_rng(0)
+    kspace = (rng.standard_normal((2, rows, cols)) + 1j * rng.standard_normal((2, rows, cols))).astype(np.complex64)
+    target = rng.random((2, 16, 16)).astype(np.float32)
+    write_volume(tmp_path / "v.h5", kspace, target, "singlecoil", geometry)
+    _, _, _, attrs, _, _ = SliceDataset(tmp_path, "singlecoil")[1]
+    assert (attrs["padding_left"], attrs["padding_right"]) == (geometry.padding_left, geometry.padding_right)
+    assert tuple(attrs["encoding_size"]) == geometry.encoded_size
+    assert tuple(attrs["recon_size"]) == geometry.recon_size
+    assert inspect_volume(tmp_path / "v.h5", "singlecoil").geometry == geometry
+    item = FastMRISliceDataset(tmp_path, "singlecoil")[1]
+    assert (item.metadata.padding_left, item.metadata.padding_right) == (geometry.padding_left,
+                                                                          geometry.padding_right)
+
+
+def test_parse_geometry_of_a_real_fastmri_style_header():
+    """A header in the layout of real fastMRI knee files (extra fields, other limits)."""
+    header = b"""<?xml version="1.0" encoding="utf-8"?>
+<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD" xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <studyInformation><studyTime>12:00:00</studyTime></studyInformation>
+  <encoding>
+    <encodedSpace><matrixSize><x>640</x><y>372</y><z>1</z></matrixSize></encodedSpace>
+    <reconSpace><matrixSize><x>320</x><y>320</y><z>1</z></matrixSize></reconSpace>
+    <trajectory>cartesian</trajectory>
+    <encodingLimits>
+      <kspace_encoding_step_1><minimum>0</minimum><maximum>334</maximum><center>168</center></kspace_encoding_step_1>
+      <kspace_encoding_step_2><minimum>0</minimum><maximum>0</maximum><center>0</center></kspace_encoding_step_2>
+    </encodingLimits>
+  </encoding>
+</ismrmrdHeader>"""
+    geometry = parse_geometry(header)
+    # fastMRI: padding_left = 372 // 2 - 168 = 18, padding_right = 18 + 334 + 1 = 353
+    assert geometry == KspaceGeometry((640, 372, 1), (320, 320, 1), 18, 353)
+    assert geometry.acquired_width == 335
+
+
+def test_parse_geometry_names_a_missing_field():
+    header = build_header(GEOMETRIES[2], 1).replace(b"<center>8</center></kspace_encoding_step_1>",
+                                                    b"</kspace_encoding_step_1>")
+    with pytest.raises(ValueError, match="kspace_encoding_step_1/center"):
+        parse_geometry(header)
+
+
+def test_parse_geometry_needs_the_namespace():
+    header = build_header(GEOMETRIES[2], 1).replace(b' xmlns="http://www.ismrm.org/ISMRMRD"', b"")
+    with pytest.raises(ValueError, match="namespace"):
+        parse_geometry(header)
+
+
+def test_parse_geometry_of_malformed_xml_raises_value_error():
+    with pytest.raises(ValueError, match="XML"):
+        parse_geometry(b"<ismrmrdHeader><encoding>")

@@ -1,0 +1,181 @@
+"""``mri-rl data synth`` and ``mri-rl data check``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+from mri_rl.cli import main
+from mri_rl.data.fastmri_files import FastMRISliceDataset
+
+SMALL = ["--slices", "2", "--size", "16", "--no-progress"]
+
+
+def files_of(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.h5"))
+
+
+# --------------------------------------------------------------------------- data synth
+
+
+def test_synth_writes_fastmri_layout(tmp_path, capsys):
+    out = tmp_path / "root"
+    status = main(["data", "synth", str(out), "--volumes", "3", "--val-volumes", "1", "--test-volumes", "2", *SMALL])
+    assert status == 0
+    counts = {p.name: len(files_of(p)) for p in out.iterdir()}
+    assert counts == {"singlecoil_train": 3, "singlecoil_val": 1, "singlecoil_test": 2}
+    stdout = capsys.readouterr().out
+    assert f"{out / 'singlecoil_train'}: 3 volume(s)" in stdout
+    assert "wrote 6 file(s): 2 slices each, k-space (32, 16), target 16x16" in stdout
+    dataset = FastMRISliceDataset(out / "singlecoil_train", "singlecoil", check_values=True)
+    assert len(dataset) == 3 * 2
+    assert tuple(dataset[0].kspace.shape) == (32, 16)
+
+
+def test_synth_multicoil_with_padding(tmp_path, capsys):
+    status = main(["data", "synth", str(tmp_path), "--challenge", "multicoil", "--coils", "2", "--volumes", "1",
+                   "--val-volumes", "0", "--test-volumes", "0", "--kspace-width", "20", "--padding", "2",
+                   "--seed", "4", *SMALL])
+    assert status == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["multicoil_train"]
+    (path,) = files_of(tmp_path / "multicoil_train")
+    assert path.name == "synthetic_s4_train_000.h5"
+    with h5py.File(path, "r") as hf:
+        assert hf["kspace"].shape == (2, 2, 32, 20)
+        assert hf["reconstruction_rss"].shape == (2, 16, 16)
+        assert (hf["kspace"][..., :2] == 0).all() and (hf["kspace"][..., 18:] == 0).all()
+    assert "wrote 1 file(s)" in capsys.readouterr().out
+
+
+def test_synth_is_reproducible(tmp_path):
+    args = ["--volumes", "1", "--val-volumes", "0", "--test-volumes", "0", *SMALL]
+    assert main(["data", "synth", str(tmp_path / "a"), *args]) == 0
+    assert main(["data", "synth", str(tmp_path / "b"), *args]) == 0
+    (a,) = files_of(tmp_path / "a" / "singlecoil_train")
+    (b,) = files_of(tmp_path / "b" / "singlecoil_train")
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "keyword"),
+    [
+        (["--padding", "8"], "padding"),
+        (["--size", "4"], "size"),
+        (["--volumes", "-1"], "--volumes"),
+        (["--val-volumes", "-2"], "--val-volumes"),
+    ],
+)
+def test_synth_invalid_arguments_fail_cleanly(tmp_path, capsys, args, keyword):
+    status = main(["data", "synth", str(tmp_path / "out"), *SMALL, *args])
+    assert status == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("mri-rl: error:")
+    assert keyword in captured.err
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- data check
+
+
+def test_check_good_folder(singlecoil_root, capsys):
+    folder = singlecoil_root / "singlecoil_train"
+    assert main(["data", "check", str(folder), "--challenge", "singlecoil", "--require-target"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    files = files_of(folder)
+    assert len(lines) == len(files) + 1
+    for line, path in zip(lines, files):
+        assert line == (f"OK  {path.name}: slices=3 kspace=(32, 16) coils=1 padding=[0,16) target=yes")
+    assert lines[-1] == "2 file(s), 0 bad"
+
+
+def test_check_good_multicoil_and_knee_folders(multicoil_root, knee_geometry_file, capsys):
+    assert main(["data", "check", str(multicoil_root / "multicoil_val"), "--challenge", "multicoil"]) == 0
+    assert main(["data", "check", str(knee_geometry_file), "--challenge", "singlecoil"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"OK  \S+\.h5: slices=3 kspace=\(3, 32, 16\) coils=3 padding=\[0,16\) target=yes", lines[0])
+    assert lines[1] == "1 file(s), 0 bad"
+    assert re.fullmatch(r"OK  \S+\.h5: slices=1 kspace=\(640, 368\) coils=1 padding=\[17,351\) target=yes",
+                        lines[2])
+
+
+def test_check_wrong_challenge_is_bad(multicoil_root, capsys):
+    assert main(["data", "check", str(multicoil_root / "multicoil_val"), "--challenge", "singlecoil"]) == 1
+    out = capsys.readouterr().out
+    assert "BAD " in out and "singlecoil expects 3 dims" in out
+
+
+def test_check_folder_with_bad_files(tmp_path, singlecoil_volume, copy_volume, make_bad_volume, bad_kinds, capsys):
+    good = copy_volume(singlecoil_volume, tmp_path / "good.h5")
+    bad = {kind: make_bad_volume(singlecoil_volume, tmp_path, kind) for kind in bad_kinds}
+    (tmp_path / "notes.txt").write_text("ignored")
+
+    status = main(["data", "check", str(tmp_path), "--challenge", "singlecoil", "--require-target"])
+    assert status == 1
+    lines = capsys.readouterr().out.splitlines()
+    by_file = {line.split(":")[0].split()[-1]: line for line in lines[:-1]}
+    assert set(by_file) == {good.name} | {p.name for p in bad.values()}
+    assert by_file[good.name].startswith("OK  good.h5: slices=3")
+    for kind, path in bad.items():
+        line = by_file[path.name]
+        assert line.startswith(f"BAD {path.name}: ")
+        assert bad_kinds[kind] in line
+    assert by_file[bad["nan"].name].endswith("(slice 1)")
+    assert by_file[bad["inf"].name].endswith("(slice 1)")
+    assert lines[-1] == f"{len(bad) + 1} file(s), {len(bad)} bad"
+
+
+def test_check_without_require_target_accepts_test_split_files(tmp_path, singlecoil_volume, make_bad_volume,
+                                                               capsys):
+    path = make_bad_volume(singlecoil_volume, tmp_path, "no_target", name="test_volume.h5")
+    assert main(["data", "check", str(tmp_path), "--challenge", "singlecoil"]) == 0
+    assert f"OK  {path.name}: slices=3 kspace=(32, 16) coils=1 padding=[0,16) target=no" in capsys.readouterr().out
+    assert main(["data", "check", str(tmp_path), "--challenge", "singlecoil", "--require-target"]) == 1
+    assert f"BAD {path.name}: no target dataset 'reconstruction_esc'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("which", ["missing", "empty", "file"])
+def test_check_missing_or_empty_folder(tmp_path, singlecoil_volume, capsys, which):
+    folder = {"missing": tmp_path / "missing", "empty": tmp_path, "file": singlecoil_volume}[which]
+    assert main(["data", "check", str(folder), "--challenge", "singlecoil"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("mri-rl: error: data folder")
+    assert str(folder) in captured.err
+    keyword = {"missing": "does not exist", "empty": "no .h5 files", "file": "not a directory"}[which]
+    assert keyword in captured.err
+
+
+def test_check_unknown_challenge_is_a_usage_error(singlecoil_root, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["data", "check", str(singlecoil_root / "singlecoil_train"), "--challenge", "bogus"])
+    assert raised.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_check_requires_challenge(singlecoil_root, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["data", "check", str(singlecoil_root / "singlecoil_train")])
+    assert raised.value.code == 2
+    assert "--challenge" in capsys.readouterr().err
+
+
+def test_data_without_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["data"])
+    assert raised.value.code == 2
+
+
+# --------------------------------------------------------------------------- python -m mri_rl
+
+
+def test_module_entry_point_help():
+    result = subprocess.run([sys.executable, "-m", "mri_rl", "data", "--help"], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "synth" in result.stdout and "check" in result.stdout
+    assert result.stdout.startswith("usage: mri-rl data")
