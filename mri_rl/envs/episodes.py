@@ -44,8 +44,9 @@ class AcquisitionEpisodes:
             raise ValueError(f"budget must be a positive number of columns (or None), got {budget}")
         if initial_lines < 1:
             raise ValueError(f"initial_lines must be >= 1 (the observation is scaled by them), got {initial_lines}")
-        if initial_lines >= source.width:
-            raise ValueError(f"initial_lines ({initial_lines}) leaves no column of {source.width} to acquire")
+        if initial_lines >= source.measurable_columns:
+            raise ValueError(f"initial_lines ({initial_lines}) leaves no column to acquire: the slices have "
+                             f"{source.measurable_columns} measurable columns of {source.width}")
         if num_episodes < 1:
             raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
         if lookahead_batch_size < 1:

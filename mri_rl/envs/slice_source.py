@@ -60,6 +60,12 @@ class SliceSource:
         return 1 if len(self.kspace_shape) == 2 else self.kspace_shape[0]
 
     @property
+    def measurable_columns(self) -> int:
+        """Fewest measurable (not zero-filled) phase-encode columns among the slices."""
+        samples = (self.dataset.raw_samples[i] for i in self.indices)
+        return min(int(meta["padding_right"]) - int(meta["padding_left"]) for _, _, meta in samples)
+
+    @property
     def width(self) -> int:
         """Phase-encode columns (the number of actions)."""
         return self.kspace_shape[-1]

@@ -1,0 +1,456 @@
+"""The single environment ``mri_rl/ActiveAcquisition-v0``: API, known answers, errors."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import h5py
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.utils.env_checker import check_env
+
+from mri_rl.data import TARGET_KEYS
+from mri_rl.envs import ActiveAcquisitionEnv
+
+METRICS = ("mse", "nmse", "ssim", "psnr")
+LOWER_IS_BETTER = {"mse": True, "nmse": True, "ssim": False, "psnr": False}
+INFINITE_BOX_WARNINGS = (
+    "A Box observation space minimum value is -infinity",
+    "A Box observation space maximum value is infinity",
+)
+
+
+def read_target(path: Path, challenge: str, slice_index: int) -> np.ndarray:
+    with h5py.File(path, "r") as hf:
+        return hf[TARGET_KEYS[challenge]][slice_index]
+
+
+def only_file(folder: Path) -> Path:
+    files = sorted(folder.glob("*.h5"))
+    assert len(files) == 1
+    return files[0]
+
+
+def free_columns(info: dict) -> list[int]:
+    return [int(c) for c in np.flatnonzero(info["action_mask"])]
+
+
+def run_episode(env: gym.Env, actions, **reset_kwargs):
+    """Reset, then step ``actions`` until terminated; returns (observations, rewards, infos, terminated flags)."""
+    obs, info = env.reset(**reset_kwargs)
+    observations, rewards, infos, terminations = [obs], [], [info], []
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert truncated is False
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+        terminations.append(terminated)
+        if terminated:
+            break
+    return observations, rewards, infos, terminations
+
+
+# ------------------------------------------------------------------- env checker
+@pytest.mark.parametrize("folder_fixture, challenge", [
+    ("singlecoil_train", "singlecoil"),
+    ("multicoil_train", "multicoil"),
+    ("knee_geometry_file", "singlecoil"),
+    ("padded_folder", "singlecoil"),
+])
+def test_check_env_passes(request, make_env, folder_fixture, challenge):
+    env = make_env(request.getfixturevalue(folder_fixture), challenge=challenge, budget=3, initial_lines=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+    messages = [str(w.message) for w in caught]
+    unexpected = [m for m in messages if not any(allowed in m for allowed in INFINITE_BOX_WARNINGS)]
+    assert unexpected == []
+    # the two warnings about the unbounded reconstruction Box are the only ones, by design
+    assert sum(any(allowed in m for m in messages) for allowed in INFINITE_BOX_WARNINGS) == 2
+
+
+# ------------------------------------------------------------------- spaces
+def test_spaces_of_small_data(make_env, singlecoil_train):
+    env = make_env(singlecoil_train)
+    assert env.action_space == spaces.Discrete(16)
+    space = env.observation_space
+    assert isinstance(space, spaces.Dict) and set(space.spaces) == {"reconstruction", "mask"}
+    box = space["reconstruction"]
+    assert isinstance(box, spaces.Box) and box.shape == (1, 16, 16) and box.dtype == np.float32
+    assert space["mask"] == spaces.MultiBinary(16)
+
+
+def test_spaces_of_knee_geometry(make_env, knee_geometry_file):
+    env = make_env(knee_geometry_file)
+    assert env.action_space == spaces.Discrete(368)
+    assert env.observation_space["reconstruction"].shape == (1, 320, 320)
+    assert env.observation_space["mask"] == spaces.MultiBinary(368)
+
+
+def test_observation_and_info_types(make_env, singlecoil_train):
+    env = make_env(singlecoil_train, budget=3)
+    obs, info = env.reset(seed=0)
+    for step in range(4):
+        assert env.observation_space.contains(obs)
+        assert obs["reconstruction"].dtype == np.float32 and obs["reconstruction"].shape == (1, 16, 16)
+        assert obs["mask"].dtype == np.int8 and obs["mask"].shape == (16,)
+        assert np.isfinite(obs["reconstruction"]).all()
+        assert info["action_mask"].dtype == np.int8
+        np.testing.assert_array_equal(info["action_mask"], env.unwrapped.action_masks().astype(np.int8))
+        np.testing.assert_array_equal(info["action_mask"], 1 - obs["mask"])
+        assert env.unwrapped.action_masks().dtype == bool
+        for name in METRICS:
+            assert isinstance(info[name], float)
+        assert info["steps"] == step
+        if step == 3:
+            break
+        obs, reward, terminated, truncated, info = env.step(free_columns(info)[0])
+        assert isinstance(reward, float) and isinstance(terminated, bool) and truncated is False
+
+
+def test_observation_is_reconstruction_scaled_by_initial_zero_filled_max(make_env, one_volume_folder):
+    env = make_env(one_volume_folder, budget=None)
+    obs, info = env.reset(seed=0, options={"index": 0})
+    episodes = env.unwrapped.episodes
+    # zero-filled: at reset the observation is the zero-filled image divided by its own maximum
+    assert obs["reconstruction"].max() == pytest.approx(1.0, abs=1e-6)
+    scale = float(episodes.reconstruction[0].max())
+    for column in free_columns(info)[:3]:
+        obs, *_ = env.step(column)
+        np.testing.assert_allclose(obs["reconstruction"][0] * scale, episodes.reconstruction[0].numpy(),
+                                   rtol=1e-5, atol=1e-7 * scale)
+
+
+# ------------------------------------------------------------------- known answers
+@pytest.mark.parametrize("metric", METRICS)
+def test_rewards_are_metric_improvements_and_telescope(make_env, singlecoil_train, metric):
+    env = make_env(singlecoil_train, budget=6, reward_metric=metric)
+    obs, info = env.reset(seed=11)
+    free = free_columns(info)
+    rng = np.random.default_rng(0)
+    actions = list(rng.choice(free, size=5, replace=False))
+    actions.insert(2, actions[1])  # one repeated column
+    _, rewards, infos, terminations = run_episode(env, actions, seed=11)
+    assert terminations == [False] * 5 + [True]
+    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
+    for t, reward in enumerate(rewards):
+        assert reward == pytest.approx(sign * (infos[t][metric] - infos[t + 1][metric]), rel=1e-9, abs=1e-12)
+    assert rewards[2] == 0.0
+    assert sum(rewards) == pytest.approx(sign * (infos[0][metric] - infos[-1][metric]), rel=1e-9, abs=1e-12)
+    assert sum(abs(r) for r in rewards) > 0  # the episode did change the metric
+
+
+@pytest.mark.parametrize("folder_fixture, challenge", [
+    ("one_volume_folder", "singlecoil"),
+    ("one_multicoil_folder", "multicoil"),
+    ("padded_folder", "singlecoil"),
+])
+def test_zero_filled_with_every_column_reproduces_target(request, make_env, folder_fixture, challenge):
+    folder = request.getfixturevalue(folder_fixture)
+    env = make_env(folder, challenge=challenge, budget=None, initial_lines=2)
+    obs, info = env.reset(seed=0, options={"index": 1})
+    free = free_columns(info)
+    assert info["mse"] > 1e-4 and info["ssim"] < 0.95  # two columns are far from the target
+    for i, column in enumerate(free):
+        obs, reward, terminated, truncated, info = env.step(column)
+        assert terminated == (i == len(free) - 1)
+    assert obs["mask"].all() and not info["action_mask"].any()
+    assert info["sampling_rate"] == pytest.approx(1.0)
+    assert info["mse"] < 1e-10 and info["nmse"] < 1e-8
+    assert info["ssim"] == pytest.approx(1.0, abs=1e-4)
+    assert info["psnr"] > 80
+    target = read_target(only_file(folder), challenge, 1)
+    reconstruction = env.unwrapped.episodes.reconstruction[0].numpy()
+    np.testing.assert_allclose(reconstruction, target, rtol=1e-4, atol=1e-5 * target.max())
+    with pytest.raises(RuntimeError):
+        env.unwrapped.step(free[0])
+
+
+def test_knee_geometry_reset_mask(make_env, knee_geometry_file):
+    env = make_env(knee_geometry_file, initial_lines=8, budget=2)
+    obs, info = env.reset(seed=0)
+    mask = obs["mask"]
+    assert mask.shape == (368,)
+    assert mask[:17].all() and mask[351:].all()  # zero-filled edges count as acquired
+    assert mask[180:188].all()  # the 8 lowest frequencies around the centre column 184
+    assert mask.sum() == 17 + 17 + 8
+    expected = np.zeros(368, dtype=np.int8)
+    expected[:17] = expected[351:] = expected[180:188] = 1
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(info["action_mask"], 1 - expected)
+    np.testing.assert_array_equal(env.unwrapped.action_masks(), expected == 0)
+    assert info["acquired_columns"] == 8
+    assert info["sampling_rate"] == pytest.approx(8 / 334)
+    # a padded column is already acquired: reward 0, nothing changes, a step is spent
+    obs2, reward, terminated, _, info2 = env.step(0)
+    assert reward == 0.0 and not terminated and info2["steps"] == 1
+    np.testing.assert_array_equal(obs2["reconstruction"], obs["reconstruction"])
+    obs3, reward, terminated, _, info3 = env.step(200)
+    assert terminated and reward != 0.0 and obs3["mask"][200] == 1 and info3["acquired_columns"] == 9
+
+
+def test_initial_lines_on_odd_width(make_env, tmp_path):
+    from mri_rl.data import SyntheticSpec, write_synthetic_dataset
+
+    spec = SyntheticSpec(challenge="singlecoil", size=16, kspace_width=17, num_slices=1)
+    write_synthetic_dataset(tmp_path, spec, {"train": 1}, progress=False)
+    env = make_env(tmp_path / "singlecoil_train", initial_lines=3)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(np.flatnonzero(obs["mask"]), [7, 8, 9])
+
+
+def test_repeated_column_gives_zero_and_spends_budget(make_env, singlecoil_train):
+    env = make_env(singlecoil_train, budget=3)
+    obs0, info0 = env.reset(seed=5)
+    column = free_columns(info0)[0]
+    obs1, reward1, terminated, _, info1 = env.step(column)
+    assert reward1 != 0.0 and not terminated
+    obs2, reward2, terminated, _, info2 = env.step(column)
+    assert reward2 == 0.0 and not terminated
+    for key in obs1:
+        np.testing.assert_array_equal(obs2[key], obs1[key])
+    for name in METRICS:
+        assert info2[name] == info1[name]
+    assert info2["steps"] == 2 and info2["acquired_columns"] == info1["acquired_columns"]
+    initial_column = int(np.flatnonzero(obs0["mask"])[0])  # acquired at reset
+    _, reward3, terminated, _, info3 = env.step(initial_column)
+    assert reward3 == 0.0 and terminated and info3["steps"] == 3
+
+
+def test_out_of_range_action_raises_without_spending_budget(make_env, singlecoil_train):
+    env = make_env(singlecoil_train, budget=2)
+    _, info = env.reset(seed=0)
+    for bad in (-1, 16, 1000):
+        with pytest.raises(ValueError, match="outside"):
+            env.unwrapped.step(bad)
+    with pytest.raises(ValueError):
+        env.unwrapped.step(1.5)
+    free = free_columns(info)
+    _, _, terminated, _, info = env.step(free[0])
+    assert not terminated and info["steps"] == 1
+    _, _, terminated, _, _ = env.step(free[1])
+    assert terminated
+
+
+def test_same_seed_same_episode(make_env, singlecoil_train):
+    actions = [3, 12, 3, 0, 9, 15]
+    first = run_episode(make_env(singlecoil_train, budget=6), actions, seed=42)
+    second = run_episode(make_env(singlecoil_train, budget=6), actions, seed=42)
+    assert first[1] == second[1]
+    assert [i["slice_id"] for i in first[2]] == [i["slice_id"] for i in second[2]]
+    for a, b in zip(first[0], second[0]):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    # seeding fixes the whole sequence of slices of later unseeded resets too
+    env_a, env_b = make_env(singlecoil_train), make_env(singlecoil_train)
+    env_a.reset(seed=3)
+    env_b.reset(seed=3)
+    slices_a = [env_a.reset()[1]["slice_id"] for _ in range(8)]
+    slices_b = [env_b.reset()[1]["slice_id"] for _ in range(8)]
+    assert slices_a == slices_b
+    assert len(set(slices_a)) > 1
+    # and different seeds do not all draw the same slice
+    assert len({make_env(singlecoil_train).reset(seed=s)[1]["slice_id"] for s in range(12)}) > 1
+
+
+def test_options_index_selects_slice(make_env, one_volume_folder):
+    env = make_env(one_volume_folder)
+    assert env.unwrapped.num_slices == 3
+    path = only_file(one_volume_folder)
+    for index in (2, 0, 1, 2):
+        obs, info = env.reset(seed=index, options={"index": index})
+        assert info["slice_id"] == index
+        np.testing.assert_array_equal(env.unwrapped.episodes.target[0].numpy(),
+                                      read_target(path, "singlecoil", index))
+        obs_again, _ = env.reset(seed=100 + index, options={"index": np.int64(index)})
+        np.testing.assert_array_equal(obs_again["reconstruction"], obs["reconstruction"])
+    for bad in (-1, 3, 1.0, "1", [0]):
+        with pytest.raises(ValueError, match="index"):
+            env.reset(options={"index": bad})
+
+
+def test_terminates_after_exactly_budget_steps(make_env, singlecoil_train):
+    env = make_env(singlecoil_train, budget=5)
+    _, info = env.reset(seed=1)
+    free = free_columns(info)
+    actions = [free[0], free[1], free[1], free[2], free[3]]  # one repeat: still a step
+    for t, action in enumerate(actions, start=1):
+        _, _, terminated, truncated, info = env.step(action)
+        assert terminated == (t == 5) and truncated is False
+        assert info["steps"] == t
+    assert info["acquired_columns"] == 2 + 4
+    with pytest.raises(RuntimeError):
+        env.unwrapped.step(free[5])
+
+
+@pytest.mark.parametrize("budget", [100, None])
+def test_terminates_when_no_column_is_left(make_env, one_volume_folder, budget):
+    env = make_env(one_volume_folder, budget=budget, initial_lines=3)
+    _, info = env.reset(seed=0)
+    free = free_columns(info)
+    assert len(free) == 13
+    for t, column in enumerate(free, start=1):
+        _, _, terminated, _, info = env.step(column)
+        assert terminated == (t == 13)
+    assert info["steps"] == 13
+
+
+def test_step_before_reset_and_after_termination_raises(one_volume_folder):
+    env = ActiveAcquisitionEnv(one_volume_folder, budget=1, initial_lines=2)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+    env.reset(seed=0)
+    _, _, terminated, _, _ = env.step(0)
+    assert terminated
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(1)
+    env.reset()
+    env.step(1)  # a new episode steps again
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"reward_metric": "foo"}, "reward_metric"),
+    ({"budget": 0}, "budget"),
+    ({"budget": -3}, "budget"),
+    ({"initial_lines": 0}, "initial_lines"),
+    ({"initial_lines": 16}, "initial_lines"),
+    ({"initial_lines": 40}, "initial_lines"),
+    ({"challenge": "tricoil"}, "challenge"),
+    ({"on_bad_file": "ignore"}, "on_bad_file"),
+    ({"lookahead_batch_size": 0}, "lookahead_batch_size"),
+    ({"kspace_shape": (64, 64)}, "shape"),
+])
+def test_invalid_config_raises(make_env, singlecoil_train, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        make_env(singlecoil_train, **overrides)
+
+
+def test_initial_lines_filling_every_measurable_column_raises(make_env, padded_folder):
+    # 18 measurable columns of 24: 18 initial lines leave nothing to acquire
+    with pytest.raises(ValueError, match="initial_lines"):
+        make_env(padded_folder, initial_lines=18)
+    env = make_env(padded_folder, initial_lines=17, budget=None)
+    _, info = env.reset(seed=0)
+    assert free_columns(info) == [3]  # measurable [3, 21) around the centre 12: column 3 is the farthest
+    _, _, terminated, _, info = env.step(3)
+    assert terminated and info["sampling_rate"] == pytest.approx(1.0)
+
+
+def test_wrong_challenge_for_data_raises(make_env, multicoil_train):
+    with pytest.raises(ValueError):
+        make_env(multicoil_train, challenge="singlecoil")
+
+
+def test_missing_folder_raises(make_env, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        make_env(tmp_path / "does_not_exist")
+    with pytest.raises(FileNotFoundError):
+        make_env(tmp_path)  # exists, but holds no .h5 file
+
+
+# ------------------------------------------------------------------- hidden state
+def test_observation_does_not_depend_on_ground_truth(make_env, singlecoil_volume, copy_volume, tmp_path):
+    original = copy_volume(singlecoil_volume, tmp_path / "original" / singlecoil_volume.name)
+    doubled = copy_volume(singlecoil_volume, tmp_path / "doubled" / singlecoil_volume.name)
+    key = TARGET_KEYS["singlecoil"]
+    with h5py.File(doubled, "r+") as hf:
+        hf[key][...] = 2.0 * hf[key][()]
+        hf.attrs["max"] = 2.0 * hf.attrs["max"]
+    with h5py.File(original, "r") as a, h5py.File(doubled, "r") as b:
+        np.testing.assert_array_equal(a["kspace"][()], b["kspace"][()])
+        np.testing.assert_allclose(b[key][()], 2.0 * a[key][()])
+    actions = [0, 15, 5, 5, 11]
+    runs = [run_episode(make_env(path.parent, budget=5), actions, seed=0, options={"index": 1})
+            for path in (original, doubled)]
+    (obs_a, rewards_a, infos_a, _), (obs_b, rewards_b, infos_b, _) = runs
+    assert len(obs_a) == len(obs_b) == 6
+    for a, b in zip(obs_a, obs_b):
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+    for a, b in zip(infos_a, infos_b):
+        np.testing.assert_array_equal(a["action_mask"], b["action_mask"])
+        assert a["mse"] != pytest.approx(b["mse"], rel=1e-3)
+        assert a["nmse"] != pytest.approx(b["nmse"], rel=1e-3)
+    assert rewards_a != pytest.approx(rewards_b, rel=1e-3)
+
+
+# ------------------------------------------------------------------- look-ahead
+@pytest.mark.parametrize("metric", ["mse", "ssim"])
+def test_score_actions_equals_reward_of_stepping(make_env, singlecoil_train, metric):
+    env = make_env(singlecoil_train, budget=8, reward_metric=metric)
+    prefix = [2, 13]
+
+    def start():
+        env.reset(seed=21)
+        for action in prefix:
+            env.step(action)
+
+    start()
+    unwrapped = env.unwrapped
+    candidates = list(range(16))
+    obs_before = unwrapped._observation()
+    info_before = unwrapped._info()
+    mask_before = unwrapped.action_masks().copy()
+    scores = unwrapped.score_actions(candidates)
+    assert scores.dtype == np.float64 and scores.shape == (16,)
+    # the state is unchanged
+    for key, value in unwrapped._observation().items():
+        np.testing.assert_array_equal(value, obs_before[key])
+    after = unwrapped._info()
+    for name in METRICS + ("steps", "acquired_columns"):
+        assert after[name] == info_before[name]
+    np.testing.assert_array_equal(unwrapped.action_masks(), mask_before)
+    # acquired columns score exactly 0
+    assert (scores[~mask_before] == 0.0).all()
+    assert (scores[mask_before] != 0.0).all()
+    # each score is the reward that stepping the column gives
+    for column in candidates:
+        start()
+        _, reward, *_ = env.step(column)
+        assert scores[column] == pytest.approx(reward, rel=1e-5, abs=1e-9)
+
+
+def test_score_actions_batch_size_does_not_matter(make_env, singlecoil_train):
+    results = []
+    for batch_size in (1, 3, 1000):
+        env = make_env(singlecoil_train, lookahead_batch_size=batch_size, reward_metric="psnr")
+        env.reset(seed=4)
+        env.step(1)
+        results.append(env.unwrapped.score_actions([0, 1, 5, 9, 14, 15, 7, 8]))
+    for other in results[1:]:
+        np.testing.assert_allclose(other, results[0], rtol=1e-6, atol=1e-9)
+    assert results[0][1] == 0.0
+
+
+def test_score_actions_rejects_bad_columns(make_env, singlecoil_train):
+    env = make_env(singlecoil_train)
+    env.reset(seed=0)
+    for bad in ([-1], [0, 16]):
+        with pytest.raises(ValueError):
+            env.unwrapped.score_actions(bad)
+
+
+def test_single_env_reconstructs_once_per_new_column(make_env, singlecoil_train):
+    from mri_rl.reconstruct import ZeroFilledReconstructor
+
+    class Counting(ZeroFilledReconstructor):
+        calls = 0
+
+        def forward(self, masked_kspace, mask, output_size):
+            Counting.calls += 1
+            return super().forward(masked_kspace, mask, output_size)
+
+    env = make_env(singlecoil_train, reconstructor=Counting(), budget=4)
+    _, info = env.reset(seed=0)
+    assert Counting.calls == 1
+    column = free_columns(info)[0]
+    env.step(column)
+    assert Counting.calls == 2
+    env.step(column)  # a repeat changes nothing: no reconstruction
+    assert Counting.calls == 2
+    env.unwrapped.score_actions([column, free_columns(info)[1], free_columns(info)[2]])
+    assert Counting.calls == 3  # the two new candidates in one batched call

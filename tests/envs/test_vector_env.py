@@ -1,0 +1,236 @@
+"""The batched environment: equal to N single environments, one reconstructor call per step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from mri_rl.reconstruct import UnetReconstructor, ZeroFilledReconstructor
+
+METRICS = ("mse", "nmse", "psnr", "ssim")
+N = 3
+SEED = 17
+
+
+class CountingZeroFilled(ZeroFilledReconstructor):
+    """Zero-filled reconstructor that counts its calls and the batch sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def forward(self, masked_kspace, mask, output_size):
+        self.calls.append(masked_kspace.shape[0])
+        return super().forward(masked_kspace, mask, output_size)
+
+
+def assert_same(batched_obs, batched_info, singles_obs, singles_info):
+    for i, (obs, info) in enumerate(zip(singles_obs, singles_info)):
+        np.testing.assert_array_equal(batched_obs["mask"][i], obs["mask"])
+        np.testing.assert_allclose(batched_obs["reconstruction"][i], obs["reconstruction"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(batched_info["action_mask"][i], info["action_mask"])
+        for key in ("slice_id", "steps", "acquired_columns"):
+            assert batched_info[key][i] == info[key], key
+        for name in METRICS:
+            assert batched_info[name][i] == pytest.approx(info[name], rel=1e-6, abs=1e-10), name
+
+
+def choose_actions(rng, action_mask):
+    """A free column most of the time, otherwise any column (possibly a repeat)."""
+    actions = []
+    for free in action_mask:
+        columns = np.flatnonzero(free)
+        if len(columns) and rng.random() < 0.75:
+            actions.append(int(rng.choice(columns)))
+        else:
+            actions.append(int(rng.integers(len(free))))
+    return np.asarray(actions)
+
+
+@pytest.mark.parametrize("budget, metric", [(None, "mse"), (3, "ssim")])
+def test_batched_equals_single_envs_over_several_episodes(make_env, make_vec_env, singlecoil_train, budget, metric):
+    vec = make_vec_env(singlecoil_train, N, budget=budget, reward_metric=metric)
+    singles = [make_env(singlecoil_train, budget=budget, reward_metric=metric) for _ in range(N)]
+    obs, info = vec.reset(seed=SEED)
+    pairs = [env.reset(seed=SEED + i) for i, env in enumerate(singles)]
+    assert_same(obs, info, [p[0] for p in pairs], [p[1] for p in pairs])
+    rng = np.random.default_rng(0)
+    single_done = [False] * N
+    episodes_finished = np.zeros(N, dtype=int)
+    mixed_restart_steps = 0
+    for _ in range(60):
+        actions = choose_actions(rng, info["action_mask"])
+        obs, rewards, terminations, truncations, info = vec.step(actions)
+        assert rewards.dtype == np.float64 and rewards.shape == (N,)
+        assert not truncations.any()
+        results = []
+        for i, env in enumerate(singles):
+            if single_done[i]:  # NEXT_STEP autoreset: this step restarts the episode
+                s_obs, s_info = env.reset()
+                results.append((s_obs, 0.0, False, s_info))
+            else:
+                s_obs, s_reward, s_terminated, _, s_info = env.step(actions[i])
+                results.append((s_obs, s_reward, s_terminated, s_info))
+        if any(single_done) and not all(single_done):
+            mixed_restart_steps += 1
+        assert_same(obs, info, [r[0] for r in results], [r[3] for r in results])
+        np.testing.assert_allclose(rewards, [r[1] for r in results], rtol=1e-6, atol=1e-10)
+        np.testing.assert_array_equal(terminations, [r[2] for r in results])
+        for i, r in enumerate(results):
+            if single_done[i]:
+                assert rewards[i] == 0.0 and info["steps"][i] == 0
+        single_done = [bool(t) for t in terminations]
+        episodes_finished += terminations
+    assert (episodes_finished >= 2).all()
+    if budget is None:
+        assert mixed_restart_steps > 0  # some steps restart one episode while others acquire
+
+
+def test_spaces_and_info_flags(make_env, make_vec_env, singlecoil_train):
+    vec = make_vec_env(singlecoil_train, N)
+    single = make_env(singlecoil_train)
+    assert vec.num_envs == N
+    assert vec.single_observation_space == single.observation_space
+    assert vec.single_action_space == spaces.Discrete(16)
+    assert vec.action_space == spaces.MultiDiscrete([16] * N)
+    obs, info = vec.reset(seed=0)
+    assert vec.observation_space.contains(obs)
+    assert obs["reconstruction"].shape == (N, 1, 16, 16) and obs["reconstruction"].dtype == np.float32
+    assert obs["mask"].shape == (N, 16) and obs["mask"].dtype == np.int8
+    assert info["action_mask"].dtype == np.int8
+    np.testing.assert_array_equal(info["action_mask"], vec.action_masks().astype(np.int8))
+    for name in METRICS:
+        assert info[name].shape == (N,)
+        assert info[f"_{name}"].dtype == bool and info[f"_{name}"].all()
+
+
+def test_seed_list_equals_int_seed(make_vec_env, singlecoil_train):
+    a, b = make_vec_env(singlecoil_train, N), make_vec_env(singlecoil_train, N)
+    obs_a, info_a = a.reset(seed=40)
+    obs_b, info_b = b.reset(seed=[40, 41, 42])
+    np.testing.assert_array_equal(info_a["slice_id"], info_b["slice_id"])
+    np.testing.assert_array_equal(obs_a["reconstruction"], obs_b["reconstruction"])
+    with pytest.raises(ValueError, match="seeds"):
+        a.reset(seed=[1, 2])
+
+
+def test_options_indices_pick_slices(make_env, make_vec_env, singlecoil_train):
+    vec = make_vec_env(singlecoil_train, N)
+    single = make_env(singlecoil_train)
+    indices = [5, 0, 3]
+    obs, info = vec.reset(seed=0, options={"indices": indices})
+    np.testing.assert_array_equal(info["slice_id"], indices)
+    for i, index in enumerate(indices):
+        s_obs, s_info = single.reset(options={"index": index})
+        np.testing.assert_allclose(obs["reconstruction"][i], s_obs["reconstruction"], rtol=1e-5, atol=1e-6)
+        assert info["mse"][i] == pytest.approx(s_info["mse"], rel=1e-6)
+    with pytest.raises(ValueError, match="indices"):
+        vec.reset(options={"indices": [0, 1]})
+    with pytest.raises(ValueError, match="index"):
+        vec.reset(options={"indices": [0, 1, 6]})
+
+
+def test_partial_reset_with_reset_mask(make_env, make_vec_env, singlecoil_train):
+    vec = make_vec_env(singlecoil_train, N, budget=5)
+    with pytest.raises(RuntimeError):
+        vec.reset(seed=0, options={"reset_mask": np.array([True, False, True])})
+    singles = [make_env(singlecoil_train, budget=5) for _ in range(N)]
+    vec.reset(seed=SEED)
+    for i, env in enumerate(singles):
+        env.reset(seed=SEED + i)
+    actions = np.array([[1, 2, 3], [14, 13, 12]])
+    for row in actions:
+        obs, _, _, _, info = vec.step(row)
+        for i, env in enumerate(singles):
+            env.step(row[i])
+    before_obs, before_info = obs, info
+    obs, info = vec.reset(options={"reset_mask": np.array([False, True, False])})
+    # untouched episodes keep their state
+    for i in (0, 2):
+        assert info["steps"][i] == 2 and before_info["steps"][i] == 2
+        np.testing.assert_array_equal(obs["reconstruction"][i], before_obs["reconstruction"][i])
+        np.testing.assert_array_equal(obs["mask"][i], before_obs["mask"][i])
+    # the restarted one is the next episode of its single twin
+    s_obs, s_info = singles[1].reset()
+    assert info["steps"][1] == 0 and info["slice_id"][1] == s_info["slice_id"]
+    np.testing.assert_allclose(obs["reconstruction"][1], s_obs["reconstruction"], rtol=1e-5, atol=1e-6)
+    # and stepping continues in step with the single envs: 0 and 2 end after 3 more steps, 1 after 5
+    for t in range(5):
+        row = np.array([4 + t, 5 + t, 6 + t])
+        obs, rewards, terminations, _, info = vec.step(row)
+        expected = [singles[i].step(row[i]) for i in range(N)] if t < 3 else None
+        if t < 3:
+            np.testing.assert_allclose(rewards, [e[1] for e in expected], rtol=1e-6, atol=1e-10)
+            np.testing.assert_array_equal(terminations, [e[2] for e in expected])
+    with pytest.raises(ValueError, match="reset_mask"):
+        vec.reset(options={"reset_mask": np.array([True, False])})
+
+
+def test_wrong_number_of_actions_and_step_before_reset(make_vec_env, singlecoil_train):
+    vec = make_vec_env(singlecoil_train, N)
+    with pytest.raises(RuntimeError, match="reset"):
+        vec.step(np.zeros(N, dtype=np.int64))
+    vec.reset(seed=0)
+    for actions in (np.zeros(N - 1, dtype=np.int64), np.zeros(N + 1, dtype=np.int64)):
+        with pytest.raises(ValueError, match="actions"):
+            vec.step(actions)
+    with pytest.raises(ValueError, match="outside"):
+        vec.step(np.array([0, 16, 1]))
+    _, _, _, _, info = vec.step(np.array([0, 1, 2]))
+    np.testing.assert_array_equal(info["steps"], [1, 1, 1])  # the rejected steps spent nothing
+
+
+def test_batched_score_actions_equals_single(make_env, make_vec_env, singlecoil_train):
+    vec = make_vec_env(singlecoil_train, N, lookahead_batch_size=4)
+    singles = [make_env(singlecoil_train) for _ in range(N)]
+    vec.reset(seed=SEED)
+    for i, env in enumerate(singles):
+        env.reset(seed=SEED + i)
+    candidates = np.array([[0, 1, 2, 7], [8, 9, 15, 3], [7, 8, 4, 4]])
+    scores = vec.score_actions(candidates)
+    assert scores.shape == (N, 4)
+    for i, env in enumerate(singles):
+        np.testing.assert_allclose(scores[i], env.unwrapped.score_actions(candidates[i]), rtol=1e-6, atol=1e-10)
+    assert scores[0, 3] == 0.0 and scores[1, 0] == 0.0 and scores[1, 1] != 0.0  # 7, 8 are the initial columns
+    assert scores[2, 0] == 0.0 and scores[2, 1] == 0.0 and scores[2, 2] == scores[2, 3]
+
+
+def _counting_unet(monkeypatch):
+    model = UnetReconstructor(chans=4, num_pool_layers=2, recon_size=(16, 16)).eval()
+    calls: list[int] = []
+    original = model.forward
+
+    def counted(masked_kspace, mask, output_size):
+        calls.append(masked_kspace.shape[0])
+        return original(masked_kspace, mask, output_size)
+
+    monkeypatch.setattr(model, "forward", counted)
+    return model, calls
+
+
+@pytest.mark.parametrize("kind", ["zero_filled", "unet"])
+def test_one_reconstructor_call_per_step(make_vec_env, singlecoil_train, monkeypatch, kind):
+    if kind == "zero_filled":
+        reconstructor = CountingZeroFilled()
+        calls = reconstructor.calls
+    else:
+        reconstructor, calls = _counting_unet(monkeypatch)
+    vec = make_vec_env(singlecoil_train, N, budget=None, reconstructor=reconstructor)
+    vec.reset(seed=SEED)
+    assert calls == [N]
+    rng = np.random.default_rng(1)
+    info = vec.reset(seed=SEED)[1]
+    restarting = np.zeros(N, dtype=bool)
+    mixed_steps = 0
+    for _ in range(50):
+        calls.clear()
+        actions = choose_actions(rng, info["action_mask"])
+        new_column = info["action_mask"][np.arange(N), actions].astype(bool) & ~restarting
+        _, _, terminations, _, info = vec.step(actions)
+        changed = int(new_column.sum() + restarting.sum())
+        assert calls == ([changed] if changed else [])
+        if restarting.any() and new_column.any():
+            mixed_steps += 1
+        restarting = terminations
+    assert mixed_steps > 0

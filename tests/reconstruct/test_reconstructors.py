@@ -1,0 +1,253 @@
+"""Reconstructors: zero-filled known answers, U-Net checkpoints and their errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import mri_rl  # noqa: F401  (registers the environment)
+from mri_rl.data import TARGET_KEYS
+from mri_rl.envs import ENV_ID
+from mri_rl.reconstruct import (
+    Reconstructor,
+    UnetReconstructor,
+    ZeroFilledReconstructor,
+    build_reconstructor,
+    export_reconstructor,
+    load_reconstructor,
+    zero_filled_image,
+)
+from mri_rl.reconstruct.checkpoint import CHECKPOINT_FORMAT
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    """One intra-op thread: tiny tensors gain nothing from threads (see tests/envs/conftest.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def read_volume(path: Path, challenge: str) -> tuple[torch.Tensor, np.ndarray]:
+    """K-space as complex (slices, coils, rows, cols) and the target (slices, h, w)."""
+    with h5py.File(path, "r") as hf:
+        kspace = torch.from_numpy(hf["kspace"][()])
+        target = hf[TARGET_KEYS[challenge]][()]
+    if challenge == "singlecoil":
+        kspace = kspace.unsqueeze(1)
+    return kspace, target
+
+
+def tiny_unet(recon_size=(16, 16), challenge="singlecoil", seed=0) -> UnetReconstructor:
+    torch.manual_seed(seed)
+    return UnetReconstructor(chans=4, num_pool_layers=2, challenge=challenge, recon_size=recon_size).eval()
+
+
+@pytest.fixture
+def exported_unet(tmp_path) -> Path:
+    return export_reconstructor(tiny_unet(), tmp_path / "unet.pt")
+
+
+# ----------------------------------------------------------------- zero-filled
+@pytest.mark.parametrize("challenge", ["singlecoil", "multicoil"])
+def test_zero_filled_of_fully_sampled_kspace_is_the_target(request, challenge):
+    path = request.getfixturevalue(f"{challenge}_volume")
+    kspace, target = read_volume(path, challenge)
+    mask = torch.ones(kspace.shape[0], kspace.shape[-1], dtype=torch.bool)
+    with torch.no_grad():
+        images = ZeroFilledReconstructor()(kspace, mask, target.shape[-2:])
+    assert images.shape == target.shape
+    np.testing.assert_allclose(images.numpy(), target, rtol=1e-4, atol=1e-5 * target.max())
+
+
+def test_zero_filled_of_partial_kspace_is_not_the_target(singlecoil_volume):
+    kspace, target = read_volume(singlecoil_volume, "singlecoil")
+    mask = torch.zeros(kspace.shape[0], kspace.shape[-1], dtype=torch.bool)
+    mask[:, 6:10] = True
+    masked = kspace * mask[:, None, None, :]
+    images = zero_filled_image(masked, target.shape[-2:])
+    error = np.mean((images.numpy() - target) ** 2) / target.max() ** 2
+    assert error > 1e-4
+    assert torch.equal(zero_filled_image(torch.zeros_like(kspace), (16, 16)), torch.zeros(kspace.shape[0], 16, 16))
+
+
+# ----------------------------------------------------------------- U-Net checkpoints
+def test_unet_round_trip_gives_identical_outputs(singlecoil_volume, tmp_path):
+    model = tiny_unet()
+    path = export_reconstructor(model, tmp_path / "sub" / "unet.pt")
+    assert path.is_file() and not list(path.parent.glob("*.tmp"))
+    loaded = load_reconstructor(path)
+    assert isinstance(loaded, UnetReconstructor) and not loaded.training
+    assert loaded.hparams == {"chans": 4, "num_pool_layers": 2, "drop_prob": 0.0}
+    assert loaded.recon_size == (16, 16) and loaded.challenge == "singlecoil"
+    kspace, _ = read_volume(singlecoil_volume, "singlecoil")
+    mask = torch.zeros(kspace.shape[0], kspace.shape[-1], dtype=torch.bool)
+    mask[:, 5:11] = True
+    masked = kspace * mask[:, None, None, :]
+    with torch.no_grad():
+        expected = model(masked, mask, (16, 16))
+        got = loaded(masked, mask, (16, 16))
+    assert got.shape == (kspace.shape[0], 16, 16)
+    assert torch.equal(got, expected)
+    # a differently initialised network gives other outputs: the weights were really restored
+    with torch.no_grad():
+        other = tiny_unet(seed=1)(masked, mask, (16, 16))
+    assert not torch.allclose(other, expected)
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["format"] == CHECKPOINT_FORMAT and checkpoint["kind"] == "unet"
+    assert checkpoint["recon_size"] == [16, 16]
+
+
+def test_unet_normalisation_uses_observed_data_only(singlecoil_volume):
+    model = tiny_unet()
+    kspace, _ = read_volume(singlecoil_volume, "singlecoil")
+    mask = torch.ones(kspace.shape[0], kspace.shape[-1], dtype=torch.bool)
+    with torch.no_grad():
+        out = model(kspace, mask, (16, 16))
+        scaled = model(3.0 * kspace, mask, (16, 16))
+    # instance normalisation makes the network equivariant to the scale of the data
+    torch.testing.assert_close(scaled, 3.0 * out, rtol=1e-4, atol=1e-6 * float(out.abs().max()))
+
+
+def test_env_runs_with_exported_unet(singlecoil_root, exported_unet):
+    env = gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_train", challenge="singlecoil",
+                   reconstructor=str(exported_unet), budget=4, initial_lines=2, reward_metric="mse",
+                   on_bad_file="raise")
+    assert isinstance(env.unwrapped.episodes.reconstructor, UnetReconstructor)
+    obs, info = env.reset(seed=0)
+    first = info["mse"]
+    rewards, terminated = [], False
+    while not terminated:
+        column = int(np.flatnonzero(info["action_mask"])[0])
+        obs, reward, terminated, _, info = env.step(column)
+        rewards.append(reward)
+        assert np.isfinite(obs["reconstruction"]).all()
+    assert len(rewards) == 4
+    assert sum(rewards) == pytest.approx(first - info["mse"], rel=1e-9, abs=1e-12)
+    # the U-Net's output is what the env reconstructs
+    episodes = env.unwrapped.episodes
+    with torch.no_grad():
+        mask = episodes.mask[:1]
+        expected = load_reconstructor(exported_unet)(episodes.masked_kspace(torch.tensor([0]), mask), mask, (16, 16))
+    torch.testing.assert_close(episodes.reconstruction[:1], expected, rtol=1e-5, atol=1e-8)
+
+
+def test_env_accepts_reconstructor_instance(singlecoil_root):
+    model = tiny_unet()
+    env = gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_train", reconstructor=model, budget=2,
+                   initial_lines=2)
+    assert env.unwrapped.episodes.reconstructor is model
+    env.reset(seed=0)
+    env.step(0)
+
+
+# ----------------------------------------------------------------- bad checkpoints
+def test_missing_checkpoint_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_reconstructor(tmp_path / "nope.pt")
+    with pytest.raises(FileNotFoundError):
+        build_reconstructor(tmp_path / "nope.pt")
+
+
+def test_non_checkpoint_file_raises(tmp_path):
+    path = tmp_path / "random.pt"
+    path.write_bytes(np.random.default_rng(0).bytes(1000))
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        load_reconstructor(path)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n")
+    with pytest.raises(ValueError):
+        load_reconstructor(text)
+
+
+class NotAllowed:
+    """A pickled object that ``torch.load(weights_only=True)`` must refuse."""
+
+
+def test_pickle_with_arbitrary_objects_is_refused(tmp_path):
+    path = tmp_path / "pickle.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "kind": "unet", "payload": NotAllowed()}, path)
+    with pytest.raises(ValueError, match="weights_only"):
+        load_reconstructor(path)
+
+
+@pytest.mark.parametrize("content, found", [
+    ({"format": "mri_rl.agent", "kind": "unet"}, "mri_rl.agent"),
+    ({"kind": "unet", "state_dict": {}}, "None"),
+    (torch.zeros(3), "None"),
+])
+def test_torch_file_of_another_format_raises(tmp_path, content, found):
+    path = tmp_path / "other.pt"
+    torch.save(content, path)
+    with pytest.raises(ValueError, match="format") as error:
+        load_reconstructor(path)
+    assert found in str(error.value) and CHECKPOINT_FORMAT in str(error.value)
+
+
+def test_wrong_kind_raises(tmp_path, exported_unet):
+    checkpoint = torch.load(exported_unet, weights_only=True)
+    checkpoint["kind"] = "transformer"
+    path = tmp_path / "kind.pt"
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match="transformer"):
+        load_reconstructor(path)
+
+
+@pytest.mark.parametrize("change", ["chans", "pool_layers", "missing_hparams", "unknown_hparam", "dropped_weight"])
+def test_state_dict_not_matching_hparams_raises(tmp_path, exported_unet, change):
+    checkpoint = torch.load(exported_unet, weights_only=True)
+    if change == "chans":
+        checkpoint["hparams"]["chans"] = 8
+    elif change == "pool_layers":
+        checkpoint["hparams"]["num_pool_layers"] = 3
+    elif change == "missing_hparams":
+        del checkpoint["hparams"]
+    elif change == "unknown_hparam":
+        checkpoint["hparams"]["depth"] = 3
+    else:
+        checkpoint["state_dict"].pop(next(iter(checkpoint["state_dict"])))
+    path = tmp_path / "bad.pt"
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match="incompatible"):
+        load_reconstructor(path)
+
+
+def test_checkpoint_recon_size_must_match_data(singlecoil_root, tmp_path):
+    path = export_reconstructor(tiny_unet(recon_size=(32, 32)), tmp_path / "big.pt")
+    with pytest.raises(ValueError, match="32x32"):
+        gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_train", reconstructor=path, budget=2,
+                 initial_lines=2)
+
+
+def test_checkpoint_challenge_must_match_data(multicoil_root, exported_unet):
+    with pytest.raises(ValueError, match="singlecoil"):
+        gym.make(ENV_ID, data_path=multicoil_root / "multicoil_train", challenge="multicoil",
+                 reconstructor=exported_unet, budget=2, initial_lines=2)
+
+
+def test_export_of_untrainable_reconstructor_raises(tmp_path):
+    with pytest.raises(ValueError, match="cannot export"):
+        export_reconstructor(ZeroFilledReconstructor(), tmp_path / "zf.pt")
+    assert not (tmp_path / "zf.pt").exists()
+
+
+def test_build_reconstructor(exported_unet):
+    assert isinstance(build_reconstructor("zero_filled"), ZeroFilledReconstructor)
+    model = tiny_unet()
+    assert build_reconstructor(model) is model
+    assert isinstance(build_reconstructor(exported_unet), UnetReconstructor)
+    assert isinstance(build_reconstructor(str(exported_unet)), UnetReconstructor)
+    for bad in (3, None, 2.5, ["zero_filled"], torch.nn.Linear(2, 2)):
+        with pytest.raises(TypeError, match="reconstructor"):
+            build_reconstructor(bad)
+
+
+def test_reconstructor_is_abstract():
+    with pytest.raises(TypeError):
+        Reconstructor()
