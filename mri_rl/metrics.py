@@ -48,6 +48,26 @@ def ssim(reconstruction: torch.Tensor, target: torch.Tensor, data_range: torch.T
     return ssim_map.flatten(1).mean(dim=1)
 
 
+def _prepare(reconstruction: torch.Tensor, target: torch.Tensor,
+             data_range: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if reconstruction.shape != target.shape or reconstruction.ndim != 3:
+        raise ValueError(
+            f"expected reconstruction and target of the same shape (B, H, W), got "
+            f"{tuple(reconstruction.shape)} and {tuple(target.shape)}"
+        )
+    return reconstruction.double(), target.double(), data_range.double().to(target.device)
+
+
+def _squared_error_metrics(x_hat: torch.Tensor, x: torch.Tensor, data_range: torch.Tensor) -> dict[str, torch.Tensor]:
+    squared_error = (x_hat - x).pow(2).flatten(1)
+    mse = squared_error.mean(dim=1) / data_range**2
+    return {
+        "mse": mse,
+        "nmse": squared_error.sum(dim=1) / x.pow(2).flatten(1).sum(dim=1),
+        "psnr": -10.0 * torch.log10(mse.clamp_min(_MSE_FLOOR)),
+    }
+
+
 @torch.no_grad()
 def image_metrics(reconstruction: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor) -> dict[str, torch.Tensor]:
     """All metrics of a batch of images.
@@ -60,17 +80,15 @@ def image_metrics(reconstruction: torch.Tensor, target: torch.Tensor, data_range
     Returns:
         ``{"mse", "nmse", "psnr", "ssim"}``, each a float64 tensor (B,).
     """
-    if reconstruction.shape != target.shape or reconstruction.ndim != 3:
-        raise ValueError(
-            f"expected reconstruction and target of the same shape (B, H, W), got "
-            f"{tuple(reconstruction.shape)} and {tuple(target.shape)}"
-        )
-    x_hat = reconstruction.double()
-    x = target.double()
-    data_range = data_range.double().to(x.device)
-    squared_error = (x_hat - x).pow(2).flatten(1)
-    raw_mse = squared_error.mean(dim=1)
-    mse = raw_mse / data_range**2
-    nmse = squared_error.sum(dim=1) / x.pow(2).flatten(1).sum(dim=1)
-    psnr = -10.0 * torch.log10(mse.clamp_min(_MSE_FLOOR))
-    return {"mse": mse, "nmse": nmse, "psnr": psnr, "ssim": ssim(x_hat, x, data_range)}
+    x_hat, x, data_range = _prepare(reconstruction, target, data_range)
+    return {**_squared_error_metrics(x_hat, x, data_range), "ssim": ssim(x_hat, x, data_range)}
+
+
+@torch.no_grad()
+def image_metric(name: str, reconstruction: torch.Tensor, target: torch.Tensor,
+                 data_range: torch.Tensor) -> torch.Tensor:
+    """One metric of :func:`image_metrics`, computing nothing else (float64 (B,))."""
+    x_hat, x, data_range = _prepare(reconstruction, target, data_range)
+    if name == "ssim":
+        return ssim(x_hat, x, data_range)
+    return _squared_error_metrics(x_hat, x, data_range)[name]

@@ -16,7 +16,7 @@ import torch
 
 from mri_rl.envs.masks import initial_mask
 from mri_rl.envs.slice_source import SliceSource
-from mri_rl.metrics import HIGHER_IS_BETTER, METRIC_NAMES, image_metrics
+from mri_rl.metrics import HIGHER_IS_BETTER, METRIC_NAMES, image_metric, image_metrics
 from mri_rl.reconstruct.base import Reconstructor, zero_filled_image
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
 
@@ -181,8 +181,9 @@ class AcquisitionEpisodes:
             mask = self.mask[chunk_rows].clone()
             mask[torch.arange(len(chunk), device=self.device), pair_columns[chunk]] = True
             reconstruction = self.reconstructor(self.masked_kspace(chunk_rows, mask), mask, self.recon_size).float()
-            after = image_metrics(reconstruction, self.target[chunk_rows], self.data_range[chunk_rows])
-            scores[chunk] = self.improvement(self.metrics[self.reward_metric][chunk_rows], after[self.reward_metric])
+            after = image_metric(self.reward_metric, reconstruction, self.target[chunk_rows],
+                                 self.data_range[chunk_rows])
+            scores[chunk] = self.improvement(self.metrics[self.reward_metric][chunk_rows], after)
         return scores.reshape(candidates.shape).cpu().numpy()
 
     # --------------------------------------------------------------- what agents see
