@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from mri_rl.data.fastmri_files import (
     inspect_volume,
     list_volumes,
 )
+from mri_rl.agents import AGENTS
+from mri_rl.agents.training_run import TrainConfig, default_config_path, load_config_file, train_agent
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 
 
@@ -95,6 +98,59 @@ def _run_data_check(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _add_train_command(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a DQN or REINFORCE agent on any Gymnasium env (the MRI env included)",
+        description="Train an agent. Defaults come from configs/{agent}_{env}.yaml when it exists "
+                    "(e.g. configs/dqn_cartpole.yaml for CartPole-v1); command-line values override them. "
+                    "The run folder gets checkpoint.pt (atomic), model.pt, progress.csv, tensorboard/ and eval.json.",
+    )
+    train.add_argument("--agent", choices=sorted(AGENTS), required=True)
+    train.add_argument("--env", dest="env_id", required=True, help="Gymnasium id, e.g. CartPole-v1 or "
+                       "mri_rl/ActiveAcquisition-v0")
+    train.add_argument("--env-kwargs", type=json.loads, default=None,
+                       help='JSON keyword arguments of gymnasium.make, e.g. \'{"data_path": "data/synthetic/'
+                            'singlecoil_train", "budget": 16}\'; merged over the config\'s')
+    train.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/{agent}_{env}.yaml)")
+    train.add_argument("--total-steps", type=int, default=None, help="env steps to train for")
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--num-envs", type=int, default=None, help="parallel envs (batched for the MRI env)")
+    train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(handler=_run_train)
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's config: the saved one on --resume, else the config file with command-line overrides."""
+    saved = args.out / "config.yaml"
+    if args.resume and saved.is_file():
+        return TrainConfig.from_dict(load_config_file(saved), str(saved))
+    path = args.config or default_config_path(args.agent, args.env_id)
+    values = load_config_file(path) if path else {}
+    if values.get("agent", args.agent) != args.agent:
+        raise ValueError(f"{path} configures agent {values['agent']!r}, but --agent is {args.agent!r}")
+    values.update(agent=args.agent, env_id=args.env_id)
+    values["env_kwargs"] = {**values.get("env_kwargs", {}), **(args.env_kwargs or {})}
+    for key in ("total_steps", "seed", "num_envs"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    if "total_steps" not in values:
+        raise ValueError(f"no --total-steps given and no config sets total_steps (looked for {path or 'none'})")
+    return TrainConfig.from_dict(values, str(path or "command line"))
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    config = _train_config(args)
+    result = train_agent(config, args.out, resume=args.resume, progress_bar=not args.no_progress)
+    solved = f", solved at step {result['solved_at_step']}" if result["solved_at_step"] else ""
+    print(f"{config.agent} on {config.env_id}: {result['num_timesteps']} steps{solved}; final evaluation over "
+          f"{result['episodes']} episodes: {result['mean_return']:.2f} +- {result['std_return']:.2f} "
+          f"({args.out / 'eval.json'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mri-rl`` argument parser with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -103,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(commands)
+    _add_train_command(commands)
     return parser
 
 
@@ -111,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (FastMRIDataError, FileNotFoundError, NotADirectoryError, ValueError) as error:
+    except (FastMRIDataError, FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as error:
         print(f"mri-rl: error: {error}", file=sys.stderr)
         return 1
 

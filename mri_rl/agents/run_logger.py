@@ -1,0 +1,48 @@
+"""``progress.csv`` and TensorBoard scalars of a training run."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+PROGRESS_COLUMNS = ("steps", "episodes", "return", "loss", "epsilon", "steps_per_s", "eval_return")
+
+
+class RunLogger:
+    """Appends rows to ``out/progress.csv`` and writes the same scalars to TensorBoard (``out/tensorboard``).
+
+    Args:
+        out_dir: the run folder.
+        resume_from_step: on resume, rows written after this step (by the interrupted
+            run, past its last checkpoint) are dropped so the file stays consistent.
+    """
+
+    def __init__(self, out_dir: str | Path, resume_from_step: int | None = None) -> None:
+        self.path = Path(out_dir) / "progress.csv"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = []
+        if resume_from_step is not None and self.path.exists():
+            with self.path.open(newline="") as f:
+                rows = [row for row in csv.DictReader(f) if int(row["steps"]) <= resume_from_step]
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=PROGRESS_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+
+    def log(self, row: dict[str, float]) -> None:
+        """Write one row (missing columns are left empty, NaN is written empty)."""
+        clean = {key: ("" if value is None or (isinstance(value, float) and math.isnan(value)) else value)
+                 for key, value in row.items()}
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=PROGRESS_COLUMNS).writerow(clean)
+        for key, value in clean.items():
+            if key != "steps" and value != "":
+                self.writer.add_scalar(key, value, global_step=int(row["steps"]))
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

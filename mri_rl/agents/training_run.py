@@ -1,0 +1,194 @@
+"""A training run of an agent, as ``mri-rl train`` runs it: config, checkpoints, logs, evaluation.
+
+Run folder::
+
+    out/config.yaml       the resolved configuration
+    out/checkpoint.pt     latest checkpoint (atomic), what --resume continues from
+    out/model.pt          the final agent
+    out/progress.csv      steps, episodes, return, loss, epsilon, steps/s, eval return
+    out/tensorboard/      the same scalars for TensorBoard
+    out/eval.json         final deterministic evaluation: mean_return, std_return, episodes
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import yaml
+
+import mri_rl  # noqa: F401  (registers the MRI environment)
+from mri_rl.agents import AGENTS, Agent, evaluate_agent
+from mri_rl.agents.run_logger import RunLogger
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass
+class TrainConfig:
+    """What ``mri-rl train`` needs; YAML files in ``configs/`` hold these keys.
+
+    Attributes:
+        agent: "dqn" or "reinforce".
+        env_id: a registered Gymnasium id.
+        total_steps: env steps to train for.
+        seed: seeds the agent and the env resets.
+        env_kwargs: keyword arguments of ``gymnasium.make``.
+        num_envs: parallel envs (the MRI env uses its batched vector entry point).
+        hyperparameters: keyword arguments of the agent.
+        eval_episodes: deterministic episodes of the final (and periodic) evaluation.
+        eval_interval: env steps between periodic evaluations (None: only at the end).
+        stop_at_return: stop as soon as a periodic evaluation reaches this mean return.
+        eval_env_kwargs: env kwargs for evaluation (default: ``env_kwargs``).
+        checkpoint_interval: env steps between checkpoints.
+        log_interval: env steps between rows of progress.csv.
+    """
+
+    agent: str
+    env_id: str
+    total_steps: int
+    seed: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    num_envs: int = 1
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    eval_episodes: int = 20
+    eval_interval: int | None = None
+    stop_at_return: float | None = None
+    eval_env_kwargs: dict[str, Any] | None = None
+    checkpoint_interval: int = 10_000
+    log_interval: int = 1_000
+
+    def __post_init__(self) -> None:
+        if self.agent not in AGENTS:
+            raise ValueError(f"unknown agent {self.agent!r}; expected one of {sorted(AGENTS)}")
+        for name in ("total_steps", "num_envs", "eval_episodes", "checkpoint_interval", "log_interval"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        missing = sorted({"agent", "env_id", "total_steps"} - set(values))
+        if missing:
+            raise ValueError(f"{source}: missing required key(s) {missing}")
+        return cls(**values)
+
+
+def default_config_path(agent: str, env_id: str) -> Path | None:
+    """``configs/{agent}_{env}.yaml`` for an env id (``CartPole-v1`` -> ``cartpole``,
+    ``mri_rl/ActiveAcquisition-v0`` -> ``mri``), if it exists."""
+    name = "mri" if env_id.startswith("mri_rl/") else env_id.split("/")[-1].split("-v")[0].lower()
+    path = CONFIG_DIR / f"{agent}_{name}.yaml"
+    return path if path.is_file() else None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file, with a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must hold a mapping of keys, not {type(values).__name__}")
+    return values
+
+
+def make_env(config: TrainConfig, kwargs: dict[str, Any] | None = None, num_envs: int | None = None):
+    """A single env, or a vector env when ``num_envs > 1`` (the batched entry point when there is one)."""
+    kwargs = dict(config.env_kwargs if kwargs is None else kwargs)
+    num_envs = config.num_envs if num_envs is None else num_envs
+    if num_envs == 1:
+        return gym.make(config.env_id, **kwargs)
+    mode = "vector_entry_point" if gym.spec(config.env_id).vector_entry_point else "sync"
+    return gym.make_vec(config.env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+
+
+def train_agent(config: TrainConfig, out_dir: str | Path, resume: bool = False,
+                progress_bar: bool = True) -> dict[str, Any]:
+    """Train, checkpoint, log and evaluate; returns the content of ``eval.json``.
+
+    Raises:
+        FileNotFoundError: ``resume`` without a checkpoint in ``out_dir``.
+        FileExistsError: a finished or started run in ``out_dir`` without ``resume``.
+    """
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if resume and not checkpoint_path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
+    if not resume and checkpoint_path.exists():
+        raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+
+    env = make_env(config)
+    agent_class = AGENTS[config.agent]
+    if resume:
+        agent: Agent = agent_class.load(checkpoint_path, env=env)
+    else:
+        agent = agent_class(env, seed=config.seed, **config.hyperparameters)
+    eval_env = make_env(config, config.eval_env_kwargs, num_envs=1)
+    logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
+    schedule = _RunSchedule(config, agent.num_timesteps)
+    result: dict[str, Any] = {"solved_at_step": None}
+
+    def callback(agent: Agent) -> bool:
+        steps = agent.num_timesteps
+        eval_return = None
+        if schedule.due("eval", steps):
+            eval_return, _, _ = evaluate_agent(agent, eval_env, config.eval_episodes, seed=config.seed + 10_000)
+            if config.stop_at_return is not None and eval_return >= config.stop_at_return:
+                result["solved_at_step"] = steps
+        if schedule.due("log", steps) or eval_return is not None:
+            recent = agent.episode_returns[-20:]
+            logger.log({"steps": steps, "episodes": agent.num_episodes,
+                        "return": float(np.mean(recent)) if recent else None, "loss": agent.last_loss,
+                        "epsilon": getattr(agent, "epsilon", None), "steps_per_s": schedule.rate(steps),
+                        "eval_return": eval_return})
+        if schedule.due("checkpoint", steps):
+            agent.save(checkpoint_path)
+        return result["solved_at_step"] is None
+
+    agent.learn(config.total_steps, callback=callback, progress_bar=progress_bar)
+    agent.save(checkpoint_path)
+    agent.save(out_dir / "model.pt")
+    mean_return, std_return, returns = evaluate_agent(agent, eval_env, config.eval_episodes,
+                                                      seed=config.seed + 20_000)
+    result.update({"mean_return": mean_return, "std_return": std_return, "episodes": config.eval_episodes,
+                   "returns": returns, "num_timesteps": agent.num_timesteps})
+    (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    logger.close()
+    return result
+
+
+class _RunSchedule:
+    """When a step count crosses the next multiple of an interval; and the steps/s since the last log."""
+
+    def __init__(self, config: TrainConfig, start_step: int) -> None:
+        self.intervals = {"log": config.log_interval, "checkpoint": config.checkpoint_interval,
+                          "eval": config.eval_interval}
+        self.next = {name: (start_step // every + 1) * every for name, every in self.intervals.items() if every}
+        self.last_time, self.last_step = time.perf_counter(), start_step
+
+    def due(self, name: str, steps: int) -> bool:
+        if name not in self.next or steps < self.next[name]:
+            return False
+        every = self.intervals[name]
+        self.next[name] = (steps // every + 1) * every
+        return True
+
+    def rate(self, steps: int) -> float:
+        now = time.perf_counter()
+        rate = (steps - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_step = now, steps
+        return rate
