@@ -73,6 +73,11 @@ class SliceSource:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def describe(self, index: int) -> tuple[str, int]:
+        """(file name, slice within the file) of slice ``index``, without reading it."""
+        fname, slice_index, _ = self.dataset.raw_samples[self.indices[index]]
+        return Path(fname).name, int(slice_index)
+
     def __getitem__(self, index: int) -> KspaceSlice:
         if not 0 <= index < len(self.indices):
             raise IndexError(f"slice index {index} outside [0, {len(self.indices)})")

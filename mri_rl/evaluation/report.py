@@ -1,0 +1,131 @@
+"""Metric-versus-sampling-rate reports: AUC per image, summaries, CSV/JSON/markdown, curves."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from mri_rl.evaluation.rollout import METRIC_COLUMNS
+
+SUMMARY_KEYS = ("ssim_auc", "psnr_auc", "final_ssim", "final_psnr")
+
+
+def curve_auc(sampling_rate: np.ndarray, values: np.ndarray) -> float:
+    """Area under a metric curve against the sampling rate (trapezoid rule)."""
+    order = np.argsort(sampling_rate, kind="stable")
+    return float(np.trapezoid(np.asarray(values)[order], np.asarray(sampling_rate)[order]))
+
+
+def _episodes(rows: Iterable[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    episodes: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        episodes[(row["policy"], row["seed"], row["file"], row["slice"])].append(row)
+    return episodes
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per policy: mean and std, over images and seeds, of the per-image SSIM and PSNR AUCs
+    and the final SSIM and PSNR."""
+    per_policy: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for (policy, *_), steps in _episodes(rows).items():
+        steps = sorted(steps, key=lambda r: r["step"])
+        rate = np.array([r["sampling_rate"] for r in steps])
+        for metric in ("ssim", "psnr"):
+            values = np.array([r[metric] for r in steps])
+            per_policy[policy][f"{metric}_auc"].append(curve_auc(rate, values))
+            per_policy[policy][f"final_{metric}"].append(float(values[-1]))
+    return {policy: {key: {"mean": float(np.mean(v[key])), "std": float(np.std(v[key])), "n": len(v[key])}
+                     for key in SUMMARY_KEYS} for policy, v in per_policy.items()}
+
+
+def markdown_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The summary as a markdown table, best SSIM AUC first."""
+    lines = ["| policy | SSIM AUC | PSNR AUC | final SSIM | final PSNR (dB) |", "|---|---|---|---|---|"]
+    for policy, s in sorted(summary.items(), key=lambda item: -item[1]["ssim_auc"]["mean"]):
+        cells = [f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}" if "ssim" in k else f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"
+                 for k in SUMMARY_KEYS]
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "w", newline="") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
+def write_rows_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Rows with :data:`METRIC_COLUMNS` to CSV (atomically)."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_write(Path(path), buffer.getvalue())
+
+
+def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Inverse of :func:`write_rows_csv` (numbers parsed)."""
+    integer = {"seed", "slice", "step", "acquired_columns"}
+    with Path(path).open(newline="") as f:
+        return [{k: (int(v) if k in integer else v if k in ("policy", "file") else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def write_report(out_dir: str | Path, rows: list[dict[str, Any]], title: str = "") -> dict[str, Any]:
+    """Write metrics.csv, summary.json, summary.md and curves.png; returns the summary."""
+    out_dir = Path(out_dir)
+    rows = sorted(rows, key=lambda r: (r["policy"], r["seed"], r["file"], r["slice"], r["step"]))
+    write_rows_csv(out_dir / "metrics.csv", rows)
+    summary = summarize(rows)
+    _atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    header = f"# {title}\n\n" if title else ""
+    note = ("AUC: area under the metric curve against the sampling rate (trapezoid rule) per image; "
+            "mean ± std over images and seeds. Metrics follow fastMRI: data range = volume maximum.\n\n")
+    _atomic_write(out_dir / "summary.md", header + note + markdown_table(summary))
+    plot_curves(rows, out_dir / "curves.png", title)
+    return summary
+
+
+def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> None:
+    """SSIM and PSNR against the sampling rate: one line per policy (mean over images and
+    seeds at each step), shaded ± one standard deviation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_policy_step: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        by_policy_step[row["policy"]][row["step"]].append(row)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for policy in sorted(by_policy_step):
+        steps = sorted(by_policy_step[policy])
+        rate = np.array([np.mean([r["sampling_rate"] for r in by_policy_step[policy][s]]) for s in steps])
+        for axis, metric in zip(axes, ("ssim", "psnr")):
+            values = [np.array([r[metric] for r in by_policy_step[policy][s]]) for s in steps]
+            mean = np.array([v.mean() for v in values])
+            std = np.array([v.std() for v in values])
+            axis.plot(rate, mean, label=policy)
+            axis.fill_between(rate, mean - std, mean + std, alpha=0.15)
+    for axis, label in zip(axes, ("SSIM", "PSNR (dB)")):
+        axis.set_xlabel("sampling rate (acquired / measurable columns)")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

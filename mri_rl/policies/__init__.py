@@ -1,0 +1,17 @@
+"""Non-learned acquisition policies (baselines) and the LBCS order learner."""
+
+from mri_rl.policies.baselines import (
+    AcquisitionPolicy,
+    EquispacedPolicy,
+    FixedOrderPolicy,
+    LBCSPolicy,
+    LowToHighPolicy,
+    OraclePolicy,
+    RandomPolicy,
+)
+from mri_rl.policies.lbcs import cached_lbcs_order, learn_lbcs_order
+
+__all__ = [
+    "AcquisitionPolicy", "EquispacedPolicy", "FixedOrderPolicy", "LBCSPolicy", "LowToHighPolicy", "OraclePolicy",
+    "RandomPolicy", "cached_lbcs_order", "learn_lbcs_order",
+]

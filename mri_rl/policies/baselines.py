@@ -1,0 +1,159 @@
+"""Non-learned acquisition policies: the baselines every comparison needs.
+
+All act on the batched environment (:class:`~mri_rl.envs.BatchedActiveAcquisitionEnv`)
+with the agents' interface ``predict(obs, deterministic=True, action_mask) -> (actions,
+None)`` for a batch; ``reset(action_masks)`` is called when episodes start.
+
+- ``random``: uniform over the columns not yet acquired (seeded).
+- ``lowtohigh``: the lowest frequency not yet acquired, alternating sides of the centre.
+- ``equispaced``: the budget spread evenly over the columns free at the start, acquired
+  from low to high frequency.
+- ``lbcs``: one fixed order, the non-adaptive greedy mask of learning-based compressive
+  sensing (Gözcü et al., IEEE TMI 2018; Sanchez et al., "Scalable learning-based
+  sampling optimization for compressive dynamic MRI", ICASSP 2020): at each step the
+  column that most improves the mean reward over training slices.
+- ``oracle``: adaptive greedy with the ground truth — every free column scored by the
+  env's batched look-ahead, the best one taken. An upper bound of one-step greedy
+  policies, not a policy (it reads the target).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from mri_rl.envs.masks import low_frequency_order
+
+
+class AcquisitionPolicy:
+    """Base class: ``predict`` picks, per episode, the best-ranked legal column."""
+
+    name = ""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.frequency_rank = np.argsort(low_frequency_order(width))  # rank of each column, 0 = centre
+
+    def reset(self, action_masks: np.ndarray) -> None:
+        """Episodes start with legal columns ``action_masks`` bool (N, W)."""
+
+    def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
+        """Preference of each column (N, W); higher is better."""
+        raise NotImplementedError
+
+    def predict(self, obs: Any, deterministic: bool = True,
+                action_mask: np.ndarray | None = None) -> tuple[np.ndarray, None]:
+        if action_mask is None:
+            raise ValueError(f"the {self.name} policy needs the action mask of each episode")
+        masks = np.asarray(action_mask, dtype=bool).reshape(-1, self.width)
+        scores = np.where(masks, self.scores(obs, masks), -np.inf)
+        return scores.argmax(axis=1), None
+
+
+class RandomPolicy(AcquisitionPolicy):
+    """Uniform over the columns not yet acquired."""
+
+    name = "random"
+
+    def __init__(self, width: int, seed: int = 0) -> None:
+        super().__init__(width)
+        self.rng = np.random.default_rng(seed)
+
+    def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
+        return self.rng.random(action_masks.shape)
+
+
+class LowToHighPolicy(AcquisitionPolicy):
+    """The lowest frequency not yet acquired: c, c-1, c+1, c-2, ... around the centre c."""
+
+    name = "lowtohigh"
+
+    def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(-self.frequency_rank, action_masks.shape).astype(np.float64)
+
+
+class FixedOrderPolicy(AcquisitionPolicy):
+    """Columns in a fixed order; columns outside it come after, from low to high frequency."""
+
+    name = "fixed"
+
+    def __init__(self, width: int, order: Sequence[int]) -> None:
+        super().__init__(width)
+        order = [int(c) for c in order]
+        if len(set(order)) != len(order) or any(not 0 <= c < width for c in order):
+            raise ValueError(f"order must list distinct columns in [0, {width}), got {order}")
+        self.order = order
+        rank = self.width + self.frequency_rank.astype(np.float64)
+        rank[order] = np.arange(len(order))
+        self._scores = -rank
+
+    def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self._scores, action_masks.shape)
+
+
+class LBCSPolicy(FixedOrderPolicy):
+    """The learned non-adaptive greedy order (see :func:`mri_rl.policies.lbcs.learn_lbcs_order`)."""
+
+    name = "lbcs"
+
+
+class EquispacedPolicy(AcquisitionPolicy):
+    """``budget`` columns spread evenly over the columns free at the start, low frequencies first.
+
+    Args:
+        width: k-space columns.
+        budget: columns to acquire per episode.
+    """
+
+    name = "equispaced"
+
+    def __init__(self, width: int, budget: int) -> None:
+        super().__init__(width)
+        self.budget = budget
+        self.planned = np.zeros((0, width), dtype=bool)
+
+    @staticmethod
+    def plan(free_columns: np.ndarray, budget: int) -> np.ndarray:
+        """Evenly spaced picks among the sorted free columns (bool (W,) -> planned column indices)."""
+        free = np.flatnonzero(free_columns)
+        if len(free) <= budget:
+            return free
+        return free[np.round(np.linspace(0, len(free) - 1, budget)).astype(int)]
+
+    def reset(self, action_masks: np.ndarray) -> None:
+        self.planned = np.zeros(action_masks.shape, dtype=bool)
+        for row, free in enumerate(action_masks):
+            self.planned[row, self.plan(free, self.budget)] = True
+
+    def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
+        if self.planned.shape != action_masks.shape:
+            raise RuntimeError("call reset(action_masks) at the start of the episodes")
+        return np.where(self.planned, self.width, 0) - self.frequency_rank
+
+
+class OraclePolicy(AcquisitionPolicy):
+    """Adaptive greedy with the ground truth, through the env's batched look-ahead.
+
+    Args:
+        env: the batched acquisition env whose episodes ``predict`` is asked about.
+    """
+
+    name = "oracle"
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env.unwrapped.episodes.width)
+        self.env = env.unwrapped
+
+    def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
+        """The reward of every free column, scored in batched reconstructor calls."""
+        count = action_masks.sum(axis=1)
+        candidates = np.zeros((len(action_masks), max(int(count.max()), 1)), dtype=np.int64)
+        for row, free in enumerate(action_masks):
+            columns = np.flatnonzero(free)
+            candidates[row, : len(columns)] = columns
+            candidates[row, len(columns):] = columns[0] if len(columns) else 0
+        rewards = self.env.score_actions(candidates)
+        scores = np.full(action_masks.shape, -np.inf)
+        np.put_along_axis(scores, candidates, rewards, axis=1)
+        return scores
