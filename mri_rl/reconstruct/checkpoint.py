@@ -15,12 +15,14 @@ import torch
 
 from mri_rl.checkpointing import atomic_save, load_checkpoint
 from mri_rl.reconstruct.base import Reconstructor
+from mri_rl.reconstruct.trainable import TrainableReconstructor
 from mri_rl.reconstruct.unet import UnetReconstructor
+from mri_rl.reconstruct.varnet import VarNetReconstructor
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
 
 CHECKPOINT_FORMAT = "mri_rl.reconstructor"
 CHECKPOINT_VERSION = 1
-TRAINABLE_KINDS: dict[str, type[Reconstructor]] = {"unet": UnetReconstructor}
+TRAINABLE_KINDS: dict[str, type[TrainableReconstructor]] = {"unet": UnetReconstructor, "varnet": VarNetReconstructor}
 
 
 def export_reconstructor(model: Reconstructor, path: str | Path) -> Path:
@@ -34,7 +36,7 @@ def export_reconstructor(model: Reconstructor, path: str | Path) -> Path:
         "hparams": dict(model.hparams),
         "challenge": model.challenge,
         "recon_size": None if model.recon_size is None else list(model.recon_size),
-        "normalization": "input mean/std of the zero-filled image (observed data only)",
+        "normalization": model.normalization,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     return atomic_save(checkpoint, path)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 from fastmri.models import Unet
 
-from mri_rl.reconstruct.base import Reconstructor, zero_filled_image
+from mri_rl.reconstruct.base import zero_filled_image
+from mri_rl.reconstruct.trainable import TrainableReconstructor
 
 
-class UnetReconstructor(Reconstructor):
+class UnetReconstructor(TrainableReconstructor):
     """Zero-filled image -> instance normalisation -> U-Net -> de-normalisation.
 
     Args:
@@ -26,13 +27,12 @@ class UnetReconstructor(Reconstructor):
     """
 
     kind = "unet"
+    normalization = "input mean/std of the zero-filled image (observed data only)"
 
     def __init__(self, chans: int = 32, num_pool_layers: int = 4, drop_prob: float = 0.0,
                  challenge: str = "singlecoil", recon_size: tuple[int, int] | None = None) -> None:
-        super().__init__()
-        self.hparams = {"chans": chans, "num_pool_layers": num_pool_layers, "drop_prob": drop_prob}
-        self.challenge = challenge
-        self.recon_size = None if recon_size is None else tuple(recon_size)
+        super().__init__({"chans": chans, "num_pool_layers": num_pool_layers, "drop_prob": drop_prob},
+                         challenge, recon_size)
         self.unet = Unet(in_chans=1, out_chans=1, chans=chans, num_pool_layers=num_pool_layers, drop_prob=drop_prob)
 
     @staticmethod
@@ -45,11 +45,3 @@ class UnetReconstructor(Reconstructor):
     def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
         normalised, mean, std = self.normalise(zero_filled_image(masked_kspace, output_size))
         return self.unet(normalised.unsqueeze(1)).squeeze(1) * std + mean
-
-    def check_compatible(self, challenge: str, kspace_shape: tuple[int, ...], output_size: tuple[int, int]) -> None:
-        super().check_compatible(challenge, kspace_shape, output_size)
-        if self.recon_size is not None and tuple(output_size) != self.recon_size:
-            raise ValueError(
-                f"the U-Net was trained on {self.recon_size[0]}x{self.recon_size[1]} images, "
-                f"the data has {output_size[0]}x{output_size[1]} targets"
-            )

@@ -1,0 +1,153 @@
+"""PyTorch Lightning data and training modules for the learned reconstructors.
+
+``fastmri.pl_modules`` relies on hooks that Lightning 2 removed, so these wrap
+``fastmri.models`` (through :class:`UnetReconstructor` and :class:`VarNetReconstructor`)
+directly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import fastmri
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from mri_rl.data import FastMRISliceDataset
+from mri_rl.metrics import image_metrics
+from mri_rl.reconstruct.checkpoint import TRAINABLE_KINDS
+from mri_rl.reconstruct.masked_slices import MaskedSlices, ReconstructionSample, open_split, split_geometry
+from mri_rl.reconstruct.training_masks import MaskSampler
+
+LOSSES = ("l1", "ssim")
+
+
+class ReconstructionDataModule(pl.LightningDataModule):
+    """Masked k-space / target pairs from ``{data}/{challenge}_train`` and ``_val``.
+
+    Training masks are seeded with ``(seed, epoch, index)``, so each epoch sees new masks
+    and a run is reproducible; this needs the dataloader rebuilt every epoch
+    (``Trainer(reload_dataloaders_every_n_epochs=1)``, as :func:`train_reconstructor`
+    sets). Validation masks are seeded with ``(seed, index)``: fixed for the whole run.
+
+    Args:
+        data: fastMRI root holding ``{challenge}_train`` and ``{challenge}_val``.
+        challenge: "singlecoil" or "multicoil".
+        masks: draws the masks of both splits.
+        batch_size: slices per batch (1 when volumes differ in k-space shape).
+        num_workers: DataLoader worker processes.
+        seed: base seed of the masks.
+        on_bad_file: "raise" or "skip" bad files.
+    """
+
+    def __init__(self, data: str | Path, challenge: str, masks: MaskSampler, batch_size: int = 4,
+                 num_workers: int = 0, seed: int = 0, on_bad_file: str = "raise") -> None:
+        super().__init__()
+        self.data = Path(data)
+        self.challenge = challenge
+        self.masks = masks
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.on_bad_file = on_bad_file
+        self.train_slices: FastMRISliceDataset | None = None
+        self.val_slices: FastMRISliceDataset | None = None
+        self.recon_size: tuple[int, int] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open and check both splits (once); sets :attr:`recon_size`.
+
+        Raises:
+            ValueError: the splits differ in target size, or cannot be batched.
+        """
+        if self.train_slices is not None:
+            return
+        train = open_split(self.data, self.challenge, "train", self.on_bad_file)
+        val = open_split(self.data, self.challenge, "val", self.on_bad_file)
+        train_size, _ = split_geometry(train, self.batch_size)
+        val_size, _ = split_geometry(val, self.batch_size)
+        if train_size != val_size:
+            raise ValueError(f"train targets are {train_size}, val targets {val_size}: they must match")
+        self.train_slices, self.val_slices, self.recon_size = train, val, train_size
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        if trainer is not None and trainer.reload_dataloaders_every_n_epochs != 1:
+            warnings.warn("training masks are redrawn each epoch only with "
+                          "Trainer(reload_dataloaders_every_n_epochs=1)", stacklevel=2)
+        epoch = trainer.current_epoch if trainer is not None else 0
+        return self._loader(MaskedSlices(self.train_slices, self.masks, (self.seed, epoch)), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(MaskedSlices(self.val_slices, self.masks, (self.seed,)), shuffle=False)
+
+    def _loader(self, dataset: MaskedSlices, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+
+
+class ReconstructionModule(pl.LightningModule):
+    """Supervised training of a learned reconstructor on masked k-space.
+
+    Loss "l1" is the mean absolute error divided by the data range (scale-free across
+    datasets); loss "ssim" is ``1 - SSIM`` (``fastmri.SSIMLoss``, 7x7 window, with the
+    volume maximum as data range). Optimiser: Adam with a step learning-rate decay, as
+    the fastMRI baselines (Zbontar et al., 2018; Sriram et al., MICCAI 2020).
+
+    Args:
+        model: "unet" or "varnet".
+        model_hparams: keyword arguments of the reconstructor's architecture.
+        challenge: "singlecoil" or "multicoil".
+        recon_size: (h, w) of the targets.
+        loss: "l1" or "ssim".
+        lr: Adam learning rate.
+        lr_step_size: epochs between learning-rate decays.
+        lr_gamma: decay factor.
+        weight_decay: Adam weight decay.
+    """
+
+    def __init__(self, model: str, model_hparams: dict[str, Any], challenge: str, recon_size: Sequence[int],
+                 loss: str = "l1", lr: float = 1e-3, lr_step_size: int = 40, lr_gamma: float = 0.1,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__()
+        if model not in TRAINABLE_KINDS:
+            raise ValueError(f"unknown reconstructor {model!r}; trainable kinds: {sorted(TRAINABLE_KINDS)}")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+        recon_size = [int(n) for n in recon_size]  # save_hyperparameters records it as a plain YAML list
+        self.save_hyperparameters()
+        self.reconstructor = TRAINABLE_KINDS[model](**model_hparams, challenge=challenge,
+                                                    recon_size=tuple(recon_size))
+        self.ssim_loss = fastmri.SSIMLoss() if loss == "ssim" else None
+
+    def forward(self, batch: ReconstructionSample) -> torch.Tensor:
+        """Reconstruct a batch: float (B, h, w)."""
+        return self.reconstructor(batch.masked_kspace, batch.mask, tuple(batch.target.shape[-2:]))
+
+    def loss(self, reconstruction: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor) -> torch.Tensor:
+        """Scalar loss of (B, h, w) reconstructions against (B, h, w) targets with (B,) data ranges."""
+        if self.ssim_loss is not None:
+            return self.ssim_loss(reconstruction.unsqueeze(1), target.unsqueeze(1), data_range)
+        return ((reconstruction - target).abs().flatten(1).mean(dim=1) / data_range).mean()
+
+    def training_step(self, batch: ReconstructionSample, batch_index: int) -> torch.Tensor:
+        loss = self.loss(self(batch), batch.target, batch.data_range)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch.target))
+        return loss
+
+    def validation_step(self, batch: ReconstructionSample, batch_index: int) -> None:
+        reconstruction = self(batch)
+        size = len(batch.target)
+        self.log("val_loss", self.loss(reconstruction, batch.target, batch.data_range), batch_size=size,
+                 sync_dist=True)
+        metrics = image_metrics(reconstruction, batch.target, batch.data_range)
+        for name in ("ssim", "psnr", "nmse"):
+            self.log(f"val_{name}", metrics[name].mean().float(), batch_size=size, sync_dist=True,
+                     prog_bar=name == "ssim")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.hparams.lr_step_size, self.hparams.lr_gamma)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

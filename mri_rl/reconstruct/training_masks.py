@@ -1,0 +1,173 @@
+"""Seeded column masks for training and evaluating reconstructors.
+
+A :class:`MaskSampler` draws one bool mask (W,) over the phase-encode columns of a slice,
+True where a column is acquired. Like the environment, the zero-filled padding columns
+outside ``[padding_left, padding_right)`` always count as acquired (their k-space is zero).
+Masks depend only on the seed, so the same (seed, slice) always gets the same mask:
+
+- :class:`AcquisitionMaskSampler`: the masks an acquisition episode passes through, from
+  the initial low-frequency lines up to the budget (Pineda et al., MICCAI 2020 trained
+  their reconstructor on such masks).
+- :class:`FastMRIMaskSampler`: fastMRI's random or equispaced 1-D Cartesian masks at fixed
+  accelerations (Zbontar et al., 2018), e.g. the standard 4x and 8x.
+- :class:`MixtureMaskSampler`: one of several samplers, drawn per slice with given weights.
+
+:func:`build_mask_sampler` builds any of them from a config dictionary.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Mapping, Sequence, Union
+
+import numpy as np
+from fastmri.data.subsample import EquispacedMaskFractionFunc, MaskFunc, RandomMaskFunc
+
+from mri_rl.envs.masks import initial_mask
+
+#: A seed: a non-negative int or a tuple of them, e.g. (base_seed, epoch, index).
+Seed = Union[int, Sequence[int]]
+
+
+def seed_tuple(seed: Seed) -> tuple[int, ...]:
+    """``seed`` as a tuple of non-negative ints (the form numpy's RandomState and SeedSequence accept)."""
+    values = (seed,) if isinstance(seed, (int, np.integer)) else tuple(seed)
+    if not values or any(not isinstance(v, (int, np.integer)) or v < 0 for v in values):
+        raise ValueError(f"a mask seed must be a non-negative int or a tuple of them, got {seed!r}")
+    return tuple(int(v) for v in values)
+
+
+class MaskSampler(ABC):
+    """Draws column masks; the same arguments always give the same mask."""
+
+    @abstractmethod
+    def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
+        """Draw a mask.
+
+        Args:
+            width: W, the phase-encode columns of the k-space.
+            padding_left, padding_right: measurable columns are [padding_left, padding_right).
+            seed: int or tuple of ints; decides the mask.
+
+        Returns:
+            bool array (W,), True where acquired (always True on the padding).
+        """
+
+
+class AcquisitionMaskSampler(MaskSampler):
+    """Masks that an acquisition episode can reach.
+
+    The padding and the ``initial_lines`` lowest frequencies (the environment's mask at
+    reset, :func:`mri_rl.envs.masks.initial_mask`) are always acquired, plus a uniformly
+    random number in ``[0, budget]`` of the other measurable columns, chosen uniformly.
+    Training on these covers every sampling rate an episode passes through.
+
+    Args:
+        initial_lines: lowest-frequency columns acquired at reset.
+        budget: most extra columns (None: up to all of them); ``budget=0`` gives the
+            initial mask alone.
+    """
+
+    def __init__(self, initial_lines: int, budget: int | None) -> None:
+        if initial_lines < 1:
+            raise ValueError(f"initial_lines must be >= 1, got {initial_lines}")
+        if budget is not None and budget < 0:
+            raise ValueError(f"budget must be >= 0 (or None), got {budget}")
+        self.initial_lines = initial_lines
+        self.budget = budget
+
+    def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
+        mask = initial_mask(width, padding_left, padding_right, self.initial_lines)
+        free = np.flatnonzero(~mask)
+        most = len(free) if self.budget is None else min(self.budget, len(free))
+        rng = np.random.default_rng(seed_tuple(seed))
+        mask[rng.choice(free, size=int(rng.integers(most + 1)), replace=False)] = True
+        return mask
+
+
+class FastMRIMaskSampler(MaskSampler):
+    """fastMRI's Cartesian masks (``fastmri.data.subsample``).
+
+    As in fastMRI, the mask is drawn over all W columns (the acceleration counts the
+    padding) with the centre fraction fully sampled; the padding is then marked acquired.
+
+    Args:
+        pattern: "random" (``RandomMaskFunc``) or "equispaced" (``EquispacedMaskFractionFunc``).
+        center_fractions: fractions of low-frequency columns always acquired.
+        accelerations: under-sampling factors, paired with ``center_fractions``; one
+            pair is drawn per mask.
+    """
+
+    PATTERNS: dict[str, type[MaskFunc]] = {"random": RandomMaskFunc, "equispaced": EquispacedMaskFractionFunc}
+
+    def __init__(self, pattern: str, center_fractions: Sequence[float], accelerations: Sequence[int]) -> None:
+        if pattern not in self.PATTERNS:
+            raise ValueError(f"unknown fastMRI mask pattern {pattern!r}; expected one of {sorted(self.PATTERNS)}")
+        self.pattern = pattern
+        self.mask_func = self.PATTERNS[pattern](list(center_fractions), list(accelerations))
+
+    def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
+        sampled, _ = self.mask_func((1, width, 1), seed=seed_tuple(seed))  # float (1, W, 1)
+        mask = sampled.reshape(width).numpy() > 0
+        mask[:padding_left] = True
+        mask[padding_right:] = True
+        return mask
+
+
+class MixtureMaskSampler(MaskSampler):
+    """Draws each mask from one of several samplers, picked with probability ``weights``.
+
+    Args:
+        samplers: the components.
+        weights: non-negative, one per component (normalised to sum to 1).
+    """
+
+    def __init__(self, samplers: Sequence[MaskSampler], weights: Sequence[float]) -> None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if len(samplers) == 0 or len(samplers) != len(weights):
+            raise ValueError(f"need one weight per sampler, got {len(samplers)} sampler(s) and {len(weights)} weight(s)")
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"mixture weights must be non-negative with a positive sum, got {weights.tolist()}")
+        self.samplers = list(samplers)
+        self.weights = weights / weights.sum()
+
+    def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
+        seed = seed_tuple(seed)
+        component = int(np.random.default_rng(seed).choice(len(self.samplers), p=self.weights))
+        return self.samplers[component](width, padding_left, padding_right, (*seed, component))
+
+
+def build_mask_sampler(config: Mapping[str, Any]) -> MaskSampler:
+    """Build a sampler from a config dictionary.
+
+    Forms (YAML)::
+
+        {kind: acquisition, initial_lines: 4, budget: 28}
+        {kind: random, center_fractions: [0.08], accelerations: [4]}      # or kind: equispaced
+        {kind: mixture, components: [{weight: 0.5, kind: ..., ...}, ...]}
+
+    Raises:
+        ValueError: an unknown kind, or arguments that do not fit it.
+    """
+    options = dict(config)
+    kind = options.pop("kind", None)
+    try:
+        if kind == "acquisition":
+            return AcquisitionMaskSampler(**options)
+        if kind in FastMRIMaskSampler.PATTERNS:
+            return FastMRIMaskSampler(kind, **options)
+        if kind == "mixture":
+            components = [dict(component) for component in options.pop("components")]
+            if options:
+                raise TypeError(f"unexpected keys {sorted(options)}")
+            weights = [component.pop("weight", 1.0) for component in components]
+            return MixtureMaskSampler([build_mask_sampler(component) for component in components], weights)
+    except (TypeError, KeyError) as error:
+        raise ValueError(f"bad {kind} mask config {dict(config)}: {error}") from None
+    raise ValueError(f"unknown mask kind {kind!r}; expected acquisition, mixture or one of "
+                     f"{sorted(FastMRIMaskSampler.PATTERNS)}")
+
+
+def build_mask_samplers(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, MaskSampler]:
+    """Named samplers, e.g. the ``masks.evaluation`` section of a config: name -> :func:`build_mask_sampler`."""
+    return {name: build_mask_sampler(config) for name, config in configs.items()}

@@ -1,0 +1,313 @@
+"""Reconstructor training: mask samplers, Lightning modules, export, resume, evaluation, errors."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader
+
+import mri_rl  # noqa: F401  (registers the environment)
+from mri_rl.envs import ENV_ID
+from mri_rl.reconstruct import UnetReconstructor, VarNetReconstructor, export_reconstructor, load_reconstructor
+from mri_rl.reconstruct.lightning import ReconstructionDataModule, ReconstructionModule
+from mri_rl.reconstruct.masked_slices import MaskedSlices, open_split
+from mri_rl.reconstruct.train import (
+    evaluate_reconstructor,
+    format_evaluation_table,
+    train_reconstructor,
+)
+from mri_rl.reconstruct.training_masks import (
+    AcquisitionMaskSampler,
+    FastMRIMaskSampler,
+    MixtureMaskSampler,
+    build_mask_sampler,
+    build_mask_samplers,
+)
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*LeafSpec.*is deprecated",  # inside pytorch_lightning with torch >= 2.9
+    "ignore:Checkpoint directory .* exists and is not empty",  # resuming into a run folder
+)
+
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "devices": 1}
+MODELS = {
+    "unet": {"kind": "unet", "chans": 4, "num_pool_layers": 2},
+    "varnet": {"kind": "varnet", "num_cascades": 2, "sens_chans": 2, "sens_pools": 1, "chans": 4, "pools": 2},
+}
+EVALUATION_MASKS = {
+    "4x": {"kind": "random", "center_fractions": [0.08], "accelerations": [4]},
+    "initial": {"kind": "acquisition", "initial_lines": 2, "budget": 0},
+}
+
+
+def tiny_config(model: str) -> dict[str, Any]:
+    """A config that trains in about a second on the 16 x 16 session fixtures."""
+    return {
+        "seed": 0,
+        "model": dict(MODELS[model]),
+        "optimization": {"loss": "l1", "lr": 0.01, "lr_step_size": 10, "lr_gamma": 0.5, "weight_decay": 0.0},
+        "data": {"batch_size": 2, "num_workers": 0},
+        "trainer": {"max_epochs": 1, "deterministic": True, "log_every_n_steps": 1},
+        "masks": {
+            "train": {"kind": "mixture", "components": [
+                {"weight": 0.7, "kind": "acquisition", "initial_lines": 2, "budget": 6},
+                {"weight": 0.3, **EVALUATION_MASKS["4x"]},
+            ]},
+            "evaluation": EVALUATION_MASKS,
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def trained_unet(singlecoil_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run folder of one epoch of U-Net training on ``singlecoil_root``."""
+    out = tmp_path_factory.mktemp("unet_run")
+    train_reconstructor(singlecoil_root, "singlecoil", out, tiny_config("unet"), trainer_kwargs=QUIET)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_varnet(multicoil_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run folder of one epoch of VarNet training on ``multicoil_root``."""
+    out = tmp_path_factory.mktemp("varnet_run")
+    train_reconstructor(multicoil_root, "multicoil", out, tiny_config("varnet"), model="varnet", trainer_kwargs=QUIET)
+    return out
+
+
+def first_batch(root: Path, challenge: str, split: str = "val", batch_size: int = 3):
+    sampler = build_mask_sampler(EVALUATION_MASKS["4x"])
+    return next(iter(DataLoader(MaskedSlices(open_split(root, challenge, split), sampler, (0,)), batch_size)))
+
+
+# ----------------------------------------------------------------- mask samplers
+def test_acquisition_masks_are_seeded_keep_initial_lines_and_span_the_budget():
+    width, left, right, initial_lines, budget = 24, 3, 21, 2, 6
+    sampler = AcquisitionMaskSampler(initial_lines, budget)
+    initial = np.zeros(width, dtype=bool)
+    initial[:left] = initial[right:] = True
+    initial[[11, 12]] = True  # the two lowest frequencies around the centre column 12
+    counts = set()
+    for seed in range(200):
+        mask = sampler(width, left, right, (7, seed))
+        assert mask.dtype == bool and mask.shape == (width,)
+        assert mask[initial].all()
+        np.testing.assert_array_equal(mask, sampler(width, left, right, (7, seed)))
+        counts.add(int(mask.sum() - initial.sum()))
+    assert counts == set(range(budget + 1))
+    assert len({sampler(width, left, right, seed).tobytes() for seed in range(20)}) > 10
+    np.testing.assert_array_equal(AcquisitionMaskSampler(initial_lines, 0)(width, left, right, 5), initial)
+    full = AcquisitionMaskSampler(initial_lines, None)
+    assert max(full(width, left, right, s).sum() for s in range(100)) > initial.sum() + budget
+
+
+def test_fastmri_masks_are_seeded_keep_centre_and_padding():
+    sampler = FastMRIMaskSampler("random", [0.08], [4])
+    masks = np.stack([sampler(64, 2, 62, (0, seed)) for seed in range(200)])
+    np.testing.assert_array_equal(masks[5], sampler(64, 2, 62, (0, 5)))
+    assert masks[:, :2].all() and masks[:, 62:].all()
+    assert masks[:, 30:35].all()  # round(64 * 0.08) = 5 centre columns
+    assert abs(masks[:, 2:62].mean() - 0.25) < 0.05
+    equispaced = FastMRIMaskSampler("equispaced", [0.04], [8])(64, 0, 64, 1)
+    assert 7 <= equispaced.sum() <= 9
+
+
+def test_mixture_and_config_factory():
+    mixture = build_mask_sampler(tiny_config("unet")["masks"]["train"])
+    assert isinstance(mixture, MixtureMaskSampler) and np.isclose(mixture.weights.sum(), 1.0)
+    masks = [mixture(16, 0, 16, (0, seed)) for seed in range(50)]
+    np.testing.assert_array_equal(masks[3], mixture(16, 0, 16, (0, 3)))
+    named = build_mask_samplers(EVALUATION_MASKS)
+    assert isinstance(named["4x"], FastMRIMaskSampler) and isinstance(named["initial"], AcquisitionMaskSampler)
+    with pytest.raises(ValueError, match="unknown mask kind"):
+        build_mask_sampler({"kind": "spiral"})
+    with pytest.raises(ValueError, match="bad acquisition mask config"):
+        build_mask_sampler({"kind": "acquisition", "initial_lines": 2})
+    with pytest.raises(ValueError, match="non-negative"):
+        AcquisitionMaskSampler(2, 3)(16, 0, 16, -1)
+
+
+@pytest.mark.parametrize("challenge, coils", [("singlecoil", 1), ("multicoil", 3)])
+def test_masked_slices_give_masked_kspace_and_targets(request, challenge, coils):
+    batch = first_batch(request.getfixturevalue(f"{challenge}_root"), challenge)
+    assert batch.masked_kspace.shape == (3, coils, 32, 16) and batch.masked_kspace.dtype == torch.complex64
+    assert batch.mask.shape == (3, 16) and batch.mask.dtype == torch.bool
+    assert batch.target.shape == (3, 16, 16) and batch.data_range.shape == (3,)
+    unacquired = ~batch.mask[:, None, None, :].expand_as(batch.masked_kspace)
+    assert (batch.masked_kspace[unacquired] == 0).all()
+    assert (batch.masked_kspace[~unacquired] != 0).any()
+
+
+def test_training_masks_change_every_epoch_and_validation_masks_do_not(singlecoil_root):
+    data = ReconstructionDataModule(singlecoil_root, "singlecoil", AcquisitionMaskSampler(2, 6), batch_size=6)
+    data.setup("fit")
+
+    def masks(loader: DataLoader) -> torch.Tensor:
+        return next(iter(loader)).mask
+
+    def train_masks(epoch: int) -> torch.Tensor:
+        data.trainer = SimpleNamespace(current_epoch=epoch, reload_dataloaders_every_n_epochs=1)
+        torch.manual_seed(0)  # the same shuffle
+        return masks(data.train_dataloader())
+
+    assert torch.equal(train_masks(1), train_masks(1))
+    assert not torch.equal(train_masks(0), train_masks(1))
+    assert torch.equal(masks(data.val_dataloader()), masks(data.val_dataloader()))
+    data.trainer = SimpleNamespace(current_epoch=0, reload_dataloaders_every_n_epochs=0)
+    with pytest.warns(UserWarning, match="reload_dataloaders_every_n_epochs"):
+        data.train_dataloader()
+
+
+# ----------------------------------------------------------------- training
+def test_one_epoch_lowers_the_loss(singlecoil_root, tmp_path):
+    config = tiny_config("unet")
+    pl.seed_everything(0)
+    data = ReconstructionDataModule(singlecoil_root, "singlecoil", build_mask_sampler(config["masks"]["train"]),
+                                    batch_size=2)
+    data.setup("fit")
+    model_hparams = {k: v for k, v in config["model"].items() if k != "kind"}
+    module = ReconstructionModule("unet", model_hparams, "singlecoil", data.recon_size, **config["optimization"])
+    batch = next(iter(data.train_dataloader()))
+    with torch.no_grad():
+        before = module.loss(module(batch), batch.target, batch.data_range).item()
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                         reload_dataloaders_every_n_epochs=1, **QUIET)
+    trainer.fit(module, datamodule=data)
+    with torch.no_grad():
+        after = module.loss(module(batch), batch.target, batch.data_range).item()
+    assert trainer.global_step == 3  # 6 slices, batches of 2
+    assert after < before
+
+
+def test_ssim_loss_trains(singlecoil_root, tmp_path):
+    config = tiny_config("unet")
+    config["optimization"]["loss"] = "ssim"
+    train_reconstructor(singlecoil_root, "singlecoil", tmp_path, config, trainer_kwargs=QUIET)
+    assert (tmp_path / "reconstructor.pt").is_file()
+
+
+def test_training_writes_logs_checkpoints_and_export(trained_unet):
+    assert (trained_unet / "checkpoints" / "last.ckpt").is_file()
+    assert list((trained_unet / "checkpoints").glob("best-*.ckpt"))
+    assert list((trained_unet / "tensorboard").glob("events.out.tfevents.*"))
+    model = load_reconstructor(trained_unet / "reconstructor.pt")
+    assert isinstance(model, UnetReconstructor) and model.recon_size == (16, 16) and model.challenge == "singlecoil"
+
+
+@pytest.mark.parametrize("run, root, challenge, kind", [
+    ("trained_unet", "singlecoil_root", "singlecoil", UnetReconstructor),
+    ("trained_varnet", "multicoil_root", "multicoil", VarNetReconstructor),
+])
+def test_export_load_round_trip_gives_identical_outputs(request, tmp_path, run, root, challenge, kind):
+    out = request.getfixturevalue(run)
+    batch = first_batch(request.getfixturevalue(root), challenge)
+    best = next((out / "checkpoints").glob("best-*.ckpt"))
+    trained = ReconstructionModule.load_from_checkpoint(best, map_location="cpu").reconstructor.eval()
+    loaded = load_reconstructor(out / "reconstructor.pt")
+    again = load_reconstructor(export_reconstructor(loaded, tmp_path / "again.pt"))
+    assert isinstance(loaded, kind)
+    with torch.no_grad():
+        expected = trained(batch.masked_kspace, batch.mask, (16, 16))
+        assert expected.shape == (3, 16, 16)
+        assert torch.equal(loaded(batch.masked_kspace, batch.mask, (16, 16)), expected)
+        assert torch.equal(again(batch.masked_kspace, batch.mask, (16, 16)), expected)
+
+
+@pytest.mark.parametrize("run, root, challenge", [
+    ("trained_unet", "singlecoil_root", "singlecoil"), ("trained_varnet", "multicoil_root", "multicoil"),
+])
+def test_env_runs_an_episode_with_the_exported_reconstructor(request, run, root, challenge):
+    path = request.getfixturevalue(run) / "reconstructor.pt"
+    data_path = request.getfixturevalue(root) / f"{challenge}_val"
+    env = gym.make(ENV_ID, data_path=data_path, challenge=challenge, reconstructor=path, budget=3, initial_lines=2)
+    observation, info = env.reset(seed=0)
+    steps, terminated = 0, False
+    rng = np.random.default_rng(0)
+    while not terminated:
+        action = int(rng.choice(np.flatnonzero(info["action_mask"])))
+        observation, reward, terminated, truncated, info = env.step(action)
+        assert np.isfinite(reward) and np.isfinite(observation["reconstruction"]).all()
+        steps += 1
+    assert steps == 3
+    env.close()
+
+
+def test_resume_continues_from_the_saved_step(singlecoil_root, tmp_path):
+    config = tiny_config("unet")
+    train_reconstructor(singlecoil_root, "singlecoil", tmp_path, config, trainer_kwargs=QUIET)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    first = torch.load(last, map_location="cpu", weights_only=False)
+    assert first["global_step"] == 3 and first["epoch"] == 0
+    with pytest.raises(FileExistsError, match="resume"):
+        train_reconstructor(singlecoil_root, "singlecoil", tmp_path, config, trainer_kwargs=QUIET)
+    train_reconstructor(singlecoil_root, "singlecoil", tmp_path, config, max_epochs=2, resume=True,
+                        trainer_kwargs=QUIET)
+    second = torch.load(last, map_location="cpu", weights_only=False)
+    assert second["global_step"] == 6 and second["epoch"] == 1
+    # the resumed run trained steps 3-5 only (a restart would log steps 0-5 again)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert sorted(event.step for event in events.Scalars("train_loss_step")) == list(range(6))
+    assert not torch.equal(first["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"],
+                           second["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"])
+
+
+def test_training_is_reproducible(singlecoil_root, tmp_path):
+    config = tiny_config("unet")
+    paths = [train_reconstructor(singlecoil_root, "singlecoil", tmp_path / name, config, trainer_kwargs=QUIET)
+             for name in ("a", "b")]
+    first, second = (load_reconstructor(path).state_dict() for path in paths)
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+# ----------------------------------------------------------------- evaluation
+def test_evaluation_rows_compare_with_zero_filled(trained_unet, singlecoil_root):
+    masks = build_mask_samplers(EVALUATION_MASKS)
+    rows = evaluate_reconstructor(trained_unet / "reconstructor.pt", singlecoil_root, "singlecoil", "val", masks)
+    assert [(row["mask"], row["reconstructor"]) for row in rows] == [
+        ("4x", "unet"), ("4x", "zero_filled"), ("initial", "unet"), ("initial", "zero_filled")]
+    for row in rows:
+        assert row["num_images"] == 3 and 0 < row["sampling_rate"] < 1
+        assert all(np.isfinite(row[key]) for key in ("ssim", "psnr", "nmse", "ssim_std", "psnr_std", "nmse_std"))
+    assert rows[2]["sampling_rate"] == pytest.approx(2 / 16)
+    zero_filled = evaluate_reconstructor("zero_filled", singlecoil_root, "singlecoil", "val", masks)
+    assert len(zero_filled) == 2 and zero_filled[0] == rows[1]
+    assert "| 4x | " in format_evaluation_table(rows)
+
+
+# ----------------------------------------------------------------- errors
+def test_varnet_checkpoint_on_singlecoil_data_is_refused(trained_varnet, singlecoil_root):
+    path = trained_varnet / "reconstructor.pt"
+    with pytest.raises(ValueError, match="multicoil"):
+        gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_val", reconstructor=path, budget=3, initial_lines=2)
+    with pytest.raises(ValueError, match="multicoil"):
+        evaluate_reconstructor(path, singlecoil_root, "singlecoil", "val", build_mask_samplers(EVALUATION_MASKS))
+
+
+def test_lightning_checkpoint_is_not_a_reconstructor_checkpoint(trained_unet):
+    with pytest.raises(ValueError, match="checkpoint"):
+        load_reconstructor(trained_unet / "checkpoints" / "last.ckpt")
+
+
+def test_bad_training_requests_raise_clear_errors(singlecoil_root, tmp_path):
+    config = tiny_config("unet")
+    with pytest.raises(ValueError, match="describes a 'unet'"):
+        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "a", config, model="varnet")
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "b", config, resume=True)
+    with pytest.raises(ValueError, match="'masks' section"):
+        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "c", {**config, "masks": None})
+    with pytest.raises(ValueError, match="sets the Trainer arguments"):
+        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "d", config, trainer_kwargs={"logger": False})
+    bad_loss = copy.deepcopy(config)
+    bad_loss["optimization"]["loss"] = "l2"
+    with pytest.raises(ValueError, match="unknown loss"):
+        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "e", bad_loss)
