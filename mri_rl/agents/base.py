@@ -42,7 +42,7 @@ def space_to_dict(space: spaces.Space) -> dict[str, Any]:
         return {"type": "Box", "low": torch.from_numpy(np.asarray(space.low)), "high": torch.from_numpy(
             np.asarray(space.high)), "dtype": str(space.dtype)}
     if isinstance(space, spaces.MultiBinary):
-        return {"type": "MultiBinary", "n": list(np.atleast_1d(space.n))}
+        return {"type": "MultiBinary", "n": [int(n) for n in np.atleast_1d(space.n)]}  # no numpy scalars
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n)}
     if isinstance(space, spaces.Dict):
@@ -117,9 +117,10 @@ class Agent:
     # ------------------------------------------------------------------ prediction
     def _is_batched(self, obs: Any) -> bool:
         space = self.observation_space
-        first_space, first = (next(iter(space.spaces.values())), next(iter(obs.values()))) \
-            if isinstance(space, spaces.Dict) else (space, obs)
-        return np.ndim(first) == len(first_space.shape) + 1
+        if isinstance(space, spaces.Dict):  # compare one key's value with that key's space
+            key = next(iter(space.spaces))  # (Dict sorts its keys: not the order of obs)
+            space, obs = space[key], obs[key]
+        return np.ndim(obs) == len(space.shape) + 1
 
     def to_tensor(self, obs: Any) -> torch.Tensor | dict[str, torch.Tensor]:
         """Observation(s) as tensors on the agent's device (dtype kept)."""

@@ -161,7 +161,14 @@ class REINFORCE(Agent):
 
     def _masks_or_all(self, infos: dict[str, Any]) -> np.ndarray:
         masks = self.action_masks(infos)
-        return np.ones((self.env.num_envs, self.num_actions), dtype=bool) if masks is None else masks
+        if masks is None:
+            return np.ones((self.env.num_envs, self.num_actions), dtype=bool)
+        # A final observation may allow no action (the MRI env without a budget ends when every
+        # column is acquired); the next-step autoreset ignores its action, but sampling one
+        # from all -inf logits would fail, so such rows allow every action.
+        masks = masks.copy()
+        masks[~masks.any(axis=1)] = True
+        return masks
 
     def _update(self, episodes: list[Episode]) -> float:
         """Policy-gradient update(s) on a batch of complete episodes; returns the last loss."""

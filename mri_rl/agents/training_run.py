@@ -12,6 +12,7 @@ Run folder::
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -69,6 +70,14 @@ class TrainConfig:
         for name in ("total_steps", "num_envs", "eval_episodes", "checkpoint_interval", "log_interval"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        # The agent's keyword arguments, less those the run sets itself (env, seed).
+        parameters = inspect.signature(AGENTS[self.agent]).parameters
+        known = {name for name, p in parameters.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+                 or p.kind is inspect.Parameter.KEYWORD_ONLY} - {"env", "seed"}
+        unknown = sorted(set(self.hyperparameters) - known)
+        if unknown:
+            raise ValueError(f"unknown {self.agent} hyperparameter(s) {unknown} (set the seed with the top-level "
+                             f"key seed); known: {sorted(known)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":

@@ -1,0 +1,271 @@
+"""DQN against known answers: a chain MDP's optimal Q-values, action masks, checkpoints, seeding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from mri_rl.agents import DQN, REINFORCE
+
+GAMMA = 0.9
+N = 5
+#: Quick-learning settings for the 5-state chain (one-hot observations).
+CHAIN_HP: dict[str, Any] = dict(learning_rate=3e-3, buffer_size=5000, learning_starts=100, batch_size=32,
+                                gamma=GAMMA, train_freq=1, gradient_steps=1, target_update_interval=50,
+                                exploration_fraction=0.5, exploration_final_eps=0.05, net_arch=(32,), seed=0)
+CHAIN_STEPS = 1000
+
+
+def q_values(agent: DQN, observations: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return agent.q_network(torch.as_tensor(observations)).numpy()
+
+
+def optimal_chain_values(n: int = N, gamma: float = GAMMA) -> np.ndarray:
+    """V*(s) = gamma^(n-2-s) for the non-terminal states s = 0..n-2."""
+    return np.array([gamma ** (n - 2 - s) for s in range(n - 1)])
+
+
+# --------------------------------------------------------------------------- chain MDP
+def test_dqn_learns_the_optimal_q_values_of_a_chain(chain_factory, chain_observations):
+    agent = DQN(chain_factory(N, max_steps=20), **CHAIN_HP)
+    agent.learn(CHAIN_STEPS, progress_bar=False)
+    assert agent.num_timesteps == CHAIN_STEPS
+    obs = chain_observations(N)[:-1]  # the goal state is terminal: never acted in
+    actions, _ = agent.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(actions, np.ones(N - 1))  # right from every state
+    q = q_values(agent, obs)
+    # Known answer: Q*(0, right) = gamma^(n-2) = 0.729; and V*(s) for every state.
+    assert q[0, 1] == pytest.approx(GAMMA ** (N - 2), abs=0.05)
+    np.testing.assert_allclose(q.max(axis=1), optimal_chain_values(), atol=0.05)
+    # Q*(s, left) = gamma * V*(s - 1) (state 0 stays at 0).
+    left = GAMMA * optimal_chain_values()[np.maximum(np.arange(N - 1) - 1, 0)]
+    np.testing.assert_allclose(q[:, 0], left, atol=0.1)
+    assert agent.num_episodes == len(agent.episode_returns) > 0
+
+
+@pytest.mark.parametrize("variant", [
+    {"double_q": False},
+    {"dueling": True},
+    {"n_step": 3},
+    {"tau": 0.1, "target_update_interval": 1},
+    {"num_envs": 2},
+], ids=["single_q", "dueling", "n_step3", "polyak", "two_envs"])
+def test_dqn_variants_learn_the_chain(variant, chain_factory, chain_observations):
+    variant = dict(variant)
+    num_envs = variant.pop("num_envs", 1)
+    env = (chain_factory(N) if num_envs == 1 else
+           SyncVectorEnv([lambda: chain_factory(N) for _ in range(num_envs)], autoreset_mode=AutoresetMode.NEXT_STEP))
+    agent = DQN(env, **{**CHAIN_HP, **variant})
+    assert agent.q_network.dueling == variant.get("dueling", False)
+    agent.learn(CHAIN_STEPS, progress_bar=False)
+    obs = chain_observations(N)[:-1]
+    actions, _ = agent.predict(obs)
+    np.testing.assert_array_equal(actions, np.ones(N - 1))
+    # n-step returns of exploring behaviour are biased low (not off-policy corrected).
+    tolerance = 0.1 if variant.get("n_step", 1) > 1 else 0.05
+    assert q_values(agent, obs)[0, 1] == pytest.approx(GAMMA ** (N - 2), abs=tolerance)
+
+
+def test_polyak_update_moves_target_by_tau(chain_factory):
+    agent = DQN(chain_factory(), **{**CHAIN_HP, "tau": 0.25})
+    with torch.no_grad():
+        for p in agent.q_network.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in agent.target_network.parameters()]
+    agent._update_target()
+    for old, new, online in zip(before, agent.target_network.parameters(), agent.q_network.parameters()):
+        torch.testing.assert_close(new, old + 0.25 * (online - old))
+
+
+# ---------------------------------------------------------------------- action masks
+@pytest.mark.parametrize("epsilon", [1.0, 0.0])
+@pytest.mark.parametrize("num_envs", [1, 2])
+def test_masked_actions_are_never_taken(epsilon, num_envs, masked_env_class):
+    envs = [masked_env_class() for _ in range(num_envs)]
+    env = envs[0] if num_envs == 1 else SyncVectorEnv([lambda e=e: e for e in envs],
+                                                       autoreset_mode=AutoresetMode.NEXT_STEP)
+    agent = DQN(env, learning_rate=1e-2, learning_starts=20, batch_size=16, buffer_size=1000, train_freq=1,
+                target_update_interval=20, exploration_initial_eps=epsilon, exploration_final_eps=epsilon,
+                net_arch=(16,), gamma=0.5, seed=1)
+    agent.learn(300, progress_bar=False)
+    assert sum(e.steps_taken for e in envs) >= 300
+    assert sum(e.violations for e in envs) == 0
+    assert agent.buffer.has_illegal_actions
+    if epsilon == 0.0:
+        # Rewards equal the action index. Taking the best legal action earns 11.1 per episode
+        # on average, a uniformly random legal one 7.5 (std of a 20-episode mean about 0.5).
+        assert np.mean(agent.episode_returns[-20:]) > 9.0
+
+
+def test_predict_respects_action_masks(masked_env_class):
+    env = masked_env_class()
+    agent = DQN(env, net_arch=(16,), seed=0)
+    rng = np.random.default_rng(0)
+    obs = rng.random((200, env.observation_space.shape[0])).astype(np.float32)
+    masks = rng.random((200, 4)) < 0.4
+    masks[~masks.any(axis=1), 2] = True
+    for deterministic, epsilon in [(True, 0.0), (False, 1.0), (False, 0.5)]:
+        agent.epsilon = epsilon
+        actions, _ = agent.predict(obs, deterministic=deterministic, action_mask=masks)
+        assert actions.shape == (200,)
+        assert masks[np.arange(200), actions].all()
+    # Exploring uniformly covers every legal action.
+    agent.epsilon = 1.0
+    only_two = np.zeros((400, 4), dtype=bool)
+    only_two[:, [1, 3]] = True
+    actions, _ = agent.predict(np.repeat(obs[:1], 400, axis=0), deterministic=False, action_mask=only_two)
+    assert set(actions.tolist()) == {1, 3}
+    # One observation: an int; a mask with no legal action is an error.
+    action, state = agent.predict(obs[0], action_mask=np.array([0, 0, 1, 0], dtype=bool))
+    assert action == 2 and isinstance(action, int) and state is None
+    with pytest.raises(ValueError, match="no action"):
+        agent.predict(obs[0], action_mask=np.zeros(4, dtype=bool))
+
+
+class AliasedNextStateEnv(gym.Env):
+    """Two steps. In A (obs [1, 0]) action 0 leads to B, action 1 to C, reward 0.
+
+    B and C look alike (obs [0, 1]) but differ in their legal actions: in B only action 0
+    is legal (reward 0), in C both are and action 1 gives reward 1; either ends the episode.
+    So Q(b, 1) is learned as 1 (from C), yet from A the move to B is worth
+    gamma * Q(B, 0) = 0: a bootstrap target that ignored B's mask would give gamma.
+    """
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0.0, 1.0, (2,), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.state = "A"
+
+    def _out(self):
+        obs = np.array([1, 0] if self.state == "A" else [0, 1], dtype=np.float32)
+        mask = np.array([1, 0] if self.state == "B" else [1, 1], dtype=np.int8)
+        return obs, {"action_mask": mask}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state = "A"
+        return self._out()
+
+    def step(self, action):
+        action = int(action)
+        if self.state == "A":
+            self.state = "B" if action == 0 else "C"
+            obs, info = self._out()
+            return obs, 0.0, False, False, info
+        assert not (self.state == "B" and action == 1), "illegal action taken"
+        reward = 1.0 if self.state == "C" and action == 1 else 0.0
+        obs, info = self._out()
+        return obs, reward, True, False, info
+
+
+@pytest.mark.parametrize("double_q", [False, True])
+def test_bootstrap_target_uses_the_best_legal_action(double_q):
+    agent = DQN(AliasedNextStateEnv(), learning_rate=5e-3, learning_starts=50, batch_size=32, buffer_size=2000,
+                train_freq=1, target_update_interval=25, gamma=GAMMA, exploration_initial_eps=1.0,
+                exploration_final_eps=1.0, net_arch=(16,), double_q=double_q, seed=0)
+    agent.learn(800, progress_bar=False)
+    q = q_values(agent, np.array([[1, 0], [0, 1]], dtype=np.float32))
+    assert q[1, 1] == pytest.approx(1.0, abs=0.1)   # learned from C
+    assert q[1, 0] == pytest.approx(0.0, abs=0.1)
+    assert q[0, 1] == pytest.approx(GAMMA, abs=0.1)  # A -> C -> action 1
+    assert q[0, 0] == pytest.approx(0.0, abs=0.15)  # A -> B: only action 0 (worth 0) is legal there
+
+
+# ---------------------------------------------------------------------- save and load
+def test_save_load_round_trip(tmp_path, chain_factory, chain_observations):
+    hp = {**CHAIN_HP, "dueling": True, "n_step": 2}
+    agent = DQN(chain_factory(N), **hp)
+    agent.learn(300, progress_bar=False)
+    path = agent.save(tmp_path / "dqn.pt")
+    rng = np.random.default_rng(0)
+    obs = np.concatenate([chain_observations(N), rng.random((16, N)).astype(np.float32)])
+
+    loaded = DQN.load(path)
+    assert loaded.env is None
+    np.testing.assert_array_equal(loaded.predict(obs)[0], agent.predict(obs)[0])
+    np.testing.assert_array_equal(q_values(loaded, obs), q_values(agent, obs))
+    for a, b in zip(agent.target_network.state_dict().values(), loaded.target_network.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert loaded.num_timesteps == agent.num_timesteps == 300
+    assert loaded.num_episodes == agent.num_episodes
+    assert loaded.episode_returns == agent.episode_returns
+    assert loaded.hyperparameters == agent.hyperparameters
+    assert loaded.hyperparameters["dueling"] is True and loaded.hyperparameters["n_step"] == 2
+    assert loaded.seed == agent.seed
+    assert loaded.observation_space == agent.observation_space and loaded.action_space == agent.action_space
+    assert loaded.rng.random() == agent.rng.random()  # numpy stream restored
+
+    # With an env of the same spaces the agent goes on training.
+    resumed = DQN.load(path, env=chain_factory(N))
+    resumed.learn(350, progress_bar=False)
+    assert resumed.num_timesteps == 350
+
+
+def test_load_rejects_other_spaces_algorithms_and_files(tmp_path, chain_factory, masked_env_class):
+    path = DQN(chain_factory(N), **CHAIN_HP).save(tmp_path / "dqn.pt")
+    with pytest.raises(ValueError, match="observation space"):
+        DQN.load(path, env=chain_factory(N + 1))
+    with pytest.raises(ValueError):
+        DQN.load(path, env=masked_env_class())  # other action space too
+    reinforce = REINFORCE(chain_factory(N), net_arch=(8,)).save(tmp_path / "reinforce.pt")
+    with pytest.raises(ValueError, match="reinforce"):
+        DQN.load(reinforce)
+    with pytest.raises(ValueError, match="dqn"):
+        REINFORCE.load(path)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError):
+        DQN.load(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(ValueError, match="format"):
+        DQN.load(other)
+    with pytest.raises(FileNotFoundError):
+        DQN.load(tmp_path / "missing.pt")
+
+
+# -------------------------------------------------------------------------- seeding
+def _trained_weights(seed: int) -> dict[str, torch.Tensor]:
+    agent = DQN(gym.make("CartPole-v1"), learning_starts=100, batch_size=32, buffer_size=1000, train_freq=4,
+                target_update_interval=50, net_arch=(32,), seed=seed)
+    agent.learn(500, progress_bar=False)
+    return {k: v.clone() for k, v in agent.q_network.state_dict().items()}
+
+
+def test_same_seed_same_training_result():
+    first, second, other = _trained_weights(3), _trained_weights(3), _trained_weights(4)
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+# ------------------------------------------------------------------ the learn loop
+def test_learn_continues_to_total_and_callback_stops(chain_factory):
+    agent = DQN(chain_factory(), **CHAIN_HP)
+    agent.learn(120, progress_bar=False)
+    assert agent.num_timesteps == 120
+    agent.learn(200, progress_bar=False)  # a resumed run finishes the same total
+    assert agent.num_timesteps == 200
+    seen = []
+
+    def stop_at_250(a: DQN) -> bool:
+        seen.append(a.num_timesteps)
+        return a.num_timesteps < 250
+
+    agent.learn(1000, callback=stop_at_250, progress_bar=False)
+    assert agent.num_timesteps == 250 and seen[-1] == 250
+    # Epsilon decays linearly over exploration_fraction of the run.
+    assert agent.epsilon == pytest.approx(1.0 + (0.05 - 1.0) * min(1.0, (249 / 1000) / 0.5))
+
+
+@pytest.mark.parametrize("bad", [{"tau": 0.0}, {"tau": 1.5}, {"n_step": 0}, {"gamma": 1.5}])
+def test_invalid_hyperparameters(bad, chain_factory):
+    with pytest.raises(ValueError):
+        DQN(chain_factory(), **bad)

@@ -1,0 +1,172 @@
+"""``mri-rl train``: the run folder, refusing to overwrite, resuming after an interruption, config errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mri_rl.agents import DQN
+from mri_rl.agents.run_logger import PROGRESS_COLUMNS
+from mri_rl.agents.training_run import TrainConfig, load_config_file, train_agent
+from mri_rl.cli import main
+
+TINY_DQN = {
+    "agent": "dqn",
+    "env_id": "CartPole-v1",
+    "total_steps": 600,
+    "eval_episodes": 2,
+    "checkpoint_interval": 200,
+    "log_interval": 100,
+    "hyperparameters": {"learning_starts": 100, "buffer_size": 1000, "batch_size": 32, "train_freq": 4,
+                        "target_update_interval": 50, "net_arch": [32]},
+}
+
+
+def write_config(path: Path, **changes) -> Path:
+    path.write_text(yaml.safe_dump({**TINY_DQN, **changes}))
+    return path
+
+
+def train_args(out: Path, config: Path, *extra: str, total_steps: int = 600) -> list[str]:
+    return ["train", "--agent", "dqn", "--env", "CartPole-v1", "--total-steps", str(total_steps), "--out", str(out),
+            "--no-progress", "--config", str(config), *extra]
+
+
+def progress_rows(out: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with (out / "progress.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_train_writes_the_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "tiny.yaml")
+    assert main(train_args(out, config)) == 0
+    printed = capsys.readouterr().out
+    assert "dqn on CartPole-v1: 600 steps" in printed
+
+    for name in ("checkpoint.pt", "model.pt", "config.yaml", "progress.csv", "eval.json"):
+        assert (out / name).is_file(), name
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["total_steps"] == 600 and saved["hyperparameters"] == TINY_DQN["hyperparameters"]
+
+    header, rows = progress_rows(out)
+    assert header == list(PROGRESS_COLUMNS) == ["steps", "episodes", "return", "loss", "epsilon", "steps_per_s",
+                                                 "eval_return"]
+    steps = [int(row["steps"]) for row in rows]
+    assert steps == [100, 200, 300, 400, 500, 600]
+    assert all(float(row["epsilon"]) <= 1.0 for row in rows)
+    assert rows[-1]["loss"] != "" and int(rows[-1]["episodes"]) > 0
+
+    result = json.loads((out / "eval.json").read_text())
+    assert result["episodes"] == 2 and len(result["returns"]) == 2
+    assert result["mean_return"] == pytest.approx(sum(result["returns"]) / 2)
+    assert result["std_return"] >= 0 and result["num_timesteps"] == 600
+
+    model = DQN.load(out / "model.pt")
+    assert model.num_timesteps == 600 and model.hyperparameters["net_arch"] == [32]
+    assert DQN.load(out / "checkpoint.pt").num_timesteps == 600
+
+    # The same folder again, without --resume: refused, nothing overwritten.
+    before = (out / "model.pt").stat().st_mtime_ns
+    assert main(train_args(out, config)) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "model.pt").stat().st_mtime_ns == before
+
+
+def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    config_path = write_config(tmp_path / "tiny.yaml")
+    config = TrainConfig.from_dict(load_config_file(config_path))
+    original_learn = DQN.learn
+
+    def interrupted_learn(self, total_timesteps, callback=None, progress_bar=True):
+        def callback_then_interrupt(agent):
+            keep_going = callback(agent)
+            if agent.num_timesteps >= 550:
+                raise KeyboardInterrupt
+            return keep_going
+        return original_learn(self, total_timesteps, callback_then_interrupt, progress_bar)
+
+    monkeypatch.setattr(DQN, "learn", interrupted_learn)
+    with pytest.raises(KeyboardInterrupt):
+        train_agent(config, out, progress_bar=False)
+    monkeypatch.setattr(DQN, "learn", original_learn)
+
+    assert not (out / "model.pt").exists() and not (out / "eval.json").exists()
+    assert DQN.load(out / "checkpoint.pt").num_timesteps == 400  # checkpoints every 200 steps
+    _, rows = progress_rows(out)
+    assert [int(r["steps"]) for r in rows] == [100, 200, 300, 400, 500]  # 500 is past the checkpoint
+
+    loaded_at: list[int] = []
+    original_load = DQN.load.__func__
+
+    def recording_load(cls, path, env=None, device="cpu"):
+        agent = original_load(cls, path, env=env, device=device)
+        loaded_at.append(agent.num_timesteps)
+        return agent
+
+    monkeypatch.setattr(DQN, "load", classmethod(recording_load))
+    # --total-steps is ignored on resume: the saved config.yaml is authoritative.
+    assert main(train_args(out, tmp_path / "unused.yaml", "--resume", total_steps=10_000)) == 0
+    assert loaded_at == [400]
+    result = json.loads((out / "eval.json").read_text())
+    assert result["num_timesteps"] == 600
+    assert DQN.load(out / "model.pt").num_timesteps == 600
+    _, rows = progress_rows(out)
+    steps = [int(r["steps"]) for r in rows]
+    assert steps == [100, 200, 300, 400, 500, 600]  # the interrupted run's row 500 was replaced, not repeated
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) >= 1
+    capsys.readouterr()
+
+
+def test_resume_without_a_checkpoint_fails(tmp_path, capsys):
+    config = write_config(tmp_path / "tiny.yaml")
+    assert main(train_args(tmp_path / "empty", config, "--resume")) == 1
+    assert "checkpoint" in capsys.readouterr().err
+
+
+def test_unknown_config_keys_are_named(tmp_path, capsys):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "typo.yaml", totl_steps=5)
+    assert main(train_args(out, config)) == 1
+    assert "totl_steps" in capsys.readouterr().err
+    config = write_config(tmp_path / "typo_hp.yaml", hyperparameters={"learning_rat": 0.1})
+    assert main(train_args(out, config)) == 1
+    assert "learning_rat" in capsys.readouterr().err
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_config_of_another_agent_is_refused(tmp_path, capsys):
+    config = write_config(tmp_path / "reinforce.yaml", agent="reinforce", hyperparameters={"baseline": "mean"})
+    assert main(train_args(tmp_path / "run", config)) == 1
+    error = capsys.readouterr().err
+    assert "reinforce" in error and "dqn" in error
+
+
+def test_train_reinforce_on_the_batched_mri_env_and_resume(tmp_path, mri_train_folder, capsys):
+    out = tmp_path / "mri"
+    config = tmp_path / "mri.yaml"
+    config.write_text(yaml.safe_dump({
+        "agent": "reinforce", "env_id": "mri_rl/ActiveAcquisition-v0", "total_steps": 80, "num_envs": 2,
+        "env_kwargs": {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2},
+        "eval_episodes": 2, "checkpoint_interval": 40, "log_interval": 40,
+        "hyperparameters": {"episodes_per_update": 2, "net_arch": [8]},
+    }))
+    args = ["train", "--agent", "reinforce", "--env", "mri_rl/ActiveAcquisition-v0", "--out", str(out),
+            "--no-progress", "--config", str(config)]
+    assert main(args) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["num_timesteps"] >= 80 and result["episodes"] == 2
+    assert main([*args, "--resume"]) == 0  # already finished: loads the checkpoint and evaluates again
+    _, rows = progress_rows(out)
+    steps = [int(r["steps"]) for r in rows]
+    assert steps == sorted(set(steps))
+    capsys.readouterr()
