@@ -34,17 +34,24 @@ def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int, progress: 
     env.reset(options={"indices": list(slice_indices)})
     width = env.single_action_space.n
     order: list[int] = []
+    # Episodes that ended (every column acquired) restart on a random slice at the next step
+    # (next-step autoreset): they are left out from then on. A full slice gains nothing from
+    # any column, so leaving it out does not change which column is best.
+    running = np.ones(env.num_envs, dtype=bool)
     for _ in tqdm(range(budget), desc="lbcs order", disable=not progress):
-        free = env.unwrapped.action_masks()
+        free = env.unwrapped.action_masks() & running[:, None]
         if not free.any():
             break
         scores = env.unwrapped.score_actions(np.tile(np.arange(width), (env.num_envs, 1)))
-        mean_gain = scores.mean(axis=0)
+        mean_gain = scores[running].mean(axis=0)
         mean_gain[~free.any(axis=0)] = -np.inf
         mean_gain[order] = -np.inf
+        if not np.isfinite(mean_gain).any():
+            break
         column = int(np.argmax(mean_gain))
         order.append(column)
-        env.step(np.full(env.num_envs, column))
+        _, _, terminated, truncated, _ = env.step(np.full(env.num_envs, column))
+        running &= ~(np.asarray(terminated) | np.asarray(truncated))
     return order
 
 

@@ -1,0 +1,255 @@
+"""``evaluate_policies`` end to end on the tiny synthetic root: files, row counts, agreement
+with a single env, resumption after a crash, learned policies and argument errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from mri_rl.agents import DQN
+from mri_rl.data import SyntheticSpec, write_synthetic_dataset
+from mri_rl.envs import ENV_ID
+from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, parse_policy_specs
+from mri_rl.evaluation.report import read_rows_csv
+from mri_rl.metrics import METRIC_NAMES
+from mri_rl.policies import LowToHighPolicy
+
+BASELINES = ["random", "lowtohigh", "equispaced", "lbcs", "oracle"]
+SEEDS = (0, 1)
+BUDGET = 3
+INITIAL_LINES = 2
+WIDTH = 16
+TEST_SLICES = 3  # one test volume of 3 slices; batch_size 2 -> chunks [0, 1] and [2, (2)]
+HEADER = "policy,seed,file,slice,step,acquired_columns,sampling_rate,mse,nmse,psnr,ssim"
+REPORT_FILES = ("metrics.csv", "summary.json", "summary.md")
+
+
+def make_setup(data: Path, **overrides) -> EvaluationSetup:
+    values = dict(data=data, split="test", budget=BUDGET, initial_lines=INITIAL_LINES, reward_metric="ssim",
+                  seeds=SEEDS, batch_size=2)
+    values.update(overrides)
+    return EvaluationSetup(**values)
+
+
+def partial_names(policies=BASELINES, seeds=SEEDS) -> set[str]:
+    return {f"{name}_seed{seed}.csv" for name in policies for seed in (seeds if name == "random" else seeds[:1])}
+
+
+@pytest.fixture(scope="module")
+def full_run(singlecoil_root, tmp_path_factory):
+    """Every baseline evaluated once into a fresh folder: (folder, summary)."""
+    out = tmp_path_factory.mktemp("evaluation_a")
+    summary = evaluate_policies(make_setup(singlecoil_root), BASELINES, out, progress=False)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def test_volume(singlecoil_root) -> str:
+    return sorted((singlecoil_root / "singlecoil_test").glob("*.h5"))[0].name
+
+
+# ------------------------------------------------------------------------- the files
+def test_evaluation_writes_every_file(full_run):
+    out, summary = full_run
+    assert {p.name for p in out.iterdir()} == {"metrics.csv", "summary.json", "summary.md", "curves.png",
+                                               "lbcs_order.json", "partial"}
+    assert {p.name for p in (out / "partial").iterdir()} == partial_names()
+    assert (out / "metrics.csv").read_text().splitlines()[0] == HEADER
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert set(summary) == set(BASELINES)
+    markdown = (out / "summary.md").read_text()
+    assert markdown.startswith("# singlecoil singlecoil_test, zero_filled reconstructor, budget 3, 2 initial lines")
+    assert all(f"| {name} |" in markdown for name in BASELINES)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    order = json.loads((out / "lbcs_order.json").read_text())
+    assert order["key"]["budget"] == BUDGET and order["key"]["reward_metric"] == "ssim"
+    assert len(order["order"]) == BUDGET and len(set(order["order"])) == BUDGET
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_metrics_has_one_row_per_policy_seed_slice_and_step(full_run, test_volume):
+    out, summary = full_run
+    rows = read_rows_csv(out / "metrics.csv")
+    keys = [(r["policy"], r["seed"], r["file"], r["slice"], r["step"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    episodes = Counter((r["policy"], r["seed"], r["file"], r["slice"]) for r in rows)
+    expected = {("random", seed, test_volume, s) for seed in SEEDS for s in range(TEST_SLICES)}
+    expected |= {(name, SEEDS[0], test_volume, s) for name in BASELINES[1:] for s in range(TEST_SLICES)}
+    assert set(episodes) == expected
+    assert set(episodes.values()) == {BUDGET + 1}  # steps 0..budget
+    per_policy = Counter(r["policy"] for r in rows)
+    assert per_policy == {"random": 2 * TEST_SLICES * (BUDGET + 1),
+                          **{name: TEST_SLICES * (BUDGET + 1) for name in BASELINES[1:]}}
+    assert len(rows) == 6 * TEST_SLICES * (BUDGET + 1)
+    for r in rows:
+        assert r["acquired_columns"] == INITIAL_LINES + r["step"]  # one new column per step: legal actions
+        assert r["sampling_rate"] == pytest.approx((INITIAL_LINES + r["step"]) / WIDTH)
+        assert 0 < r["ssim"] <= 1 and r["mse"] > 0
+    for name in BASELINES:
+        assert summary[name]["ssim_auc"]["n"] == (2 if name == "random" else 1) * TEST_SLICES
+    # the ssim-greedy oracle is the best on average (see tests/policies/test_oracle_lbcs.py)
+    assert all(summary["oracle"]["ssim_auc"]["mean"] >= s["ssim_auc"]["mean"] for s in summary.values())
+    # the random seeds are different rollouts
+    random_rows = {seed: [r["ssim"] for r in rows if r["policy"] == "random" and r["seed"] == seed] for seed in SEEDS}
+    assert random_rows[0] != random_rows[1]
+
+
+@pytest.mark.parametrize("index", [0, 2])  # slice 2 ran in the padded second chunk
+def test_rollout_rows_equal_a_single_env_stepped_with_the_same_actions(full_run, singlecoil_root, test_volume,
+                                                                      index):
+    out, _ = full_run
+    rows = sorted((r for r in read_rows_csv(out / "partial" / "lowtohigh_seed0.csv") if r["slice"] == index),
+                  key=lambda r: r["step"])
+    assert [r["step"] for r in rows] == list(range(BUDGET + 1))
+    env = gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_test", budget=BUDGET, initial_lines=INITIAL_LINES,
+                   reward_metric="ssim")
+    assert env.unwrapped.episodes.source.describe(index) == (test_volume, index)
+    policy = LowToHighPolicy(WIDTH)
+    _, info = env.reset(options={"index": index})
+    infos = [info]
+    for _ in range(BUDGET):
+        action, _ = policy.predict(None, action_mask=np.asarray(info["action_mask"], dtype=bool)[None])
+        _, _, terminated, _, info = env.step(int(action[0]))
+        infos.append(info)
+    assert terminated
+    for row, info in zip(rows, infos):
+        assert row["file"] == test_volume
+        assert row["acquired_columns"] == info["acquired_columns"]
+        assert row["sampling_rate"] == info["sampling_rate"]
+        for name in METRIC_NAMES:
+            assert row[name] == pytest.approx(info[name], rel=1e-6, abs=1e-9), (row["step"], name)
+
+
+# ------------------------------------------------------------------------ resumption
+def test_an_interrupted_evaluation_rerun_writes_the_same_files(full_run, singlecoil_root, tmp_path):
+    reference, _ = full_run
+    out = tmp_path / "evaluation_b"
+    setup = make_setup(singlecoil_root)
+    evaluate_policies(setup, BASELINES, out, progress=False)
+    # a crash after random seed 0 and lowtohigh, equispaced, lbcs were stored: the rest and the report lost
+    for name in ("random_seed1.csv", "oracle_seed0.csv"):
+        (out / "partial" / name).unlink()
+    for name in (*REPORT_FILES, "curves.png"):
+        (out / name).unlink()
+    (out / "partial" / "tmpabc123.tmp").write_text("policy,seed\nhalf a line")  # a temporary file of the crash
+    kept = {name: (out / "partial" / name).read_bytes() for name in partial_names() - {"random_seed1.csv",
+                                                                                          "oracle_seed0.csv"}}
+    evaluate_policies(setup, BASELINES, out, progress=False)
+    for name in REPORT_FILES:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert (out / "curves.png").is_file()
+    for name in partial_names():
+        assert (out / "partial" / name).read_bytes() == (reference / "partial" / name).read_bytes(), name
+    for name, content in kept.items():  # resumed, not rewritten differently
+        assert (out / "partial" / name).read_bytes() == content
+
+
+def test_stored_rollouts_are_reused_not_recomputed(singlecoil_root, tmp_path, monkeypatch):
+    import mri_rl.evaluation.evaluate as evaluate_module
+
+    setup = make_setup(singlecoil_root, seeds=(0,))
+    evaluate_policies(setup, ["lowtohigh"], tmp_path, progress=False)
+    before = (tmp_path / "metrics.csv").read_bytes()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a stored rollout was computed again")
+
+    monkeypatch.setattr(evaluate_module, "rollout_policy", fail)
+    evaluate_policies(setup, ["lowtohigh"], tmp_path, progress=False)
+    assert (tmp_path / "metrics.csv").read_bytes() == before
+
+
+# ------------------------------------------------------------------ learned policies
+def train_tiny_dqn(folder: Path, path: Path, steps: int = 50) -> Path:
+    env = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=folder,
+                       budget=BUDGET, initial_lines=INITIAL_LINES, reward_metric="ssim")
+    agent = DQN(env, learning_starts=10, batch_size=8, buffer_size=200, train_freq=2, target_update_interval=20,
+                net_arch=(16,), seed=0)
+    agent.learn(steps, progress_bar=False)
+    assert agent.num_timesteps >= steps
+    agent.save(path)
+    return path
+
+
+def test_a_learned_dqn_policy_is_evaluated(singlecoil_root, tmp_path, test_volume):
+    checkpoint = train_tiny_dqn(singlecoil_root / "singlecoil_train", tmp_path / "dqn.pt")
+    out = tmp_path / "out"
+    summary = evaluate_policies(make_setup(singlecoil_root), ["lowtohigh", f"dqn={checkpoint}"], out,
+                                progress=False)
+    assert set(summary) == {"lowtohigh", "dqn"}
+    assert {p.name for p in (out / "partial").iterdir()} == {"lowtohigh_seed0.csv", "dqn_seed0.csv"}
+    rows = [r for r in read_rows_csv(out / "metrics.csv") if r["policy"] == "dqn"]
+    assert len(rows) == TEST_SLICES * (BUDGET + 1)
+    assert {(r["seed"], r["file"], r["slice"]) for r in rows} == {(0, test_volume, s) for s in range(TEST_SLICES)}
+    assert all(r["acquired_columns"] == INITIAL_LINES + r["step"] for r in rows)  # legal actions only
+
+
+def test_a_checkpoint_of_another_geometry_is_refused(singlecoil_root, tmp_path):
+    other = tmp_path / "wide"
+    spec = SyntheticSpec(challenge="singlecoil", num_slices=2, size=16, kspace_width=24, padding=3)
+    write_synthetic_dataset(other, spec, {"train": 1}, seed=1, progress=False)
+    checkpoint = train_tiny_dqn(other / "singlecoil_train", tmp_path / "wide.pt", steps=12)
+    assert DQN.load(checkpoint).action_space == spaces.Discrete(24)  # a good checkpoint, of 24 columns
+    with pytest.raises(ValueError, match="observation/action spaces"):
+        evaluate_policies(make_setup(singlecoil_root), [f"dqn={checkpoint}"], tmp_path / "out", progress=False)
+
+
+def test_a_file_that_is_not_an_agent_checkpoint_is_refused(singlecoil_root, tmp_path):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        evaluate_policies(make_setup(singlecoil_root), [f"dqn={bogus}"], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "metrics.csv").exists()
+
+
+# ------------------------------------------------------------------- argument errors
+def test_parse_policy_specs():
+    assert parse_policy_specs(["random", "dqn=runs/a/model.pt", "oracle"]) == [
+        ("random", None), ("dqn", Path("runs/a/model.pt")), ("oracle", None)]
+
+
+@pytest.mark.parametrize("specs", [["bogus"], ["random", "Random"], ["dqn"], ["random", "lowtohigh", "ppo"]])
+def test_unknown_policy_names_raise(singlecoil_root, tmp_path, specs):
+    with pytest.raises(ValueError, match="unknown policy"):
+        evaluate_policies(make_setup(singlecoil_root), specs, tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("specs", [["random", "random"], ["dqn=a.pt", "dqn=b.pt"], ["lowtohigh", "lowtohigh=a.pt"]])
+def test_duplicate_policy_names_raise(singlecoil_root, tmp_path, specs):
+    with pytest.raises(ValueError, match="unique"):
+        evaluate_policies(make_setup(singlecoil_root), specs, tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_no_seed_raises(singlecoil_root, tmp_path):
+    with pytest.raises(ValueError, match="seed"):
+        evaluate_policies(make_setup(singlecoil_root, seeds=()), ["random"], tmp_path, progress=False)
+
+
+def test_lbcs_on_a_plain_folder_needs_training_data(singlecoil_root, tmp_path):
+    plain = singlecoil_root / "singlecoil_test"  # a folder of .h5 files, no train split beside it
+    with pytest.raises(ValueError, match="lbcs-train-data"):
+        evaluate_policies(make_setup(plain), ["lbcs"], tmp_path / "out", progress=False)
+    # with the training data named, it runs (the order is learned on the train split)
+    setup = make_setup(plain, seeds=(0,), lbcs_train_data=singlecoil_root, lbcs_slices=2)
+    summary = evaluate_policies(setup, ["lbcs"], tmp_path / "ok", progress=False)
+    assert summary["lbcs"]["ssim_auc"]["n"] == TEST_SLICES
+    key = json.loads((tmp_path / "ok" / "lbcs_order.json").read_text())["key"]
+    assert key["train_folder"] == str((singlecoil_root / "singlecoil_train").resolve())
+    assert key["slices"] == [0, 5]
+
+
+def test_metrics_csv_is_plain_csv(full_run):
+    out, _ = full_run
+    with (out / "metrics.csv").open(newline="") as f:
+        records = list(csv.reader(f))
+    assert all(len(record) == 11 for record in records)
+    assert b"\r" not in (out / "metrics.csv").read_bytes()

@@ -1,0 +1,50 @@
+"""``mri-rl evaluate`` through :func:`mri_rl.cli.main`."""
+
+from __future__ import annotations
+
+import json
+
+from mri_rl.cli import main
+from mri_rl.evaluation.report import read_rows_csv
+
+
+def evaluate_args(data, out, *extra):
+    return ["evaluate", "--data", str(data), "--split", "test", "--budget", "2", "--initial-lines", "2",
+            "--policies", "random", "lowtohigh", "--seeds", "0", "--out", str(out), "--no-progress",
+            "--batch-size", "4", *extra]
+
+
+def test_evaluate_command_prints_the_table_and_writes_the_files(singlecoil_root, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(evaluate_args(singlecoil_root, out)) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == "| policy | SSIM AUC | PSNR AUC | final SSIM | final PSNR (dB) |"
+    assert sum(line.startswith(("| random |", "| lowtohigh |")) for line in lines) == 2
+    assert f"wrote {out / 'metrics.csv'}" in captured.out
+    assert {p.name for p in out.iterdir()} == {"metrics.csv", "summary.json", "summary.md", "curves.png", "partial"}
+    assert {p.name for p in (out / "partial").iterdir()} == {"random_seed0.csv", "lowtohigh_seed0.csv"}
+    rows = read_rows_csv(out / "metrics.csv")
+    assert len(rows) == 2 * 3 * 3  # 2 policies x 3 test slices x steps 0..2 (one batch of 4, one row padded)
+    assert {r["step"] for r in rows} == {0, 1, 2}
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"random", "lowtohigh"}
+    assert summary["random"]["ssim_auc"]["n"] == 3
+    assert (out / "summary.md").read_text().count("| random |") == 1
+
+
+def test_evaluate_command_on_a_missing_folder_fails_with_a_message(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(evaluate_args(tmp_path / "no_such_data", out)) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("mri-rl: error:")
+    assert "no_such_data" in captured.err
+    assert captured.out == ""
+    assert not out.exists()
+
+
+def test_evaluate_command_rejects_an_unknown_policy(singlecoil_root, tmp_path, capsys):
+    args = evaluate_args(singlecoil_root, tmp_path / "results")
+    args[args.index("lowtohigh")] = "bogus"
+    assert main(args) == 1
+    assert "unknown policy 'bogus'" in capsys.readouterr().err

@@ -1,0 +1,218 @@
+"""The oracle and LBCS on the tiny synthetic splits: their greedy choices checked against the
+env's look-ahead (``score_actions``), and the oracle as an upper bound of the baselines."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from mri_rl.envs import ENV_ID
+from mri_rl.evaluation.report import summarize
+from mri_rl.evaluation.rollout import rollout_policy
+from mri_rl.policies import (
+    EquispacedPolicy,
+    LBCSPolicy,
+    LowToHighPolicy,
+    OraclePolicy,
+    RandomPolicy,
+    cached_lbcs_order,
+    learn_lbcs_order,
+)
+
+BUDGET = 3
+WIDTH = 16
+NUM_TEST = 3   # slices of singlecoil_test
+NUM_TRAIN = 6  # slices of singlecoil_train
+
+
+def all_scores(env) -> np.ndarray:
+    """score_actions of every column for every episode: float64 (N, W)."""
+    width = env.single_action_space.n
+    return env.unwrapped.score_actions(np.tile(np.arange(width), (env.num_envs, 1)))
+
+
+@pytest.fixture(scope="module")
+def lbcs_train_order(singlecoil_root):
+    """The LBCS order learned on all train slices with the SSIM reward (budget 3)."""
+    env = gym.make_vec(ENV_ID, num_envs=NUM_TRAIN, vectorization_mode="vector_entry_point",
+                       data_path=singlecoil_root / "singlecoil_train", budget=BUDGET, initial_lines=2,
+                       reward_metric="ssim")
+    return learn_lbcs_order(env, list(range(NUM_TRAIN)), BUDGET, progress=False)
+
+
+# ---------------------------------------------------------------------------- oracle
+@pytest.fixture
+def make_env_single(make_vec_env):
+    """A batched env of one episode."""
+    return lambda folder: make_vec_env(folder, 1)
+
+
+def test_oracle_reward_is_the_best_lookahead_reward_at_every_step(make_vec_env, test_folder):
+    env = make_vec_env(test_folder, NUM_TEST)
+    oracle = OraclePolicy(env)
+    obs, info = env.reset(options={"indices": list(range(NUM_TEST))})
+    for step in range(BUDGET):
+        free = np.asarray(info["action_mask"], dtype=bool)
+        scores = all_scores(env)
+        assert np.all(scores[~free] == 0.0)  # acquired columns score nothing
+        best = np.where(free, scores, -np.inf)
+        actions, _ = oracle.predict(obs, action_mask=free)
+        np.testing.assert_array_equal(actions, best.argmax(axis=1))
+        assert free[np.arange(NUM_TEST), actions].all()
+        obs, rewards, terminated, _, info = env.step(actions)
+        # the reward stepped equals the look-ahead's, up to float32 reconstructions in another batch
+        np.testing.assert_allclose(rewards, best.max(axis=1), rtol=0, atol=1e-6)
+        assert np.all(rewards > 0)
+        np.testing.assert_array_equal(terminated, step == BUDGET - 1)
+
+
+def test_oracle_one_step_by_hand_on_one_slice(make_env_single, test_folder):
+    """The first oracle pick on slice 1 against a single env acquiring every column in turn."""
+    single = gym.make(ENV_ID, data_path=test_folder, budget=BUDGET, initial_lines=2, reward_metric="ssim")
+    _, info = single.reset(options={"index": 1})
+    start = info["ssim"]
+    gains = {}
+    for column in np.flatnonzero(info["action_mask"]):
+        single.reset(options={"index": 1})
+        _, reward, _, _, after = single.step(int(column))
+        assert reward == pytest.approx(after["ssim"] - start, abs=1e-12)
+        gains[int(column)] = reward
+    assert len(gains) == WIDTH - 2  # 2 initial lines
+    env = make_env_single(test_folder)
+    obs, info = env.reset(options={"indices": [1]})
+    actions, _ = OraclePolicy(env).predict(obs, action_mask=np.asarray(info["action_mask"], dtype=bool))
+    assert int(actions[0]) == max(gains, key=gains.get)
+    _, rewards, _, _, _ = env.step(actions)
+    assert rewards[0] == pytest.approx(max(gains.values()), abs=1e-6)
+
+
+def other_policies(width: int, lbcs_order: list[int]) -> dict[str, object]:
+    policies = {f"random{seed}": RandomPolicy(width, seed) for seed in range(3)}
+    policies.update(lowtohigh=LowToHighPolicy(width), equispaced=EquispacedPolicy(width, BUDGET),
+                    lbcs=LBCSPolicy(width, lbcs_order))
+    return policies
+
+
+def test_oracle_first_step_gain_beats_every_other_policy_on_every_slice(make_vec_env, test_folder,
+                                                                      lbcs_train_order):
+    env = make_vec_env(test_folder, NUM_TEST)
+    obs, info = env.reset(options={"indices": list(range(NUM_TEST))})
+    free = np.asarray(info["action_mask"], dtype=bool)
+    scores = all_scores(env)  # the one-step gain of every column from the same state
+    rows = np.arange(NUM_TEST)
+    oracle = OraclePolicy(env)
+    oracle.reset(free)
+    oracle_actions, _ = oracle.predict(obs, action_mask=free)
+    oracle_gain = scores[rows, oracle_actions]
+    for name, policy in other_policies(WIDTH, lbcs_train_order).items():
+        policy.reset(free)
+        actions, _ = policy.predict(obs, action_mask=free)
+        assert free[rows, actions].all(), name
+        gain = scores[rows, actions]
+        assert np.all(oracle_gain >= gain), (name, oracle_gain, gain)
+
+
+def test_oracle_mean_ssim_auc_beats_every_baseline(make_vec_env, test_folder, lbcs_train_order):
+    env = make_vec_env(test_folder, NUM_TEST)
+    policies = {"oracle": OraclePolicy(env), **other_policies(WIDTH, lbcs_train_order)}
+    rows = []
+    for name, policy in policies.items():
+        rows += rollout_policy(policy, env, BUDGET, name, 0, progress=False)
+    assert len(rows) == len(policies) * NUM_TEST * (BUDGET + 1)
+    summary = summarize(rows)
+    assert all(summary[name]["ssim_auc"]["n"] == NUM_TEST for name in policies)
+    oracle = summary["oracle"]["ssim_auc"]["mean"]
+    for name in policies:
+        assert oracle >= summary[name]["ssim_auc"]["mean"], (name, oracle, summary[name]["ssim_auc"]["mean"])
+    # the oracle is strictly better than the baselines that ignore the data
+    for name in ("random0", "random1", "random2", "equispaced"):
+        assert oracle > summary[name]["ssim_auc"]["mean"]
+
+
+# ------------------------------------------------------------------------------ LBCS
+def test_learn_lbcs_order_is_the_greedy_mean_gain_order(make_vec_env, train_folder, lbcs_train_order):
+    order = lbcs_train_order
+    assert len(order) == BUDGET and len(set(order)) == BUDGET
+    assert all(isinstance(c, int) for c in order)
+    env = make_vec_env(train_folder, NUM_TRAIN)
+    _, info = env.reset(options={"indices": list(range(NUM_TRAIN))})
+    free = np.asarray(info["action_mask"], dtype=bool)
+    assert free[:, order].all()  # free in every training slice at the start
+    # each column of the order is the one with the best mean one-step gain, given the ones before
+    for position, column in enumerate(order):
+        mean_gain = all_scores(env).mean(axis=0)
+        mean_gain[~free.any(axis=0)] = -np.inf
+        best = int(np.argmax(mean_gain))
+        assert column == best, (position, column, best, mean_gain)
+        assert mean_gain[column] > 0
+        _, _, _, _, info = env.step(np.full(NUM_TRAIN, column))
+        free = np.asarray(info["action_mask"], dtype=bool)
+
+
+def test_learn_lbcs_order_checks_the_number_of_episodes(make_vec_env, train_folder):
+    env = make_vec_env(train_folder, 2)
+    with pytest.raises(ValueError, match="episodes"):
+        learn_lbcs_order(env, [0, 1, 2], BUDGET, progress=False)
+
+
+def test_learn_lbcs_order_on_a_subset_of_slices(make_vec_env, train_folder):
+    env = make_vec_env(train_folder, 2, budget=5)
+    order = learn_lbcs_order(env, [1, 4], 5, progress=False)
+    assert len(order) == 5 and len(set(order)) == 5
+    assert not set(order) & {7, 8}  # the initial lines
+    check = make_vec_env(train_folder, 2, budget=5)
+    check.reset(options={"indices": [1, 4]})
+    gains = all_scores(check).mean(axis=0)
+    assert order[0] == int(np.argmax(gains))
+
+
+def test_cached_lbcs_order_reads_the_cache_for_the_same_key(tmp_path):
+    calls = []
+
+    def learn(order):
+        def run():
+            calls.append(order)
+            return list(order)
+        return run
+
+    cache = tmp_path / "sub" / "lbcs_order.json"
+    key = {"train_folder": "/data/train", "budget": 3, "slices": [0, 1, 2], "reward_metric": "ssim"}
+    assert cached_lbcs_order(cache, key, learn([5, 9, 2])) == [5, 9, 2]
+    assert len(calls) == 1
+    stored = json.loads(cache.read_text())
+    assert set(stored) == {"key", "order"}
+    assert stored == {"key": key, "order": [5, 9, 2]}
+    # same key (a new but equal dict): read, learn not called
+    assert cached_lbcs_order(cache, dict(key), learn([1, 1, 1])) == [5, 9, 2]
+    assert len(calls) == 1
+    # another key: learned again and the cache replaced
+    other = {**key, "budget": 4}
+    assert cached_lbcs_order(cache, other, learn([3, 4, 5, 6])) == [3, 4, 5, 6]
+    assert len(calls) == 2
+    assert json.loads(cache.read_text()) == {"key": other, "order": [3, 4, 5, 6]}
+    assert cached_lbcs_order(cache, other, learn([0])) == [3, 4, 5, 6]
+    assert len(calls) == 2
+    assert [p.name for p in cache.parent.iterdir()] == ["lbcs_order.json"]  # no temporary file left
+
+
+def test_learn_lbcs_order_when_slices_run_out_of_columns(make_vec_env, mixed_padding_folder):
+    """A budget beyond the free columns of some slices: the slices that are full stop counting
+    (they would restart on random slices), the order stays distinct and reproducible, and it
+    ends when no column is left."""
+    env = make_vec_env(mixed_padding_folder, 5, budget=30)
+    assert env.single_action_space.n == 24
+    _, info = env.reset(options={"indices": list(range(5))})
+    free_at_start = np.asarray(info["action_mask"], dtype=bool)
+    assert sorted(free_at_start.sum(axis=1)) == [12, 12, 12, 16, 16]
+    order = learn_lbcs_order(env, list(range(5)), 30, progress=False)
+    assert len(order) == 16 == len(set(order))
+    assert set(order) == set(np.flatnonzero(free_at_start.any(axis=0)))  # every column free in some slice
+    again = learn_lbcs_order(make_vec_env(mixed_padding_folder, 5, budget=30), list(range(5)), 30, progress=False)
+    assert again == order
+    check = make_vec_env(mixed_padding_folder, 5, budget=30)
+    check.reset(options={"indices": list(range(5))})
+    assert order[0] == int(np.argmax(np.where(free_at_start.any(axis=0), all_scores(check).mean(axis=0), -np.inf)))
+    LBCSPolicy(24, order)  # a valid order
