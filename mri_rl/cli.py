@@ -15,8 +15,25 @@ from mri_rl.data.fastmri_files import (
     list_volumes,
 )
 from mri_rl.agents import AGENTS
-from mri_rl.agents.training_run import TrainConfig, default_config_path, load_config_file, train_agent
+from mri_rl.agents.training_run import (
+    CONFIG_DIR,
+    TrainConfig,
+    default_config_path,
+    load_config_file,
+    train_agent,
+)
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
+from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
+from mri_rl.evaluation.report import markdown_table
+from mri_rl.quickstart import run_quickstart
+from mri_rl.reconstruct.train import (
+    config_section,
+    evaluate_reconstructor,
+    format_evaluation_table,
+    train_reconstructor,
+)
+from mri_rl.reconstruct.train import load_config as load_recon_config
+from mri_rl.reconstruct.training_masks import build_mask_samplers
 
 
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
@@ -151,6 +168,135 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train-recon",
+        help="train a U-Net (single-coil) or VarNet (multi-coil) reconstructor with PyTorch Lightning",
+        description="Train on DATA/{challenge}_train, validate on DATA/{challenge}_val, log to TensorBoard, keep "
+                    "the best and last Lightning checkpoints in OUT/checkpoints and export the best model to "
+                    "OUT/reconstructor.pt, which the environment loads with reconstructor=PATH. Defaults come "
+                    "from configs/recon_{model}.yaml.",
+    )
+    train.add_argument("--data", type=Path, required=True, help="fastMRI root with {challenge}_train and _val")
+    train.add_argument("--challenge", choices=CHALLENGES, required=True)
+    train.add_argument("--model", choices=("unet", "varnet"), default=None,
+                       help="default: unet for singlecoil, varnet for multicoil")
+    train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    train.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/recon_{model}.yaml)")
+    train.add_argument("--max-epochs", type=int, default=None)
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    for flag in ("--accelerator", "--devices", "--strategy", "--precision"):
+        train.add_argument(flag, default=None, help="passed to pytorch_lightning.Trainer")
+    train.add_argument("--num-nodes", type=int, default=None, help="passed to pytorch_lightning.Trainer")
+    train.set_defaults(handler=_run_train_recon)
+
+    evaluate = commands.add_parser(
+        "eval-recon",
+        help="SSIM/PSNR/NMSE of a reconstructor per acceleration, zero-filled alongside",
+        description="Mean and std of SSIM, PSNR and NMSE over a split at 4x and 8x (fastMRI random masks) and at "
+                    "the environment's initial mask (mask settings from the config's masks.evaluation), for the "
+                    "reconstructor and for zero-filled.",
+    )
+    evaluate.add_argument("--data", type=Path, required=True, help="fastMRI root or a folder of .h5 files")
+    evaluate.add_argument("--challenge", choices=CHALLENGES, required=True)
+    evaluate.add_argument("--split", choices=SPLITS, default="val")
+    evaluate.add_argument("--reconstructor", required=True, help="exported checkpoint (or zero_filled)")
+    evaluate.add_argument("--config", type=Path, default=None,
+                          help="config whose masks.evaluation to use (default: configs/recon_{kind}.yaml)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.set_defaults(handler=_run_eval_recon)
+
+
+def _recon_config_path(explicit: Path | None, model: str) -> Path:
+    return explicit if explicit is not None else CONFIG_DIR / f"recon_{model}.yaml"
+
+
+def _run_train_recon(args: argparse.Namespace) -> int:
+    model = args.model or ("unet" if args.challenge == "singlecoil" else "varnet")
+    config = load_recon_config(_recon_config_path(args.config, model))
+    trainer_kwargs = {key: getattr(args, key) for key in ("accelerator", "devices", "strategy", "precision",
+                                                          "num_nodes") if getattr(args, key) is not None}
+    exported = train_reconstructor(args.data, args.challenge, args.out, config, model=model,
+                                   max_epochs=args.max_epochs, resume=args.resume, trainer_kwargs=trainer_kwargs)
+    print(f"exported {exported}")
+    return 0
+
+
+def _run_eval_recon(args: argparse.Namespace) -> int:
+    kind = "unet" if args.challenge == "singlecoil" else "varnet"
+    config = load_recon_config(_recon_config_path(args.config, kind))
+    masks = build_mask_samplers(config_section(config, "masks")["evaluation"])
+    rows = evaluate_reconstructor(args.reconstructor, args.data, args.challenge, args.split, masks, seed=args.seed,
+                                  batch_size=args.batch_size)
+    print(format_evaluation_table(rows))
+    return 0
+
+
+def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="roll acquisition policies over a split: metrics.csv, summary.json/.md, curves.png",
+        description="Roll every policy over every slice (batched across slices) and write metrics.csv (one row "
+                    "per policy, seed, file, slice, step), summary.json and summary.md (SSIM/PSNR AUC against the "
+                    "sampling rate, final SSIM/PSNR, mean +- std over images and seeds) and curves.png. "
+                    "Finished (policy, seed) rollouts are kept in OUT/partial/, so an interrupted run resumes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    evaluate.add_argument("--data", type=Path, required=True,
+                          help="folder of .h5 files, or a fastMRI root with {challenge}_{split} folders")
+    evaluate.add_argument("--split", choices=SPLITS, default="test")
+    evaluate.add_argument("--challenge", choices=CHALLENGES, default="singlecoil")
+    evaluate.add_argument("--reconstructor", default="zero_filled", help="zero_filled or an exported checkpoint")
+    evaluate.add_argument("--budget", type=int, default=16, help="columns acquired per episode")
+    evaluate.add_argument("--initial-lines", type=int, default=4)
+    evaluate.add_argument("--reward-metric", choices=("mse", "nmse", "ssim", "psnr"), default="ssim",
+                          help="metric the oracle and LBCS greedily improve")
+    evaluate.add_argument("--policies", nargs="+", default=["random", "lowtohigh", "equispaced", "lbcs", "oracle"],
+                          help="baselines (random lowtohigh equispaced lbcs oracle) and NAME=AGENT_CHECKPOINT")
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    evaluate.add_argument("--batch-size", type=int, default=32, help="slices stepped together")
+    evaluate.add_argument("--lbcs-train-data", type=Path, default=None,
+                          help="where LBCS learns its order (default: DATA/{challenge}_train)")
+    evaluate.add_argument("--lbcs-slices", type=int, default=32, help="training slices LBCS averages over")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--out", type=Path, required=True, help="results folder, e.g. results/NAME")
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    setup = EvaluationSetup(data=args.data, split=args.split, challenge=args.challenge,
+                            reconstructor=args.reconstructor, budget=args.budget, initial_lines=args.initial_lines,
+                            reward_metric=args.reward_metric, seeds=tuple(args.seeds), batch_size=args.batch_size,
+                            lbcs_train_data=args.lbcs_train_data, lbcs_slices=args.lbcs_slices, device=args.device)
+    summary = evaluate_policies(setup, args.policies, args.out, progress=not args.no_progress)
+    print(markdown_table(summary))
+    print(f"wrote {args.out / 'metrics.csv'}, summary.json, summary.md, curves.png")
+    return 0
+
+
+def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
+    quickstart = commands.add_parser(
+        "quickstart",
+        help="the whole pipeline on synthetic data: data, U-Net, DQN, REINFORCE, evaluation, report",
+        description="Write the synthetic data if absent, train the U-Net reconstructor, train a DQN and a REINFORCE "
+                    "acquisition policy on the train split, evaluate them with the baselines on the test split and "
+                    "write the report (summary.md, curves.png). Settings: configs/quickstart.yaml. Finished stages "
+                    "are skipped on a rerun.",
+    )
+    quickstart.add_argument("--out", type=Path, default=Path("runs/quickstart"))
+    quickstart.add_argument("--config", type=Path, default=CONFIG_DIR / "quickstart.yaml")
+    quickstart.add_argument("--data", type=Path, default=None, help="synthetic data root (default: the config's)")
+    quickstart.add_argument("--no-progress", action="store_true")
+    quickstart.set_defaults(handler=_run_quickstart)
+
+
+def _run_quickstart(args: argparse.Namespace) -> int:
+    run_quickstart(args.out, args.config, args.data, progress=not args.no_progress)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mri-rl`` argument parser with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -159,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(commands)
+    _add_reconstructor_commands(commands)
     _add_train_command(commands)
+    _add_evaluate_command(commands)
+    _add_quickstart_command(commands)
     return parser
 
 

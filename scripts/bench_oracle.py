@@ -1,0 +1,82 @@
+"""Benchmark: one oracle step against the bare batched reconstructor on the same candidates.
+
+An oracle step scores every free column of every episode (``OraclePolicy.scores``:
+masked k-space, reconstruction and reward metric, in chunks of ``lookahead_batch_size``).
+The reference is the reconstructor alone on the same number of pre-built masked k-space
+inputs, in the same chunk sizes. Both are timed in this process, alternately.
+
+    python scripts/bench_oracle.py [--size 64] [--episodes 16] [--repeats 5]
+
+Target (issue 6): oracle step <= 1.3 x the bare reconstructor time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from mri_rl.data import SyntheticSpec, write_synthetic_dataset
+from mri_rl.envs import ENV_ID
+from mri_rl.policies import OraclePolicy
+from mri_rl.reconstruct import UnetReconstructor, ZeroFilledReconstructor
+
+
+def best_time(function, repeats: int) -> float:
+    """Fastest of ``repeats`` calls (the least disturbed by other processes)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reward-metric", default="ssim")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_synthetic_dataset(tmp, SyntheticSpec(size=args.size), {"test": 2}, progress=False)
+        reconstructors = {"zero_filled": ZeroFilledReconstructor(),
+                          "unet": UnetReconstructor(chans=32, num_pool_layers=3).eval()}
+        print(f"{'reconstructor':<13} {'candidates':>10} {'oracle step s':>14} {'bare recon s':>13} {'ratio':>6}")
+        for name, reconstructor in reconstructors.items():
+            env = gym.make_vec(ENV_ID, num_envs=args.episodes, vectorization_mode="vector_entry_point",
+                               data_path=Path(tmp) / "singlecoil_test", reconstructor=reconstructor, budget=16,
+                               initial_lines=4, reward_metric=args.reward_metric)
+            env.reset(seed=0)
+            episodes = env.unwrapped.episodes
+            masks = env.unwrapped.action_masks()
+            oracle = OraclePolicy(env)
+
+            rows = np.repeat(np.arange(args.episodes), masks.sum(axis=1))
+            columns = np.concatenate([np.flatnonzero(m) for m in masks])
+            candidate_masks = episodes.mask[torch.as_tensor(rows)].clone()
+            candidate_masks[torch.arange(len(rows)), torch.as_tensor(columns)] = True
+            inputs = episodes.masked_kspace(torch.as_tensor(rows), candidate_masks)
+            chunk = episodes.lookahead_batch_size
+
+            @torch.no_grad()
+            def bare() -> None:
+                for start in range(0, len(rows), chunk):
+                    reconstructor(inputs[start:start + chunk], candidate_masks[start:start + chunk],
+                                  episodes.recon_size)
+
+            oracle_time = best_time(lambda: oracle.scores(None, masks), args.repeats)
+            bare_time = best_time(bare, args.repeats)
+            print(f"{name:<13} {len(rows):>10} {oracle_time:>14.4f} {bare_time:>13.4f} "
+                  f"{oracle_time / bare_time:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
