@@ -5,7 +5,7 @@ masked k-space, reconstruction and reward metric, in chunks of ``lookahead_batch
 The reference is the reconstructor alone on the same number of pre-built masked k-space
 inputs, in the same chunk sizes. Both are timed in this process, alternately.
 
-    python scripts/bench_oracle.py [--size 64] [--episodes 16] [--repeats 5]
+    python scripts/bench_oracle.py [--size 64] [--episodes 16] [--repeats 5] [--reward-metrics mse ssim]
 
 Target (issue 6): oracle step <= 1.3 x the bare reconstructor time.
 """
@@ -13,6 +13,7 @@ Target (issue 6): oracle step <= 1.3 x the bare reconstructor time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -42,18 +43,19 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--episodes", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--reward-metric", default="ssim")
+    parser.add_argument("--reward-metrics", nargs="+", default=["mse", "ssim"])
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         write_synthetic_dataset(tmp, SyntheticSpec(size=args.size), {"test": 2}, progress=False)
         reconstructors = {"zero_filled": ZeroFilledReconstructor(),
                           "unet": UnetReconstructor(chans=32, num_pool_layers=3).eval()}
-        print(f"{'reconstructor':<13} {'candidates':>10} {'oracle step s':>14} {'bare recon s':>13} {'ratio':>6}")
-        for name, reconstructor in reconstructors.items():
+        print(f"{'reconstructor':<13} {'metric':<6} {'candidates':>10} {'oracle step s':>14} {'bare recon s':>13} "
+              f"{'ratio':>6}")
+        for (name, reconstructor), metric in itertools.product(reconstructors.items(), args.reward_metrics):
             env = gym.make_vec(ENV_ID, num_envs=args.episodes, vectorization_mode="vector_entry_point",
                                data_path=Path(tmp) / "singlecoil_test", reconstructor=reconstructor, budget=16,
-                               initial_lines=4, reward_metric=args.reward_metric)
+                               initial_lines=4, reward_metric=metric)
             env.reset(seed=0)
             episodes = env.unwrapped.episodes
             masks = env.unwrapped.action_masks()
@@ -74,7 +76,7 @@ def main() -> None:
 
             oracle_time = best_time(lambda: oracle.scores(None, masks), args.repeats)
             bare_time = best_time(bare, args.repeats)
-            print(f"{name:<13} {len(rows):>10} {oracle_time:>14.4f} {bare_time:>13.4f} "
+            print(f"{name:<13} {metric:<6} {len(rows):>10} {oracle_time:>14.4f} {bare_time:>13.4f} "
                   f"{oracle_time / bare_time:>6.2f}")
 
 

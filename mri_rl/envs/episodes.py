@@ -174,16 +174,16 @@ class AcquisitionEpisodes:
         pair_rows = rows_t.repeat_interleave(candidates.shape[1])
         pair_columns = torch.as_tensor(candidates.reshape(-1), device=self.device)
         scores = torch.zeros(len(pair_rows), dtype=torch.float64, device=self.device)
-        is_new = ~self.mask[pair_rows, pair_columns]
-        todo = torch.nonzero(is_new).squeeze(1)
-        for chunk in todo.split(self.lookahead_batch_size) if len(todo) else ():
-            chunk_rows = pair_rows[chunk]
-            mask = self.mask[chunk_rows].clone()
-            mask[torch.arange(len(chunk), device=self.device), pair_columns[chunk]] = True
-            reconstruction = self.reconstructor(self.masked_kspace(chunk_rows, mask), mask, self.recon_size).float()
-            after = image_metric(self.reward_metric, reconstruction, self.target[chunk_rows],
-                                 self.data_range[chunk_rows])
-            scores[chunk] = self.improvement(self.metrics[self.reward_metric][chunk_rows], after)
+        todo = torch.nonzero(~self.mask[pair_rows, pair_columns]).squeeze(1)
+        if len(todo):
+            todo_rows = pair_rows[todo]
+            for chunk, reconstruction in self.reconstructor.with_one_more_column(
+                    self.kspace, self.mask, todo_rows, pair_columns[todo], self.recon_size,
+                    self.lookahead_batch_size):
+                chunk_rows = todo_rows[chunk]
+                after = image_metric(self.reward_metric, reconstruction.float(), self.target[chunk_rows],
+                                     self.data_range[chunk_rows])
+                scores[todo[chunk]] = self.improvement(self.metrics[self.reward_metric][chunk_rows], after)
         return scores.reshape(candidates.shape).cpu().numpy()
 
     # --------------------------------------------------------------- what agents see

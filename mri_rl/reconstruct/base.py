@@ -12,6 +12,7 @@ columns. Reconstructors run without gradients when the environment steps.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Iterator
 
 import fastmri
 import torch
@@ -50,6 +51,29 @@ class Reconstructor(torch.nn.Module, ABC):
         Returns:
             float (B, h, w).
         """
+
+    def with_one_more_column(self, kspace: torch.Tensor, mask: torch.Tensor, pair_rows: torch.Tensor,
+                             pair_columns: torch.Tensor, output_size: tuple[int, int],
+                             batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
+        """Reconstructions with one extra column each, for look-ahead, in chunks.
+
+        Args:
+            kspace: complex (R, C, H, W) full k-space of R episodes.
+            mask: bool (R, W) their current masks.
+            pair_rows, pair_columns: (P,) episode and column of each candidate.
+            output_size: (h, w).
+            batch_size: candidates per reconstructor call.
+
+        Yields:
+            (slice of the P candidates, float (len, h, w) reconstructions).
+        """
+        for start in range(0, len(pair_rows), batch_size):
+            chunk = slice(start, start + batch_size)
+            rows = pair_rows[chunk]
+            candidate_mask = mask[rows].clone()
+            candidate_mask[torch.arange(len(rows), device=mask.device), pair_columns[chunk]] = True
+            masked = kspace[rows] * candidate_mask[:, None, None, :].to(kspace.real.dtype)
+            yield chunk, self(masked, candidate_mask, output_size)
 
     def check_compatible(self, challenge: str, kspace_shape: tuple[int, ...], output_size: tuple[int, int]) -> None:
         """Raise ValueError if this reconstructor cannot serve data of this kind."""

@@ -251,3 +251,31 @@ def test_build_reconstructor(exported_unet):
 def test_reconstructor_is_abstract():
     with pytest.raises(TypeError):
         Reconstructor()
+
+
+@pytest.mark.parametrize("challenge_fixture", ["singlecoil_root", "multicoil_root"])
+@pytest.mark.parametrize("batch_size", [1, 5, 1000])
+def test_zero_filled_lookahead_by_linearity_equals_generic(request, challenge_fixture, batch_size):
+    """The rank-one update of ZeroFilledReconstructor.with_one_more_column gives the same
+    images as masking k-space and transforming it again (the protocol's generic path)."""
+    from mri_rl.data import FastMRISliceDataset
+    from mri_rl.reconstruct.base import Reconstructor
+
+    root = request.getfixturevalue(challenge_fixture)
+    challenge = challenge_fixture.split("_")[0]
+    dataset = FastMRISliceDataset(root / f"{challenge}_train", challenge)
+    kspace = torch.stack([dataset[i].kspace.reshape(-1, *dataset[i].kspace.shape[-2:]) for i in range(3)])
+    width = kspace.shape[-1]
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.rand(3, width, generator=generator) < 0.3
+    pair_rows = torch.tensor([0, 0, 1, 2, 2, 2])
+    pair_columns = torch.tensor([0, width // 2, 3, 1, width - 1, 5])
+    mask[pair_rows, pair_columns] = False  # candidates are columns not yet acquired, as in the env
+    output = tuple(dataset[0].target.shape)
+    zero_filled = ZeroFilledReconstructor()
+    fast = torch.cat([images for _, images in zero_filled.with_one_more_column(
+        kspace, mask, pair_rows, pair_columns, output, batch_size)])
+    generic = torch.cat([images for _, images in Reconstructor.with_one_more_column(
+        zero_filled, kspace, mask, pair_rows, pair_columns, output, batch_size)])
+    assert fast.shape == (6, *output)
+    torch.testing.assert_close(fast, generic, rtol=1e-4, atol=1e-6 * float(generic.abs().max()))
