@@ -53,6 +53,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", config_path: str | Path 
     reconstructor = out / "reconstructor" / EXPORT_NAME
     if not reconstructor.is_file():
         recon_config = load_recon_config(_repo_path(config["reconstructor"]["config"]))
+        recon_config["model"].update(config["reconstructor"].get("model", {}))
         train_reconstructor(root, "singlecoil", out / "reconstructor", recon_config,
                             max_epochs=config["reconstructor"]["max_epochs"],
                             resume=(out / "reconstructor" / "checkpoints" / "last.ckpt").is_file())

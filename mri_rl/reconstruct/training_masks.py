@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 from fastmri.data.subsample import EquispacedMaskFractionFunc, MaskFunc, RandomMaskFunc
 
-from mri_rl.envs.masks import initial_mask
+from mri_rl.envs.masks import initial_mask, low_frequency_order
 
 #: A seed: a non-negative int or a tuple of them, e.g. (base_seed, epoch, index).
 Seed = Union[int, Sequence[int]]
@@ -59,29 +59,42 @@ class AcquisitionMaskSampler(MaskSampler):
 
     The padding and the ``initial_lines`` lowest frequencies (the environment's mask at
     reset, :func:`mri_rl.envs.masks.initial_mask`) are always acquired, plus a uniformly
-    random number in ``[0, budget]`` of the other measurable columns, chosen uniformly.
-    Training on these covers every sampling rate an episode passes through.
+    random number in ``[0, budget]`` of the other measurable columns: chosen uniformly
+    (``extra="random"``) or the lowest frequencies first (``extra="lowest"``, the masks of
+    a low-to-high acquisition, which random columns never produce). Training on these
+    covers every sampling rate an episode passes through.
 
     Args:
         initial_lines: lowest-frequency columns acquired at reset.
         budget: most extra columns (None: up to all of them); ``budget=0`` gives the
             initial mask alone.
+        extra: "random" or "lowest".
     """
 
-    def __init__(self, initial_lines: int, budget: int | None) -> None:
+    EXTRA = ("random", "lowest")
+
+    def __init__(self, initial_lines: int, budget: int | None, extra: str = "random") -> None:
         if initial_lines < 1:
             raise ValueError(f"initial_lines must be >= 1, got {initial_lines}")
         if budget is not None and budget < 0:
             raise ValueError(f"budget must be >= 0 (or None), got {budget}")
+        if extra not in self.EXTRA:
+            raise ValueError(f"extra must be one of {self.EXTRA}, got {extra!r}")
         self.initial_lines = initial_lines
         self.budget = budget
+        self.extra = extra
 
     def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
         mask = initial_mask(width, padding_left, padding_right, self.initial_lines)
         free = np.flatnonzero(~mask)
         most = len(free) if self.budget is None else min(self.budget, len(free))
         rng = np.random.default_rng(seed_tuple(seed))
-        mask[rng.choice(free, size=int(rng.integers(most + 1)), replace=False)] = True
+        count = int(rng.integers(most + 1))
+        if self.extra == "lowest":
+            lowest_first = [c for c in low_frequency_order(width) if not mask[c]]
+            mask[lowest_first[:count]] = True
+        else:
+            mask[rng.choice(free, size=count, replace=False)] = True
         return mask
 
 
