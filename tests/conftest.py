@@ -1,4 +1,4 @@
-"""Shared fixtures: small synthetic fastMRI roots, real-geometry volumes, bad-file factories.
+"""Shared fixtures: one torch thread, small synthetic fastMRI roots, real-geometry volumes, bad-file factories.
 
 Session-scoped fixtures write their files once per test session into pytest's temporary
 folders; tests must not modify them (copy a volume with ``copy_volume`` first).
@@ -13,6 +13,7 @@ from typing import Callable
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from mri_rl.data.fastmri_files import TARGET_KEYS
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
@@ -22,6 +23,16 @@ SMALL_VOLUMES = {"train": 2, "val": 1, "test": 1}
 SMALL_SLICES = 3
 SMALL_SIZE = 16
 MULTICOIL_COILS = 3
+
+
+@pytest.fixture(autouse=True, scope="session")
+def single_torch_thread():
+    """One intra-op torch thread for the whole session, restored at its end: the tensors are
+    tiny, the machine has 2 cores, and torch's thread pool slows down badly under contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def copy_volume_file(src: str | Path, dst: str | Path) -> Path:
@@ -178,3 +189,37 @@ def knee_geometry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = SyntheticSpec(challenge="singlecoil", size=320, kspace_width=368, padding=17, num_slices=1)
     write_synthetic_dataset(root, spec, {"train": 1}, seed=0, progress=False)
     return root / "singlecoil_train"
+
+
+@pytest.fixture(scope="session")
+def singlecoil_train(singlecoil_root: Path) -> Path:
+    """The singlecoil_train folder of ``singlecoil_root``: 2 volumes x 3 slices, 16 x 16, k-space 32 x 16."""
+    return singlecoil_root / "singlecoil_train"
+
+
+@pytest.fixture(scope="session")
+def multicoil_train(multicoil_root: Path) -> Path:
+    """The multicoil_train folder of ``multicoil_root``: 2 volumes x 3 slices, 3 coils."""
+    return multicoil_root / "multicoil_train"
+
+
+@pytest.fixture(scope="session")
+def mixed_padding_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of two volumes with the same k-space width but different zero-filled edges
+    (as fastMRI knee files), so episodes of one batch run out of columns at different steps.
+
+    K-space 32 x 24, 16 x 16 targets. ``synthetic_s1_train_000.h5`` (2 slices) measures columns
+    [3, 21), ``synthetic_s2_train_000.h5`` (3 slices) [5, 19): with 2 initial lines, 16 and 12
+    free columns. Slice indices 0, 1 are s1's, 2, 3, 4 are s2's.
+    """
+    root = tmp_path_factory.mktemp("mixed_padding")
+    folder = root / "mixed"
+    folder.mkdir()
+    for seed, padding, slices in [(1, 3, 2), (2, 5, 3)]:
+        spec = SyntheticSpec(challenge="singlecoil", num_slices=slices, size=16, kspace_width=24,
+                             padding=padding)
+        written = write_synthetic_dataset(root / f"s{seed}", spec, {"train": 1}, seed=seed, progress=False)
+        for path in written:
+            Path(path).rename(folder / Path(path).name)
+    assert sorted(p.name for p in folder.iterdir()) == ["synthetic_s1_train_000.h5", "synthetic_s2_train_000.h5"]
+    return folder

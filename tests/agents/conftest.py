@@ -1,4 +1,4 @@
-"""Fixtures of the agent tests: one torch thread, toy environments with known answers, MRI env factories."""
+"""Fixtures of the agent tests: toy environments with known answers, MRI env factories."""
 
 from __future__ import annotations
 
@@ -8,21 +8,11 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium import spaces
 from gymnasium.wrappers import TimeLimit
 
 import mri_rl  # noqa: F401  (registers the MRI environment)
 from mri_rl.envs import ENV_ID
-
-
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """One intra-op thread: the networks here are tiny, and the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class ChainEnv(gym.Env):

@@ -7,37 +7,15 @@ from typing import Any, Callable
 
 import gymnasium as gym
 import pytest
-import torch
 
 import mri_rl  # noqa: F401  (registers the environment)
 from mri_rl.data import SyntheticSpec, write_synthetic_dataset
 from mri_rl.envs import ENV_ID
 
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """Run on one intra-op thread: tiny tensors gain nothing from threads, and on a busy
-    machine the thread pool's spin-waiting makes these tests ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 #: Geometry of ``padded_folder``: k-space 32 x 24, measurable columns [3, 21), 16 x 16 target.
 PADDED_WIDTH = 24
 PADDED_PADDING = 3
-
-
-@pytest.fixture(scope="session")
-def singlecoil_train(singlecoil_root: Path) -> Path:
-    """The singlecoil_train folder of ``singlecoil_root``: 2 volumes x 3 slices, 16 x 16, k-space 32 x 16."""
-    return singlecoil_root / "singlecoil_train"
-
-
-@pytest.fixture(scope="session")
-def multicoil_train(multicoil_root: Path) -> Path:
-    """The multicoil_train folder of ``multicoil_root``: 2 volumes x 3 slices, 3 coils."""
-    return multicoil_root / "multicoil_train"
 
 
 @pytest.fixture(scope="session")

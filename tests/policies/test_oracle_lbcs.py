@@ -133,11 +133,11 @@ def test_oracle_mean_ssim_auc_beats_every_baseline(make_vec_env, test_folder, lb
 
 
 # ------------------------------------------------------------------------------ LBCS
-def test_learn_lbcs_order_is_the_greedy_mean_gain_order(make_vec_env, train_folder, lbcs_train_order):
+def test_learn_lbcs_order_is_the_greedy_mean_gain_order(make_vec_env, singlecoil_train, lbcs_train_order):
     order = lbcs_train_order
     assert len(order) == BUDGET and len(set(order)) == BUDGET
     assert all(isinstance(c, int) for c in order)
-    env = make_vec_env(train_folder, NUM_TRAIN)
+    env = make_vec_env(singlecoil_train, NUM_TRAIN)
     _, info = env.reset(options={"indices": list(range(NUM_TRAIN))})
     free = np.asarray(info["action_mask"], dtype=bool)
     assert free[:, order].all()  # free in every training slice at the start
@@ -152,18 +152,18 @@ def test_learn_lbcs_order_is_the_greedy_mean_gain_order(make_vec_env, train_fold
         free = np.asarray(info["action_mask"], dtype=bool)
 
 
-def test_learn_lbcs_order_checks_the_number_of_episodes(make_vec_env, train_folder):
-    env = make_vec_env(train_folder, 2)
+def test_learn_lbcs_order_checks_the_number_of_episodes(make_vec_env, singlecoil_train):
+    env = make_vec_env(singlecoil_train, 2)
     with pytest.raises(ValueError, match="episodes"):
         learn_lbcs_order(env, [0, 1, 2], BUDGET, progress=False)
 
 
-def test_learn_lbcs_order_on_a_subset_of_slices(make_vec_env, train_folder):
-    env = make_vec_env(train_folder, 2, budget=5)
+def test_learn_lbcs_order_on_a_subset_of_slices(make_vec_env, singlecoil_train):
+    env = make_vec_env(singlecoil_train, 2, budget=5)
     order = learn_lbcs_order(env, [1, 4], 5, progress=False)
     assert len(order) == 5 and len(set(order)) == 5
     assert not set(order) & {7, 8}  # the initial lines
-    check = make_vec_env(train_folder, 2, budget=5)
+    check = make_vec_env(singlecoil_train, 2, budget=5)
     check.reset(options={"indices": [1, 4]})
     gains = all_scores(check).mean(axis=0)
     assert order[0] == int(np.argmax(gains))

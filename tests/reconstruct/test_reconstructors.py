@@ -25,15 +25,6 @@ from mri_rl.reconstruct import (
 from mri_rl.reconstruct.checkpoint import CHECKPOINT_FORMAT
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """One intra-op thread: tiny tensors gain nothing from threads (see tests/envs/conftest.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def read_volume(path: Path, challenge: str) -> tuple[torch.Tensor, np.ndarray]:
     """K-space as complex (slices, coils, rows, cols) and the target (slices, h, w)."""
     with h5py.File(path, "r") as hf:
