@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
-import fastmri
 import torch
 
-from mri_rl.reconstruct.base import Reconstructor, zero_filled_image
+from mri_rl.reconstruct.base import Reconstructor, ifft2c, zero_filled_image
 
 
 class ZeroFilledReconstructor(Reconstructor):
@@ -31,8 +30,8 @@ class ZeroFilledReconstructor(Reconstructor):
         h, w = output_size
         rows, width = kspace.shape[-2], kspace.shape[-1]
         top, left = (rows - h) // 2, (width - w) // 2
-        current = fastmri.ifft2c(torch.view_as_real(kspace * mask[:, None, None, :].to(kspace.real.dtype)))
-        current = torch.view_as_complex(current[..., top:top + h, left:left + w, :].contiguous())  # (R, C, h, w)
+        current = ifft2c(kspace * mask[:, None, None, :].to(kspace.real.dtype))
+        current = current[..., top:top + h, left:left + w]  # (R, C, h, w)
         shifted = torch.fft.ifftshift(kspace, dim=-2)
         row_transforms = torch.fft.fftshift(torch.fft.ifft(shifted, dim=-2, norm="ortho"), dim=-2)
         row_transforms = row_transforms[..., top:top + h, :]  # (R, C, h, W)
