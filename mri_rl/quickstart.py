@@ -14,7 +14,6 @@ import yaml
 
 from mri_rl.agents.training_run import CONFIG_DIR, TrainConfig, load_config_file, train_agent
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
-from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.report import markdown_table
 from mri_rl.reconstruct.train import EXPORT_NAME, train_reconstructor

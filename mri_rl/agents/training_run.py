@@ -26,6 +26,7 @@ import yaml
 import mri_rl  # noqa: F401  (registers the MRI environment)
 from mri_rl.agents import AGENTS, Agent, evaluate_agent
 from mri_rl.agents.run_logger import RunLogger
+from mri_rl.files import load_yaml_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -101,16 +102,7 @@ def default_config_path(agent: str, env_id: str) -> Path | None:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML config file, with a clear error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"config file {path} is not valid YAML: {error}") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"config file {path} must hold a mapping of keys, not {type(values).__name__}")
-    return values
+    return load_yaml_mapping(path)
 
 
 def make_env(config: TrainConfig, kwargs: dict[str, Any] | None = None, num_envs: int | None = None):

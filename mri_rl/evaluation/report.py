@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -13,6 +12,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from mri_rl.evaluation.rollout import METRIC_COLUMNS
+from mri_rl.files import atomic_write_text
 
 SUMMARY_KEYS = ("ssim_auc", "psnr_auc", "final_ssim", "final_psnr")
 
@@ -55,23 +55,13 @@ def markdown_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w", newline="") as f:
-        f.write(text)
-    os.replace(temporary, path)
-
-
 def write_rows_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Rows with :data:`METRIC_COLUMNS` to CSV (atomically)."""
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write(Path(path), buffer.getvalue())
+    atomic_write_text(Path(path), buffer.getvalue())
 
 
 def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
@@ -88,11 +78,11 @@ def write_report(out_dir: str | Path, rows: list[dict[str, Any]], title: str = "
     rows = sorted(rows, key=lambda r: (r["policy"], r["seed"], r["file"], r["slice"], r["step"]))
     write_rows_csv(out_dir / "metrics.csv", rows)
     summary = summarize(rows)
-    _atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     header = f"# {title}\n\n" if title else ""
     note = ("AUC: area under the metric curve against the sampling rate (trapezoid rule) per image; "
             "mean ± std over images and seeds. Metrics follow fastMRI: data range = volume maximum.\n\n")
-    _atomic_write(out_dir / "summary.md", header + note + markdown_table(summary))
+    atomic_write_text(out_dir / "summary.md", header + note + markdown_table(summary))
     plot_curves(rows, out_dir / "curves.png", title)
     return summary
 

@@ -9,13 +9,13 @@ initial lines, and is cached in a JSON file keyed by them.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from mri_rl.files import atomic_write_text
 
 
 def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int, progress: bool = True) -> list[int]:
@@ -63,9 +63,5 @@ def cached_lbcs_order(cache_file: str | Path, key: dict[str, Any], learn) -> lis
         if stored.get("key") == key:
             return [int(c) for c in stored["order"]]
     order = learn()
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        json.dump({"key": key, "order": order}, f, indent=1)
-    os.replace(temporary, cache_file)
+    atomic_write_text(cache_file, json.dumps({"key": key, "order": order}, indent=1))
     return order

@@ -18,11 +18,11 @@ from typing import Any, Mapping
 
 import pytorch_lightning as pl
 import torch
-import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from mri_rl.files import load_yaml_mapping
 from mri_rl.metrics import image_metrics
 from mri_rl.reconstruct.base import Reconstructor
 from mri_rl.reconstruct.checkpoint import build_reconstructor, export_reconstructor
@@ -41,19 +41,8 @@ EVALUATED_METRICS = ("ssim", "psnr", "nmse")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML training config.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a YAML mapping.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config {path} does not exist")
-    config = yaml.safe_load(path.read_text())
-    if not isinstance(config, dict):
-        raise ValueError(f"config {path} must be a YAML mapping of sections, got {type(config).__name__}")
-    return config
+    """Read a YAML training config (a mapping of sections); see :func:`mri_rl.files.load_yaml_mapping`."""
+    return load_yaml_mapping(path)
 
 
 def config_section(config: Mapping[str, Any], name: str) -> dict[str, Any]:
