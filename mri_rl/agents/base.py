@@ -123,10 +123,13 @@ class Agent:
         return np.ndim(obs) == len(space.shape) + 1
 
     def to_tensor(self, obs: Any) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Observation(s) as tensors on the agent's device (dtype kept)."""
+        """Observation(s) as tensors on the agent's device (dtype kept); tensors pass through."""
+        def convert(value: Any) -> torch.Tensor:
+            return torch.as_tensor(value if isinstance(value, torch.Tensor) else np.asarray(value), device=self.device)
+
         if isinstance(obs, dict):
-            return {key: torch.as_tensor(np.asarray(value), device=self.device) for key, value in obs.items()}
-        return torch.as_tensor(np.asarray(obs), device=self.device)
+            return {key: convert(value) for key, value in obs.items()}
+        return convert(obs)
 
     @torch.no_grad()
     def predict(self, obs: Any, deterministic: bool = True, action_mask: np.ndarray | None = None,
@@ -159,6 +162,20 @@ class Agent:
         if unwrapped is not None and hasattr(unwrapped, "action_masks"):
             return np.asarray(unwrapped.action_masks(), dtype=bool).reshape(self.env.num_envs, -1)
         return None
+
+    def legal_actions(self, infos: dict[str, Any]) -> np.ndarray:
+        """bool (N, A) from :meth:`action_masks`, every action legal when the env has no masks.
+
+        A final observation may allow no action (the MRI env without a budget ends when every
+        column is acquired); the next-step autoreset ignores its action, so such rows allow
+        every action rather than leave nothing to choose or sample from.
+        """
+        masks = self.action_masks(infos)
+        if masks is None:
+            return np.ones((self.env.num_envs, self.num_actions), dtype=bool)
+        masks = masks.copy()
+        masks[~masks.any(axis=1)] = True
+        return masks
 
     # --------------------------------------------------------------- save and load
     def checkpoint(self) -> dict[str, Any]:

@@ -92,18 +92,24 @@ class DQN(Agent):
 
     # --------------------------------------------------------------------- acting
     def _act(self, obs: Any, action_mask: torch.Tensor | None, deterministic: bool) -> np.ndarray:
-        greedy = masked_logits(self.q_network(obs), action_mask).argmax(dim=1).cpu().numpy()
         if deterministic:
-            return greedy
-        return self._explore(greedy, None if action_mask is None else action_mask.cpu().numpy(), self.epsilon)
+            return masked_logits(self.q_network(obs), action_mask).argmax(dim=1).cpu().numpy()
+        if action_mask is None:
+            batch = len(next(iter(obs.values())) if isinstance(obs, dict) else obs)
+            return self._epsilon_greedy(obs, np.ones((batch, self.num_actions), dtype=bool))
+        return self._epsilon_greedy(obs, action_mask.cpu().numpy())
 
-    def _explore(self, greedy: np.ndarray, action_mask: np.ndarray | None, epsilon: float) -> np.ndarray:
-        """Epsilon-greedy: replace greedy actions by uniform legal ones with probability epsilon."""
-        random_scores = self.rng.random((len(greedy), self.num_actions))
-        if action_mask is not None:
-            random_scores = np.where(action_mask, random_scores, -1.0)
-        explore = self.rng.random(len(greedy)) < epsilon
-        return np.where(explore, random_scores.argmax(axis=1), greedy)
+    @torch.no_grad()
+    def _epsilon_greedy(self, obs: Any, masks: np.ndarray) -> np.ndarray:
+        """With probability epsilon a uniform legal action, else the greedy legal one; the
+        Q-network runs only when some row is greedy. ``masks`` bool (B, A)."""
+        explore = self.rng.random(len(masks)) < self.epsilon
+        random_scores = np.where(masks, self.rng.random(masks.shape), -1.0)
+        actions = random_scores.argmax(axis=1)
+        if not explore.all():
+            q_values = masked_logits(self.q_network(self.to_tensor(obs)), torch.as_tensor(masks, device=self.device))
+            actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
+        return actions
 
     # ------------------------------------------------------------------- learning
     def learn(self, total_timesteps: int, callback: Callback | None = None, progress_bar: bool = True) -> "DQN":
@@ -119,7 +125,7 @@ class DQN(Agent):
         train_every = max(h["train_freq"] // num_envs, 1)
         target_every = max(h["target_update_interval"] // num_envs, 1)
         obs, infos = env.reset(seed=self.seed + self.num_timesteps)
-        masks = self._masks_or_all(infos)
+        masks = self.legal_actions(infos)
         autoresetting = np.zeros(num_envs, dtype=bool)
         tracker = EpisodeTracker(num_envs)
         vector_steps = 0
@@ -127,7 +133,7 @@ class DQN(Agent):
                   desc="dqn") as bar:
             while self.num_timesteps < total_timesteps:
                 self.epsilon = self.exploration(self.num_timesteps / total_timesteps)
-                actions = self._collect_actions(obs, masks)
+                actions = self._epsilon_greedy(obs, masks)
                 next_obs, rewards, terminated, truncated, infos = env.step(actions)
                 valid = ~autoresetting
                 self.buffer.add(obs, masks, actions, rewards, terminated, truncated, valid)
@@ -135,7 +141,7 @@ class DQN(Agent):
                 self.episode_returns += finished
                 self.num_episodes += len(finished)
                 autoresetting = terminated | truncated
-                obs, masks = next_obs, self._masks_or_all(infos)
+                obs, masks = next_obs, self.legal_actions(infos)
                 new_steps = int(valid.sum())
                 self.num_timesteps += new_steps
                 bar.update(new_steps)
@@ -149,20 +155,6 @@ class DQN(Agent):
                 if callback is not None and callback(self) is False:
                     break
         return self
-
-    def _masks_or_all(self, infos: dict[str, Any]) -> np.ndarray:
-        masks = self.action_masks(infos)
-        return np.ones((self.env.num_envs, self.num_actions), dtype=bool) if masks is None else masks
-
-    @torch.no_grad()
-    def _collect_actions(self, obs: Any, masks: np.ndarray) -> np.ndarray:
-        explore = self.rng.random(len(masks)) < self.epsilon
-        random_scores = np.where(masks, self.rng.random(masks.shape), -1.0)
-        actions = random_scores.argmax(axis=1)
-        if not explore.all():
-            q_values = masked_logits(self.q_network(self.to_tensor(obs)), torch.as_tensor(masks, device=self.device))
-            actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
-        return actions
 
     def _train_step(self) -> float:
         """One gradient step on a replay batch; returns the loss."""

@@ -116,7 +116,7 @@ class REINFORCE(Agent):
         h = self.hyperparameters
         env, num_envs = self.env, self.env.num_envs
         obs, infos = env.reset(seed=self.seed + self.num_timesteps)
-        masks = self._masks_or_all(infos)
+        masks = self.legal_actions(infos)
         autoresetting = np.zeros(num_envs, dtype=bool)
         running = [Episode() for _ in range(num_envs)]
         finished: list[Episode] = []
@@ -148,7 +148,7 @@ class REINFORCE(Agent):
                                                                  else [r[0] for r in episode.rewards])))
                         self.num_episodes += 1
                 autoresetting = terminated | truncated
-                obs, masks = next_obs, self._masks_or_all(infos)
+                obs, masks = next_obs, self.legal_actions(infos)
                 new_steps = int(valid.sum())
                 self.num_timesteps += new_steps
                 bar.update(new_steps)
@@ -158,17 +158,6 @@ class REINFORCE(Agent):
                 if callback is not None and callback(self) is False:
                     break
         return self
-
-    def _masks_or_all(self, infos: dict[str, Any]) -> np.ndarray:
-        masks = self.action_masks(infos)
-        if masks is None:
-            return np.ones((self.env.num_envs, self.num_actions), dtype=bool)
-        # A final observation may allow no action (the MRI env without a budget ends when every
-        # column is acquired); the next-step autoreset ignores its action, but sampling one
-        # from all -inf logits would fail, so such rows allow every action.
-        masks = masks.copy()
-        masks[~masks.any(axis=1)] = True
-        return masks
 
     def _update(self, episodes: list[Episode]) -> float:
         """Policy-gradient update(s) on a batch of complete episodes; returns the last loss."""

@@ -89,11 +89,11 @@ class ActiveAcquisitionEnv(gym.Env):
         """Acquire column ``action``; an already acquired column changes nothing and gives 0."""
         if self._episode_over:
             raise RuntimeError("the episode is over (or never started): call reset() before step()")
-        before = self.episodes.metrics[self.episodes.reward_metric][0].item()
+        metric = self.episodes.metrics[self.episodes.reward_metric]
+        before = metric[0].clone()
         if self.episodes.mark(self._rows, np.asarray([action]))[0]:
             self.episodes.refresh(self._rows)
-        after = self.episodes.metrics[self.episodes.reward_metric][0]
-        reward = float(self.episodes.improvement(torch.tensor(before, dtype=torch.float64), after.cpu()))
+        reward = float(self.episodes.improvement(before, metric[0]))
         terminated = bool(self.episodes.done(self._rows)[0])
         self._episode_over = terminated
         return self._observation(), reward, terminated, False, self._info()
