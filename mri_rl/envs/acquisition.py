@@ -19,10 +19,10 @@ from mri_rl.reconstruct.checkpoint import build_reconstructor
 def build_episodes(num_episodes: int, data_path: str | Path, challenge: str, reconstructor: str | Path | Reconstructor,
                    budget: int | None, initial_lines: int, reward_metric: str, on_bad_file: str,
                    kspace_shape: Sequence[int] | None, device: str | torch.device,
-                   lookahead_batch_size: int) -> AcquisitionEpisodes:
+                   lookahead_batch_size: int, slice_cache_mb: float) -> AcquisitionEpisodes:
     """Build the episode batch behind both environments from their keyword arguments."""
     source = SliceSource(data_path, challenge, on_bad_file,
-                         None if kspace_shape is None else tuple(kspace_shape))
+                         None if kspace_shape is None else tuple(kspace_shape), slice_cache_mb)
     return AcquisitionEpisodes(source, build_reconstructor(reconstructor), num_episodes, budget, initial_lines,
                                reward_metric, device, lookahead_batch_size)
 
@@ -51,6 +51,7 @@ class ActiveAcquisitionEnv(gym.Env):
         kspace_shape: which k-space shape to use when the folder mixes several.
         device: where reconstructions run.
         lookahead_batch_size: reconstructions per call in :meth:`score_actions`.
+        slice_cache_mb: slices kept in memory after their first read (0: always read).
 
     Observation: ``reconstruction`` float32 (1, h, w), scaled by the maximum of the
     initial zero-filled image, and ``mask`` int8 (W,). ``info`` holds ``action_mask``
@@ -64,9 +65,9 @@ class ActiveAcquisitionEnv(gym.Env):
                  reconstructor: str | Path | Reconstructor = "zero_filled", budget: int | None = None,
                  initial_lines: int = 8, reward_metric: str = "mse", on_bad_file: str = "raise",
                  kspace_shape: Sequence[int] | None = None, device: str | torch.device = "cpu",
-                 lookahead_batch_size: int = 256) -> None:
+                 lookahead_batch_size: int = 256, slice_cache_mb: float = 1024) -> None:
         self.episodes = build_episodes(1, data_path, challenge, reconstructor, budget, initial_lines, reward_metric,
-                                       on_bad_file, kspace_shape, device, lookahead_batch_size)
+                                       on_bad_file, kspace_shape, device, lookahead_batch_size, slice_cache_mb)
         self.observation_space = observation_space(self.episodes.recon_size, self.episodes.width)
         self.action_space = action_space(self.episodes.width)
         self._rows = np.zeros(1, dtype=np.int64)
@@ -92,7 +93,7 @@ class ActiveAcquisitionEnv(gym.Env):
         metric = self.episodes.metrics[self.episodes.reward_metric]
         before = metric[0].clone()
         if self.episodes.mark(self._rows, np.asarray([action]))[0]:
-            self.episodes.refresh(self._rows)
+            self.episodes.refresh(self._rows, added_columns=np.asarray([action]))
         reward = float(self.episodes.improvement(before, metric[0]))
         terminated = bool(self.episodes.done(self._rows)[0])
         self._episode_over = terminated

@@ -16,9 +16,12 @@ import torch
 
 from mri_rl.envs.masks import initial_mask
 from mri_rl.envs.slice_source import SliceSource
-from mri_rl.metrics import HIGHER_IS_BETTER, METRIC_NAMES, image_metric, image_metrics
-from mri_rl.reconstruct.base import Reconstructor, zero_filled_image
+from mri_rl.metrics import HIGHER_IS_BETTER, METRIC_NAMES, image_metric, image_metrics, target_statistics
+from mri_rl.reconstruct.base import Reconstructor, root_sum_of_squares, zero_filled_image
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
+
+
+METRICS_CHUNK = 8  # episodes whose metrics are computed together
 
 
 class AcquisitionEpisodes:
@@ -68,8 +71,13 @@ class AcquisitionEpisodes:
         self.kspace = torch.zeros((n, coils, rows, width), dtype=torch.complex64, device=self.device)
         self.target = torch.zeros((n, h, w), device=self.device)
         self.data_range = torch.ones(n, dtype=torch.float64, device=self.device)
+        self.target_statistics = target_statistics(self.target, self.data_range)  # kept for SSIM
         self.mask = torch.zeros((n, width), dtype=torch.bool, device=self.device)
         self.reconstruction = torch.zeros((n, h, w), device=self.device)
+        # Zero-filled episodes keep their complex coil images and add one column per step
+        # (ZeroFilledReconstructor.column_images) instead of transforming again.
+        self.coil_images = (torch.zeros((n, coils, h, w), dtype=torch.complex64, device=self.device)
+                            if isinstance(self.reconstructor, ZeroFilledReconstructor) else None)
         self.observation_scale = torch.ones((n, 1, 1), device=self.device)
         self.metrics = {name: torch.zeros(n, dtype=torch.float64, device=self.device) for name in METRIC_NAMES}
         self.steps = np.zeros(n, dtype=np.int64)
@@ -91,6 +99,10 @@ class AcquisitionEpisodes:
             self.steps[row] = 0
             self.acquirable[row] = meta.padding_right - meta.padding_left
             self.slice_ids[row] = slice_id
+        rows_t = torch.as_tensor(np.asarray(rows), device=self.device)
+        fresh_statistics = target_statistics(self.target[rows_t], self.data_range[rows_t])
+        for kept, fresh in zip(self.target_statistics, fresh_statistics):
+            kept[rows_t] = fresh
 
     def mark(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Set the mask bits of ``actions`` in ``rows``; count one step each.
@@ -115,28 +127,62 @@ class AcquisitionEpisodes:
         return is_new.cpu().numpy()
 
     @torch.no_grad()
-    def refresh(self, rows: np.ndarray, new_episode: np.ndarray | None = None) -> None:
+    def refresh(self, rows: np.ndarray, new_episode: np.ndarray | None = None,
+                added_columns: np.ndarray | None = None) -> None:
         """Reconstruct ``rows`` in one call and update their metrics.
 
-        Rows flagged in ``new_episode`` also get their observation scale: the maximum of
-        the zero-filled image of the initially acquired data (observed data only).
+        Args:
+            rows: the episodes whose mask changed (R,).
+            new_episode: bool (R,), True for episodes just loaded; they also get their
+                observation scale: the maximum of the zero-filled image of the initially
+                acquired data (observed data only).
+            added_columns: int (R,), the one column each other episode acquired since its
+                last refresh; the zero-filled reconstruction then adds that column instead
+                of transforming the whole k-space again.
         """
         if len(rows) == 0:
             return
         rows_t = torch.as_tensor(rows, device=self.device)
-        masked = self.masked_kspace(rows_t, self.mask[rows_t])
-        reconstruction = self.reconstructor(masked, self.mask[rows_t], self.recon_size).float()
-        self.reconstruction[rows_t] = reconstruction
-        for name, values in image_metrics(reconstruction, self.target[rows_t], self.data_range[rows_t]).items():
-            self.metrics[name][rows_t] = values
-        if new_episode is not None and new_episode.any():
-            fresh = rows_t[torch.as_tensor(new_episode, device=self.device)]
-            if isinstance(self.reconstructor, ZeroFilledReconstructor):
+        # All episodes in order (the usual batched step): views instead of gathered copies.
+        index = slice(None) if np.array_equal(rows, np.arange(self.num_episodes)) else rows_t
+        new = np.zeros(len(rows), dtype=bool) if new_episode is None else np.asarray(new_episode, dtype=bool)
+        if self.coil_images is None:
+            masked = self.masked_kspace(rows_t, self.mask[index])
+            reconstruction = self.reconstructor(masked, self.mask[index], self.recon_size).float()
+        else:
+            recompute = np.ones(len(rows), dtype=bool) if added_columns is None else new
+            self._update_coil_images(rows_t, recompute, added_columns)
+            reconstruction = root_sum_of_squares(self.coil_images[index])
+        self.reconstruction[index] = reconstruction
+        for start in range(0, len(rows), METRICS_CHUNK):
+            # A few episodes at a time: the dozen passes of SSIM then stay in the CPU cache.
+            part = slice(start, start + METRICS_CHUNK)
+            chunk = part if isinstance(index, slice) else index[part]  # rows of the episode tensors
+            for name, values in image_metrics(reconstruction[part], self.target[chunk], self.data_range[chunk],
+                                                self.target_statistics.select(chunk)).items():
+                self.metrics[name][chunk] = values
+        if new.any():
+            fresh = rows_t[torch.as_tensor(new, device=self.device)]
+            if self.coil_images is not None:
                 zero_filled = self.reconstruction[fresh]
             else:
                 zero_filled = zero_filled_image(self.masked_kspace(fresh, self.mask[fresh]), self.recon_size)
             scale = zero_filled.flatten(1).amax(dim=1)
             self.observation_scale[fresh] = torch.where(scale > 0, scale, torch.ones_like(scale))[:, None, None]
+
+    def _update_coil_images(self, rows: torch.Tensor, recompute: np.ndarray, added_columns: np.ndarray | None) -> None:
+        """Complex zero-filled coil images of ``rows``: transformed again where
+        ``recompute``, else the kept images plus the added column."""
+        recompute_t = torch.as_tensor(recompute, device=self.device)
+        if recompute.any():
+            again = rows[recompute_t]
+            self.coil_images[again] = self.reconstructor.coil_images(self.masked_kspace(again, self.mask[again]),
+                                                                     self.recon_size)
+        if not recompute.all():
+            updated = rows[~recompute_t]
+            columns = torch.as_tensor(np.asarray(added_columns)[~recompute], device=self.device)
+            self.coil_images.index_add_(0, updated, self.reconstructor.column_images(
+                self.kspace[updated, :, :, columns], columns, self.width, self.recon_size))
 
     def masked_kspace(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """k ⊙ M for ``rows`` under ``mask`` (len(rows), W): complex (len(rows), C, H, W)."""
@@ -182,7 +228,7 @@ class AcquisitionEpisodes:
                     self.lookahead_batch_size):
                 chunk_rows = todo_rows[chunk]
                 after = image_metric(self.reward_metric, reconstruction.float(), self.target[chunk_rows],
-                                     self.data_range[chunk_rows])
+                                     self.data_range[chunk_rows], self.target_statistics.select(chunk_rows))
                 scores[todo[chunk]] = self.improvement(self.metrics[self.reward_metric][chunk_rows], after)
         return scores.reshape(candidates.shape).cpu().numpy()
 
@@ -191,7 +237,7 @@ class AcquisitionEpisodes:
         """Batched observation: ``reconstruction`` float32 (N, 1, h, w) scaled by observed
         data only, and ``mask`` int8 (N, W)."""
         scaled = (self.reconstruction / self.observation_scale).unsqueeze(1)
-        return {"reconstruction": scaled.cpu().numpy().astype(np.float32),
+        return {"reconstruction": scaled.cpu().numpy(),
                 "mask": self.mask.cpu().numpy().astype(np.int8)}
 
     def action_masks(self) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 
 from mri_rl.data.fastmri_files import FastMRISliceDataset, KspaceSlice
@@ -24,12 +24,19 @@ class SliceSource:
         on_bad_file: "raise" or "skip", see :class:`FastMRISliceDataset`.
         kspace_shape: per-slice k-space shape to keep, (rows, cols) single-coil or
             (coils, rows, cols) multi-coil.
+        cache_megabytes: slices read are kept in memory up to this size (least recently
+            used first out), so restarting episodes rarely reads a file; 0 turns it off.
     """
 
     def __init__(self, data_path: str | Path, challenge: str, on_bad_file: str = "raise",
-                 kspace_shape: tuple[int, ...] | None = None) -> None:
+                 kspace_shape: tuple[int, ...] | None = None, cache_megabytes: float = 1024) -> None:
+        if cache_megabytes < 0:
+            raise ValueError(f"cache_megabytes must be >= 0, got {cache_megabytes}")
         self.dataset = FastMRISliceDataset(data_path, challenge, require_target=True, on_bad_file=on_bad_file)
         self.challenge = challenge
+        self.cache_bytes = int(cache_megabytes * 2**20)
+        self._cache: OrderedDict[int, KspaceSlice] = OrderedDict()
+        self._cached_bytes = 0
         shapes = [self._shape_of(i) for i in range(len(self.dataset))]
         counts = Counter(shapes)
         if kspace_shape is None:
@@ -79,6 +86,23 @@ class SliceSource:
         return Path(fname).name, int(slice_index)
 
     def __getitem__(self, index: int) -> KspaceSlice:
+        """Slice ``index``, from the cache or read (and checked) from its file. Callers
+        copy the tensors and must not change them."""
         if not 0 <= index < len(self.indices):
             raise IndexError(f"slice index {index} outside [0, {len(self.indices)})")
-        return self.dataset[self.indices[index]]
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        item = self.dataset[self.indices[index]]
+        size = _nbytes(item)
+        if size <= self.cache_bytes:
+            while self._cached_bytes + size > self.cache_bytes:
+                self._cached_bytes -= _nbytes(self._cache.popitem(last=False)[1])
+            self._cache[index] = item
+            self._cached_bytes += size
+        return item
+
+
+def _nbytes(item: KspaceSlice) -> int:
+    target = 0 if item.target is None else item.target.nbytes
+    return item.kspace.nbytes + target

@@ -33,9 +33,10 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
                  reconstructor: str | Path | Reconstructor = "zero_filled", budget: int | None = None,
                  initial_lines: int = 8, reward_metric: str = "mse", on_bad_file: str = "raise",
                  kspace_shape: Sequence[int] | None = None, device: str | torch.device = "cpu",
-                 lookahead_batch_size: int = 256) -> None:
+                 lookahead_batch_size: int = 256, slice_cache_mb: float = 1024) -> None:
         self.episodes = build_episodes(num_envs, data_path, challenge, reconstructor, budget, initial_lines,
-                                       reward_metric, on_bad_file, kspace_shape, device, lookahead_batch_size)
+                                       reward_metric, on_bad_file, kspace_shape, device, lookahead_batch_size,
+                                       slice_cache_mb)
         self.num_envs = num_envs
         self.single_observation_space = observation_space(self.episodes.recon_size, self.episodes.width)
         self.single_action_space = action_space(self.episodes.width)
@@ -101,9 +102,11 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         is_new = episodes.mark(running, actions[running])
         if len(restarting):
             episodes.load(restarting, [pick_slice(self._rngs[r], self.num_slices, None) for r in restarting])
-        changed = np.concatenate([running[is_new], restarting])
-        new_episode = np.concatenate([np.zeros(int(is_new.sum()), dtype=bool), np.ones(len(restarting), dtype=bool)])
-        episodes.refresh(changed, new_episode)
+        new_episode = self._needs_reset.copy()
+        changed = new_episode.copy()
+        changed[running[is_new]] = True
+        changed = np.flatnonzero(changed)  # in order: all N in the usual step
+        episodes.refresh(changed, new_episode[changed], actions[changed])
         rewards = episodes.improvement(before, episodes.metrics[episodes.reward_metric]).cpu().numpy()
         rewards[restarting] = 0.0
         rewards[running[~is_new]] = 0.0

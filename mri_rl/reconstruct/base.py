@@ -39,7 +39,11 @@ def zero_filled_image(masked_kspace: torch.Tensor, output_size: tuple[int, int])
     Returns:
         float (B, h, w).
     """
-    coil_images = center_crop(ifft2c(masked_kspace), output_size)
+    return root_sum_of_squares(center_crop(ifft2c(masked_kspace), output_size))
+
+
+def root_sum_of_squares(coil_images: torch.Tensor) -> torch.Tensor:
+    """Magnitude over coils: complex (B, C, h, w) -> float (B, h, w)."""
     return torch.sqrt((coil_images.real**2 + coil_images.imag**2).sum(dim=1))
 
 

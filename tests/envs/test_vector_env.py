@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from mri_rl.reconstruct import UnetReconstructor, ZeroFilledReconstructor
+from mri_rl.envs import episodes as episodes_module
+from mri_rl.reconstruct import Reconstructor, UnetReconstructor, zero_filled_image
 
 METRICS = ("mse", "nmse", "psnr", "ssim")
 N = 3
 SEED = 17
 
 
-class CountingZeroFilled(ZeroFilledReconstructor):
-    """Zero-filled reconstructor that counts its calls and the batch sizes."""
+class CountingIFFT(Reconstructor):
+    """The zero-filled image through the generic protocol (no linear shortcut), counting
+    its calls and their batch sizes."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -22,7 +24,7 @@ class CountingZeroFilled(ZeroFilledReconstructor):
 
     def forward(self, masked_kspace, mask, output_size):
         self.calls.append(masked_kspace.shape[0])
-        return super().forward(masked_kspace, mask, output_size)
+        return zero_filled_image(masked_kspace, output_size)
 
 
 def assert_same(batched_obs, batched_info, singles_obs, singles_info):
@@ -48,8 +50,11 @@ def choose_actions(rng, action_mask):
     return np.asarray(actions)
 
 
+@pytest.mark.parametrize("metrics_chunk", [8, 2])
 @pytest.mark.parametrize("budget, metric", [(None, "mse"), (3, "ssim")])
-def test_batched_equals_single_envs_over_several_episodes(make_env, make_vec_env, singlecoil_train, budget, metric):
+def test_batched_equals_single_envs_over_several_episodes(make_env, make_vec_env, singlecoil_train, budget, metric,
+                                                          metrics_chunk, monkeypatch):
+    monkeypatch.setattr(episodes_module, "METRICS_CHUNK", metrics_chunk)  # 2 < N: metrics in chunks
     vec = make_vec_env(singlecoil_train, N, budget=budget, reward_metric=metric)
     singles = [make_env(singlecoil_train, budget=budget, reward_metric=metric) for _ in range(N)]
     obs, info = vec.reset(seed=SEED)
@@ -209,10 +214,10 @@ def _counting_unet(monkeypatch):
     return model, calls
 
 
-@pytest.mark.parametrize("kind", ["zero_filled", "unet"])
+@pytest.mark.parametrize("kind", ["generic", "unet"])
 def test_one_reconstructor_call_per_step(make_vec_env, singlecoil_train, monkeypatch, kind):
-    if kind == "zero_filled":
-        reconstructor = CountingZeroFilled()
+    if kind == "generic":
+        reconstructor = CountingIFFT()
         calls = reconstructor.calls
     else:
         reconstructor, calls = _counting_unet(monkeypatch)
