@@ -47,6 +47,11 @@ def run_quickstart(out: str | Path = "runs/quickstart", config_path: str | Path 
     if not (root / "singlecoil_train").is_dir():
         spec = SyntheticSpec(num_slices=data_cfg["slices"], size=data_cfg["size"])
         write_synthetic_dataset(root, spec, data_cfg["volumes"], seed=seed, progress=progress)
+    for split, count in data_cfg["volumes"].items():
+        found = len(list((root / f"singlecoil_{split}").glob("*.h5")))
+        if found != count:
+            print(f"[quickstart] note: {root / f'singlecoil_{split}'} holds {found} volumes, the config asks for "
+                  f"{count}; using the folder as it is (delete it to write the configured set)", flush=True)
     stage("synthetic data")
 
     reconstructor = out / "reconstructor" / EXPORT_NAME
