@@ -39,7 +39,12 @@ def zero_filled_image(masked_kspace: torch.Tensor, output_size: tuple[int, int])
     Returns:
         float (B, h, w).
     """
-    return root_sum_of_squares(center_crop(ifft2c(masked_kspace), output_size))
+    return root_sum_of_squares(zero_filled_coil_images(masked_kspace, output_size))
+
+
+def zero_filled_coil_images(masked_kspace: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+    """Complex coil images, centre-cropped: (B, C, H, W) k-space -> complex (B, C, h, w)."""
+    return center_crop(ifft2c(masked_kspace), output_size)
 
 
 def root_sum_of_squares(coil_images: torch.Tensor) -> torch.Tensor:

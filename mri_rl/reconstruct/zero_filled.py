@@ -7,9 +7,13 @@ import math
 from typing import Iterator
 
 import torch
-from fastmri.data.transforms import center_crop
 
-from mri_rl.reconstruct.base import Reconstructor, ifft2c, root_sum_of_squares, zero_filled_image
+from mri_rl.reconstruct.base import (
+    Reconstructor,
+    root_sum_of_squares,
+    zero_filled_coil_images,
+    zero_filled_image,
+)
 
 
 class ZeroFilledReconstructor(Reconstructor):
@@ -27,10 +31,7 @@ class ZeroFilledReconstructor(Reconstructor):
     def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
         return zero_filled_image(masked_kspace, output_size)
 
-    @staticmethod
-    def coil_images(masked_kspace: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-        """Complex coil images, centre-cropped: (B, C, H, W) k-space -> complex (B, C, h, w)."""
-        return center_crop(ifft2c(masked_kspace), output_size)
+    coil_images = staticmethod(zero_filled_coil_images)
 
     @staticmethod
     def row_transforms(kspace: torch.Tensor, rows: int) -> torch.Tensor:
