@@ -61,6 +61,9 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
                        help="zero-filled phase-encode columns on each side, recorded in the header")
     synth.add_argument("--coils", type=int, default=4, help="receiver coils (multicoil only)")
     synth.add_argument("--noise", type=float, default=0.01, help="k-space noise std relative to the image maximum")
+    synth.add_argument("--striation", type=float, default=SyntheticSpec.striation,
+                       help="relative amplitude of the oriented striation whose k-space band varies per volume "
+                            "(0: none)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     synth.set_defaults(handler=_run_data_synth)
@@ -81,7 +84,7 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
 def _run_data_synth(args: argparse.Namespace) -> int:
     spec = SyntheticSpec(challenge=args.challenge, num_slices=args.slices, size=args.size,
                          kspace_width=args.kspace_width, padding=args.padding, num_coils=args.coils,
-                         noise_level=args.noise)
+                         noise_level=args.noise, striation=args.striation)
     volumes = {"train": args.volumes, "val": args.val_volumes, "test": args.test_volumes}
     flags = {"train": "--volumes", "val": "--val-volumes", "test": "--test-volumes"}
     for split, count in volumes.items():

@@ -45,7 +45,8 @@ def run_quickstart(out: str | Path = "runs/quickstart", config_path: str | Path 
 
     stage.start = time.perf_counter()
     if not (root / "singlecoil_train").is_dir():
-        spec = SyntheticSpec(num_slices=data_cfg["slices"], size=data_cfg["size"])
+        spec = SyntheticSpec(num_slices=data_cfg["slices"], size=data_cfg["size"],
+                             striation=data_cfg.get("striation", SyntheticSpec.striation))
         write_synthetic_dataset(root, spec, data_cfg["volumes"], seed=seed, progress=progress)
     for split, count in data_cfg["volumes"].items():
         found = len(list((root / f"singlecoil_{split}").glob("*.h5")))

@@ -68,6 +68,7 @@ def test_synth_is_reproducible(tmp_path):
         (["--size", "4"], "size"),
         (["--volumes", "-1"], "--volumes"),
         (["--val-volumes", "-2"], "--val-volumes"),
+        (["--striation", "-0.5"], "striation"),
     ],
 )
 def test_synth_invalid_arguments_fail_cleanly(tmp_path, capsys, args, keyword):
@@ -179,3 +180,14 @@ def test_module_entry_point_help():
     assert result.returncode == 0, result.stderr
     assert "synth" in result.stdout and "check" in result.stdout
     assert result.stdout.startswith("usage: mri-rl data")
+
+
+def test_synth_striation_flag_reaches_the_data(tmp_path):
+    args = ["--volumes", "1", "--val-volumes", "0", "--test-volumes", "0", *SMALL]
+    assert main(["data", "synth", str(tmp_path / "plain"), *args, "--striation", "0"]) == 0
+    assert main(["data", "synth", str(tmp_path / "striated"), *args]) == 0
+    (plain,) = files_of(tmp_path / "plain" / "singlecoil_train")
+    (striated,) = files_of(tmp_path / "striated" / "singlecoil_train")
+    with h5py.File(plain) as a, h5py.File(striated) as b:
+        assert a["kspace"].shape == b["kspace"].shape
+        assert not (a["kspace"][()] == b["kspace"][()]).all()

@@ -2,8 +2,11 @@
 
 The generator stands in for fastMRI when a user has no access to it. Each volume is a
 stack of cross-sections through random ellipsoids (a body with a bright outer layer,
-inner "tissues", small details) with band-pass texture, times a smooth phase, so the
-k-space has no Hermitian symmetry. K-space is the centred orthonormal FFT
+inner "tissues", small details) with band-pass texture and an oriented striation (like
+muscle fibres or trabecular bone), times a smooth phase, so the k-space has no Hermitian
+symmetry. The striation's spatial frequency and orientation are drawn per volume, so part
+of each volume's k-space energy lies in a band of columns away from the centre that
+differs from volume to volume: the case where the choice of columns depends on the image. K-space is the centred orthonormal FFT
 (``fastmri.fft2c``) of the image, with the readout oversampled 2x like the fastMRI knee
 data (the target is the centre crop), optional zero-filled phase-encode edges recorded
 in the ISMRMRD header, and complex Gaussian measurement noise. Multi-coil volumes
@@ -40,6 +43,7 @@ class SyntheticSpec:
         padding: zero-filled phase-encode columns on each side, recorded in the header.
         num_coils: receiver coils for multicoil (ignored for singlecoil).
         noise_level: k-space noise standard deviation relative to the image scale.
+        striation: relative amplitude of the oriented striation (0 turns it off).
     """
 
     challenge: str = "singlecoil"
@@ -49,6 +53,7 @@ class SyntheticSpec:
     padding: int = 0
     num_coils: int = 4
     noise_level: float = 0.01
+    striation: float = 0.2
 
     def __post_init__(self) -> None:
         if self.challenge not in CHALLENGES:
@@ -65,6 +70,8 @@ class SyntheticSpec:
             raise ValueError(f"multicoil needs at least 2 coils, got {self.num_coils}")
         if self.noise_level < 0:
             raise ValueError(f"noise_level must be >= 0, got {self.noise_level}")
+        if self.striation < 0:
+            raise ValueError(f"striation must be >= 0, got {self.striation}")
 
     @property
     def width(self) -> int:
@@ -113,15 +120,33 @@ def _draw(u: np.ndarray, v: np.ndarray, z: float, ellipsoid: np.ndarray, pixels_
     return value * np.clip(0.5 + edge_pixels, 0.0, 1.0)
 
 
-def _texture(rng: np.random.Generator, shape: tuple[int, int], cycles_per_pixel: float) -> np.ndarray:
-    """Band-pass filtered Gaussian noise with unit standard deviation, shape ``shape``."""
-    noise = rng.standard_normal(shape)
-    fy = np.fft.fftfreq(shape[0])[:, None]
-    fx = np.fft.fftfreq(shape[1])[None, :]
-    radial = np.sqrt(fx**2 + fy**2)
-    band = np.exp(-(((radial - cycles_per_pixel) / (0.5 * cycles_per_pixel)) ** 2))
-    field = np.fft.ifft2(np.fft.fft2(noise) * band).real
+def _filtered_noise(rng: np.random.Generator, shape: tuple[int, int], band: np.ndarray) -> np.ndarray:
+    """Gaussian noise filtered by ``band`` (on the FFT grid), real, unit standard deviation, shape ``shape``."""
+    field = np.fft.ifft2(np.fft.fft2(rng.standard_normal(shape)) * band).real
     return field / (field.std() + 1e-12)
+
+
+def _frequency_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """FFT frequencies in cycles per pixel: fy (H, 1) and fx (1, W)."""
+    return np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :]
+
+
+def _texture(rng: np.random.Generator, shape: tuple[int, int], cycles_per_pixel: float) -> np.ndarray:
+    """Isotropic band-pass texture around ``cycles_per_pixel``, unit standard deviation."""
+    fy, fx = _frequency_grid(shape)
+    radial = np.sqrt(fx**2 + fy**2)
+    return _filtered_noise(rng, shape, np.exp(-(((radial - cycles_per_pixel) / (0.5 * cycles_per_pixel)) ** 2)))
+
+
+def _striation(rng: np.random.Generator, shape: tuple[int, int], wavevector: tuple[float, float]) -> np.ndarray:
+    """Oriented texture: stripes of wave vector ``(fy, fx)`` cycles per pixel with random phase
+    and a 12% relative bandwidth, unit standard deviation."""
+    fy, fx = _frequency_grid(shape)
+    ky, kx = wavevector
+    variance = 2 * (0.12 * np.hypot(ky, kx)) ** 2
+    band = (np.exp(-((fy - ky) ** 2 + (fx - kx) ** 2) / variance)
+            + np.exp(-((fy + ky) ** 2 + (fx + kx) ** 2) / variance))
+    return _filtered_noise(rng, shape, band)
 
 
 def _coil_sensitivities(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, num_coils: int) -> np.ndarray:
@@ -163,6 +188,9 @@ def synthesize_images(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarr
     phase_coefficients = rng.uniform(-1, 1, 7) * np.array([np.pi, 1.0, 1.0, 0.5, 0.5, 0.5, 1.0])
     scale = 10 ** rng.uniform(-4.3, -3.7)  # fastMRI knee images are of order 1e-4
     texture_frequency = rng.uniform(0.08, 0.2)
+    # Stripes within 45 degrees of varying along the phase-encode direction, 0.12-0.28 cycles/pixel.
+    striation_angle, striation_frequency = rng.uniform(-np.pi / 4, np.pi / 4), rng.uniform(0.12, 0.28)
+    striation_wavevector = (striation_frequency * np.sin(striation_angle), striation_frequency * np.cos(striation_angle))
     sensitivities = (
         _coil_sensitivities(rng, u, v, spec.num_coils) if spec.challenge == "multicoil" else None
     )
@@ -175,7 +203,8 @@ def synthesize_images(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarr
         magnitude = body_value * body_mask + outer_layer * (body_mask - _draw(u, v, z, inner, pixels_per_unit))
         for ellipsoid in np.concatenate([tissues, details]):
             magnitude += _draw(u, v, z, ellipsoid, pixels_per_unit) * body_mask
-        magnitude *= 1.0 + 0.1 * _texture(rng, (height, width), texture_frequency)
+        magnitude *= (1.0 + 0.1 * _texture(rng, (height, width), texture_frequency)
+                      + spec.striation * _striation(rng, (height, width), striation_wavevector))
         magnitude = np.clip(magnitude, 0.0, None) * scale
         c = phase_coefficients
         phase = c[0] + c[1] * u + c[2] * v + c[3] * u * v + c[4] * u**2 + c[5] * v**2 + c[6] * z

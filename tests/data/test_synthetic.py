@@ -12,7 +12,7 @@ import torch
 from fastmri.data.transforms import center_crop
 
 from mri_rl.data.fastmri_files import FastMRISliceDataset, inspect_volume
-from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
+from mri_rl.data.synthetic import SyntheticSpec, _striation, simulate_volume, write_synthetic_dataset
 
 
 def read_volume(path: Path, target_key: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -284,6 +284,7 @@ def test_spec_geometry():
         ({"padding": -1}, "padding"),
         ({"challenge": "multicoil", "num_coils": 1}, "coils"),
         ({"noise_level": -0.1}, "noise_level"),
+        ({"striation": -0.2}, "striation"),
     ],
 )
 def test_invalid_spec_raises(kwargs, keyword):
@@ -295,3 +296,32 @@ def test_largest_valid_padding_is_accepted():
     spec = SyntheticSpec(size=16, padding=7)
     assert spec.geometry.acquired_width == 2
     assert SyntheticSpec(challenge="singlecoil", num_coils=1).num_coils == 1  # coils ignored for singlecoil
+
+
+@pytest.mark.parametrize("wavevector", [(0.0, 0.25), (0.1, -0.15), (-0.05, 0.125)])
+def test_striation_spectrum_peaks_at_its_wave_vector(wavevector):
+    shape = (64, 64)
+    field = _striation(np.random.default_rng(0), shape, wavevector)
+    power = np.abs(np.fft.fft2(field)) ** 2
+    peak_y, peak_x = np.unravel_index(np.argmax(power), shape)
+    frequency = np.array([np.fft.fftfreq(64)[peak_y], np.fft.fftfreq(64)[peak_x]])
+    wave = np.array(wavevector)
+    nearest = min(np.abs(frequency - wave).max(), np.abs(frequency + wave).max())  # the field is real: +-k
+    assert nearest <= 2 / 64
+    assert field.std() == pytest.approx(1.0)
+
+
+def column_energy_off_centre(kspace: np.ndarray, min_offset: int) -> float:
+    """Share of the k-space energy (slices, H, W) in columns at least ``min_offset`` from the centre."""
+    energy = (np.abs(kspace) ** 2).sum(axis=(0, 1))
+    offset = np.abs(np.arange(kspace.shape[-1]) - kspace.shape[-1] // 2)
+    return float(energy[offset >= min_offset].sum() / energy.sum())
+
+
+def test_striation_moves_energy_away_from_the_centre_columns():
+    shares = {}
+    for striation in (0.0, 0.3):
+        spec = SyntheticSpec(num_slices=2, size=64, noise_level=0.0, striation=striation)
+        kspace, _ = simulate_volume(spec, np.random.default_rng(5))
+        shares[striation] = column_energy_off_centre(kspace, 8)
+    assert shares[0.3] > 2 * shares[0.0]
