@@ -46,6 +46,7 @@ class DQN(Agent):
         dueling: use a dueling head.
         n_step: length of the bootstrapped returns.
         net_arch: hidden layer sizes after the observation encoder.
+        image_spectrum: image encoders also read the column power spectrum.
         compact_images: keep image observations in float16 in the replay memory.
         seed: seeds numpy, torch and the env resets.
         device: torch device.
@@ -59,7 +60,7 @@ class DQN(Agent):
                  exploration_fraction: float = 0.1, exploration_initial_eps: float = 1.0,
                  exploration_final_eps: float = 0.05, max_grad_norm: float = 10.0, double_q: bool = True,
                  dueling: bool = False, n_step: int = 1, net_arch: Sequence[int] = (64, 64),
-                 compact_images: bool = True, seed: int = 0, device: str = "cpu", **spaces: Any) -> None:
+                 image_spectrum: bool = False, compact_images: bool = True, seed: int = 0, device: str = "cpu", **spaces: Any) -> None:
         if not 0 < tau <= 1:
             raise ValueError(f"tau must be in (0, 1], got {tau}")
         if n_step < 1:
@@ -72,15 +73,16 @@ class DQN(Agent):
             "target_update_interval": target_update_interval, "tau": tau,
             "exploration_fraction": exploration_fraction, "exploration_initial_eps": exploration_initial_eps,
             "exploration_final_eps": exploration_final_eps, "max_grad_norm": max_grad_norm, "double_q": double_q,
-            "dueling": dueling, "n_step": n_step, "net_arch": list(net_arch), "compact_images": compact_images,
+            "dueling": dueling, "n_step": n_step, "net_arch": list(net_arch),
+            "image_spectrum": image_spectrum, "compact_images": compact_images,
         }
         super().__init__(env, hyperparameters, seed=seed, device=device, **spaces)
 
     def _build(self) -> None:
         h = self.hyperparameters
-        self.q_network = QNetwork(self.observation_space, self.num_actions, h["net_arch"], h["dueling"]).to(self.device)
-        self.target_network = QNetwork(self.observation_space, self.num_actions, h["net_arch"],
-                                       h["dueling"]).to(self.device)
+        self.q_network, self.target_network = (
+            QNetwork(self.observation_space, self.num_actions, h["net_arch"], h["dueling"],
+                     h["image_spectrum"]).to(self.device) for _ in range(2))
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.target_network.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=h["learning_rate"], fused=True)

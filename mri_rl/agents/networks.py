@@ -2,8 +2,8 @@
 
 The agents know spaces, not MRI: a flat ``Box`` gets an MLP; a ``Dict`` gets one encoder
 per key — a small CNN for image-like ``Box`` keys (C, H, W) such as the MRI
-reconstruction, a linear layer for vector keys such as the column mask — and the
-features are concatenated.
+reconstruction, optionally with the image's column power spectrum, a linear layer for
+vector keys such as the column mask — and the features are concatenated.
 """
 
 from __future__ import annotations
@@ -33,23 +33,55 @@ def is_image_space(space: spaces.Space) -> bool:
     return isinstance(space, spaces.Box) and len(space.shape) == 3 and min(space.shape[1:]) >= 8
 
 
-class ImageEncoder(nn.Module):
-    """Strided convolutions and global average pooling: (B, C, H, W) -> (B, features)."""
+def column_power_spectrum(image: torch.Tensor) -> torch.Tensor:
+    """Log power of the image's Fourier transform along its last axis, averaged over rows.
 
-    def __init__(self, channels: int, features: int = 64, width: int = 16, depth: int = 4) -> None:
+    For an MRI reconstruction whose columns are the phase-encode direction, this is how the
+    image's energy spreads over k-space columns: what has been acquired, and what the
+    reconstructor filled in.
+
+    Args:
+        image: (B, C, H, W).
+
+    Returns:
+        (B, C * (W // 2 + 1)): log(1e-6 + mean_h |FFT_w(image)|^2), non-negative frequencies.
+    """
+    power = torch.fft.rfft(image.float(), dim=-1, norm="ortho").abs().square().mean(dim=-2)
+    return torch.log(power + 1e-6).flatten(1)
+
+
+class ImageEncoder(nn.Module):
+    """Strided convolutions and global average pooling, (B, C, H, W) -> (B, features).
+
+    Args:
+        channels, height, width: image shape C, H, W.
+        features: output size.
+        conv_width: channels of the first convolution (doubled at each of ``depth`` layers).
+        spectrum: also feed :func:`column_power_spectrum` to the output layer. Global
+            pooling keeps which patterns are present, not their spatial frequency; the
+            spectrum keeps that.
+    """
+
+    def __init__(self, channels: int, height: int, width: int, features: int = 64, conv_width: int = 16,
+                 depth: int = 4, spectrum: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         fan_in = channels
         for i in range(depth):
-            fan_out = width * 2**i
+            fan_out = conv_width * 2**i
             layers += [nn.Conv2d(fan_in, fan_out, 3, stride=2, padding=1), nn.ReLU()]
             fan_in = fan_out
         self.convolutions = nn.Sequential(*layers)
-        self.project = nn.Sequential(nn.Linear(fan_in, features), nn.ReLU())
+        self.spectrum = spectrum
+        spectrum_size = channels * (width // 2 + 1) if spectrum else 0
+        self.project = nn.Sequential(nn.Linear(fan_in + spectrum_size, features), nn.ReLU())
         self.output_dim = features
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.project(self.convolutions(image.float()).mean(dim=(-2, -1)))
+        pooled = self.convolutions(image.float()).mean(dim=(-2, -1))
+        if self.spectrum:
+            pooled = torch.cat([pooled, column_power_spectrum(image)], dim=1)
+        return self.project(pooled)
 
 
 class FlattenEncoder(nn.Module):
@@ -70,9 +102,10 @@ class ObservationEncoder(nn.Module):
         space: ``Box`` (flattened), an image ``Box`` (CNN) or a ``Dict`` of those and
             ``MultiBinary``/``Box`` vectors.
         image_features: output size of each image encoder.
+        image_spectrum: give image encoders the column power spectrum too.
     """
 
-    def __init__(self, space: spaces.Space, image_features: int = 64) -> None:
+    def __init__(self, space: spaces.Space, image_features: int = 64, image_spectrum: bool = False) -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
         subspaces = dict(space.spaces) if self.is_dict else {"obs": space}
@@ -80,8 +113,8 @@ class ObservationEncoder(nn.Module):
         for key, subspace in subspaces.items():
             if not isinstance(subspace, (spaces.Box, spaces.MultiBinary)):
                 raise TypeError(f"observation key {key!r}: unsupported space {subspace}; expected Box or MultiBinary")
-            encoders[key] = (ImageEncoder(subspace.shape[0], image_features) if is_image_space(subspace)
-                             else FlattenEncoder(subspace))
+            encoders[key] = (ImageEncoder(*subspace.shape, features=image_features, spectrum=image_spectrum)
+                             if is_image_space(subspace) else FlattenEncoder(subspace))
         self.encoders = nn.ModuleDict(encoders)
         self.output_dim = sum(e.output_dim for e in self.encoders.values())
 
@@ -99,9 +132,9 @@ class QNetwork(nn.Module):
     """
 
     def __init__(self, observation_space: spaces.Space, num_actions: int, hidden: Sequence[int] = (64, 64),
-                 dueling: bool = False) -> None:
+                 dueling: bool = False, image_spectrum: bool = False) -> None:
         super().__init__()
-        self.encoder = ObservationEncoder(observation_space)
+        self.encoder = ObservationEncoder(observation_space, image_spectrum=image_spectrum)
         self.body = mlp([self.encoder.output_dim, *hidden], last_activation=True)
         self.dueling = dueling
         self.advantage = nn.Linear(hidden[-1], num_actions)
@@ -119,9 +152,9 @@ class PolicyNetwork(nn.Module):
     """Action logits (B, A) and, optionally, a state value (B,) from a shared encoder."""
 
     def __init__(self, observation_space: spaces.Space, num_actions: int, hidden: Sequence[int] = (64, 64),
-                 value_head: bool = False) -> None:
+                 value_head: bool = False, image_spectrum: bool = False) -> None:
         super().__init__()
-        self.encoder = ObservationEncoder(observation_space)
+        self.encoder = ObservationEncoder(observation_space, image_spectrum=image_spectrum)
         self.policy = mlp([self.encoder.output_dim, *hidden, num_actions], activation=nn.Tanh)
         self.value = mlp([self.encoder.output_dim, *hidden, 1], activation=nn.Tanh) if value_head else None
 

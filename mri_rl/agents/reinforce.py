@@ -63,6 +63,7 @@ class REINFORCE(Agent):
         greedy_samples: K > 1 switches to the greedy variant with K sampled actions per
             state (needs an env with ``score_actions``); 0 for Monte Carlo.
         net_arch: hidden layer sizes after the observation encoder.
+        image_spectrum: image encoders also read the column power spectrum.
         seed: seeds numpy, torch and the env resets.
         device: torch device.
     """
@@ -73,7 +74,7 @@ class REINFORCE(Agent):
                  baseline: str = "value", normalize_advantages: bool = True, entropy_coef: float = 0.0,
                  value_coef: float = 0.5, episodes_per_update: int = 8, reuse_epochs: int = 1,
                  max_importance_weight: float = 10.0, max_grad_norm: float = 1.0, greedy_samples: int = 0,
-                 net_arch: Sequence[int] = (64, 64), seed: int = 0, device: str = "cpu", **spaces: Any) -> None:
+                 net_arch: Sequence[int] = (64, 64), image_spectrum: bool = False, seed: int = 0, device: str = "cpu", **spaces: Any) -> None:
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
         if greedy_samples == 1 or greedy_samples < 0:
@@ -85,14 +86,15 @@ class REINFORCE(Agent):
             "normalize_advantages": normalize_advantages, "entropy_coef": entropy_coef, "value_coef": value_coef,
             "episodes_per_update": episodes_per_update, "reuse_epochs": reuse_epochs,
             "max_importance_weight": max_importance_weight, "max_grad_norm": max_grad_norm,
-            "greedy_samples": greedy_samples, "net_arch": list(net_arch),
+            "greedy_samples": greedy_samples, "net_arch": list(net_arch), "image_spectrum": image_spectrum,
         }
         super().__init__(env, hyperparameters, seed=seed, device=device, **spaces)
 
     def _build(self) -> None:
         h = self.hyperparameters
         self.policy = PolicyNetwork(self.observation_space, self.num_actions, h["net_arch"],
-                                    value_head=h["baseline"] == "value" and h["greedy_samples"] == 0).to(self.device)
+                                    value_head=h["baseline"] == "value" and h["greedy_samples"] == 0,
+                                    image_spectrum=h["image_spectrum"]).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=h["learning_rate"])
         if h["greedy_samples"] and self.env is not None:
             self._score_actions = _look_ahead_of(self.env)

@@ -88,13 +88,15 @@ def test_dqn_q_network_sees_image_and_mask(make_mri_env):
     assert q.shape == (1, 16) and torch.isfinite(q).all()
 
 
+@pytest.mark.parametrize("image_spectrum", [False, True])
 @pytest.mark.parametrize("name", sorted(AGENTS))
-def test_save_load_round_trip_on_the_mri_env(name, tmp_path, make_mri_env, make_mri_vec_env):
+def test_save_load_round_trip_on_the_mri_env(name, image_spectrum, tmp_path, make_mri_env, make_mri_vec_env):
     cls, hp = AGENTS[name]
-    agent = cls(make_mri_vec_env(2), **hp)
+    agent = cls(make_mri_vec_env(2), **hp, image_spectrum=image_spectrum)
     agent.learn(60, progress_bar=False)
     path = agent.save(tmp_path / f"{name}.pt")
     loaded = cls.load(path, env=make_mri_env())  # the MultiBinary mask space must survive weights_only loading
+    assert loaded.hyperparameters["image_spectrum"] is image_spectrum
     assert loaded.observation_space == agent.observation_space
     assert loaded.num_timesteps == agent.num_timesteps
     obs, infos = make_mri_vec_env(3).reset(seed=5)
