@@ -7,7 +7,7 @@ import io
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -30,19 +30,66 @@ def _episodes(rows: Iterable[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]
     return episodes
 
 
+def _episode_values(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[tuple, dict[str, float]]]:
+    """Per episode ``(policy, seed, file, slice)``: its SSIM and PSNR AUCs and final values."""
+    for episode, steps in _episodes(rows).items():
+        steps = sorted(steps, key=lambda r: r["step"])
+        rate = np.array([r["sampling_rate"] for r in steps])
+        values = {}
+        for metric in ("ssim", "psnr"):
+            curve = np.array([r[metric] for r in steps])
+            values[f"{metric}_auc"], values[f"final_{metric}"] = curve_auc(rate, curve), float(curve[-1])
+        yield episode, values
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     """Per policy: mean and std, over images and seeds, of the per-image SSIM and PSNR AUCs
     and the final SSIM and PSNR."""
     per_policy: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for (policy, *_), steps in _episodes(rows).items():
-        steps = sorted(steps, key=lambda r: r["step"])
-        rate = np.array([r["sampling_rate"] for r in steps])
-        for metric in ("ssim", "psnr"):
-            values = np.array([r[metric] for r in steps])
-            per_policy[policy][f"{metric}_auc"].append(curve_auc(rate, values))
-            per_policy[policy][f"final_{metric}"].append(float(values[-1]))
+    for (policy, *_), values in _episode_values(rows):
+        for key in SUMMARY_KEYS:
+            per_policy[policy][key].append(values[key])
     return {policy: {key: {"mean": float(np.mean(v[key])), "std": float(np.std(v[key])), "n": len(v[key])}
                      for key in SUMMARY_KEYS} for policy, v in per_policy.items()}
+
+
+def paired_differences(rows: list[dict[str, Any]], key: str = "ssim_auc") -> dict[tuple[str, str], dict[str, float]]:
+    """Paired comparison of every two policies on the images both were rolled out on.
+
+    Each policy's value per image (file, slice) is its mean over seeds. The spread over
+    images is mostly shared by all policies (some slices are harder), so the paired
+    difference says more than comparing the means of :func:`summarize`.
+
+    Returns:
+        ``{(a, b): {"mean": mean of a - b, "wins": images where a > b, "n": images}}``
+        for every ordered pair of different policies.
+    """
+    per_image: dict[str, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for (policy, _, file, slice_), values in _episode_values(rows):
+        per_image[policy][(file, slice_)].append(values[key])
+    means = {policy: {image: float(np.mean(v)) for image, v in images.items()} for policy, images in per_image.items()}
+    pairs = {}
+    for a in means:
+        for b in means:
+            common = sorted(set(means[a]) & set(means[b]))
+            if a == b or not common:
+                continue
+            difference = np.array([means[a][image] - means[b][image] for image in common])
+            pairs[(a, b)] = {"mean": float(difference.mean()), "wins": int((difference > 0).sum()), "n": len(common)}
+    return pairs
+
+
+def paired_table(rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, float]]],
+                 key: str = "ssim_auc") -> str:
+    """:func:`paired_differences` as a markdown matrix, row minus column, best policy first."""
+    pairs = paired_differences(rows, key)
+    order = sorted(summary, key=lambda policy: -summary[policy][key]["mean"])
+    lines = ["| row − column | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
+    for a in order:
+        cells = [f"{pairs[(a, b)]['mean']:+.4f} ({pairs[(a, b)]['wins']}/{pairs[(a, b)]['n']})" if (a, b) in pairs
+                 else "" for b in order]
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -82,7 +129,10 @@ def write_report(out_dir: str | Path, rows: list[dict[str, Any]], title: str = "
     header = f"# {title}\n\n" if title else ""
     note = ("AUC: area under the metric curve against the sampling rate (trapezoid rule) per image; "
             "mean ± std over images and seeds. Metrics follow fastMRI: data range = volume maximum.\n\n")
-    atomic_write_text(out_dir / "summary.md", header + note + markdown_table(summary))
+    paired = ("\nPaired SSIM AUC differences, row − column: mean over the images both policies saw (each "
+              "policy's value per image is its mean over seeds), and on how many images the row is higher.\n\n"
+              + paired_table(rows, summary))
+    atomic_write_text(out_dir / "summary.md", header + note + markdown_table(summary) + paired)
     plot_curves(rows, out_dir / "curves.png", title)
     return summary
 

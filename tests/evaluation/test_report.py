@@ -12,6 +12,8 @@ from mri_rl.evaluation.report import (
     SUMMARY_KEYS,
     curve_auc,
     markdown_table,
+    paired_differences,
+    paired_table,
     read_rows_csv,
     summarize,
     write_report,
@@ -99,6 +101,26 @@ def test_summarize_uses_the_final_step_not_the_last_row():
 def test_summarize_separates_files_with_the_same_slice_index():
     rows = [row("a", 0, 0, step, 0.5, 10.0, file=f) for f in ("x.h5", "y.h5") for step in range(2)]
     assert summarize(rows)["a"]["ssim_auc"]["n"] == 2
+
+
+def test_paired_differences_compare_seed_means_on_shared_images():
+    pairs = paired_differences(hand_rows())
+    # Per image (mean over seeds): a 0.2 and 0.3 on slices 0 and 1; b 0.3 and c 0.05 on slice 0.
+    assert pairs[("a", "b")] == {"mean": pytest.approx(-0.1), "wins": 0, "n": 1}
+    assert pairs[("b", "a")] == {"mean": pytest.approx(0.1), "wins": 1, "n": 1}
+    assert pairs[("a", "c")] == {"mean": pytest.approx(0.15), "wins": 1, "n": 1}
+    assert pairs[("c", "b")] == {"mean": pytest.approx(-0.25), "wins": 0, "n": 1}
+    assert len(pairs) == 6 and ("a", "a") not in pairs
+    assert paired_differences(hand_rows(), "psnr_auc")[("b", "c")] == {"mean": pytest.approx(5.0), "wins": 1, "n": 1}
+
+
+def test_paired_table_is_a_matrix_best_policy_first():
+    rows = hand_rows()
+    lines = paired_table(rows, summarize(rows)).splitlines()
+    assert lines[0] == "| row − column | b | a | c |"
+    assert lines[2] == "| b |  | +0.1000 (1/1) | +0.2500 (1/1) |"
+    assert lines[3].startswith("| a | -0.1000 (0/1) |  |")
+    assert len(lines) == 5
 
 
 def test_markdown_table_has_one_row_per_policy_best_ssim_auc_first():
