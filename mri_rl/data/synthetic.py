@@ -6,11 +6,13 @@ inner "tissues", small details) with band-pass texture and an oriented striation
 muscle fibres or trabecular bone), times a smooth phase, so the k-space has no Hermitian
 symmetry. The striation's spatial frequency and orientation are drawn per volume, so part
 of each volume's k-space energy lies in a band of columns away from the centre that
-differs from volume to volume: the case where the choice of columns depends on the image. K-space is the centred orthonormal FFT
-(``fastmri.fft2c``) of the image, with the readout oversampled 2x like the fastMRI knee
-data (the target is the centre crop), optional zero-filled phase-encode edges recorded
-in the ISMRMRD header, and complex Gaussian measurement noise. Multi-coil volumes
-multiply the image by smooth coil sensitivities and store the root-sum-of-squares target.
+differs from volume to volume: the case where the choice of columns depends on the image.
+
+K-space is the centred orthonormal FFT (``fastmri.fft2c``) of the image, with the readout
+oversampled 2x like the fastMRI knee data (the target is the centre crop), optional
+zero-filled phase-encode edges recorded in the ISMRMRD header, and complex Gaussian
+measurement noise. Multi-coil volumes multiply the image by smooth coil sensitivities and
+store the root-sum-of-squares target.
 
 Volume ``i`` of split ``s`` depends only on ``(seed, challenge, s, i)`` and the geometry,
 so the same seed writes byte-identical files whatever the number of volumes.
