@@ -7,13 +7,14 @@ where it stopped (agent runs resume from their last checkpoint).
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mri_rl.agents.training_run import CONFIG_DIR, TrainConfig, load_config_file, train_agent
-from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
+from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.report import markdown_table
 from mri_rl.reconstruct.train import EXPORT_NAME, train_reconstructor
@@ -44,10 +45,17 @@ def run_quickstart(out: str | Path = "runs/quickstart", config_path: str | Path 
         print(f"[quickstart] {name} done in {timings[name]} s", flush=True)
 
     stage.start = time.perf_counter()
+    spec = SyntheticSpec(num_slices=data_cfg["slices"], size=data_cfg["size"],
+                         striation=data_cfg.get("striation", SyntheticSpec.striation))
     if not (root / "singlecoil_train").is_dir():
-        spec = SyntheticSpec(num_slices=data_cfg["slices"], size=data_cfg["size"],
-                             striation=data_cfg.get("striation", SyntheticSpec.striation))
         write_synthetic_dataset(root, spec, data_cfg["volumes"], seed=seed, progress=progress)
+    recorded, configured = read_synthetic_settings(root), {"seed": seed, **asdict(spec)}
+    if recorded != configured:
+        differences = ("no record of its settings" if recorded is None else ", ".join(
+            f"{key} {recorded.get(key)!r} (config: {value!r})" for key, value in configured.items()
+            if recorded.get(key) != value))
+        print(f"[quickstart] note: {root} was not written with this config's synthetic settings ({differences}); "
+              f"using it as it is (delete it to write the configured set)", flush=True)
     for split, count in data_cfg["volumes"].items():
         found = len(list((root / f"singlecoil_{split}").glob("*.h5")))
         if found != count:

@@ -27,7 +27,7 @@ def test_synth_writes_fastmri_layout(tmp_path, capsys):
     out = tmp_path / "root"
     status = main(["data", "synth", str(out), "--volumes", "3", "--val-volumes", "1", "--test-volumes", "2", *SMALL])
     assert status == 0
-    counts = {p.name: len(files_of(p)) for p in out.iterdir()}
+    counts = {p.name: len(files_of(p)) for p in out.iterdir() if p.is_dir()}
     assert counts == {"singlecoil_train": 3, "singlecoil_val": 1, "singlecoil_test": 2}
     stdout = capsys.readouterr().out
     assert f"{out / 'singlecoil_train'}: 3 volume(s)" in stdout
@@ -42,7 +42,7 @@ def test_synth_multicoil_with_padding(tmp_path, capsys):
                    "--val-volumes", "0", "--test-volumes", "0", "--kspace-width", "20", "--padding", "2",
                    "--seed", "4", *SMALL])
     assert status == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["multicoil_train"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["multicoil_synthetic_settings.json", "multicoil_train"]
     (path,) = files_of(tmp_path / "multicoil_train")
     assert path.name == "synthetic_s4_train_000.h5"
     with h5py.File(path, "r") as hf:

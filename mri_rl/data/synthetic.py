@@ -20,7 +20,8 @@ so the same seed writes byte-identical files whatever the number of volumes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import fastmri
@@ -31,6 +32,9 @@ from tqdm import tqdm
 
 from mri_rl.data.fastmri_files import CHALLENGES, SPLITS, write_volume
 from mri_rl.data.ismrmrd_header import KspaceGeometry
+from mri_rl.files import atomic_write_text
+
+SETTINGS_FILE = "{challenge}_synthetic_settings.json"
 
 
 @dataclass(frozen=True)
@@ -267,7 +271,8 @@ def write_synthetic_dataset(out_dir: str | Path, spec: SyntheticSpec, volumes: d
         progress: show a progress bar.
 
     Returns:
-        Paths of the written files, in order.
+        Paths of the written files, in order. ``out_dir/{challenge}_synthetic_settings.json``
+        records the spec and seed (see :func:`read_synthetic_settings`).
     """
     unknown = set(volumes) - set(SPLITS)
     if unknown:
@@ -285,4 +290,12 @@ def write_synthetic_dataset(out_dir: str | Path, spec: SyntheticSpec, volumes: d
         }
         write_volume(path, kspace, target, spec.challenge, spec.geometry, attrs)
         written.append(path)
+    atomic_write_text(Path(out_dir) / SETTINGS_FILE.format(challenge=spec.challenge), json.dumps({"seed": seed, **asdict(spec)}, indent=1) + "\n")
     return written
+
+
+def read_synthetic_settings(root: str | Path, challenge: str = "singlecoil") -> dict | None:
+    """The spec and seed a synthetic root's ``challenge`` volumes were last written with, or
+    None when it holds no record."""
+    path = Path(root) / SETTINGS_FILE.format(challenge=challenge)
+    return json.loads(path.read_text()) if path.is_file() else None

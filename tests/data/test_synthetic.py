@@ -12,7 +12,13 @@ import torch
 from fastmri.data.transforms import center_crop
 
 from mri_rl.data.fastmri_files import FastMRISliceDataset, inspect_volume
-from mri_rl.data.synthetic import SyntheticSpec, _striation, simulate_volume, write_synthetic_dataset
+from mri_rl.data.synthetic import (
+    SyntheticSpec,
+    _striation,
+    read_synthetic_settings,
+    simulate_volume,
+    write_synthetic_dataset,
+)
 
 
 def read_volume(path: Path, target_key: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -214,8 +220,8 @@ def test_splits_hold_different_volumes(singlecoil_root):
 def test_written_layout_and_attributes(singlecoil_root):
     counts = {split: len(files_of(singlecoil_root / f"singlecoil_{split}")) for split in ("train", "val", "test")}
     assert counts == {"train": 2, "val": 1, "test": 1}
-    assert sorted(p.name for p in singlecoil_root.iterdir()) == ["singlecoil_test", "singlecoil_train",
-                                                                 "singlecoil_val"]
+    assert sorted(p.name for p in singlecoil_root.iterdir()) == [
+        "singlecoil_synthetic_settings.json", "singlecoil_test", "singlecoil_train", "singlecoil_val"]
     # no temporary files left behind
     assert not list(singlecoil_root.rglob("*.tmp"))
     path = files_of(singlecoil_root / "singlecoil_train")[1]
@@ -325,3 +331,13 @@ def test_striation_moves_energy_away_from_the_centre_columns():
         kspace, _ = simulate_volume(spec, np.random.default_rng(5))
         shares[striation] = column_energy_off_centre(kspace, 8)
     assert shares[0.3] > 2 * shares[0.0]
+
+
+def test_written_settings_round_trip(tmp_path):
+    spec = SyntheticSpec(num_slices=1, size=16, striation=0.35, noise_level=0.02)
+    assert read_synthetic_settings(tmp_path) is None
+    write_synthetic_dataset(tmp_path, spec, {"val": 1}, seed=7, progress=False)
+    recorded = read_synthetic_settings(tmp_path)
+    assert recorded.pop("seed") == 7
+    assert SyntheticSpec(**recorded) == spec
+    assert read_synthetic_settings(tmp_path, "multicoil") is None  # each challenge keeps its own record

@@ -1,0 +1,101 @@
+"""``mri-rl quickstart`` end to end on a tiny config: every stage, the report, and a rerun
+that skips finished stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
+from mri_rl.quickstart import run_quickstart
+
+RECONSTRUCTOR = {
+    "seed": 0,
+    "model": {"kind": "unet", "chans": 32, "num_pool_layers": 2, "drop_prob": 0.0},
+    "optimization": {"loss": "l1", "lr": 0.01, "lr_step_size": 10, "lr_gamma": 0.5, "weight_decay": 0.0},
+    "data": {"batch_size": 2, "num_workers": 0},
+    "trainer": {"max_epochs": 5, "deterministic": True, "log_every_n_steps": 1, "enable_progress_bar": False,
+                "enable_model_summary": False},
+    "masks": {"train": {"kind": "acquisition", "initial_lines": 2, "budget": 4},
+              "evaluation": {"initial": {"kind": "acquisition", "initial_lines": 2, "budget": 0}}},
+}
+AGENTS = {
+    "dqn": {"agent": "dqn", "env_id": "mri_rl/ActiveAcquisition-v0", "total_steps": 48, "num_envs": 2,
+            "eval_episodes": 2, "checkpoint_interval": 24, "log_interval": 24,
+            "hyperparameters": {"learning_starts": 16, "buffer_size": 64, "batch_size": 8, "net_arch": [8],
+                                "image_spectrum": True}},
+    "reinforce": {"agent": "reinforce", "env_id": "mri_rl/ActiveAcquisition-v0", "total_steps": 48, "num_envs": 2,
+                  "eval_episodes": 2, "checkpoint_interval": 24, "log_interval": 24,
+                  "hyperparameters": {"greedy_samples": 2, "episodes_per_update": 2, "net_arch": [8]}},
+}
+POLICIES = ["random", "lowtohigh", "equispaced", "lbcs", "oracle"]
+
+
+def write_tiny_config(folder: Path, root: Path, seed: int = 0) -> Path:
+    """A quick-start config: 16 x 16 targets, 2/1/1 volumes of 2 slices, budget 3."""
+    (folder / "recon.yaml").write_text(yaml.safe_dump(RECONSTRUCTOR))
+    for name, values in AGENTS.items():
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(values))
+    config = {
+        "seed": seed,
+        "data": {"root": str(root), "volumes": {"train": 2, "val": 1, "test": 1}, "slices": 2, "size": 16,
+                 "striation": 0.2},
+        "task": {"budget": 3, "initial_lines": 2, "reward_metric": "ssim"},
+        "reconstructor": {"config": str(folder / "recon.yaml"), "max_epochs": 1, "model": {"chans": 4}},
+        "agents": {name: {"config": str(folder / f"{name}.yaml")} for name in AGENTS},
+        "evaluation": {"policies": POLICIES, "seeds": [0, 1], "lbcs_slices": 2, "batch_size": 2},
+    }
+    path = folder / "quickstart.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    folder = tmp_path_factory.mktemp("quickstart")
+    config = write_tiny_config(folder, folder / "data")
+    summary = run_quickstart(folder / "run", config, progress=False)
+    return folder, config, summary
+
+
+def test_quickstart_runs_every_stage_and_writes_the_report(finished_quickstart):
+    folder, _, summary = finished_quickstart
+    run = folder / "run"
+    assert set(summary) == {*POLICIES, "dqn", "reinforce"}
+    for name in ("reconstructor/reconstructor.pt", "dqn/model.pt", "reinforce/model.pt", "timings.yaml",
+                 "evaluation/metrics.csv", "evaluation/summary.json", "evaluation/summary.md",
+                 "evaluation/curves.png"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "evaluation" / "summary.json").read_text()) == summary
+    timings = yaml.safe_load((run / "timings.yaml").read_text())
+    assert list(timings) == ["synthetic data", "reconstructor training", "dqn training", "reinforce training",
+                             "evaluation", "total"]
+    assert read_synthetic_settings(folder / "data") == {"seed": 0, **vars(SyntheticSpec(num_slices=2, size=16))}
+
+
+def test_a_rerun_skips_finished_stages_and_gives_the_same_summary(finished_quickstart, capsys):
+    folder, config, summary = finished_quickstart
+    model = folder / "run" / "dqn" / "model.pt"
+    stamp = model.stat().st_mtime_ns
+    assert run_quickstart(folder / "run", config, progress=False) == summary
+    assert model.stat().st_mtime_ns == stamp
+    assert "note" not in capsys.readouterr().out
+
+
+def test_data_written_with_other_settings_is_used_with_a_note(finished_quickstart, tmp_path, capsys):
+    folder, _, summary = finished_quickstart
+    other = tmp_path / "other_data"
+    write_synthetic_dataset(other, SyntheticSpec(num_slices=2, size=16, striation=0.0), {"train": 2, "val": 1,
+                                                                                           "test": 1}, progress=False)
+    config = write_tiny_config(tmp_path, other)
+    run = tmp_path / "run"
+    (run / "evaluation").mkdir(parents=True)
+    for stage in ("reconstructor", "dqn", "reinforce"):  # reuse the trained stages: only the data check runs
+        (run / stage).symlink_to(folder / "run" / stage)
+    (run / "evaluation" / "partial").symlink_to(folder / "run" / "evaluation" / "partial")
+    run_quickstart(run, config, progress=False)
+    out = capsys.readouterr().out
+    assert f"{other} was not written with this config's synthetic settings (striation 0.0 (config: 0.2))" in out
