@@ -60,7 +60,8 @@ class DQN(Agent):
                  exploration_fraction: float = 0.1, exploration_initial_eps: float = 1.0,
                  exploration_final_eps: float = 0.05, max_grad_norm: float = 10.0, double_q: bool = True,
                  dueling: bool = False, n_step: int = 1, net_arch: Sequence[int] = (64, 64),
-                 image_spectrum: bool = False, compact_images: bool = True, seed: int = 0, device: str = "cpu", **spaces: Any) -> None:
+                 image_spectrum: bool = False, compact_images: bool = True, seed: int = 0, device: str = "cpu",
+                 **spaces: Any) -> None:
         if not 0 < tau <= 1:
             raise ValueError(f"tau must be in (0, 1], got {tau}")
         if n_step < 1:

@@ -74,7 +74,8 @@ class REINFORCE(Agent):
                  baseline: str = "value", normalize_advantages: bool = True, entropy_coef: float = 0.0,
                  value_coef: float = 0.5, episodes_per_update: int = 8, reuse_epochs: int = 1,
                  max_importance_weight: float = 10.0, max_grad_norm: float = 1.0, greedy_samples: int = 0,
-                 net_arch: Sequence[int] = (64, 64), image_spectrum: bool = False, seed: int = 0, device: str = "cpu", **spaces: Any) -> None:
+                 net_arch: Sequence[int] = (64, 64), image_spectrum: bool = False, seed: int = 0,
+                 device: str = "cpu", **spaces: Any) -> None:
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
         if greedy_samples == 1 or greedy_samples < 0:

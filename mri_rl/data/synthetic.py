@@ -196,7 +196,8 @@ def synthesize_images(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarr
     texture_frequency = rng.uniform(0.08, 0.2)
     # Stripes within 45 degrees of varying along the phase-encode direction, 0.12-0.28 cycles/pixel.
     striation_angle, striation_frequency = rng.uniform(-np.pi / 4, np.pi / 4), rng.uniform(0.12, 0.28)
-    striation_wavevector = (striation_frequency * np.sin(striation_angle), striation_frequency * np.cos(striation_angle))
+    striation_wavevector = (striation_frequency * np.sin(striation_angle),
+                            striation_frequency * np.cos(striation_angle))
     sensitivities = (
         _coil_sensitivities(rng, u, v, spec.num_coils) if spec.challenge == "multicoil" else None
     )
@@ -290,7 +291,8 @@ def write_synthetic_dataset(out_dir: str | Path, spec: SyntheticSpec, volumes: d
         }
         write_volume(path, kspace, target, spec.challenge, spec.geometry, attrs)
         written.append(path)
-    atomic_write_text(Path(out_dir) / SETTINGS_FILE.format(challenge=spec.challenge), json.dumps({"seed": seed, **asdict(spec)}, indent=1) + "\n")
+    settings = json.dumps({"seed": seed, **asdict(spec)}, indent=1) + "\n"
+    atomic_write_text(Path(out_dir) / SETTINGS_FILE.format(challenge=spec.challenge), settings)
     return written
 
 

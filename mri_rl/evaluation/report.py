@@ -53,7 +53,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
                      for key in SUMMARY_KEYS} for policy, v in per_policy.items()}
 
 
-def paired_differences(rows: list[dict[str, Any]], key: str = "ssim_auc") -> dict[tuple[str, str], dict[str, float]]:
+def paired_differences(rows: list[dict[str, Any]],
+                       key: str = "ssim_auc") -> dict[tuple[str, str], dict[str, float]]:
     """Paired comparison of every two policies on the images both were rolled out on.
 
     Each policy's value per image (file, slice) is its mean over seeds. The spread over
