@@ -28,6 +28,22 @@ def _repo_path(path: str | Path) -> Path:
     return path if path.is_absolute() or path.exists() else REPO_ROOT / path
 
 
+def data_differences(root: Path, spec: SyntheticSpec, seed: int, volumes: dict[str, int]) -> list[str]:
+    """How an existing synthetic root differs from what the config would write (empty if not)."""
+    differences = []
+    recorded, configured = read_synthetic_settings(root), {"seed": seed, **asdict(spec)}
+    if recorded != configured:
+        changed = ("no record of its settings" if recorded is None else ", ".join(
+            f"{key} {recorded.get(key)!r} (config: {value!r})" for key, value in configured.items()
+            if recorded.get(key) != value))
+        differences.append(f"{root} was not written with this config's synthetic settings ({changed})")
+    for split, count in volumes.items():
+        found = len(list((root / f"singlecoil_{split}").glob("*.h5")))
+        if found != count:
+            differences.append(f"{root / f'singlecoil_{split}'} holds {found} volumes, the config asks for {count}")
+    return differences
+
+
 def run_quickstart(out: str | Path = "runs/quickstart", config_path: str | Path = CONFIG_DIR / "quickstart.yaml",
                    data: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the pipeline and return the evaluation summary; timings go to ``out/timings.yaml``."""
@@ -49,18 +65,9 @@ def run_quickstart(out: str | Path = "runs/quickstart", config_path: str | Path 
                          striation=data_cfg.get("striation", SyntheticSpec.striation))
     if not (root / "singlecoil_train").is_dir():
         write_synthetic_dataset(root, spec, data_cfg["volumes"], seed=seed, progress=progress)
-    recorded, configured = read_synthetic_settings(root), {"seed": seed, **asdict(spec)}
-    if recorded != configured:
-        differences = ("no record of its settings" if recorded is None else ", ".join(
-            f"{key} {recorded.get(key)!r} (config: {value!r})" for key, value in configured.items()
-            if recorded.get(key) != value))
-        print(f"[quickstart] note: {root} was not written with this config's synthetic settings ({differences}); "
-              f"using it as it is (delete it to write the configured set)", flush=True)
-    for split, count in data_cfg["volumes"].items():
-        found = len(list((root / f"singlecoil_{split}").glob("*.h5")))
-        if found != count:
-            print(f"[quickstart] note: {root / f'singlecoil_{split}'} holds {found} volumes, the config asks for "
-                  f"{count}; using the folder as it is (delete it to write the configured set)", flush=True)
+    for difference in data_differences(root, spec, seed, data_cfg["volumes"]):
+        print(f"[quickstart] note: {difference}; using the data as it is (delete {root} to write the configured "
+              f"set)", flush=True)
     stage("synthetic data")
 
     reconstructor = out / "reconstructor" / EXPORT_NAME

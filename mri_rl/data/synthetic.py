@@ -195,6 +195,8 @@ def synthesize_images(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarr
     scale = 10 ** rng.uniform(-4.3, -3.7)  # fastMRI knee images are of order 1e-4
     texture_frequency = rng.uniform(0.08, 0.2)
     # Stripes within 45 degrees of varying along the phase-encode direction, 0.12-0.28 cycles/pixel.
+    # Drawn (and the striation field below computed) whatever its amplitude, so that the other
+    # random draws, and hence the rest of the phantom, do not depend on it.
     striation_angle, striation_frequency = rng.uniform(-np.pi / 4, np.pi / 4), rng.uniform(0.12, 0.28)
     striation_wavevector = (striation_frequency * np.sin(striation_angle),
                             striation_frequency * np.cos(striation_angle))
