@@ -1,4 +1,8 @@
-"""The ``mri-rl`` command line: ``mri-rl COMMAND [SUBCOMMAND] ...``; each has ``--help``."""
+"""The ``mri-rl`` command line: ``mri-rl COMMAND [SUBCOMMAND] ...``; each has ``--help``.
+
+Only the argument parser is built at import: each command imports its modules (torch,
+Lightning, fastmri) when it runs, so ``mri-rl --help`` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,65 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from mri_rl.data.fastmri_files import (
-    CHALLENGES,
-    SPLITS,
-    FastMRIDataError,
-    inspect_volume,
-    list_volumes,
-)
-from mri_rl.agents import AGENTS
-from mri_rl.agents.training_run import (
-    CONFIG_DIR,
-    TrainConfig,
-    default_config_path,
-    load_config_file,
-    train_agent,
-)
-from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
-from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
-from mri_rl.evaluation.report import markdown_table
-from mri_rl.quickstart import run_quickstart
-from mri_rl.reconstruct.train import (
-    config_section,
-    evaluate_reconstructor,
-    format_evaluation_table,
-    train_reconstructor,
-)
-from mri_rl.reconstruct.train import load_config as load_recon_config
-from mri_rl.reconstruct.training_masks import build_mask_samplers
+from mri_rl import __version__
+from mri_rl.task import CHALLENGES, DEFAULT_TASK, METRIC_NAMES, SPLITS, AcquisitionTask
+
+#: Task fields each command exposes as flags (``--initial-lines`` sets ``initial_lines``).
+TASK_FLAGS = {"challenge", "budget", "initial_lines", "reward_metric", "reconstructor"}
 
 
+def _budget(text: str) -> int | None:
+    """``--budget``: a positive integer, or ``all`` for "until every column is acquired"."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value}")
+    return value
+
+
+def _add_task_arguments(parser: argparse.ArgumentParser, names: set[str], required_challenge: bool = False) -> None:
+    """Flags for the task fields ``names``; unset flags keep :data:`~mri_rl.task.DEFAULT_TASK`'s values."""
+    group = parser.add_argument_group("acquisition task (defaults: mri_rl.task.AcquisitionTask)")
+    default = DEFAULT_TASK
+    if "challenge" in names:
+        group.add_argument("--challenge", choices=CHALLENGES, required=required_challenge,
+                           help=f"fastMRI challenge (default: {default.challenge})")
+    if "reconstructor" in names:
+        group.add_argument("--reconstructor", help=f"zero_filled or an exported checkpoint "
+                                                   f"(default: {default.reconstructor})")
+    if "budget" in names:
+        group.add_argument("--budget", type=_budget, default=argparse.SUPPRESS,
+                           help=f"columns acquired per episode, or 'all' (default: {default.budget})")
+    if "initial_lines" in names:
+        group.add_argument("--initial-lines", type=int, help=f"low-frequency columns acquired before the first "
+                                                             f"action (default: {default.initial_lines})")
+    if "reward_metric" in names:
+        group.add_argument("--reward-metric", choices=METRIC_NAMES,
+                           help=f"metric whose improvement is the reward, and that the oracle and LBCS greedily "
+                                f"improve (default: {default.reward_metric})")
+
+
+def _task(args: argparse.Namespace) -> AcquisitionTask:
+    """The task from the command's task flags over the defaults."""
+    changes = {name: getattr(args, name) for name in TASK_FLAGS if getattr(args, name, None) is not None}
+    if hasattr(args, "budget"):  # None is a value here: 'all'
+        changes["budget"] = args.budget
+    return DEFAULT_TASK.with_changes(**changes)
+
+
+def _add_set_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value (dotted keys for nested ones, e.g. task.budget=8 or "
+                             "hyperparameters.learning_rate=3e-4); repeatable")
+
+
+# ----------------------------------------------------------------------------- data
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="write synthetic fastMRI data or check a fastMRI folder",
                                description="Write synthetic fastMRI-format data, or check a fastMRI folder.")
@@ -49,7 +82,7 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     synth.add_argument("out_dir", type=Path, help="root folder to write into")
-    synth.add_argument("--challenge", choices=CHALLENGES, default="singlecoil")
+    synth.add_argument("--challenge", choices=CHALLENGES, default=DEFAULT_TASK.challenge)
     synth.add_argument("--volumes", type=int, default=8, help="volumes in the train split")
     synth.add_argument("--val-volumes", type=int, default=2, help="volumes in the val split")
     synth.add_argument("--test-volumes", type=int, default=2, help="volumes in the test split")
@@ -61,9 +94,9 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
                        help="zero-filled phase-encode columns on each side, recorded in the header")
     synth.add_argument("--coils", type=int, default=4, help="receiver coils (multicoil only)")
     synth.add_argument("--noise", type=float, default=0.01, help="k-space noise std relative to the image maximum")
-    synth.add_argument("--striation", type=float, default=SyntheticSpec.striation,
+    synth.add_argument("--striation", type=float, default=None,
                        help="relative amplitude of the oriented striation whose k-space band varies per volume "
-                            "(0: none)")
+                            "(0: none; default: SyntheticSpec's)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     synth.set_defaults(handler=_run_data_synth)
@@ -82,9 +115,12 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_data_synth(args: argparse.Namespace) -> int:
+    from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
+
+    optional = {} if args.striation is None else {"striation": args.striation}
     spec = SyntheticSpec(challenge=args.challenge, num_slices=args.slices, size=args.size,
                          kspace_width=args.kspace_width, padding=args.padding, num_coils=args.coils,
-                         noise_level=args.noise, striation=args.striation)
+                         noise_level=args.noise, **optional)
     volumes = {"train": args.volumes, "val": args.val_volumes, "test": args.test_volumes}
     flags = {"train": "--volumes", "val": "--val-volumes", "test": "--test-volumes"}
     for split, count in volumes.items():
@@ -100,6 +136,8 @@ def _run_data_synth(args: argparse.Namespace) -> int:
 
 
 def _run_data_check(args: argparse.Namespace) -> int:
+    from mri_rl.data.fastmri_files import FastMRIDataError, inspect_volume, list_volumes
+
     bad = 0
     files = list_volumes(args.folder)
     for path in files:
@@ -118,21 +156,25 @@ def _run_data_check(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+# ---------------------------------------------------------------------------- train
 def _add_train_command(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
         help="train a DQN or REINFORCE agent on any Gymnasium env (the MRI env included)",
-        description="Train an agent. Defaults come from configs/{agent}_{env}.yaml when it exists "
-                    "(e.g. configs/dqn_cartpole.yaml for CartPole-v1); command-line values override them. "
-                    "The run folder gets checkpoint.pt (atomic), model.pt, progress.csv, tensorboard/ and eval.json.",
+        description="Train an agent. Defaults come from the packaged config {agent}_{env} when there is one "
+                    "(e.g. dqn_cartpole for CartPole-v1); command-line values override them. The run folder gets "
+                    "checkpoint.pt (atomic), model.pt, progress.csv, tensorboard/ and eval.json; the checkpoints "
+                    "record the task, data and settings they were made with.",
     )
-    train.add_argument("--agent", choices=sorted(AGENTS), required=True)
+    train.add_argument("--agent", required=True, help="dqn or reinforce")
     train.add_argument("--env", dest="env_id", required=True, help="Gymnasium id, e.g. CartPole-v1 or "
                        "mri_rl/ActiveAcquisition-v0")
     train.add_argument("--env-kwargs", type=json.loads, default=None,
                        help='JSON keyword arguments of gymnasium.make, e.g. \'{"data_path": "data/synthetic/'
                             'singlecoil_train", "budget": 16}\'; merged over the config\'s')
-    train.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/{agent}_{env}.yaml)")
+    train.add_argument("--config", default=None, help="a packaged config name or a YAML path "
+                                                      "(default: {agent}_{env})")
+    _add_set_argument(train)
     train.add_argument("--total-steps", type=int, default=None, help="env steps to train for")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--num-envs", type=int, default=None, help="parallel envs (batched for the MRI env)")
@@ -142,26 +184,34 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_run_train)
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
+def _train_config(args: argparse.Namespace) -> Any:
     """The run's config: the saved one on --resume, else the config file with command-line overrides."""
+    from mri_rl.agents.training_run import TrainConfig, default_config_path
+    from mri_rl.configs import apply_overrides, load_config
+
     saved = args.out / "config.yaml"
     if args.resume and saved.is_file():
-        return TrainConfig.from_dict(load_config_file(saved), str(saved))
-    path = args.config or default_config_path(args.agent, args.env_id)
-    values = load_config_file(path) if path else {}
+        values, source = load_config(saved)
+        return TrainConfig.from_dict(values, source)
+    config = args.config or default_config_path(args.agent, args.env_id)
+    values, source = load_config(config) if config else ({}, "command line")
     if values.get("agent", args.agent) != args.agent:
-        raise ValueError(f"{path} configures agent {values['agent']!r}, but --agent is {args.agent!r}")
+        raise ValueError(f"{source} configures agent {values['agent']!r}, but --agent is {args.agent!r}")
     values.update(agent=args.agent, env_id=args.env_id)
     values["env_kwargs"] = {**values.get("env_kwargs", {}), **(args.env_kwargs or {})}
     for key in ("total_steps", "seed", "num_envs"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
+    values = apply_overrides(values, args.overrides, source)
     if "total_steps" not in values:
-        raise ValueError(f"no --total-steps given and no config sets total_steps (looked for {path or 'none'})")
-    return TrainConfig.from_dict(values, str(path or "command line"))
+        raise ValueError(f"no --total-steps given and no config sets total_steps (config: {config or 'none'})")
+    return TrainConfig.from_dict(values, source + (f" (with --set {' '.join(args.overrides)})"
+                                                   if args.overrides else ""))
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from mri_rl.agents.training_run import train_agent
+
     config = _train_config(args)
     result = train_agent(config, args.out, resume=args.resume, progress_bar=not args.no_progress)
     solved = f", solved at step {result['solved_at_step']}" if result["solved_at_step"] else ""
@@ -171,21 +221,28 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------- reconstructors
 def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train-recon",
         help="train a U-Net (single-coil) or VarNet (multi-coil) reconstructor with PyTorch Lightning",
-        description="Train on DATA/{challenge}_train, validate on DATA/{challenge}_val, log to TensorBoard, keep "
-                    "the best and last Lightning checkpoints in OUT/checkpoints and export the best model to "
-                    "OUT/reconstructor.pt, which the environment loads with reconstructor=PATH. Defaults come "
-                    "from configs/recon_{model}.yaml.",
+        description="Train on DATA/{challenge}_train, validate on DATA/{challenge}_val (or on --val-data), log to "
+                    "TensorBoard, keep the best and last Lightning checkpoints in OUT/checkpoints and export the best "
+                    "model to OUT/reconstructor.pt with the record of how it was made; the environment loads it "
+                    "with reconstructor=PATH. Defaults come from the packaged config recon_{model}; the acquisition "
+                    "training masks take the task's initial lines and budget.",
     )
-    train.add_argument("--data", type=Path, required=True, help="fastMRI root with {challenge}_train and _val")
-    train.add_argument("--challenge", choices=CHALLENGES, required=True)
+    train.add_argument("--data", type=Path, required=True,
+                       help="fastMRI root with {challenge}_train and _val, or the training folder with --val-data")
+    train.add_argument("--val-data", type=Path, default=None,
+                       help="validation folder (default: DATA/{challenge}_val); never the training folder")
+    _add_task_arguments(train, {"challenge", "budget", "initial_lines"}, required_challenge=True)
     train.add_argument("--model", choices=("unet", "varnet"), default=None,
                        help="default: unet for singlecoil, varnet for multicoil")
     train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
-    train.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/recon_{model}.yaml)")
+    train.add_argument("--config", default=None, help="a packaged config name or a YAML path "
+                                                      "(default: recon_{model})")
+    _add_set_argument(train)
     train.add_argument("--max-epochs", type=int, default=None)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     for flag in ("--accelerator", "--devices", "--strategy", "--precision"):
@@ -197,45 +254,52 @@ def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
         "eval-recon",
         help="SSIM/PSNR/NMSE of a reconstructor per acceleration, zero-filled alongside",
         description="Mean and std of SSIM, PSNR and NMSE over a split at 4x and 8x (fastMRI random masks) and at "
-                    "the environment's initial mask (mask settings from the config's masks.evaluation), for the "
+                    "the task's initial mask (mask settings from the config's masks.evaluation), for the "
                     "reconstructor and for zero-filled.",
     )
     evaluate.add_argument("--data", type=Path, required=True, help="fastMRI root or a folder of .h5 files")
-    evaluate.add_argument("--challenge", choices=CHALLENGES, required=True)
+    _add_task_arguments(evaluate, {"challenge", "initial_lines"}, required_challenge=True)
     evaluate.add_argument("--split", choices=SPLITS, default="val")
+    evaluate.add_argument("--any-folder", action="store_true",
+                          help="accept a --data folder whose name says another split than --split")
     evaluate.add_argument("--reconstructor", required=True, help="exported checkpoint (or zero_filled)")
-    evaluate.add_argument("--config", type=Path, default=None,
-                          help="config whose masks.evaluation to use (default: configs/recon_{kind}.yaml)")
+    evaluate.add_argument("--config", default=None, help="config whose masks.evaluation to use "
+                                                         "(default: recon_{kind})")
+    _add_set_argument(evaluate)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.set_defaults(handler=_run_eval_recon)
 
 
-def _recon_config_path(explicit: Path | None, model: str) -> Path:
-    return explicit if explicit is not None else CONFIG_DIR / f"recon_{model}.yaml"
-
-
 def _run_train_recon(args: argparse.Namespace) -> int:
-    model = args.model or ("unet" if args.challenge == "singlecoil" else "varnet")
-    config = load_recon_config(_recon_config_path(args.config, model))
+    from mri_rl.reconstruct.train import load_config, train_reconstructor
+
+    task = _task(args)
+    model = args.model or ("unet" if task.challenge == "singlecoil" else "varnet")
+    config = load_config(args.config or f"recon_{model}", args.overrides, task)
     trainer_kwargs = {key: getattr(args, key) for key in ("accelerator", "devices", "strategy", "precision",
                                                           "num_nodes") if getattr(args, key) is not None}
-    exported = train_reconstructor(args.data, args.challenge, args.out, config, model=model,
+    exported = train_reconstructor(args.data, task, args.out, config, val_data=args.val_data, model=model,
                                    max_epochs=args.max_epochs, resume=args.resume, trainer_kwargs=trainer_kwargs)
     print(f"exported {exported}")
     return 0
 
 
 def _run_eval_recon(args: argparse.Namespace) -> int:
-    kind = "unet" if args.challenge == "singlecoil" else "varnet"
-    config = load_recon_config(_recon_config_path(args.config, kind))
-    masks = build_mask_samplers(config_section(config, "masks")["evaluation"])
-    rows = evaluate_reconstructor(args.reconstructor, args.data, args.challenge, args.split, masks, seed=args.seed,
-                                  batch_size=args.batch_size)
+    from mri_rl.reconstruct.train import evaluate_reconstructor, format_evaluation_table, load_config
+    from mri_rl.reconstruct.training_masks import build_mask_samplers
+
+    task = _task(args)
+    kind = "unet" if task.challenge == "singlecoil" else "varnet"
+    config = load_config(args.config or f"recon_{kind}", args.overrides, task)
+    masks = build_mask_samplers(config["masks"].get("evaluation", {}), task)
+    rows = evaluate_reconstructor(args.reconstructor, args.data, task.challenge, args.split, masks, seed=args.seed,
+                                  batch_size=args.batch_size, any_folder=args.any_folder)
     print(format_evaluation_table(rows))
     return 0
 
 
+# ------------------------------------------------------------------------- evaluate
 def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "evaluate",
@@ -243,60 +307,77 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         description="Roll every policy over every slice (batched across slices) and write metrics.csv (one row "
                     "per policy, seed, file, slice, step), summary.json and summary.md (SSIM/PSNR AUC against the "
                     "sampling rate, final SSIM/PSNR, mean +- std over images and seeds) and curves.png. "
-                    "Finished (policy, seed) rollouts are kept in OUT/partial/, so an interrupted run resumes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                    "Finished (policy, seed) rollouts are kept in OUT/partial/ with the record of how they were "
+                    "made, so an interrupted run resumes; a rerun under other settings is refused.",
     )
     evaluate.add_argument("--data", type=Path, required=True,
                           help="folder of .h5 files, or a fastMRI root with {challenge}_{split} folders")
-    evaluate.add_argument("--split", choices=SPLITS, default="test")
-    evaluate.add_argument("--challenge", choices=CHALLENGES, default="singlecoil")
-    evaluate.add_argument("--reconstructor", default="zero_filled", help="zero_filled or an exported checkpoint")
-    evaluate.add_argument("--budget", type=int, default=16, help="columns acquired per episode")
-    evaluate.add_argument("--initial-lines", type=int, default=4)
-    evaluate.add_argument("--reward-metric", choices=("mse", "nmse", "ssim", "psnr"), default="ssim",
-                          help="metric the oracle and LBCS greedily improve")
-    evaluate.add_argument("--policies", nargs="+", default=["random", "lowtohigh", "equispaced", "lbcs", "oracle"],
-                          help="baselines (random lowtohigh equispaced lbcs oracle) and NAME=AGENT_CHECKPOINT")
-    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    evaluate.add_argument("--batch-size", type=int, default=32, help="slices stepped together")
+    evaluate.add_argument("--split", choices=SPLITS, default="test", help="(default: test)")
+    evaluate.add_argument("--any-folder", action="store_true",
+                          help="accept a --data folder whose name says another split than --split")
+    _add_task_arguments(evaluate, TASK_FLAGS)
+    evaluate.add_argument("--policies", nargs="+", default=None,
+                          help="baselines (random lowtohigh equispaced lbcs oracle; default: all of them) and "
+                               "NAME=AGENT_CHECKPOINT")
+    evaluate.add_argument("--allow-task-mismatch", action="store_true",
+                          help="evaluate learned policies trained on another task (the summary records what "
+                               "differs) instead of refusing them")
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(default: 0 1 2)")
+    evaluate.add_argument("--batch-size", type=int, default=32, help="slices stepped together (default: 32)")
     evaluate.add_argument("--lbcs-train-data", type=Path, default=None,
                           help="where LBCS learns its order (default: DATA/{challenge}_train)")
-    evaluate.add_argument("--lbcs-slices", type=int, default=32, help="training slices LBCS averages over")
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--lbcs-slices", type=int, default=32,
+                          help="training slices LBCS averages over (default: 32)")
+    evaluate.add_argument("--device", default="cpu", help="(default: cpu)")
     evaluate.add_argument("--out", type=Path, required=True, help="results folder, e.g. results/NAME")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="delete the rollouts and report of an earlier evaluation in --out first")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    setup = EvaluationSetup(data=args.data, split=args.split, challenge=args.challenge,
-                            reconstructor=args.reconstructor, budget=args.budget, initial_lines=args.initial_lines,
-                            reward_metric=args.reward_metric, seeds=tuple(args.seeds), batch_size=args.batch_size,
-                            lbcs_train_data=args.lbcs_train_data, lbcs_slices=args.lbcs_slices, device=args.device)
-    summary = evaluate_policies(setup, args.policies, args.out, progress=not args.no_progress)
+    from mri_rl.evaluation.evaluate import BASELINE_NAMES, EvaluationSetup, evaluate_policies
+    from mri_rl.evaluation.report import markdown_table
+
+    setup = EvaluationSetup(data=args.data, task=_task(args), split=args.split, seeds=tuple(args.seeds),
+                            batch_size=args.batch_size, lbcs_train_data=args.lbcs_train_data,
+                            lbcs_slices=args.lbcs_slices, device=args.device,
+                            allow_task_mismatch=args.allow_task_mismatch, any_folder=args.any_folder)
+    policies = list(BASELINE_NAMES) if args.policies is None else args.policies
+    summary = evaluate_policies(setup, policies, args.out, progress=not args.no_progress, overwrite=args.overwrite)
     print(markdown_table(summary))
     print(f"wrote {args.out / 'metrics.csv'}, summary.json, summary.md, curves.png")
     return 0
 
 
+# ----------------------------------------------------------------------- quickstart
 def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
     quickstart = commands.add_parser(
         "quickstart",
         help="the whole pipeline on synthetic data: data, U-Net, DQN, REINFORCE, evaluation, report",
         description="Write the synthetic data if absent, train the U-Net reconstructor, train a DQN and a REINFORCE "
                     "acquisition policy on the train split, evaluate them with the baselines on the test split and "
-                    "write the report (summary.md, curves.png). Settings: configs/quickstart.yaml. Finished stages "
-                    "are skipped on a rerun.",
+                    "write the report (summary.md, curves.png). Settings: the packaged config quickstart. Finished "
+                    "stages are skipped on a rerun when they were made with the same settings; otherwise the run "
+                    "stops and names what differs.",
     )
-    quickstart.add_argument("--out", type=Path, default=Path("runs/quickstart"))
-    quickstart.add_argument("--config", type=Path, default=CONFIG_DIR / "quickstart.yaml")
+    quickstart.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="(default: runs/quickstart)")
+    quickstart.add_argument("--config", default="quickstart", help="a packaged config name or a YAML path")
+    _add_set_argument(quickstart)
     quickstart.add_argument("--data", type=Path, default=None, help="synthetic data root (default: the config's)")
+    quickstart.add_argument("--overwrite", action="store_true",
+                            help="delete the stages of an earlier quick start in --out (and rewrite a synthetic data "
+                                 "root written with other settings) instead of stopping")
     quickstart.add_argument("--no-progress", action="store_true")
     quickstart.set_defaults(handler=_run_quickstart)
 
 
 def _run_quickstart(args: argparse.Namespace) -> int:
-    run_quickstart(args.out, args.config, args.data, progress=not args.no_progress)
+    from mri_rl.quickstart import run_quickstart
+
+    run_quickstart(args.out, args.config, args.data, progress=not args.no_progress, overrides=args.overrides,
+                   overwrite=args.overwrite)
     return 0
 
 
@@ -306,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mri-rl",
         description="Active MRI acquisition with reinforcement learning on fastMRI-format data.",
     )
+    parser.add_argument("--version", action="version", version=f"mri-rl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(commands)
     _add_reconstructor_commands(commands)
@@ -320,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (FastMRIDataError, FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as error:
         print(f"mri-rl: error: {error}", file=sys.stderr)
         return 1
 

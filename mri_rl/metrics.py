@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import torch
 
-METRIC_NAMES = ("mse", "nmse", "psnr", "ssim")
+from mri_rl.task import METRIC_NAMES
+
 HIGHER_IS_BETTER = {"mse": False, "nmse": False, "psnr": True, "ssim": True}
 _MSE_FLOOR = 1e-20
 SSIM_WINDOW, SSIM_K1, SSIM_K2 = 7, 0.01, 0.03

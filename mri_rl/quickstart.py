@@ -1,109 +1,242 @@
 """``mri-rl quickstart``: synthetic data, U-Net, DQN and REINFORCE, evaluation, report.
 
-Every stage is skipped when its output exists, so an interrupted quick start resumes
-where it stopped (agent runs resume from their last checkpoint).
+Every stage is skipped when its output exists *and* its record (:mod:`mri_rl.provenance`)
+matches what the current config would make, so an interrupted quick start resumes where
+it stopped (agent runs resume from their last checkpoint), while a changed setting stops
+with an error that names it instead of silently reusing the old stage.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
-from mri_rl.agents.training_run import CONFIG_DIR, TrainConfig, load_config_file, train_agent
+from mri_rl.agents import AGENTS
+from mri_rl.agents.training_run import TrainConfig, make_env, run_record, train_agent
+from mri_rl.configs import load_config
+from mri_rl.configs.schema import from_mapping
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.report import markdown_table
-from mri_rl.reconstruct.train import EXPORT_NAME, train_reconstructor
-from mri_rl.reconstruct.train import load_config as load_recon_config
+from mri_rl.provenance import check_record
+from mri_rl.reconstruct.checkpoint import read_reconstructor_record
+from mri_rl.reconstruct.train import (
+    EXPORT_NAME,
+    reconstructor_record,
+    train_reconstructor,
+    training_folders,
+)
+from mri_rl.reconstruct.train import validate_config as validate_recon_config
+from mri_rl.task import AcquisitionTask
 
-REPO_ROOT = CONFIG_DIR.parent
+FRESH_START = "pass --overwrite (deletes this quick start's stages) or choose a new --out"
 
 
-def _repo_path(path: str | Path) -> Path:
-    path = Path(path)
-    return path if path.is_absolute() or path.exists() else REPO_ROOT / path
+@dataclass
+class VolumeCounts:
+    train: int = field(metadata={"min": 1})
+    val: int = field(metadata={"min": 1})
+    test: int = field(metadata={"min": 1})
+
+
+@dataclass
+class DataStage:
+    """The synthetic data: where, how many volumes per split, their size and striation."""
+
+    volumes: VolumeCounts
+    root: str = "data/synthetic"
+    slices: int = field(default=SyntheticSpec.num_slices, metadata={"min": 1})
+    size: int = field(default=SyntheticSpec.size, metadata={"min": 8})
+    striation: float = field(default=SyntheticSpec.striation, metadata={"min": 0})
+
+
+@dataclass
+class ReconstructorStage:
+    """The reconstructor: a packaged config (or path), its epochs and model overrides."""
+
+    config: str = "recon_unet"
+    max_epochs: int | None = field(default=None, metadata={"min": 1})
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AgentStage:
+    config: str
+
+
+@dataclass
+class EvaluationStage:
+    policies: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    lbcs_slices: int = field(default=32, metadata={"min": 1})
+    batch_size: int = field(default=32, metadata={"min": 1})
+
+
+@dataclass
+class QuickstartConfig:
+    """The quick start's config (the packaged ``quickstart.yaml``)."""
+
+    data: DataStage
+    reconstructor: ReconstructorStage
+    agents: dict[str, AgentStage]
+    evaluation: EvaluationStage
+    task: AcquisitionTask = field(default_factory=AcquisitionTask)
+    seed: int = field(default=0, metadata={"min": 0})
 
 
 def data_differences(root: Path, spec: SyntheticSpec, seed: int, volumes: dict[str, int]) -> list[str]:
     """How an existing synthetic root differs from what the config would write (empty if not)."""
     differences = []
-    recorded, configured = read_synthetic_settings(root), {"seed": seed, **asdict(spec)}
+    recorded, configured = read_synthetic_settings(root, spec.challenge), {"seed": seed, **asdict(spec)}
     if recorded != configured:
         changed = ("no record of its settings" if recorded is None else ", ".join(
             f"{key} {recorded.get(key)!r} (config: {value!r})" for key, value in configured.items()
             if recorded.get(key) != value))
         differences.append(f"{root} was not written with this config's synthetic settings ({changed})")
     for split, count in volumes.items():
-        found = len(list((root / f"singlecoil_{split}").glob("*.h5")))
+        folder = root / f"{spec.challenge}_{split}"
+        found = len(list(folder.glob("*.h5")))
         if found != count:
-            differences.append(f"{root / f'singlecoil_{split}'} holds {found} volumes, the config asks for {count}")
+            differences.append(f"{folder} holds {found} volumes, the config asks for {count}")
     return differences
 
 
-def run_quickstart(out: str | Path = "runs/quickstart", config_path: str | Path = CONFIG_DIR / "quickstart.yaml",
-                   data: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the pipeline and return the evaluation summary; timings go to ``out/timings.yaml``."""
+class Quickstart:
+    """The stages of one quick start run into ``out`` (see :func:`run_quickstart`)."""
+
+    def __init__(self, out: Path, config: QuickstartConfig, data: Path | None, progress: bool) -> None:
+        self.out, self.config, self.progress = out, config, progress
+        self.root = Path(data or config.data.root)
+        self.task = config.task
+        self.timings: dict[str, float] = {}
+        self._started = time.perf_counter()
+        recon_values, recon_source = load_config(config.reconstructor.config)
+        recon_values["model"] = {**recon_values.get("model", {}), **config.reconstructor.model}
+        validate_recon_config(recon_values, f"{recon_source} (with the quick start's model overrides)", self.task)
+        self.recon_config = recon_values
+        self.agent_configs = {name: self._agent_config(name, stage.config) for name, stage in config.agents.items()}
+
+    def _agent_config(self, name: str, config: str) -> dict[str, Any]:
+        values, source = load_config(config)
+        TrainConfig.from_dict({**values, "env_kwargs": {}}, source)  # checked now, before any stage runs
+        return values
+
+    def stage(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._started, 1)
+        self._started = now
+        print(f"[quickstart] {name} done in {self.timings[name]} s", flush=True)
+
+    def data(self, overwrite: bool) -> None:
+        """Write the synthetic data if absent; refuse a root written with other settings."""
+        cfg = self.config.data
+        spec = SyntheticSpec(challenge=self.task.challenge, num_slices=cfg.slices, size=cfg.size,
+                             striation=cfg.striation)
+        volumes = asdict(cfg.volumes)
+        differences = data_differences(self.root, spec, self.config.seed, volumes)
+        if differences and (self.root / f"{spec.challenge}_train").is_dir():
+            if not (overwrite and read_synthetic_settings(self.root, spec.challenge) is not None):
+                raise ValueError(f"{'; '.join(differences)}. Pass --data NEW_FOLDER, or --overwrite to rewrite "
+                                 f"this synthetic folder")
+            for split in volumes:
+                shutil.rmtree(self.root / f"{spec.challenge}_{split}", ignore_errors=True)
+        if differences:
+            write_synthetic_dataset(self.root, spec, volumes, seed=self.config.seed, progress=self.progress)
+        self.stage("synthetic data")
+
+    def reconstructor(self) -> Path:
+        """Train the reconstructor unless ``out/reconstructor`` holds one made the same way."""
+        run = self.out / "reconstructor"
+        exported = run / EXPORT_NAME
+        max_epochs = self.config.reconstructor.max_epochs
+        if exported.is_file():
+            train, val = training_folders(self.root, self.task.challenge)
+            epochs = max_epochs or self.recon_config.get("trainer", {}).get("max_epochs")
+            check_record(read_reconstructor_record(exported), reconstructor_record(
+                self.task, train, val, self.recon_config, epochs), exported, FRESH_START)
+        else:
+            train_reconstructor(self.root, self.task, run, self.recon_config, max_epochs=max_epochs,
+                                resume=(run / "checkpoints" / "last.ckpt").is_file())
+        self.stage("reconstructor training")
+        return exported
+
+    def agent(self, name: str, task: AcquisitionTask) -> Path:
+        """Train agent ``name`` unless its run folder holds a model made the same way."""
+        run_dir = self.out / name
+        challenge = task.challenge
+        values = dict(self.agent_configs[name])
+        values.update(env_kwargs={"data_path": str(self.root / f"{challenge}_train"), "task": task.to_dict()},
+                      eval_env_kwargs={"data_path": str(self.root / f"{challenge}_val"), "task": task.to_dict()},
+                      seed=self.config.seed)
+        config = TrainConfig.from_dict(values, self.config.agents[name].config)
+        model = run_dir / "model.pt"
+        if model.is_file():
+            stored = AGENTS[config.agent].load(model).record
+            check_record(stored, run_record(config, make_env(config, num_envs=1)), model, FRESH_START)
+        else:
+            train_agent(config, run_dir, resume=(run_dir / "checkpoint.pt").is_file(), progress_bar=self.progress,
+                        fresh_start=FRESH_START)
+        self.stage(f"{name} training")
+        return model
+
+    def evaluation(self, task: AcquisitionTask, models: dict[str, Path], overwrite: bool) -> dict[str, Any]:
+        cfg = self.config.evaluation
+        setup = EvaluationSetup(data=self.root, task=task, split="test", seeds=tuple(cfg.seeds),
+                                batch_size=cfg.batch_size, lbcs_slices=cfg.lbcs_slices)
+        policies = list(cfg.policies) + [f"{name}={path}" for name, path in models.items()]
+        summary = evaluate_policies(setup, policies, self.out / "evaluation", progress=self.progress,
+                                    overwrite=overwrite)
+        self.stage("evaluation")
+        return summary
+
+
+def clear_stages(out: Path, agents: Sequence[str]) -> None:
+    """Delete what an earlier quick start wrote into ``out`` (its stages and timings only)."""
+    for name in ("reconstructor", "evaluation", *agents):
+        stage = out / name
+        if stage.is_symlink():
+            stage.unlink()
+        elif stage.is_dir():
+            shutil.rmtree(stage)
+    (out / "timings.yaml").unlink(missing_ok=True)
+
+
+def run_quickstart(out: str | Path = "runs/quickstart", config: str | Path = "quickstart", data: str | Path | None = None,
+                   progress: bool = True, overrides: Sequence[str] = (), overwrite: bool = False) -> dict[str, Any]:
+    """Run the pipeline and return the evaluation summary; timings go to ``out/timings.yaml``.
+
+    Args:
+        out: the run folder.
+        config: a packaged config name or a path.
+        data: the synthetic data root (default: the config's ``data.root``).
+        progress: show progress bars.
+        overrides: ``KEY=VALUE`` changes of the config (``--set``).
+        overwrite: delete the stages in ``out`` (and rewrite a synthetic data root written
+            with other settings) instead of refusing them.
+
+    Raises:
+        ConfigError: a bad config or override, before anything runs.
+        RecordMismatchError: a finished stage made under other settings.
+    """
     out = Path(out)
-    config = load_config_file(config_path)
-    seed = int(config["seed"])
-    task = config["task"]
-    data_cfg = config["data"]
-    root = Path(data or data_cfg["root"])
-    timings: dict[str, float] = {}
-
-    def stage(name: str) -> None:
-        timings[name] = round(time.perf_counter() - stage.start, 1)
-        stage.start = time.perf_counter()
-        print(f"[quickstart] {name} done in {timings[name]} s", flush=True)
-
-    stage.start = time.perf_counter()
-    spec = SyntheticSpec(num_slices=data_cfg["slices"], size=data_cfg["size"],
-                         striation=data_cfg.get("striation", SyntheticSpec.striation))
-    if not (root / "singlecoil_train").is_dir():
-        write_synthetic_dataset(root, spec, data_cfg["volumes"], seed=seed, progress=progress)
-    for difference in data_differences(root, spec, seed, data_cfg["volumes"]):
-        print(f"[quickstart] note: {difference}; using the data as it is (delete {root} to write the configured "
-              f"set)", flush=True)
-    stage("synthetic data")
-
-    reconstructor = out / "reconstructor" / EXPORT_NAME
-    if not reconstructor.is_file():
-        recon_config = load_recon_config(_repo_path(config["reconstructor"]["config"]))
-        recon_config["model"].update(config["reconstructor"].get("model", {}))
-        train_reconstructor(root, "singlecoil", out / "reconstructor", recon_config,
-                            max_epochs=config["reconstructor"]["max_epochs"],
-                            resume=(out / "reconstructor" / "checkpoints" / "last.ckpt").is_file())
-    stage("reconstructor training")
-
-    env_kwargs = {"data_path": str(root / "singlecoil_train"), "reconstructor": str(reconstructor),
-                  "budget": task["budget"], "initial_lines": task["initial_lines"],
-                  "reward_metric": task["reward_metric"]}
-    eval_env_kwargs = {**env_kwargs, "data_path": str(root / "singlecoil_val")}
-    policies = list(config["evaluation"]["policies"])
-    for name, agent_cfg in config["agents"].items():
-        run_dir = out / name
-        if not (run_dir / "model.pt").is_file():
-            values = load_config_file(_repo_path(agent_cfg["config"]))
-            values.update(env_kwargs=env_kwargs, eval_env_kwargs=eval_env_kwargs, seed=seed)
-            train_agent(TrainConfig.from_dict(values, agent_cfg["config"]), run_dir,
-                        resume=(run_dir / "checkpoint.pt").is_file(), progress_bar=progress)
-        policies.append(f"{name}={run_dir / 'model.pt'}")
-        stage(f"{name} training")
-
-    evaluation = config["evaluation"]
-    setup = EvaluationSetup(data=root, split="test", reconstructor=str(reconstructor), budget=task["budget"],
-                            initial_lines=task["initial_lines"], reward_metric=task["reward_metric"],
-                            seeds=tuple(evaluation["seeds"]), batch_size=evaluation["batch_size"],
-                            lbcs_slices=evaluation["lbcs_slices"])
-    summary = evaluate_policies(setup, policies, out / "evaluation", progress=progress)
-    stage("evaluation")
-    timings["total"] = round(sum(timings.values()), 1)
-    (out / "timings.yaml").write_text(yaml.safe_dump(timings, sort_keys=False))
+    values, source = load_config(config, overrides)
+    quick = Quickstart(out, from_mapping(QuickstartConfig, values, source), None if data is None else Path(data),
+                       progress)
+    if overwrite:
+        clear_stages(out, list(quick.config.agents))
+    quick.data(overwrite)
+    reconstructor = quick.reconstructor()
+    task = quick.task.with_changes(reconstructor=str(reconstructor))
+    models = {name: quick.agent(name, task) for name in quick.config.agents}
+    summary = quick.evaluation(task, models, overwrite)
+    quick.timings["total"] = round(sum(quick.timings.values()), 1)
+    (out / "timings.yaml").write_text(yaml.safe_dump(quick.timings, sort_keys=False))
     print(markdown_table(summary))
-    print(f"[quickstart] total {timings['total']} s; report in {out / 'evaluation'} "
+    print(f"[quickstart] total {quick.timings['total']} s; report in {out / 'evaluation'} "
           f"(summary.md, curves.png, metrics.csv)")
     return summary

@@ -3,14 +3,19 @@ that skips finished stages."""
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
+from mri_rl.agents import DQN
+from mri_rl.configs import ConfigError
+from mri_rl.evaluation.report import read_summary
+from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
 from mri_rl.quickstart import run_quickstart
+from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 
 RECONSTRUCTOR = {
     "seed": 0,
@@ -69,7 +74,14 @@ def test_quickstart_runs_every_stage_and_writes_the_report(finished_quickstart):
                  "evaluation/metrics.csv", "evaluation/summary.json", "evaluation/summary.md",
                  "evaluation/curves.png"):
         assert (run / name).is_file(), name
-    assert json.loads((run / "evaluation" / "summary.json").read_text()) == summary
+    assert read_summary(run / "evaluation" / "summary.json") == summary
+    recorded = read_reconstructor_record(run / "reconstructor" / "reconstructor.pt")
+    assert recorded["task"]["budget"] == 3 and recorded["settings"]["max_epochs"] == 1
+    assert recorded["data"]["train"]["files"] == sorted(p.name for p in (folder / "data" / "singlecoil_train").iterdir())
+    trained = DQN.load(run / "dqn" / "model.pt").record
+    assert trained["task"]["reconstructor_fingerprint"] == checkpoint_fingerprint(run / "reconstructor" /
+                                                                                 "reconstructor.pt")
+    assert trained["settings"]["total_steps"] == 48
     timings = yaml.safe_load((run / "timings.yaml").read_text())
     assert list(timings) == ["synthetic data", "reconstructor training", "dqn training", "reinforce training",
                              "evaluation", "total"]
@@ -85,17 +97,65 @@ def test_a_rerun_skips_finished_stages_and_gives_the_same_summary(finished_quick
     assert "note" not in capsys.readouterr().out
 
 
-def test_data_written_with_other_settings_is_used_with_a_note(finished_quickstart, tmp_path, capsys):
+def reuse_stages(finished: Path, run: Path) -> None:
+    """Point ``run``'s stages at a finished quick start's (links: nothing is copied or changed)."""
+    (run / "evaluation").mkdir(parents=True)
+    for stage in ("reconstructor", "dqn", "reinforce"):
+        (run / stage).symlink_to(finished / stage)
+    (run / "evaluation" / "partial").symlink_to(finished / "evaluation" / "partial")
+
+
+def test_data_written_with_other_settings_is_refused_then_rewritten_on_overwrite(finished_quickstart, tmp_path):
     folder, _, summary = finished_quickstart
     other = tmp_path / "other_data"
     write_synthetic_dataset(other, SyntheticSpec(num_slices=2, size=16, striation=0.0), {"train": 2, "val": 1,
                                                                                            "test": 1}, progress=False)
     config = write_tiny_config(tmp_path, other)
     run = tmp_path / "run"
-    (run / "evaluation").mkdir(parents=True)
-    for stage in ("reconstructor", "dqn", "reinforce"):  # reuse the trained stages: only the data check runs
-        (run / stage).symlink_to(folder / "run" / stage)
-    (run / "evaluation" / "partial").symlink_to(folder / "run" / "evaluation" / "partial")
-    run_quickstart(run, config, progress=False)
-    out = capsys.readouterr().out
-    assert f"{other} was not written with this config's synthetic settings (striation 0.0 (config: 0.2))" in out
+    reuse_stages(folder / "run", run)
+    with pytest.raises(ValueError, match=re.escape(f"{other} was not written with this config's synthetic settings "
+                                                   "(striation 0.0 (config: 0.2))") + ".*--overwrite"):
+        run_quickstart(run, config, progress=False)
+    assert read_synthetic_settings(other)["striation"] == 0.0  # nothing rewritten
+    for stage in ("reconstructor", "dqn", "reinforce", "evaluation/partial"):  # --overwrite clears stages: unlink
+        (run / stage).unlink()
+    run_quickstart(run, config, progress=False, overwrite=True, overrides=["reconstructor.max_epochs=1"])
+    assert read_synthetic_settings(other)["striation"] == 0.2
+    assert read_summary(run / "evaluation" / "summary.json").keys() == summary.keys()
+
+
+@pytest.mark.parametrize(("override", "named"), [
+    ("task.budget=2", "task.budget: 3 vs 2"),                       # the reconstructor's masks
+    ("reconstructor.max_epochs=2", "settings.max_epochs: 1 vs 2"),  # the reconstructor's training
+    ("reconstructor.model.chans=8", "settings.config.model.chans: 4 vs 8"),
+])
+def test_a_finished_stage_made_under_other_settings_is_refused(finished_quickstart, tmp_path, override, named):
+    folder, config, _ = finished_quickstart
+    run = tmp_path / "run"
+    reuse_stages(folder / "run", run)
+    with pytest.raises(RecordMismatchError, match=re.escape(named) + ".*--overwrite"):
+        run_quickstart(run, config, progress=False, overrides=[override])
+
+
+def test_an_agent_trained_for_other_steps_is_refused(finished_quickstart, tmp_path):
+    folder, _, _ = finished_quickstart
+    (tmp_path / "agents").mkdir()
+    config = write_tiny_config(tmp_path / "agents", folder / "data")
+    values = yaml.safe_load((tmp_path / "agents" / "dqn.yaml").read_text())
+    (tmp_path / "agents" / "dqn.yaml").write_text(yaml.safe_dump({**values, "total_steps": 64}))
+    run = tmp_path / "run"
+    reuse_stages(folder / "run", run)
+    with pytest.raises(RecordMismatchError, match=r"dqn/model.pt was made under other settings.*"
+                                                  r"settings.total_steps: 48 vs 64"):
+        run_quickstart(run, config, progress=False)
+
+
+def test_a_bad_config_value_is_one_clear_line_before_anything_runs(tmp_path):
+    config = write_tiny_config(tmp_path, tmp_path / "data")
+    for override, message in (("task.budget=2.5", "task.budget: expected an integer or null, got 2.5"),
+                              ("evaluation.batch_size=0", "evaluation.batch_size: must be >= 1, got 0"),
+                              ("data.volumes.train=many", "data.volumes.train: expected an integer, got 'many'"),
+                              ("task.bogus=1", "task: unknown key(s) ['bogus']")):
+        with pytest.raises(ConfigError, match=re.escape(f"{config} (with --set {override}): {message}")):
+            run_quickstart(tmp_path / "run", config, progress=False, overrides=[override])
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()

@@ -96,6 +96,11 @@ class Agent:
         self.num_episodes = 0
         self.episode_returns: list[float] = []
         self.last_loss = float("nan")
+        #: How the agent was made (task, data, settings; :mod:`mri_rl.provenance`), saved
+        #: with it: the env's own ``record()`` when it has one (the MRI envs), and whatever
+        #: a training run sets; plain JSON-like values.
+        env_record = getattr(self.env.unwrapped, "record", None) if self.env is not None else None
+        self.record: dict[str, Any] | None = env_record() if callable(env_record) else None
         self._build()
 
     # --------------------------------------------------------------- subclass hooks
@@ -191,6 +196,7 @@ class Agent:
             "episode_returns": torch.tensor(self.episode_returns, dtype=torch.float64),
             "rng": {"numpy": _generator_state(self.rng), "torch": torch.get_rng_state()},
             "state": self._state(),
+            "record": self.record,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -222,6 +228,7 @@ class Agent:
         agent.num_timesteps = int(checkpoint["counters"]["num_timesteps"])
         agent.num_episodes = int(checkpoint["counters"]["num_episodes"])
         agent.episode_returns = checkpoint["episode_returns"].tolist()
+        agent.record = checkpoint.get("record")
         agent.rng.bit_generator.state = _generator_state_from(checkpoint["rng"]["numpy"])
         torch.set_rng_state(checkpoint["rng"]["torch"])
         agent._load_state(checkpoint["state"])

@@ -15,9 +15,9 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import gymnasium as gym
 import numpy as np
@@ -26,23 +26,25 @@ import yaml
 import mri_rl  # noqa: F401  (registers the MRI environment)
 from mri_rl.agents import AGENTS, Agent, evaluate_agent
 from mri_rl.agents.run_logger import RunLogger
-from mri_rl.files import load_yaml_mapping
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+from mri_rl.configs import CONFIG_DIR
+from mri_rl.configs.schema import check_value, from_mapping
+from mri_rl.files import atomic_write_text
+from mri_rl.provenance import check_record, data_fingerprint, make_record
 
 
 @dataclass
 class TrainConfig:
-    """What ``mri-rl train`` needs; YAML files in ``configs/`` hold these keys.
+    """What ``mri-rl train`` needs; the packaged configs (``mri_rl/configs/``) hold these keys.
 
     Attributes:
         agent: "dqn" or "reinforce".
         env_id: a registered Gymnasium id.
         total_steps: env steps to train for.
         seed: seeds the agent and the env resets.
-        env_kwargs: keyword arguments of ``gymnasium.make``.
+        env_kwargs: keyword arguments of ``gymnasium.make`` (for the MRI env: ``data_path``,
+            ``task`` or task fields such as ``budget``, ``reconstructor``...).
         num_envs: parallel envs (the MRI env uses its batched vector entry point).
-        hyperparameters: keyword arguments of the agent.
+        hyperparameters: keyword arguments of the agent, checked against its signature.
         eval_episodes: deterministic episodes of the final (and periodic) evaluation.
         eval_interval: env steps between periodic evaluations (None: only at the end).
         stop_at_return: stop as soon as a periodic evaluation reaches this mean return.
@@ -53,24 +55,21 @@ class TrainConfig:
 
     agent: str
     env_id: str
-    total_steps: int
-    seed: int = 0
+    total_steps: int = field(metadata={"min": 1})
+    seed: int = field(default=0, metadata={"min": 0})
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    num_envs: int = 1
+    num_envs: int = field(default=1, metadata={"min": 1})
     hyperparameters: dict[str, Any] = field(default_factory=dict)
-    eval_episodes: int = 20
-    eval_interval: int | None = None
+    eval_episodes: int = field(default=20, metadata={"min": 1})
+    eval_interval: int | None = field(default=None, metadata={"min": 1})
     stop_at_return: float | None = None
     eval_env_kwargs: dict[str, Any] | None = None
-    checkpoint_interval: int = 10_000
-    log_interval: int = 1_000
+    checkpoint_interval: int = field(default=10_000, metadata={"min": 1})
+    log_interval: int = field(default=1_000, metadata={"min": 1})
 
     def __post_init__(self) -> None:
         if self.agent not in AGENTS:
             raise ValueError(f"unknown agent {self.agent!r}; expected one of {sorted(AGENTS)}")
-        for name in ("total_steps", "num_envs", "eval_episodes", "checkpoint_interval", "log_interval"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         # The agent's keyword arguments, less those the run sets itself (env, seed).
         parameters = inspect.signature(AGENTS[self.agent]).parameters
         known = {name for name, p in parameters.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -79,30 +78,34 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown {self.agent} hyperparameter(s) {unknown} (set the seed with the top-level "
                              f"key seed); known: {sorted(known)}")
+        hints = get_type_hints(AGENTS[self.agent].__init__)
+        for name, value in self.hyperparameters.items():
+            check_value(value, hints.get(name, Any), "", f"hyperparameters.{name}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-        missing = sorted({"agent", "env_id", "total_steps"} - set(values))
-        if missing:
-            raise ValueError(f"{source}: missing required key(s) {missing}")
-        return cls(**values)
+        """Check keys, types and ranges; every problem is one :class:`ConfigError` line naming ``source``."""
+        return from_mapping(cls, values, source)
 
 
 def default_config_path(agent: str, env_id: str) -> Path | None:
-    """``configs/{agent}_{env}.yaml`` for an env id (``CartPole-v1`` -> ``cartpole``,
-    ``mri_rl/ActiveAcquisition-v0`` -> ``mri``), if it exists."""
+    """The packaged ``{agent}_{env}.yaml`` for an env id (``CartPole-v1`` -> ``cartpole``,
+    ``mri_rl/ActiveAcquisition-v0`` -> ``mri``), if there is one."""
     name = "mri" if env_id.startswith("mri_rl/") else env_id.split("/")[-1].split("-v")[0].lower()
     path = CONFIG_DIR / f"{agent}_{name}.yaml"
     return path if path.is_file() else None
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML config file, with a clear error for anything else."""
-    return load_yaml_mapping(path)
+def run_record(config: TrainConfig, env: Any) -> dict[str, Any]:
+    """How an agent run is made: its settings and, for an env with a task (the MRI env),
+    the task and the fingerprints of the training and evaluation data."""
+    settings = {key: value for key, value in asdict(config).items() if key not in ("env_kwargs", "eval_env_kwargs")}
+    task = getattr(env.unwrapped, "task", None)
+    data = {}
+    for role, kwargs in (("train", config.env_kwargs), ("eval", config.eval_env_kwargs)):
+        if kwargs and "data_path" in kwargs:
+            data[role] = data_fingerprint(kwargs["data_path"])
+    return make_record(task, data, settings)
 
 
 def make_env(config: TrainConfig, kwargs: dict[str, Any] | None = None, num_envs: int | None = None):
@@ -115,13 +118,18 @@ def make_env(config: TrainConfig, kwargs: dict[str, Any] | None = None, num_envs
     return gym.make_vec(config.env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
 
 
-def train_agent(config: TrainConfig, out_dir: str | Path, resume: bool = False,
-                progress_bar: bool = True) -> dict[str, Any]:
+def train_agent(config: TrainConfig, out_dir: str | Path, resume: bool = False, progress_bar: bool = True,
+                fresh_start: str = "choose another --out (or drop --resume)") -> dict[str, Any]:
     """Train, checkpoint, log and evaluate; returns the content of ``eval.json``.
+
+    The agent's checkpoints carry the run's record (:func:`run_record`); ``resume``
+    continues only a run made under the same record.
 
     Raises:
         FileNotFoundError: ``resume`` without a checkpoint in ``out_dir``.
         FileExistsError: a finished or started run in ``out_dir`` without ``resume``.
+        RecordMismatchError: ``resume`` of a run made under another task, data or settings
+            (the message ends with ``fresh_start``).
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -129,15 +137,17 @@ def train_agent(config: TrainConfig, out_dir: str | Path, resume: bool = False,
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
     if not resume and checkpoint_path.exists():
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
-
     env = make_env(config)
+    record = run_record(config, env)
     agent_class = AGENTS[config.agent]
     if resume:
         agent: Agent = agent_class.load(checkpoint_path, env=env)
+        check_record(agent.record, record, checkpoint_path, fresh_start)
     else:
         agent = agent_class(env, seed=config.seed, **config.hyperparameters)
+        agent.record = record
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
     eval_env = make_env(config, config.eval_env_kwargs, num_envs=1)
     logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
     schedule = _RunSchedule(config, agent.num_timesteps)

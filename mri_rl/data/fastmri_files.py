@@ -26,9 +26,8 @@ import torch
 from fastmri.data import SliceDataset
 
 from mri_rl.data.ismrmrd_header import KspaceGeometry, build_header, parse_geometry
+from mri_rl.task import CHALLENGES, SPLITS
 
-CHALLENGES = ("singlecoil", "multicoil")
-SPLITS = ("train", "val", "test")
 TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
 BAD_FILE_POLICIES = ("raise", "skip")
 

@@ -1,17 +1,22 @@
-"""Gymnasium environments of active MRI acquisition; importing registers them."""
+"""Gymnasium environments of active MRI acquisition.
 
-from gymnasium.envs.registration import register, registry
+``ENV_ID`` is registered on import; the environment classes load on first use.
+"""
 
-from mri_rl.envs.acquisition import ActiveAcquisitionEnv
-from mri_rl.envs.vector import BatchedActiveAcquisitionEnv
+from typing import Any
 
-ENV_ID = "mri_rl/ActiveAcquisition-v0"
-
-if ENV_ID not in registry:
-    register(
-        id=ENV_ID,
-        entry_point="mri_rl.envs.acquisition:ActiveAcquisitionEnv",
-        vector_entry_point="mri_rl.envs.vector:BatchedActiveAcquisitionEnv",
-    )
+from mri_rl.envs.registration import ENV_ID
 
 __all__ = ["ENV_ID", "ActiveAcquisitionEnv", "BatchedActiveAcquisitionEnv"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ActiveAcquisitionEnv":
+        from mri_rl.envs.acquisition import ActiveAcquisitionEnv
+
+        return ActiveAcquisitionEnv
+    if name == "BatchedActiveAcquisitionEnv":
+        from mri_rl.envs.vector import BatchedActiveAcquisitionEnv
+
+        return BatchedActiveAcquisitionEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -12,19 +12,51 @@ import torch
 from mri_rl.envs.episodes import AcquisitionEpisodes
 from mri_rl.envs.slice_source import SliceSource
 from mri_rl.envs.spaces import action_space, observation_space
+from mri_rl.provenance import checkpoint_fingerprint, data_fingerprint, make_record
 from mri_rl.reconstruct.base import Reconstructor
 from mri_rl.reconstruct.checkpoint import build_reconstructor
+from mri_rl.task import DEFAULT_TASK, ZERO_FILLED, AcquisitionTask
 
 
-def build_episodes(num_episodes: int, data_path: str | Path, challenge: str, reconstructor: str | Path | Reconstructor,
-                   budget: int | None, initial_lines: int, reward_metric: str, on_bad_file: str,
-                   kspace_shape: Sequence[int] | None, device: str | torch.device,
-                   lookahead_batch_size: int, slice_cache_mb: float) -> AcquisitionEpisodes:
-    """Build the episode batch behind both environments from their keyword arguments."""
-    source = SliceSource(data_path, challenge, on_bad_file,
-                         None if kspace_shape is None else tuple(kspace_shape), slice_cache_mb)
-    return AcquisitionEpisodes(source, build_reconstructor(reconstructor), num_episodes, budget, initial_lines,
-                               reward_metric, device, lookahead_batch_size)
+def build_episodes(num_episodes: int, data_path: str | Path, task: AcquisitionTask | Mapping[str, Any] | None,
+                   reconstructor: str | Path | Reconstructor | None, task_fields: dict[str, Any], on_bad_file: str,
+                   device: str | torch.device, lookahead_batch_size: int,
+                   slice_cache_mb: float) -> AcquisitionEpisodes:
+    """Build the episode batch behind both environments from their keyword arguments.
+
+    The task is ``task`` (default: :data:`~mri_rl.task.DEFAULT_TASK`) with ``task_fields``
+    and a path ``reconstructor`` applied, then bound to the data and the reconstructor:
+    its ``kspace_shape`` and ``reconstructor_fingerprint`` are filled in.
+
+    Raises:
+        TaskError: an unknown task field or a bad value.
+        ValueError: a task whose recorded reconstructor fingerprint is not the file's now.
+    """
+    base = task if isinstance(task, AcquisitionTask) else (
+        DEFAULT_TASK if task is None else AcquisitionTask.from_dict(task))
+    if isinstance(reconstructor, (str, Path)):
+        task_fields = {**task_fields, "reconstructor": str(reconstructor)}
+    resolved = base.with_changes(**task_fields)
+    if isinstance(reconstructor, Reconstructor):
+        model, fingerprint = reconstructor, reconstructor.fingerprint()
+        resolved = resolved.with_changes(reconstructor=f"in-memory {type(reconstructor).__name__}")
+    else:
+        model = build_reconstructor(resolved.reconstructor)
+        fingerprint = (ZERO_FILLED if resolved.reconstructor == ZERO_FILLED
+                       else checkpoint_fingerprint(resolved.reconstructor))
+    recorded = resolved.reconstructor_fingerprint
+    if recorded is not None and recorded != fingerprint and "reconstructor" not in task_fields:
+        raise ValueError(f"the task's reconstructor {resolved.reconstructor} has fingerprint {fingerprint}, not the "
+                         f"{recorded} recorded with the task: the file changed since")
+    source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
+    resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
+    return AcquisitionEpisodes(source, model, num_episodes, resolved, device, lookahead_batch_size)
+
+
+def episodes_record(episodes: AcquisitionEpisodes) -> dict[str, Any]:
+    """The record of an env (:mod:`mri_rl.provenance`): its bound task and the fingerprint
+    of its data folder, under "train" since whatever learns on an env trains on its data."""
+    return make_record(episodes.task, {"train": data_fingerprint(episodes.source.folder)})
 
 
 def pick_slice(rng: np.random.Generator, num_slices: int, index: Any | None) -> int:
@@ -41,17 +73,21 @@ class ActiveAcquisitionEnv(gym.Env):
 
     Args:
         data_path: folder of fastMRI ``.h5`` files (one split); slices need targets.
-        challenge: "singlecoil" or "multicoil".
+        task: the :class:`~mri_rl.task.AcquisitionTask` (or a mapping of its fields);
+            default :data:`~mri_rl.task.DEFAULT_TASK`.
         reconstructor: "zero_filled", the path of an exported reconstructor checkpoint,
-            or a :class:`~mri_rl.reconstruct.Reconstructor`.
-        budget: acquisition steps per episode (None: until every column is acquired).
-        initial_lines: lowest-frequency columns acquired at reset.
-        reward_metric: "mse" or "nmse" (reward = decrease), "ssim" or "psnr" (increase).
+            or a :class:`~mri_rl.reconstruct.Reconstructor` (default: the task's).
         on_bad_file: "raise" or "skip" bad files in ``data_path``.
-        kspace_shape: which k-space shape to use when the folder mixes several.
         device: where reconstructions run.
         lookahead_batch_size: reconstructions per call in :meth:`score_actions`.
         slice_cache_mb: slices kept in memory after their first read (0: always read).
+        **task_fields: task fields to change: ``challenge``, ``budget`` (None: until every
+            column is acquired), ``initial_lines``, ``reward_metric`` ("mse" or "nmse":
+            reward = decrease; "ssim" or "psnr": increase), ``kspace_shape`` (which shape
+            to use when the folder mixes several).
+
+    Attributes:
+        task: the task bound to the data and reconstructor (geometry and fingerprint set).
 
     Observation: ``reconstruction`` float32 (1, h, w), scaled by the maximum of the
     initial zero-filled image, and ``mask`` int8 (W,). ``info`` holds ``action_mask``
@@ -61,13 +97,13 @@ class ActiveAcquisitionEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, data_path: str | Path, challenge: str = "singlecoil",
-                 reconstructor: str | Path | Reconstructor = "zero_filled", budget: int | None = None,
-                 initial_lines: int = 8, reward_metric: str = "mse", on_bad_file: str = "raise",
-                 kspace_shape: Sequence[int] | None = None, device: str | torch.device = "cpu",
-                 lookahead_batch_size: int = 256, slice_cache_mb: float = 1024) -> None:
-        self.episodes = build_episodes(1, data_path, challenge, reconstructor, budget, initial_lines, reward_metric,
-                                       on_bad_file, kspace_shape, device, lookahead_batch_size, slice_cache_mb)
+    def __init__(self, data_path: str | Path, task: AcquisitionTask | Mapping[str, Any] | None = None, *,
+                 reconstructor: str | Path | Reconstructor | None = None, on_bad_file: str = "raise",
+                 device: str | torch.device = "cpu", lookahead_batch_size: int = 256, slice_cache_mb: float = 1024,
+                 **task_fields: Any) -> None:
+        self.episodes = build_episodes(1, data_path, task, reconstructor, task_fields, on_bad_file, device,
+                                       lookahead_batch_size, slice_cache_mb)
+        self.task = self.episodes.task
         self.observation_space = observation_space(self.episodes.recon_size, self.episodes.width)
         self.action_space = action_space(self.episodes.width)
         self._rows = np.zeros(1, dtype=np.int64)
@@ -76,6 +112,10 @@ class ActiveAcquisitionEnv(gym.Env):
     @property
     def num_slices(self) -> int:
         return len(self.episodes.source)
+
+    def record(self) -> dict[str, Any]:
+        """How this env's episodes are made: the task and the data fingerprint (agents store it)."""
+        return episodes_record(self.episodes)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         """Start an episode on a random slice, or on ``options["index"]``."""
@@ -103,7 +143,7 @@ class ActiveAcquisitionEnv(gym.Env):
         """bool (W,): True where a column may still be acquired (sb3-contrib convention)."""
         return self.episodes.action_masks()[0]
 
-    def score_actions(self, actions: Sequence[int]) -> np.ndarray:
+    def score_actions(self, actions: Any) -> np.ndarray:
         """Rewards that each candidate column would give now, without changing the state.
 
         Args:

@@ -19,6 +19,7 @@ from mri_rl.envs.slice_source import SliceSource
 from mri_rl.metrics import HIGHER_IS_BETTER, METRIC_NAMES, image_metric, image_metrics, target_statistics
 from mri_rl.reconstruct.base import Reconstructor, root_sum_of_squares, zero_filled_image
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
+from mri_rl.task import AcquisitionTask
 
 
 METRICS_CHUNK = 8  # episodes whose metrics are computed together
@@ -31,22 +32,16 @@ class AcquisitionEpisodes:
         source: the slices to draw from (one k-space geometry).
         reconstructor: the emission function.
         num_episodes: N, the batch size.
-        budget: acquisition steps per episode; None for "until every column is acquired".
-        initial_lines: lowest-frequency columns acquired at the start.
-        reward_metric: "mse", "nmse" (reward = decrease), "ssim" or "psnr" (increase).
+        task: the acquisition task: budget (None: until every column is acquired),
+            initial lines and reward metric ("mse", "nmse": reward = decrease; "ssim",
+            "psnr": increase) are read from it.
         device: where k-space and reconstructions live.
         lookahead_batch_size: reconstructions per call when scoring candidate columns.
     """
 
     def __init__(self, source: SliceSource, reconstructor: Reconstructor, num_episodes: int,
-                 budget: int | None, initial_lines: int, reward_metric: str, device: str | torch.device = "cpu",
-                 lookahead_batch_size: int = 256) -> None:
-        if reward_metric not in METRIC_NAMES:
-            raise ValueError(f"reward_metric must be one of {METRIC_NAMES}, got {reward_metric!r}")
-        if budget is not None and budget < 1:
-            raise ValueError(f"budget must be a positive number of columns (or None), got {budget}")
-        if initial_lines < 1:
-            raise ValueError(f"initial_lines must be >= 1 (the observation is scaled by them), got {initial_lines}")
+                 task: AcquisitionTask, device: str | torch.device = "cpu", lookahead_batch_size: int = 256) -> None:
+        budget, initial_lines, reward_metric = task.budget, task.initial_lines, task.reward_metric
         if initial_lines >= source.measurable_columns:
             raise ValueError(f"initial_lines ({initial_lines}) leaves no column to acquire: the slices have "
                              f"{source.measurable_columns} measurable columns of {source.width}")
@@ -57,6 +52,7 @@ class AcquisitionEpisodes:
         self.device = torch.device(device)
         reconstructor.check_compatible(source.challenge, source.kspace_shape, source.recon_size)
         self.source = source
+        self.task = task
         self.reconstructor = reconstructor.to(self.device).eval()
         self.budget = budget
         self.initial_lines = initial_lines

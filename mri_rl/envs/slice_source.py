@@ -63,6 +63,11 @@ class SliceSource:
         return self.dataset.volumes[Path(fname)].slice_shape, (int(recon[0]), int(recon[1]))
 
     @property
+    def folder(self) -> Path:
+        """The folder of ``.h5`` files the slices come from."""
+        return self.dataset.folder
+
+    @property
     def num_coils(self) -> int:
         return 1 if len(self.kspace_shape) == 2 else self.kspace_shape[0]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -11,9 +11,10 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from mri_rl.envs.acquisition import build_episodes, pick_slice
+from mri_rl.envs.acquisition import build_episodes, episodes_record, pick_slice
 from mri_rl.envs.spaces import action_space, observation_space
 from mri_rl.reconstruct.base import Reconstructor
+from mri_rl.task import AcquisitionTask
 
 
 class BatchedActiveAcquisitionEnv(VectorEnv):
@@ -29,14 +30,13 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int, data_path: str | Path, challenge: str = "singlecoil",
-                 reconstructor: str | Path | Reconstructor = "zero_filled", budget: int | None = None,
-                 initial_lines: int = 8, reward_metric: str = "mse", on_bad_file: str = "raise",
-                 kspace_shape: Sequence[int] | None = None, device: str | torch.device = "cpu",
-                 lookahead_batch_size: int = 256, slice_cache_mb: float = 1024) -> None:
-        self.episodes = build_episodes(num_envs, data_path, challenge, reconstructor, budget, initial_lines,
-                                       reward_metric, on_bad_file, kspace_shape, device, lookahead_batch_size,
-                                       slice_cache_mb)
+    def __init__(self, num_envs: int, data_path: str | Path, task: AcquisitionTask | Mapping[str, Any] | None = None,
+                 *, reconstructor: str | Path | Reconstructor | None = None, on_bad_file: str = "raise",
+                 device: str | torch.device = "cpu", lookahead_batch_size: int = 256, slice_cache_mb: float = 1024,
+                 **task_fields: Any) -> None:
+        self.episodes = build_episodes(num_envs, data_path, task, reconstructor, task_fields, on_bad_file, device,
+                                       lookahead_batch_size, slice_cache_mb)
+        self.task = self.episodes.task
         self.num_envs = num_envs
         self.single_observation_space = observation_space(self.episodes.recon_size, self.episodes.width)
         self.single_action_space = action_space(self.episodes.width)
@@ -50,6 +50,10 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
     @property
     def num_slices(self) -> int:
         return len(self.episodes.source)
+
+    def record(self) -> dict[str, Any]:
+        """How this env's episodes are made: the task and the data fingerprint (agents store it)."""
+        return episodes_record(self.episodes)
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None,
               options: dict | None = None) -> tuple[dict, dict]:

@@ -1,14 +1,21 @@
 """``mri-rl evaluate``: every policy over every slice of a split, then the report.
 
-Rollouts of each (policy, seed) are stored in ``out/partial/`` as they finish, so an
-interrupted evaluation rerun with the same arguments skips what is done and writes the
-same files. Only ``random`` depends on the seed; the other baselines and the learned
-policies (greedy actions) are rolled out once, with the first seed.
+Rollouts of each (policy, seed) are stored in ``out/partial/`` as they finish, each with
+a record of how it was made (:mod:`mri_rl.provenance`): the task, the evaluated data's
+fingerprint, the policy (and its checkpoint's hash) and the seed. A rerun into the same
+folder reuses a stored rollout only when its record matches the current run and
+otherwise stops with an error naming what differs, so an interrupted evaluation resumes
+and writes the same files while a changed budget or reconstructor never mixes old
+numbers into a new report. Only ``random`` depends on the seed; the other baselines and
+the learned policies (greedy actions) are rolled out once, with the first seed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +23,15 @@ import gymnasium as gym
 import numpy as np
 
 from mri_rl.agents import AGENTS
-from mri_rl.checkpointing import load_checkpoint
 from mri_rl.agents.base import AGENT_FORMAT
+from mri_rl.checkpointing import load_checkpoint
 from mri_rl.data.fastmri_files import resolve_split_folder
+from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.envs import ENV_ID
 from mri_rl.envs.slice_source import SliceSource
 from mri_rl.evaluation.report import read_rows_csv, write_report, write_rows_csv
 from mri_rl.evaluation.rollout import rollout_policy
+from mri_rl.files import atomic_write_text
 from mri_rl.policies import (
     EquispacedPolicy,
     LBCSPolicy,
@@ -32,54 +41,75 @@ from mri_rl.policies import (
     cached_lbcs_order,
     learn_lbcs_order,
 )
+from mri_rl.provenance import (
+    RecordMismatchError,
+    check_record,
+    checkpoint_fingerprint,
+    data_fingerprint,
+    make_record,
+    read_json_record,
+    sidecar_path,
+)
+from mri_rl.reconstruct.checkpoint import read_reconstructor_record
+from mri_rl.task import DEFAULT_TASK, ZERO_FILLED, AcquisitionTask
 
 BASELINE_NAMES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle")
+POLICY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+FRESH_START = "pass --overwrite (deletes this folder's rollouts and report) or choose a new --out"
+#: What evaluate_policies writes into its folder; --overwrite deletes exactly these.
+OUTPUTS = ("partial", "lbcs_order.json", "metrics.csv", "metrics.csv.record.json", "summary.json", "summary.md",
+           "curves.png")
 
 
 @dataclass
 class EvaluationSetup:
-    """The acquisition task every policy is evaluated on.
+    """What every policy is evaluated on, and how.
 
     Attributes:
         data: a folder of ``.h5`` files or a fastMRI root with ``{challenge}_{split}``.
-        split: which split when ``data`` is a root.
-        challenge: "singlecoil" or "multicoil".
-        reconstructor: "zero_filled" or an exported reconstructor checkpoint.
-        budget: acquisition steps per episode.
-        initial_lines: low-frequency columns acquired at the start.
-        reward_metric: the metric the oracle and LBCS greedily improve.
+        task: the acquisition task (budget, initial lines, reward metric, reconstructor...).
+        split: which split; a folder whose name says another split is refused.
         seeds: evaluation seeds.
         batch_size: slices stepped together.
         lbcs_train_data: where LBCS learns its order (default: the root's train split).
         lbcs_slices: training slices LBCS averages over.
         device: torch device of the reconstructor.
+        allow_task_mismatch: evaluate learned policies trained on another task (the
+            summary records what differs) instead of refusing them.
+        any_folder: accept a folder whose name says another split than ``split``.
     """
 
     data: Path
+    task: AcquisitionTask = field(default=DEFAULT_TASK)
     split: str = "test"
-    challenge: str = "singlecoil"
-    reconstructor: str = "zero_filled"
-    budget: int = 16
-    initial_lines: int = 4
-    reward_metric: str = "mse"
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 32
     lbcs_train_data: Path | None = None
     lbcs_slices: int = 32
     device: str = "cpu"
+    allow_task_mismatch: bool = False
+    any_folder: bool = False
 
     def env_kwargs(self, folder: Path) -> dict[str, Any]:
-        return {"data_path": folder, "challenge": self.challenge, "reconstructor": self.reconstructor,
-                "budget": self.budget, "initial_lines": self.initial_lines, "reward_metric": self.reward_metric,
-                "device": self.device}
+        return {"data_path": folder, "task": self.task, "device": self.device}
+
+
 
 
 def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
-    """``["random", "dqn=runs/a/model.pt"]`` -> ``[("random", None), ("dqn", Path(...))]``."""
+    """``["random", "dqn=runs/a/model.pt"]`` -> ``[("random", None), ("dqn", Path(...))]``.
+
+    Raises:
+        ValueError: an unknown baseline, a name that is not a plain file name (letters,
+            digits, ``_``, ``-``, ``.``), or a name given twice.
+    """
     parsed = []
     for spec in specs:
         name, _, path = spec.partition("=")
         if path:
+            if not POLICY_NAME.fullmatch(name):
+                raise ValueError(f"policy name {name!r} must be letters, digits, '_', '-' or '.', not starting "
+                                 f"with '.' (it names files in the output folder)")
             parsed.append((name, Path(path)))
         elif name in BASELINE_NAMES:
             parsed.append((name, None))
@@ -92,86 +122,188 @@ def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
 
 
 def make_batched_env(setup: EvaluationSetup, folder: Path, num_slices: int | None = None) -> gym.vector.VectorEnv:
-    count = len(SliceSource(folder, setup.challenge)) if num_slices is None else num_slices
+    count = len(SliceSource(folder, setup.task.challenge)) if num_slices is None else num_slices
     return gym.make_vec(ENV_ID, num_envs=max(1, min(setup.batch_size, count)),
                         vectorization_mode="vector_entry_point", **setup.env_kwargs(folder))
 
 
-def lbcs_order(setup: EvaluationSetup, cache_file: Path, progress: bool) -> list[int]:
-    """The LBCS order learned on training slices (cached in ``cache_file``)."""
+def lbcs_train_folder(setup: EvaluationSetup) -> Path:
+    """Where LBCS learns its order: ``lbcs_train_data``'s train split, or the root's."""
     if setup.lbcs_train_data is not None:
-        folder = resolve_split_folder(setup.lbcs_train_data, setup.challenge, "train")
-    else:
-        candidate = Path(setup.data) / f"{setup.challenge}_train"
-        if not candidate.is_dir():
-            raise ValueError(f"lbcs learns on training slices: {candidate} does not exist; pass --lbcs-train-data")
-        folder = candidate
-    total = len(SliceSource(folder, setup.challenge))
+        return resolve_split_folder(setup.lbcs_train_data, setup.task.challenge, "train")
+    candidate = Path(setup.data) / f"{setup.task.challenge}_train"
+    if not candidate.is_dir():
+        raise ValueError(f"lbcs learns on training slices: {candidate} does not exist; pass --lbcs-train-data")
+    return candidate
+
+
+def lbcs_order(setup: EvaluationSetup, task: AcquisitionTask, folder: Path, cache_file: Path,
+               progress: bool) -> list[int]:
+    """The LBCS order learned on the training slices of ``folder`` (cached in ``cache_file``).
+
+    Raises:
+        RecordMismatchError: the cache was learned under another task, data or slices.
+    """
+    total = len(SliceSource(folder, task.challenge))
     indices = np.unique(np.linspace(0, total - 1, min(setup.lbcs_slices, total)).round().astype(int)).tolist()
-    key = {"train_folder": str(folder.resolve()), "reconstructor": str(setup.reconstructor),
-           "budget": setup.budget, "initial_lines": setup.initial_lines, "reward_metric": setup.reward_metric,
-           "slices": indices}
+    record = make_record(task, {"lbcs_train": data_fingerprint(folder)}, {"lbcs_slices": indices})
 
     def learn() -> list[int]:
         env = gym.make_vec(ENV_ID, num_envs=len(indices), vectorization_mode="vector_entry_point",
                            **setup.env_kwargs(folder))
-        return learn_lbcs_order(env, indices, setup.budget, progress)
+        return learn_lbcs_order(env, indices, task.budget, progress)
 
-    return cached_lbcs_order(cache_file, key, learn)
+    return cached_lbcs_order(cache_file, record, learn, FRESH_START)
 
 
-def load_learned_policy(path: Path, env: gym.vector.VectorEnv):
-    """An agent checkpoint (any algorithm) checked against the env's spaces."""
-    algorithm = load_checkpoint(path, AGENT_FORMAT).get("algorithm")
+def load_learned_policy(path: Path, env: gym.vector.VectorEnv, allow_task_mismatch: bool = False):
+    """An agent checkpoint (any algorithm) checked against the env's spaces and task.
+
+    Returns:
+        (agent, differences): what differs between the task the agent was trained on
+        and the env's (empty when they match).
+
+    Raises:
+        ValueError: other spaces; or another task unless ``allow_task_mismatch``.
+    """
+    checkpoint = load_checkpoint(path, AGENT_FORMAT)
+    algorithm = checkpoint.get("algorithm")
     if algorithm not in AGENTS:
         raise ValueError(f"{path} holds an agent of unknown algorithm {algorithm!r}")
     agent = AGENTS[algorithm].load(path)
     if agent.observation_space != env.single_observation_space or agent.action_space != env.single_action_space:
         raise ValueError(f"{path} was trained on other observation/action spaces than this data's "
                          f"({agent.observation_space} vs {env.single_observation_space})")
-    return agent
+    trained_task = (agent.record or {}).get("task")
+    if trained_task is None:
+        differences = ["no record of the task it was trained on"]
+    else:
+        differences = AcquisitionTask.from_dict(trained_task).differences(env.unwrapped.task)
+    if differences and not allow_task_mismatch:
+        raise ValueError(f"{path} was trained on another task than this evaluation's ({'; '.join(differences)}; "
+                         f"trained vs evaluated): pass --allow-task-mismatch to evaluate it anyway")
+    return agent, differences
 
 
-def build_policy(name: str, path: Path | None, setup: EvaluationSetup, env: gym.vector.VectorEnv, seed: int,
+def build_policy(name: str, agent: Any, setup: EvaluationSetup, env: gym.vector.VectorEnv, seed: int,
                  out_dir: Path, progress: bool):
+    """The policy called ``name``: ``agent`` when it is a learned one, else a baseline."""
+    if agent is not None:
+        return agent
     width = env.single_action_space.n
-    if path is not None:
-        return load_learned_policy(path, env)
+    task = env.unwrapped.task
     if name == "random":
         return RandomPolicy(width, seed)
     if name == "lowtohigh":
         return LowToHighPolicy(width)
     if name == "equispaced":
-        return EquispacedPolicy(width, setup.budget)
+        return EquispacedPolicy(width, task.budget)
     if name == "lbcs":
-        return LBCSPolicy(width, lbcs_order(setup, out_dir / "lbcs_order.json", progress))
+        return LBCSPolicy(width, lbcs_order(setup, task, lbcs_train_folder(setup), out_dir / "lbcs_order.json",
+                                            progress))
     return OraclePolicy(env)
 
 
+def check_held_out(setup: EvaluationSetup, agents: dict[str, Any], evaluated: dict[str, Any]) -> None:
+    """No evaluated file may be in the training set of the reconstructor, LBCS or an agent.
+
+    Raises:
+        ValueError: naming the files and whose training set holds them.
+    """
+    if setup.task.reconstructor != ZERO_FILLED:
+        recon_data = (read_reconstructor_record(setup.task.reconstructor) or {}).get("data") or {}
+        check_disjoint(recon_data.get("train"), evaluated, f"the reconstructor {setup.task.reconstructor}")
+    for name, agent in agents.items():
+        if agent is None and name == "lbcs":
+            folder = lbcs_train_folder(setup)
+            check_disjoint(data_fingerprint(folder), evaluated, f"lbcs ({folder})")
+        elif agent is not None:
+            check_disjoint(((agent.record or {}).get("data") or {}).get("train"), evaluated, f"policy {name}")
+
+
+def policy_record(name: str, path: Path | None, seed: int, setup: EvaluationSetup, task: AcquisitionTask,
+                  evaluated: dict[str, Any], task_differences: list[str]) -> dict[str, Any]:
+    """The record of one (policy, seed) rollout: what a stored one must match to be reused."""
+    data = {"evaluated": evaluated}
+    settings: dict[str, Any] = {"policy": name, "seed": seed}
+    if path is not None:
+        settings["checkpoint"] = checkpoint_fingerprint(path)
+        if task_differences:
+            settings["task_mismatch"] = task_differences
+    if name == "lbcs" and path is None:
+        data["lbcs_train"] = data_fingerprint(lbcs_train_folder(setup))
+        settings["lbcs_slices"] = setup.lbcs_slices
+    return make_record(task, data, settings)
+
+
+def clear_outputs(out_dir: Path) -> None:
+    """Delete what an earlier evaluation wrote into ``out_dir`` (nothing else)."""
+    for name in OUTPUTS:
+        target = out_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
 def evaluate_policies(setup: EvaluationSetup, policy_specs: list[str], out_dir: str | Path,
-                      progress: bool = True) -> dict[str, Any]:
-    """Roll every policy, write metrics.csv, summary.json, summary.md and curves.png.
+                      progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Roll every policy, write metrics.csv (+ its record), summary.json, summary.md and curves.png.
+
+    Args:
+        setup: data, task and settings.
+        policy_specs: baseline names and ``NAME=CHECKPOINT`` learned policies.
+        out_dir: the results folder.
+        progress: show progress bars.
+        overwrite: delete the folder's earlier rollouts and report first.
 
     Returns:
         The summary (see :func:`mri_rl.evaluation.report.summarize`).
+
+    Raises:
+        RecordMismatchError: a stored rollout or LBCS order of another task, data or policy.
+        ValueError: bad arguments, a folder of another split, a learned policy of another
+            task, or evaluation files that a policy or the reconstructor was trained on.
     """
     out_dir = Path(out_dir)
     policies = parse_policy_specs(policy_specs)
     if not setup.seeds:
         raise ValueError("give at least one seed")
-    folder = resolve_split_folder(setup.data, setup.challenge, setup.split)
+    folder = resolve_split_folder(setup.data, setup.task.challenge, setup.split)
+    check_split_folder(folder, setup.split, setup.any_folder)
     env = make_batched_env(setup, folder)
+    task = env.unwrapped.task
+    agents, mismatches = {}, {}
+    for name, path in policies:
+        agents[name] = None
+        if path is not None:
+            agents[name], differences = load_learned_policy(path, env, setup.allow_task_mismatch)
+            if differences:
+                mismatches[name] = differences
+    evaluated = data_fingerprint(folder)
+    check_held_out(setup, agents, evaluated)
+    if overwrite:
+        clear_outputs(out_dir)
     rows: list[dict[str, Any]] = []
     for name, path in policies:
         for seed in setup.seeds if name == "random" else setup.seeds[:1]:
             partial = out_dir / "partial" / f"{name}_seed{seed}.csv"
-            if partial.is_file():
+            record = policy_record(name, path, seed, setup, task, evaluated, mismatches.get(name, []))
+            stored = read_json_record(sidecar_path(partial)) if partial.is_file() else None
+            if stored is not None:  # a CSV without its record was cut off before the record: redo it
+                check_record(stored, record, partial, FRESH_START)
                 rows += read_rows_csv(partial)
                 continue
-            policy = build_policy(name, path, setup, env, seed, out_dir, progress)
-            policy_rows = rollout_policy(policy, env, setup.budget, name, seed, progress=progress)
-            write_rows_csv(partial, policy_rows)
+            policy = build_policy(name, agents[name], setup, env, seed, out_dir, progress)
+            sidecar_path(partial).unlink(missing_ok=True)
+            write_rows_csv(partial, rollout_policy(policy, env, task.budget, name, seed, progress=progress))
+            atomic_write_text(sidecar_path(partial), json.dumps({"record": record}, indent=1) + "\n")
             rows += read_rows_csv(partial)  # the same parsed values whether computed now or resumed
-    title = (f"{setup.challenge} {folder.name}, {setup.reconstructor} reconstructor, budget {setup.budget}, "
-             f"{setup.initial_lines} initial lines")
-    return write_report(out_dir, rows, title)
+    settings = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
+    if mismatches:
+        settings["task_mismatch"] = mismatches
+    report_record = make_record(task, {"evaluated": evaluated}, settings)
+    return write_report(out_dir, rows, f"{folder.name}: {task.describe()}", report_record)
+
+
+__all__ = ["BASELINE_NAMES", "EvaluationSetup", "RecordMismatchError", "evaluate_policies", "parse_policy_specs"]

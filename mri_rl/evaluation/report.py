@@ -13,6 +13,7 @@ import numpy as np
 
 from mri_rl.evaluation.rollout import METRIC_COLUMNS
 from mri_rl.files import atomic_write_text
+from mri_rl.provenance import sidecar_path
 
 SUMMARY_KEYS = ("ssim_auc", "psnr_auc", "final_ssim", "final_psnr")
 
@@ -112,6 +113,11 @@ def write_rows_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(Path(path), buffer.getvalue())
 
 
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """The per-policy summary stored in a ``summary.json`` by :func:`write_report`."""
+    return json.loads(Path(path).read_text())["policies"]
+
+
 def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
     """Inverse of :func:`write_rows_csv` (numbers parsed)."""
     integer = {"seed", "slice", "step", "acquired_columns"}
@@ -120,13 +126,25 @@ def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
                 for row in csv.DictReader(f)]
 
 
-def write_report(out_dir: str | Path, rows: list[dict[str, Any]], title: str = "") -> dict[str, Any]:
-    """Write metrics.csv, summary.json, summary.md and curves.png; returns the summary."""
+def write_report(out_dir: str | Path, rows: list[dict[str, Any]], title: str = "",
+                 record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write metrics.csv, summary.json, summary.md and curves.png; returns the summary.
+
+    Args:
+        out_dir: the results folder.
+        rows: rollout rows (:data:`~mri_rl.evaluation.rollout.METRIC_COLUMNS`).
+        title: heading of summary.md and curves.png.
+        record: how the rows were made (:mod:`mri_rl.provenance`); stored in summary.json
+            (``{"record": ..., "policies": summary}``) and beside metrics.csv
+            (``metrics.csv.record.json``).
+    """
     out_dir = Path(out_dir)
     rows = sorted(rows, key=lambda r: (r["policy"], r["seed"], r["file"], r["slice"], r["step"]))
     write_rows_csv(out_dir / "metrics.csv", rows)
+    atomic_write_text(sidecar_path(out_dir / "metrics.csv"), json.dumps({"record": record}, indent=1) + "\n")
     summary = summarize(rows)
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out_dir / "summary.json",
+                      json.dumps({"record": record, "policies": summary}, indent=2, sort_keys=True) + "\n")
     header = f"# {title}\n\n" if title else ""
     note = ("AUC: area under the metric curve against the sampling rate (trapezoid rule) per image; "
             "mean ± std over images and seeds. Metrics follow fastMRI: data range = volume maximum.\n\n")

@@ -3,19 +3,21 @@
 Gözcü et al., "Learning-based compressive MRI", IEEE TMI 2018: starting from the
 initial mask, repeatedly add the column that most improves the mean metric over the
 training set. The order depends on the data, reconstructor, reward metric, budget and
-initial lines, and is cached in a JSON file keyed by them.
+initial lines; it is cached in a JSON file with the record of all of them, and a cache
+made under another record is refused rather than reused.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from mri_rl.files import atomic_write_text
+from mri_rl.provenance import check_record, read_json_record
 
 
 def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int, progress: bool = True) -> list[int]:
@@ -55,13 +57,25 @@ def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int, progress: 
     return order
 
 
-def cached_lbcs_order(cache_file: str | Path, key: dict[str, Any], learn) -> list[int]:
-    """The order stored in ``cache_file`` for ``key``, or ``learn()`` written there (atomically)."""
+def cached_lbcs_order(cache_file: str | Path, record: dict[str, Any], learn: Callable[[], list[int]],
+                      fresh_start: str) -> list[int]:
+    """The order stored in ``cache_file`` if it was learned under ``record``, else ``learn()``
+    written there (atomically) with ``record``.
+
+    Args:
+        cache_file: the JSON cache, ``{"record": ..., "order": [...]}``.
+        record: how the order is made (:func:`mri_rl.provenance.make_record`: task, training
+            data, slices).
+        learn: computes the order when there is no cache.
+        fresh_start: how to start fresh, for the mismatch message.
+
+    Raises:
+        RecordMismatchError: the cache holds an order learned under another record.
+    """
     cache_file = Path(cache_file)
     if cache_file.is_file():
-        stored = json.loads(cache_file.read_text())
-        if stored.get("key") == key:
-            return [int(c) for c in stored["order"]]
+        check_record(read_json_record(cache_file), record, cache_file, fresh_start)
+        return [int(c) for c in json.loads(cache_file.read_text())["order"]]
     order = learn()
-    atomic_write_text(cache_file, json.dumps({"key": key, "order": order}, indent=1))
+    atomic_write_text(cache_file, json.dumps({"record": record, "order": order}, indent=1))
     return order

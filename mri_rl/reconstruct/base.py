@@ -11,6 +11,7 @@ columns. Reconstructors run without gradients when the environment steps.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from typing import Iterator
 
@@ -93,6 +94,16 @@ class Reconstructor(torch.nn.Module, ABC):
             candidate_mask[torch.arange(len(rows), device=mask.device), pair_columns[chunk]] = True
             masked = kspace[rows] * candidate_mask[:, None, None, :].to(kspace.real.dtype)
             yield chunk, self(masked, candidate_mask, output_size)
+
+    def fingerprint(self) -> str:
+        """Identifies the weights: ``state:`` and 16 hex digits of a SHA-256 over the class
+        name and every parameter and buffer (an exported file is fingerprinted by its hash
+        instead, :func:`mri_rl.provenance.checkpoint_fingerprint`)."""
+        digest = hashlib.sha256(type(self).__name__.encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return "state:" + digest.hexdigest()[:16]
 
     def check_compatible(self, challenge: str, kspace_shape: tuple[int, ...], output_size: tuple[int, int]) -> None:
         """Raise ValueError if this reconstructor cannot serve data of this kind."""

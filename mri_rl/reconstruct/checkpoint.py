@@ -4,12 +4,14 @@ An exported checkpoint is a plain dictionary (loadable with ``weights_only=True`
 
     {"format": "mri_rl.reconstructor", "version": 1, "kind": "unet",
      "hparams": {...}, "state_dict": {...}, "challenge": "singlecoil",
-     "recon_size": [h, w], "normalization": "..."}
+     "recon_size": [h, w], "normalization": "...",
+     "record": {...}}        # how it was made: task, data fingerprints, config (mri_rl.provenance)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,8 +27,9 @@ CHECKPOINT_VERSION = 1
 TRAINABLE_KINDS: dict[str, type[TrainableReconstructor]] = {"unet": UnetReconstructor, "varnet": VarNetReconstructor}
 
 
-def export_reconstructor(model: Reconstructor, path: str | Path) -> Path:
-    """Write ``model`` as a self-describing checkpoint (atomically)."""
+def export_reconstructor(model: Reconstructor, path: str | Path, record: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` as a self-describing checkpoint (atomically), with the ``record`` of
+    how it was made (:mod:`mri_rl.provenance`)."""
     if getattr(model, "kind", None) not in TRAINABLE_KINDS:
         raise ValueError(f"cannot export {type(model).__name__}; exportable kinds: {sorted(TRAINABLE_KINDS)}")
     checkpoint = {
@@ -38,6 +41,7 @@ def export_reconstructor(model: Reconstructor, path: str | Path) -> Path:
         "recon_size": None if model.recon_size is None else list(model.recon_size),
         "normalization": model.normalization,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "record": record,
     }
     return atomic_save(checkpoint, path)
 
@@ -61,6 +65,11 @@ def load_reconstructor(path: str | Path, map_location: str | torch.device = "cpu
     except (KeyError, TypeError, RuntimeError) as error:
         raise ValueError(f"checkpoint {path} is incompatible with the {kind} reconstructor: {error}") from None
     return model.eval()
+
+
+def read_reconstructor_record(path: str | Path) -> dict[str, Any] | None:
+    """The record stored in an exported reconstructor (None for exports without one)."""
+    return load_checkpoint(path, CHECKPOINT_FORMAT).get("record")
 
 
 def build_reconstructor(spec: str | Path | Reconstructor) -> Reconstructor:

@@ -19,14 +19,14 @@ from torch.utils.data import DataLoader
 from mri_rl.data import FastMRISliceDataset
 from mri_rl.metrics import image_metrics
 from mri_rl.reconstruct.checkpoint import TRAINABLE_KINDS
-from mri_rl.reconstruct.masked_slices import MaskedSlices, ReconstructionSample, open_split, split_geometry
+from mri_rl.reconstruct.masked_slices import MaskedSlices, ReconstructionSample, split_geometry
 from mri_rl.reconstruct.training_masks import MaskSampler
 
 LOSSES = ("l1", "ssim")
 
 
 class ReconstructionDataModule(pl.LightningDataModule):
-    """Masked k-space / target pairs from ``{data}/{challenge}_train`` and ``_val``.
+    """Masked k-space / target pairs from a training and a validation folder.
 
     Training masks are seeded with ``(seed, epoch, index)``, so each epoch sees new masks
     and a run is reproducible; this needs the dataloader rebuilt every epoch
@@ -34,7 +34,8 @@ class ReconstructionDataModule(pl.LightningDataModule):
     sets). Validation masks are seeded with ``(seed, index)``: fixed for the whole run.
 
     Args:
-        data: fastMRI root holding ``{challenge}_train`` and ``{challenge}_val``.
+        train_folder: folder of the training ``.h5`` files.
+        val_folder: folder of the validation ``.h5`` files.
         challenge: "singlecoil" or "multicoil".
         masks: draws the masks of both splits.
         batch_size: slices per batch (1 when volumes differ in k-space shape).
@@ -43,10 +44,10 @@ class ReconstructionDataModule(pl.LightningDataModule):
         on_bad_file: "raise" or "skip" bad files.
     """
 
-    def __init__(self, data: str | Path, challenge: str, masks: MaskSampler, batch_size: int = 4,
-                 num_workers: int = 0, seed: int = 0, on_bad_file: str = "raise") -> None:
+    def __init__(self, train_folder: str | Path, val_folder: str | Path, challenge: str, masks: MaskSampler,
+                 batch_size: int = 4, num_workers: int = 0, seed: int = 0, on_bad_file: str = "raise") -> None:
         super().__init__()
-        self.data = Path(data)
+        self.train_folder, self.val_folder = Path(train_folder), Path(val_folder)
         self.challenge = challenge
         self.masks = masks
         self.batch_size = batch_size
@@ -65,8 +66,8 @@ class ReconstructionDataModule(pl.LightningDataModule):
         """
         if self.train_slices is not None:
             return
-        train = open_split(self.data, self.challenge, "train", self.on_bad_file)
-        val = open_split(self.data, self.challenge, "val", self.on_bad_file)
+        train = FastMRISliceDataset(self.train_folder, self.challenge, on_bad_file=self.on_bad_file)
+        val = FastMRISliceDataset(self.val_folder, self.challenge, on_bad_file=self.on_bad_file)
         train_size, _ = split_geometry(train, self.batch_size)
         val_size, _ = split_geometry(val, self.batch_size)
         if train_size != val_size:

@@ -28,11 +28,6 @@ class ReconstructionSample(NamedTuple):
     data_range: torch.Tensor
 
 
-def open_split(data: str | Path, challenge: str, split: str, on_bad_file: str = "raise") -> FastMRISliceDataset:
-    """The slices (with targets) of one split of a fastMRI root, or of a folder of ``.h5`` files."""
-    return FastMRISliceDataset(resolve_split_folder(data, challenge, split), challenge, on_bad_file=on_bad_file)
-
-
 def split_geometry(slices: FastMRISliceDataset, batch_size: int) -> tuple[tuple[int, int], tuple[int, ...]]:
     """The target size and k-space shape shared by a split's volumes.
 

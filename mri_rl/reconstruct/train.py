@@ -1,7 +1,6 @@
 """Train, export and evaluate learned reconstructors (``mri-rl train-recon`` / ``eval-recon``).
 
-A training config (``configs/recon_unet.yaml``, ``configs/recon_varnet.yaml``) has the
-sections::
+A training config (the packaged ``recon_unet``, ``recon_varnet``) has the sections::
 
     seed: 0                                   # seed_everything and the mask seeds
     model: {kind: unet, chans: 32, ...}       # kind + reconstructor hyper-parameters
@@ -9,12 +8,18 @@ sections::
     data: {batch_size: 4, num_workers: 0}
     trainer: {max_epochs: 20, ...}            # passed to pytorch_lightning.Trainer
     masks: {train: {...}, evaluation: {name: {...}, ...}}   # see training_masks.build_mask_sampler
+
+Acquisition masks take their initial lines (and, unless set, their budget) from the
+:class:`~mri_rl.task.AcquisitionTask` the reconstructor serves.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, Sequence, get_type_hints
 
 import pytorch_lightning as pl
 import torch
@@ -22,27 +27,105 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from mri_rl.files import load_yaml_mapping
+from mri_rl.data.fastmri_files import FastMRISliceDataset, resolve_split_folder
+from mri_rl.data.splits import check_disjoint, check_split_folder
+from mri_rl.configs import load_config as read_config
+from mri_rl.configs.schema import ConfigError, check_range, check_value, from_mapping
+from mri_rl.files import atomic_write_text
 from mri_rl.metrics import image_metrics
 from mri_rl.reconstruct.base import Reconstructor
-from mri_rl.reconstruct.checkpoint import build_reconstructor, export_reconstructor
+from mri_rl.reconstruct.checkpoint import TRAINABLE_KINDS, build_reconstructor, export_reconstructor, read_reconstructor_record
 from mri_rl.reconstruct.lightning import ReconstructionDataModule, ReconstructionModule
-from mri_rl.reconstruct.masked_slices import MaskedSlices, open_split, split_geometry
+from mri_rl.reconstruct.masked_slices import MaskedSlices, split_geometry
 from mri_rl.reconstruct.trainable import TrainableReconstructor
-from mri_rl.reconstruct.training_masks import MaskSampler, build_mask_sampler
+from mri_rl.reconstruct.training_masks import MaskSampler, build_mask_sampler, build_mask_samplers
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
+from mri_rl.provenance import check_record, data_fingerprint, make_record, read_json_record
+from mri_rl.task import AcquisitionTask
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 EXPORT_NAME = "reconstructor.pt"
+RECORD_NAME = "record.json"
+#: The reconstructor field of the task recorded with a reconstructor: it cannot hold its own hash.
+TRAINED_HERE = "(this reconstructor)"
 #: Trainer arguments that train_reconstructor sets itself.
 RESERVED_TRAINER_ARGS = ("logger", "callbacks", "reload_dataloaders_every_n_epochs", "default_root_dir")
 EVALUATED_METRICS = ("ssim", "psnr", "nmse")
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML training config (a mapping of sections); see :func:`mri_rl.files.load_yaml_mapping`."""
-    return load_yaml_mapping(path)
+@dataclass
+class OptimizationSettings:
+    """The ``optimization`` section: loss and Adam with a step decay."""
+
+    loss: Literal["l1", "ssim"] = "l1"
+    lr: float = field(default=1e-3, metadata={"above": 0})
+    lr_step_size: int = field(default=40, metadata={"min": 1})
+    lr_gamma: float = field(default=0.1, metadata={"above": 0, "max": 1})
+    weight_decay: float = field(default=0.0, metadata={"min": 0})
+
+
+@dataclass
+class LoaderSettings:
+    """The ``data`` section: how slices are batched."""
+
+    batch_size: int = field(default=4, metadata={"min": 1})
+    num_workers: int = field(default=0, metadata={"min": 0})
+
+
+@dataclass
+class MaskSettings:
+    """The ``masks`` section: the training sampler and the named evaluation samplers."""
+
+    train: dict[str, Any]
+    evaluation: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class ReconstructorConfig:
+    """A reconstructor training config (see the module docstring)."""
+
+    model: dict[str, Any]
+    masks: MaskSettings
+    seed: int = field(default=0, metadata={"min": 0})
+    optimization: OptimizationSettings = field(default_factory=OptimizationSettings)
+    data: LoaderSettings = field(default_factory=LoaderSettings)
+    trainer: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_config(values: Mapping[str, Any], source: str, task: AcquisitionTask | None = None) -> None:
+    """Check a reconstructor training config: sections, types, ranges, the model's
+    hyper-parameters (against its class) and the mask samplers (against ``task``).
+
+    Raises:
+        ConfigError: one line naming ``source`` and the key.
+    """
+    settings = from_mapping(ReconstructorConfig, values, source)
+    model = dict(settings.model)
+    kind = model.pop("kind", None)
+    if kind not in TRAINABLE_KINDS:
+        raise ConfigError(f"{source}: model.kind: expected one of {sorted(TRAINABLE_KINDS)}, got {kind!r}")
+    constructor = TRAINABLE_KINDS[kind].__init__
+    hints = get_type_hints(constructor)
+    known = set(inspect.signature(constructor).parameters) - {"self", "challenge", "recon_size"}
+    for name, value in model.items():
+        if name not in known:
+            raise ConfigError(f"{source}: model.{name}: not a {kind} hyper-parameter; known: {sorted(known)}")
+        check_range(check_value(value, hints[name], source, f"model.{name}"), {"min": 0}, f"{source}: model.{name}")
+    try:
+        build_mask_sampler(settings.masks.train, task)
+        build_mask_samplers(settings.masks.evaluation, task)
+    except ValueError as error:
+        raise ConfigError(f"{source}: masks: {error}") from None
+
+
+def load_config(name_or_path: str | Path, overrides: Sequence[str] = (),
+                task: AcquisitionTask | None = None) -> dict[str, Any]:
+    """Read and check a reconstructor training config (a packaged name or a path), with
+    ``--set`` overrides; see :func:`validate_config`."""
+    values, source = read_config(name_or_path, overrides)
+    validate_config(values, source, task)
+    return values
 
 
 def config_section(config: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -53,20 +136,66 @@ def config_section(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     return dict(section)
 
 
-def train_reconstructor(data: str | Path, challenge: str, out: str | Path, config: Mapping[str, Any], *,
-                        model: str | None = None, max_epochs: int | None = None, resume: bool = False,
-                        trainer_kwargs: Mapping[str, Any] | None = None) -> Path:
+def training_folders(data: str | Path, challenge: str, val_data: str | Path | None = None) -> tuple[Path, Path]:
+    """The training and validation folders of a reconstructor run, kept apart.
+
+    Args:
+        data: a fastMRI root with ``{challenge}_train`` and ``{challenge}_val``, or (with
+            ``val_data``) the training folder itself.
+        challenge: "singlecoil" or "multicoil".
+        val_data: the validation folder (or a root with ``{challenge}_val``).
+
+    Raises:
+        FileNotFoundError: a missing validation folder.
+        ValueError: validation = training folder, a folder named for another split, or
+            files in both.
+    """
+    data = Path(data)
+    if val_data is None:
+        train, val = data / f"{challenge}_train", data / f"{challenge}_val"
+        if not train.is_dir():
+            raise FileNotFoundError(f"{data} is not a fastMRI root with a {train.name}/ folder: give the root holding "
+                                    f"{train.name}/ and {val.name}/, or the training folder with --val-data")
+        if not val.is_dir():
+            raise FileNotFoundError(f"no validation folder: {val} does not exist (pass --val-data)")
+    else:
+        train = resolve_split_folder(data, challenge, "train")
+        val = resolve_split_folder(val_data, challenge, "val")
+    if train.resolve() == val.resolve():
+        raise ValueError(f"the validation folder {val} is the training folder: validate on held-out files")
+    check_split_folder(train, "train")
+    check_split_folder(val, "val")
+    check_disjoint(data_fingerprint(train), data_fingerprint(val), f"this run ({train})")
+    return train, val
+
+
+def reconstructor_record(task: AcquisitionTask, train: Path, val: Path, config: Mapping[str, Any],
+                         max_epochs: int | None) -> dict[str, Any]:
+    """How a reconstructor is made: the task it serves (its masks), the data, the config and
+    the epochs it trains for (``max_epochs``, the config's unless overridden)."""
+    served = task.with_changes(reconstructor=TRAINED_HERE, reconstructor_fingerprint=None)
+    return make_record(served, {"train": data_fingerprint(train), "val": data_fingerprint(val)},
+                       {"config": dict(config), "max_epochs": max_epochs})
+
+
+def train_reconstructor(data: str | Path, task: AcquisitionTask, out: str | Path, config: Mapping[str, Any], *,
+                        val_data: str | Path | None = None, model: str | None = None, max_epochs: int | None = None,
+                        resume: bool = False, trainer_kwargs: Mapping[str, Any] | None = None) -> Path:
     """Train a reconstructor with Lightning and export the best one (by val SSIM).
 
-    Writes into ``out``: ``tensorboard/`` (logs), ``checkpoints/`` (``last.ckpt`` and the
-    best Lightning checkpoint) and ``reconstructor.pt`` (the export, loadable with
+    Writes into ``out``: ``record.json`` (how the run is made, checked on ``resume``),
+    ``tensorboard/`` (logs), ``checkpoints/`` (``last.ckpt`` and the best Lightning
+    checkpoint) and ``reconstructor.pt`` (the export with its record, loadable with
     :func:`~mri_rl.reconstruct.load_reconstructor` and the envs' ``reconstructor=``).
 
     Args:
-        data: fastMRI root with ``{challenge}_train`` and ``{challenge}_val``.
-        challenge: "singlecoil" or "multicoil".
+        data: fastMRI root with ``{challenge}_train`` and ``{challenge}_val``, or the
+            training folder when ``val_data`` is given.
+        task: the acquisition task the reconstructor serves: its challenge, and the
+            initial lines and budget of the acquisition training masks.
         out: run folder.
         config: training config (see the module docstring).
+        val_data: the validation folder (default: ``data/{challenge}_val``).
         model: "unet" or "varnet"; must match ``config["model"]["kind"]`` (None: take it).
         max_epochs: overrides ``config["trainer"]["max_epochs"]``.
         resume: continue from ``out/checkpoints/last.ckpt`` (weights, optimiser, epoch, step).
@@ -77,7 +206,8 @@ def train_reconstructor(data: str | Path, challenge: str, out: str | Path, confi
         path of the exported reconstructor.
 
     Raises:
-        ValueError: a config that does not fit, or ``model`` other than the config's.
+        ValueError: a config that does not fit, ``model`` other than the config's, mixed
+            splits, or ``resume`` of a run made under another record.
         FileNotFoundError: ``resume`` without a last checkpoint; missing data.
         FileExistsError: ``out`` already holds a run and ``resume`` is False.
     """
@@ -100,14 +230,21 @@ def train_reconstructor(data: str | Path, challenge: str, out: str | Path, confi
     masks = config_section(config, "masks")
     if "train" not in masks:
         raise ValueError("the config's 'masks' section needs a 'train' mask sampler")
+    train, val = training_folders(data, task.challenge, val_data)
+    record = reconstructor_record(task, train, val, config, trainer_options.get("max_epochs"))
+    record_file = out / RECORD_NAME
+    if resume:  # resuming to train for more (or fewer) epochs is what resume is for
+        check_record(read_json_record(record_file), record, out, "choose another --out (or drop --resume)",
+                     ignore=("settings.max_epochs",))
 
     seed = int(config.get("seed", 0))
     pl.seed_everything(seed, workers=True)
-    datamodule = ReconstructionDataModule(data, challenge, build_mask_sampler(masks["train"]), seed=seed,
-                                          **config_section(config, "data"))
+    datamodule = ReconstructionDataModule(train, val, task.challenge, build_mask_sampler(masks["train"], task),
+                                          seed=seed, **config_section(config, "data"))
     datamodule.setup("fit")
-    module = ReconstructionModule(kind, model_hparams, challenge, datamodule.recon_size,
+    module = ReconstructionModule(kind, model_hparams, task.challenge, datamodule.recon_size,
                                   **config_section(config, "optimization"))
+    atomic_write_text(record_file, json.dumps({"record": record}, indent=1) + "\n")
     checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINT_DIR, filename="best-epoch{epoch:03d}-ssim{val_ssim:.4f}",
                                  auto_insert_metric_name=False, monitor="val_ssim", mode="max", save_last=True)
     trainer = pl.Trainer(logger=TensorBoardLogger(out, name="", version="tensorboard"), callbacks=[checkpoint],
@@ -118,7 +255,7 @@ def train_reconstructor(data: str | Path, challenge: str, out: str | Path, confi
     if trainer.is_global_zero:
         best = checkpoint.best_model_path or checkpoint.last_model_path
         best_module = ReconstructionModule.load_from_checkpoint(best, map_location="cpu")
-        export_reconstructor(best_module.reconstructor, exported)
+        export_reconstructor(best_module.reconstructor, exported, record)
     trainer.strategy.barrier()
     return exported
 
@@ -135,7 +272,7 @@ def reconstructor_name(model: Reconstructor) -> str:
 @torch.no_grad()
 def evaluate_reconstructor(reconstructor: str | Path | Reconstructor, data: str | Path, challenge: str, split: str,
                            masks: Mapping[str, MaskSampler], *, seed: int = 0, batch_size: int = 8,
-                           device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+                           device: str | torch.device = "cpu", any_folder: bool = False) -> list[dict[str, Any]]:
     """Mean and std of SSIM, PSNR and NMSE over a split for each mask setting, beside zero-filled.
 
     Every slice gets the mask ``masks[name]`` draws with seed ``(seed, index)``, the same
@@ -150,6 +287,7 @@ def evaluate_reconstructor(reconstructor: str | Path | Reconstructor, data: str 
         seed: base seed of the masks.
         batch_size: slices per reconstructor call.
         device: where reconstructions run.
+        any_folder: accept a folder whose name says another split than ``split``.
 
     Returns:
         one row per (mask, reconstructor): ``mask``, ``reconstructor``, ``sampling_rate``
@@ -157,9 +295,15 @@ def evaluate_reconstructor(reconstructor: str | Path | Reconstructor, data: str 
         ``ssim``, ``psnr``, ``nmse`` with their ``*_std``.
 
     Raises:
-        ValueError: a reconstructor that does not fit the data (challenge, target size).
+        ValueError: a reconstructor that does not fit the data (challenge, target size), a
+            folder named for another split, or files the reconstructor was trained on.
     """
-    slices = open_split(data, challenge, split)
+    folder = resolve_split_folder(data, challenge, split)
+    check_split_folder(folder, split, any_folder)
+    if isinstance(reconstructor, (str, Path)) and str(reconstructor) != "zero_filled":
+        recorded = (read_reconstructor_record(reconstructor) or {}).get("data") or {}
+        check_disjoint(recorded.get("train"), data_fingerprint(folder), f"the reconstructor {reconstructor}")
+    slices = FastMRISliceDataset(folder, challenge)
     recon_size, kspace_shape = split_geometry(slices, batch_size)
     model = build_reconstructor(reconstructor)
     model.check_compatible(challenge, kspace_shape, recon_size)

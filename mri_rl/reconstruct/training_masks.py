@@ -24,6 +24,7 @@ import numpy as np
 from fastmri.data.subsample import EquispacedMaskFractionFunc, MaskFunc, RandomMaskFunc
 
 from mri_rl.envs.masks import initial_mask, low_frequency_order
+from mri_rl.task import AcquisitionTask
 
 #: A seed: a non-negative int or a tuple of them, e.g. (base_seed, epoch, index).
 Seed = Union[int, Sequence[int]]
@@ -150,23 +151,48 @@ class MixtureMaskSampler(MaskSampler):
         return self.samplers[component](width, padding_left, padding_right, (*seed, component))
 
 
-def build_mask_sampler(config: Mapping[str, Any]) -> MaskSampler:
+def _acquisition_options(options: dict[str, Any], task: AcquisitionTask | None) -> dict[str, Any]:
+    """An acquisition component's options with the task's initial lines and budget filled in.
+
+    Raises:
+        ValueError: options that contradict the task: other initial lines, or a budget
+            that covers fewer columns than an episode acquires.
+    """
+    if task is None:
+        return options
+    lines = options.setdefault("initial_lines", task.initial_lines)
+    if lines != task.initial_lines:
+        raise ValueError(f"acquisition masks start from {lines} initial lines, but the task acquires "
+                         f"{task.initial_lines}: drop initial_lines from the mask config (it comes from the task)")
+    budget = options.setdefault("budget", task.budget)
+    if budget is not None and task.budget is not None and 0 < budget < task.budget:
+        raise ValueError(f"acquisition masks cover at most {budget} columns beyond the initial lines, but the task "
+                         f"acquires {task.budget}: raise the mask budget or drop it (it defaults to the task's)")
+    return options
+
+
+def build_mask_sampler(config: Mapping[str, Any], task: AcquisitionTask | None = None) -> MaskSampler:
     """Build a sampler from a config dictionary.
 
     Forms (YAML)::
 
-        {kind: acquisition, initial_lines: 4, budget: 28}
+        {kind: acquisition, budget: 28}         # initial_lines (and budget) default to the task's
         {kind: random, center_fractions: [0.08], accelerations: [4]}      # or kind: equispaced
         {kind: mixture, components: [{weight: 0.5, kind: ..., ...}, ...]}
 
+    Args:
+        config: the sampler's settings.
+        task: the acquisition task the reconstructor serves; acquisition masks take its
+            initial lines and (unless set) its budget. ``budget: 0`` gives the initial mask.
+
     Raises:
-        ValueError: an unknown kind, or arguments that do not fit it.
+        ValueError: an unknown kind, arguments that do not fit it, or that contradict the task.
     """
     options = dict(config)
     kind = options.pop("kind", None)
     try:
         if kind == "acquisition":
-            return AcquisitionMaskSampler(**options)
+            return AcquisitionMaskSampler(**_acquisition_options(options, task))
         if kind in FastMRIMaskSampler.PATTERNS:
             return FastMRIMaskSampler(kind, **options)
         if kind == "mixture":
@@ -174,13 +200,14 @@ def build_mask_sampler(config: Mapping[str, Any]) -> MaskSampler:
             if options:
                 raise TypeError(f"unexpected keys {sorted(options)}")
             weights = [component.pop("weight", 1.0) for component in components]
-            return MixtureMaskSampler([build_mask_sampler(component) for component in components], weights)
+            return MixtureMaskSampler([build_mask_sampler(component, task) for component in components], weights)
     except (TypeError, KeyError) as error:
         raise ValueError(f"bad {kind} mask config {dict(config)}: {error}") from None
     raise ValueError(f"unknown mask kind {kind!r}; expected acquisition, mixture or one of "
                      f"{sorted(FastMRIMaskSampler.PATTERNS)}")
 
 
-def build_mask_samplers(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, MaskSampler]:
+def build_mask_samplers(configs: Mapping[str, Mapping[str, Any]],
+                        task: AcquisitionTask | None = None) -> dict[str, MaskSampler]:
     """Named samplers, e.g. the ``masks.evaluation`` section of a config: name -> :func:`build_mask_sampler`."""
-    return {name: build_mask_sampler(config) for name, config in configs.items()}
+    return {name: build_mask_sampler(config, task) for name, config in configs.items()}

@@ -14,6 +14,7 @@ from mri_rl.reconstruct.base import (
     zero_filled_coil_images,
     zero_filled_image,
 )
+from mri_rl.task import ZERO_FILLED
 
 
 class ZeroFilledReconstructor(Reconstructor):
@@ -27,6 +28,9 @@ class ZeroFilledReconstructor(Reconstructor):
     and the look-ahead scores candidates, in O(C h w) per column instead of an
     O(C H W log HW) transform.
     """
+
+    def fingerprint(self) -> str:
+        return ZERO_FILLED
 
     def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
         return zero_filled_image(masked_kspace, output_size)

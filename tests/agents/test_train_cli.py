@@ -11,7 +11,8 @@ import yaml
 
 from mri_rl.agents import DQN
 from mri_rl.agents.run_logger import PROGRESS_COLUMNS
-from mri_rl.agents.training_run import TrainConfig, load_config_file, train_agent
+from mri_rl.agents.training_run import TrainConfig, train_agent
+from mri_rl.configs import load_config
 from mri_rl.cli import main
 
 TINY_DQN = {
@@ -84,7 +85,7 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
 def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     config_path = write_config(tmp_path / "tiny.yaml")
-    config = TrainConfig.from_dict(load_config_file(config_path))
+    config = TrainConfig.from_dict(*load_config(config_path))
     original_learn = DQN.learn
 
     def interrupted_learn(self, total_timesteps, callback=None, progress_bar=True):

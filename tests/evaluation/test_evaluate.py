@@ -20,6 +20,7 @@ from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, parse
 from mri_rl.evaluation.report import read_rows_csv
 from mri_rl.metrics import METRIC_NAMES
 from mri_rl.policies import LowToHighPolicy
+from mri_rl.task import AcquisitionTask
 
 BASELINES = ["random", "lowtohigh", "equispaced", "lbcs", "oracle"]
 SEEDS = (0, 1)
@@ -31,9 +32,11 @@ HEADER = "policy,seed,file,slice,step,acquired_columns,sampling_rate,mse,nmse,ps
 REPORT_FILES = ("metrics.csv", "summary.json", "summary.md")
 
 
+TASK = AcquisitionTask(budget=BUDGET, initial_lines=INITIAL_LINES, reward_metric="ssim")
+
+
 def make_setup(data: Path, **overrides) -> EvaluationSetup:
-    values = dict(data=data, split="test", budget=BUDGET, initial_lines=INITIAL_LINES, reward_metric="ssim",
-                  seeds=SEEDS, batch_size=2)
+    values = dict(data=data, split="test", task=TASK, seeds=SEEDS, batch_size=2)
     values.update(overrides)
     return EvaluationSetup(**values)
 
@@ -56,20 +59,26 @@ def test_volume(singlecoil_root) -> str:
 
 
 # ------------------------------------------------------------------------- the files
-def test_evaluation_writes_every_file(full_run):
+def test_evaluation_writes_every_file(full_run, test_volume):
     out, summary = full_run
-    assert {p.name for p in out.iterdir()} == {"metrics.csv", "summary.json", "summary.md", "curves.png",
-                                               "lbcs_order.json", "partial"}
-    assert {p.name for p in (out / "partial").iterdir()} == partial_names()
+    assert {p.name for p in out.iterdir()} == {"metrics.csv", "metrics.csv.record.json", "summary.json", "summary.md",
+                                               "curves.png", "lbcs_order.json", "partial"}
+    assert {p.name for p in (out / "partial").iterdir()} == partial_names() | {
+        f"{name}.record.json" for name in partial_names()}
     assert (out / "metrics.csv").read_text().splitlines()[0] == HEADER
-    assert json.loads((out / "summary.json").read_text()) == summary
+    stored = json.loads((out / "summary.json").read_text())
+    assert stored["policies"] == summary
+    assert stored["record"]["task"] == {**TASK.to_dict(), "kspace_shape": [32, WIDTH],
+                                        "reconstructor_fingerprint": "zero_filled"}
+    assert stored["record"]["data"]["evaluated"]["files"] == [test_volume]
     assert set(summary) == set(BASELINES)
     markdown = (out / "summary.md").read_text()
-    assert markdown.startswith("# singlecoil singlecoil_test, zero_filled reconstructor, budget 3, 2 initial lines")
+    assert markdown.startswith("# singlecoil_test: singlecoil 32x16, budget 3 from 2 initial lines, ssim reward, "
+                               "zero_filled reconstructor")
     assert all(f"| {name} |" in markdown for name in BASELINES)
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     order = json.loads((out / "lbcs_order.json").read_text())
-    assert order["key"]["budget"] == BUDGET and order["key"]["reward_metric"] == "ssim"
+    assert order["record"]["task"]["budget"] == BUDGET and order["record"]["task"]["reward_metric"] == "ssim"
     assert len(order["order"]) == BUDGET and len(set(order["order"])) == BUDGET
     assert not list(out.rglob("*.tmp"))
 
@@ -168,8 +177,7 @@ def test_stored_rollouts_are_reused_not_recomputed(singlecoil_root, tmp_path, mo
 
 # ------------------------------------------------------------------ learned policies
 def train_tiny_dqn(folder: Path, path: Path, steps: int = 50) -> Path:
-    env = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=folder,
-                       budget=BUDGET, initial_lines=INITIAL_LINES, reward_metric="ssim")
+    env = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=folder, task=TASK)
     agent = DQN(env, learning_starts=10, batch_size=8, buffer_size=200, train_freq=2, target_update_interval=20,
                 net_arch=(16,), seed=0)
     agent.learn(steps, progress_bar=False)
@@ -184,7 +192,7 @@ def test_a_learned_dqn_policy_is_evaluated(singlecoil_root, tmp_path, test_volum
     summary = evaluate_policies(make_setup(singlecoil_root), ["lowtohigh", f"dqn={checkpoint}"], out,
                                 progress=False)
     assert set(summary) == {"lowtohigh", "dqn"}
-    assert {p.name for p in (out / "partial").iterdir()} == {"lowtohigh_seed0.csv", "dqn_seed0.csv"}
+    assert {p.name for p in (out / "partial").glob("*.csv")} == {"lowtohigh_seed0.csv", "dqn_seed0.csv"}
     rows = [r for r in read_rows_csv(out / "metrics.csv") if r["policy"] == "dqn"]
     assert len(rows) == TEST_SLICES * (BUDGET + 1)
     assert {(r["seed"], r["file"], r["slice"]) for r in rows} == {(0, test_volume, s) for s in range(TEST_SLICES)}
@@ -242,9 +250,9 @@ def test_lbcs_on_a_plain_folder_needs_training_data(singlecoil_root, tmp_path):
     setup = make_setup(plain, seeds=(0,), lbcs_train_data=singlecoil_root, lbcs_slices=2)
     summary = evaluate_policies(setup, ["lbcs"], tmp_path / "ok", progress=False)
     assert summary["lbcs"]["ssim_auc"]["n"] == TEST_SLICES
-    key = json.loads((tmp_path / "ok" / "lbcs_order.json").read_text())["key"]
-    assert key["train_folder"] == str((singlecoil_root / "singlecoil_train").resolve())
-    assert key["slices"] == [0, 5]
+    record = json.loads((tmp_path / "ok" / "lbcs_order.json").read_text())["record"]
+    assert record["data"]["lbcs_train"]["folder"] == str((singlecoil_root / "singlecoil_train").resolve())
+    assert record["settings"]["lbcs_slices"] == [0, 5]
 
 
 def test_metrics_csv_is_plain_csv(full_run):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from mri_rl.cli import main
-from mri_rl.evaluation.report import read_rows_csv
+from mri_rl.evaluation.report import read_rows_csv, read_summary
 
 
 def evaluate_args(data, out, *extra):
@@ -22,12 +20,13 @@ def test_evaluate_command_prints_the_table_and_writes_the_files(singlecoil_root,
     assert lines[0] == "| policy | SSIM AUC | PSNR AUC | final SSIM | final PSNR (dB) |"
     assert sum(line.startswith(("| random |", "| lowtohigh |")) for line in lines) == 2
     assert f"wrote {out / 'metrics.csv'}" in captured.out
-    assert {p.name for p in out.iterdir()} == {"metrics.csv", "summary.json", "summary.md", "curves.png", "partial"}
-    assert {p.name for p in (out / "partial").iterdir()} == {"random_seed0.csv", "lowtohigh_seed0.csv"}
+    assert {p.name for p in out.iterdir()} == {"metrics.csv", "metrics.csv.record.json", "summary.json", "summary.md",
+                                               "curves.png", "partial"}
+    assert {p.name for p in (out / "partial").glob("*.csv")} == {"random_seed0.csv", "lowtohigh_seed0.csv"}
     rows = read_rows_csv(out / "metrics.csv")
     assert len(rows) == 2 * 3 * 3  # 2 policies x 3 test slices x steps 0..2 (one batch of 4, one row padded)
     assert {r["step"] for r in rows} == {0, 1, 2}
-    summary = json.loads((out / "summary.json").read_text())
+    summary = read_summary(out / "summary.json")
     assert set(summary) == {"random", "lowtohigh"}
     assert summary["random"]["ssim_auc"]["n"] == 3
     markdown = (out / "summary.md").read_text()

@@ -15,6 +15,7 @@ from mri_rl.evaluation.report import (
     paired_differences,
     paired_table,
     read_rows_csv,
+    read_summary,
     summarize,
     write_report,
     write_rows_csv,
@@ -164,8 +165,11 @@ def test_rows_csv_of_no_rows_is_a_header(tmp_path):
 def test_write_report_writes_every_file(tmp_path):
     out = tmp_path / "report"
     rows = hand_rows()
-    summary = write_report(out, rows, title="synthetic test")
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "metrics.csv", "summary.json", "summary.md"]
+    record = {"mri_rl_version": "test", "settings": {"note": "hand rows"}}
+    summary = write_report(out, rows, title="synthetic test", record=record)
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "metrics.csv", "metrics.csv.record.json",
+                                                     "summary.json", "summary.md"]
+    assert json.loads((out / "metrics.csv.record.json").read_text()) == {"record": record}
 
     text = (out / "metrics.csv").read_text()
     assert text.splitlines()[0] == HEADER
@@ -175,7 +179,8 @@ def test_write_report_writes_every_file(tmp_path):
     assert [key(r) for r in written] == sorted(key(r) for r in rows)  # sorted
     assert sorted(written, key=key) == sorted(rows, key=key)
 
-    stored = json.loads((out / "summary.json").read_text())
+    assert json.loads((out / "summary.json").read_text())["record"] == record
+    stored = read_summary(out / "summary.json")
     assert stored == summary
     assert set(stored) == {"a", "b", "c"}
     for policy, values in stored.items():

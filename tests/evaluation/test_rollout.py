@@ -15,6 +15,7 @@ from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.rollout import METRIC_COLUMNS, rollout_policy
 from mri_rl.metrics import METRIC_NAMES
 from mri_rl.policies import EquispacedPolicy, LBCSPolicy, LowToHighPolicy, OraclePolicy, RandomPolicy
+from mri_rl.task import AcquisitionTask
 
 WIDTH = 24
 FREE = {"synthetic_s1_train_000.h5": 16, "synthetic_s2_train_000.h5": 12}  # 2 initial lines
@@ -88,16 +89,19 @@ def test_rollout_of_chosen_slices(mixed_padding_folder):
     assert len(rows) == 3 * 3
 
 
-def test_evaluation_with_a_budget_beyond_the_free_columns(mixed_padding_folder, tmp_path):
-    """Every baseline, LBCS learned on the same folder (its slices fill up at different steps)."""
-    setup = EvaluationSetup(data=mixed_padding_folder, budget=30, initial_lines=2, reward_metric="ssim", seeds=(0,),
-                            batch_size=2, lbcs_train_data=mixed_padding_folder)
-    summary = evaluate_policies(setup, ["random", "lowtohigh", "equispaced", "lbcs", "oracle"], tmp_path,
+def test_evaluation_with_a_budget_beyond_the_free_columns(mixed_padding_folder, tmp_path, copy_volume):
+    """Every baseline, LBCS learned on copies of the same slices (they fill up at different steps)."""
+    lbcs_train = tmp_path / "lbcs_train"
+    for volume in mixed_padding_folder.glob("*.h5"):
+        copy_volume(volume, lbcs_train / f"copy_{volume.name}")  # other names: held out by name
+    setup = EvaluationSetup(data=mixed_padding_folder, task=AcquisitionTask(budget=30, initial_lines=2),
+                            seeds=(0,), batch_size=2, lbcs_train_data=lbcs_train)
+    summary = evaluate_policies(setup, ["random", "lowtohigh", "equispaced", "lbcs", "oracle"], tmp_path / "out",
                                 progress=False)
     assert all(s["ssim_auc"]["n"] == 5 for s in summary.values())
     assert all(s["final_ssim"]["mean"] == pytest.approx(summary["oracle"]["final_ssim"]["mean"], abs=1e-6)
                for s in summary.values())  # all end fully sampled
-    order = json.loads((tmp_path / "lbcs_order.json").read_text())["order"]
+    order = json.loads((tmp_path / "out" / "lbcs_order.json").read_text())["order"]
     assert len(order) == 16 == len(set(order))
     # the area under the curve: the oracle above the data-blind baselines
     assert summary["oracle"]["ssim_auc"]["mean"] > summary["random"]["ssim_auc"]["mean"]

@@ -4,6 +4,7 @@ env's look-ahead (``score_actions``), and the oracle as an upper bound of the ba
 from __future__ import annotations
 
 import json
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -21,6 +22,8 @@ from mri_rl.policies import (
     cached_lbcs_order,
     learn_lbcs_order,
 )
+from mri_rl.provenance import RecordMismatchError, make_record
+from mri_rl.task import AcquisitionTask
 
 BUDGET = 3
 WIDTH = 16
@@ -169,7 +172,7 @@ def test_learn_lbcs_order_on_a_subset_of_slices(make_vec_env, singlecoil_train):
     assert order[0] == int(np.argmax(gains))
 
 
-def test_cached_lbcs_order_reads_the_cache_for_the_same_key(tmp_path):
+def test_cached_lbcs_order_reads_the_cache_for_the_same_record_and_refuses_another(tmp_path):
     calls = []
 
     def learn(order):
@@ -179,22 +182,23 @@ def test_cached_lbcs_order_reads_the_cache_for_the_same_key(tmp_path):
         return run
 
     cache = tmp_path / "sub" / "lbcs_order.json"
-    key = {"train_folder": "/data/train", "budget": 3, "slices": [0, 1, 2], "reward_metric": "ssim"}
-    assert cached_lbcs_order(cache, key, learn([5, 9, 2])) == [5, 9, 2]
+    record = make_record(AcquisitionTask(budget=3), {"lbcs_train": {"folder": "/data/train", "digest": "sha256:1"}},
+                         {"lbcs_slices": [0, 1, 2]})
+    assert cached_lbcs_order(cache, record, learn([5, 9, 2]), "start afresh") == [5, 9, 2]
     assert len(calls) == 1
-    stored = json.loads(cache.read_text())
-    assert set(stored) == {"key", "order"}
-    assert stored == {"key": key, "order": [5, 9, 2]}
-    # same key (a new but equal dict): read, learn not called
-    assert cached_lbcs_order(cache, dict(key), learn([1, 1, 1])) == [5, 9, 2]
+    assert json.loads(cache.read_text()) == {"record": record, "order": [5, 9, 2]}
+    # the same record (a new but equal dict): read, learn not called
+    assert cached_lbcs_order(cache, json.loads(json.dumps(record)), learn([1, 1, 1]), "start afresh") == [5, 9, 2]
     assert len(calls) == 1
-    # another key: learned again and the cache replaced
-    other = {**key, "budget": 4}
-    assert cached_lbcs_order(cache, other, learn([3, 4, 5, 6])) == [3, 4, 5, 6]
-    assert len(calls) == 2
-    assert json.loads(cache.read_text()) == {"key": other, "order": [3, 4, 5, 6]}
-    assert cached_lbcs_order(cache, other, learn([0])) == [3, 4, 5, 6]
-    assert len(calls) == 2
+    # a cache made under another task, data or slices is refused, naming what differs, and kept
+    before = cache.read_bytes()
+    other_task = make_record(AcquisitionTask(budget=4), record["data"], record["settings"])
+    other_data = {**record, "data": {"lbcs_train": {"folder": "/data/train", "digest": "sha256:2"}}}
+    for other, named in ((other_task, "task.budget: 3 vs 4"), (other_data, "data.lbcs_train.digest")):
+        with pytest.raises(RecordMismatchError, match=re.escape(named) + ".*start afresh"):
+            cached_lbcs_order(cache, other, learn([3, 4, 5, 6]), "start afresh")
+    assert len(calls) == 1
+    assert cache.read_bytes() == before
     assert [p.name for p in cache.parent.iterdir()] == ["lbcs_order.json"]  # no temporary file left
 
 

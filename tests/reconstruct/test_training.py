@@ -16,10 +16,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader
 
 import mri_rl  # noqa: F401  (registers the environment)
+from mri_rl.data.fastmri_files import FastMRISliceDataset, resolve_split_folder
 from mri_rl.envs import ENV_ID
 from mri_rl.reconstruct import UnetReconstructor, VarNetReconstructor, export_reconstructor, load_reconstructor
 from mri_rl.reconstruct.lightning import ReconstructionDataModule, ReconstructionModule
-from mri_rl.reconstruct.masked_slices import MaskedSlices, open_split
+from mri_rl.reconstruct.masked_slices import MaskedSlices
 from mri_rl.reconstruct.train import (
     evaluate_reconstructor,
     format_evaluation_table,
@@ -32,6 +33,7 @@ from mri_rl.reconstruct.training_masks import (
     build_mask_sampler,
     build_mask_samplers,
 )
+from mri_rl.task import AcquisitionTask
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*LeafSpec.*is deprecated",  # inside pytorch_lightning with torch >= 2.9
@@ -47,6 +49,10 @@ EVALUATION_MASKS = {
     "4x": {"kind": "random", "center_fractions": [0.08], "accelerations": [4]},
     "initial": {"kind": "acquisition", "initial_lines": 2, "budget": 0},
 }
+
+
+TASKS = {challenge: AcquisitionTask(challenge=challenge, initial_lines=2, budget=6)
+         for challenge in ("singlecoil", "multicoil")}
 
 
 def tiny_config(model: str) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def tiny_config(model: str) -> dict[str, Any]:
 def trained_unet(singlecoil_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run folder of one epoch of U-Net training on ``singlecoil_root``."""
     out = tmp_path_factory.mktemp("unet_run")
-    train_reconstructor(singlecoil_root, "singlecoil", out, tiny_config("unet"), trainer_kwargs=QUIET)
+    train_reconstructor(singlecoil_root, TASKS["singlecoil"], out, tiny_config("unet"), trainer_kwargs=QUIET)
     return out
 
 
@@ -79,13 +85,14 @@ def trained_unet(singlecoil_root: Path, tmp_path_factory: pytest.TempPathFactory
 def trained_varnet(multicoil_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run folder of one epoch of VarNet training on ``multicoil_root``."""
     out = tmp_path_factory.mktemp("varnet_run")
-    train_reconstructor(multicoil_root, "multicoil", out, tiny_config("varnet"), model="varnet", trainer_kwargs=QUIET)
+    train_reconstructor(multicoil_root, TASKS["multicoil"], out, tiny_config("varnet"), model="varnet", trainer_kwargs=QUIET)
     return out
 
 
 def first_batch(root: Path, challenge: str, split: str = "val", batch_size: int = 3):
     sampler = build_mask_sampler(EVALUATION_MASKS["4x"])
-    return next(iter(DataLoader(MaskedSlices(open_split(root, challenge, split), sampler, (0,)), batch_size)))
+    slices = FastMRISliceDataset(resolve_split_folder(root, challenge, split), challenge)
+    return next(iter(DataLoader(MaskedSlices(slices, sampler, (0,)), batch_size)))
 
 
 # ----------------------------------------------------------------- mask samplers
@@ -147,7 +154,7 @@ def test_masked_slices_give_masked_kspace_and_targets(request, challenge, coils)
 
 
 def test_training_masks_change_every_epoch_and_validation_masks_do_not(singlecoil_root):
-    data = ReconstructionDataModule(singlecoil_root, "singlecoil", AcquisitionMaskSampler(2, 6), batch_size=6)
+    data = ReconstructionDataModule(singlecoil_root / "singlecoil_train", singlecoil_root / "singlecoil_val", "singlecoil", AcquisitionMaskSampler(2, 6), batch_size=6)
     data.setup("fit")
 
     def masks(loader: DataLoader) -> torch.Tensor:
@@ -170,7 +177,7 @@ def test_training_masks_change_every_epoch_and_validation_masks_do_not(singlecoi
 def test_one_epoch_lowers_the_loss(singlecoil_root, tmp_path):
     config = tiny_config("unet")
     pl.seed_everything(0)
-    data = ReconstructionDataModule(singlecoil_root, "singlecoil", build_mask_sampler(config["masks"]["train"]),
+    data = ReconstructionDataModule(singlecoil_root / "singlecoil_train", singlecoil_root / "singlecoil_val", "singlecoil", build_mask_sampler(config["masks"]["train"]),
                                     batch_size=2)
     data.setup("fit")
     model_hparams = {k: v for k, v in config["model"].items() if k != "kind"}
@@ -190,7 +197,7 @@ def test_one_epoch_lowers_the_loss(singlecoil_root, tmp_path):
 def test_ssim_loss_trains(singlecoil_root, tmp_path):
     config = tiny_config("unet")
     config["optimization"]["loss"] = "ssim"
-    train_reconstructor(singlecoil_root, "singlecoil", tmp_path, config, trainer_kwargs=QUIET)
+    train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path, config, trainer_kwargs=QUIET)
     assert (tmp_path / "reconstructor.pt").is_file()
 
 
@@ -242,13 +249,13 @@ def test_env_runs_an_episode_with_the_exported_reconstructor(request, run, root,
 
 def test_resume_continues_from_the_saved_step(singlecoil_root, tmp_path):
     config = tiny_config("unet")
-    train_reconstructor(singlecoil_root, "singlecoil", tmp_path, config, trainer_kwargs=QUIET)
+    train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path, config, trainer_kwargs=QUIET)
     last = tmp_path / "checkpoints" / "last.ckpt"
     first = torch.load(last, map_location="cpu", weights_only=False)
     assert first["global_step"] == 3 and first["epoch"] == 0
     with pytest.raises(FileExistsError, match="resume"):
-        train_reconstructor(singlecoil_root, "singlecoil", tmp_path, config, trainer_kwargs=QUIET)
-    train_reconstructor(singlecoil_root, "singlecoil", tmp_path, config, max_epochs=2, resume=True,
+        train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path, config, trainer_kwargs=QUIET)
+    train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path, config, max_epochs=2, resume=True,
                         trainer_kwargs=QUIET)
     second = torch.load(last, map_location="cpu", weights_only=False)
     assert second["global_step"] == 6 and second["epoch"] == 1
@@ -262,7 +269,7 @@ def test_resume_continues_from_the_saved_step(singlecoil_root, tmp_path):
 
 def test_training_is_reproducible(singlecoil_root, tmp_path):
     config = tiny_config("unet")
-    paths = [train_reconstructor(singlecoil_root, "singlecoil", tmp_path / name, config, trainer_kwargs=QUIET)
+    paths = [train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / name, config, trainer_kwargs=QUIET)
              for name in ("a", "b")]
     first, second = (load_reconstructor(path).state_dict() for path in paths)
     assert all(torch.equal(first[key], second[key]) for key in first)
@@ -300,14 +307,14 @@ def test_lightning_checkpoint_is_not_a_reconstructor_checkpoint(trained_unet):
 def test_bad_training_requests_raise_clear_errors(singlecoil_root, tmp_path):
     config = tiny_config("unet")
     with pytest.raises(ValueError, match="describes a 'unet'"):
-        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "a", config, model="varnet")
+        train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / "a", config, model="varnet")
     with pytest.raises(FileNotFoundError, match="cannot resume"):
-        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "b", config, resume=True)
+        train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / "b", config, resume=True)
     with pytest.raises(ValueError, match="'masks' section"):
-        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "c", {**config, "masks": None})
+        train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / "c", {**config, "masks": None})
     with pytest.raises(ValueError, match="sets the Trainer arguments"):
-        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "d", config, trainer_kwargs={"logger": False})
+        train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / "d", config, trainer_kwargs={"logger": False})
     bad_loss = copy.deepcopy(config)
     bad_loss["optimization"]["loss"] = "l2"
     with pytest.raises(ValueError, match="unknown loss"):
-        train_reconstructor(singlecoil_root, "singlecoil", tmp_path / "e", bad_loss)
+        train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / "e", bad_loss)

@@ -1,0 +1,149 @@
+"""Checking a config mapping against a typed dataclass: one clear line per problem.
+
+:func:`from_mapping` builds a dataclass from a mapping read from YAML. Every key must be a
+field; every value must have the field's annotated type (``int``, ``float``, ``bool``,
+``str``, ``Literal[...]``, ``X | None``, ``list[X]``, ``tuple[X, ...]``, ``dict[str, X]``,
+``Any`` or another dataclass); ranges come from field metadata
+(``field(metadata={"min": 1})``, ``"max"``, ``"above"`` for a strict lower bound). The
+error names the source (file) and the dotted key, and says what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, fields, is_dataclass
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value of the wrong type, out of range, unknown or missing."""
+
+
+def describe(annotation: Any) -> str:
+    """A reader's name for a type annotation, e.g. ``an integer or null``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return " or ".join(describe(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple, Sequence, typing.Sequence):
+        return f"a list of {describe(args[0]) if args else 'values'}"
+    if origin in (dict, Mapping, typing.Mapping):
+        return "a mapping"
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    if annotation in names:
+        return names[annotation]
+    return "a mapping" if is_dataclass(annotation) else getattr(annotation, "__name__", str(annotation))
+
+
+def _where(source: str, key: str) -> str:
+    return f"{source}: {key}" if source and key else source or key
+
+
+def check_value(value: Any, annotation: Any, source: str, key: str) -> Any:
+    """``value`` checked against ``annotation`` (lists come back as lists, tuples as tuples).
+
+    Raises:
+        ConfigError: naming ``source`` and the dotted ``key``.
+    """
+    where = _where(source, key)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return check_value(value, option, source, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: expected {describe(annotation)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected {describe(annotation)}, got {value!r}")
+        return value
+    if origin in (list, tuple, Sequence, typing.Sequence):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected {describe(annotation)}, got {value!r}")
+        item = args[0] if args else Any
+        checked = [check_value(v, item, source, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(checked) if origin is tuple else checked
+    if origin in (dict, Mapping, typing.Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        item = args[1] if len(args) == 2 else Any
+        return {str(k): check_value(v, item, source, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if is_dataclass(annotation) and isinstance(annotation, type):
+        return from_mapping(annotation, value, source, key)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def check_range(value: Any, metadata: Mapping[str, Any], where: str) -> None:
+    """The ``min``/``max``/``above`` bounds of a field's metadata (None passes)."""
+    if value is None or isinstance(value, (bool, str)):
+        return
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for v in values:
+        if "min" in metadata and v < metadata["min"]:
+            raise ConfigError(f"{where}: must be >= {metadata['min']}, got {value!r}")
+        if "above" in metadata and v <= metadata["above"]:
+            raise ConfigError(f"{where}: must be > {metadata['above']}, got {value!r}")
+        if "max" in metadata and v > metadata["max"]:
+            raise ConfigError(f"{where}: must be <= {metadata['max']}, got {value!r}")
+
+
+def from_mapping(cls: type[T], values: Any, source: str, key: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, checking keys, types and ranges.
+
+    Args:
+        cls: a dataclass with type annotations.
+        values: the mapping (e.g. a YAML section).
+        source: where the values come from (a file), for messages.
+        key: the dotted key of ``values`` within the source ("" at the top).
+
+    Raises:
+        ConfigError: the first problem found, on one line.
+    """
+    where = _where(source, key)
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    known = {f.name: f for f in fields(cls) if f.init}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    missing = sorted(name for name, f in known.items() if name not in values
+                     and f.default is MISSING and f.default_factory is MISSING)
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {missing}")
+    hints = get_type_hints(cls)
+    checked = {}
+    for name, value in values.items():
+        field_key = f"{key}.{name}" if key else name
+        checked[name] = check_value(value, hints[name], source, field_key)
+        check_range(checked[name], known[name].metadata, _where(source, field_key))
+    try:
+        return cls(**checked)
+    except (ValueError, TypeError) as error:  # the dataclass's own checks
+        raise ConfigError(f"{where}: {error}") from None
