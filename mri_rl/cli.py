@@ -171,7 +171,7 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
                        "mri_rl/ActiveAcquisition-v0")
     train.add_argument("--env-kwargs", type=json.loads, default=None,
                        help='JSON keyword arguments of gymnasium.make, e.g. \'{"data_path": "data/synthetic/'
-                            'singlecoil_train", "budget": 16}\'; merged over the config\'s')
+                            'singlecoil_train", "budget": 8}\'; merged over the config\'s')
     train.add_argument("--config", default=None, help="a packaged config name or a YAML path "
                                                       "(default: {agent}_{env})")
     _add_set_argument(train)

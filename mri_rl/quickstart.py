@@ -46,10 +46,12 @@ class VolumeCounts:
 
 @dataclass
 class DataStage:
-    """The synthetic data: where, how many volumes per split, their size and striation."""
+    """The synthetic data: where, how many volumes per split, their size and striation, and
+    the seed that draws them (default: the quick start's seed)."""
 
     volumes: VolumeCounts
     root: str = "data/synthetic"
+    seed: int | None = field(default=None, metadata={"min": 0})
     slices: int = field(default=SyntheticSpec.num_slices, metadata={"min": 1})
     size: int = field(default=SyntheticSpec.size, metadata={"min": 8})
     striation: float = field(default=SyntheticSpec.striation, metadata={"min": 0})
@@ -138,7 +140,8 @@ class Quickstart:
         spec = SyntheticSpec(challenge=self.task.challenge, num_slices=cfg.slices, size=cfg.size,
                              striation=cfg.striation)
         volumes = asdict(cfg.volumes)
-        differences = data_differences(self.root, spec, self.config.seed, volumes)
+        seed = self.config.seed if cfg.seed is None else cfg.seed
+        differences = data_differences(self.root, spec, seed, volumes)
         if differences and (self.root / f"{spec.challenge}_train").is_dir():
             if not (overwrite and read_synthetic_settings(self.root, spec.challenge) is not None):
                 raise ValueError(f"{'; '.join(differences)}. Pass --data NEW_FOLDER, or --overwrite to rewrite "
@@ -146,7 +149,7 @@ class Quickstart:
             for split in volumes:
                 shutil.rmtree(self.root / f"{spec.challenge}_{split}", ignore_errors=True)
         if differences:
-            write_synthetic_dataset(self.root, spec, volumes, seed=self.config.seed, progress=self.progress)
+            write_synthetic_dataset(self.root, spec, volumes, seed=seed, progress=self.progress)
         self.stage("synthetic data")
 
     def reconstructor(self) -> Path:

@@ -3,7 +3,7 @@
 Success protocol (the same for every agent): every ``interval`` env steps, evaluate 20
 deterministic episodes; the task is solved at the first evaluation whose mean return
 reaches the threshold (CartPole-v1: 475, Acrobot-v1: -100), within the step limit.
-Agents use the tuned configs in ``configs/``; SB3 uses its rl-zoo CartPole-v1
+Agents use the tuned packaged configs (``mri_rl/configs/``); SB3 uses its rl-zoo CartPole-v1
 hyperparameters. Wall time: our DQN and SB3's DQN each train exactly 50,000 CartPole
 steps (no evaluation), one after the other in this process, and the ratio is printed.
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mri_rl.agents import AGENTS, evaluate_agent
-from mri_rl.agents.training_run import CONFIG_DIR, load_config_file
+from mri_rl.configs import load_config
 
 SB3_CARTPOLE = {  # rl-baselines3-zoo hyperparams/dqn.yml, CartPole-v1
     "learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000, "learning_starts": 1000, "gamma": 0.99,
@@ -41,7 +41,7 @@ class Task:
     max_steps: int
     interval: int
     threshold: float
-    config: str | None  # configs/ file of our agent
+    config: str | None  # packaged config of our agent
 
 
 TASKS = {
@@ -85,7 +85,7 @@ def make_agent(task: Task, seed: int):
             model.learn(total, callback=Stop(stop) if stop else None)
 
         return SB3Adapter(model), learn
-    config = load_config_file(CONFIG_DIR / task.config)
+    config, _ = load_config(task.config)
     agent = AGENTS[task.agent](env, seed=seed, **config["hyperparameters"])
 
     def learn(total, stop=None):

@@ -109,8 +109,7 @@ def main() -> None:
               f"{'env/bare':>9} {'vs single':>10}")
         summary = {}
         for name, reconstructor in reconstructors.items():
-            env_kwargs = {"data_path": data_path, "reconstructor": reconstructor, "budget": args.size // 2,
-                          "initial_lines": 4}
+            env_kwargs = {"data_path": data_path, "reconstructor": reconstructor, "budget": args.size // 2}
             runs = {("single", 1): (single_stepper(env_kwargs), 1)}
             for n in (1, 8, 32):
                 runs[("batched", n)] = (batched_stepper(env_kwargs, n), n)

@@ -54,8 +54,8 @@ def main() -> None:
               f"{'ratio':>6}")
         for (name, reconstructor), metric in itertools.product(reconstructors.items(), args.reward_metrics):
             env = gym.make_vec(ENV_ID, num_envs=args.episodes, vectorization_mode="vector_entry_point",
-                               data_path=Path(tmp) / "singlecoil_test", reconstructor=reconstructor, budget=16,
-                               initial_lines=4, reward_metric=metric)
+                               data_path=Path(tmp) / "singlecoil_test", reconstructor=reconstructor,
+                               reward_metric=metric)  # the default task's budget and initial lines
             env.reset(seed=0)
             episodes = env.unwrapped.episodes
             masks = env.unwrapped.action_masks()

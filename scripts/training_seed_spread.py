@@ -7,7 +7,7 @@ rollouts do not depend on the agents' seed; they are copied from the finished qu
 instead of being recomputed. The quick start itself is the run of its config's seed.
 
     python scripts/training_seed_spread.py --quickstart runs/quickstart --data data/synthetic \
-        --seeds 1 2 --out runs/seed_spread [--config configs/quickstart.yaml]
+        --seeds 1 2 --out runs/seed_spread [--config quickstart]
 
 Each seed's run resumes where it stopped, like the quick start.
 """
@@ -15,16 +15,14 @@ Each seed's run resumes where it stopped, like the quick start.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from mri_rl.agents.training_run import CONFIG_DIR, load_config_file
+from mri_rl.configs import load_config
 from mri_rl.evaluation.evaluate import parse_policy_specs
+from mri_rl.evaluation.report import read_summary
 from mri_rl.quickstart import run_quickstart
 from mri_rl.reconstruct.train import EXPORT_NAME
 
@@ -38,7 +36,7 @@ def prepare_seed_run(quickstart: Path, run_dir: Path, baselines: list[str]) -> N
     partial = run_dir / "evaluation" / "partial"
     partial.mkdir(parents=True, exist_ok=True)
     for name in baselines:
-        for rollout in (quickstart / "evaluation" / "partial").glob(f"{name}_seed*.csv"):
+        for rollout in (quickstart / "evaluation" / "partial").glob(f"{name}_seed*.csv*"):  # with their records
             shutil.copy2(rollout, partial / rollout.name)
 
 
@@ -46,23 +44,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quickstart", type=Path, default=Path("runs/quickstart"), help="a finished quick start")
     parser.add_argument("--data", type=Path, default=None, help="its data root (default: the config's)")
-    parser.add_argument("--config", type=Path, default=CONFIG_DIR / "quickstart.yaml", help="its config")
+    parser.add_argument("--config", default="quickstart", help="its config (a packaged name or a path)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="further training seeds")
     parser.add_argument("--out", type=Path, default=Path("runs/seed_spread"))
     args = parser.parse_args()
 
-    config = load_config_file(args.config)
+    config, _ = load_config(args.config)
     if not (args.quickstart / "evaluation" / "summary.json").is_file():
         raise SystemExit(f"{args.quickstart} holds no finished quick start (evaluation/summary.json is missing)")
     baselines = [name for name, _ in parse_policy_specs(list(config["evaluation"]["policies"]))]
-    summaries = {int(config["seed"]): json.loads((args.quickstart / "evaluation" / "summary.json").read_text())}
+    data_seed = int(config.get("data", {}).get("seed") or config.get("seed", 0))
+    summaries = {int(config.get("seed", 0)): read_summary(args.quickstart / "evaluation" / "summary.json")}
     for seed in args.seeds:
         run_dir = args.out / f"seed{seed}"
         prepare_seed_run(args.quickstart, run_dir, baselines)
-        with tempfile.TemporaryDirectory() as tmp:
-            seed_config = Path(tmp) / "quickstart.yaml"
-            seed_config.write_text(yaml.safe_dump({**config, "seed": seed}, sort_keys=False))
-            summaries[seed] = run_quickstart(run_dir, seed_config, data=args.data, progress=False)
+        summaries[seed] = run_quickstart(run_dir, args.config, data=args.data, progress=False,
+                                         overrides=[f"seed={seed}", f"data.seed={data_seed}"])  # the same data
 
     seeds = sorted(summaries)
     print(f"\nSSIM / PSNR AUC per training seed ({', '.join(map(str, seeds))}) and mean ± std over seeds:")

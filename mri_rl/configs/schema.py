@@ -65,7 +65,7 @@ def check_value(value: Any, annotation: Any, source: str, key: str) -> Any:
                 continue
         raise ConfigError(f"{where}: expected {describe(annotation)}, got {value!r}")
     if origin is Literal:
-        if value not in args:
+        if value not in args or isinstance(value, bool) != isinstance(args[args.index(value)], bool):
             raise ConfigError(f"{where}: expected {describe(annotation)}, got {value!r}")
         return value
     if origin in (list, tuple, Sequence, typing.Sequence):
@@ -102,7 +102,7 @@ def check_value(value: Any, annotation: Any, source: str, key: str) -> Any:
 
 def check_range(value: Any, metadata: Mapping[str, Any], where: str) -> None:
     """The ``min``/``max``/``above`` bounds of a field's metadata (None passes)."""
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, (bool, str, Mapping)):
         return
     values = value if isinstance(value, (list, tuple)) else [value]
     for v in values:

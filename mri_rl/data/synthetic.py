@@ -33,6 +33,7 @@ from tqdm import tqdm
 from mri_rl.data.fastmri_files import CHALLENGES, SPLITS, write_volume
 from mri_rl.data.ismrmrd_header import KspaceGeometry
 from mri_rl.files import atomic_write_text
+from mri_rl.task import DEFAULT_TASK
 
 SETTINGS_FILE = "{challenge}_synthetic_settings.json"
 
@@ -52,7 +53,7 @@ class SyntheticSpec:
         striation: relative amplitude of the oriented striation (0 turns it off).
     """
 
-    challenge: str = "singlecoil"
+    challenge: str = DEFAULT_TASK.challenge
     num_slices: int = 8
     size: int = 64
     kspace_width: int | None = None
@@ -298,7 +299,7 @@ def write_synthetic_dataset(out_dir: str | Path, spec: SyntheticSpec, volumes: d
     return written
 
 
-def read_synthetic_settings(root: str | Path, challenge: str = "singlecoil") -> dict | None:
+def read_synthetic_settings(root: str | Path, challenge: str = DEFAULT_TASK.challenge) -> dict | None:
     """The spec and seed a synthetic root's ``challenge`` volumes were last written with, or
     None when it holds no record."""
     path = Path(root) / SETTINGS_FILE.format(challenge=challenge)

@@ -27,7 +27,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from mri_rl.data.fastmri_files import FastMRISliceDataset, resolve_split_folder
+from mri_rl.data.fastmri_files import FastMRISliceDataset, inspect_volume, resolve_split_folder
 from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.configs import load_config as read_config
 from mri_rl.configs.schema import ConfigError, check_range, check_value, from_mapping
@@ -40,7 +40,7 @@ from mri_rl.reconstruct.masked_slices import MaskedSlices, split_geometry
 from mri_rl.reconstruct.trainable import TrainableReconstructor
 from mri_rl.reconstruct.training_masks import MaskSampler, build_mask_sampler, build_mask_samplers
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
-from mri_rl.provenance import check_record, data_fingerprint, make_record, read_json_record
+from mri_rl.provenance import check_record, data_fingerprint, h5_files, make_record, read_json_record
 from mri_rl.task import AcquisitionTask
 
 CHECKPOINT_DIR = "checkpoints"
@@ -171,9 +171,10 @@ def training_folders(data: str | Path, challenge: str, val_data: str | Path | No
 
 def reconstructor_record(task: AcquisitionTask, train: Path, val: Path, config: Mapping[str, Any],
                          max_epochs: int | None) -> dict[str, Any]:
-    """How a reconstructor is made: the task it serves (its masks), the data, the config and
-    the epochs it trains for (``max_epochs``, the config's unless overridden)."""
-    served = task.with_changes(reconstructor=TRAINED_HERE, reconstructor_fingerprint=None)
+    """How a reconstructor is made: the task it serves (its masks; the geometry of the first
+    training volume), the data, the config and the epochs it trains for (``max_epochs``)."""
+    geometry = inspect_volume(h5_files(train)[0], task.challenge).slice_shape
+    served = task.with_changes(reconstructor=TRAINED_HERE, reconstructor_fingerprint=None, kspace_shape=geometry)
     return make_record(served, {"train": data_fingerprint(train), "val": data_fingerprint(val)},
                        {"config": dict(config), "max_epochs": max_epochs})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, parse
 from mri_rl.evaluation.report import read_rows_csv
 from mri_rl.metrics import METRIC_NAMES
 from mri_rl.policies import LowToHighPolicy
+from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
+from mri_rl.reconstruct import UnetReconstructor, export_reconstructor
 from mri_rl.task import AcquisitionTask
 
 BASELINES = ["random", "lowtohigh", "equispaced", "lbcs", "oracle"]
@@ -176,8 +179,8 @@ def test_stored_rollouts_are_reused_not_recomputed(singlecoil_root, tmp_path, mo
 
 
 # ------------------------------------------------------------------ learned policies
-def train_tiny_dqn(folder: Path, path: Path, steps: int = 50) -> Path:
-    env = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=folder, task=TASK)
+def train_tiny_dqn(folder: Path, path: Path, steps: int = 50, task: AcquisitionTask = TASK) -> Path:
+    env = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=folder, task=task)
     agent = DQN(env, learning_starts=10, batch_size=8, buffer_size=200, train_freq=2, target_update_interval=20,
                 net_arch=(16,), seed=0)
     agent.learn(steps, progress_bar=False)
@@ -261,3 +264,86 @@ def test_metrics_csv_is_plain_csv(full_run):
         records = list(csv.reader(f))
     assert all(len(record) == 11 for record in records)
     assert b"\r" not in (out / "metrics.csv").read_bytes()
+
+
+# ------------------------------------------------------- records: nothing reused silently
+def test_a_rerun_with_another_budget_is_refused_then_overwritten(singlecoil_root, tmp_path):
+    out = tmp_path / "out"
+    evaluate_policies(make_setup(singlecoil_root, seeds=(0,)), ["lowtohigh"], out, progress=False)
+    before = (out / "summary.json").read_bytes()
+    other = make_setup(singlecoil_root, seeds=(0,), task=TASK.with_changes(budget=BUDGET + 1))
+    with pytest.raises(RecordMismatchError, match=r"lowtohigh_seed0.csv was made under other settings than this run "
+                                                  r"\(task.budget: 3 vs 4; recorded vs now\).*--overwrite"):
+        evaluate_policies(other, ["lowtohigh"], out, progress=False)
+    assert (out / "summary.json").read_bytes() == before  # nothing lost
+    summary = evaluate_policies(other, ["lowtohigh"], out, progress=False, overwrite=True)
+    assert {r["step"] for r in read_rows_csv(out / "metrics.csv")} == set(range(BUDGET + 2))
+    assert json.loads((out / "summary.json").read_text())["record"]["task"]["budget"] == BUDGET + 1
+    assert summary["lowtohigh"]["ssim_auc"]["n"] == TEST_SLICES
+
+
+def test_a_rerun_with_another_reconstructor_is_refused(singlecoil_root, tmp_path):
+    out = tmp_path / "out"
+    evaluate_policies(make_setup(singlecoil_root, seeds=(0,)), ["lowtohigh"], out, progress=False)
+    exported = export_reconstructor(UnetReconstructor(chans=2, num_pool_layers=1, recon_size=(16, 16)),
+                                    tmp_path / "unet.pt")
+    other = make_setup(singlecoil_root, seeds=(0,), task=TASK.with_changes(reconstructor=str(exported)))
+    with pytest.raises(RecordMismatchError, match=r"task.reconstructor: zero_filled \(zero_filled\) vs "
+                                                  + re.escape(f"{exported} ({checkpoint_fingerprint(exported)})")):
+        evaluate_policies(other, ["lowtohigh"], out, progress=False)
+
+
+def test_an_lbcs_cache_of_another_task_is_refused(singlecoil_root, tmp_path):
+    out = tmp_path / "out"
+    evaluate_policies(make_setup(singlecoil_root, seeds=(0,), lbcs_slices=2), ["lbcs"], out, progress=False)
+    for rollout in (out / "partial").iterdir():  # only the cached order is left to reuse
+        rollout.unlink()
+    other = make_setup(singlecoil_root, seeds=(0,), lbcs_slices=2, task=TASK.with_changes(reward_metric="mse"))
+    with pytest.raises(RecordMismatchError, match=r"lbcs_order.json was made under other settings than this run "
+                                                  r"\(task.reward_metric: ssim vs mse"):
+        evaluate_policies(other, ["lbcs"], out, progress=False)
+
+
+def test_a_dqn_trained_with_budget_8_is_not_evaluated_with_budget_16(singlecoil_root, tmp_path):
+    checkpoint = train_tiny_dqn(singlecoil_root / "singlecoil_train", tmp_path / "dqn.pt", steps=20,
+                                task=TASK.with_changes(budget=8))
+    trained = DQN.load(checkpoint).record["task"]
+    assert AcquisitionTask.from_dict(trained) == TASK.with_changes(budget=8, kspace_shape=(32, WIDTH),
+                                                                   reconstructor_fingerprint="zero_filled")
+    setup = make_setup(singlecoil_root, seeds=(0,), task=TASK.with_changes(budget=16))
+    with pytest.raises(ValueError, match=r"dqn.pt was trained on another task than this evaluation's "
+                                         r"\(budget: 8 vs 16; trained vs evaluated\).*--allow-task-mismatch"):
+        evaluate_policies(setup, [f"dqn={checkpoint}"], tmp_path / "refused", progress=False)
+    assert not (tmp_path / "refused").exists()
+    setup.allow_task_mismatch = True
+    evaluate_policies(setup, [f"dqn={checkpoint}"], tmp_path / "allowed", progress=False)
+    record = json.loads((tmp_path / "allowed" / "summary.json").read_text())["record"]
+    assert record["settings"]["task_mismatch"] == {"dqn": ["budget: 8 vs 16"]}
+    assert "summary" not in record and record["task"]["budget"] == 16
+
+
+def test_a_policy_trained_on_the_evaluated_files_is_refused(singlecoil_root, tmp_path, test_volume):
+    checkpoint = train_tiny_dqn(singlecoil_root / "singlecoil_test", tmp_path / "dqn.pt", steps=12)
+    with pytest.raises(ValueError, match=f"1 file.*also in the training set of policy dqn.*{test_volume}"):
+        evaluate_policies(make_setup(singlecoil_root, seeds=(0,)), [f"dqn={checkpoint}"], tmp_path / "out",
+                          progress=False)
+
+
+def test_a_folder_named_for_another_split_is_refused_unless_asked_for(singlecoil_root, tmp_path):
+    train = singlecoil_root / "singlecoil_train"
+    with pytest.raises(ValueError, match="named as the train split, but the test split was asked for.*--any-folder"):
+        evaluate_policies(make_setup(train, seeds=(0,)), ["lowtohigh"], tmp_path / "out", progress=False)
+    summary = evaluate_policies(make_setup(train, seeds=(0,), any_folder=True), ["lowtohigh"], tmp_path / "out",
+                                progress=False)
+    assert summary["lowtohigh"]["ssim_auc"]["n"] == 6  # the 2 x 3 training slices, on purpose
+
+
+def test_a_rollout_whose_record_was_not_written_is_computed_again(singlecoil_root, tmp_path):
+    out = tmp_path / "out"
+    setup = make_setup(singlecoil_root, seeds=(0,))
+    evaluate_policies(setup, ["lowtohigh"], out, progress=False)
+    reference = (out / "metrics.csv").read_bytes()
+    (out / "partial" / "lowtohigh_seed0.csv").write_text("policy,seed\nnot what a finished rollout holds\n")
+    (out / "partial" / "lowtohigh_seed0.csv.record.json").unlink()  # a crash between the two writes
+    evaluate_policies(setup, ["lowtohigh"], out, progress=False)
+    assert (out / "metrics.csv").read_bytes() == reference

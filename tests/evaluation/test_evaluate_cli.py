@@ -50,3 +50,18 @@ def test_evaluate_command_rejects_an_unknown_policy(singlecoil_root, tmp_path, c
     args[args.index("lowtohigh")] = "bogus"
     assert main(args) == 1
     assert "unknown policy 'bogus'" in capsys.readouterr().err
+
+
+def test_a_rerun_with_another_budget_stops_and_names_it(singlecoil_root, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(evaluate_args(singlecoil_root, out)) == 0
+    before = (out / "metrics.csv").read_bytes()
+    capsys.readouterr()
+    args = evaluate_args(singlecoil_root, out)
+    args[args.index("--budget") + 1] = "3"
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "task.budget: 2 vs 3" in err and "--overwrite" in err
+    assert (out / "metrics.csv").read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0
+    assert {r["step"] for r in read_rows_csv(out / "metrics.csv")} == {0, 1, 2, 3}

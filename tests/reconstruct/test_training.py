@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,6 +34,8 @@ from mri_rl.reconstruct.training_masks import (
     build_mask_sampler,
     build_mask_samplers,
 )
+from mri_rl.provenance import RecordMismatchError, data_fingerprint
+from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 from mri_rl.task import AcquisitionTask
 
 pytestmark = pytest.mark.filterwarnings(
@@ -318,3 +321,62 @@ def test_bad_training_requests_raise_clear_errors(singlecoil_root, tmp_path):
     bad_loss["optimization"]["loss"] = "l2"
     with pytest.raises(ValueError, match="unknown loss"):
         train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / "e", bad_loss)
+
+
+# ----------------------------------------------------------------- splits and records
+def test_a_training_folder_as_the_only_data_is_refused(singlecoil_root, tmp_path, copy_volume):
+    train, val = singlecoil_root / "singlecoil_train", singlecoil_root / "singlecoil_val"
+    task, config = TASKS["singlecoil"], tiny_config("unet")
+    with pytest.raises(FileNotFoundError, match="not a fastMRI root with a singlecoil_train/ folder.*--val-data"):
+        train_reconstructor(train, task, tmp_path / "a", config, trainer_kwargs=QUIET)
+    with pytest.raises(ValueError, match="the validation folder .* is the training folder"):
+        train_reconstructor(train, task, tmp_path / "b", config, val_data=train, trainer_kwargs=QUIET)
+    with pytest.raises(ValueError, match="singlecoil_val is named as the val split, but the train split"):
+        train_reconstructor(val, task, tmp_path / "c", config, val_data=train, trainer_kwargs=QUIET)
+    shared = tmp_path / "held_out"
+    shared.mkdir()
+    copy_volume(next(train.glob("*.h5")), shared)  # a training file among the validation files
+    copy_volume(next(val.glob("*.h5")), shared)
+    with pytest.raises(ValueError, match="1 file.* also in the training set of this run"):
+        train_reconstructor(train, task, tmp_path / "d", config, val_data=shared, trainer_kwargs=QUIET)
+    no_val = tmp_path / "root"
+    (no_val / "singlecoil_train").mkdir(parents=True)
+    copy_volume(next(train.glob("*.h5")), no_val / "singlecoil_train")
+    with pytest.raises(FileNotFoundError, match="no validation folder"):
+        train_reconstructor(no_val, task, tmp_path / "e", config, trainer_kwargs=QUIET)
+    assert not any((tmp_path / name).exists() for name in "abcde")
+
+
+def test_the_export_records_its_task_data_and_config(trained_unet, singlecoil_root):
+    record = read_reconstructor_record(trained_unet / "reconstructor.pt")
+    assert AcquisitionTask.from_dict(record["task"]) == TASKS["singlecoil"].with_changes(
+        reconstructor="(this reconstructor)", kspace_shape=(32, 16))
+    assert record["data"]["train"]["files"] == sorted(p.name for p in (singlecoil_root / "singlecoil_train").iterdir())
+    assert record["data"]["val"]["digest"] == data_fingerprint(singlecoil_root / "singlecoil_val")["digest"]
+    assert record["settings"]["config"]["model"] == MODELS["unet"] and record["settings"]["max_epochs"] == 1
+    assert json.loads((trained_unet / "record.json").read_text())["record"] == record
+
+
+def test_evaluating_a_reconstructor_on_its_training_files_is_refused(trained_unet, singlecoil_root):
+    export, masks = trained_unet / "reconstructor.pt", build_mask_samplers(EVALUATION_MASKS)
+    train = singlecoil_root / "singlecoil_train"
+    with pytest.raises(ValueError, match="named as the train split, but the val split.*--any-folder"):
+        evaluate_reconstructor(export, train, "singlecoil", "val", masks)
+    with pytest.raises(ValueError, match=r"2 file\(s\) of .*singlecoil_train are also in the training set of the "
+                                         r"reconstructor"):
+        evaluate_reconstructor(export, train, "singlecoil", "val", masks, any_folder=True)
+    assert len(evaluate_reconstructor("zero_filled", train, "singlecoil", "val", masks, any_folder=True)) == 2
+
+
+def test_resuming_with_other_data_is_refused(singlecoil_root, tmp_path, copy_volume):
+    config = tiny_config("unet")
+    train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / "run", config, trainer_kwargs=QUIET)
+    other = tmp_path / "other"
+    for split in ("train", "val"):
+        (other / f"singlecoil_{split}").mkdir(parents=True)
+        for volume in (singlecoil_root / f"singlecoil_{split}").glob("*.h5"):
+            copy_volume(volume, other / f"singlecoil_{split}")
+    next((other / "singlecoil_train").glob("*.h5")).unlink()
+    with pytest.raises(RecordMismatchError, match="data.train.digest"):
+        train_reconstructor(other, TASKS["singlecoil"], tmp_path / "run", config, max_epochs=2, resume=True,
+                            trainer_kwargs=QUIET)
