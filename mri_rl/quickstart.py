@@ -68,7 +68,11 @@ class ReconstructorStage:
 
 @dataclass
 class AgentStage:
+    """An agent: a packaged config (or path), with optional overrides of its steps and hyperparameters."""
+
     config: str
+    total_steps: int | None = field(default=None, metadata={"min": 1})
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,11 +125,15 @@ class Quickstart:
         recon_values["model"] = {**recon_values.get("model", {}), **config.reconstructor.model}
         validate_recon_config(recon_values, f"{recon_source} (with the quick start's model overrides)", self.task)
         self.recon_config = recon_values
-        self.agent_configs = {name: self._agent_config(name, stage.config) for name, stage in config.agents.items()}
+        self.agent_configs = {name: self._agent_config(stage) for name, stage in config.agents.items()}
 
-    def _agent_config(self, name: str, config: str) -> dict[str, Any]:
-        values, source = load_config(config)
-        TrainConfig.from_dict({**values, "env_kwargs": {}}, source)  # checked now, before any stage runs
+    @staticmethod
+    def _agent_config(stage: AgentStage) -> dict[str, Any]:
+        values, source = load_config(stage.config)
+        values["hyperparameters"] = {**values.get("hyperparameters", {}), **stage.hyperparameters}
+        if stage.total_steps is not None:
+            values["total_steps"] = stage.total_steps
+        TrainConfig.from_dict({**values, "env_kwargs": {}}, f"{source} (with the quick start's agent settings)")
         return values
 
     def stage(self, name: str) -> None:

@@ -159,3 +159,12 @@ def test_a_bad_config_value_is_one_clear_line_before_anything_runs(tmp_path):
         with pytest.raises(ConfigError, match=re.escape(f"{config} (with --set {override}): {message}")):
             run_quickstart(tmp_path / "run", config, progress=False, overrides=[override])
     assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
+
+
+def test_agent_settings_of_the_quickstart_config_override_the_agent_config(tmp_path):
+    config = write_tiny_config(tmp_path, tmp_path / "data")
+    with pytest.raises(ConfigError, match=r"dqn.yaml \(with the quick start's agent settings\): "
+                                          r"hyperparameters.gamma: expected a finite number, got 'high'"):
+        run_quickstart(tmp_path / "run", config, progress=False, overrides=["agents.dqn.hyperparameters.gamma=high"])
+    with pytest.raises(ConfigError, match=r"agents.reinforce.total_steps: must be >= 1, got 0"):
+        run_quickstart(tmp_path / "run", config, progress=False, overrides=["agents.reinforce.total_steps=0"])
