@@ -172,7 +172,8 @@ class Quickstart:
                 self.task, train, val, self.recon_config, epochs), exported, FRESH_START)
         else:
             train_reconstructor(self.root, self.task, run, self.recon_config, max_epochs=max_epochs,
-                                resume=(run / "checkpoints" / "last.ckpt").is_file())
+                                resume=(run / "checkpoints" / "last.ckpt").is_file(),
+                                trainer_kwargs={"enable_progress_bar": self.progress})
         self.stage("reconstructor training")
         return exported
 
