@@ -33,6 +33,7 @@ _EDGE_BYTES = 2**20
 #: Record keys that describe rather than identify: shown, never compared.
 _INFORMATIONAL = ("folder", "files", "created_by")
 _digest_cache: dict[tuple[str, int, int], str] = {}
+_fingerprint_cache: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 
 
 class RecordMismatchError(ValueError):
@@ -85,11 +86,14 @@ def data_fingerprint(folder: str | Path) -> dict[str, Any]:
         the digest is compared.
     """
     files = h5_files(folder)
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"{path.name}\0{path.stat().st_size}\0{_edges_digest(path)}\n".encode())
-    return {"folder": str(Path(folder).resolve()), "files": [p.name for p in files],
-            "digest": "sha256:" + digest.hexdigest()[:16]}
+    stats = [(p.name, *((st := p.stat()).st_size, st.st_mtime_ns)) for p in files]
+    key = (str(Path(folder).resolve()), tuple(stats))
+    if key not in _fingerprint_cache:  # read once per process while no file changes
+        digest = hashlib.sha256()
+        for path, (name, size, _) in zip(files, stats):
+            digest.update(f"{name}\0{size}\0{_edges_digest(path)}\n".encode())
+        _fingerprint_cache[key] = "sha256:" + digest.hexdigest()[:16]
+    return {"folder": key[0], "files": [name for name, _, _ in stats], "digest": _fingerprint_cache[key]}
 
 
 def make_record(task: AcquisitionTask | None = None, data: Mapping[str, Any] | None = None,

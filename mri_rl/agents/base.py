@@ -99,7 +99,7 @@ class Agent:
         #: How the agent was made (task, data, settings; :mod:`mri_rl.provenance`), saved
         #: with it: the env's own ``record()`` when it has one (the MRI envs), and whatever
         #: a training run sets; plain JSON-like values.
-        env_record = getattr(self.env.unwrapped, "record", None) if self.env is not None else None
+        env_record = getattr(env.unwrapped, "record", None) if env is not None else None
         self.record: dict[str, Any] | None = env_record() if callable(env_record) else None
         self._build()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -103,3 +104,17 @@ def test_save_load_round_trip_on_the_mri_env(name, image_spectrum, tmp_path, mak
     masks = infos["action_mask"].astype(bool)
     np.testing.assert_array_equal(loaded.predict(obs, action_mask=masks)[0], agent.predict(obs, action_mask=masks)[0])
     loaded.learn(agent.num_timesteps + 20, progress_bar=False)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_an_agent_records_its_env_task_and_data_through_save_and_load(name, tmp_path, make_mri_env, make_mri_vec_env):
+    cls, hp = AGENTS[name]
+    for env in (make_mri_env(), make_mri_vec_env(2)):  # a single env is wrapped: the record comes from the env itself
+        agent = cls(env, **hp)
+        assert agent.record == env.unwrapped.record()
+        assert agent.record["task"] == env.unwrapped.task.to_dict() and agent.record["task"]["budget"] == 4
+        assert agent.record["data"]["train"]["files"] == sorted(p.name for p in env.unwrapped.episodes.source.folder
+                                                                .glob("*.h5"))
+    agent.record = {**agent.record, "settings": {"note": "set by a training run"}}
+    assert cls.load(agent.save(tmp_path / "agent.pt")).record == agent.record
+    assert cls(gym.make("CartPole-v1"), **hp).record is None  # an env without a task records nothing
