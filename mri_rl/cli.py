@@ -37,21 +37,36 @@ def _add_task_arguments(parser: argparse.ArgumentParser, names: set[str], requir
     group = parser.add_argument_group("acquisition task (defaults: mri_rl.task.AcquisitionTask)")
     default = DEFAULT_TASK
     if "challenge" in names:
-        group.add_argument("--challenge", choices=CHALLENGES, required=required_challenge,
-                           help=f"fastMRI challenge (default: {default.challenge})")
+        group.add_argument(
+            "--challenge",
+            choices=CHALLENGES,
+            required=required_challenge,
+            help=f"fastMRI challenge (default: {default.challenge})",
+        )
     if "reconstructor" in names:
-        group.add_argument("--reconstructor", help=f"zero_filled or an exported checkpoint "
-                                                   f"(default: {default.reconstructor})")
+        group.add_argument(
+            "--reconstructor", help=f"zero_filled or an exported checkpoint (default: {default.reconstructor})"
+        )
     if "budget" in names:
-        group.add_argument("--budget", type=_budget, default=argparse.SUPPRESS,
-                           help=f"columns acquired per episode, or 'all' (default: {default.budget})")
+        group.add_argument(
+            "--budget",
+            type=_budget,
+            default=argparse.SUPPRESS,
+            help=f"columns acquired per episode, or 'all' (default: {default.budget})",
+        )
     if "initial_lines" in names:
-        group.add_argument("--initial-lines", type=int, help=f"low-frequency columns acquired before the first "
-                                                             f"action (default: {default.initial_lines})")
+        group.add_argument(
+            "--initial-lines",
+            type=int,
+            help=f"low-frequency columns acquired before the first action (default: {default.initial_lines})",
+        )
     if "reward_metric" in names:
-        group.add_argument("--reward-metric", choices=METRIC_NAMES,
-                           help=f"metric whose improvement is the reward, and that the oracle and LBCS greedily "
-                                f"improve (default: {default.reward_metric})")
+        group.add_argument(
+            "--reward-metric",
+            choices=METRIC_NAMES,
+            help=f"metric whose improvement is the reward, and that the oracle and LBCS greedily "
+            f"improve (default: {default.reward_metric})",
+        )
 
 
 def _task(args: argparse.Namespace) -> AcquisitionTask:
@@ -63,22 +78,31 @@ def _task(args: argparse.Namespace) -> AcquisitionTask:
 
 
 def _add_set_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value (dotted keys for nested ones, e.g. task.budget=8 or "
-                             "hyperparameters.learning_rate=3e-4); repeatable")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value (dotted keys for nested ones, e.g. task.budget=8 or "
+        "hyperparameters.learning_rate=3e-4); repeatable",
+    )
 
 
 # ----------------------------------------------------------------------------- data
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
-    data = commands.add_parser("data", help="write synthetic fastMRI data or check a fastMRI folder",
-                               description="Write synthetic fastMRI-format data, or check a fastMRI folder.")
+    data = commands.add_parser(
+        "data",
+        help="write synthetic fastMRI data or check a fastMRI folder",
+        description="Write synthetic fastMRI-format data, or check a fastMRI folder.",
+    )
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="{synth,check}")
 
     synth = data_commands.add_parser(
         "synth",
         help="write synthetic volumes in fastMRI's format and folder layout",
         description="Write synthetic volumes into OUT_DIR/{challenge}_{train,val,test}/, readable by "
-                    "fastmri.data.SliceDataset. The same arguments write byte-identical files.",
+        "fastmri.data.SliceDataset. The same arguments write byte-identical files.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     synth.add_argument("out_dir", type=Path, help="root folder to write into")
@@ -88,15 +112,21 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     synth.add_argument("--test-volumes", type=int, default=2, help="volumes in the test split")
     synth.add_argument("--slices", type=int, default=8, help="slices per volume")
     synth.add_argument("--size", type=int, default=64, help="target image size N (k-space has 2N readout rows)")
-    synth.add_argument("--kspace-width", type=int, default=None,
-                       help="phase-encode columns of the k-space (default: SIZE)")
-    synth.add_argument("--padding", type=int, default=0,
-                       help="zero-filled phase-encode columns on each side, recorded in the header")
+    synth.add_argument(
+        "--kspace-width", type=int, default=None, help="phase-encode columns of the k-space (default: SIZE)"
+    )
+    synth.add_argument(
+        "--padding", type=int, default=0, help="zero-filled phase-encode columns on each side, recorded in the header"
+    )
     synth.add_argument("--coils", type=int, default=4, help="receiver coils (multicoil only)")
     synth.add_argument("--noise", type=float, default=0.01, help="k-space noise std relative to the image maximum")
-    synth.add_argument("--striation", type=float, default=None,
-                       help="relative amplitude of the oriented striation whose k-space band varies per volume "
-                            "(0: none; default: SyntheticSpec's)")
+    synth.add_argument(
+        "--striation",
+        type=float,
+        default=None,
+        help="relative amplitude of the oriented striation whose k-space band varies per volume "
+        "(0: none; default: SyntheticSpec's)",
+    )
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     synth.set_defaults(handler=_run_data_synth)
@@ -105,12 +135,15 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
         "check",
         help="validate every .h5 file of a folder (exit 1 if any is bad)",
         description="Read every .h5 file of FOLDER in full and print one line per file: slices, "
-                    "k-space shape, coils, padding, target. Exit status 0 when all files are good, 1 otherwise.",
+        "k-space shape, coils, padding, target. Exit status 0 when all files are good, 1 otherwise.",
     )
     check.add_argument("folder", type=Path, help="folder of fastMRI .h5 files (one split)")
     check.add_argument("--challenge", choices=CHALLENGES, required=True)
-    check.add_argument("--require-target", action="store_true",
-                       help="count a file without the target dataset as bad (challenge test splits have none)")
+    check.add_argument(
+        "--require-target",
+        action="store_true",
+        help="count a file without the target dataset as bad (challenge test splits have none)",
+    )
     check.set_defaults(handler=_run_data_check)
 
 
@@ -118,9 +151,16 @@ def _run_data_synth(args: argparse.Namespace) -> int:
     from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 
     optional = {} if args.striation is None else {"striation": args.striation}
-    spec = SyntheticSpec(challenge=args.challenge, num_slices=args.slices, size=args.size,
-                         kspace_width=args.kspace_width, padding=args.padding, num_coils=args.coils,
-                         noise_level=args.noise, **optional)
+    spec = SyntheticSpec(
+        challenge=args.challenge,
+        num_slices=args.slices,
+        size=args.size,
+        kspace_width=args.kspace_width,
+        padding=args.padding,
+        num_coils=args.coils,
+        noise_level=args.noise,
+        **optional,
+    )
     volumes = {"train": args.volumes, "val": args.val_volumes, "test": args.test_volumes}
     flags = {"train": "--volumes", "val": "--val-volumes", "test": "--test-volumes"}
     for split, count in volumes.items():
@@ -130,8 +170,10 @@ def _run_data_synth(args: argparse.Namespace) -> int:
     for split in SPLITS:
         if volumes[split]:
             print(f"{args.out_dir / f'{args.challenge}_{split}'}: {volumes[split]} volume(s)")
-    print(f"wrote {len(written)} file(s): {args.slices} slices each, k-space "
-          f"{tuple(spec.geometry.encoded_size[:2])}, target {args.size}x{args.size}")
+    print(
+        f"wrote {len(written)} file(s): {args.slices} slices each, k-space "
+        f"{tuple(spec.geometry.encoded_size[:2])}, target {args.size}x{args.size}"
+    )
     return 0
 
 
@@ -145,13 +187,17 @@ def _run_data_check(args: argparse.Namespace) -> int:
             info = inspect_volume(path, args.challenge, require_target=args.require_target, check_values=True)
         except FastMRIDataError as error:
             bad += 1
-            print(f"BAD {path.name}: {error.problem}" + ("" if error.slice_index is None
-                                                          else f" (slice {error.slice_index})"))
+            print(
+                f"BAD {path.name}: {error.problem}"
+                + ("" if error.slice_index is None else f" (slice {error.slice_index})")
+            )
             continue
         geometry = info.geometry
-        print(f"OK  {path.name}: slices={info.num_slices} kspace={info.slice_shape} coils={info.num_coils} "
-              f"padding=[{geometry.padding_left},{geometry.padding_right}) "
-              f"target={'yes' if info.has_target else 'no'}")
+        print(
+            f"OK  {path.name}: slices={info.num_slices} kspace={info.slice_shape} coils={info.num_coils} "
+            f"padding=[{geometry.padding_left},{geometry.padding_right}) "
+            f"target={'yes' if info.has_target else 'no'}"
+        )
     print(f"{len(files)} file(s), {bad} bad")
     return 1 if bad else 0
 
@@ -162,18 +208,22 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
         "train",
         help="train a DQN or REINFORCE agent on any Gymnasium env (the MRI env included)",
         description="Train an agent. Defaults come from the packaged config {agent}_{env} when there is one "
-                    "(e.g. dqn_cartpole for CartPole-v1); command-line values override them. The run folder gets "
-                    "checkpoint.pt (atomic), model.pt, progress.csv, tensorboard/ and eval.json; the checkpoints "
-                    "record the task, data and settings they were made with.",
+        "(e.g. dqn_cartpole for CartPole-v1); command-line values override them. The run folder gets "
+        "checkpoint.pt (atomic), model.pt, progress.csv, tensorboard/ and eval.json; the checkpoints "
+        "record the task, data and settings they were made with.",
     )
     train.add_argument("--agent", required=True, help="dqn or reinforce")
-    train.add_argument("--env", dest="env_id", required=True, help="Gymnasium id, e.g. CartPole-v1 or "
-                       "mri_rl/ActiveAcquisition-v0")
-    train.add_argument("--env-kwargs", type=json.loads, default=None,
-                       help='JSON keyword arguments of gymnasium.make, e.g. \'{"data_path": "data/synthetic/'
-                            'singlecoil_train", "budget": 8}\'; merged over the config\'s')
-    train.add_argument("--config", default=None, help="a packaged config name or a YAML path "
-                                                      "(default: {agent}_{env})")
+    train.add_argument(
+        "--env", dest="env_id", required=True, help="Gymnasium id, e.g. CartPole-v1 or mri_rl/ActiveAcquisition-v0"
+    )
+    train.add_argument(
+        "--env-kwargs",
+        type=json.loads,
+        default=None,
+        help='JSON keyword arguments of gymnasium.make, e.g. \'{"data_path": "data/synthetic/'
+        'singlecoil_train", "budget": 8}\'; merged over the config\'s',
+    )
+    train.add_argument("--config", default=None, help="a packaged config name or a YAML path (default: {agent}_{env})")
     _add_set_argument(train)
     train.add_argument("--total-steps", type=int, default=None, help="env steps to train for")
     train.add_argument("--seed", type=int, default=None)
@@ -205,8 +255,9 @@ def _train_config(args: argparse.Namespace) -> Any:
     values = apply_overrides(values, args.overrides, source)
     if "total_steps" not in values:
         raise ValueError(f"no --total-steps given and no config sets total_steps (config: {config or 'none'})")
-    return TrainConfig.from_dict(values, source + (f" (with --set {' '.join(args.overrides)})"
-                                                   if args.overrides else ""))
+    return TrainConfig.from_dict(
+        values, source + (f" (with --set {' '.join(args.overrides)})" if args.overrides else "")
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -215,9 +266,11 @@ def _run_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     result = train_agent(config, args.out, resume=args.resume, progress_bar=not args.no_progress)
     solved = f", solved at step {result['solved_at_step']}" if result["solved_at_step"] else ""
-    print(f"{config.agent} on {config.env_id}: {result['num_timesteps']} steps{solved}; final evaluation over "
-          f"{result['episodes']} episodes: {result['mean_return']:.2f} +- {result['std_return']:.2f} "
-          f"({args.out / 'eval.json'})")
+    print(
+        f"{config.agent} on {config.env_id}: {result['num_timesteps']} steps{solved}; final evaluation over "
+        f"{result['episodes']} episodes: {result['mean_return']:.2f} +- {result['std_return']:.2f} "
+        f"({args.out / 'eval.json'})"
+    )
     return 0
 
 
@@ -227,21 +280,29 @@ def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
         "train-recon",
         help="train a U-Net (single-coil) or VarNet (multi-coil) reconstructor with PyTorch Lightning",
         description="Train on DATA/{challenge}_train, validate on DATA/{challenge}_val (or on --val-data), log to "
-                    "TensorBoard, keep the best and last Lightning checkpoints in OUT/checkpoints and export the best "
-                    "model to OUT/reconstructor.pt with the record of how it was made; the environment loads it "
-                    "with reconstructor=PATH. Defaults come from the packaged config recon_{model}; the acquisition "
-                    "training masks take the task's initial lines and budget.",
+        "TensorBoard, keep the best and last Lightning checkpoints in OUT/checkpoints and export the best "
+        "model to OUT/reconstructor.pt with the record of how it was made; the environment loads it "
+        "with reconstructor=PATH. Defaults come from the packaged config recon_{model}; the acquisition "
+        "training masks take the task's initial lines and budget.",
     )
-    train.add_argument("--data", type=Path, required=True,
-                       help="fastMRI root with {challenge}_train and _val, or the training folder with --val-data")
-    train.add_argument("--val-data", type=Path, default=None,
-                       help="validation folder (default: DATA/{challenge}_val); never the training folder")
+    train.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="fastMRI root with {challenge}_train and _val, or the training folder with --val-data",
+    )
+    train.add_argument(
+        "--val-data",
+        type=Path,
+        default=None,
+        help="validation folder (default: DATA/{challenge}_val); never the training folder",
+    )
     _add_task_arguments(train, {"challenge", "budget", "initial_lines"}, required_challenge=True)
-    train.add_argument("--model", choices=("unet", "varnet"), default=None,
-                       help="default: unet for singlecoil, varnet for multicoil")
+    train.add_argument(
+        "--model", choices=("unet", "varnet"), default=None, help="default: unet for singlecoil, varnet for multicoil"
+    )
     train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
-    train.add_argument("--config", default=None, help="a packaged config name or a YAML path "
-                                                      "(default: recon_{model})")
+    train.add_argument("--config", default=None, help="a packaged config name or a YAML path (default: recon_{model})")
     _add_set_argument(train)
     train.add_argument("--max-epochs", type=int, default=None)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
@@ -254,17 +315,17 @@ def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
         "eval-recon",
         help="SSIM/PSNR/NMSE of a reconstructor per acceleration, zero-filled alongside",
         description="Mean and std of SSIM, PSNR and NMSE over a split at 4x and 8x (fastMRI random masks) and at "
-                    "the task's initial mask (mask settings from the config's masks.evaluation), for the "
-                    "reconstructor and for zero-filled.",
+        "the task's initial mask (mask settings from the config's masks.evaluation), for the "
+        "reconstructor and for zero-filled.",
     )
     evaluate.add_argument("--data", type=Path, required=True, help="fastMRI root or a folder of .h5 files")
     _add_task_arguments(evaluate, {"challenge", "initial_lines"}, required_challenge=True)
     evaluate.add_argument("--split", choices=SPLITS, default="val")
-    evaluate.add_argument("--any-folder", action="store_true",
-                          help="accept a --data folder whose name says another split than --split")
+    evaluate.add_argument(
+        "--any-folder", action="store_true", help="accept a --data folder whose name says another split than --split"
+    )
     evaluate.add_argument("--reconstructor", required=True, help="exported checkpoint (or zero_filled)")
-    evaluate.add_argument("--config", default=None, help="config whose masks.evaluation to use "
-                                                         "(default: recon_{kind})")
+    evaluate.add_argument("--config", default=None, help="config whose masks.evaluation to use (default: recon_{kind})")
     _add_set_argument(evaluate)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--batch-size", type=int, default=8)
@@ -277,10 +338,22 @@ def _run_train_recon(args: argparse.Namespace) -> int:
     task = _task(args)
     model = args.model or ("unet" if task.challenge == "singlecoil" else "varnet")
     config = load_config(args.config or f"recon_{model}", args.overrides, task)
-    trainer_kwargs = {key: getattr(args, key) for key in ("accelerator", "devices", "strategy", "precision",
-                                                          "num_nodes") if getattr(args, key) is not None}
-    exported = train_reconstructor(args.data, task, args.out, config, val_data=args.val_data, model=model,
-                                   max_epochs=args.max_epochs, resume=args.resume, trainer_kwargs=trainer_kwargs)
+    trainer_kwargs = {
+        key: getattr(args, key)
+        for key in ("accelerator", "devices", "strategy", "precision", "num_nodes")
+        if getattr(args, key) is not None
+    }
+    exported = train_reconstructor(
+        args.data,
+        task,
+        args.out,
+        config,
+        val_data=args.val_data,
+        model=model,
+        max_epochs=args.max_epochs,
+        resume=args.resume,
+        trainer_kwargs=trainer_kwargs,
+    )
     print(f"exported {exported}")
     return 0
 
@@ -293,8 +366,16 @@ def _run_eval_recon(args: argparse.Namespace) -> int:
     kind = "unet" if task.challenge == "singlecoil" else "varnet"
     config = load_config(args.config or f"recon_{kind}", args.overrides, task)
     masks = build_mask_samplers(config["masks"].get("evaluation", {}), task)
-    rows = evaluate_reconstructor(args.reconstructor, args.data, task.challenge, args.split, masks, seed=args.seed,
-                                  batch_size=args.batch_size, any_folder=args.any_folder)
+    rows = evaluate_reconstructor(
+        args.reconstructor,
+        args.data,
+        task.challenge,
+        args.split,
+        masks,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        any_folder=args.any_folder,
+    )
     print(format_evaluation_table(rows))
     return 0
 
@@ -305,33 +386,52 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         "evaluate",
         help="roll acquisition policies over a split: metrics.csv, summary.json/.md, curves.png",
         description="Roll every policy over every slice (batched across slices) and write metrics.csv (one row "
-                    "per policy, seed, file, slice, step), summary.json and summary.md (SSIM/PSNR AUC against the "
-                    "sampling rate, final SSIM/PSNR, mean +- std over images and seeds) and curves.png. "
-                    "Finished (policy, seed) rollouts are kept in OUT/partial/ with the record of how they were "
-                    "made, so an interrupted run resumes; a rerun under other settings is refused.",
+        "per policy, seed, file, slice, step), summary.json and summary.md (SSIM/PSNR AUC against the "
+        "sampling rate, final SSIM/PSNR, mean +- std over images and seeds) and curves.png. "
+        "Finished (policy, seed) rollouts are kept in OUT/partial/ with the record of how they were "
+        "made, so an interrupted run resumes; a rerun under other settings is refused.",
     )
-    evaluate.add_argument("--data", type=Path, required=True,
-                          help="folder of .h5 files, or a fastMRI root with {challenge}_{split} folders")
+    evaluate.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder of .h5 files, or a fastMRI root with {challenge}_{split} folders",
+    )
     evaluate.add_argument("--split", choices=SPLITS, default="test", help="(default: test)")
-    evaluate.add_argument("--any-folder", action="store_true",
-                          help="accept a --data folder whose name says another split than --split")
+    evaluate.add_argument(
+        "--any-folder", action="store_true", help="accept a --data folder whose name says another split than --split"
+    )
     _add_task_arguments(evaluate, TASK_FLAGS)
-    evaluate.add_argument("--policies", nargs="+", default=None,
-                          help="baselines (random lowtohigh equispaced lbcs oracle; default: all of them) and "
-                               "NAME=AGENT_CHECKPOINT")
-    evaluate.add_argument("--allow-task-mismatch", action="store_true",
-                          help="evaluate learned policies trained on another task (the summary records what "
-                               "differs) instead of refusing them")
+    evaluate.add_argument(
+        "--policies",
+        nargs="+",
+        default=None,
+        help="baselines (random lowtohigh equispaced lbcs oracle; default: all of them) and NAME=AGENT_CHECKPOINT",
+    )
+    evaluate.add_argument(
+        "--allow-task-mismatch",
+        action="store_true",
+        help="evaluate learned policies trained on another task (the summary records what "
+        "differs) instead of refusing them",
+    )
     evaluate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(default: 0 1 2)")
     evaluate.add_argument("--batch-size", type=int, default=32, help="slices stepped together (default: 32)")
-    evaluate.add_argument("--lbcs-train-data", type=Path, default=None,
-                          help="where LBCS learns its order (default: DATA/{challenge}_train)")
-    evaluate.add_argument("--lbcs-slices", type=int, default=32,
-                          help="training slices LBCS averages over (default: 32)")
+    evaluate.add_argument(
+        "--lbcs-train-data",
+        type=Path,
+        default=None,
+        help="where LBCS learns its order (default: DATA/{challenge}_train)",
+    )
+    evaluate.add_argument(
+        "--lbcs-slices", type=int, default=32, help="training slices LBCS averages over (default: 32)"
+    )
     evaluate.add_argument("--device", default="cpu", help="(default: cpu)")
     evaluate.add_argument("--out", type=Path, required=True, help="results folder, e.g. results/NAME")
-    evaluate.add_argument("--overwrite", action="store_true",
-                          help="delete the rollouts and report of an earlier evaluation in --out first")
+    evaluate.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the rollouts and report of an earlier evaluation in --out first",
+    )
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(handler=_run_evaluate)
 
@@ -340,10 +440,18 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from mri_rl.evaluation.evaluate import BASELINE_NAMES, EvaluationSetup, evaluate_policies
     from mri_rl.evaluation.report import markdown_table
 
-    setup = EvaluationSetup(data=args.data, task=_task(args), split=args.split, seeds=tuple(args.seeds),
-                            batch_size=args.batch_size, lbcs_train_data=args.lbcs_train_data,
-                            lbcs_slices=args.lbcs_slices, device=args.device,
-                            allow_task_mismatch=args.allow_task_mismatch, any_folder=args.any_folder)
+    setup = EvaluationSetup(
+        data=args.data,
+        task=_task(args),
+        split=args.split,
+        seeds=tuple(args.seeds),
+        batch_size=args.batch_size,
+        lbcs_train_data=args.lbcs_train_data,
+        lbcs_slices=args.lbcs_slices,
+        device=args.device,
+        allow_task_mismatch=args.allow_task_mismatch,
+        any_folder=args.any_folder,
+    )
     policies = list(BASELINE_NAMES) if args.policies is None else args.policies
     summary = evaluate_policies(setup, policies, args.out, progress=not args.no_progress, overwrite=args.overwrite)
     print(markdown_table(summary))
@@ -357,18 +465,21 @@ def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
         "quickstart",
         help="the whole pipeline on synthetic data: data, U-Net, DQN, REINFORCE, evaluation, report",
         description="Write the synthetic data if absent, train the U-Net reconstructor, train a DQN and a REINFORCE "
-                    "acquisition policy on the train split, evaluate them with the baselines on the test split and "
-                    "write the report (summary.md, curves.png). Settings: the packaged config quickstart. Finished "
-                    "stages are skipped on a rerun when they were made with the same settings; otherwise the run "
-                    "stops and names what differs.",
+        "acquisition policy on the train split, evaluate them with the baselines on the test split and "
+        "write the report (summary.md, curves.png). Settings: the packaged config quickstart. Finished "
+        "stages are skipped on a rerun when they were made with the same settings; otherwise the run "
+        "stops and names what differs.",
     )
     quickstart.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="(default: runs/quickstart)")
     quickstart.add_argument("--config", default="quickstart", help="a packaged config name or a YAML path")
     _add_set_argument(quickstart)
     quickstart.add_argument("--data", type=Path, default=None, help="synthetic data root (default: the config's)")
-    quickstart.add_argument("--overwrite", action="store_true",
-                            help="delete the stages of an earlier quick start in --out (and rewrite a synthetic data "
-                                 "root written with other settings) instead of stopping")
+    quickstart.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the stages of an earlier quick start in --out (and rewrite a synthetic data "
+        "root written with other settings) instead of stopping",
+    )
     quickstart.add_argument("--no-progress", action="store_true")
     quickstart.set_defaults(handler=_run_quickstart)
 
@@ -376,8 +487,14 @@ def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
 def _run_quickstart(args: argparse.Namespace) -> int:
     from mri_rl.quickstart import run_quickstart
 
-    run_quickstart(args.out, args.config, args.data, progress=not args.no_progress, overrides=args.overrides,
-                   overwrite=args.overwrite)
+    run_quickstart(
+        args.out,
+        args.config,
+        args.data,
+        progress=not args.no_progress,
+        overrides=args.overrides,
+        overwrite=args.overwrite,
+    )
     return 0
 
 

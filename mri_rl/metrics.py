@@ -24,8 +24,6 @@ from typing import NamedTuple
 
 import torch
 
-from mri_rl.task import METRIC_NAMES
-
 HIGHER_IS_BETTER = {"mse": False, "nmse": False, "psnr": True, "ssim": True}
 _MSE_FLOOR = 1e-20
 SSIM_WINDOW, SSIM_K1, SSIM_K2 = 7, 0.01, 0.03
@@ -70,7 +68,7 @@ class TargetStatistics(NamedTuple):
     c1: torch.Tensor
     c2: torch.Tensor
 
-    def select(self, rows: torch.Tensor | slice) -> "TargetStatistics":
+    def select(self, rows: torch.Tensor | slice) -> TargetStatistics:
         """The statistics of targets ``rows``."""
         return TargetStatistics(*(values[rows] for values in self))
 
@@ -90,12 +88,17 @@ def target_statistics(target: torch.Tensor, data_range: torch.Tensor) -> TargetS
     c2 = (n - 1) * (SSIM_K2 * data_range) ** 2
     uncentred = local_sum + n * shift
     variance_term = local_square_sum.addcmul_(local_sum, local_sum, value=-1 / n).add_(c2)
-    return TargetStatistics(shift, centred, local_sum, uncentred, torch.addcmul(c1, uncentred, uncentred),
-                            variance_term, c1, c2)
+    return TargetStatistics(
+        shift, centred, local_sum, uncentred, torch.addcmul(c1, uncentred, uncentred), variance_term, c1, c2
+    )
 
 
-def ssim(reconstruction: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor,
-         statistics: TargetStatistics | None = None) -> torch.Tensor:
+def ssim(
+    reconstruction: torch.Tensor,
+    target: torch.Tensor,
+    data_range: torch.Tensor,
+    statistics: TargetStatistics | None = None,
+) -> torch.Tensor:
     """Mean SSIM per image.
 
     Computed in float32 on images shifted by the target's mean (the (co)variances are
@@ -135,8 +138,9 @@ def _check_shapes(reconstruction: torch.Tensor, target: torch.Tensor) -> None:
         )
 
 
-def _squared_error_metrics(reconstruction: torch.Tensor, target: torch.Tensor,
-                           data_range: torch.Tensor) -> dict[str, torch.Tensor]:
+def _squared_error_metrics(
+    reconstruction: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """mse, nmse, psnr; squares summed in float64."""
     sum_squared_error = (reconstruction - target).pow(2).flatten(1).sum(dim=1, dtype=torch.float64)
     data_range = data_range.double().to(target.device)
@@ -149,8 +153,12 @@ def _squared_error_metrics(reconstruction: torch.Tensor, target: torch.Tensor,
 
 
 @torch.no_grad()
-def image_metrics(reconstruction: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor,
-                  statistics: TargetStatistics | None = None) -> dict[str, torch.Tensor]:
+def image_metrics(
+    reconstruction: torch.Tensor,
+    target: torch.Tensor,
+    data_range: torch.Tensor,
+    statistics: TargetStatistics | None = None,
+) -> dict[str, torch.Tensor]:
     """All metrics of a batch of images.
 
     Args:
@@ -163,13 +171,20 @@ def image_metrics(reconstruction: torch.Tensor, target: torch.Tensor, data_range
         ``{"mse", "nmse", "psnr", "ssim"}``, each a float64 tensor (B,).
     """
     _check_shapes(reconstruction, target)
-    return {**_squared_error_metrics(reconstruction, target, data_range),
-            "ssim": ssim(reconstruction, target, data_range.to(target.device), statistics)}
+    return {
+        **_squared_error_metrics(reconstruction, target, data_range),
+        "ssim": ssim(reconstruction, target, data_range.to(target.device), statistics),
+    }
 
 
 @torch.no_grad()
-def image_metric(name: str, reconstruction: torch.Tensor, target: torch.Tensor,
-                 data_range: torch.Tensor, statistics: TargetStatistics | None = None) -> torch.Tensor:
+def image_metric(
+    name: str,
+    reconstruction: torch.Tensor,
+    target: torch.Tensor,
+    data_range: torch.Tensor,
+    statistics: TargetStatistics | None = None,
+) -> torch.Tensor:
     """One metric of :func:`image_metrics`, computing nothing else (float64 (B,))."""
     _check_shapes(reconstruction, target)
     if name == "ssim":

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from mri_rl import __version__
 from mri_rl.task import AcquisitionTask
@@ -96,8 +97,11 @@ def data_fingerprint(folder: str | Path) -> dict[str, Any]:
     return {"folder": key[0], "files": [name for name, _, _ in stats], "digest": _fingerprint_cache[key]}
 
 
-def make_record(task: AcquisitionTask | None = None, data: Mapping[str, Any] | None = None,
-                settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def make_record(
+    task: AcquisitionTask | None = None,
+    data: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """A record: the package version, the task, data fingerprints and other settings."""
     record: dict[str, Any] = {"mri_rl_version": __version__}
     if task is not None:
@@ -120,8 +124,9 @@ def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: list(values) if isinstance(values, tuple) else values}
 
 
-def record_differences(recorded: Mapping[str, Any] | None, expected: Mapping[str, Any],
-                       ignore: Sequence[str] = ()) -> list[str]:
+def record_differences(
+    recorded: Mapping[str, Any] | None, expected: Mapping[str, Any], ignore: Sequence[str] = ()
+) -> list[str]:
     """Fields that differ, one ``"key: recorded vs now"`` each; the task is compared with
     :meth:`AcquisitionTask.differences`; dotted keys in ``ignore`` are not compared."""
     if recorded is None:
@@ -131,8 +136,10 @@ def record_differences(recorded: Mapping[str, Any] | None, expected: Mapping[str
     if (recorded_task is None) != (expected_task is None):
         found.append(f"task: {recorded_task} vs {expected_task}")
     elif recorded_task is not None:
-        found += [f"task.{d}" for d in AcquisitionTask.from_dict(recorded_task).differences(
-            AcquisitionTask.from_dict(expected_task))]
+        found += [
+            f"task.{d}"
+            for d in AcquisitionTask.from_dict(recorded_task).differences(AcquisitionTask.from_dict(expected_task))
+        ]
     flat_recorded = _flatten({k: v for k, v in recorded.items() if k != "task"})
     flat_expected = _flatten({k: v for k, v in expected.items() if k != "task"})
     for key in sorted(set(flat_recorded) | set(flat_expected)):
@@ -143,8 +150,13 @@ def record_differences(recorded: Mapping[str, Any] | None, expected: Mapping[str
     return found
 
 
-def check_record(recorded: Mapping[str, Any] | None, expected: Mapping[str, Any], artifact: str | Path,
-                 fresh_start: str, ignore: Sequence[str] = ()) -> None:
+def check_record(
+    recorded: Mapping[str, Any] | None,
+    expected: Mapping[str, Any],
+    artifact: str | Path,
+    fresh_start: str,
+    ignore: Sequence[str] = (),
+) -> None:
     """Raise :class:`RecordMismatchError` unless ``recorded`` matches ``expected``.
 
     Args:
@@ -156,8 +168,10 @@ def check_record(recorded: Mapping[str, Any] | None, expected: Mapping[str, Any]
     """
     differences = record_differences(recorded, expected, ignore)
     if differences:
-        raise RecordMismatchError(f"{artifact} was made under other settings than this run ({'; '.join(differences)}; "
-                                  f"recorded vs now): not reusing it. To start fresh, {fresh_start}")
+        raise RecordMismatchError(
+            f"{artifact} was made under other settings than this run ({'; '.join(differences)}; "
+            f"recorded vs now): not reusing it. To start fresh, {fresh_start}"
+        )
 
 
 def read_json_record(path: str | Path) -> dict[str, Any] | None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -100,9 +101,15 @@ def data_differences(root: Path, spec: SyntheticSpec, seed: int, volumes: dict[s
     differences = []
     recorded, configured = read_synthetic_settings(root, spec.challenge), {"seed": seed, **asdict(spec)}
     if recorded != configured:
-        changed = ("no record of its settings" if recorded is None else ", ".join(
-            f"{key} {recorded.get(key)!r} (config: {value!r})" for key, value in configured.items()
-            if recorded.get(key) != value))
+        changed = (
+            "no record of its settings"
+            if recorded is None
+            else ", ".join(
+                f"{key} {recorded.get(key)!r} (config: {value!r})"
+                for key, value in configured.items()
+                if recorded.get(key) != value
+            )
+        )
         differences.append(f"{root} was not written with this config's synthetic settings ({changed})")
     for split, count in volumes.items():
         folder = root / f"{spec.challenge}_{split}"
@@ -145,15 +152,17 @@ class Quickstart:
     def data(self, overwrite: bool) -> None:
         """Write the synthetic data if absent; refuse a root written with other settings."""
         cfg = self.config.data
-        spec = SyntheticSpec(challenge=self.task.challenge, num_slices=cfg.slices, size=cfg.size,
-                             striation=cfg.striation)
+        spec = SyntheticSpec(
+            challenge=self.task.challenge, num_slices=cfg.slices, size=cfg.size, striation=cfg.striation
+        )
         volumes = asdict(cfg.volumes)
         seed = self.config.seed if cfg.seed is None else cfg.seed
         differences = data_differences(self.root, spec, seed, volumes)
         if differences and (self.root / f"{spec.challenge}_train").is_dir():
             if not (overwrite and read_synthetic_settings(self.root, spec.challenge) is not None):
-                raise ValueError(f"{'; '.join(differences)}. Pass --data NEW_FOLDER, or --overwrite to rewrite "
-                                 f"this synthetic folder")
+                raise ValueError(
+                    f"{'; '.join(differences)}. Pass --data NEW_FOLDER, or --overwrite to rewrite this synthetic folder"
+                )
             for split in volumes:
                 shutil.rmtree(self.root / f"{spec.challenge}_{split}", ignore_errors=True)
         if differences:
@@ -168,12 +177,22 @@ class Quickstart:
         if exported.is_file():
             train, val = training_folders(self.root, self.task.challenge)
             epochs = max_epochs or self.recon_config.get("trainer", {}).get("max_epochs")
-            check_record(read_reconstructor_record(exported), reconstructor_record(
-                self.task, train, val, self.recon_config, epochs), exported, FRESH_START)
+            check_record(
+                read_reconstructor_record(exported),
+                reconstructor_record(self.task, train, val, self.recon_config, epochs),
+                exported,
+                FRESH_START,
+            )
         else:
-            train_reconstructor(self.root, self.task, run, self.recon_config, max_epochs=max_epochs,
-                                resume=(run / "checkpoints" / "last.ckpt").is_file(),
-                                trainer_kwargs={"enable_progress_bar": self.progress})
+            train_reconstructor(
+                self.root,
+                self.task,
+                run,
+                self.recon_config,
+                max_epochs=max_epochs,
+                resume=(run / "checkpoints" / "last.ckpt").is_file(),
+                trainer_kwargs={"enable_progress_bar": self.progress},
+            )
         self.stage("reconstructor training")
         return exported
 
@@ -182,27 +201,41 @@ class Quickstart:
         run_dir = self.out / name
         challenge = task.challenge
         values = dict(self.agent_configs[name])
-        values.update(env_kwargs={"data_path": str(self.root / f"{challenge}_train"), "task": task.to_dict()},
-                      eval_env_kwargs={"data_path": str(self.root / f"{challenge}_val"), "task": task.to_dict()},
-                      seed=self.config.seed)
+        values.update(
+            env_kwargs={"data_path": str(self.root / f"{challenge}_train"), "task": task.to_dict()},
+            eval_env_kwargs={"data_path": str(self.root / f"{challenge}_val"), "task": task.to_dict()},
+            seed=self.config.seed,
+        )
         config = TrainConfig.from_dict(values, self.config.agents[name].config)
         model = run_dir / "model.pt"
         if model.is_file():
             stored = AGENTS[config.agent].load(model).record
             check_record(stored, run_record(config, make_env(config, num_envs=1)), model, FRESH_START)
         else:
-            train_agent(config, run_dir, resume=(run_dir / "checkpoint.pt").is_file(), progress_bar=self.progress,
-                        fresh_start=FRESH_START)
+            train_agent(
+                config,
+                run_dir,
+                resume=(run_dir / "checkpoint.pt").is_file(),
+                progress_bar=self.progress,
+                fresh_start=FRESH_START,
+            )
         self.stage(f"{name} training")
         return model
 
     def evaluation(self, task: AcquisitionTask, models: dict[str, Path], overwrite: bool) -> dict[str, Any]:
         cfg = self.config.evaluation
-        setup = EvaluationSetup(data=self.root, task=task, split="test", seeds=tuple(cfg.seeds),
-                                batch_size=cfg.batch_size, lbcs_slices=cfg.lbcs_slices)
+        setup = EvaluationSetup(
+            data=self.root,
+            task=task,
+            split="test",
+            seeds=tuple(cfg.seeds),
+            batch_size=cfg.batch_size,
+            lbcs_slices=cfg.lbcs_slices,
+        )
         policies = list(cfg.policies) + [f"{name}={path}" for name, path in models.items()]
-        summary = evaluate_policies(setup, policies, self.out / "evaluation", progress=self.progress,
-                                    overwrite=overwrite)
+        summary = evaluate_policies(
+            setup, policies, self.out / "evaluation", progress=self.progress, overwrite=overwrite
+        )
         self.stage("evaluation")
         return summary
 
@@ -218,8 +251,14 @@ def clear_stages(out: Path, agents: Sequence[str]) -> None:
     (out / "timings.yaml").unlink(missing_ok=True)
 
 
-def run_quickstart(out: str | Path = "runs/quickstart", config: str | Path = "quickstart", data: str | Path | None = None,
-                   progress: bool = True, overrides: Sequence[str] = (), overwrite: bool = False) -> dict[str, Any]:
+def run_quickstart(
+    out: str | Path = "runs/quickstart",
+    config: str | Path = "quickstart",
+    data: str | Path | None = None,
+    progress: bool = True,
+    overrides: Sequence[str] = (),
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Run the pipeline and return the evaluation summary; timings go to ``out/timings.yaml``.
 
     Args:
@@ -237,8 +276,9 @@ def run_quickstart(out: str | Path = "runs/quickstart", config: str | Path = "qu
     """
     out = Path(out)
     values, source = load_config(config, overrides)
-    quick = Quickstart(out, from_mapping(QuickstartConfig, values, source), None if data is None else Path(data),
-                       progress)
+    quick = Quickstart(
+        out, from_mapping(QuickstartConfig, values, source), None if data is None else Path(data), progress
+    )
     if overwrite:
         clear_stages(out, list(quick.config.agents))
     quick.data(overwrite)
@@ -249,6 +289,8 @@ def run_quickstart(out: str | Path = "runs/quickstart", config: str | Path = "qu
     quick.timings["total"] = round(sum(quick.timings.values()), 1)
     (out / "timings.yaml").write_text(yaml.safe_dump(quick.timings, sort_keys=False))
     print(markdown_table(summary))
-    print(f"[quickstart] total {quick.timings['total']} s; report in {out / 'evaluation'} "
-          f"(summary.md, curves.png, metrics.csv)")
+    print(
+        f"[quickstart] total {quick.timings['total']} s; report in {out / 'evaluation'} "
+        f"(summary.md, curves.png, metrics.csv)"
+    )
     return summary

@@ -14,9 +14,10 @@ This module imports nothing heavy: the CLI reads its defaults from here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 CHALLENGES = ("singlecoil", "multicoil")
 SPLITS = ("train", "val", "test")
@@ -80,7 +81,9 @@ class AcquisitionTask:
         if isinstance(self.reconstructor, Path):
             set_(self, "reconstructor", str(self.reconstructor))
         if not isinstance(self.reconstructor, str) or not self.reconstructor:
-            raise TaskError(f"task reconstructor must be 'zero_filled' or a checkpoint path, got {self.reconstructor!r}")
+            raise TaskError(
+                f"task reconstructor must be 'zero_filled' or a checkpoint path, got {self.reconstructor!r}"
+            )
         if self.kspace_shape is not None:
             shape = self.kspace_shape
             if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) not in (2, 3):
@@ -95,7 +98,7 @@ class AcquisitionTask:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], source: str = "task") -> "AcquisitionTask":
+    def from_dict(cls, values: Mapping[str, Any], source: str = "task") -> AcquisitionTask:
         """A task from a mapping of its fields (missing ones take the defaults).
 
         Raises:
@@ -111,7 +114,7 @@ class AcquisitionTask:
         except TaskError as error:
             raise TaskError(f"{source}: {error}") from None
 
-    def with_changes(self, **changes: Any) -> "AcquisitionTask":
+    def with_changes(self, **changes: Any) -> AcquisitionTask:
         """A copy with some fields changed; unknown names raise :class:`TaskError`."""
         unknown = sorted(set(changes) - set(self.field_names()))
         if unknown:
@@ -126,7 +129,7 @@ class AcquisitionTask:
         return values
 
     # ---------------------------------------------------------------- comparing
-    def differences(self, other: "AcquisitionTask") -> list[str]:
+    def differences(self, other: AcquisitionTask) -> list[str]:
         """What differs between two tasks, one ``"field: this vs other"`` per field.
 
         The reconstructor is compared by fingerprint when both have one (a moved or
@@ -142,8 +145,10 @@ class AcquisitionTask:
                 found.append(f"{name}: {_show(mine)} vs {_show(theirs)}")
         if self.reconstructor_fingerprint and other.reconstructor_fingerprint:
             if self.reconstructor_fingerprint != other.reconstructor_fingerprint:
-                found.append(f"reconstructor: {self.reconstructor} ({self.reconstructor_fingerprint}) vs "
-                             f"{other.reconstructor} ({other.reconstructor_fingerprint})")
+                found.append(
+                    f"reconstructor: {self.reconstructor} ({self.reconstructor_fingerprint}) vs "
+                    f"{other.reconstructor} ({other.reconstructor_fingerprint})"
+                )
         elif self.reconstructor != other.reconstructor:
             found.append(f"reconstructor: {self.reconstructor} vs {other.reconstructor}")
         return found
@@ -153,8 +158,10 @@ class AcquisitionTask:
         reconstructor runs/x/reconstructor.pt``."""
         geometry = "" if self.kspace_shape is None else " " + "x".join(str(n) for n in self.kspace_shape)
         budget = "every column" if self.budget is None else f"budget {self.budget}"
-        return (f"{self.challenge}{geometry}, {budget} from {self.initial_lines} initial lines, "
-                f"{self.reward_metric} reward, {self.reconstructor} reconstructor")
+        return (
+            f"{self.challenge}{geometry}, {budget} from {self.initial_lines} initial lines, "
+            f"{self.reward_metric} reward, {self.reconstructor} reconstructor"
+        )
 
 
 def _show(value: Any) -> str:

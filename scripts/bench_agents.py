@@ -27,9 +27,17 @@ from mri_rl.agents import AGENTS, evaluate_agent
 from mri_rl.configs import load_config
 
 SB3_CARTPOLE = {  # rl-baselines3-zoo hyperparams/dqn.yml, CartPole-v1
-    "learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000, "learning_starts": 1000, "gamma": 0.99,
-    "target_update_interval": 10, "train_freq": 256, "gradient_steps": 128, "exploration_fraction": 0.16,
-    "exploration_final_eps": 0.04, "policy_kwargs": {"net_arch": [256, 256]},
+    "learning_rate": 2.3e-3,
+    "batch_size": 64,
+    "buffer_size": 100_000,
+    "learning_starts": 1000,
+    "gamma": 0.99,
+    "target_update_interval": 10,
+    "train_freq": 256,
+    "gradient_steps": 128,
+    "exploration_fraction": 0.16,
+    "exploration_final_eps": 0.04,
+    "policy_kwargs": {"net_arch": [256, 256]},
 }
 
 
@@ -48,8 +56,9 @@ TASKS = {
     "dqn-cartpole": Task("dqn-cartpole", "dqn", "CartPole-v1", 50_000, 2_500, 475.0, "dqn_cartpole.yaml"),
     "sb3-dqn-cartpole": Task("sb3-dqn-cartpole", "sb3-dqn", "CartPole-v1", 50_000, 2_500, 475.0, None),
     "dqn-acrobot": Task("dqn-acrobot", "dqn", "Acrobot-v1", 100_000, 5_000, -100.0, "dqn_acrobot.yaml"),
-    "reinforce-cartpole": Task("reinforce-cartpole", "reinforce", "CartPole-v1", 300_000, 10_000, 475.0,
-                               "reinforce_cartpole.yaml"),
+    "reinforce-cartpole": Task(
+        "reinforce-cartpole", "reinforce", "CartPole-v1", 300_000, 10_000, 475.0, "reinforce_cartpole.yaml"
+    ),
 }
 
 
@@ -116,8 +125,12 @@ def run_to_solve(task_name: str, seed: int) -> dict:
 
     start = time.perf_counter()
     learn(task.max_steps, stop)
-    return {"task": task_name, "seed": seed, "solved_at": state["solved"],
-            "train_seconds": time.perf_counter() - start - state["eval_seconds"]}
+    return {
+        "task": task_name,
+        "seed": seed,
+        "solved_at": state["solved"],
+        "train_seconds": time.perf_counter() - start - state["eval_seconds"],
+    }
 
 
 def timed_50k(task_name: str, seed: int) -> float:
@@ -145,13 +158,16 @@ def main() -> None:
         rows = [r for r in results if r["task"] == task]
         solved = [r for r in rows if r["solved_at"] is not None]
         steps = " ".join(str(r["solved_at"]) if r["solved_at"] else "-" for r in rows)
-        print(f"{task:<20} {len(solved)}/{len(rows):<5} {steps:<44} "
-              f"{np.mean([r['train_seconds'] for r in rows]):>12.1f}")
+        print(
+            f"{task:<20} {len(solved)}/{len(rows):<5} {steps:<44} {np.mean([r['train_seconds'] for r in rows]):>12.1f}"
+        )
     if not args.skip_timing:
         ours = timed_50k("dqn-cartpole", args.seeds[0])
         sb3 = timed_50k("sb3-dqn-cartpole", args.seeds[0])
-        print(f"\n50,000 CartPole-v1 steps, seed {args.seeds[0]}, one after the other: our DQN {ours:.1f} s, "
-              f"SB3 DQN {sb3:.1f} s, ratio ours/SB3 = {ours / sb3:.2f}")
+        print(
+            f"\n50,000 CartPole-v1 steps, seed {args.seeds[0]}, one after the other: our DQN {ours:.1f} s, "
+            f"SB3 DQN {sb3:.1f} s, ratio ours/SB3 = {ours / sb3:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -87,8 +87,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=64, help="target size of the synthetic data")
     parser.add_argument("--seconds", type=float, default=1.0, help="timing window per measurement and round")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="rounds of all measurements, interleaved; medians are reported")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of all measurements, interleaved; medians are reported"
+    )
     parser.add_argument("--unet-chans", type=int, default=32)
     parser.add_argument("--unet-pools", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -102,11 +103,15 @@ def main() -> None:
         data_path = Path(tmp) / "singlecoil_train"
         unet = UnetReconstructor(chans=args.unet_chans, num_pool_layers=args.unet_pools).eval()
         reconstructors = {"zero_filled": ZeroFilledReconstructor(), "unet": unet}
-        print(f"data: synthetic single-coil, target {args.size}x{args.size}, k-space {2 * args.size}x{args.size}; "
-              f"torch threads {torch.get_num_threads()}; U-Net chans={args.unet_chans} pools={args.unet_pools}; "
-              f"{args.rounds} interleaved rounds of {args.seconds} s per measurement, medians")
-        print(f"{'reconstructor':<13} {'env':<8} {'N':>3} {'env steps/s':>12} {'bare fwd img/s':>15} "
-              f"{'env/bare':>9} {'vs single':>10}")
+        print(
+            f"data: synthetic single-coil, target {args.size}x{args.size}, k-space {2 * args.size}x{args.size}; "
+            f"torch threads {torch.get_num_threads()}; U-Net chans={args.unet_chans} pools={args.unet_pools}; "
+            f"{args.rounds} interleaved rounds of {args.seconds} s per measurement, medians"
+        )
+        print(
+            f"{'reconstructor':<13} {'env':<8} {'N':>3} {'env steps/s':>12} {'bare fwd img/s':>15} "
+            f"{'env/bare':>9} {'vs single':>10}"
+        )
         summary = {}
         for name, reconstructor in reconstructors.items():
             env_kwargs = {"data_path": data_path, "reconstructor": reconstructor, "budget": args.size // 2}
@@ -127,19 +132,27 @@ def main() -> None:
             print(f"{name:<13} {'single':<8} {1:>3} {single:>12.1f} {'':>15} {'':>9} {1.0:>9.2f}x")
             for n in (1, 8, 32):
                 batched, bare = float(np.median(rates[("batched", n)])), float(np.median(rates[("bare", n)]))
-                print(f"{name:<13} {'batched':<8} {n:>3} {batched:>12.1f} {bare:>15.1f} "
-                      f"{median_ratio(('batched', n), ('bare', n)):>9.2f} "
-                      f"{median_ratio(('batched', n), ('single', 1)):>9.2f}x")
-            summary[name] = {"vs_bare": median_ratio(("batched", 32), ("bare", 32)),
-                             "vs_single": median_ratio(("batched", 32), ("single", 1)),
-                             "vs_single_range": (np.asarray(rates[("batched", 32)]) / np.asarray(rates[("single", 1)]))}
+                print(
+                    f"{name:<13} {'batched':<8} {n:>3} {batched:>12.1f} {bare:>15.1f} "
+                    f"{median_ratio(('batched', n), ('bare', n)):>9.2f} "
+                    f"{median_ratio(('batched', n), ('single', 1)):>9.2f}x"
+                )
+            summary[name] = {
+                "vs_bare": median_ratio(("batched", 32), ("bare", 32)),
+                "vs_single": median_ratio(("batched", 32), ("single", 1)),
+                "vs_single_range": (np.asarray(rates[("batched", 32)]) / np.asarray(rates[("single", 1)])),
+            }
         unet_ratio = summary["unet"]["vs_bare"]
         zf_speedup = summary["zero_filled"]["vs_single"]
         spread = summary["zero_filled"]["vs_single_range"]
-        print(f"\nU-Net batched N=32 / bare forward: {unet_ratio:.2f} (target >= 0.9): "
-              f"{'met' if unet_ratio >= 0.9 else 'NOT met'}")
-        print(f"zero-filled batched N=32 / single env: {zf_speedup:.1f}x, rounds {spread.min():.1f}x-{spread.max():.1f}x "
-              f"(target >= 5x): {'met' if zf_speedup >= 5 else 'NOT met'}")
+        print(
+            f"\nU-Net batched N=32 / bare forward: {unet_ratio:.2f} (target >= 0.9): "
+            f"{'met' if unet_ratio >= 0.9 else 'NOT met'}"
+        )
+        print(
+            f"zero-filled batched N=32 / single env: {zf_speedup:.1f}x, rounds {spread.min():.1f}x-{spread.max():.1f}x "
+            f"(target >= 5x): {'met' if zf_speedup >= 5 else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":

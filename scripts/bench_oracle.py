@@ -48,14 +48,23 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         write_synthetic_dataset(tmp, SyntheticSpec(size=args.size), {"test": 2}, progress=False)
-        reconstructors = {"zero_filled": ZeroFilledReconstructor(),
-                          "unet": UnetReconstructor(chans=32, num_pool_layers=3).eval()}
-        print(f"{'reconstructor':<13} {'metric':<6} {'candidates':>10} {'oracle step s':>14} {'bare recon s':>13} "
-              f"{'ratio':>6}")
+        reconstructors = {
+            "zero_filled": ZeroFilledReconstructor(),
+            "unet": UnetReconstructor(chans=32, num_pool_layers=3).eval(),
+        }
+        print(
+            f"{'reconstructor':<13} {'metric':<6} {'candidates':>10} {'oracle step s':>14} {'bare recon s':>13} "
+            f"{'ratio':>6}"
+        )
         for (name, reconstructor), metric in itertools.product(reconstructors.items(), args.reward_metrics):
-            env = gym.make_vec(ENV_ID, num_envs=args.episodes, vectorization_mode="vector_entry_point",
-                               data_path=Path(tmp) / "singlecoil_test", reconstructor=reconstructor,
-                               reward_metric=metric)  # the default task's budget and initial lines
+            env = gym.make_vec(
+                ENV_ID,
+                num_envs=args.episodes,
+                vectorization_mode="vector_entry_point",
+                data_path=Path(tmp) / "singlecoil_test",
+                reconstructor=reconstructor,
+                reward_metric=metric,
+            )  # the default task's budget and initial lines
             env.reset(seed=0)
             episodes = env.unwrapped.episodes
             masks = env.unwrapped.action_masks()
@@ -71,13 +80,16 @@ def main() -> None:
             @torch.no_grad()
             def bare() -> None:
                 for start in range(0, len(rows), chunk):
-                    reconstructor(inputs[start:start + chunk], candidate_masks[start:start + chunk],
-                                  episodes.recon_size)
+                    reconstructor(
+                        inputs[start : start + chunk], candidate_masks[start : start + chunk], episodes.recon_size
+                    )
 
             oracle_time = best_time(lambda: oracle.scores(None, masks), args.repeats)
             bare_time = best_time(bare, args.repeats)
-            print(f"{name:<13} {metric:<6} {len(rows):>10} {oracle_time:>14.4f} {bare_time:>13.4f} "
-                  f"{oracle_time / bare_time:>6.2f}")
+            print(
+                f"{name:<13} {metric:<6} {len(rows):>10} {oracle_time:>14.4f} {bare_time:>13.4f} "
+                f"{oracle_time / bare_time:>6.2f}"
+            )
 
 
 if __name__ == "__main__":

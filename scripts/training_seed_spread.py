@@ -58,8 +58,9 @@ def main() -> None:
     for seed in args.seeds:
         run_dir = args.out / f"seed{seed}"
         prepare_seed_run(args.quickstart, run_dir, baselines)
-        summaries[seed] = run_quickstart(run_dir, args.config, data=args.data, progress=False,
-                                         overrides=[f"seed={seed}", f"data.seed={data_seed}"])  # the same data
+        summaries[seed] = run_quickstart(
+            run_dir, args.config, data=args.data, progress=False, overrides=[f"seed={seed}", f"data.seed={data_seed}"]
+        )  # the same data
 
     seeds = sorted(summaries)
     print(f"\nSSIM / PSNR AUC per training seed ({', '.join(map(str, seeds))}) and mean ± std over seeds:")
@@ -68,8 +69,9 @@ def main() -> None:
     for policy in sorted(summaries[seeds[0]], key=lambda p: -summaries[seeds[0]][p]["ssim_auc"]["mean"]):
         values = {m: np.array([summaries[s][policy][m]["mean"] for s in seeds]) for m in METRICS}
         cells = " | ".join(f"{values['ssim_auc'][i]:.4f} / {values['psnr_auc'][i]:.3f}" for i in range(len(seeds)))
-        spread = " | ".join(f"{values[m].mean():.4f} ± {values[m].std(ddof=1) if len(seeds) > 1 else 0.0:.4f}"
-                            for m in METRICS)
+        spread = " | ".join(
+            f"{values[m].mean():.4f} ± {values[m].std(ddof=1) if len(seeds) > 1 else 0.0:.4f}" for m in METRICS
+        )
         print(f"| {policy} | {cells} | {spread} |")
 
 

@@ -7,8 +7,8 @@ folders; tests must not modify them (copy a volume with ``copy_volume`` first).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -65,8 +65,9 @@ BAD_KINDS: dict[str, str] = {
 SLICE_KINDS = {"nan": 1, "inf": 1}
 
 
-def make_bad_volume_file(src: str | Path, folder: str | Path, kind: str, name: str | None = None,
-                         challenge: str = "singlecoil") -> Path:
+def make_bad_volume_file(
+    src: str | Path, folder: str | Path, kind: str, name: str | None = None, challenge: str = "singlecoil"
+) -> Path:
     """Write a bad copy of the good volume ``src`` into ``folder``.
 
     Args:
@@ -160,8 +161,7 @@ def singlecoil_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def multicoil_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """fastMRI root with multicoil_{train,val,test}: 2/1/1 volumes, 3 slices, 3 coils, k-space 32x16."""
     root = tmp_path_factory.mktemp("multicoil_root")
-    spec = SyntheticSpec(challenge="multicoil", num_slices=SMALL_SLICES, size=SMALL_SIZE,
-                         num_coils=MULTICOIL_COILS)
+    spec = SyntheticSpec(challenge="multicoil", num_slices=SMALL_SLICES, size=SMALL_SIZE, num_coils=MULTICOIL_COILS)
     write_synthetic_dataset(root, spec, SMALL_VOLUMES, seed=0, progress=False)
     return root
 
@@ -216,8 +216,7 @@ def mixed_padding_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = root / "mixed"
     folder.mkdir()
     for seed, padding, slices in [(1, 3, 2), (2, 5, 3)]:
-        spec = SyntheticSpec(challenge="singlecoil", num_slices=slices, size=16, kspace_width=24,
-                             padding=padding)
+        spec = SyntheticSpec(challenge="singlecoil", num_slices=slices, size=16, kspace_width=24, padding=padding)
         written = write_synthetic_dataset(root / f"s{seed}", spec, {"train": 1}, seed=seed, progress=False)
         for path in written:
             Path(path).rename(folder / Path(path).name)

@@ -25,8 +25,10 @@ def test_version(capsys):
 
 def test_the_parser_loads_no_heavy_module():
     """``mri-rl --help`` stays fast: building the parser imports neither torch nor Lightning."""
-    code = ("import sys; from mri_rl.cli import build_parser; build_parser().format_help(); "
-            f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules])")
+    code = (
+        "import sys; from mri_rl.cli import build_parser; build_parser().format_help(); "
+        f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules])"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -40,8 +42,9 @@ def test_task_flags_change_only_what_they_name():
     task = _task(evaluate_namespace("--budget", "7", "--reward-metric", "psnr"))
     assert task == DEFAULT_TASK.with_changes(budget=7, reward_metric="psnr")
     assert _task(evaluate_namespace("--budget", "all")).budget is None
-    recon = build_parser().parse_args(["train-recon", "--data", "d", "--out", "o", "--challenge", "multicoil",
-                                       "--initial-lines", "2"])
+    recon = build_parser().parse_args(
+        ["train-recon", "--data", "d", "--out", "o", "--challenge", "multicoil", "--initial-lines", "2"]
+    )
     assert _task(recon) == DEFAULT_TASK.with_changes(challenge="multicoil", initial_lines=2)
 
 
@@ -54,14 +57,31 @@ def test_a_bad_budget_is_a_usage_error(budget, capsys):
 
 
 def train_args(out, *extra):
-    return ["train", "--agent", "dqn", "--env", "CartPole-v1", "--total-steps", "64", "--out", str(out),
-            "--no-progress", "--set", "eval_episodes=1", "--set", "hyperparameters.learning_starts=32", *extra]
+    return [
+        "train",
+        "--agent",
+        "dqn",
+        "--env",
+        "CartPole-v1",
+        "--total-steps",
+        "64",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "eval_episodes=1",
+        "--set",
+        "hyperparameters.learning_starts=32",
+        *extra,
+    ]
 
 
 def test_set_overrides_the_packaged_config(tmp_path):
     out = tmp_path / "run"
-    assert main(train_args(out, "--set", "hyperparameters.learning_rate=3e-4",
-                           "--set", "hyperparameters.net_arch=[16]")) == 0
+    assert (
+        main(train_args(out, "--set", "hyperparameters.learning_rate=3e-4", "--set", "hyperparameters.net_arch=[16]"))
+        == 0
+    )
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["hyperparameters"]["learning_rate"] == 3e-4  # a number, not the string "3e-4"
     assert saved["hyperparameters"]["net_arch"] == [16]
@@ -69,13 +89,16 @@ def test_set_overrides_the_packaged_config(tmp_path):
     assert saved["eval_episodes"] == 1
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("hyperparameters.learning_rate=fast", "hyperparameters.learning_rate: expected a finite number, got 'fast'"),
-    ("total_steps=0", "total_steps: must be >= 1, got 0"),
-    ("hyperparameters.net_arch=[16, x]", "hyperparameters.net_arch[1]: expected an integer, got 'x'"),
-    ("hyperparameters.bogus=1", "unknown dqn hyperparameter(s) ['bogus']"),
-    ("seed", "--set 'seed': expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("hyperparameters.learning_rate=fast", "hyperparameters.learning_rate: expected a finite number, got 'fast'"),
+        ("total_steps=0", "total_steps: must be >= 1, got 0"),
+        ("hyperparameters.net_arch=[16, x]", "hyperparameters.net_arch[1]: expected an integer, got 'x'"),
+        ("hyperparameters.bogus=1", "unknown dqn hyperparameter(s) ['bogus']"),
+        ("seed", "--set 'seed': expected KEY=VALUE"),
+    ],
+)
 def test_a_bad_config_value_is_one_line_naming_the_file_and_key(tmp_path, capsys, override, message):
     assert main(train_args(tmp_path / "run", "--set", override)) == 1
     err = capsys.readouterr().err
@@ -86,8 +109,19 @@ def test_a_bad_config_value_is_one_line_naming_the_file_and_key(tmp_path, capsys
 
 
 def test_eval_recon_refuses_training_files_as_the_val_split(singlecoil_root, capsys):
-    args = ["eval-recon", "--data", str(singlecoil_root / "singlecoil_train"), "--challenge", "singlecoil",
-            "--split", "val", "--reconstructor", "zero_filled", "--initial-lines", "2"]
+    args = [
+        "eval-recon",
+        "--data",
+        str(singlecoil_root / "singlecoil_train"),
+        "--challenge",
+        "singlecoil",
+        "--split",
+        "val",
+        "--reconstructor",
+        "zero_filled",
+        "--initial-lines",
+        "2",
+    ]
     assert main(args) == 1
     assert "named as the train split, but the val split was asked for" in capsys.readouterr().err
     assert main([*args, "--any-folder"]) == 0
@@ -96,7 +130,20 @@ def test_eval_recon_refuses_training_files_as_the_val_split(singlecoil_root, cap
 
 def test_quickstart_checks_its_config_before_anything_runs(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["quickstart", "--out", str(out), "--data", str(tmp_path / "data"), "--no-progress",
-                 "--set", "task.initial_lines=0"]) == 1
+    assert (
+        main(
+            [
+                "quickstart",
+                "--out",
+                str(out),
+                "--data",
+                str(tmp_path / "data"),
+                "--no-progress",
+                "--set",
+                "task.initial_lines=0",
+            ]
+        )
+        == 1
+    )
     assert "task: task initial_lines must be an integer >= 1, got 0" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "data").exists()

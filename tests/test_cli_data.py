@@ -38,9 +38,30 @@ def test_synth_writes_fastmri_layout(tmp_path, capsys):
 
 
 def test_synth_multicoil_with_padding(tmp_path, capsys):
-    status = main(["data", "synth", str(tmp_path), "--challenge", "multicoil", "--coils", "2", "--volumes", "1",
-                   "--val-volumes", "0", "--test-volumes", "0", "--kspace-width", "20", "--padding", "2",
-                   "--seed", "4", *SMALL])
+    status = main(
+        [
+            "data",
+            "synth",
+            str(tmp_path),
+            "--challenge",
+            "multicoil",
+            "--coils",
+            "2",
+            "--volumes",
+            "1",
+            "--val-volumes",
+            "0",
+            "--test-volumes",
+            "0",
+            "--kspace-width",
+            "20",
+            "--padding",
+            "2",
+            "--seed",
+            "4",
+            *SMALL,
+        ]
+    )
     assert status == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["multicoil_synthetic_settings.json", "multicoil_train"]
     (path,) = files_of(tmp_path / "multicoil_train")
@@ -100,8 +121,7 @@ def test_check_good_multicoil_and_knee_folders(multicoil_root, knee_geometry_fil
     lines = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"OK  \S+\.h5: slices=3 kspace=\(3, 32, 16\) coils=3 padding=\[0,16\) target=yes", lines[0])
     assert lines[1] == "1 file(s), 0 bad"
-    assert re.fullmatch(r"OK  \S+\.h5: slices=1 kspace=\(640, 368\) coils=1 padding=\[17,351\) target=yes",
-                        lines[2])
+    assert re.fullmatch(r"OK  \S+\.h5: slices=1 kspace=\(640, 368\) coils=1 padding=\[17,351\) target=yes", lines[2])
 
 
 def test_check_wrong_challenge_is_bad(multicoil_root, capsys):
@@ -130,8 +150,7 @@ def test_check_folder_with_bad_files(tmp_path, singlecoil_volume, copy_volume, m
     assert lines[-1] == f"{len(bad) + 1} file(s), {len(bad)} bad"
 
 
-def test_check_without_require_target_accepts_test_split_files(tmp_path, singlecoil_volume, make_bad_volume,
-                                                               capsys):
+def test_check_without_require_target_accepts_test_split_files(tmp_path, singlecoil_volume, make_bad_volume, capsys):
     path = make_bad_volume(singlecoil_volume, tmp_path, "no_target", name="test_volume.h5")
     assert main(["data", "check", str(tmp_path), "--challenge", "singlecoil"]) == 0
     assert f"OK  {path.name}: slices=3 kspace=(32, 16) coils=1 padding=[0,16) target=no" in capsys.readouterr().out
@@ -175,8 +194,9 @@ def test_data_without_subcommand_is_a_usage_error(capsys):
 
 
 def test_module_entry_point_help():
-    result = subprocess.run([sys.executable, "-m", "mri_rl", "data", "--help"], capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "mri_rl", "data", "--help"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "synth" in result.stdout and "check" in result.stdout
     assert result.stdout.startswith("usage: mri-rl data")

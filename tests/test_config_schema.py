@@ -40,46 +40,61 @@ class Wrapper:
     task: AcquisitionTask = field(default_factory=AcquisitionTask)
 
 
-GOOD = {"count": 3, "mode": "slow", "flag": True, "limit": None, "sizes": [4, 5, 6], "table": {"a": 1},
-        "inner": {"rate": 1, "name": "x"}}
+GOOD = {
+    "count": 3,
+    "mode": "slow",
+    "flag": True,
+    "limit": None,
+    "sizes": [4, 5, 6],
+    "table": {"a": 1},
+    "inner": {"rate": 1, "name": "x"},
+}
 
 
 def test_from_mapping_accepts_good_values():
     built = from_mapping(Outer, GOOD, SOURCE)
-    assert built == Outer(count=3, mode="slow", flag=True, limit=None, sizes=[4, 5, 6], table={"a": 1},
-                          inner=Inner(rate=1.0, name="x"))
+    assert built == Outer(
+        count=3, mode="slow", flag=True, limit=None, sizes=[4, 5, 6], table={"a": 1}, inner=Inner(rate=1.0, name="x")
+    )
     assert isinstance(built.inner, Inner) and type(built.inner.rate) is float
     assert from_mapping(Outer, {"count": 1}, SOURCE) == Outer(count=1)
     assert from_mapping(Outer, {"count": 2, "limit": 7}, SOURCE).limit == 7
 
 
-@pytest.mark.parametrize("values, key, expected", [
-    ({"count": 1, "bogus": 1}, "", r"unknown key\(s\) \['bogus'\]; known keys: \['count', 'flag', 'inner', "
-                                    r"'limit', 'mode', 'sizes', 'table'\]"),
-    ({"count": 1, "inner": {"speed": 1}}, "inner", r"unknown key\(s\) \['speed'\]; known keys: \['name', 'rate'\]"),
-    ({"mode": "fast"}, "", r"missing required key\(s\) \['count'\]"),
-    ({"count": True}, "count", r"expected an integer, got True"),
-    ({"count": 2.5}, "count", r"expected an integer, got 2\.5"),
-    ({"count": "3"}, "count", r"expected an integer, got '3'"),
-    ({"count": 1, "flag": 1}, "flag", r"expected true or false, got 1"),
-    ({"count": 1, "limit": 1.5}, "limit", r"expected an integer or null, got 1\.5"),
-    ({"count": 1, "inner": {"rate": float("nan")}}, "inner.rate", r"expected a finite number, got nan"),
-    ({"count": 1, "inner": {"rate": float("inf")}}, "inner.rate", r"expected a finite number, got inf"),
-    ({"count": 1, "inner": {"rate": "0.5"}}, "inner.rate", r"expected a finite number, got '0\.5'"),
-    ({"count": 1, "inner": {"rate": True}}, "inner.rate", r"expected a finite number, got True"),
-    ({"count": 1, "inner": {"name": 3}}, "inner.name", r"expected a string, got 3"),
-    ({"count": 1, "inner": 0.5}, "inner", r"expected a mapping, got 0\.5"),
-    ({"count": 1, "sizes": "1, 2"}, "sizes", r"expected a list of an integer, got '1, 2'"),
-    ({"count": 1, "sizes": [1, "x"]}, r"sizes[1]", r"expected an integer, got 'x'"),
-    ({"count": 1, "sizes": [1, 0]}, "sizes", r"must be >= 1, got \[1, 0\]"),
-    ({"count": 1, "table": {"a": 1, "b": 2.5}}, "table.b", r"expected an integer, got 2\.5"),
-    ({"count": 1, "table": [1]}, "table", r"expected a mapping, got \[1\]"),
-    ({"count": 0}, "count", r"must be >= 1, got 0"),
-    ({"count": 1, "inner": {"rate": 0}}, "inner.rate", r"must be > 0, got 0\.0"),
-    ({"count": 1, "inner": {"rate": -0.1}}, "inner.rate", r"must be > 0, got -0\.1"),
-    ({"count": 1, "inner": {"rate": 1.5}}, "inner.rate", r"must be <= 1, got 1\.5"),
-    ({"count": 1, "mode": "medium"}, "mode", r"expected one of 'fast', 'slow', got 'medium'"),
-])
+@pytest.mark.parametrize(
+    "values, key, expected",
+    [
+        (
+            {"count": 1, "bogus": 1},
+            "",
+            r"unknown key\(s\) \['bogus'\]; known keys: \['count', 'flag', 'inner', "
+            r"'limit', 'mode', 'sizes', 'table'\]",
+        ),
+        ({"count": 1, "inner": {"speed": 1}}, "inner", r"unknown key\(s\) \['speed'\]; known keys: \['name', 'rate'\]"),
+        ({"mode": "fast"}, "", r"missing required key\(s\) \['count'\]"),
+        ({"count": True}, "count", r"expected an integer, got True"),
+        ({"count": 2.5}, "count", r"expected an integer, got 2\.5"),
+        ({"count": "3"}, "count", r"expected an integer, got '3'"),
+        ({"count": 1, "flag": 1}, "flag", r"expected true or false, got 1"),
+        ({"count": 1, "limit": 1.5}, "limit", r"expected an integer or null, got 1\.5"),
+        ({"count": 1, "inner": {"rate": float("nan")}}, "inner.rate", r"expected a finite number, got nan"),
+        ({"count": 1, "inner": {"rate": float("inf")}}, "inner.rate", r"expected a finite number, got inf"),
+        ({"count": 1, "inner": {"rate": "0.5"}}, "inner.rate", r"expected a finite number, got '0\.5'"),
+        ({"count": 1, "inner": {"rate": True}}, "inner.rate", r"expected a finite number, got True"),
+        ({"count": 1, "inner": {"name": 3}}, "inner.name", r"expected a string, got 3"),
+        ({"count": 1, "inner": 0.5}, "inner", r"expected a mapping, got 0\.5"),
+        ({"count": 1, "sizes": "1, 2"}, "sizes", r"expected a list of an integer, got '1, 2'"),
+        ({"count": 1, "sizes": [1, "x"]}, r"sizes[1]", r"expected an integer, got 'x'"),
+        ({"count": 1, "sizes": [1, 0]}, "sizes", r"must be >= 1, got \[1, 0\]"),
+        ({"count": 1, "table": {"a": 1, "b": 2.5}}, "table.b", r"expected an integer, got 2\.5"),
+        ({"count": 1, "table": [1]}, "table", r"expected a mapping, got \[1\]"),
+        ({"count": 0}, "count", r"must be >= 1, got 0"),
+        ({"count": 1, "inner": {"rate": 0}}, "inner.rate", r"must be > 0, got 0\.0"),
+        ({"count": 1, "inner": {"rate": -0.1}}, "inner.rate", r"must be > 0, got -0\.1"),
+        ({"count": 1, "inner": {"rate": 1.5}}, "inner.rate", r"must be <= 1, got 1\.5"),
+        ({"count": 1, "mode": "medium"}, "mode", r"expected one of 'fast', 'slow', got 'medium'"),
+    ],
+)
 def test_from_mapping_errors_name_source_key_and_expectation(values, key, expected):
     where = re.escape(f"{SOURCE}: {key}: " if key else f"{SOURCE}: ")
     with pytest.raises(ConfigError, match="^" + where + expected + "$"):
@@ -104,10 +119,20 @@ def test_describe():
     assert describe(Inner) == "a mapping"
 
 
-@pytest.mark.parametrize("text, value", [
-    ("3e-4", 3e-4), ("1E5", 1e5), ("-2.5e-3", -2.5e-3), (".5", 0.5), ("1_000", 1000), ("+1e3", 1000.0),
-    ("1e+5", 1e5), ("2.5", 2.5), ("7", 7),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("3e-4", 3e-4),
+        ("1E5", 1e5),
+        ("-2.5e-3", -2.5e-3),
+        (".5", 0.5),
+        ("1_000", 1000),
+        ("+1e3", 1000.0),
+        ("1e+5", 1e5),
+        ("2.5", 2.5),
+        ("7", 7),
+    ],
+)
 def test_yaml_numbers(text, value):
     parsed = parse_yaml(text)
     assert parsed == value
@@ -141,12 +166,26 @@ def test_load_yaml_mapping(tmp_path):
 def test_apply_overrides_sets_nested_values_parsed_as_yaml():
     values = {"seed": 0, "model": {"chans": 32, "kind": "unet"}, "hyperparameters": {"gamma": 0.9}}
     original = copy.deepcopy(values)
-    result = apply_overrides(values, ["model.chans=16", "hyperparameters.net_arch=[64, 64]",
-                                      "hyperparameters.learning_rate=3e-4", "task.budget=null",
-                                      "task.deep.flag=true", "seed=3", "name=abc"], SOURCE)
-    assert result == {"seed": 3, "name": "abc", "model": {"chans": 16, "kind": "unet"},
-                      "hyperparameters": {"gamma": 0.9, "net_arch": [64, 64], "learning_rate": 3e-4},
-                      "task": {"budget": None, "deep": {"flag": True}}}
+    result = apply_overrides(
+        values,
+        [
+            "model.chans=16",
+            "hyperparameters.net_arch=[64, 64]",
+            "hyperparameters.learning_rate=3e-4",
+            "task.budget=null",
+            "task.deep.flag=true",
+            "seed=3",
+            "name=abc",
+        ],
+        SOURCE,
+    )
+    assert result == {
+        "seed": 3,
+        "name": "abc",
+        "model": {"chans": 16, "kind": "unet"},
+        "hyperparameters": {"gamma": 0.9, "net_arch": [64, 64], "learning_rate": 3e-4},
+        "task": {"budget": None, "deep": {"flag": True}},
+    }
     assert values == original
     assert apply_overrides(values, [], SOURCE) == original
 
@@ -156,13 +195,16 @@ def test_apply_overrides_replaces_a_mapping_and_keeps_equals_in_values():
     assert result == {"model": {"kind": "varnet"}, "note": "a=b"}
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("budget", r"--set 'budget': expected KEY=VALUE"),
-    ("=8", r"--set '=8': expected KEY=VALUE"),
-    ("seed.value=1", r"--set 'seed\.value=1': seed in test\.yaml is 0, not a mapping"),
-    ("model.chans.x=1", r"--set 'model\.chans\.x=1': model\.chans in test\.yaml is 32, not a mapping"),
-    ("model.chans=[1", r"--set 'model\.chans=\[1': the value is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("budget", r"--set 'budget': expected KEY=VALUE"),
+        ("=8", r"--set '=8': expected KEY=VALUE"),
+        ("seed.value=1", r"--set 'seed\.value=1': seed in test\.yaml is 0, not a mapping"),
+        ("model.chans.x=1", r"--set 'model\.chans\.x=1': model\.chans in test\.yaml is 32, not a mapping"),
+        ("model.chans=[1", r"--set 'model\.chans=\[1': the value is not valid YAML"),
+    ],
+)
 def test_apply_overrides_errors_name_the_override(override, expected):
     values = {"seed": 0, "model": {"chans": 32}}
     with pytest.raises(ConfigError, match="^" + expected):
@@ -179,10 +221,15 @@ def test_config_path_existing_file_as_is(tmp_path, monkeypatch):
     assert config_path("quickstart.yaml") == Path("quickstart.yaml")
 
 
-@pytest.mark.parametrize("name, file", [
-    ("quickstart", "quickstart.yaml"), ("recon_unet.yaml", "recon_unet.yaml"),
-    ("configs/dqn_mri.yaml", "dqn_mri.yaml"), (Path("reinforce_mri"), "reinforce_mri.yaml"),
-])
+@pytest.mark.parametrize(
+    "name, file",
+    [
+        ("quickstart", "quickstart.yaml"),
+        ("recon_unet.yaml", "recon_unet.yaml"),
+        ("configs/dqn_mri.yaml", "dqn_mri.yaml"),
+        (Path("reinforce_mri"), "reinforce_mri.yaml"),
+    ],
+)
 def test_config_path_packaged_names(name, file, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert config_path(name) == CONFIG_DIR / file
@@ -193,8 +240,11 @@ def test_config_path_packaged_names(name, file, tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["nope", "nope.yaml", "elsewhere/dqn_mri.yaml"])
 def test_config_path_unknown_name_lists_packaged_configs(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=rf"config {re.escape(name)} is neither a file nor a packaged "
-                                                r"config \(.*dqn_mri.*quickstart.*recon_unet"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"config {re.escape(name)} is neither a file nor a packaged "
+        r"config \(.*dqn_mri.*quickstart.*recon_unet",
+    ):
         config_path(name)
 
 
@@ -233,12 +283,15 @@ def test_packaged_recon_configs_load(name):
     assert values["model"]["kind"] in ("unet", "varnet")
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("model.chans=-1", r"model\.chans: must be >= 0, got -1"),
-    ("optimization.lr=0", r"optimization\.lr: must be > 0"),
-    ("optimization.loss=l2", r"optimization\.loss: expected one of 'l1', 'ssim', got 'l2'"),
-    ("model.bogus=1", r"model\.bogus: not a unet hyper-parameter"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.chans=-1", r"model\.chans: must be >= 0, got -1"),
+        ("optimization.lr=0", r"optimization\.lr: must be > 0"),
+        ("optimization.loss=l2", r"optimization\.loss: expected one of 'l1', 'ssim', got 'l2'"),
+        ("model.bogus=1", r"model\.bogus: not a unet hyper-parameter"),
+    ],
+)
 def test_bad_recon_config_names_the_key(override, expected):
     from mri_rl.reconstruct.train import validate_config
 
@@ -258,10 +311,13 @@ def test_packaged_agent_configs_load(name):
 
 
 @pytest.mark.parametrize("name", ["dqn_mri", "reinforce_mri"])
-@pytest.mark.parametrize("override, expected", [
-    ("hyperparameters.learning_rate=fast", r"hyperparameters\.learning_rate: expected a finite number, got 'fast'"),
-    ("hyperparameters.net_arch=[64, x]", r"hyperparameters\.net_arch\[1\]: expected an integer, got 'x'"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("hyperparameters.learning_rate=fast", r"hyperparameters\.learning_rate: expected a finite number, got 'fast'"),
+        ("hyperparameters.net_arch=[64, x]", r"hyperparameters\.net_arch\[1\]: expected an integer, got 'x'"),
+    ],
+)
 def test_bad_agent_config_names_the_key(name, override, expected):
     from mri_rl.agents.training_run import TrainConfig
 

@@ -177,15 +177,22 @@ def test_informational_keys_are_not_compared(folder, tmp_path):
     assert record_differences(recorded, now) == []
     now["data"]["train"]["digest"] = "sha256:0000000000000000"
     assert record_differences(recorded, now) == [
-        f"data.train.digest: {recorded['data']['train']['digest']} vs sha256:0000000000000000"]
+        f"data.train.digest: {recorded['data']['train']['digest']} vs sha256:0000000000000000"
+    ]
 
 
-@pytest.mark.parametrize("change, keys", [
-    ("task", ["task.budget: 16 vs 8"]),
-    ("data", ["data.train.digest"]),
-    ("settings", ["settings.lr: 0.001 vs 0.01"]),
-    ("several", ["task.reward_metric: ssim vs psnr", "settings.max_epochs: 20 vs 30", "settings.extra: (none) vs 1"]),
-])
+@pytest.mark.parametrize(
+    "change, keys",
+    [
+        ("task", ["task.budget: 16 vs 8"]),
+        ("data", ["data.train.digest"]),
+        ("settings", ["settings.lr: 0.001 vs 0.01"]),
+        (
+            "several",
+            ["task.reward_metric: ssim vs psnr", "settings.max_epochs: 20 vs 30", "settings.extra: (none) vs 1"],
+        ),
+    ],
+)
 def test_mismatch_names_each_differing_key(folder, tmp_path, change, keys):
     recorded = record(folder)
     if change == "task":

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
 from mri_rl.agents import DQN
 from mri_rl.configs import ConfigError
+from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.report import read_summary
 from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
 from mri_rl.quickstart import run_quickstart
@@ -22,19 +22,45 @@ RECONSTRUCTOR = {
     "model": {"kind": "unet", "chans": 32, "num_pool_layers": 2, "drop_prob": 0.0},
     "optimization": {"loss": "l1", "lr": 0.01, "lr_step_size": 10, "lr_gamma": 0.5, "weight_decay": 0.0},
     "data": {"batch_size": 2, "num_workers": 0},
-    "trainer": {"max_epochs": 5, "deterministic": True, "log_every_n_steps": 1, "enable_progress_bar": False,
-                "enable_model_summary": False},
-    "masks": {"train": {"kind": "acquisition", "initial_lines": 2, "budget": 4},
-              "evaluation": {"initial": {"kind": "acquisition", "initial_lines": 2, "budget": 0}}},
+    "trainer": {
+        "max_epochs": 5,
+        "deterministic": True,
+        "log_every_n_steps": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    },
+    "masks": {
+        "train": {"kind": "acquisition", "initial_lines": 2, "budget": 4},
+        "evaluation": {"initial": {"kind": "acquisition", "initial_lines": 2, "budget": 0}},
+    },
 }
 AGENTS = {
-    "dqn": {"agent": "dqn", "env_id": "mri_rl/ActiveAcquisition-v0", "total_steps": 48, "num_envs": 2,
-            "eval_episodes": 2, "checkpoint_interval": 24, "log_interval": 24,
-            "hyperparameters": {"learning_starts": 16, "buffer_size": 64, "batch_size": 8, "net_arch": [8],
-                                "image_spectrum": True}},
-    "reinforce": {"agent": "reinforce", "env_id": "mri_rl/ActiveAcquisition-v0", "total_steps": 48, "num_envs": 2,
-                  "eval_episodes": 2, "checkpoint_interval": 24, "log_interval": 24,
-                  "hyperparameters": {"greedy_samples": 2, "episodes_per_update": 2, "net_arch": [8]}},
+    "dqn": {
+        "agent": "dqn",
+        "env_id": "mri_rl/ActiveAcquisition-v0",
+        "total_steps": 48,
+        "num_envs": 2,
+        "eval_episodes": 2,
+        "checkpoint_interval": 24,
+        "log_interval": 24,
+        "hyperparameters": {
+            "learning_starts": 16,
+            "buffer_size": 64,
+            "batch_size": 8,
+            "net_arch": [8],
+            "image_spectrum": True,
+        },
+    },
+    "reinforce": {
+        "agent": "reinforce",
+        "env_id": "mri_rl/ActiveAcquisition-v0",
+        "total_steps": 48,
+        "num_envs": 2,
+        "eval_episodes": 2,
+        "checkpoint_interval": 24,
+        "log_interval": 24,
+        "hyperparameters": {"greedy_samples": 2, "episodes_per_update": 2, "net_arch": [8]},
+    },
 }
 POLICIES = ["random", "lowtohigh", "equispaced", "lbcs", "oracle"]
 
@@ -46,8 +72,13 @@ def write_tiny_config(folder: Path, root: Path, seed: int = 0) -> Path:
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(values))
     config = {
         "seed": seed,
-        "data": {"root": str(root), "volumes": {"train": 2, "val": 1, "test": 1}, "slices": 2, "size": 16,
-                 "striation": 0.2},
+        "data": {
+            "root": str(root),
+            "volumes": {"train": 2, "val": 1, "test": 1},
+            "slices": 2,
+            "size": 16,
+            "striation": 0.2,
+        },
         "task": {"budget": 3, "initial_lines": 2, "reward_metric": "ssim"},
         "reconstructor": {"config": str(folder / "recon.yaml"), "max_epochs": 1, "model": {"chans": 4}},
         "agents": {name: {"config": str(folder / f"{name}.yaml")} for name in AGENTS},
@@ -70,21 +101,37 @@ def test_quickstart_runs_every_stage_and_writes_the_report(finished_quickstart):
     folder, _, summary = finished_quickstart
     run = folder / "run"
     assert set(summary) == {*POLICIES, "dqn", "reinforce"}
-    for name in ("reconstructor/reconstructor.pt", "dqn/model.pt", "reinforce/model.pt", "timings.yaml",
-                 "evaluation/metrics.csv", "evaluation/summary.json", "evaluation/summary.md",
-                 "evaluation/curves.png"):
+    for name in (
+        "reconstructor/reconstructor.pt",
+        "dqn/model.pt",
+        "reinforce/model.pt",
+        "timings.yaml",
+        "evaluation/metrics.csv",
+        "evaluation/summary.json",
+        "evaluation/summary.md",
+        "evaluation/curves.png",
+    ):
         assert (run / name).is_file(), name
     assert read_summary(run / "evaluation" / "summary.json") == summary
     recorded = read_reconstructor_record(run / "reconstructor" / "reconstructor.pt")
     assert recorded["task"]["budget"] == 3 and recorded["settings"]["max_epochs"] == 1
-    assert recorded["data"]["train"]["files"] == sorted(p.name for p in (folder / "data" / "singlecoil_train").iterdir())
+    assert recorded["data"]["train"]["files"] == sorted(
+        p.name for p in (folder / "data" / "singlecoil_train").iterdir()
+    )
     trained = DQN.load(run / "dqn" / "model.pt").record
-    assert trained["task"]["reconstructor_fingerprint"] == checkpoint_fingerprint(run / "reconstructor" /
-                                                                                 "reconstructor.pt")
+    assert trained["task"]["reconstructor_fingerprint"] == checkpoint_fingerprint(
+        run / "reconstructor" / "reconstructor.pt"
+    )
     assert trained["settings"]["total_steps"] == 48
     timings = yaml.safe_load((run / "timings.yaml").read_text())
-    assert list(timings) == ["synthetic data", "reconstructor training", "dqn training", "reinforce training",
-                             "evaluation", "total"]
+    assert list(timings) == [
+        "synthetic data",
+        "reconstructor training",
+        "dqn training",
+        "reinforce training",
+        "evaluation",
+        "total",
+    ]
     assert read_synthetic_settings(folder / "data") == {"seed": 0, **vars(SyntheticSpec(num_slices=2, size=16))}
 
 
@@ -108,13 +155,17 @@ def reuse_stages(finished: Path, run: Path) -> None:
 def test_data_written_with_other_settings_is_refused_then_rewritten_on_overwrite(finished_quickstart, tmp_path):
     folder, _, summary = finished_quickstart
     other = tmp_path / "other_data"
-    write_synthetic_dataset(other, SyntheticSpec(num_slices=2, size=16, striation=0.0), {"train": 2, "val": 1,
-                                                                                           "test": 1}, progress=False)
+    write_synthetic_dataset(
+        other, SyntheticSpec(num_slices=2, size=16, striation=0.0), {"train": 2, "val": 1, "test": 1}, progress=False
+    )
     config = write_tiny_config(tmp_path, other)
     run = tmp_path / "run"
     reuse_stages(folder / "run", run)
-    with pytest.raises(ValueError, match=re.escape(f"{other} was not written with this config's synthetic settings "
-                                                   "(striation 0.0 (config: 0.2))") + ".*--overwrite"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"{other} was not written with this config's synthetic settings (striation 0.0 (config: 0.2))")
+        + ".*--overwrite",
+    ):
         run_quickstart(run, config, progress=False)
     assert read_synthetic_settings(other)["striation"] == 0.0  # nothing rewritten
     for stage in ("reconstructor", "dqn", "reinforce", "evaluation/partial"):  # --overwrite clears stages: unlink
@@ -124,11 +175,14 @@ def test_data_written_with_other_settings_is_refused_then_rewritten_on_overwrite
     assert read_summary(run / "evaluation" / "summary.json").keys() == summary.keys()
 
 
-@pytest.mark.parametrize(("override", "named"), [
-    ("task.budget=2", "task.budget: 3 vs 2"),                       # the reconstructor's masks
-    ("reconstructor.max_epochs=2", "settings.max_epochs: 1 vs 2"),  # the reconstructor's training
-    ("reconstructor.model.chans=8", "settings.config.model.chans: 4 vs 8"),
-])
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("task.budget=2", "task.budget: 3 vs 2"),  # the reconstructor's masks
+        ("reconstructor.max_epochs=2", "settings.max_epochs: 1 vs 2"),  # the reconstructor's training
+        ("reconstructor.model.chans=8", "settings.config.model.chans: 4 vs 8"),
+    ],
+)
 def test_a_finished_stage_made_under_other_settings_is_refused(finished_quickstart, tmp_path, override, named):
     folder, config, _ = finished_quickstart
     run = tmp_path / "run"
@@ -145,17 +199,22 @@ def test_an_agent_trained_for_other_steps_is_refused(finished_quickstart, tmp_pa
     (tmp_path / "agents" / "dqn.yaml").write_text(yaml.safe_dump({**values, "total_steps": 64}))
     run = tmp_path / "run"
     reuse_stages(folder / "run", run)
-    with pytest.raises(RecordMismatchError, match=r"dqn/model.pt was made under other settings.*"
-                                                  r"settings.total_steps: 48 vs 64"):
+    with pytest.raises(
+        RecordMismatchError,
+        match=r"dqn/model.pt was made under other settings.*"
+        r"settings.total_steps: 48 vs 64",
+    ):
         run_quickstart(run, config, progress=False)
 
 
 def test_a_bad_config_value_is_one_clear_line_before_anything_runs(tmp_path):
     config = write_tiny_config(tmp_path, tmp_path / "data")
-    for override, message in (("task.budget=2.5", "task.budget: expected an integer or null, got 2.5"),
-                              ("evaluation.batch_size=0", "evaluation.batch_size: must be >= 1, got 0"),
-                              ("data.volumes.train=many", "data.volumes.train: expected an integer, got 'many'"),
-                              ("task.bogus=1", "task: unknown key(s) ['bogus']")):
+    for override, message in (
+        ("task.budget=2.5", "task.budget: expected an integer or null, got 2.5"),
+        ("evaluation.batch_size=0", "evaluation.batch_size: must be >= 1, got 0"),
+        ("data.volumes.train=many", "data.volumes.train: expected an integer, got 'many'"),
+        ("task.bogus=1", "task: unknown key(s) ['bogus']"),
+    ):
         with pytest.raises(ConfigError, match=re.escape(f"{config} (with --set {override}): {message}")):
             run_quickstart(tmp_path / "run", config, progress=False, overrides=[override])
     assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
@@ -163,8 +222,11 @@ def test_a_bad_config_value_is_one_clear_line_before_anything_runs(tmp_path):
 
 def test_agent_settings_of_the_quickstart_config_override_the_agent_config(tmp_path):
     config = write_tiny_config(tmp_path, tmp_path / "data")
-    with pytest.raises(ConfigError, match=r"dqn.yaml \(with the quick start's agent settings\): "
-                                          r"hyperparameters.gamma: expected a finite number, got 'high'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"dqn.yaml \(with the quick start's agent settings\): "
+        r"hyperparameters.gamma: expected a finite number, got 'high'",
+    ):
         run_quickstart(tmp_path / "run", config, progress=False, overrides=["agents.dqn.hyperparameters.gamma=high"])
     with pytest.raises(ConfigError, match=r"agents.reinforce.total_steps: must be >= 1, got 0"):
         run_quickstart(tmp_path / "run", config, progress=False, overrides=["agents.reinforce.total_steps=0"])

@@ -29,16 +29,19 @@ def test_bad_budget_names_the_field(budget):
         AcquisitionTask(budget=budget)
 
 
-@pytest.mark.parametrize("changes, field_name", [
-    ({"initial_lines": 0}, "initial_lines"),
-    ({"challenge": "triplecoil"}, "challenge"),
-    ({"reward_metric": "mae"}, "reward_metric"),
-    ({"reconstructor": ""}, "reconstructor"),
-    ({"kspace_shape": (64,)}, "kspace_shape"),
-    ({"kspace_shape": (64, 0)}, "kspace_shape"),
-    ({"kspace_shape": [0, 64, 32]}, "kspace_shape"),
-    ({"reconstructor_fingerprint": 12}, "reconstructor_fingerprint"),
-])
+@pytest.mark.parametrize(
+    "changes, field_name",
+    [
+        ({"initial_lines": 0}, "initial_lines"),
+        ({"challenge": "triplecoil"}, "challenge"),
+        ({"reward_metric": "mae"}, "reward_metric"),
+        ({"reconstructor": ""}, "reconstructor"),
+        ({"kspace_shape": (64,)}, "kspace_shape"),
+        ({"kspace_shape": (64, 0)}, "kspace_shape"),
+        ({"kspace_shape": [0, 64, 32]}, "kspace_shape"),
+        ({"reconstructor_fingerprint": 12}, "reconstructor_fingerprint"),
+    ],
+)
 def test_bad_values_name_the_field(changes, field_name):
     with pytest.raises(TaskError, match=rf"^task {field_name} must be"):
         AcquisitionTask(**changes)
@@ -69,9 +72,15 @@ def test_tasks_are_frozen():
 
 
 def full_task() -> AcquisitionTask:
-    return AcquisitionTask(challenge="multicoil", budget=8, initial_lines=2, reward_metric="psnr",
-                           reconstructor="runs/x/reconstructor.pt", kspace_shape=(4, 32, 16),
-                           reconstructor_fingerprint="sha256:0123456789abcdef")
+    return AcquisitionTask(
+        challenge="multicoil",
+        budget=8,
+        initial_lines=2,
+        reward_metric="psnr",
+        reconstructor="runs/x/reconstructor.pt",
+        kspace_shape=(4, 32, 16),
+        reconstructor_fingerprint="sha256:0123456789abcdef",
+    )
 
 
 def test_dict_round_trip_through_json():
@@ -161,8 +170,9 @@ def test_reconstructors_compared_by_path_otherwise():
 
 def test_describe():
     text = full_task().describe()
-    assert text == ("multicoil 4x32x16, budget 8 from 2 initial lines, psnr reward, "
-                    "runs/x/reconstructor.pt reconstructor")
+    assert text == (
+        "multicoil 4x32x16, budget 8 from 2 initial lines, psnr reward, runs/x/reconstructor.pt reconstructor"
+    )
     default = DEFAULT_TASK.describe()
     for part in ("budget 16", "4 initial lines", "ssim reward", "zero_filled reconstructor"):
         assert part in default
@@ -188,7 +198,9 @@ def test_the_task_defaults_live_only_in_the_task():
     from mri_rl.evaluation.evaluate import EvaluationSetup
 
     for env_class in (ActiveAcquisitionEnv, BatchedActiveAcquisitionEnv):
-        assert not {"challenge", "budget", "initial_lines", "reward_metric"} & set(inspect.signature(env_class).parameters)
+        assert not {"challenge", "budget", "initial_lines", "reward_metric"} & set(
+            inspect.signature(env_class).parameters
+        )
     assert EvaluationSetup.__dataclass_fields__["task"].default is DEFAULT_TASK
     assert load_config("quickstart")[0]["task"] == {}
     for name in ("recon_unet", "recon_varnet"):

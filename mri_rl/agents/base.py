@@ -9,8 +9,9 @@ Any single Gymnasium env is wrapped into a one-env ``SyncVectorEnv``; vector env
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -39,8 +40,12 @@ def as_vector_env(env: gym.Env | VectorEnv) -> VectorEnv:
 def space_to_dict(space: spaces.Space) -> dict[str, Any]:
     """A ``weights_only``-loadable description of a Box, MultiBinary, Discrete or Dict space."""
     if isinstance(space, spaces.Box):
-        return {"type": "Box", "low": torch.from_numpy(np.asarray(space.low)), "high": torch.from_numpy(
-            np.asarray(space.high)), "dtype": str(space.dtype)}
+        return {
+            "type": "Box",
+            "low": torch.from_numpy(np.asarray(space.low)),
+            "high": torch.from_numpy(np.asarray(space.high)),
+            "dtype": str(space.dtype),
+        }
     if isinstance(space, spaces.MultiBinary):
         return {"type": "MultiBinary", "n": [int(n) for n in np.atleast_1d(space.n)]}  # no numpy scalars
     if isinstance(space, spaces.Discrete):
@@ -72,9 +77,15 @@ class Agent:
 
     algorithm: ClassVar[str] = ""
 
-    def __init__(self, env: gym.Env | VectorEnv | None, hyperparameters: dict[str, Any], seed: int = 0,
-                 device: str = "cpu", observation_space: spaces.Space | None = None,
-                 action_space: spaces.Space | None = None) -> None:
+    def __init__(
+        self,
+        env: gym.Env | VectorEnv | None,
+        hyperparameters: dict[str, Any],
+        seed: int = 0,
+        device: str = "cpu",
+        observation_space: spaces.Space | None = None,
+        action_space: spaces.Space | None = None,
+    ) -> None:
         self.env = None if env is None else as_vector_env(env)
         if self.env is not None:
             observation_space = self.env.single_observation_space
@@ -107,8 +118,9 @@ class Agent:
     def _build(self) -> None:
         raise NotImplementedError
 
-    def _act(self, obs: torch.Tensor | dict[str, torch.Tensor], action_mask: torch.Tensor | None,
-             deterministic: bool) -> np.ndarray:
+    def _act(
+        self, obs: torch.Tensor | dict[str, torch.Tensor], action_mask: torch.Tensor | None, deterministic: bool
+    ) -> np.ndarray:
         """Actions (B,) for a batch of observations."""
         raise NotImplementedError
 
@@ -129,6 +141,7 @@ class Agent:
 
     def to_tensor(self, obs: Any) -> torch.Tensor | dict[str, torch.Tensor]:
         """Observation(s) as tensors on the agent's device (dtype kept); tensors pass through."""
+
         def convert(value: Any) -> torch.Tensor:
             return torch.as_tensor(value if isinstance(value, torch.Tensor) else np.asarray(value), device=self.device)
 
@@ -137,8 +150,9 @@ class Agent:
         return convert(obs)
 
     @torch.no_grad()
-    def predict(self, obs: Any, deterministic: bool = True, action_mask: np.ndarray | None = None,
-                state: Any = None) -> tuple[np.ndarray | int, None]:
+    def predict(
+        self, obs: Any, deterministic: bool = True, action_mask: np.ndarray | None = None, state: Any = None
+    ) -> tuple[np.ndarray | int, None]:
         """Action(s) for one observation or a batch, as SB3's ``predict``.
 
         Args:
@@ -204,7 +218,7 @@ class Agent:
         return atomic_save(self.checkpoint(), path)
 
     @classmethod
-    def load(cls, path: str | Path, env: gym.Env | VectorEnv | None = None, device: str = "cpu") -> "Agent":
+    def load(cls, path: str | Path, env: gym.Env | VectorEnv | None = None, device: str = "cpu") -> Agent:
         """Rebuild an agent saved with :meth:`save` (``torch.load(weights_only=True)``).
 
         Raises:
@@ -218,13 +232,20 @@ class Agent:
         action_space = space_from_dict(checkpoint["action_space"])
         if env is not None:
             vector = as_vector_env(env)
-            if (vector.single_observation_space != observation_space
-                    or vector.single_action_space != action_space):
-                raise ValueError(f"{path} was trained on observation space {observation_space} and action space "
-                                 f"{action_space}; the env has {vector.single_observation_space} and "
-                                 f"{vector.single_action_space}")
-        agent = cls(env, seed=checkpoint["seed"], device=device, observation_space=observation_space,
-                    action_space=action_space, **checkpoint["hyperparameters"])
+            if vector.single_observation_space != observation_space or vector.single_action_space != action_space:
+                raise ValueError(
+                    f"{path} was trained on observation space {observation_space} and action space "
+                    f"{action_space}; the env has {vector.single_observation_space} and "
+                    f"{vector.single_action_space}"
+                )
+        agent = cls(
+            env,
+            seed=checkpoint["seed"],
+            device=device,
+            observation_space=observation_space,
+            action_space=action_space,
+            **checkpoint["hyperparameters"],
+        )
         agent.num_timesteps = int(checkpoint["counters"]["num_timesteps"])
         agent.num_episodes = int(checkpoint["counters"]["num_episodes"])
         agent.episode_returns = checkpoint["episode_returns"].tolist()
@@ -238,14 +259,22 @@ class Agent:
 def _generator_state(rng: np.random.Generator) -> dict[str, Any]:
     """A numpy Generator state with its 128-bit integers as strings (weights_only-safe)."""
     state = rng.bit_generator.state
-    return {"bit_generator": state["bit_generator"], "state": str(state["state"]["state"]),
-            "inc": str(state["state"]["inc"]), "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
+    return {
+        "bit_generator": state["bit_generator"],
+        "state": str(state["state"]["state"]),
+        "inc": str(state["state"]["inc"]),
+        "has_uint32": state["has_uint32"],
+        "uinteger": state["uinteger"],
+    }
 
 
 def _generator_state_from(saved: dict[str, Any]) -> dict[str, Any]:
-    return {"bit_generator": saved["bit_generator"],
-            "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
-            "has_uint32": saved["has_uint32"], "uinteger": saved["uinteger"]}
+    return {
+        "bit_generator": saved["bit_generator"],
+        "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
+        "has_uint32": saved["has_uint32"],
+        "uinteger": saved["uinteger"],
+    }
 
 
 class EpisodeTracker:
@@ -254,8 +283,9 @@ class EpisodeTracker:
     def __init__(self, num_envs: int) -> None:
         self.returns = np.zeros(num_envs, dtype=np.float64)
 
-    def update(self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-               valid: np.ndarray) -> list[float]:
+    def update(
+        self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, valid: np.ndarray
+    ) -> list[float]:
         """Add one step; ``valid`` is False for autoreset steps (their reward is ignored)."""
         self.returns += np.where(valid, rewards, 0.0)
         ended = valid & (terminated | truncated)

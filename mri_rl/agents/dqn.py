@@ -10,7 +10,8 @@ double DQN of Pineda et al. (MICCAI 2020) that never re-acquires a column.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -54,14 +55,32 @@ class DQN(Agent):
 
     algorithm = "dqn"
 
-    def __init__(self, env: gym.Env | VectorEnv | None, learning_rate: float = 1e-4, buffer_size: int = 100_000,
-                 learning_starts: int = 1000, batch_size: int = 64, gamma: float = 0.99, train_freq: int = 4,
-                 gradient_steps: int = 1, target_update_interval: int = 1000, tau: float = 1.0,
-                 exploration_fraction: float = 0.1, exploration_initial_eps: float = 1.0,
-                 exploration_final_eps: float = 0.05, max_grad_norm: float = 10.0, double_q: bool = True,
-                 dueling: bool = False, n_step: int = 1, net_arch: Sequence[int] = (64, 64),
-                 image_spectrum: bool = False, compact_images: bool = True, seed: int = 0, device: str = "cpu",
-                 **spaces: Any) -> None:
+    def __init__(
+        self,
+        env: gym.Env | VectorEnv | None,
+        learning_rate: float = 1e-4,
+        buffer_size: int = 100_000,
+        learning_starts: int = 1000,
+        batch_size: int = 64,
+        gamma: float = 0.99,
+        train_freq: int = 4,
+        gradient_steps: int = 1,
+        target_update_interval: int = 1000,
+        tau: float = 1.0,
+        exploration_fraction: float = 0.1,
+        exploration_initial_eps: float = 1.0,
+        exploration_final_eps: float = 0.05,
+        max_grad_norm: float = 10.0,
+        double_q: bool = True,
+        dueling: bool = False,
+        n_step: int = 1,
+        net_arch: Sequence[int] = (64, 64),
+        image_spectrum: bool = False,
+        compact_images: bool = True,
+        seed: int = 0,
+        device: str = "cpu",
+        **spaces: Any,
+    ) -> None:
         if not 0 < tau <= 1:
             raise ValueError(f"tau must be in (0, 1], got {tau}")
         if n_step < 1:
@@ -69,29 +88,50 @@ class DQN(Agent):
         if not 0 <= gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         hyperparameters = {
-            "learning_rate": learning_rate, "buffer_size": buffer_size, "learning_starts": learning_starts,
-            "batch_size": batch_size, "gamma": gamma, "train_freq": train_freq, "gradient_steps": gradient_steps,
-            "target_update_interval": target_update_interval, "tau": tau,
-            "exploration_fraction": exploration_fraction, "exploration_initial_eps": exploration_initial_eps,
-            "exploration_final_eps": exploration_final_eps, "max_grad_norm": max_grad_norm, "double_q": double_q,
-            "dueling": dueling, "n_step": n_step, "net_arch": list(net_arch),
-            "image_spectrum": image_spectrum, "compact_images": compact_images,
+            "learning_rate": learning_rate,
+            "buffer_size": buffer_size,
+            "learning_starts": learning_starts,
+            "batch_size": batch_size,
+            "gamma": gamma,
+            "train_freq": train_freq,
+            "gradient_steps": gradient_steps,
+            "target_update_interval": target_update_interval,
+            "tau": tau,
+            "exploration_fraction": exploration_fraction,
+            "exploration_initial_eps": exploration_initial_eps,
+            "exploration_final_eps": exploration_final_eps,
+            "max_grad_norm": max_grad_norm,
+            "double_q": double_q,
+            "dueling": dueling,
+            "n_step": n_step,
+            "net_arch": list(net_arch),
+            "image_spectrum": image_spectrum,
+            "compact_images": compact_images,
         }
         super().__init__(env, hyperparameters, seed=seed, device=device, **spaces)
 
     def _build(self) -> None:
         h = self.hyperparameters
         self.q_network, self.target_network = (
-            QNetwork(self.observation_space, self.num_actions, h["net_arch"], h["dueling"],
-                     h["image_spectrum"]).to(self.device) for _ in range(2))
+            QNetwork(self.observation_space, self.num_actions, h["net_arch"], h["dueling"], h["image_spectrum"]).to(
+                self.device
+            )
+            for _ in range(2)
+        )
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.target_network.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=h["learning_rate"], fused=True)
-        self.exploration = LinearSchedule(h["exploration_initial_eps"], h["exploration_final_eps"],
-                                          h["exploration_fraction"])
+        self.exploration = LinearSchedule(
+            h["exploration_initial_eps"], h["exploration_final_eps"], h["exploration_fraction"]
+        )
         self.epsilon = h["exploration_initial_eps"]
-        self.buffer = None if self.env is None else ReplayBuffer(
-            h["buffer_size"], self.env.num_envs, self.observation_space, self.num_actions, h["compact_images"])
+        self.buffer = (
+            None
+            if self.env is None
+            else ReplayBuffer(
+                h["buffer_size"], self.env.num_envs, self.observation_space, self.num_actions, h["compact_images"]
+            )
+        )
 
     # --------------------------------------------------------------------- acting
     def _act(self, obs: Any, action_mask: torch.Tensor | None, deterministic: bool) -> np.ndarray:
@@ -115,7 +155,7 @@ class DQN(Agent):
         return actions
 
     # ------------------------------------------------------------------- learning
-    def learn(self, total_timesteps: int, callback: Callback | None = None, progress_bar: bool = True) -> "DQN":
+    def learn(self, total_timesteps: int, callback: Callback | None = None, progress_bar: bool = True) -> DQN:
         """Train until :attr:`num_timesteps` reaches ``total_timesteps`` (a resumed agent
         finishes the same run) or ``callback(agent)`` returns False.
 
@@ -132,8 +172,9 @@ class DQN(Agent):
         autoresetting = np.zeros(num_envs, dtype=bool)
         tracker = EpisodeTracker(num_envs)
         vector_steps = 0
-        with tqdm(total=total_timesteps, initial=self.num_timesteps, disable=not progress_bar, unit="step",
-                  desc="dqn") as bar:
+        with tqdm(
+            total=total_timesteps, initial=self.num_timesteps, disable=not progress_bar, unit="step", desc="dqn"
+        ) as bar:
             while self.num_timesteps < total_timesteps:
                 self.epsilon = self.exploration(self.num_timesteps / total_timesteps)
                 actions = self._epsilon_greedy(obs, masks)
@@ -189,11 +230,13 @@ class DQN(Agent):
 
     # -------------------------------------------------------------- save and load
     def _state(self) -> dict[str, Any]:
-        return {"q_network": self.q_network.state_dict(), "target_network": self.target_network.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
+        return {
+            "q_network": self.q_network.state_dict(),
+            "target_network": self.target_network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.q_network.load_state_dict(state["q_network"])
         self.target_network.load_state_dict(state["target_network"])
         self.optimizer.load_state_dict(state["optimizer"])
-

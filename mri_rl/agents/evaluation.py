@@ -8,8 +8,9 @@ import gymnasium as gym
 import numpy as np
 
 
-def evaluate_agent(agent: Any, env: gym.Env, episodes: int = 20, deterministic: bool = True,
-                   seed: int | None = None) -> tuple[float, float, list[float]]:
+def evaluate_agent(
+    agent: Any, env: gym.Env, episodes: int = 20, deterministic: bool = True, seed: int | None = None
+) -> tuple[float, float, list[float]]:
     """Roll ``agent.predict`` for whole episodes, respecting the env's action masks.
 
     Args:
@@ -28,8 +29,9 @@ def evaluate_agent(agent: Any, env: gym.Env, episodes: int = 20, deterministic: 
         done, total = False, 0.0
         while not done:
             mask = info.get("action_mask")
-            action, _ = agent.predict(obs, deterministic=deterministic,
-                                      action_mask=None if mask is None else np.asarray(mask, dtype=bool))
+            action, _ = agent.predict(
+                obs, deterministic=deterministic, action_mask=None if mask is None else np.asarray(mask, dtype=bool)
+            )
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             done = terminated or truncated

@@ -8,7 +8,7 @@ vector keys such as the column mask — and the features are concatenated.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -62,8 +62,16 @@ class ImageEncoder(nn.Module):
             spectrum keeps that.
     """
 
-    def __init__(self, channels: int, height: int, width: int, features: int = 64, conv_width: int = 16,
-                 depth: int = 4, spectrum: bool = False) -> None:
+    def __init__(
+        self,
+        channels: int,
+        height: int,
+        width: int,
+        features: int = 64,
+        conv_width: int = 16,
+        depth: int = 4,
+        spectrum: bool = False,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         fan_in = channels
@@ -113,8 +121,11 @@ class ObservationEncoder(nn.Module):
         for key, subspace in subspaces.items():
             if not isinstance(subspace, (spaces.Box, spaces.MultiBinary)):
                 raise TypeError(f"observation key {key!r}: unsupported space {subspace}; expected Box or MultiBinary")
-            encoders[key] = (ImageEncoder(*subspace.shape, features=image_features, spectrum=image_spectrum)
-                             if is_image_space(subspace) else FlattenEncoder(subspace))
+            encoders[key] = (
+                ImageEncoder(*subspace.shape, features=image_features, spectrum=image_spectrum)
+                if is_image_space(subspace)
+                else FlattenEncoder(subspace)
+            )
         self.encoders = nn.ModuleDict(encoders)
         self.output_dim = sum(e.output_dim for e in self.encoders.values())
 
@@ -131,8 +142,14 @@ class QNetwork(nn.Module):
     Reinforcement Learning", ICML 2016).
     """
 
-    def __init__(self, observation_space: spaces.Space, num_actions: int, hidden: Sequence[int] = (64, 64),
-                 dueling: bool = False, image_spectrum: bool = False) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        num_actions: int,
+        hidden: Sequence[int] = (64, 64),
+        dueling: bool = False,
+        image_spectrum: bool = False,
+    ) -> None:
         super().__init__()
         self.encoder = ObservationEncoder(observation_space, image_spectrum=image_spectrum)
         self.body = mlp([self.encoder.output_dim, *hidden], last_activation=True)
@@ -151,8 +168,14 @@ class QNetwork(nn.Module):
 class PolicyNetwork(nn.Module):
     """Action logits (B, A) and, optionally, a state value (B,) from a shared encoder."""
 
-    def __init__(self, observation_space: spaces.Space, num_actions: int, hidden: Sequence[int] = (64, 64),
-                 value_head: bool = False, image_spectrum: bool = False) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        num_actions: int,
+        hidden: Sequence[int] = (64, 64),
+        value_head: bool = False,
+        image_spectrum: bool = False,
+    ) -> None:
         super().__init__()
         self.encoder = ObservationEncoder(observation_space, image_spectrum=image_spectrum)
         self.policy = mlp([self.encoder.output_dim, *hidden, num_actions], activation=nn.Tanh)

@@ -18,8 +18,9 @@ Illegal actions are masked in the logits (-inf), so they are never sampled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -70,12 +71,26 @@ class REINFORCE(Agent):
 
     algorithm = "reinforce"
 
-    def __init__(self, env: gym.Env | VectorEnv | None, learning_rate: float = 1e-3, gamma: float = 0.99,
-                 baseline: str = "value", normalize_advantages: bool = True, entropy_coef: float = 0.0,
-                 value_coef: float = 0.5, episodes_per_update: int = 8, reuse_epochs: int = 1,
-                 max_importance_weight: float = 10.0, max_grad_norm: float = 1.0, greedy_samples: int = 0,
-                 net_arch: Sequence[int] = (64, 64), image_spectrum: bool = False, seed: int = 0,
-                 device: str = "cpu", **spaces: Any) -> None:
+    def __init__(
+        self,
+        env: gym.Env | VectorEnv | None,
+        learning_rate: float = 1e-3,
+        gamma: float = 0.99,
+        baseline: str = "value",
+        normalize_advantages: bool = True,
+        entropy_coef: float = 0.0,
+        value_coef: float = 0.5,
+        episodes_per_update: int = 8,
+        reuse_epochs: int = 1,
+        max_importance_weight: float = 10.0,
+        max_grad_norm: float = 1.0,
+        greedy_samples: int = 0,
+        net_arch: Sequence[int] = (64, 64),
+        image_spectrum: bool = False,
+        seed: int = 0,
+        device: str = "cpu",
+        **spaces: Any,
+    ) -> None:
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
         if greedy_samples == 1 or greedy_samples < 0:
@@ -83,19 +98,31 @@ class REINFORCE(Agent):
         if episodes_per_update < 1 or reuse_epochs < 1:
             raise ValueError("episodes_per_update and reuse_epochs must be >= 1")
         hyperparameters = {
-            "learning_rate": learning_rate, "gamma": gamma, "baseline": baseline,
-            "normalize_advantages": normalize_advantages, "entropy_coef": entropy_coef, "value_coef": value_coef,
-            "episodes_per_update": episodes_per_update, "reuse_epochs": reuse_epochs,
-            "max_importance_weight": max_importance_weight, "max_grad_norm": max_grad_norm,
-            "greedy_samples": greedy_samples, "net_arch": list(net_arch), "image_spectrum": image_spectrum,
+            "learning_rate": learning_rate,
+            "gamma": gamma,
+            "baseline": baseline,
+            "normalize_advantages": normalize_advantages,
+            "entropy_coef": entropy_coef,
+            "value_coef": value_coef,
+            "episodes_per_update": episodes_per_update,
+            "reuse_epochs": reuse_epochs,
+            "max_importance_weight": max_importance_weight,
+            "max_grad_norm": max_grad_norm,
+            "greedy_samples": greedy_samples,
+            "net_arch": list(net_arch),
+            "image_spectrum": image_spectrum,
         }
         super().__init__(env, hyperparameters, seed=seed, device=device, **spaces)
 
     def _build(self) -> None:
         h = self.hyperparameters
-        self.policy = PolicyNetwork(self.observation_space, self.num_actions, h["net_arch"],
-                                    value_head=h["baseline"] == "value" and h["greedy_samples"] == 0,
-                                    image_spectrum=h["image_spectrum"]).to(self.device)
+        self.policy = PolicyNetwork(
+            self.observation_space,
+            self.num_actions,
+            h["net_arch"],
+            value_head=h["baseline"] == "value" and h["greedy_samples"] == 0,
+            image_spectrum=h["image_spectrum"],
+        ).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=h["learning_rate"])
         if h["greedy_samples"] and self.env is not None:
             self._score_actions = _look_ahead_of(self.env)
@@ -110,8 +137,7 @@ class REINFORCE(Agent):
         return actions.cpu().numpy()
 
     # ------------------------------------------------------------------- learning
-    def learn(self, total_timesteps: int, callback: Callback | None = None,
-              progress_bar: bool = True) -> "REINFORCE":
+    def learn(self, total_timesteps: int, callback: Callback | None = None, progress_bar: bool = True) -> REINFORCE:
         """Train until :attr:`num_timesteps` reaches ``total_timesteps`` or ``callback(agent)``
         returns False; one update per ``episodes_per_update`` complete episodes."""
         if self.env is None:
@@ -123,8 +149,9 @@ class REINFORCE(Agent):
         autoresetting = np.zeros(num_envs, dtype=bool)
         running = [Episode() for _ in range(num_envs)]
         finished: list[Episode] = []
-        with tqdm(total=total_timesteps, initial=self.num_timesteps, disable=not progress_bar, unit="step",
-                  desc="reinforce") as bar:
+        with tqdm(
+            total=total_timesteps, initial=self.num_timesteps, disable=not progress_bar, unit="step", desc="reinforce"
+        ) as bar:
             while self.num_timesteps < total_timesteps:
                 with torch.no_grad():
                     distribution = self._distribution(self.to_tensor(obs), torch.as_tensor(masks, device=self.device))
@@ -147,8 +174,11 @@ class REINFORCE(Agent):
                             episode.bootstrap_observation = _index(next_obs, e)
                         finished.append(episode)
                         running[e] = Episode()
-                        self.episode_returns.append(float(np.sum(episode.rewards if not h["greedy_samples"]
-                                                                 else [r[0] for r in episode.rewards])))
+                        self.episode_returns.append(
+                            float(
+                                np.sum(episode.rewards if not h["greedy_samples"] else [r[0] for r in episode.rewards])
+                            )
+                        )
                         self.num_episodes += 1
                 autoresetting = terminated | truncated
                 obs, masks = next_obs, self.legal_actions(infos)
@@ -169,20 +199,21 @@ class REINFORCE(Agent):
         masks = torch.as_tensor(np.stack([m for ep in episodes for m in ep.action_masks]), device=self.device)
         actions = torch.as_tensor(np.stack([a for ep in episodes for a in ep.actions]), device=self.device)
         if h["greedy_samples"]:
-            rewards = torch.as_tensor(np.stack([r for ep in episodes for r in ep.rewards]), dtype=torch.float32,
-                                      device=self.device)  # (T, K)
+            rewards = torch.as_tensor(
+                np.stack([r for ep in episodes for r in ep.rewards]), dtype=torch.float32, device=self.device
+            )  # (T, K)
             k = rewards.shape[1]
-            advantages = (rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1))
+            advantages = rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1)
             returns = None
         else:
-            returns = torch.as_tensor(np.concatenate([self._returns_to_go(ep) for ep in episodes]),
-                                      dtype=torch.float32, device=self.device)
+            returns = torch.as_tensor(
+                np.concatenate([self._returns_to_go(ep) for ep in episodes]), dtype=torch.float32, device=self.device
+            )
             advantages = None
         old_log_probs = None
         for _ in range(h["reuse_epochs"]):
             distribution = self._distribution(obs, masks)
-            log_probs = (distribution.log_prob(actions.T).T if h["greedy_samples"]
-                         else distribution.log_prob(actions))
+            log_probs = distribution.log_prob(actions.T).T if h["greedy_samples"] else distribution.log_prob(actions)
             value_loss = torch.zeros((), device=self.device)
             if returns is not None:
                 advantages, value_loss = self._advantages(obs, returns)

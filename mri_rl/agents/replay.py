@@ -61,15 +61,23 @@ class ReplayBuffer:
         compact_images: store image-like observations in float16.
     """
 
-    def __init__(self, capacity: int, num_envs: int, observation_space: spaces.Space, num_actions: int,
-                 compact_images: bool = True) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        observation_space: spaces.Space,
+        num_actions: int,
+        compact_images: bool = True,
+    ) -> None:
         self.slots = max(capacity // num_envs, 2)
         self.num_envs = num_envs
         self.is_dict = isinstance(observation_space, spaces.Dict)
         subspaces = dict(observation_space.spaces) if self.is_dict else {"obs": observation_space}
         shape = (self.slots, num_envs)
-        self.observations = {key: np.zeros(shape + space.shape, dtype=storage_dtype(space, compact_images))
-                             for key, space in subspaces.items()}
+        self.observations = {
+            key: np.zeros(shape + space.shape, dtype=storage_dtype(space, compact_images))
+            for key, space in subspaces.items()
+        }
         self.action_masks = np.zeros(shape + (num_actions,), dtype=bool)
         self.actions = np.zeros(shape, dtype=np.int32)
         self.rewards = np.zeros(shape, dtype=np.float32)
@@ -83,15 +91,30 @@ class ReplayBuffer:
     @property
     def bytes_per_transition(self) -> int:
         """Bytes of memory one stored transition takes."""
-        arrays = [*self.observations.values(), self.action_masks, self.actions, self.rewards, self.terminated,
-                  self.truncated, self.valid]
+        arrays = [
+            *self.observations.values(),
+            self.action_masks,
+            self.actions,
+            self.rewards,
+            self.terminated,
+            self.truncated,
+            self.valid,
+        ]
         return sum(a.nbytes for a in arrays) // (self.slots * self.num_envs)
 
     def __len__(self) -> int:
         return (self.slots if self.full else self.position) * self.num_envs
 
-    def add(self, observations: np.ndarray | dict[str, np.ndarray], action_masks: np.ndarray, actions: np.ndarray,
-            rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, valid: np.ndarray) -> None:
+    def add(
+        self,
+        observations: np.ndarray | dict[str, np.ndarray],
+        action_masks: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        valid: np.ndarray,
+    ) -> None:
         """Write one step of all N streams (arrays with leading dimension N)."""
         slot = self.position
         for key, store in self.observations.items():
@@ -114,8 +137,14 @@ class ReplayBuffer:
         written = self.slots if self.full else self.position
         return written - n_step
 
-    def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1, gamma: float = 0.99,
-               device: torch.device | str = "cpu") -> ReplaySample:
+    def sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        device: torch.device | str = "cpu",
+    ) -> ReplaySample:
         """Uniform sample of valid transitions with n-step returns (Sutton, 1988).
 
         Returns are cut at the first terminated or truncated step; after truncation the

@@ -35,8 +35,10 @@ class RunLogger:
 
     def log(self, row: dict[str, float]) -> None:
         """Write one row (missing columns are left empty, NaN is written empty)."""
-        clean = {key: ("" if value is None or (isinstance(value, float) and math.isnan(value)) else value)
-                 for key, value in row.items()}
+        clean = {
+            key: ("" if value is None or (isinstance(value, float) and math.isnan(value)) else value)
+            for key, value in row.items()
+        }
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=PROGRESS_COLUMNS).writerow(clean)
         for key, value in clean.items():

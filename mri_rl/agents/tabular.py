@@ -52,32 +52,26 @@ class FiniteMDP:
         transitions = np.array(self.transitions, dtype=float)
         rewards = np.array(self.rewards, dtype=float)
         if transitions.ndim != 3 or transitions.shape[0] != transitions.shape[2]:
-            raise ValueError(
-                f"transitions must have shape (S, A, S), got {transitions.shape}"
-            )
+            raise ValueError(f"transitions must have shape (S, A, S), got {transitions.shape}")
         n_states, n_actions, _ = transitions.shape
         if n_states == 0 or n_actions == 0:
             raise ValueError(f"transitions must have S, A >= 1, got shape {transitions.shape}")
         if rewards.shape != (n_states, n_actions):
             raise ValueError(
-                f"rewards must have shape {(n_states, n_actions)} to match transitions, "
-                f"got {rewards.shape}"
+                f"rewards must have shape {(n_states, n_actions)} to match transitions, got {rewards.shape}"
             )
         if not np.all(np.isfinite(transitions)):
             s, a, t = np.argwhere(~np.isfinite(transitions))[0]
             raise ValueError(f"transitions[{s}, {a}, {t}] is not finite: {transitions[s, a, t]}")
         if np.any(transitions < 0):
             s, a, t = np.argwhere(transitions < 0)[0]
-            raise ValueError(
-                f"transitions[{s}, {a}, {t}] is a negative probability: {transitions[s, a, t]}"
-            )
+            raise ValueError(f"transitions[{s}, {a}, {t}] is a negative probability: {transitions[s, a, t]}")
         sums = transitions.sum(axis=2)
         bad = np.abs(sums - 1.0) > PROBABILITY_ATOL
         if np.any(bad):
             s, a = np.argwhere(bad)[0]
             raise ValueError(
-                f"transitions[{s}, {a}] sums to {float(sums[s, a]):.12g}, not 1 "
-                f"(tolerance {PROBABILITY_ATOL})"
+                f"transitions[{s}, {a}] sums to {float(sums[s, a]):.12g}, not 1 (tolerance {PROBABILITY_ATOL})"
             )
         if not np.all(np.isfinite(rewards)):
             s, a = np.argwhere(~np.isfinite(rewards))[0]
@@ -97,18 +91,12 @@ class FiniteMDP:
                 )
             for t in np.flatnonzero(terminal):
                 if np.any(np.abs(transitions[t, :, t] - 1.0) > PROBABILITY_ATOL):
-                    raise ValueError(
-                        f"terminal state {t} is not absorbing: P[{t}, :, {t}] = "
-                        f"{transitions[t, :, t]}"
-                    )
+                    raise ValueError(f"terminal state {t} is not absorbing: P[{t}, :, {t}] = {transitions[t, :, t]}")
                 if np.any(rewards[t] != 0.0):
-                    raise ValueError(
-                        f"terminal state {t} must have zero reward, got R[{t}] = {rewards[t]}"
-                    )
+                    raise ValueError(f"terminal state {t} must have zero reward, got R[{t}] = {rewards[t]}")
         if discount == 1.0 and (terminal is None or not terminal.any()):
             raise ValueError(
-                "discount 1 requires at least one absorbing terminal state (terminal mask); "
-                "use discount < 1 otherwise"
+                "discount 1 requires at least one absorbing terminal state (terminal mask); use discount < 1 otherwise"
             )
 
         for array in (transitions, rewards, terminal):
@@ -175,9 +163,7 @@ class FiniteMDP:
                     raise ValueError(f"P table has no entry for state {s}, action {a}") from err
                 for prob, next_state, reward, terminated in outcomes:
                     if not 0 <= next_state < n_states:
-                        raise ValueError(
-                            f"P[{s}][{a}] lists next state {next_state}, outside [0, {n_states})"
-                        )
+                        raise ValueError(f"P[{s}][{a}] lists next state {next_state}, outside [0, {n_states})")
                     transitions[s, a, absorbing if terminated else next_state] += prob
                     rewards[s, a] += prob * reward
         terminal = np.zeros(n_states + 1, dtype=bool)
@@ -214,14 +200,11 @@ def _policy_matrix(mdp: FiniteMDP, policy: np.ndarray, tol: float) -> np.ndarray
             raise ValueError(f"policy[{s}] sums to {float(sums[s]):.12g}, not 1 (tolerance {tol})")
         return matrix
     raise ValueError(
-        f"policy must have shape {(mdp.n_states,)} (actions) or {shape} (probabilities), "
-        f"got {policy.shape}"
+        f"policy must have shape {(mdp.n_states,)} (actions) or {shape} (probabilities), got {policy.shape}"
     )
 
 
-def policy_evaluation(
-    mdp: FiniteMDP, policy: np.ndarray, tol: float = PROBABILITY_ATOL
-) -> np.ndarray:
+def policy_evaluation(mdp: FiniteMDP, policy: np.ndarray, tol: float = PROBABILITY_ATOL) -> np.ndarray:
     """Exact state values of a policy by solving the Bellman equation (Sutton & Barto, sec. 4.1).
 
     Solves ``(I - gamma P_pi) v = r_pi`` on the non-terminal states; terminal states have

@@ -72,18 +72,23 @@ class TrainConfig:
             raise ValueError(f"unknown agent {self.agent!r}; expected one of {sorted(AGENTS)}")
         # The agent's keyword arguments, less those the run sets itself (env, seed).
         parameters = inspect.signature(AGENTS[self.agent]).parameters
-        known = {name for name, p in parameters.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-                 or p.kind is inspect.Parameter.KEYWORD_ONLY} - {"env", "seed"}
+        known = {
+            name
+            for name, p in parameters.items()
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD or p.kind is inspect.Parameter.KEYWORD_ONLY
+        } - {"env", "seed"}
         unknown = sorted(set(self.hyperparameters) - known)
         if unknown:
-            raise ValueError(f"unknown {self.agent} hyperparameter(s) {unknown} (set the seed with the top-level "
-                             f"key seed); known: {sorted(known)}")
+            raise ValueError(
+                f"unknown {self.agent} hyperparameter(s) {unknown} (set the seed with the top-level "
+                f"key seed); known: {sorted(known)}"
+            )
         hints = get_type_hints(AGENTS[self.agent].__init__)
         for name, value in self.hyperparameters.items():
             check_value(value, hints.get(name, Any), "", f"hyperparameters.{name}")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Check keys, types and ranges; every problem is one :class:`ConfigError` line naming ``source``."""
         return from_mapping(cls, values, source)
 
@@ -118,8 +123,13 @@ def make_env(config: TrainConfig, kwargs: dict[str, Any] | None = None, num_envs
     return gym.make_vec(config.env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
 
 
-def train_agent(config: TrainConfig, out_dir: str | Path, resume: bool = False, progress_bar: bool = True,
-                fresh_start: str = "choose another --out (or drop --resume)") -> dict[str, Any]:
+def train_agent(
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress_bar: bool = True,
+    fresh_start: str = "choose another --out (or drop --resume)",
+) -> dict[str, Any]:
     """Train, checkpoint, log and evaluate; returns the content of ``eval.json``.
 
     The agent's checkpoints carry the run's record (:func:`run_record`); ``resume``
@@ -162,10 +172,17 @@ def train_agent(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
                 result["solved_at_step"] = steps
         if schedule.due("log", steps) or eval_return is not None:
             recent = agent.episode_returns[-20:]
-            logger.log({"steps": steps, "episodes": agent.num_episodes,
-                        "return": float(np.mean(recent)) if recent else None, "loss": agent.last_loss,
-                        "epsilon": getattr(agent, "epsilon", None), "steps_per_s": schedule.rate(steps),
-                        "eval_return": eval_return})
+            logger.log(
+                {
+                    "steps": steps,
+                    "episodes": agent.num_episodes,
+                    "return": float(np.mean(recent)) if recent else None,
+                    "loss": agent.last_loss,
+                    "epsilon": getattr(agent, "epsilon", None),
+                    "steps_per_s": schedule.rate(steps),
+                    "eval_return": eval_return,
+                }
+            )
         if schedule.due("checkpoint", steps):
             agent.save(checkpoint_path)
         return result["solved_at_step"] is None
@@ -173,10 +190,16 @@ def train_agent(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
     agent.learn(config.total_steps, callback=callback, progress_bar=progress_bar)
     agent.save(checkpoint_path)
     agent.save(out_dir / "model.pt")
-    mean_return, std_return, returns = evaluate_agent(agent, eval_env, config.eval_episodes,
-                                                      seed=config.seed + 20_000)
-    result.update({"mean_return": mean_return, "std_return": std_return, "episodes": config.eval_episodes,
-                   "returns": returns, "num_timesteps": agent.num_timesteps})
+    mean_return, std_return, returns = evaluate_agent(agent, eval_env, config.eval_episodes, seed=config.seed + 20_000)
+    result.update(
+        {
+            "mean_return": mean_return,
+            "std_return": std_return,
+            "episodes": config.eval_episodes,
+            "returns": returns,
+            "num_timesteps": agent.num_timesteps,
+        }
+    )
     (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
     logger.close()
     return result
@@ -186,8 +209,11 @@ class _RunSchedule:
     """When a step count crosses the next multiple of an interval; and the steps/s since the last log."""
 
     def __init__(self, config: TrainConfig, start_step: int) -> None:
-        self.intervals = {"log": config.log_interval, "checkpoint": config.checkpoint_interval,
-                          "eval": config.eval_interval}
+        self.intervals = {
+            "log": config.log_interval,
+            "checkpoint": config.checkpoint_interval,
+            "eval": config.eval_interval,
+        }
         self.next = {name: (start_step // every + 1) * every for name, every in self.intervals.items() if every}
         self.last_time, self.last_step = time.perf_counter(), start_step
 

@@ -9,8 +9,9 @@ as YAML, so numbers, booleans, lists (``[64, 64]``) and ``null`` keep their type
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mri_rl.configs.schema import ConfigError
 from mri_rl.files import load_yaml_mapping, parse_yaml
@@ -35,8 +36,9 @@ def config_path(name_or_path: str | Path) -> Path:
     packaged = CONFIG_DIR / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
     if packaged.is_file() and (path.parent == Path(".") or path.parent.name == "configs"):
         return packaged
-    raise FileNotFoundError(f"config {name_or_path} is neither a file nor a packaged config "
-                            f"({', '.join(packaged_configs())})")
+    raise FileNotFoundError(
+        f"config {name_or_path} is neither a file nor a packaged config ({', '.join(packaged_configs())})"
+    )
 
 
 def apply_overrides(values: dict[str, Any], overrides: Sequence[str], source: str) -> dict[str, Any]:
@@ -55,8 +57,9 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str], source: st
         for depth, name in enumerate(parents):
             child = node.get(name, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {override!r}: {'.'.join(parents[:depth + 1])} in {source} is "
-                                  f"{child!r}, not a mapping")
+                raise ConfigError(
+                    f"--set {override!r}: {'.'.join(parents[: depth + 1])} in {source} is {child!r}, not a mapping"
+                )
             node[name] = child = dict(child)
             node = child
         try:

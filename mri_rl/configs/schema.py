@@ -133,8 +133,11 @@ def from_mapping(cls: type[T], values: Any, source: str, key: str = "") -> T:
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-    missing = sorted(name for name, f in known.items() if name not in values
-                     and f.default is MISSING and f.default_factory is MISSING)
+    missing = sorted(
+        name
+        for name, f in known.items()
+        if name not in values and f.default is MISSING and f.default_factory is MISSING
+    )
     if missing:
         raise ConfigError(f"{where}: missing required key(s) {missing}")
     hints = get_type_hints(cls)

@@ -18,7 +18,19 @@ from mri_rl.data.ismrmrd_header import KspaceGeometry
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 
 __all__ = [
-    "CHALLENGES", "SPLITS", "TARGET_KEYS", "FastMRIDataError", "FastMRISliceDataset", "KspaceGeometry",
-    "KspaceSlice", "SliceMetadata", "SyntheticSpec", "VolumeInfo", "inspect_volume", "list_volumes",
-    "resolve_split_folder", "write_synthetic_dataset", "write_volume",
+    "CHALLENGES",
+    "SPLITS",
+    "TARGET_KEYS",
+    "FastMRIDataError",
+    "FastMRISliceDataset",
+    "KspaceGeometry",
+    "KspaceSlice",
+    "SliceMetadata",
+    "SyntheticSpec",
+    "VolumeInfo",
+    "inspect_volume",
+    "list_volumes",
+    "resolve_split_folder",
+    "write_synthetic_dataset",
+    "write_volume",
 ]

@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -79,8 +80,9 @@ class VolumeInfo:
     max_value: float | None
 
 
-def inspect_volume(path: str | Path, challenge: str, require_target: bool = True,
-                   check_values: bool = False) -> VolumeInfo:
+def inspect_volume(
+    path: str | Path, challenge: str, require_target: bool = True, check_values: bool = False
+) -> VolumeInfo:
     """Validate one fastMRI file and describe it.
 
     Checks that the file is readable HDF5, has complex ``kspace`` of the challenge's rank,
@@ -128,9 +130,7 @@ def inspect_volume(path: str | Path, challenge: str, require_target: bool = True
             )
         has_target = target_key in hf
         if require_target and not has_target:
-            raise FastMRIDataError(
-                path, f"no target dataset '{target_key}' ({challenge}); found {sorted(hf.keys())}"
-            )
+            raise FastMRIDataError(path, f"no target dataset '{target_key}' ({challenge}); found {sorted(hf.keys())}")
         if has_target:
             target = hf[target_key]
             if target.ndim != 3 or target.shape[0] != kspace.shape[0]:
@@ -257,9 +257,15 @@ class FastMRISliceDataset(SliceDataset):
         transform: applied to each :class:`KspaceSlice`.
     """
 
-    def __init__(self, folder: str | Path, challenge: str, require_target: bool = True,
-                 on_bad_file: str = "raise", check_values: bool = False,
-                 transform: Callable[[KspaceSlice], Any] | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        challenge: str,
+        require_target: bool = True,
+        on_bad_file: str = "raise",
+        check_values: bool = False,
+        transform: Callable[[KspaceSlice], Any] | None = None,
+    ) -> None:
         check_challenge(challenge)
         if on_bad_file not in BAD_FILE_POLICIES:
             raise ValueError(f"on_bad_file must be one of {BAD_FILE_POLICIES}, got {on_bad_file!r}")
@@ -316,8 +322,14 @@ class FastMRISliceDataset(SliceDataset):
         return item if self.slice_transform is None else self.slice_transform(item)
 
 
-def write_volume(path: str | Path, kspace: np.ndarray, target: np.ndarray | None, challenge: str,
-                 geometry: KspaceGeometry, attrs: dict[str, Any] | None = None) -> Path:
+def write_volume(
+    path: str | Path,
+    kspace: np.ndarray,
+    target: np.ndarray | None,
+    challenge: str,
+    geometry: KspaceGeometry,
+    attrs: dict[str, Any] | None = None,
+) -> Path:
     """Write one volume in fastMRI's format, atomically (temporary file, then rename).
 
     Args:

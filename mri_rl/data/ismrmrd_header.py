@@ -58,10 +58,7 @@ def build_header(geometry: KspaceGeometry, num_coils: int, field_of_view_mm: flo
     fov_encoded_y = field_of_view_mm * cols / recon_cols
 
     def limit(name: str, low: int, high: int, centre: int) -> str:
-        return (
-            f"<{name}><minimum>{low}</minimum><maximum>{high}</maximum>"
-            f"<center>{centre}</center></{name}>"
-        )
+        return f"<{name}><minimum>{low}</minimum><maximum>{high}</maximum><center>{centre}</center></{name}>"
 
     xml = (
         '<?xml version="1.0" encoding="utf-8"?>\n'

@@ -4,14 +4,22 @@ evaluated file was seen in training."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mri_rl.task import SPLITS
 
 #: Words in a folder name that say which split it holds (``singlecoil_val``, ``knee_validation``).
-_SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                "test": "test", "testing": "test"}
+_SPLIT_WORDS = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def split_named_by(folder: str | Path) -> str | None:
@@ -35,8 +43,10 @@ def check_split_folder(folder: str | Path, split: str, any_folder: bool = False)
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     named = split_named_by(folder)
     if not any_folder and named is not None and named != split:
-        raise ValueError(f"{folder} is named as the {named} split, but the {split} split was asked for: point at "
-                         f"the {split} folder, or pass --any-folder to use this one on purpose")
+        raise ValueError(
+            f"{folder} is named as the {named} split, but the {split} split was asked for: point at "
+            f"the {split} folder, or pass --any-folder to use this one on purpose"
+        )
 
 
 def check_disjoint(training: Mapping[str, Any] | None, evaluated: Mapping[str, Any], trained: str) -> None:
@@ -56,5 +66,7 @@ def check_disjoint(training: Mapping[str, Any] | None, evaluated: Mapping[str, A
     shared = sorted(set(training.get("files", [])) & set(evaluated.get("files", [])))
     if shared:
         listing = ", ".join(shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
-        raise ValueError(f"{len(shared)} file(s) of {evaluated.get('folder')} are also in the training set of "
-                         f"{trained} ({training.get('folder')}): {listing}. Evaluate on held-out files")
+        raise ValueError(
+            f"{len(shared)} file(s) of {evaluated.get('folder')} are also in the training set of "
+            f"{trained} ({training.get('folder')}): {listing}. Evaluate on held-out files"
+        )

@@ -95,19 +95,28 @@ class SyntheticSpec:
         )
 
 
-def _ellipsoids(rng: np.random.Generator, count: int, centre_spread: float, axes: tuple[float, float],
-                depth: tuple[float, float], values: tuple[float, float]) -> np.ndarray:
+def _ellipsoids(
+    rng: np.random.Generator,
+    count: int,
+    centre_spread: float,
+    axes: tuple[float, float],
+    depth: tuple[float, float],
+    values: tuple[float, float],
+) -> np.ndarray:
     """Random ellipsoids as rows (cx, cy, cz, ax, ay, az, angle, value)."""
-    return np.stack([
-        rng.uniform(-centre_spread, centre_spread, count),
-        rng.uniform(-centre_spread, centre_spread, count),
-        rng.uniform(-0.5, 0.5, count),
-        rng.uniform(*axes, count),
-        rng.uniform(*axes, count),
-        rng.uniform(*depth, count),
-        rng.uniform(0, np.pi, count),
-        rng.uniform(*values, count),
-    ], axis=1)
+    return np.stack(
+        [
+            rng.uniform(-centre_spread, centre_spread, count),
+            rng.uniform(-centre_spread, centre_spread, count),
+            rng.uniform(-0.5, 0.5, count),
+            rng.uniform(*axes, count),
+            rng.uniform(*axes, count),
+            rng.uniform(*depth, count),
+            rng.uniform(0, np.pi, count),
+            rng.uniform(*values, count),
+        ],
+        axis=1,
+    )
 
 
 def _draw(u: np.ndarray, v: np.ndarray, z: float, ellipsoid: np.ndarray, pixels_per_unit: float) -> np.ndarray:
@@ -151,8 +160,7 @@ def _striation(rng: np.random.Generator, shape: tuple[int, int], wavevector: tup
     fy, fx = _frequency_grid(shape)
     ky, kx = wavevector
     variance = 2 * (0.12 * np.hypot(ky, kx)) ** 2
-    band = (np.exp(-((fy - ky) ** 2 + (fx - kx) ** 2) / variance)
-            + np.exp(-((fy + ky) ** 2 + (fx + kx) ** 2) / variance))
+    band = np.exp(-((fy - ky) ** 2 + (fx - kx) ** 2) / variance) + np.exp(-((fy + ky) ** 2 + (fx + kx) ** 2) / variance)
     return _filtered_noise(rng, shape, band)
 
 
@@ -185,8 +193,18 @@ def synthesize_images(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarr
     cols = (np.arange(width) - width / 2) / pixels_per_unit
     v, u = np.meshgrid(rows, cols, indexing="ij")
 
-    body = np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), 0.0, rng.uniform(0.75, 0.9),
-                     rng.uniform(0.6, 0.85), rng.uniform(0.9, 1.3), rng.uniform(-0.3, 0.3), 1.0])
+    body = np.array(
+        [
+            rng.uniform(-0.05, 0.05),
+            rng.uniform(-0.05, 0.05),
+            0.0,
+            rng.uniform(0.75, 0.9),
+            rng.uniform(0.6, 0.85),
+            rng.uniform(0.9, 1.3),
+            rng.uniform(-0.3, 0.3),
+            1.0,
+        ]
+    )
     body_value = rng.uniform(0.3, 0.45)
     outer_layer = rng.uniform(0.3, 0.5)
     layer_thickness = rng.uniform(0.85, 0.92)
@@ -199,11 +217,11 @@ def synthesize_images(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarr
     # Drawn (and the striation field below computed) whatever its amplitude, so that the other
     # random draws, and hence the rest of the phantom, do not depend on it.
     striation_angle, striation_frequency = rng.uniform(-np.pi / 4, np.pi / 4), rng.uniform(0.12, 0.28)
-    striation_wavevector = (striation_frequency * np.sin(striation_angle),
-                            striation_frequency * np.cos(striation_angle))
-    sensitivities = (
-        _coil_sensitivities(rng, u, v, spec.num_coils) if spec.challenge == "multicoil" else None
+    striation_wavevector = (
+        striation_frequency * np.sin(striation_angle),
+        striation_frequency * np.cos(striation_angle),
     )
+    sensitivities = _coil_sensitivities(rng, u, v, spec.num_coils) if spec.challenge == "multicoil" else None
 
     inner = body.copy()
     inner[3:5] *= layer_thickness
@@ -213,8 +231,11 @@ def synthesize_images(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarr
         magnitude = body_value * body_mask + outer_layer * (body_mask - _draw(u, v, z, inner, pixels_per_unit))
         for ellipsoid in np.concatenate([tissues, details]):
             magnitude += _draw(u, v, z, ellipsoid, pixels_per_unit) * body_mask
-        magnitude *= (1.0 + 0.1 * _texture(rng, (height, width), texture_frequency)
-                      + spec.striation * _striation(rng, (height, width), striation_wavevector))
+        magnitude *= (
+            1.0
+            + 0.1 * _texture(rng, (height, width), texture_frequency)
+            + spec.striation * _striation(rng, (height, width), striation_wavevector)
+        )
         magnitude = np.clip(magnitude, 0.0, None) * scale
         c = phase_coefficients
         phase = c[0] + c[1] * u + c[2] * v + c[3] * u * v + c[4] * u**2 + c[5] * v**2 + c[6] * z
@@ -263,8 +284,9 @@ def target_from_kspace(kspace: np.ndarray, challenge: str, size: tuple[int, int]
 _CONTRAST = {"singlecoil": "CORPD_FBK", "multicoil": "AXT2"}
 
 
-def write_synthetic_dataset(out_dir: str | Path, spec: SyntheticSpec, volumes: dict[str, int], seed: int = 0,
-                            progress: bool = True) -> list[Path]:
+def write_synthetic_dataset(
+    out_dir: str | Path, spec: SyntheticSpec, volumes: dict[str, int], seed: int = 0, progress: bool = True
+) -> list[Path]:
     """Write synthetic volumes into fastMRI's folder layout ``out_dir/{challenge}_{split}``.
 
     Args:

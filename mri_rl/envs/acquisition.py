@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -18,10 +19,17 @@ from mri_rl.reconstruct.checkpoint import build_reconstructor
 from mri_rl.task import DEFAULT_TASK, ZERO_FILLED, AcquisitionTask
 
 
-def build_episodes(num_episodes: int, data_path: str | Path, task: AcquisitionTask | Mapping[str, Any] | None,
-                   reconstructor: str | Path | Reconstructor | None, task_fields: dict[str, Any], on_bad_file: str,
-                   device: str | torch.device, lookahead_batch_size: int,
-                   slice_cache_mb: float) -> AcquisitionEpisodes:
+def build_episodes(
+    num_episodes: int,
+    data_path: str | Path,
+    task: AcquisitionTask | Mapping[str, Any] | None,
+    reconstructor: str | Path | Reconstructor | None,
+    task_fields: dict[str, Any],
+    on_bad_file: str,
+    device: str | torch.device,
+    lookahead_batch_size: int,
+    slice_cache_mb: float,
+) -> AcquisitionEpisodes:
     """Build the episode batch behind both environments from their keyword arguments.
 
     The task is ``task`` (default: :data:`~mri_rl.task.DEFAULT_TASK`) with ``task_fields``
@@ -32,8 +40,11 @@ def build_episodes(num_episodes: int, data_path: str | Path, task: AcquisitionTa
         TaskError: an unknown task field or a bad value.
         ValueError: a task whose recorded reconstructor fingerprint is not the file's now.
     """
-    base = task if isinstance(task, AcquisitionTask) else (
-        DEFAULT_TASK if task is None else AcquisitionTask.from_dict(task))
+    base = (
+        task
+        if isinstance(task, AcquisitionTask)
+        else (DEFAULT_TASK if task is None else AcquisitionTask.from_dict(task))
+    )
     if isinstance(reconstructor, (str, Path)):
         task_fields = {**task_fields, "reconstructor": str(reconstructor)}
     resolved = base.with_changes(**task_fields)
@@ -42,12 +53,15 @@ def build_episodes(num_episodes: int, data_path: str | Path, task: AcquisitionTa
         resolved = resolved.with_changes(reconstructor=f"in-memory {type(reconstructor).__name__}")
     else:
         model = build_reconstructor(resolved.reconstructor)
-        fingerprint = (ZERO_FILLED if resolved.reconstructor == ZERO_FILLED
-                       else checkpoint_fingerprint(resolved.reconstructor))
+        fingerprint = (
+            ZERO_FILLED if resolved.reconstructor == ZERO_FILLED else checkpoint_fingerprint(resolved.reconstructor)
+        )
     recorded = resolved.reconstructor_fingerprint
     if recorded is not None and recorded != fingerprint and "reconstructor" not in task_fields:
-        raise ValueError(f"the task's reconstructor {resolved.reconstructor} has fingerprint {fingerprint}, not the "
-                         f"{recorded} recorded with the task: the file changed since")
+        raise ValueError(
+            f"the task's reconstructor {resolved.reconstructor} has fingerprint {fingerprint}, not the "
+            f"{recorded} recorded with the task: the file changed since"
+        )
     source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
     resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
     return AcquisitionEpisodes(source, model, num_episodes, resolved, device, lookahead_batch_size)
@@ -97,12 +111,21 @@ class ActiveAcquisitionEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, data_path: str | Path, task: AcquisitionTask | Mapping[str, Any] | None = None, *,
-                 reconstructor: str | Path | Reconstructor | None = None, on_bad_file: str = "raise",
-                 device: str | torch.device = "cpu", lookahead_batch_size: int = 256, slice_cache_mb: float = 1024,
-                 **task_fields: Any) -> None:
-        self.episodes = build_episodes(1, data_path, task, reconstructor, task_fields, on_bad_file, device,
-                                       lookahead_batch_size, slice_cache_mb)
+    def __init__(
+        self,
+        data_path: str | Path,
+        task: AcquisitionTask | Mapping[str, Any] | None = None,
+        *,
+        reconstructor: str | Path | Reconstructor | None = None,
+        on_bad_file: str = "raise",
+        device: str | torch.device = "cpu",
+        lookahead_batch_size: int = 256,
+        slice_cache_mb: float = 1024,
+        **task_fields: Any,
+    ) -> None:
+        self.episodes = build_episodes(
+            1, data_path, task, reconstructor, task_fields, on_bad_file, device, lookahead_batch_size, slice_cache_mb
+        )
         self.task = self.episodes.task
         self.observation_space = observation_space(self.episodes.recon_size, self.episodes.width)
         self.action_space = action_space(self.episodes.width)

@@ -9,7 +9,7 @@ batched reconstructor call.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,6 @@ from mri_rl.metrics import HIGHER_IS_BETTER, METRIC_NAMES, image_metric, image_m
 from mri_rl.reconstruct.base import Reconstructor, root_sum_of_squares, zero_filled_image
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
 from mri_rl.task import AcquisitionTask
-
 
 METRICS_CHUNK = 8  # episodes whose metrics are computed together
 
@@ -39,12 +38,21 @@ class AcquisitionEpisodes:
         lookahead_batch_size: reconstructions per call when scoring candidate columns.
     """
 
-    def __init__(self, source: SliceSource, reconstructor: Reconstructor, num_episodes: int,
-                 task: AcquisitionTask, device: str | torch.device = "cpu", lookahead_batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        source: SliceSource,
+        reconstructor: Reconstructor,
+        num_episodes: int,
+        task: AcquisitionTask,
+        device: str | torch.device = "cpu",
+        lookahead_batch_size: int = 256,
+    ) -> None:
         budget, initial_lines, reward_metric = task.budget, task.initial_lines, task.reward_metric
         if initial_lines >= source.measurable_columns:
-            raise ValueError(f"initial_lines ({initial_lines}) leaves no column to acquire: the slices have "
-                             f"{source.measurable_columns} measurable columns of {source.width}")
+            raise ValueError(
+                f"initial_lines ({initial_lines}) leaves no column to acquire: the slices have "
+                f"{source.measurable_columns} measurable columns of {source.width}"
+            )
         if num_episodes < 1:
             raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
         if lookahead_batch_size < 1:
@@ -72,8 +80,11 @@ class AcquisitionEpisodes:
         self.reconstruction = torch.zeros((n, h, w), device=self.device)
         # Zero-filled episodes keep their complex coil images and add one column per step
         # (ZeroFilledReconstructor.column_images) instead of transforming again.
-        self.coil_images = (torch.zeros((n, coils, h, w), dtype=torch.complex64, device=self.device)
-                            if isinstance(self.reconstructor, ZeroFilledReconstructor) else None)
+        self.coil_images = (
+            torch.zeros((n, coils, h, w), dtype=torch.complex64, device=self.device)
+            if isinstance(self.reconstructor, ZeroFilledReconstructor)
+            else None
+        )
         self.observation_scale = torch.ones((n, 1, 1), device=self.device)
         self.metrics = {name: torch.zeros(n, dtype=torch.float64, device=self.device) for name in METRIC_NAMES}
         self.steps = np.zeros(n, dtype=np.int64)
@@ -123,8 +134,9 @@ class AcquisitionEpisodes:
         return is_new.cpu().numpy()
 
     @torch.no_grad()
-    def refresh(self, rows: np.ndarray, new_episode: np.ndarray | None = None,
-                added_columns: np.ndarray | None = None) -> None:
+    def refresh(
+        self, rows: np.ndarray, new_episode: np.ndarray | None = None, added_columns: np.ndarray | None = None
+    ) -> None:
         """Reconstruct ``rows`` in one call and update their metrics.
 
         Args:
@@ -154,8 +166,9 @@ class AcquisitionEpisodes:
             # A few episodes at a time: the dozen passes of SSIM then stay in the CPU cache.
             part = slice(start, start + METRICS_CHUNK)
             chunk = part if isinstance(index, slice) else index[part]  # rows of the episode tensors
-            for name, values in image_metrics(reconstruction[part], self.target[chunk], self.data_range[chunk],
-                                                self.target_statistics.select(chunk)).items():
+            for name, values in image_metrics(
+                reconstruction[part], self.target[chunk], self.data_range[chunk], self.target_statistics.select(chunk)
+            ).items():
                 self.metrics[name][chunk] = values
         if new.any():
             fresh = rows_t[torch.as_tensor(new, device=self.device)]
@@ -172,13 +185,19 @@ class AcquisitionEpisodes:
         recompute_t = torch.as_tensor(recompute, device=self.device)
         if recompute.any():
             again = rows[recompute_t]
-            self.coil_images[again] = self.reconstructor.coil_images(self.masked_kspace(again, self.mask[again]),
-                                                                     self.recon_size)
+            self.coil_images[again] = self.reconstructor.coil_images(
+                self.masked_kspace(again, self.mask[again]), self.recon_size
+            )
         if not recompute.all():
             updated = rows[~recompute_t]
             columns = torch.as_tensor(np.asarray(added_columns)[~recompute], device=self.device)
-            self.coil_images.index_add_(0, updated, self.reconstructor.column_images(
-                self.kspace[updated, :, :, columns], columns, self.width, self.recon_size))
+            self.coil_images.index_add_(
+                0,
+                updated,
+                self.reconstructor.column_images(
+                    self.kspace[updated, :, :, columns], columns, self.width, self.recon_size
+                ),
+            )
 
     def masked_kspace(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """k ⊙ M for ``rows`` under ``mask`` (len(rows), W): complex (len(rows), C, H, W)."""
@@ -220,11 +239,16 @@ class AcquisitionEpisodes:
         if len(todo):
             todo_rows = pair_rows[todo]
             for chunk, reconstruction in self.reconstructor.with_one_more_column(
-                    self.kspace, self.mask, todo_rows, pair_columns[todo], self.recon_size,
-                    self.lookahead_batch_size):
+                self.kspace, self.mask, todo_rows, pair_columns[todo], self.recon_size, self.lookahead_batch_size
+            ):
                 chunk_rows = todo_rows[chunk]
-                after = image_metric(self.reward_metric, reconstruction.float(), self.target[chunk_rows],
-                                     self.data_range[chunk_rows], self.target_statistics.select(chunk_rows))
+                after = image_metric(
+                    self.reward_metric,
+                    reconstruction.float(),
+                    self.target[chunk_rows],
+                    self.data_range[chunk_rows],
+                    self.target_statistics.select(chunk_rows),
+                )
                 scores[todo[chunk]] = self.improvement(self.metrics[self.reward_metric][chunk_rows], after)
         return scores.reshape(candidates.shape).cpu().numpy()
 
@@ -233,8 +257,7 @@ class AcquisitionEpisodes:
         """Batched observation: ``reconstruction`` float32 (N, 1, h, w) scaled by observed
         data only, and ``mask`` int8 (N, W)."""
         scaled = (self.reconstruction / self.observation_scale).unsqueeze(1)
-        return {"reconstruction": scaled.cpu().numpy(),
-                "mask": self.mask.cpu().numpy().astype(np.int8)}
+        return {"reconstruction": scaled.cpu().numpy(), "mask": self.mask.cpu().numpy().astype(np.int8)}
 
     def action_masks(self) -> np.ndarray:
         """bool (N, W): True where a column may still be acquired."""

@@ -28,8 +28,14 @@ class SliceSource:
             used first out), so restarting episodes rarely reads a file; 0 turns it off.
     """
 
-    def __init__(self, data_path: str | Path, challenge: str, on_bad_file: str = "raise",
-                 kspace_shape: tuple[int, ...] | None = None, cache_megabytes: float = 1024) -> None:
+    def __init__(
+        self,
+        data_path: str | Path,
+        challenge: str,
+        on_bad_file: str = "raise",
+        kspace_shape: tuple[int, ...] | None = None,
+        cache_megabytes: float = 1024,
+    ) -> None:
         if cache_megabytes < 0:
             raise ValueError(f"cache_megabytes must be >= 0, got {cache_megabytes}")
         self.dataset = FastMRISliceDataset(data_path, challenge, require_target=True, on_bad_file=on_bad_file)

@@ -12,10 +12,12 @@ def observation_space(recon_size: tuple[int, int], width: int) -> spaces.Dict:
     The reconstruction is divided by the maximum of the initial zero-filled image, so
     it is of order one but unbounded (a trained reconstructor may over- or undershoot).
     """
-    return spaces.Dict({
-        "reconstruction": spaces.Box(low=-np.inf, high=np.inf, shape=(1, *recon_size), dtype=np.float32),
-        "mask": spaces.MultiBinary(width),
-    })
+    return spaces.Dict(
+        {
+            "reconstruction": spaces.Box(low=-np.inf, high=np.inf, shape=(1, *recon_size), dtype=np.float32),
+            "mask": spaces.MultiBinary(width),
+        }
+    )
 
 
 def action_space(width: int) -> spaces.Discrete:

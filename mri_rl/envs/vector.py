@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,12 +31,30 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int, data_path: str | Path, task: AcquisitionTask | Mapping[str, Any] | None = None,
-                 *, reconstructor: str | Path | Reconstructor | None = None, on_bad_file: str = "raise",
-                 device: str | torch.device = "cpu", lookahead_batch_size: int = 256, slice_cache_mb: float = 1024,
-                 **task_fields: Any) -> None:
-        self.episodes = build_episodes(num_envs, data_path, task, reconstructor, task_fields, on_bad_file, device,
-                                       lookahead_batch_size, slice_cache_mb)
+    def __init__(
+        self,
+        num_envs: int,
+        data_path: str | Path,
+        task: AcquisitionTask | Mapping[str, Any] | None = None,
+        *,
+        reconstructor: str | Path | Reconstructor | None = None,
+        on_bad_file: str = "raise",
+        device: str | torch.device = "cpu",
+        lookahead_batch_size: int = 256,
+        slice_cache_mb: float = 1024,
+        **task_fields: Any,
+    ) -> None:
+        self.episodes = build_episodes(
+            num_envs,
+            data_path,
+            task,
+            reconstructor,
+            task_fields,
+            on_bad_file,
+            device,
+            lookahead_batch_size,
+            slice_cache_mb,
+        )
         self.task = self.episodes.task
         self.num_envs = num_envs
         self.single_observation_space = observation_space(self.episodes.recon_size, self.episodes.width)
@@ -55,8 +74,9 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         """How this env's episodes are made: the task and the data fingerprint (agents store it)."""
         return episodes_record(self.episodes)
 
-    def reset(self, *, seed: int | Sequence[int | None] | None = None,
-              options: dict | None = None) -> tuple[dict, dict]:
+    def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None
+    ) -> tuple[dict, dict]:
         """Start episodes: all of them, or those in ``options["reset_mask"]``.
 
         Args:
@@ -86,8 +106,10 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         return self.episodes.observation(), self._info()
 
     def _start(self, rows: np.ndarray, indices: Sequence[int] | None = None) -> None:
-        slice_ids = [pick_slice(self._rngs[r], self.num_slices, None if indices is None else indices[i])
-                     for i, r in enumerate(rows)]
+        slice_ids = [
+            pick_slice(self._rngs[r], self.num_slices, None if indices is None else indices[i])
+            for i, r in enumerate(rows)
+        ]
         self.episodes.load(rows, slice_ids)
         self.episodes.refresh(rows, new_episode=np.ones(len(rows), dtype=bool))
         self._needs_reset[rows] = False

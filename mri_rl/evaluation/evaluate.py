@@ -57,8 +57,15 @@ BASELINE_NAMES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle")
 POLICY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 FRESH_START = "pass --overwrite (deletes this folder's rollouts and report) or choose a new --out"
 #: What evaluate_policies writes into its folder; --overwrite deletes exactly these.
-OUTPUTS = ("partial", "lbcs_order.json", "metrics.csv", "metrics.csv.record.json", "summary.json", "summary.md",
-           "curves.png")
+OUTPUTS = (
+    "partial",
+    "lbcs_order.json",
+    "metrics.csv",
+    "metrics.csv.record.json",
+    "summary.json",
+    "summary.md",
+    "curves.png",
+)
 
 
 @dataclass
@@ -94,8 +101,6 @@ class EvaluationSetup:
         return {"data_path": folder, "task": self.task, "device": self.device}
 
 
-
-
 def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
     """``["random", "dqn=runs/a/model.pt"]`` -> ``[("random", None), ("dqn", Path(...))]``.
 
@@ -108,8 +113,10 @@ def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
         name, _, path = spec.partition("=")
         if path:
             if not POLICY_NAME.fullmatch(name):
-                raise ValueError(f"policy name {name!r} must be letters, digits, '_', '-' or '.', not starting "
-                                 f"with '.' (it names files in the output folder)")
+                raise ValueError(
+                    f"policy name {name!r} must be letters, digits, '_', '-' or '.', not starting "
+                    f"with '.' (it names files in the output folder)"
+                )
             parsed.append((name, Path(path)))
         elif name in BASELINE_NAMES:
             parsed.append((name, None))
@@ -123,8 +130,12 @@ def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
 
 def make_batched_env(setup: EvaluationSetup, folder: Path, num_slices: int | None = None) -> gym.vector.VectorEnv:
     count = len(SliceSource(folder, setup.task.challenge)) if num_slices is None else num_slices
-    return gym.make_vec(ENV_ID, num_envs=max(1, min(setup.batch_size, count)),
-                        vectorization_mode="vector_entry_point", **setup.env_kwargs(folder))
+    return gym.make_vec(
+        ENV_ID,
+        num_envs=max(1, min(setup.batch_size, count)),
+        vectorization_mode="vector_entry_point",
+        **setup.env_kwargs(folder),
+    )
 
 
 def lbcs_train_folder(setup: EvaluationSetup) -> Path:
@@ -137,8 +148,9 @@ def lbcs_train_folder(setup: EvaluationSetup) -> Path:
     return candidate
 
 
-def lbcs_order(setup: EvaluationSetup, task: AcquisitionTask, folder: Path, cache_file: Path,
-               progress: bool) -> list[int]:
+def lbcs_order(
+    setup: EvaluationSetup, task: AcquisitionTask, folder: Path, cache_file: Path, progress: bool
+) -> list[int]:
     """The LBCS order learned on the training slices of ``folder`` (cached in ``cache_file``).
 
     Raises:
@@ -149,8 +161,9 @@ def lbcs_order(setup: EvaluationSetup, task: AcquisitionTask, folder: Path, cach
     record = make_record(task, {"lbcs_train": data_fingerprint(folder)}, {"lbcs_slices": indices})
 
     def learn() -> list[int]:
-        env = gym.make_vec(ENV_ID, num_envs=len(indices), vectorization_mode="vector_entry_point",
-                           **setup.env_kwargs(folder))
+        env = gym.make_vec(
+            ENV_ID, num_envs=len(indices), vectorization_mode="vector_entry_point", **setup.env_kwargs(folder)
+        )
         return learn_lbcs_order(env, indices, task.budget, progress)
 
     return cached_lbcs_order(cache_file, record, learn, FRESH_START)
@@ -172,21 +185,26 @@ def load_learned_policy(path: Path, env: gym.vector.VectorEnv, allow_task_mismat
         raise ValueError(f"{path} holds an agent of unknown algorithm {algorithm!r}")
     agent = AGENTS[algorithm].load(path)
     if agent.observation_space != env.single_observation_space or agent.action_space != env.single_action_space:
-        raise ValueError(f"{path} was trained on other observation/action spaces than this data's "
-                         f"({agent.observation_space} vs {env.single_observation_space})")
+        raise ValueError(
+            f"{path} was trained on other observation/action spaces than this data's "
+            f"({agent.observation_space} vs {env.single_observation_space})"
+        )
     trained_task = (agent.record or {}).get("task")
     if trained_task is None:
         differences = ["no record of the task it was trained on"]
     else:
         differences = AcquisitionTask.from_dict(trained_task).differences(env.unwrapped.task)
     if differences and not allow_task_mismatch:
-        raise ValueError(f"{path} was trained on another task than this evaluation's ({'; '.join(differences)}; "
-                         f"trained vs evaluated): pass --allow-task-mismatch to evaluate it anyway")
+        raise ValueError(
+            f"{path} was trained on another task than this evaluation's ({'; '.join(differences)}; "
+            f"trained vs evaluated): pass --allow-task-mismatch to evaluate it anyway"
+        )
     return agent, differences
 
 
-def build_policy(name: str, agent: Any, setup: EvaluationSetup, env: gym.vector.VectorEnv, seed: int,
-                 out_dir: Path, progress: bool):
+def build_policy(
+    name: str, agent: Any, setup: EvaluationSetup, env: gym.vector.VectorEnv, seed: int, out_dir: Path, progress: bool
+):
     """The policy called ``name``: ``agent`` when it is a learned one, else a baseline."""
     if agent is not None:
         return agent
@@ -199,8 +217,9 @@ def build_policy(name: str, agent: Any, setup: EvaluationSetup, env: gym.vector.
     if name == "equispaced":
         return EquispacedPolicy(width, task.budget)
     if name == "lbcs":
-        return LBCSPolicy(width, lbcs_order(setup, task, lbcs_train_folder(setup), out_dir / "lbcs_order.json",
-                                            progress))
+        return LBCSPolicy(
+            width, lbcs_order(setup, task, lbcs_train_folder(setup), out_dir / "lbcs_order.json", progress)
+        )
     return OraclePolicy(env)
 
 
@@ -221,8 +240,15 @@ def check_held_out(setup: EvaluationSetup, agents: dict[str, Any], evaluated: di
             check_disjoint(((agent.record or {}).get("data") or {}).get("train"), evaluated, f"policy {name}")
 
 
-def policy_record(name: str, path: Path | None, seed: int, setup: EvaluationSetup, task: AcquisitionTask,
-                  evaluated: dict[str, Any], task_differences: list[str]) -> dict[str, Any]:
+def policy_record(
+    name: str,
+    path: Path | None,
+    seed: int,
+    setup: EvaluationSetup,
+    task: AcquisitionTask,
+    evaluated: dict[str, Any],
+    task_differences: list[str],
+) -> dict[str, Any]:
     """The record of one (policy, seed) rollout: what a stored one must match to be reused."""
     data = {"evaluated": evaluated}
     settings: dict[str, Any] = {"policy": name, "seed": seed}
@@ -246,8 +272,9 @@ def clear_outputs(out_dir: Path) -> None:
             target.unlink()
 
 
-def evaluate_policies(setup: EvaluationSetup, policy_specs: list[str], out_dir: str | Path,
-                      progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+def evaluate_policies(
+    setup: EvaluationSetup, policy_specs: list[str], out_dir: str | Path, progress: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
     """Roll every policy, write metrics.csv (+ its record), summary.json, summary.md and curves.png.
 
     Args:

@@ -6,8 +6,9 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -50,12 +51,16 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
     for (policy, *_), values in _episode_values(rows):
         for key in SUMMARY_KEYS:
             per_policy[policy][key].append(values[key])
-    return {policy: {key: {"mean": float(np.mean(v[key])), "std": float(np.std(v[key])), "n": len(v[key])}
-                     for key in SUMMARY_KEYS} for policy, v in per_policy.items()}
+    return {
+        policy: {
+            key: {"mean": float(np.mean(v[key])), "std": float(np.std(v[key])), "n": len(v[key])}
+            for key in SUMMARY_KEYS
+        }
+        for policy, v in per_policy.items()
+    }
 
 
-def paired_differences(rows: list[dict[str, Any]],
-                       key: str = "ssim_auc") -> dict[tuple[str, str], dict[str, float]]:
+def paired_differences(rows: list[dict[str, Any]], key: str = "ssim_auc") -> dict[tuple[str, str], dict[str, float]]:
     """Paired comparison of every two policies on the images both were rolled out on.
 
     Each policy's value per image (file, slice) is its mean over seeds. The spread over
@@ -81,15 +86,18 @@ def paired_differences(rows: list[dict[str, Any]],
     return pairs
 
 
-def paired_table(rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, float]]],
-                 key: str = "ssim_auc") -> str:
+def paired_table(
+    rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, float]]], key: str = "ssim_auc"
+) -> str:
     """:func:`paired_differences` as a markdown matrix, row minus column, best policy first."""
     pairs = paired_differences(rows, key)
     order = sorted(summary, key=lambda policy: -summary[policy][key]["mean"])
     lines = ["| row − column | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
     for a in order:
-        cells = [f"{pairs[(a, b)]['mean']:+.4f} ({pairs[(a, b)]['wins']}/{pairs[(a, b)]['n']})" if (a, b) in pairs
-                 else "" for b in order]
+        cells = [
+            f"{pairs[(a, b)]['mean']:+.4f} ({pairs[(a, b)]['wins']}/{pairs[(a, b)]['n']})" if (a, b) in pairs else ""
+            for b in order
+        ]
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -98,8 +106,10 @@ def markdown_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
     """The summary as a markdown table, best SSIM AUC first."""
     lines = ["| policy | SSIM AUC | PSNR AUC | final SSIM | final PSNR (dB) |", "|---|---|---|---|---|"]
     for policy, s in sorted(summary.items(), key=lambda item: -item[1]["ssim_auc"]["mean"]):
-        cells = [f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}" if "ssim" in k else f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"
-                 for k in SUMMARY_KEYS]
+        cells = [
+            f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}" if "ssim" in k else f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"
+            for k in SUMMARY_KEYS
+        ]
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -122,12 +132,15 @@ def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
     """Inverse of :func:`write_rows_csv` (numbers parsed)."""
     integer = {"seed", "slice", "step", "acquired_columns"}
     with Path(path).open(newline="") as f:
-        return [{k: (int(v) if k in integer else v if k in ("policy", "file") else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
+        return [
+            {k: (int(v) if k in integer else v if k in ("policy", "file") else float(v)) for k, v in row.items()}
+            for row in csv.DictReader(f)
+        ]
 
 
-def write_report(out_dir: str | Path, rows: list[dict[str, Any]], title: str = "",
-                 record: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_report(
+    out_dir: str | Path, rows: list[dict[str, Any]], title: str = "", record: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write metrics.csv, summary.json, summary.md and curves.png; returns the summary.
 
     Args:
@@ -143,14 +156,19 @@ def write_report(out_dir: str | Path, rows: list[dict[str, Any]], title: str = "
     write_rows_csv(out_dir / "metrics.csv", rows)
     atomic_write_text(sidecar_path(out_dir / "metrics.csv"), json.dumps({"record": record}, indent=1) + "\n")
     summary = summarize(rows)
-    atomic_write_text(out_dir / "summary.json",
-                      json.dumps({"record": record, "policies": summary}, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(
+        out_dir / "summary.json", json.dumps({"record": record, "policies": summary}, indent=2, sort_keys=True) + "\n"
+    )
     header = f"# {title}\n\n" if title else ""
-    note = ("AUC: area under the metric curve against the sampling rate (trapezoid rule) per image; "
-            "mean ± std over images and seeds. Metrics follow fastMRI: data range = volume maximum.\n\n")
-    paired = ("\nPaired SSIM AUC differences, row − column: mean over the images both policies saw (each "
-              "policy's value per image is its mean over seeds), and on how many images the row is higher.\n\n"
-              + paired_table(rows, summary))
+    note = (
+        "AUC: area under the metric curve against the sampling rate (trapezoid rule) per image; "
+        "mean ± std over images and seeds. Metrics follow fastMRI: data range = volume maximum.\n\n"
+    )
+    paired = (
+        "\nPaired SSIM AUC differences, row − column: mean over the images both policies saw (each "
+        "policy's value per image is its mean over seeds), and on how many images the row is higher.\n\n"
+        + paired_table(rows, summary)
+    )
     atomic_write_text(out_dir / "summary.md", header + note + markdown_table(summary) + paired)
     plot_curves(rows, out_dir / "curves.png", title)
     return summary

@@ -12,8 +12,15 @@ from mri_rl.metrics import METRIC_NAMES
 METRIC_COLUMNS = ("policy", "seed", "file", "slice", "step", "acquired_columns", "sampling_rate", *METRIC_NAMES)
 
 
-def rollout_policy(policy: Any, env: Any, budget: int, policy_name: str, seed: int,
-                   slice_indices: list[int] | None = None, progress: bool = True) -> list[dict[str, Any]]:
+def rollout_policy(
+    policy: Any,
+    env: Any,
+    budget: int,
+    policy_name: str,
+    seed: int,
+    slice_indices: list[int] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """One episode per slice, ``budget`` steps each, N slices at a time.
 
     Args:
@@ -32,7 +39,7 @@ def rollout_policy(policy: Any, env: Any, budget: int, policy_name: str, seed: i
     indices = list(range(len(source))) if slice_indices is None else list(slice_indices)
     num_envs = env.num_envs
     rows: list[dict[str, Any]] = []
-    chunks = [indices[i:i + num_envs] for i in range(0, len(indices), num_envs)]
+    chunks = [indices[i : i + num_envs] for i in range(0, len(indices), num_envs)]
     for chunk in tqdm(chunks, desc=f"{policy_name} seed {seed}", unit="batch", disable=not progress):
         padded = chunk + [chunk[-1]] * (num_envs - len(chunk))
         obs, info = env.reset(options={"indices": padded})
@@ -44,10 +51,18 @@ def rollout_policy(policy: Any, env: Any, budget: int, policy_name: str, seed: i
 
         def record(info: dict[str, Any], step: int, which: np.ndarray) -> None:
             for row in np.flatnonzero(which):
-                rows.append({"policy": policy_name, "seed": seed, "file": names[row][0], "slice": names[row][1],
-                             "step": step, "acquired_columns": int(info["acquired_columns"][row]),
-                             "sampling_rate": float(info["sampling_rate"][row]),
-                             **{name: float(info[name][row]) for name in METRIC_NAMES}})
+                rows.append(
+                    {
+                        "policy": policy_name,
+                        "seed": seed,
+                        "file": names[row][0],
+                        "slice": names[row][1],
+                        "step": step,
+                        "acquired_columns": int(info["acquired_columns"][row]),
+                        "sampling_rate": float(info["sampling_rate"][row]),
+                        **{name: float(info[name][row]) for name in METRIC_NAMES},
+                    }
+                )
 
         record(info, 0, running)
         for step in range(1, budget + 1):

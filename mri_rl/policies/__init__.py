@@ -12,6 +12,13 @@ from mri_rl.policies.baselines import (
 from mri_rl.policies.lbcs import cached_lbcs_order, learn_lbcs_order
 
 __all__ = [
-    "AcquisitionPolicy", "EquispacedPolicy", "FixedOrderPolicy", "LBCSPolicy", "LowToHighPolicy", "OraclePolicy",
-    "RandomPolicy", "cached_lbcs_order", "learn_lbcs_order",
+    "AcquisitionPolicy",
+    "EquispacedPolicy",
+    "FixedOrderPolicy",
+    "LBCSPolicy",
+    "LowToHighPolicy",
+    "OraclePolicy",
+    "RandomPolicy",
+    "cached_lbcs_order",
+    "learn_lbcs_order",
 ]

@@ -19,7 +19,8 @@ None)`` for a batch; ``reset(action_masks)`` is called when episodes start.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +43,9 @@ class AcquisitionPolicy:
         """Preference of each column (N, W); higher is better."""
         raise NotImplementedError
 
-    def predict(self, obs: Any, deterministic: bool = True,
-                action_mask: np.ndarray | None = None) -> tuple[np.ndarray, None]:
+    def predict(
+        self, obs: Any, deterministic: bool = True, action_mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, None]:
         if action_mask is None:
             raise ValueError(f"the {self.name} policy needs the action mask of each episode")
         masks = np.asarray(action_mask, dtype=bool).reshape(-1, self.width)
@@ -152,7 +154,7 @@ class OraclePolicy(AcquisitionPolicy):
         for row, free in enumerate(action_masks):
             columns = np.flatnonzero(free)
             candidates[row, : len(columns)] = columns
-            candidates[row, len(columns):] = columns[0] if len(columns) else 0
+            candidates[row, len(columns) :] = columns[0] if len(columns) else 0
         rewards = self.env.score_actions(candidates)
         scores = np.full(action_masks.shape, -np.inf)
         np.put_along_axis(scores, candidates, rewards, axis=1)

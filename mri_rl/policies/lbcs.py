@@ -10,8 +10,9 @@ made under another record is refused rather than reused.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -57,8 +58,9 @@ def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int, progress: 
     return order
 
 
-def cached_lbcs_order(cache_file: str | Path, record: dict[str, Any], learn: Callable[[], list[int]],
-                      fresh_start: str) -> list[int]:
+def cached_lbcs_order(
+    cache_file: str | Path, record: dict[str, Any], learn: Callable[[], list[int]], fresh_start: str
+) -> list[int]:
     """The order stored in ``cache_file`` if it was learned under ``record``, else ``learn()``
     written there (atomically) with ``record``.
 

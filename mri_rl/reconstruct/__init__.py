@@ -8,6 +8,13 @@ from mri_rl.reconstruct.varnet import VarNetReconstructor
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
 
 __all__ = [
-    "Reconstructor", "TrainableReconstructor", "UnetReconstructor", "VarNetReconstructor", "ZeroFilledReconstructor",
-    "build_reconstructor", "export_reconstructor", "load_reconstructor", "zero_filled_image",
+    "Reconstructor",
+    "TrainableReconstructor",
+    "UnetReconstructor",
+    "VarNetReconstructor",
+    "ZeroFilledReconstructor",
+    "build_reconstructor",
+    "export_reconstructor",
+    "load_reconstructor",
+    "zero_filled_image",
 ]

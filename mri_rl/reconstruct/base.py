@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from fastmri.data.transforms import center_crop
@@ -72,9 +72,15 @@ class Reconstructor(torch.nn.Module, ABC):
             float (B, h, w).
         """
 
-    def with_one_more_column(self, kspace: torch.Tensor, mask: torch.Tensor, pair_rows: torch.Tensor,
-                             pair_columns: torch.Tensor, output_size: tuple[int, int],
-                             batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
+    def with_one_more_column(
+        self,
+        kspace: torch.Tensor,
+        mask: torch.Tensor,
+        pair_rows: torch.Tensor,
+        pair_columns: torch.Tensor,
+        output_size: tuple[int, int],
+        batch_size: int,
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
         """Reconstructions with one extra column each, for look-ahead, in chunks.
 
         Args:

@@ -59,8 +59,9 @@ def load_reconstructor(path: str | Path, map_location: str | torch.device = "cpu
     if kind not in TRAINABLE_KINDS:
         raise ValueError(f"checkpoint {path} holds a reconstructor of kind {kind!r}; known: {sorted(TRAINABLE_KINDS)}")
     try:
-        model = TRAINABLE_KINDS[kind](**checkpoint["hparams"], challenge=checkpoint["challenge"],
-                                      recon_size=checkpoint["recon_size"])
+        model = TRAINABLE_KINDS[kind](
+            **checkpoint["hparams"], challenge=checkpoint["challenge"], recon_size=checkpoint["recon_size"]
+        )
         model.load_state_dict(checkpoint["state_dict"])
     except (KeyError, TypeError, RuntimeError) as error:
         raise ValueError(f"checkpoint {path} is incompatible with the {kind} reconstructor: {error}") from None

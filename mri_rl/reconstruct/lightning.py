@@ -8,8 +8,9 @@ directly.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import fastmri
 import pytorch_lightning as pl
@@ -44,8 +45,17 @@ class ReconstructionDataModule(pl.LightningDataModule):
         on_bad_file: "raise" or "skip" bad files.
     """
 
-    def __init__(self, train_folder: str | Path, val_folder: str | Path, challenge: str, masks: MaskSampler,
-                 batch_size: int = 4, num_workers: int = 0, seed: int = 0, on_bad_file: str = "raise") -> None:
+    def __init__(
+        self,
+        train_folder: str | Path,
+        val_folder: str | Path,
+        challenge: str,
+        masks: MaskSampler,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        seed: int = 0,
+        on_bad_file: str = "raise",
+    ) -> None:
         super().__init__()
         self.train_folder, self.val_folder = Path(train_folder), Path(val_folder)
         self.challenge = challenge
@@ -77,8 +87,10 @@ class ReconstructionDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         if trainer is not None and trainer.reload_dataloaders_every_n_epochs != 1:
-            warnings.warn("training masks are redrawn each epoch only with "
-                          "Trainer(reload_dataloaders_every_n_epochs=1)", stacklevel=2)
+            warnings.warn(
+                "training masks are redrawn each epoch only with Trainer(reload_dataloaders_every_n_epochs=1)",
+                stacklevel=2,
+            )
         epoch = trainer.current_epoch if trainer is not None else 0
         return self._loader(MaskedSlices(self.train_slices, self.masks, (self.seed, epoch)), shuffle=True)
 
@@ -109,9 +121,18 @@ class ReconstructionModule(pl.LightningModule):
         weight_decay: Adam weight decay.
     """
 
-    def __init__(self, model: str, model_hparams: dict[str, Any], challenge: str, recon_size: Sequence[int],
-                 loss: str = "l1", lr: float = 1e-3, lr_step_size: int = 40, lr_gamma: float = 0.1,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: str,
+        model_hparams: dict[str, Any],
+        challenge: str,
+        recon_size: Sequence[int],
+        loss: str = "l1",
+        lr: float = 1e-3,
+        lr_step_size: int = 40,
+        lr_gamma: float = 0.1,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__()
         if model not in TRAINABLE_KINDS:
             raise ValueError(f"unknown reconstructor {model!r}; trainable kinds: {sorted(TRAINABLE_KINDS)}")
@@ -119,8 +140,7 @@ class ReconstructionModule(pl.LightningModule):
             raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
         recon_size = [int(n) for n in recon_size]  # save_hyperparameters records it as a plain YAML list
         self.save_hyperparameters()
-        self.reconstructor = TRAINABLE_KINDS[model](**model_hparams, challenge=challenge,
-                                                    recon_size=tuple(recon_size))
+        self.reconstructor = TRAINABLE_KINDS[model](**model_hparams, challenge=challenge, recon_size=tuple(recon_size))
         self.ssim_loss = fastmri.SSIMLoss() if loss == "ssim" else None
 
     def forward(self, batch: ReconstructionSample) -> torch.Tensor:
@@ -141,12 +161,12 @@ class ReconstructionModule(pl.LightningModule):
     def validation_step(self, batch: ReconstructionSample, batch_index: int) -> None:
         reconstruction = self(batch)
         size = len(batch.target)
-        self.log("val_loss", self.loss(reconstruction, batch.target, batch.data_range), batch_size=size,
-                 sync_dist=True)
+        self.log("val_loss", self.loss(reconstruction, batch.target, batch.data_range), batch_size=size, sync_dist=True)
         metrics = image_metrics(reconstruction, batch.target, batch.data_range)
         for name in ("ssim", "psnr", "nmse"):
-            self.log(f"val_{name}", metrics[name].mean().float(), batch_size=size, sync_dist=True,
-                     prog_bar=name == "ssim")
+            self.log(
+                f"val_{name}", metrics[name].mean().float(), batch_size=size, sync_dist=True, prog_bar=name == "ssim"
+            )
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset
 
-from mri_rl.data import FastMRISliceDataset, resolve_split_folder
+from mri_rl.data import FastMRISliceDataset
 from mri_rl.reconstruct.training_masks import MaskSampler
 
 
@@ -71,8 +70,9 @@ class MaskedSlices(Dataset):
         item = self.slices[index]
         meta = item.metadata
         kspace = item.kspace.reshape(meta.num_coils, *item.kspace.shape[-2:])  # (C, H, W)
-        mask = torch.from_numpy(self.sampler(kspace.shape[-1], meta.padding_left, meta.padding_right,
-                                             (*self.seed, index)))
+        mask = torch.from_numpy(
+            self.sampler(kspace.shape[-1], meta.padding_left, meta.padding_right, (*self.seed, index))
+        )
         data_range = meta.max_value if meta.max_value is not None else float(item.target.max())
         return ReconstructionSample(
             masked_kspace=kspace * mask.to(kspace.real.dtype),

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 import pytorch_lightning as pl
 import torch
@@ -27,20 +28,25 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from mri_rl.data.fastmri_files import FastMRISliceDataset, inspect_volume, resolve_split_folder
-from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.configs import load_config as read_config
 from mri_rl.configs.schema import ConfigError, check_range, check_value, from_mapping
+from mri_rl.data.fastmri_files import FastMRISliceDataset, inspect_volume, resolve_split_folder
+from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.files import atomic_write_text
 from mri_rl.metrics import image_metrics
+from mri_rl.provenance import check_record, data_fingerprint, h5_files, make_record, read_json_record
 from mri_rl.reconstruct.base import Reconstructor
-from mri_rl.reconstruct.checkpoint import TRAINABLE_KINDS, build_reconstructor, export_reconstructor, read_reconstructor_record
+from mri_rl.reconstruct.checkpoint import (
+    TRAINABLE_KINDS,
+    build_reconstructor,
+    export_reconstructor,
+    read_reconstructor_record,
+)
 from mri_rl.reconstruct.lightning import ReconstructionDataModule, ReconstructionModule
 from mri_rl.reconstruct.masked_slices import MaskedSlices, split_geometry
 from mri_rl.reconstruct.trainable import TrainableReconstructor
 from mri_rl.reconstruct.training_masks import MaskSampler, build_mask_sampler, build_mask_samplers
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
-from mri_rl.provenance import check_record, data_fingerprint, h5_files, make_record, read_json_record
 from mri_rl.task import AcquisitionTask
 
 CHECKPOINT_DIR = "checkpoints"
@@ -119,8 +125,9 @@ def validate_config(values: Mapping[str, Any], source: str, task: AcquisitionTas
         raise ConfigError(f"{source}: masks: {error}") from None
 
 
-def load_config(name_or_path: str | Path, overrides: Sequence[str] = (),
-                task: AcquisitionTask | None = None) -> dict[str, Any]:
+def load_config(
+    name_or_path: str | Path, overrides: Sequence[str] = (), task: AcquisitionTask | None = None
+) -> dict[str, Any]:
     """Read and check a reconstructor training config (a packaged name or a path), with
     ``--set`` overrides; see :func:`validate_config`."""
     values, source = read_config(name_or_path, overrides)
@@ -154,8 +161,10 @@ def training_folders(data: str | Path, challenge: str, val_data: str | Path | No
     if val_data is None:
         train, val = data / f"{challenge}_train", data / f"{challenge}_val"
         if not train.is_dir():
-            raise FileNotFoundError(f"{data} is not a fastMRI root with a {train.name}/ folder: give the root holding "
-                                    f"{train.name}/ and {val.name}/, or the training folder with --val-data")
+            raise FileNotFoundError(
+                f"{data} is not a fastMRI root with a {train.name}/ folder: give the root holding "
+                f"{train.name}/ and {val.name}/, or the training folder with --val-data"
+            )
         if not val.is_dir():
             raise FileNotFoundError(f"no validation folder: {val} does not exist (pass --val-data)")
     else:
@@ -169,19 +178,32 @@ def training_folders(data: str | Path, challenge: str, val_data: str | Path | No
     return train, val
 
 
-def reconstructor_record(task: AcquisitionTask, train: Path, val: Path, config: Mapping[str, Any],
-                         max_epochs: int | None) -> dict[str, Any]:
+def reconstructor_record(
+    task: AcquisitionTask, train: Path, val: Path, config: Mapping[str, Any], max_epochs: int | None
+) -> dict[str, Any]:
     """How a reconstructor is made: the task it serves (its masks; the geometry of the first
     training volume), the data, the config and the epochs it trains for (``max_epochs``)."""
     geometry = inspect_volume(h5_files(train)[0], task.challenge).slice_shape
     served = task.with_changes(reconstructor=TRAINED_HERE, reconstructor_fingerprint=None, kspace_shape=geometry)
-    return make_record(served, {"train": data_fingerprint(train), "val": data_fingerprint(val)},
-                       {"config": dict(config), "max_epochs": max_epochs})
+    return make_record(
+        served,
+        {"train": data_fingerprint(train), "val": data_fingerprint(val)},
+        {"config": dict(config), "max_epochs": max_epochs},
+    )
 
 
-def train_reconstructor(data: str | Path, task: AcquisitionTask, out: str | Path, config: Mapping[str, Any], *,
-                        val_data: str | Path | None = None, model: str | None = None, max_epochs: int | None = None,
-                        resume: bool = False, trainer_kwargs: Mapping[str, Any] | None = None) -> Path:
+def train_reconstructor(
+    data: str | Path,
+    task: AcquisitionTask,
+    out: str | Path,
+    config: Mapping[str, Any],
+    *,
+    val_data: str | Path | None = None,
+    model: str | None = None,
+    max_epochs: int | None = None,
+    resume: bool = False,
+    trainer_kwargs: Mapping[str, Any] | None = None,
+) -> Path:
     """Train a reconstructor with Lightning and export the best one (by val SSIM).
 
     Writes into ``out``: ``record.json`` (how the run is made, checked on ``resume``),
@@ -235,21 +257,44 @@ def train_reconstructor(data: str | Path, task: AcquisitionTask, out: str | Path
     record = reconstructor_record(task, train, val, config, trainer_options.get("max_epochs"))
     record_file = out / RECORD_NAME
     if resume:  # resuming to train for more (or fewer) epochs is what resume is for
-        check_record(read_json_record(record_file), record, out, "choose another --out (or drop --resume)",
-                     ignore=("settings.max_epochs",))
+        check_record(
+            read_json_record(record_file),
+            record,
+            out,
+            "choose another --out (or drop --resume)",
+            ignore=("settings.max_epochs",),
+        )
 
     seed = int(config.get("seed", 0))
     pl.seed_everything(seed, workers=True)
-    datamodule = ReconstructionDataModule(train, val, task.challenge, build_mask_sampler(masks["train"], task),
-                                          seed=seed, **config_section(config, "data"))
+    datamodule = ReconstructionDataModule(
+        train,
+        val,
+        task.challenge,
+        build_mask_sampler(masks["train"], task),
+        seed=seed,
+        **config_section(config, "data"),
+    )
     datamodule.setup("fit")
-    module = ReconstructionModule(kind, model_hparams, task.challenge, datamodule.recon_size,
-                                  **config_section(config, "optimization"))
+    module = ReconstructionModule(
+        kind, model_hparams, task.challenge, datamodule.recon_size, **config_section(config, "optimization")
+    )
     atomic_write_text(record_file, json.dumps({"record": record}, indent=1) + "\n")
-    checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINT_DIR, filename="best-epoch{epoch:03d}-ssim{val_ssim:.4f}",
-                                 auto_insert_metric_name=False, monitor="val_ssim", mode="max", save_last=True)
-    trainer = pl.Trainer(logger=TensorBoardLogger(out, name="", version="tensorboard"), callbacks=[checkpoint],
-                         reload_dataloaders_every_n_epochs=1, default_root_dir=out, **trainer_options)
+    checkpoint = ModelCheckpoint(
+        dirpath=out / CHECKPOINT_DIR,
+        filename="best-epoch{epoch:03d}-ssim{val_ssim:.4f}",
+        auto_insert_metric_name=False,
+        monitor="val_ssim",
+        mode="max",
+        save_last=True,
+    )
+    trainer = pl.Trainer(
+        logger=TensorBoardLogger(out, name="", version="tensorboard"),
+        callbacks=[checkpoint],
+        reload_dataloaders_every_n_epochs=1,
+        default_root_dir=out,
+        **trainer_options,
+    )
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None)
 
     exported = out / EXPORT_NAME
@@ -262,7 +307,7 @@ def train_reconstructor(data: str | Path, task: AcquisitionTask, out: str | Path
 
 
 def reconstructor_name(model: Reconstructor) -> str:
-    """"unet", "varnet", "zero_filled", or the class name of another reconstructor."""
+    """ "unet", "varnet", "zero_filled", or the class name of another reconstructor."""
     if isinstance(model, TrainableReconstructor):
         return model.kind
     if isinstance(model, ZeroFilledReconstructor):
@@ -271,9 +316,18 @@ def reconstructor_name(model: Reconstructor) -> str:
 
 
 @torch.no_grad()
-def evaluate_reconstructor(reconstructor: str | Path | Reconstructor, data: str | Path, challenge: str, split: str,
-                           masks: Mapping[str, MaskSampler], *, seed: int = 0, batch_size: int = 8,
-                           device: str | torch.device = "cpu", any_folder: bool = False) -> list[dict[str, Any]]:
+def evaluate_reconstructor(
+    reconstructor: str | Path | Reconstructor,
+    data: str | Path,
+    challenge: str,
+    split: str,
+    masks: Mapping[str, MaskSampler],
+    *,
+    seed: int = 0,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    any_folder: bool = False,
+) -> list[dict[str, Any]]:
     """Mean and std of SSIM, PSNR and NMSE over a split for each mask setting, beside zero-filled.
 
     Every slice gets the mask ``masks[name]`` draws with seed ``(seed, index)``, the same
@@ -312,8 +366,9 @@ def evaluate_reconstructor(reconstructor: str | Path | Reconstructor, data: str 
     candidates.setdefault("zero_filled", ZeroFilledReconstructor())
     rows = []
     for mask_name, sampler in masks.items():
-        scores: dict[str, dict[str, list[torch.Tensor]]] = {name: {m: [] for m in EVALUATED_METRICS}
-                                                             for name in candidates}
+        scores: dict[str, dict[str, list[torch.Tensor]]] = {
+            name: {m: [] for m in EVALUATED_METRICS} for name in candidates
+        }
         rates = []
         for batch in DataLoader(MaskedSlices(slices, sampler, (seed,)), batch_size=batch_size):
             kspace, mask, target, data_range = (field.to(device) for field in batch)
@@ -323,8 +378,12 @@ def evaluate_reconstructor(reconstructor: str | Path | Reconstructor, data: str 
                 for metric in EVALUATED_METRICS:
                     scores[name][metric].append(metrics[metric].cpu())
         for name in candidates:
-            row: dict[str, Any] = {"mask": mask_name, "reconstructor": name,
-                                   "sampling_rate": float(torch.cat(rates).mean()), "num_images": len(slices)}
+            row: dict[str, Any] = {
+                "mask": mask_name,
+                "reconstructor": name,
+                "sampling_rate": float(torch.cat(rates).mean()),
+                "num_images": len(slices),
+            }
             for metric in EVALUATED_METRICS:
                 values = torch.cat(scores[name][metric])
                 row[metric] = float(values.mean())
@@ -337,7 +396,9 @@ def format_evaluation_table(rows: list[dict[str, Any]]) -> str:
     """A markdown table of :func:`evaluate_reconstructor` rows: mean ± std per metric."""
     lines = ["| mask | rate | reconstructor | SSIM | PSNR (dB) | NMSE |", "|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['mask']} | {row['sampling_rate']:.3f} | {row['reconstructor']} | "
-                     f"{row['ssim']:.4f} ± {row['ssim_std']:.4f} | {row['psnr']:.2f} ± {row['psnr_std']:.2f} | "
-                     f"{row['nmse']:.4f} ± {row['nmse_std']:.4f} |")
+        lines.append(
+            f"| {row['mask']} | {row['sampling_rate']:.3f} | {row['reconstructor']} | "
+            f"{row['ssim']:.4f} ± {row['ssim_std']:.4f} | {row['psnr']:.2f} ± {row['psnr_std']:.2f} | "
+            f"{row['nmse']:.4f} ± {row['nmse_std']:.4f} |"
+        )
     return "\n".join(lines)

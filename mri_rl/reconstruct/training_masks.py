@@ -18,7 +18,8 @@ Masks depend only on the seed, so the same (seed, slice) always gets the same ma
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 from fastmri.data.subsample import EquispacedMaskFractionFunc, MaskFunc, RandomMaskFunc
@@ -139,7 +140,9 @@ class MixtureMaskSampler(MaskSampler):
     def __init__(self, samplers: Sequence[MaskSampler], weights: Sequence[float]) -> None:
         weights = np.asarray(weights, dtype=np.float64)
         if len(samplers) == 0 or len(samplers) != len(weights):
-            raise ValueError(f"need one weight per sampler, got {len(samplers)} sampler(s) and {len(weights)} weight(s)")
+            raise ValueError(
+                f"need one weight per sampler, got {len(samplers)} sampler(s) and {len(weights)} weight(s)"
+            )
         if (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f"mixture weights must be non-negative with a positive sum, got {weights.tolist()}")
         self.samplers = list(samplers)
@@ -162,12 +165,16 @@ def _acquisition_options(options: dict[str, Any], task: AcquisitionTask | None) 
         return options
     lines = options.setdefault("initial_lines", task.initial_lines)
     if lines != task.initial_lines:
-        raise ValueError(f"acquisition masks start from {lines} initial lines, but the task acquires "
-                         f"{task.initial_lines}: drop initial_lines from the mask config (it comes from the task)")
+        raise ValueError(
+            f"acquisition masks start from {lines} initial lines, but the task acquires "
+            f"{task.initial_lines}: drop initial_lines from the mask config (it comes from the task)"
+        )
     budget = options.setdefault("budget", task.budget)
     if budget is not None and task.budget is not None and 0 < budget < task.budget:
-        raise ValueError(f"acquisition masks cover at most {budget} columns beyond the initial lines, but the task "
-                         f"acquires {task.budget}: raise the mask budget or drop it (it defaults to the task's)")
+        raise ValueError(
+            f"acquisition masks cover at most {budget} columns beyond the initial lines, but the task "
+            f"acquires {task.budget}: raise the mask budget or drop it (it defaults to the task's)"
+        )
     return options
 
 
@@ -203,11 +210,13 @@ def build_mask_sampler(config: Mapping[str, Any], task: AcquisitionTask | None =
             return MixtureMaskSampler([build_mask_sampler(component, task) for component in components], weights)
     except (TypeError, KeyError) as error:
         raise ValueError(f"bad {kind} mask config {dict(config)}: {error}") from None
-    raise ValueError(f"unknown mask kind {kind!r}; expected acquisition, mixture or one of "
-                     f"{sorted(FastMRIMaskSampler.PATTERNS)}")
+    raise ValueError(
+        f"unknown mask kind {kind!r}; expected acquisition, mixture or one of {sorted(FastMRIMaskSampler.PATTERNS)}"
+    )
 
 
-def build_mask_samplers(configs: Mapping[str, Mapping[str, Any]],
-                        task: AcquisitionTask | None = None) -> dict[str, MaskSampler]:
+def build_mask_samplers(
+    configs: Mapping[str, Mapping[str, Any]], task: AcquisitionTask | None = None
+) -> dict[str, MaskSampler]:
     """Named samplers, e.g. the ``masks.evaluation`` section of a config: name -> :func:`build_mask_sampler`."""
     return {name: build_mask_sampler(config, task) for name, config in configs.items()}

@@ -29,10 +29,17 @@ class UnetReconstructor(TrainableReconstructor):
     kind = "unet"
     normalization = "input mean/std of the zero-filled image (observed data only)"
 
-    def __init__(self, chans: int = 32, num_pool_layers: int = 4, drop_prob: float = 0.0,
-                 challenge: str = "singlecoil", recon_size: tuple[int, int] | None = None) -> None:
-        super().__init__({"chans": chans, "num_pool_layers": num_pool_layers, "drop_prob": drop_prob},
-                         challenge, recon_size)
+    def __init__(
+        self,
+        chans: int = 32,
+        num_pool_layers: int = 4,
+        drop_prob: float = 0.0,
+        challenge: str = "singlecoil",
+        recon_size: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(
+            {"chans": chans, "num_pool_layers": num_pool_layers, "drop_prob": drop_prob}, challenge, recon_size
+        )
         self.unet = Unet(in_chans=1, out_chans=1, chans=chans, num_pool_layers=num_pool_layers, drop_prob=drop_prob)
 
     @staticmethod

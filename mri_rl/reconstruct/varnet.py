@@ -36,10 +36,23 @@ class VarNetReconstructor(TrainableReconstructor):
     kind = "varnet"
     normalization = "each cascade's U-Net input mean/std (observed data only)"
 
-    def __init__(self, num_cascades: int = 12, sens_chans: int = 8, sens_pools: int = 4, chans: int = 18,
-                 pools: int = 4, challenge: str = "multicoil", recon_size: tuple[int, int] | None = None) -> None:
-        hparams = {"num_cascades": num_cascades, "sens_chans": sens_chans, "sens_pools": sens_pools,
-                   "chans": chans, "pools": pools}
+    def __init__(
+        self,
+        num_cascades: int = 12,
+        sens_chans: int = 8,
+        sens_pools: int = 4,
+        chans: int = 18,
+        pools: int = 4,
+        challenge: str = "multicoil",
+        recon_size: tuple[int, int] | None = None,
+    ) -> None:
+        hparams = {
+            "num_cascades": num_cascades,
+            "sens_chans": sens_chans,
+            "sens_pools": sens_pools,
+            "chans": chans,
+            "pools": pools,
+        }
         super().__init__(hparams, challenge, recon_size)
         self.varnet = VarNet(**hparams)
 

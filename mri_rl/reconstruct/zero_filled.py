@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -43,14 +43,16 @@ class ZeroFilledReconstructor(Reconstructor):
         complex (..., H, K) -> (..., rows, K), column by column."""
         height = kspace.shape[-2]
         top = (height - rows) // 2
-        transformed = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(kspace, dim=-2), dim=-2, norm="ortho"),
-                                         dim=-2)
-        return transformed[..., top:top + rows, :]
+        transformed = torch.fft.fftshift(
+            torch.fft.ifft(torch.fft.ifftshift(kspace, dim=-2), dim=-2, norm="ortho"), dim=-2
+        )
+        return transformed[..., top : top + rows, :]
 
     @staticmethod
     @functools.lru_cache(maxsize=8)
-    def column_basis(width: int, output_width: int, device: torch.device,
-                     dtype: torch.dtype = torch.complex64) -> torch.Tensor:
+    def column_basis(
+        width: int, output_width: int, device: torch.device, dtype: torch.dtype = torch.complex64
+    ) -> torch.Tensor:
         """The image-domain row of every k-space column over the cropped width: complex
         (W, w), computed once per geometry."""
         left = (width - output_width) // 2
@@ -59,8 +61,9 @@ class ZeroFilledReconstructor(Reconstructor):
         basis = torch.exp(2j * math.pi * torch.outer(frequencies, positions).double() / width) / math.sqrt(width)
         return basis.to(dtype)
 
-    def column_images(self, columns_kspace: torch.Tensor, columns: torch.Tensor, width: int,
-                      output_size: tuple[int, int]) -> torch.Tensor:
+    def column_images(
+        self, columns_kspace: torch.Tensor, columns: torch.Tensor, width: int, output_size: tuple[int, int]
+    ) -> torch.Tensor:
         """What acquiring one column adds to the coil images, per item.
 
         Args:
@@ -77,9 +80,15 @@ class ZeroFilledReconstructor(Reconstructor):
         basis = self.column_basis(width, w, columns_kspace.device, columns_kspace.dtype)[columns]  # (B, w)
         return column_data[..., None] * basis[:, None, None, :]
 
-    def with_one_more_column(self, kspace: torch.Tensor, mask: torch.Tensor, pair_rows: torch.Tensor,
-                             pair_columns: torch.Tensor, output_size: tuple[int, int],
-                             batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
+    def with_one_more_column(
+        self,
+        kspace: torch.Tensor,
+        mask: torch.Tensor,
+        pair_rows: torch.Tensor,
+        pair_columns: torch.Tensor,
+        output_size: tuple[int, int],
+        batch_size: int,
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
         """Look-ahead by linearity (see the class docstring): no inverse FFT per candidate."""
         h, w = output_size
         current = self.coil_images(kspace * mask[:, None, None, :].to(kspace.real.dtype), output_size)  # (R, C, h, w)
@@ -89,4 +98,7 @@ class ZeroFilledReconstructor(Reconstructor):
             chunk = slice(start, start + batch_size)
             rows_chunk, columns = pair_rows[chunk], pair_columns[chunk]
             column_data = row_transforms[rows_chunk, :, :, columns]  # (P, C, h)
-            yield chunk, root_sum_of_squares(current[rows_chunk] + column_data[..., None] * basis[columns][:, None, None, :])
+            yield (
+                chunk,
+                root_sum_of_squares(current[rows_chunk] + column_data[..., None] * basis[columns][:, None, None, :]),
+            )

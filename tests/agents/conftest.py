@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -84,7 +85,7 @@ class MaskedEnv(gym.Env):
     def _obs(self) -> np.ndarray:
         obs = np.zeros(self.length + 4, dtype=np.float32)
         obs[min(self.t, self.length - 1)] = 1.0
-        obs[self.length:] = self.mask
+        obs[self.length :] = self.mask
         return obs
 
     def _info(self) -> dict[str, Any]:
@@ -120,8 +121,14 @@ def masked_env_class() -> type[MaskedEnv]:
     return MaskedEnv
 
 
-MRI_KWARGS = dict(challenge="singlecoil", reconstructor="zero_filled", budget=4, initial_lines=2,
-                  reward_metric="mse", on_bad_file="raise")
+MRI_KWARGS = dict(
+    challenge="singlecoil",
+    reconstructor="zero_filled",
+    budget=4,
+    initial_lines=2,
+    reward_metric="mse",
+    on_bad_file="raise",
+)
 
 
 @pytest.fixture(scope="session")
@@ -145,8 +152,13 @@ def make_mri_vec_env(mri_train_folder: Path) -> Callable[..., gym.vector.VectorE
     """``make_mri_vec_env(num_envs, **overrides)``: the batched MRI env."""
 
     def factory(num_envs: int = 2, **overrides: Any) -> gym.vector.VectorEnv:
-        return gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                            data_path=mri_train_folder, **{**MRI_KWARGS, **overrides})
+        return gym.make_vec(
+            ENV_ID,
+            num_envs=num_envs,
+            vectorization_mode="vector_entry_point",
+            data_path=mri_train_folder,
+            **{**MRI_KWARGS, **overrides},
+        )
 
     return factory
 

@@ -16,9 +16,20 @@ from mri_rl.agents import DQN, REINFORCE
 GAMMA = 0.9
 N = 5
 #: Quick-learning settings for the 5-state chain (one-hot observations).
-CHAIN_HP: dict[str, Any] = dict(learning_rate=3e-3, buffer_size=5000, learning_starts=100, batch_size=32,
-                                gamma=GAMMA, train_freq=1, gradient_steps=1, target_update_interval=50,
-                                exploration_fraction=0.5, exploration_final_eps=0.05, net_arch=(32,), seed=0)
+CHAIN_HP: dict[str, Any] = dict(
+    learning_rate=3e-3,
+    buffer_size=5000,
+    learning_starts=100,
+    batch_size=32,
+    gamma=GAMMA,
+    train_freq=1,
+    gradient_steps=1,
+    target_update_interval=50,
+    exploration_fraction=0.5,
+    exploration_final_eps=0.05,
+    net_arch=(32,),
+    seed=0,
+)
 CHAIN_STEPS = 1000
 
 
@@ -50,18 +61,25 @@ def test_dqn_learns_the_optimal_q_values_of_a_chain(chain_factory, chain_observa
     assert agent.num_episodes == len(agent.episode_returns) > 0
 
 
-@pytest.mark.parametrize("variant", [
-    {"double_q": False},
-    {"dueling": True},
-    {"n_step": 3},
-    {"tau": 0.1, "target_update_interval": 1},
-    {"num_envs": 2},
-], ids=["single_q", "dueling", "n_step3", "polyak", "two_envs"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"double_q": False},
+        {"dueling": True},
+        {"n_step": 3},
+        {"tau": 0.1, "target_update_interval": 1},
+        {"num_envs": 2},
+    ],
+    ids=["single_q", "dueling", "n_step3", "polyak", "two_envs"],
+)
 def test_dqn_variants_learn_the_chain(variant, chain_factory, chain_observations):
     variant = dict(variant)
     num_envs = variant.pop("num_envs", 1)
-    env = (chain_factory(N) if num_envs == 1 else
-           SyncVectorEnv([lambda: chain_factory(N) for _ in range(num_envs)], autoreset_mode=AutoresetMode.NEXT_STEP))
+    env = (
+        chain_factory(N)
+        if num_envs == 1
+        else SyncVectorEnv([lambda: chain_factory(N) for _ in range(num_envs)], autoreset_mode=AutoresetMode.NEXT_STEP)
+    )
     agent = DQN(env, **{**CHAIN_HP, **variant})
     assert agent.q_network.dueling == variant.get("dueling", False)
     agent.learn(CHAIN_STEPS, progress_bar=False)
@@ -89,11 +107,25 @@ def test_polyak_update_moves_target_by_tau(chain_factory):
 @pytest.mark.parametrize("num_envs", [1, 2])
 def test_masked_actions_are_never_taken(epsilon, num_envs, masked_env_class):
     envs = [masked_env_class() for _ in range(num_envs)]
-    env = envs[0] if num_envs == 1 else SyncVectorEnv([lambda e=e: e for e in envs],
-                                                       autoreset_mode=AutoresetMode.NEXT_STEP)
-    agent = DQN(env, learning_rate=1e-2, learning_starts=20, batch_size=16, buffer_size=1000, train_freq=1,
-                target_update_interval=20, exploration_initial_eps=epsilon, exploration_final_eps=epsilon,
-                net_arch=(16,), gamma=0.5, seed=1)
+    env = (
+        envs[0]
+        if num_envs == 1
+        else SyncVectorEnv([lambda e=e: e for e in envs], autoreset_mode=AutoresetMode.NEXT_STEP)
+    )
+    agent = DQN(
+        env,
+        learning_rate=1e-2,
+        learning_starts=20,
+        batch_size=16,
+        buffer_size=1000,
+        train_freq=1,
+        target_update_interval=20,
+        exploration_initial_eps=epsilon,
+        exploration_final_eps=epsilon,
+        net_arch=(16,),
+        gamma=0.5,
+        seed=1,
+    )
     agent.learn(300, progress_bar=False)
     assert sum(e.steps_taken for e in envs) >= 300
     assert sum(e.violations for e in envs) == 0
@@ -167,12 +199,24 @@ class AliasedNextStateEnv(gym.Env):
 
 @pytest.mark.parametrize("double_q", [False, True])
 def test_bootstrap_target_uses_the_best_legal_action(double_q):
-    agent = DQN(AliasedNextStateEnv(), learning_rate=5e-3, learning_starts=50, batch_size=32, buffer_size=2000,
-                train_freq=1, target_update_interval=25, gamma=GAMMA, exploration_initial_eps=1.0,
-                exploration_final_eps=1.0, net_arch=(16,), double_q=double_q, seed=0)
+    agent = DQN(
+        AliasedNextStateEnv(),
+        learning_rate=5e-3,
+        learning_starts=50,
+        batch_size=32,
+        buffer_size=2000,
+        train_freq=1,
+        target_update_interval=25,
+        gamma=GAMMA,
+        exploration_initial_eps=1.0,
+        exploration_final_eps=1.0,
+        net_arch=(16,),
+        double_q=double_q,
+        seed=0,
+    )
     agent.learn(800, progress_bar=False)
     q = q_values(agent, np.array([[1, 0], [0, 1]], dtype=np.float32))
-    assert q[1, 1] == pytest.approx(1.0, abs=0.1)   # learned from C
+    assert q[1, 1] == pytest.approx(1.0, abs=0.1)  # learned from C
     assert q[1, 0] == pytest.approx(0.0, abs=0.1)
     assert q[0, 1] == pytest.approx(GAMMA, abs=0.1)  # A -> C -> action 1
     assert q[0, 0] == pytest.approx(0.0, abs=0.15)  # A -> B: only action 0 (worth 0) is legal there
@@ -233,8 +277,16 @@ def test_load_rejects_other_spaces_algorithms_and_files(tmp_path, chain_factory,
 
 # -------------------------------------------------------------------------- seeding
 def _trained_weights(seed: int) -> dict[str, torch.Tensor]:
-    agent = DQN(gym.make("CartPole-v1"), learning_starts=100, batch_size=32, buffer_size=1000, train_freq=4,
-                target_update_interval=50, net_arch=(32,), seed=seed)
+    agent = DQN(
+        gym.make("CartPole-v1"),
+        learning_starts=100,
+        batch_size=32,
+        buffer_size=1000,
+        train_freq=4,
+        target_update_interval=50,
+        net_arch=(32,),
+        seed=seed,
+    )
     agent.learn(500, progress_bar=False)
     return {k: v.clone() for k, v in agent.q_network.state_dict().items()}
 

@@ -11,8 +11,19 @@ from mri_rl.agents import DQN, REINFORCE, evaluate_agent
 
 STEPS = 200
 AGENTS = {
-    "dqn": (DQN, dict(learning_starts=40, buffer_size=400, batch_size=16, train_freq=4, target_update_interval=40,
-                      exploration_fraction=0.5, net_arch=(16,), seed=0)),
+    "dqn": (
+        DQN,
+        dict(
+            learning_starts=40,
+            buffer_size=400,
+            batch_size=16,
+            train_freq=4,
+            target_update_interval=40,
+            exploration_fraction=0.5,
+            net_arch=(16,),
+            seed=0,
+        ),
+    ),
     "reinforce": (REINFORCE, dict(episodes_per_update=4, net_arch=(16,), seed=0)),
 }
 
@@ -113,8 +124,9 @@ def test_an_agent_records_its_env_task_and_data_through_save_and_load(name, tmp_
         agent = cls(env, **hp)
         assert agent.record == env.unwrapped.record()
         assert agent.record["task"] == env.unwrapped.task.to_dict() and agent.record["task"]["budget"] == 4
-        assert agent.record["data"]["train"]["files"] == sorted(p.name for p in env.unwrapped.episodes.source.folder
-                                                                .glob("*.h5"))
+        assert agent.record["data"]["train"]["files"] == sorted(
+            p.name for p in env.unwrapped.episodes.source.folder.glob("*.h5")
+        )
     agent.record = {**agent.record, "settings": {"note": "set by a training run"}}
     assert cls.load(agent.save(tmp_path / "agent.pt")).record == agent.record
     assert cls(gym.make("CartPole-v1"), **hp).record is None  # an env without a task records nothing

@@ -30,8 +30,9 @@ def test_spectrum_does_not_depend_on_where_the_pattern_is():
 
 
 def test_image_encoder_feeds_the_spectrum_to_its_output_layer_when_asked():
-    space = spaces.Dict({"reconstruction": spaces.Box(-np.inf, np.inf, (1, 8, 16), np.float32),
-                         "mask": spaces.MultiBinary(16)})
+    space = spaces.Dict(
+        {"reconstruction": spaces.Box(-np.inf, np.inf, (1, 8, 16), np.float32), "mask": spaces.MultiBinary(16)}
+    )
     plain, spectral = ObservationEncoder(space), ObservationEncoder(space, image_spectrum=True)
     assert plain.output_dim == spectral.output_dim == 64 + 16
     spectrum_inputs = spectral.encoders["reconstruction"].project[0].in_features

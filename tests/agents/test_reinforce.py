@@ -35,8 +35,15 @@ def prob_of(agent: REINFORCE, obs: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("baseline", ["none", "mean", "value"])
 def test_policy_gradient_moves_to_the_better_arm(baseline):
-    agent = REINFORCE(TwoArmedBandit(), learning_rate=0.02, baseline=baseline, normalize_advantages=False,
-                      episodes_per_update=8, net_arch=(16,), seed=0)
+    agent = REINFORCE(
+        TwoArmedBandit(),
+        learning_rate=0.02,
+        baseline=baseline,
+        normalize_advantages=False,
+        episodes_per_update=8,
+        net_arch=(16,),
+        seed=0,
+    )
     initial = prob_of(agent, np.ones((1, 1), np.float32))[0, 1]
     assert initial < 0.5  # seed 0 starts out preferring the worse arm
     agent.learn(160, progress_bar=False)
@@ -47,8 +54,9 @@ def test_policy_gradient_moves_to_the_better_arm(baseline):
 
 
 def test_reuse_epochs_learn_the_bandit():
-    agent = REINFORCE(TwoArmedBandit(), learning_rate=0.02, reuse_epochs=3, episodes_per_update=8, net_arch=(16,),
-                      seed=0)
+    agent = REINFORCE(
+        TwoArmedBandit(), learning_rate=0.02, reuse_epochs=3, episodes_per_update=8, net_arch=(16,), seed=0
+    )
     agent.learn(80, progress_bar=False)
     assert prob_of(agent, np.ones((1, 1), np.float32))[0, 1] > 0.9
 
@@ -117,8 +125,12 @@ def _recorded_steps(agent: REINFORCE) -> list[tuple[list[torch.Tensor], list[tor
 
     def step(*args, **kwargs):
         params = list(agent.policy.parameters())
-        steps.append(([p.detach().clone() for p in params],
-                      [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]))
+        steps.append(
+            (
+                [p.detach().clone() for p in params],
+                [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params],
+            )
+        )
         return original(*args, **kwargs)
 
     agent.optimizer.step = step
@@ -129,10 +141,14 @@ def _episodes(rng: np.random.Generator, num_actions: int, obs_dim: int, greedy: 
     episodes = []
     for length in (3, 5, 2):
         shape = (length, greedy) if greedy else (length,)
-        episodes.append(Episode(observations=list(rng.random((length, obs_dim)).astype(np.float32)),
-                                action_masks=list(np.ones((length, num_actions), dtype=bool)),
-                                actions=list(rng.integers(num_actions, size=shape)),
-                                rewards=list(rng.normal(size=shape))))
+        episodes.append(
+            Episode(
+                observations=list(rng.random((length, obs_dim)).astype(np.float32)),
+                action_masks=list(np.ones((length, num_actions), dtype=bool)),
+                actions=list(rng.integers(num_actions, size=shape)),
+                rewards=list(rng.normal(size=shape)),
+            )
+        )
     return episodes
 
 
@@ -148,9 +164,20 @@ def _manual_gradient(policy: torch.nn.Module, params: list[torch.Tensor], loss_f
 
 def test_reused_batches_are_importance_weighted_and_the_first_epoch_is_plain_reinforce():
     space = spaces.Box(0.0, 1.0, (3,), np.float32)
-    agent = REINFORCE(None, observation_space=space, action_space=spaces.Discrete(3), gamma=0.9, baseline="none",
-                      normalize_advantages=False, reuse_epochs=3, max_grad_norm=1e9, max_importance_weight=1.05,
-                      learning_rate=0.05, net_arch=(8,), seed=0)
+    agent = REINFORCE(
+        None,
+        observation_space=space,
+        action_space=spaces.Discrete(3),
+        gamma=0.9,
+        baseline="none",
+        normalize_advantages=False,
+        reuse_epochs=3,
+        max_grad_norm=1e9,
+        max_importance_weight=1.05,
+        learning_rate=0.05,
+        net_arch=(8,),
+        seed=0,
+    )
     episodes = _episodes(np.random.default_rng(0), 3, 3)
     obs = torch.as_tensor(np.stack([o for ep in episodes for o in ep.observations]))
     actions = torch.as_tensor(np.stack([a for ep in episodes for a in ep.actions]))
@@ -171,8 +198,8 @@ def test_reused_batches_are_importance_weighted_and_the_first_epoch_is_plain_rei
     old = _manual_copy_log_probs(agent.policy, first_params, log_probs)
     for params, grads in steps[1:]:
         weighted = _manual_gradient(
-            agent.policy, params,
-            lambda net: -(torch.exp(log_probs(net) - old).clamp(max=1.05) * returns).mean())
+            agent.policy, params, lambda net: -(torch.exp(log_probs(net) - old).clamp(max=1.05) * returns).mean()
+        )
         plain = _manual_gradient(agent.policy, params, lambda net: -(returns * log_probs(net)).mean())
         for got, want in zip(grads, weighted):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
@@ -190,12 +217,20 @@ def _manual_copy_log_probs(policy, params, log_probs) -> torch.Tensor:
 def test_greedy_update_uses_leave_one_out_baselines():
     space = spaces.Box(0.0, 1.0, (3,), np.float32)
     k = 4
-    agent = REINFORCE(None, observation_space=space, action_space=spaces.Discrete(5), greedy_samples=k,
-                      normalize_advantages=False, max_grad_norm=1e9, net_arch=(8,), seed=0)
+    agent = REINFORCE(
+        None,
+        observation_space=space,
+        action_space=spaces.Discrete(5),
+        greedy_samples=k,
+        normalize_advantages=False,
+        max_grad_norm=1e9,
+        net_arch=(8,),
+        seed=0,
+    )
     assert agent.policy.value is None  # the greedy variant needs no value head
     episodes = _episodes(np.random.default_rng(1), 5, 3, greedy=k)
     obs = torch.as_tensor(np.stack([o for ep in episodes for o in ep.observations]))
-    actions = torch.as_tensor(np.stack([a for ep in episodes for a in ep.actions]))   # (T, K)
+    actions = torch.as_tensor(np.stack([a for ep in episodes for a in ep.actions]))  # (T, K)
     rewards = torch.as_tensor(np.stack([r for ep in episodes for r in ep.rewards]), dtype=torch.float32)
     steps = _recorded_steps(agent)
     agent._update(episodes)
@@ -203,8 +238,9 @@ def test_greedy_update_uses_leave_one_out_baselines():
     advantages = rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1)
 
     def loss(net):
-        log_probs = torch.stack([torch.distributions.Categorical(logits=net(obs)).log_prob(actions[:, j])
-                                 for j in range(k)], dim=1)
+        log_probs = torch.stack(
+            [torch.distributions.Categorical(logits=net(obs)).log_prob(actions[:, j]) for j in range(k)], dim=1
+        )
         return -(advantages * log_probs).mean()
 
     for got, want in zip(grads, _manual_gradient(agent.policy, params, loss)):
@@ -263,8 +299,16 @@ def test_greedy_needs_an_env_with_score_actions():
         REINFORCE(gym.make("CartPole-v1"), greedy_samples=4)
 
 
-@pytest.mark.parametrize("bad", [{"baseline": "median"}, {"greedy_samples": 1}, {"greedy_samples": -2},
-                                 {"episodes_per_update": 0}, {"reuse_epochs": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"baseline": "median"},
+        {"greedy_samples": 1},
+        {"greedy_samples": -2},
+        {"episodes_per_update": 0},
+        {"reuse_epochs": 0},
+    ],
+)
 def test_invalid_hyperparameters(bad):
     with pytest.raises(ValueError):
         _offline(**bad)
@@ -272,8 +316,15 @@ def test_invalid_hyperparameters(bad):
 
 # ---------------------------------------------------------------------- save and load
 def test_save_load_round_trip(tmp_path, chain_factory, chain_observations):
-    agent = REINFORCE(chain_factory(5, max_steps=10), baseline="value", gamma=0.9, episodes_per_update=2,
-                      reuse_epochs=2, net_arch=(16,), seed=4)
+    agent = REINFORCE(
+        chain_factory(5, max_steps=10),
+        baseline="value",
+        gamma=0.9,
+        episodes_per_update=2,
+        reuse_epochs=2,
+        net_arch=(16,),
+        seed=4,
+    )
     agent.learn(100, progress_bar=False)
     path = agent.save(tmp_path / "reinforce.pt")
     loaded = REINFORCE.load(path)
@@ -281,8 +332,12 @@ def test_save_load_round_trip(tmp_path, chain_factory, chain_observations):
     np.testing.assert_array_equal(loaded.predict(obs)[0], agent.predict(obs)[0])
     np.testing.assert_array_equal(prob_of(loaded, obs), prob_of(agent, obs))
     with torch.no_grad():
-        torch.testing.assert_close(loaded.policy.state_value(torch.as_tensor(obs)),
-                                   agent.policy.state_value(torch.as_tensor(obs)), rtol=0, atol=0)
+        torch.testing.assert_close(
+            loaded.policy.state_value(torch.as_tensor(obs)),
+            agent.policy.state_value(torch.as_tensor(obs)),
+            rtol=0,
+            atol=0,
+        )
     assert loaded.hyperparameters == agent.hyperparameters
     assert loaded.num_timesteps == agent.num_timesteps == 100
     assert loaded.num_episodes == agent.num_episodes > 0

@@ -12,20 +12,37 @@ from mri_rl.agents.replay import ReplayBuffer, storage_dtype
 VECTOR_SPACE = spaces.Box(-np.inf, np.inf, (2,), np.float32)
 
 
-def _add(buffer: ReplayBuffer, t: int, num_envs: int, num_actions: int, reward=0.0, terminated=False,
-         truncated=False, valid=True, mask=None) -> None:
+def _add(
+    buffer: ReplayBuffer,
+    t: int,
+    num_envs: int,
+    num_actions: int,
+    reward=0.0,
+    terminated=False,
+    truncated=False,
+    valid=True,
+    mask=None,
+) -> None:
     """Slot ``t``: the observation of env e is [t, e]; action t % num_actions."""
     obs = np.stack([np.array([t, e], dtype=np.float32) for e in range(num_envs)])
     full = lambda value, dtype: np.full(num_envs, value, dtype=dtype)  # noqa: E731
     masks = np.ones((num_envs, num_actions), dtype=bool) if mask is None else np.tile(mask, (num_envs, 1))
-    buffer.add(obs, masks, full(t % num_actions, np.int64), full(reward, np.float32), full(terminated, bool),
-               full(truncated, bool), full(valid, bool))
+    buffer.add(
+        obs,
+        masks,
+        full(t % num_actions, np.int64),
+        full(reward, np.float32),
+        full(terminated, bool),
+        full(truncated, bool),
+        full(valid, bool),
+    )
 
 
 def test_each_observation_is_stored_once_and_the_next_one_is_the_following_slot():
     num_envs, num_actions = 3, 4
-    buffer = ReplayBuffer(capacity=8 * num_envs, num_envs=num_envs, observation_space=VECTOR_SPACE,
-                          num_actions=num_actions)
+    buffer = ReplayBuffer(
+        capacity=8 * num_envs, num_envs=num_envs, observation_space=VECTOR_SPACE, num_actions=num_actions
+    )
     assert buffer.slots == 8
     assert not buffer.can_sample(1)
     for t in range(12):  # wraps around: slots now hold t = 4..11
@@ -40,7 +57,7 @@ def test_each_observation_is_stored_once_and_the_next_one_is_the_following_slot(
     sample = buffer.sample(600, np.random.default_rng(0), n_step=1, gamma=0.9)
     t, e = sample.observations[:, 0].numpy(), sample.observations[:, 1].numpy()
     np.testing.assert_array_equal(sample.next_observations[:, 0].numpy(), t + 1)  # slot t + 1 ...
-    np.testing.assert_array_equal(sample.next_observations[:, 1].numpy(), e)      # ... of the same env column
+    np.testing.assert_array_equal(sample.next_observations[:, 1].numpy(), e)  # ... of the same env column
     np.testing.assert_array_equal(sample.actions.numpy(), t % num_actions)
     np.testing.assert_array_equal(sample.returns.numpy(), t)  # reward of slot t
     np.testing.assert_allclose(sample.bootstrap_discounts.numpy(), 0.9)
@@ -75,13 +92,13 @@ INVALID = {4, 9}
 #: t -> (3-step return, bootstrap discount, slot of the bootstrap observation), by hand with gamma = 0.5.
 EXPECTED_3_STEP = {
     0: (1 + 0.5 * 2 + 0.25 * 4, 0.125, 3),
-    1: (2 + 0.5 * 4 + 0.25 * 8, 0.0, 4),    # terminated after 3 rewards: no bootstrap
-    2: (4 + 0.5 * 8, 0.0, 4),               # terminated after 2 rewards
-    3: (8.0, 0.0, 4),                       # terminated at once
+    1: (2 + 0.5 * 4 + 0.25 * 8, 0.0, 4),  # terminated after 3 rewards: no bootstrap
+    2: (4 + 0.5 * 8, 0.0, 4),  # terminated after 2 rewards
+    3: (8.0, 0.0, 4),  # terminated at once
     5: (1 + 0.5 * 2 + 0.25 * 4, 0.125, 8),
     6: (2 + 0.5 * 4 + 0.25 * 8, 0.125, 9),  # truncated at the 3rd reward: bootstrap gamma^3 V(final obs)
-    7: (4 + 0.5 * 8, 0.25, 9),              # truncated after 2 rewards: gamma^2
-    8: (8.0, 0.5, 9),                       # truncated at once: gamma
+    7: (4 + 0.5 * 8, 0.25, 9),  # truncated after 2 rewards: gamma^2
+    8: (8.0, 0.5, 9),  # truncated at once: gamma
     10: (1 + 0.5 * 2 + 0.25 * 4, 0.125, 13),
 }
 
@@ -93,8 +110,17 @@ def test_n_step_returns_of_a_hand_written_stream(capacity):
     for t, reward in enumerate(STREAM_REWARDS):
         mask = np.zeros(num_actions, dtype=bool)
         mask[t] = True  # the legal actions identify the slot
-        _add(buffer, t, 1, num_actions, reward=reward, terminated=t in TERMINATED, truncated=t in TRUNCATED,
-             valid=t not in INVALID, mask=mask)
+        _add(
+            buffer,
+            t,
+            1,
+            num_actions,
+            reward=reward,
+            terminated=t in TERMINATED,
+            truncated=t in TRUNCATED,
+            valid=t not in INVALID,
+            mask=mask,
+        )
     sample = buffer.sample(2000, np.random.default_rng(0), n_step=3, gamma=GAMMA)
     t = sample.observations[:, 0].numpy().astype(int)
     # 14 slots written; with capacity 12 the slots of t = 0, 1 were overwritten.
@@ -132,8 +158,9 @@ def test_sampling_needs_enough_slots():
 
 
 def mri_space(size: int = 128) -> spaces.Dict:
-    return spaces.Dict({"reconstruction": spaces.Box(-np.inf, np.inf, (1, size, size), np.float32),
-                        "mask": spaces.MultiBinary(size)})
+    return spaces.Dict(
+        {"reconstruction": spaces.Box(-np.inf, np.inf, (1, size, size), np.float32), "mask": spaces.MultiBinary(size)}
+    )
 
 
 def test_mri_transition_fits_in_40_kb_with_float16_images():
@@ -157,8 +184,15 @@ def test_float16_images_round_trip_closely():
     rng = np.random.default_rng(0)
     images = rng.random((3, 1, 1, 16, 16)).astype(np.float32) * 1.5
     for t in range(3):
-        buffer.add({"reconstruction": images[t], "mask": np.zeros((1, 16), np.int8)}, np.ones((1, 16), bool),
-                   np.zeros(1), np.zeros(1), np.zeros(1, bool), np.zeros(1, bool), np.ones(1, bool))
+        buffer.add(
+            {"reconstruction": images[t], "mask": np.zeros((1, 16), np.int8)},
+            np.ones((1, 16), bool),
+            np.zeros(1),
+            np.zeros(1),
+            np.zeros(1, bool),
+            np.zeros(1, bool),
+            np.ones(1, bool),
+        )
     sample = buffer.sample(20, rng, n_step=1)
     assert sample.observations["reconstruction"].dtype == torch.float16
     first = sample.observations["reconstruction"][0].float().numpy()

@@ -19,9 +19,7 @@ from mri_rl.agents.tabular import (
 )
 
 
-def _rollout(
-    env: gym.Env, policy: np.ndarray, seed: int, max_steps: int = 200
-) -> tuple[float, int]:
+def _rollout(env: gym.Env, policy: np.ndarray, seed: int, max_steps: int = 200) -> tuple[float, int]:
     """Run a deterministic policy in ``env``; return (undiscounted return, steps)."""
     state, _ = env.reset(seed=seed)
     total = 0.0
@@ -59,9 +57,7 @@ def _chain_mdp(gamma: float) -> FiniteMDP:
 
 @pytest.mark.parametrize("gamma", [0.9, 0.99])
 @pytest.mark.parametrize("slippery", [False, True])
-def test_policy_iteration_matches_value_iteration_on_frozenlake(
-    slippery: bool, gamma: float
-) -> None:
+def test_policy_iteration_matches_value_iteration_on_frozenlake(slippery: bool, gamma: float) -> None:
     mdp = FiniteMDP.from_gymnasium(gym.make("FrozenLake-v1", is_slippery=slippery), gamma)
     assert mdp.n_states == 17 and mdp.n_actions == 4 and mdp.terminal_mask[16]
     pi_policy, pi_values, pi_iterations = policy_iteration(mdp)
@@ -84,9 +80,7 @@ def test_from_gymnasium_redirects_terminated_transitions_to_absorbing_state() ->
     np.testing.assert_array_equal(mdp.rewards[hole], 0.0)
     slippery = FiniteMDP.from_gymnasium(gym.make("FrozenLake-v1", is_slippery=True), 0.9)
     # From 14, action right slips down (stays at 14), right (goal) or up (10), 1/3 each.
-    np.testing.assert_allclose(
-        slippery.transitions[goal_neighbour, right, [10, 14, absorbing]], 1 / 3
-    )
+    np.testing.assert_allclose(slippery.transitions[goal_neighbour, right, [10, 14, absorbing]], 1 / 3)
     np.testing.assert_allclose(slippery.rewards[goal_neighbour, right], 1 / 3)
 
 
@@ -159,9 +153,7 @@ def test_undiscounted_mdp_with_terminal_state() -> None:
 @pytest.mark.parametrize("gamma", [0.5, 0.9, 1.0])
 def test_policy_evaluation_on_chain(gamma: float) -> None:
     mdp = _chain_mdp(gamma)
-    np.testing.assert_allclose(
-        policy_evaluation(mdp, np.array([0, 0, 0])), [1.0 + gamma * 2.0, 2.0, 0.0], atol=1e-12
-    )
+    np.testing.assert_allclose(policy_evaluation(mdp, np.array([0, 0, 0])), [1.0 + gamma * 2.0, 2.0, 0.0], atol=1e-12)
     # Stochastic: in s0 move on or stay with probability 1/2 each:
     # V0 = 0.5 (1 + gamma V1) + 0.5 gamma V0  =>  V0 = 0.5 (1 + 2 gamma) / (1 - 0.5 gamma).
     stochastic = np.array([[0.5, 0.5], [1.0, 0.0], [1.0, 0.0]])
@@ -231,18 +223,14 @@ def _greedy(q: np.ndarray) -> np.ndarray:
 
 def test_q_learning_deterministic_frozenlake_reaches_goal() -> None:
     env = gym.make("FrozenLake-v1", is_slippery=False)
-    q, returns = q_learning(
-        env, episodes=1500, alpha=0.5, gamma=0.95, epsilon=(1.0, 0.05, 0.5), seed=0
-    )
+    q, returns = q_learning(env, episodes=1500, alpha=0.5, gamma=0.95, epsilon=(1.0, 0.05, 0.5), seed=0)
     assert q.shape == (16, 4) and len(returns) == 1500
     assert _rollout(env, _greedy(q), seed=0) == (1.0, 6)
 
 
 def test_q_learning_cliffwalking_learns_optimal_path() -> None:
     env = gym.make("CliffWalking-v1", max_episode_steps=500)
-    q, returns = q_learning(
-        env, episodes=500, alpha=0.5, gamma=1.0, epsilon=(0.1, 0.1, 0.0), seed=0
-    )
+    q, returns = q_learning(env, episodes=500, alpha=0.5, gamma=1.0, epsilon=(0.1, 0.1, 0.0), seed=0)
     assert len(returns) == 500
     assert _rollout(env, _greedy(q), seed=0) == (-13.0, 13)
 
@@ -256,9 +244,7 @@ class _OneStateEnv(gym.Env[int, int]):
     def __init__(self, terminate: bool) -> None:
         self.terminate = terminate
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[int, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict]:
         super().reset(seed=seed)
         return 0, {}
 

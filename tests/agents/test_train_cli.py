@@ -12,8 +12,8 @@ import yaml
 from mri_rl.agents import DQN
 from mri_rl.agents.run_logger import PROGRESS_COLUMNS
 from mri_rl.agents.training_run import TrainConfig, train_agent
-from mri_rl.configs import load_config
 from mri_rl.cli import main
+from mri_rl.configs import load_config
 
 TINY_DQN = {
     "agent": "dqn",
@@ -22,8 +22,14 @@ TINY_DQN = {
     "eval_episodes": 2,
     "checkpoint_interval": 200,
     "log_interval": 100,
-    "hyperparameters": {"learning_starts": 100, "buffer_size": 1000, "batch_size": 32, "train_freq": 4,
-                        "target_update_interval": 50, "net_arch": [32]},
+    "hyperparameters": {
+        "learning_starts": 100,
+        "buffer_size": 1000,
+        "batch_size": 32,
+        "train_freq": 4,
+        "target_update_interval": 50,
+        "net_arch": [32],
+    },
 }
 
 
@@ -33,8 +39,21 @@ def write_config(path: Path, **changes) -> Path:
 
 
 def train_args(out: Path, config: Path, *extra: str, total_steps: int = 600) -> list[str]:
-    return ["train", "--agent", "dqn", "--env", "CartPole-v1", "--total-steps", str(total_steps), "--out", str(out),
-            "--no-progress", "--config", str(config), *extra]
+    return [
+        "train",
+        "--agent",
+        "dqn",
+        "--env",
+        "CartPole-v1",
+        "--total-steps",
+        str(total_steps),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--config",
+        str(config),
+        *extra,
+    ]
 
 
 def progress_rows(out: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -59,8 +78,11 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     assert saved["total_steps"] == 600 and saved["hyperparameters"] == TINY_DQN["hyperparameters"]
 
     header, rows = progress_rows(out)
-    assert header == list(PROGRESS_COLUMNS) == ["steps", "episodes", "return", "loss", "epsilon", "steps_per_s",
-                                                 "eval_return"]
+    assert (
+        header
+        == list(PROGRESS_COLUMNS)
+        == ["steps", "episodes", "return", "loss", "epsilon", "steps_per_s", "eval_return"]
+    )
     steps = [int(row["steps"]) for row in rows]
     assert steps == [100, 200, 300, 400, 500, 600]
     assert all(float(row["epsilon"]) <= 1.0 for row in rows)
@@ -94,6 +116,7 @@ def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_pat
             if agent.num_timesteps >= 550:
                 raise KeyboardInterrupt
             return keep_going
+
         return original_learn(self, total_timesteps, callback_then_interrupt, progress_bar)
 
     monkeypatch.setattr(DQN, "learn", interrupted_learn)
@@ -155,14 +178,33 @@ def test_config_of_another_agent_is_refused(tmp_path, capsys):
 def test_train_reinforce_on_the_batched_mri_env_and_resume(tmp_path, mri_train_folder, capsys):
     out = tmp_path / "mri"
     config = tmp_path / "mri.yaml"
-    config.write_text(yaml.safe_dump({
-        "agent": "reinforce", "env_id": "mri_rl/ActiveAcquisition-v0", "total_steps": 80, "num_envs": 2,
-        "env_kwargs": {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2},
-        "eval_episodes": 2, "checkpoint_interval": 40, "log_interval": 40,
-        "hyperparameters": {"episodes_per_update": 2, "net_arch": [8]},
-    }))
-    args = ["train", "--agent", "reinforce", "--env", "mri_rl/ActiveAcquisition-v0", "--out", str(out),
-            "--no-progress", "--config", str(config)]
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "agent": "reinforce",
+                "env_id": "mri_rl/ActiveAcquisition-v0",
+                "total_steps": 80,
+                "num_envs": 2,
+                "env_kwargs": {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2},
+                "eval_episodes": 2,
+                "checkpoint_interval": 40,
+                "log_interval": 40,
+                "hyperparameters": {"episodes_per_update": 2, "net_arch": [8]},
+            }
+        )
+    )
+    args = [
+        "train",
+        "--agent",
+        "reinforce",
+        "--env",
+        "mri_rl/ActiveAcquisition-v0",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--config",
+        str(config),
+    ]
     assert main(args) == 0
     result = json.loads((out / "eval.json").read_text())
     assert result["num_timesteps"] >= 80 and result["episodes"] == 2

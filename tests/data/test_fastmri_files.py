@@ -173,8 +173,15 @@ def test_test_split_without_target_written_by_write_volume(tmp_path):
 
 
 BAD_KINDS_IN_DATASET = [
-    "not_hdf5", "truncated", "no_kspace", "float_kspace", "no_header", "bad_header",
-    "padding_too_wide", "no_target", "target_wrong_slices",
+    "not_hdf5",
+    "truncated",
+    "no_kspace",
+    "float_kspace",
+    "no_header",
+    "bad_header",
+    "padding_too_wide",
+    "no_target",
+    "target_wrong_slices",
 ]
 
 
@@ -195,8 +202,9 @@ def test_bad_file_raises_naming_file_and_reason(tmp_path, singlecoil_volume, mak
 
 
 @pytest.mark.parametrize("kind", ["nan", "inf"])
-def test_non_finite_kspace_found_at_construction_with_check_values(tmp_path, singlecoil_volume, make_bad_volume,
-                                                                   bad_kinds, kind):
+def test_non_finite_kspace_found_at_construction_with_check_values(
+    tmp_path, singlecoil_volume, make_bad_volume, bad_kinds, kind
+):
     path = make_bad_volume(singlecoil_volume, tmp_path, kind)
     with pytest.raises(FastMRIDataError) as raised:
         FastMRISliceDataset(tmp_path, "singlecoil", check_values=True)
@@ -209,8 +217,9 @@ def test_non_finite_kspace_found_at_construction_with_check_values(tmp_path, sin
 
 
 @pytest.mark.parametrize("kind", ["nan", "inf"])
-def test_non_finite_kspace_found_when_read_without_check_values(tmp_path, singlecoil_volume, make_bad_volume,
-                                                                bad_kinds, kind):
+def test_non_finite_kspace_found_when_read_without_check_values(
+    tmp_path, singlecoil_volume, make_bad_volume, bad_kinds, kind
+):
     path = make_bad_volume(singlecoil_volume, tmp_path, kind)
     dataset = FastMRISliceDataset(tmp_path, "singlecoil")  # check_values=False: only structure checked
     assert len(dataset) == 3
@@ -439,8 +448,7 @@ def test_written_geometry_gives_fastmri_padding(tmp_path, geometry):
     assert tuple(attrs["recon_size"]) == geometry.recon_size
     assert inspect_volume(tmp_path / "v.h5", "singlecoil").geometry == geometry
     item = FastMRISliceDataset(tmp_path, "singlecoil")[1]
-    assert (item.metadata.padding_left, item.metadata.padding_right) == (geometry.padding_left,
-                                                                          geometry.padding_right)
+    assert (item.metadata.padding_left, item.metadata.padding_right) == (geometry.padding_left, geometry.padding_right)
 
 
 def test_parse_geometry_of_a_real_fastmri_style_header():
@@ -465,8 +473,9 @@ def test_parse_geometry_of_a_real_fastmri_style_header():
 
 
 def test_parse_geometry_names_a_missing_field():
-    header = build_header(GEOMETRIES[2], 1).replace(b"<center>8</center></kspace_encoding_step_1>",
-                                                    b"</kspace_encoding_step_1>")
+    header = build_header(GEOMETRIES[2], 1).replace(
+        b"<center>8</center></kspace_encoding_step_1>", b"</kspace_encoding_step_1>"
+    )
     with pytest.raises(ValueError, match="kspace_encoding_step_1/center"):
         parse_geometry(header)
 

@@ -9,11 +9,23 @@ import pytest
 from mri_rl.data.splits import check_disjoint, check_split_folder, split_named_by
 
 
-@pytest.mark.parametrize("name, split", [
-    ("singlecoil_train", "train"), ("multicoil_val", "val"), ("knee_validation", "val"), ("brain_test", "test"),
-    ("Training-Set", "train"), ("valid", "val"), ("knee_testing", "test"),
-    ("my_data", None), ("train_and_test", None), ("trainval", None), ("contest", None), ("val_validation", "val"),
-])
+@pytest.mark.parametrize(
+    "name, split",
+    [
+        ("singlecoil_train", "train"),
+        ("multicoil_val", "val"),
+        ("knee_validation", "val"),
+        ("brain_test", "test"),
+        ("Training-Set", "train"),
+        ("valid", "val"),
+        ("knee_testing", "test"),
+        ("my_data", None),
+        ("train_and_test", None),
+        ("trainval", None),
+        ("contest", None),
+        ("val_validation", "val"),
+    ],
+)
 def test_split_named_by(tmp_path, name, split):
     assert split_named_by(tmp_path / name) == split
     assert split_named_by(str(tmp_path / name)) == split
@@ -26,8 +38,11 @@ def test_split_named_by_reads_the_last_folder_only(tmp_path):
 
 def test_folder_named_for_another_split_is_refused(tmp_path):
     folder = tmp_path / "singlecoil_train"
-    with pytest.raises(ValueError, match=re.escape(str(folder)) + r" is named as the train split, but the val "
-                                         r"split was asked for: .*--any-folder"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(str(folder)) + r" is named as the train split, but the val "
+        r"split was asked for: .*--any-folder",
+    ):
         check_split_folder(folder, "val")
     with pytest.raises(ValueError, match=r"named as the val split, but the test split was asked for"):
         check_split_folder(tmp_path / "knee_validation", "test")
@@ -74,9 +89,12 @@ def test_check_disjoint_lists_at_most_five_shared_files():
     names = [f"file_{i:02d}.h5" for i in range(8)]
     training = fingerprint("/data/train", names)
     evaluated = fingerprint("/data/val", list(reversed(names)) + ["held_out.h5"])
-    with pytest.raises(ValueError, match=r"^8 file\(s\) of /data/val are also in the training set of the "
-                                         r"reconstructor \(/data/train\): file_00\.h5, file_01\.h5, file_02\.h5, "
-                                         r"file_03\.h5, file_04\.h5 and 3 more\. Evaluate on held-out files$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^8 file\(s\) of /data/val are also in the training set of the "
+        r"reconstructor \(/data/train\): file_00\.h5, file_01\.h5, file_02\.h5, "
+        r"file_03\.h5, file_04\.h5 and 3 more\. Evaluate on held-out files$",
+    ):
         check_disjoint(training, evaluated, "the reconstructor")
 
 

@@ -221,7 +221,11 @@ def test_written_layout_and_attributes(singlecoil_root):
     counts = {split: len(files_of(singlecoil_root / f"singlecoil_{split}")) for split in ("train", "val", "test")}
     assert counts == {"train": 2, "val": 1, "test": 1}
     assert sorted(p.name for p in singlecoil_root.iterdir()) == [
-        "singlecoil_synthetic_settings.json", "singlecoil_test", "singlecoil_train", "singlecoil_val"]
+        "singlecoil_synthetic_settings.json",
+        "singlecoil_test",
+        "singlecoil_train",
+        "singlecoil_val",
+    ]
     # no temporary files left behind
     assert not list(singlecoil_root.rglob("*.tmp"))
     path = files_of(singlecoil_root / "singlecoil_train")[1]
@@ -237,8 +241,9 @@ def test_written_layout_and_attributes(singlecoil_root):
 
 
 def test_empty_split_writes_nothing(tmp_path):
-    written = write_synthetic_dataset(tmp_path, SyntheticSpec(num_slices=1, size=8), {"train": 0, "val": 1},
-                                      progress=False)
+    written = write_synthetic_dataset(
+        tmp_path, SyntheticSpec(num_slices=1, size=8), {"train": 0, "val": 1}, progress=False
+    )
     assert [p.parent.name for p in written] == ["singlecoil_val"]
     assert not (tmp_path / "singlecoil_train").exists()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import pytest
@@ -11,7 +12,6 @@ import pytest
 import mri_rl  # noqa: F401  (registers the environment)
 from mri_rl.data import SyntheticSpec, write_synthetic_dataset
 from mri_rl.envs import ENV_ID
-
 
 #: Geometry of ``padded_folder``: k-space 32 x 24, measurable columns [3, 21), 16 x 16 target.
 PADDED_WIDTH = 24
@@ -38,8 +38,9 @@ def one_multicoil_folder(multicoil_volume: Path, copy_volume, tmp_path_factory: 
 def padded_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One single-coil volume of 2 slices with zero-filled edges: k-space 32 x 24, acquired [3, 21)."""
     root = tmp_path_factory.mktemp("padded")
-    spec = SyntheticSpec(challenge="singlecoil", size=16, kspace_width=PADDED_WIDTH, padding=PADDED_PADDING,
-                         num_slices=2)
+    spec = SyntheticSpec(
+        challenge="singlecoil", size=16, kspace_width=PADDED_WIDTH, padding=PADDED_PADDING, num_slices=2
+    )
     write_synthetic_dataset(root, spec, {"train": 1}, seed=3, progress=False)
     return root / "singlecoil_train"
 
@@ -49,8 +50,14 @@ def make_env() -> Callable[..., gym.Env]:
     """``make_env(data_path, **overrides)``: the single env through ``gymnasium.make``."""
 
     def factory(data_path: Path, **overrides: Any) -> gym.Env:
-        kwargs = dict(challenge="singlecoil", reconstructor="zero_filled", budget=4, initial_lines=2,
-                      reward_metric="mse", on_bad_file="raise")
+        kwargs = dict(
+            challenge="singlecoil",
+            reconstructor="zero_filled",
+            budget=4,
+            initial_lines=2,
+            reward_metric="mse",
+            on_bad_file="raise",
+        )
         kwargs.update(overrides)
         return gym.make(ENV_ID, data_path=data_path, **kwargs)
 
@@ -62,10 +69,17 @@ def make_vec_env() -> Callable[..., gym.vector.VectorEnv]:
     """``make_vec_env(data_path, num_envs, **overrides)``: the batched env through ``gymnasium.make_vec``."""
 
     def factory(data_path: Path, num_envs: int, **overrides: Any) -> gym.vector.VectorEnv:
-        kwargs = dict(challenge="singlecoil", reconstructor="zero_filled", budget=4, initial_lines=2,
-                      reward_metric="mse", on_bad_file="raise")
+        kwargs = dict(
+            challenge="singlecoil",
+            reconstructor="zero_filled",
+            budget=4,
+            initial_lines=2,
+            reward_metric="mse",
+            on_bad_file="raise",
+        )
         kwargs.update(overrides)
-        return gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                            data_path=data_path, **kwargs)
+        return gym.make_vec(
+            ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point", data_path=data_path, **kwargs
+        )
 
     return factory

@@ -56,12 +56,15 @@ def run_episode(env: gym.Env, actions, **reset_kwargs):
 
 
 # ------------------------------------------------------------------- env checker
-@pytest.mark.parametrize("folder_fixture, challenge", [
-    ("singlecoil_train", "singlecoil"),
-    ("multicoil_train", "multicoil"),
-    ("knee_geometry_file", "singlecoil"),
-    ("padded_folder", "singlecoil"),
-])
+@pytest.mark.parametrize(
+    "folder_fixture, challenge",
+    [
+        ("singlecoil_train", "singlecoil"),
+        ("multicoil_train", "multicoil"),
+        ("knee_geometry_file", "singlecoil"),
+        ("padded_folder", "singlecoil"),
+    ],
+)
 def test_check_env_passes(request, make_env, folder_fixture, challenge):
     env = make_env(request.getfixturevalue(folder_fixture), challenge=challenge, budget=3, initial_lines=4)
     with warnings.catch_warnings(record=True) as caught:
@@ -122,8 +125,9 @@ def test_observation_is_reconstruction_scaled_by_initial_zero_filled_max(make_en
     scale = float(episodes.reconstruction[0].max())
     for column in free_columns(info)[:3]:
         obs, *_ = env.step(column)
-        np.testing.assert_allclose(obs["reconstruction"][0] * scale, episodes.reconstruction[0].numpy(),
-                                   rtol=1e-5, atol=1e-7 * scale)
+        np.testing.assert_allclose(
+            obs["reconstruction"][0] * scale, episodes.reconstruction[0].numpy(), rtol=1e-5, atol=1e-7 * scale
+        )
 
 
 # ------------------------------------------------------------------- known answers
@@ -145,11 +149,14 @@ def test_rewards_are_metric_improvements_and_telescope(make_env, singlecoil_trai
     assert sum(abs(r) for r in rewards) > 0  # the episode did change the metric
 
 
-@pytest.mark.parametrize("folder_fixture, challenge", [
-    ("one_volume_folder", "singlecoil"),
-    ("one_multicoil_folder", "multicoil"),
-    ("padded_folder", "singlecoil"),
-])
+@pytest.mark.parametrize(
+    "folder_fixture, challenge",
+    [
+        ("one_volume_folder", "singlecoil"),
+        ("one_multicoil_folder", "multicoil"),
+        ("padded_folder", "singlecoil"),
+    ],
+)
 def test_zero_filled_with_every_column_reproduces_target(request, make_env, folder_fixture, challenge):
     folder = request.getfixturevalue(folder_fixture)
     env = make_env(folder, challenge=challenge, budget=None, initial_lines=2)
@@ -265,8 +272,7 @@ def test_options_index_selects_slice(make_env, one_volume_folder):
     for index in (2, 0, 1, 2):
         obs, info = env.reset(seed=index, options={"index": index})
         assert info["slice_id"] == index
-        np.testing.assert_array_equal(env.unwrapped.episodes.target[0].numpy(),
-                                      read_target(path, "singlecoil", index))
+        np.testing.assert_array_equal(env.unwrapped.episodes.target[0].numpy(), read_target(path, "singlecoil", index))
         obs_again, _ = env.reset(seed=100 + index, options={"index": np.int64(index)})
         np.testing.assert_array_equal(obs_again["reconstruction"], obs["reconstruction"])
     for bad in (-1, 3, 1.0, "1", [0]):
@@ -313,18 +319,21 @@ def test_step_before_reset_and_after_termination_raises(one_volume_folder):
     env.step(1)  # a new episode steps again
 
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"reward_metric": "foo"}, "reward_metric"),
-    ({"budget": 0}, "budget"),
-    ({"budget": -3}, "budget"),
-    ({"initial_lines": 0}, "initial_lines"),
-    ({"initial_lines": 16}, "initial_lines"),
-    ({"initial_lines": 40}, "initial_lines"),
-    ({"challenge": "tricoil"}, "challenge"),
-    ({"on_bad_file": "ignore"}, "on_bad_file"),
-    ({"lookahead_batch_size": 0}, "lookahead_batch_size"),
-    ({"kspace_shape": (64, 64)}, "shape"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"reward_metric": "foo"}, "reward_metric"),
+        ({"budget": 0}, "budget"),
+        ({"budget": -3}, "budget"),
+        ({"initial_lines": 0}, "initial_lines"),
+        ({"initial_lines": 16}, "initial_lines"),
+        ({"initial_lines": 40}, "initial_lines"),
+        ({"challenge": "tricoil"}, "challenge"),
+        ({"on_bad_file": "ignore"}, "on_bad_file"),
+        ({"lookahead_batch_size": 0}, "lookahead_batch_size"),
+        ({"kspace_shape": (64, 64)}, "shape"),
+    ],
+)
 def test_invalid_config_raises(make_env, singlecoil_train, overrides, match):
     with pytest.raises(ValueError, match=match):
         make_env(singlecoil_train, **overrides)
@@ -365,8 +374,10 @@ def test_observation_does_not_depend_on_ground_truth(make_env, singlecoil_volume
         np.testing.assert_array_equal(a["kspace"][()], b["kspace"][()])
         np.testing.assert_allclose(b[key][()], 2.0 * a[key][()])
     actions = [0, 15, 5, 5, 11]
-    runs = [run_episode(make_env(path.parent, budget=5), actions, seed=0, options={"index": 1})
-            for path in (original, doubled)]
+    runs = [
+        run_episode(make_env(path.parent, budget=5), actions, seed=0, options={"index": 1})
+        for path in (original, doubled)
+    ]
     (obs_a, rewards_a, infos_a, _), (obs_b, rewards_b, infos_b, _) = runs
     assert len(obs_a) == len(obs_b) == 6
     for a, b in zip(obs_a, obs_b):

@@ -17,8 +17,19 @@ def test_sb3_env_checker_accepts_env(make_env, singlecoil_train):
 
 def test_dqn_learns_and_predicts(make_env, singlecoil_train):
     env = make_env(singlecoil_train, budget=4)
-    model = DQN("MultiInputPolicy", env, learning_starts=50, buffer_size=1000, batch_size=16, train_freq=4,
-                target_update_interval=50, policy_kwargs={"net_arch": [32]}, seed=0, device="cpu", verbose=0)
+    model = DQN(
+        "MultiInputPolicy",
+        env,
+        learning_starts=50,
+        buffer_size=1000,
+        batch_size=16,
+        train_freq=4,
+        target_update_interval=50,
+        policy_kwargs={"net_arch": [32]},
+        seed=0,
+        device="cpu",
+        verbose=0,
+    )
     model.learn(total_timesteps=300)
     assert model.num_timesteps == 300
     assert model.replay_buffer.size() == 300

@@ -52,8 +52,9 @@ def choose_actions(rng, action_mask):
 
 @pytest.mark.parametrize("metrics_chunk", [8, 2])
 @pytest.mark.parametrize("budget, metric", [(None, "mse"), (3, "ssim")])
-def test_batched_equals_single_envs_over_several_episodes(make_env, make_vec_env, singlecoil_train, budget, metric,
-                                                          metrics_chunk, monkeypatch):
+def test_batched_equals_single_envs_over_several_episodes(
+    make_env, make_vec_env, singlecoil_train, budget, metric, metrics_chunk, monkeypatch
+):
     monkeypatch.setattr(episodes_module, "METRICS_CHUNK", metrics_chunk)  # 2 < N: metrics in chunks
     vec = make_vec_env(singlecoil_train, N, budget=budget, reward_metric=metric)
     singles = [make_env(singlecoil_train, budget=budget, reward_metric=metric) for _ in range(N)]

@@ -64,20 +64,32 @@ def test_volume(singlecoil_root) -> str:
 # ------------------------------------------------------------------------- the files
 def test_evaluation_writes_every_file(full_run, test_volume):
     out, summary = full_run
-    assert {p.name for p in out.iterdir()} == {"metrics.csv", "metrics.csv.record.json", "summary.json", "summary.md",
-                                               "curves.png", "lbcs_order.json", "partial"}
+    assert {p.name for p in out.iterdir()} == {
+        "metrics.csv",
+        "metrics.csv.record.json",
+        "summary.json",
+        "summary.md",
+        "curves.png",
+        "lbcs_order.json",
+        "partial",
+    }
     assert {p.name for p in (out / "partial").iterdir()} == partial_names() | {
-        f"{name}.record.json" for name in partial_names()}
+        f"{name}.record.json" for name in partial_names()
+    }
     assert (out / "metrics.csv").read_text().splitlines()[0] == HEADER
     stored = json.loads((out / "summary.json").read_text())
     assert stored["policies"] == summary
-    assert stored["record"]["task"] == {**TASK.to_dict(), "kspace_shape": [32, WIDTH],
-                                        "reconstructor_fingerprint": "zero_filled"}
+    assert stored["record"]["task"] == {
+        **TASK.to_dict(),
+        "kspace_shape": [32, WIDTH],
+        "reconstructor_fingerprint": "zero_filled",
+    }
     assert stored["record"]["data"]["evaluated"]["files"] == [test_volume]
     assert set(summary) == set(BASELINES)
     markdown = (out / "summary.md").read_text()
-    assert markdown.startswith("# singlecoil_test: singlecoil 32x16, budget 3 from 2 initial lines, ssim reward, "
-                               "zero_filled reconstructor")
+    assert markdown.startswith(
+        "# singlecoil_test: singlecoil 32x16, budget 3 from 2 initial lines, ssim reward, zero_filled reconstructor"
+    )
     assert all(f"| {name} |" in markdown for name in BASELINES)
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     order = json.loads((out / "lbcs_order.json").read_text())
@@ -97,8 +109,10 @@ def test_metrics_has_one_row_per_policy_seed_slice_and_step(full_run, test_volum
     assert set(episodes) == expected
     assert set(episodes.values()) == {BUDGET + 1}  # steps 0..budget
     per_policy = Counter(r["policy"] for r in rows)
-    assert per_policy == {"random": 2 * TEST_SLICES * (BUDGET + 1),
-                          **{name: TEST_SLICES * (BUDGET + 1) for name in BASELINES[1:]}}
+    assert per_policy == {
+        "random": 2 * TEST_SLICES * (BUDGET + 1),
+        **{name: TEST_SLICES * (BUDGET + 1) for name in BASELINES[1:]},
+    }
     assert len(rows) == 6 * TEST_SLICES * (BUDGET + 1)
     for r in rows:
         assert r["acquired_columns"] == INITIAL_LINES + r["step"]  # one new column per step: legal actions
@@ -114,14 +128,20 @@ def test_metrics_has_one_row_per_policy_seed_slice_and_step(full_run, test_volum
 
 
 @pytest.mark.parametrize("index", [0, 2])  # slice 2 ran in the padded second chunk
-def test_rollout_rows_equal_a_single_env_stepped_with_the_same_actions(full_run, singlecoil_root, test_volume,
-                                                                      index):
+def test_rollout_rows_equal_a_single_env_stepped_with_the_same_actions(full_run, singlecoil_root, test_volume, index):
     out, _ = full_run
-    rows = sorted((r for r in read_rows_csv(out / "partial" / "lowtohigh_seed0.csv") if r["slice"] == index),
-                  key=lambda r: r["step"])
+    rows = sorted(
+        (r for r in read_rows_csv(out / "partial" / "lowtohigh_seed0.csv") if r["slice"] == index),
+        key=lambda r: r["step"],
+    )
     assert [r["step"] for r in rows] == list(range(BUDGET + 1))
-    env = gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_test", budget=BUDGET, initial_lines=INITIAL_LINES,
-                   reward_metric="ssim")
+    env = gym.make(
+        ENV_ID,
+        data_path=singlecoil_root / "singlecoil_test",
+        budget=BUDGET,
+        initial_lines=INITIAL_LINES,
+        reward_metric="ssim",
+    )
     assert env.unwrapped.episodes.source.describe(index) == (test_volume, index)
     policy = LowToHighPolicy(WIDTH)
     _, info = env.reset(options={"index": index})
@@ -151,8 +171,10 @@ def test_an_interrupted_evaluation_rerun_writes_the_same_files(full_run, singlec
     for name in (*REPORT_FILES, "curves.png"):
         (out / name).unlink()
     (out / "partial" / "tmpabc123.tmp").write_text("policy,seed\nhalf a line")  # a temporary file of the crash
-    kept = {name: (out / "partial" / name).read_bytes() for name in partial_names() - {"random_seed1.csv",
-                                                                                          "oracle_seed0.csv"}}
+    kept = {
+        name: (out / "partial" / name).read_bytes()
+        for name in partial_names() - {"random_seed1.csv", "oracle_seed0.csv"}
+    }
     evaluate_policies(setup, BASELINES, out, progress=False)
     for name in REPORT_FILES:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
@@ -181,8 +203,16 @@ def test_stored_rollouts_are_reused_not_recomputed(singlecoil_root, tmp_path, mo
 # ------------------------------------------------------------------ learned policies
 def train_tiny_dqn(folder: Path, path: Path, steps: int = 50, task: AcquisitionTask = TASK) -> Path:
     env = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=folder, task=task)
-    agent = DQN(env, learning_starts=10, batch_size=8, buffer_size=200, train_freq=2, target_update_interval=20,
-                net_arch=(16,), seed=0)
+    agent = DQN(
+        env,
+        learning_starts=10,
+        batch_size=8,
+        buffer_size=200,
+        train_freq=2,
+        target_update_interval=20,
+        net_arch=(16,),
+        seed=0,
+    )
     agent.learn(steps, progress_bar=False)
     assert agent.num_timesteps >= steps
     agent.save(path)
@@ -192,8 +222,7 @@ def train_tiny_dqn(folder: Path, path: Path, steps: int = 50, task: AcquisitionT
 def test_a_learned_dqn_policy_is_evaluated(singlecoil_root, tmp_path, test_volume):
     checkpoint = train_tiny_dqn(singlecoil_root / "singlecoil_train", tmp_path / "dqn.pt")
     out = tmp_path / "out"
-    summary = evaluate_policies(make_setup(singlecoil_root), ["lowtohigh", f"dqn={checkpoint}"], out,
-                                progress=False)
+    summary = evaluate_policies(make_setup(singlecoil_root), ["lowtohigh", f"dqn={checkpoint}"], out, progress=False)
     assert set(summary) == {"lowtohigh", "dqn"}
     assert {p.name for p in (out / "partial").glob("*.csv")} == {"lowtohigh_seed0.csv", "dqn_seed0.csv"}
     rows = [r for r in read_rows_csv(out / "metrics.csv") if r["policy"] == "dqn"]
@@ -223,7 +252,10 @@ def test_a_file_that_is_not_an_agent_checkpoint_is_refused(singlecoil_root, tmp_
 # ------------------------------------------------------------------- argument errors
 def test_parse_policy_specs():
     assert parse_policy_specs(["random", "dqn=runs/a/model.pt", "oracle"]) == [
-        ("random", None), ("dqn", Path("runs/a/model.pt")), ("oracle", None)]
+        ("random", None),
+        ("dqn", Path("runs/a/model.pt")),
+        ("oracle", None),
+    ]
 
 
 @pytest.mark.parametrize("specs", [["bogus"], ["random", "Random"], ["dqn"], ["random", "lowtohigh", "ppo"]])
@@ -272,8 +304,11 @@ def test_a_rerun_with_another_budget_is_refused_then_overwritten(singlecoil_root
     evaluate_policies(make_setup(singlecoil_root, seeds=(0,)), ["lowtohigh"], out, progress=False)
     before = (out / "summary.json").read_bytes()
     other = make_setup(singlecoil_root, seeds=(0,), task=TASK.with_changes(budget=BUDGET + 1))
-    with pytest.raises(RecordMismatchError, match=r"lowtohigh_seed0.csv was made under other settings than this run "
-                                                  r"\(task.budget: 3 vs 4; recorded vs now\).*--overwrite"):
+    with pytest.raises(
+        RecordMismatchError,
+        match=r"lowtohigh_seed0.csv was made under other settings than this run "
+        r"\(task.budget: 3 vs 4; recorded vs now\).*--overwrite",
+    ):
         evaluate_policies(other, ["lowtohigh"], out, progress=False)
     assert (out / "summary.json").read_bytes() == before  # nothing lost
     summary = evaluate_policies(other, ["lowtohigh"], out, progress=False, overwrite=True)
@@ -285,11 +320,15 @@ def test_a_rerun_with_another_budget_is_refused_then_overwritten(singlecoil_root
 def test_a_rerun_with_another_reconstructor_is_refused(singlecoil_root, tmp_path):
     out = tmp_path / "out"
     evaluate_policies(make_setup(singlecoil_root, seeds=(0,)), ["lowtohigh"], out, progress=False)
-    exported = export_reconstructor(UnetReconstructor(chans=2, num_pool_layers=1, recon_size=(16, 16)),
-                                    tmp_path / "unet.pt")
+    exported = export_reconstructor(
+        UnetReconstructor(chans=2, num_pool_layers=1, recon_size=(16, 16)), tmp_path / "unet.pt"
+    )
     other = make_setup(singlecoil_root, seeds=(0,), task=TASK.with_changes(reconstructor=str(exported)))
-    with pytest.raises(RecordMismatchError, match=r"task.reconstructor: zero_filled \(zero_filled\) vs "
-                                                  + re.escape(f"{exported} ({checkpoint_fingerprint(exported)})")):
+    with pytest.raises(
+        RecordMismatchError,
+        match=r"task.reconstructor: zero_filled \(zero_filled\) vs "
+        + re.escape(f"{exported} ({checkpoint_fingerprint(exported)})"),
+    ):
         evaluate_policies(other, ["lowtohigh"], out, progress=False)
 
 
@@ -299,20 +338,28 @@ def test_an_lbcs_cache_of_another_task_is_refused(singlecoil_root, tmp_path):
     for rollout in (out / "partial").iterdir():  # only the cached order is left to reuse
         rollout.unlink()
     other = make_setup(singlecoil_root, seeds=(0,), lbcs_slices=2, task=TASK.with_changes(reward_metric="mse"))
-    with pytest.raises(RecordMismatchError, match=r"lbcs_order.json was made under other settings than this run "
-                                                  r"\(task.reward_metric: ssim vs mse"):
+    with pytest.raises(
+        RecordMismatchError,
+        match=r"lbcs_order.json was made under other settings than this run "
+        r"\(task.reward_metric: ssim vs mse",
+    ):
         evaluate_policies(other, ["lbcs"], out, progress=False)
 
 
 def test_a_dqn_trained_with_budget_8_is_not_evaluated_with_budget_16(singlecoil_root, tmp_path):
-    checkpoint = train_tiny_dqn(singlecoil_root / "singlecoil_train", tmp_path / "dqn.pt", steps=20,
-                                task=TASK.with_changes(budget=8))
+    checkpoint = train_tiny_dqn(
+        singlecoil_root / "singlecoil_train", tmp_path / "dqn.pt", steps=20, task=TASK.with_changes(budget=8)
+    )
     trained = DQN.load(checkpoint).record["task"]
-    assert AcquisitionTask.from_dict(trained) == TASK.with_changes(budget=8, kspace_shape=(32, WIDTH),
-                                                                   reconstructor_fingerprint="zero_filled")
+    assert AcquisitionTask.from_dict(trained) == TASK.with_changes(
+        budget=8, kspace_shape=(32, WIDTH), reconstructor_fingerprint="zero_filled"
+    )
     setup = make_setup(singlecoil_root, seeds=(0,), task=TASK.with_changes(budget=16))
-    with pytest.raises(ValueError, match=r"dqn.pt was trained on another task than this evaluation's "
-                                         r"\(budget: 8 vs 16; trained vs evaluated\).*--allow-task-mismatch"):
+    with pytest.raises(
+        ValueError,
+        match=r"dqn.pt was trained on another task than this evaluation's "
+        r"\(budget: 8 vs 16; trained vs evaluated\).*--allow-task-mismatch",
+    ):
         evaluate_policies(setup, [f"dqn={checkpoint}"], tmp_path / "refused", progress=False)
     assert not (tmp_path / "refused").exists()
     setup.allow_task_mismatch = True
@@ -325,16 +372,18 @@ def test_a_dqn_trained_with_budget_8_is_not_evaluated_with_budget_16(singlecoil_
 def test_a_policy_trained_on_the_evaluated_files_is_refused(singlecoil_root, tmp_path, test_volume):
     checkpoint = train_tiny_dqn(singlecoil_root / "singlecoil_test", tmp_path / "dqn.pt", steps=12)
     with pytest.raises(ValueError, match=f"1 file.*also in the training set of policy dqn.*{test_volume}"):
-        evaluate_policies(make_setup(singlecoil_root, seeds=(0,)), [f"dqn={checkpoint}"], tmp_path / "out",
-                          progress=False)
+        evaluate_policies(
+            make_setup(singlecoil_root, seeds=(0,)), [f"dqn={checkpoint}"], tmp_path / "out", progress=False
+        )
 
 
 def test_a_folder_named_for_another_split_is_refused_unless_asked_for(singlecoil_root, tmp_path):
     train = singlecoil_root / "singlecoil_train"
     with pytest.raises(ValueError, match="named as the train split, but the test split was asked for.*--any-folder"):
         evaluate_policies(make_setup(train, seeds=(0,)), ["lowtohigh"], tmp_path / "out", progress=False)
-    summary = evaluate_policies(make_setup(train, seeds=(0,), any_folder=True), ["lowtohigh"], tmp_path / "out",
-                                progress=False)
+    summary = evaluate_policies(
+        make_setup(train, seeds=(0,), any_folder=True), ["lowtohigh"], tmp_path / "out", progress=False
+    )
     assert summary["lowtohigh"]["ssim_auc"]["n"] == 6  # the 2 x 3 training slices, on purpose
 
 

@@ -7,9 +7,28 @@ from mri_rl.evaluation.report import read_rows_csv, read_summary
 
 
 def evaluate_args(data, out, *extra):
-    return ["evaluate", "--data", str(data), "--split", "test", "--budget", "2", "--initial-lines", "2",
-            "--policies", "random", "lowtohigh", "--seeds", "0", "--out", str(out), "--no-progress",
-            "--batch-size", "4", *extra]
+    return [
+        "evaluate",
+        "--data",
+        str(data),
+        "--split",
+        "test",
+        "--budget",
+        "2",
+        "--initial-lines",
+        "2",
+        "--policies",
+        "random",
+        "lowtohigh",
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--batch-size",
+        "4",
+        *extra,
+    ]
 
 
 def test_evaluate_command_prints_the_table_and_writes_the_files(singlecoil_root, tmp_path, capsys):
@@ -20,8 +39,14 @@ def test_evaluate_command_prints_the_table_and_writes_the_files(singlecoil_root,
     assert lines[0] == "| policy | SSIM AUC | PSNR AUC | final SSIM | final PSNR (dB) |"
     assert sum(line.startswith(("| random |", "| lowtohigh |")) for line in lines) == 2
     assert f"wrote {out / 'metrics.csv'}" in captured.out
-    assert {p.name for p in out.iterdir()} == {"metrics.csv", "metrics.csv.record.json", "summary.json", "summary.md",
-                                               "curves.png", "partial"}
+    assert {p.name for p in out.iterdir()} == {
+        "metrics.csv",
+        "metrics.csv.record.json",
+        "summary.json",
+        "summary.md",
+        "curves.png",
+        "partial",
+    }
     assert {p.name for p in (out / "partial").glob("*.csv")} == {"random_seed0.csv", "lowtohigh_seed0.csv"}
     rows = read_rows_csv(out / "metrics.csv")
     assert len(rows) == 2 * 3 * 3  # 2 policies x 3 test slices x steps 0..2 (one batch of 4, one row padded)

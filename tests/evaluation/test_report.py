@@ -52,9 +52,19 @@ def test_auc_does_not_depend_on_the_order_of_the_points():
 
 # --------------------------------------------------------------------------- summary
 def row(policy, seed, slice_, step, ssim, psnr, file="vol.h5"):
-    return {"policy": policy, "seed": seed, "file": file, "slice": slice_, "step": step,
-            "acquired_columns": 2 + step, "sampling_rate": 0.25 * (1 + step),
-            "mse": 10 ** (-psnr / 10), "nmse": 0.1, "psnr": psnr, "ssim": ssim}
+    return {
+        "policy": policy,
+        "seed": seed,
+        "file": file,
+        "slice": slice_,
+        "step": step,
+        "acquired_columns": 2 + step,
+        "sampling_rate": 0.25 * (1 + step),
+        "mse": 10 ** (-psnr / 10),
+        "nmse": 0.1,
+        "psnr": psnr,
+        "ssim": ssim,
+    }
 
 
 def hand_rows() -> list[dict]:
@@ -67,11 +77,18 @@ def hand_rows() -> list[dict]:
         b seed 1:  ssim 0.4 0.4 0.8 -> 0.25; psnr 20 20 20 -> 10;  finals 0.8, 20
         c:         ssim 0.1 0.1 0.1 -> 0.05; psnr 12 12 12 -> 6;   finals 0.1, 12
     """
-    curves = [("a", 0, 0, [0.2, 0.4, 0.6], [10, 20, 30]), ("a", 0, 1, [0.6, 0.6, 0.6], [20, 20, 20]),
-              ("b", 0, 0, [0.4, 0.8, 0.8], [20, 24, 28]), ("b", 1, 0, [0.4, 0.4, 0.8], [20, 20, 20]),
-              ("c", 0, 0, [0.1, 0.1, 0.1], [12, 12, 12])]
-    rows = [row(policy, seed, slice_, step, ssim[step], float(psnr[step]))
-            for policy, seed, slice_, ssim, psnr in curves for step in range(3)]
+    curves = [
+        ("a", 0, 0, [0.2, 0.4, 0.6], [10, 20, 30]),
+        ("a", 0, 1, [0.6, 0.6, 0.6], [20, 20, 20]),
+        ("b", 0, 0, [0.4, 0.8, 0.8], [20, 24, 28]),
+        ("b", 1, 0, [0.4, 0.4, 0.8], [20, 20, 20]),
+        ("c", 0, 0, [0.1, 0.1, 0.1], [12, 12, 12]),
+    ]
+    rows = [
+        row(policy, seed, slice_, step, ssim[step], float(psnr[step]))
+        for policy, seed, slice_, ssim, psnr in curves
+        for step in range(3)
+    ]
     random.Random(0).shuffle(rows)  # the summary must not depend on the order of the rows
     return rows
 
@@ -137,9 +154,22 @@ def test_markdown_table_has_one_row_per_policy_best_ssim_auc_first():
 
 # ------------------------------------------------------------------------------- CSV
 def test_rows_csv_round_trip_keeps_types_and_values(tmp_path):
-    rows = [{"policy": "dqn", "seed": 3, "file": "file_brain, 1.h5", "slice": 7, "step": 2, "acquired_columns": 10,
-             "sampling_rate": 1 / 3, "mse": 1.2345678901234567e-05, "nmse": 0.1, "psnr": 48.123456789, "ssim": 0.97},
-            {**dict.fromkeys(METRIC_COLUMNS, 0), "policy": "random", "file": "b.h5", "ssim": float("nan")}]
+    rows = [
+        {
+            "policy": "dqn",
+            "seed": 3,
+            "file": "file_brain, 1.h5",
+            "slice": 7,
+            "step": 2,
+            "acquired_columns": 10,
+            "sampling_rate": 1 / 3,
+            "mse": 1.2345678901234567e-05,
+            "nmse": 0.1,
+            "psnr": 48.123456789,
+            "ssim": 0.97,
+        },
+        {**dict.fromkeys(METRIC_COLUMNS, 0), "policy": "random", "file": "b.h5", "ssim": float("nan")},
+    ]
     rows[1]["sampling_rate"] = 0.0
     path = tmp_path / "deep" / "rows.csv"
     write_rows_csv(path, rows)
@@ -167,8 +197,13 @@ def test_write_report_writes_every_file(tmp_path):
     rows = hand_rows()
     record = {"mri_rl_version": "test", "settings": {"note": "hand rows"}}
     summary = write_report(out, rows, title="synthetic test", record=record)
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "metrics.csv", "metrics.csv.record.json",
-                                                     "summary.json", "summary.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "curves.png",
+        "metrics.csv",
+        "metrics.csv.record.json",
+        "summary.json",
+        "summary.md",
+    ]
     assert json.loads((out / "metrics.csv.record.json").read_text()) == {"record": record}
 
     text = (out / "metrics.csv").read_text()

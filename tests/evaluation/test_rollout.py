@@ -23,14 +23,25 @@ MEASURED = {"synthetic_s1_train_000.h5": 18, "synthetic_s2_train_000.h5": 14}
 
 
 def make_env(folder, num_envs, budget):
-    return gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point", data_path=folder,
-                        budget=budget, initial_lines=2, reward_metric="ssim")
+    return gym.make_vec(
+        ENV_ID,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        data_path=folder,
+        budget=budget,
+        initial_lines=2,
+        reward_metric="ssim",
+    )
 
 
 def policies(env, budget):
-    return {"random": RandomPolicy(WIDTH, 0), "lowtohigh": LowToHighPolicy(WIDTH),
-            "equispaced": EquispacedPolicy(WIDTH, budget), "lbcs": LBCSPolicy(WIDTH, [0, 23, 12, 5, 6]),
-            "oracle": OraclePolicy(env)}
+    return {
+        "random": RandomPolicy(WIDTH, 0),
+        "lowtohigh": LowToHighPolicy(WIDTH),
+        "equispaced": EquispacedPolicy(WIDTH, budget),
+        "lbcs": LBCSPolicy(WIDTH, [0, 23, 12, 5, 6]),
+        "oracle": OraclePolicy(env),
+    }
 
 
 def episodes(rows):
@@ -48,15 +59,17 @@ def test_episodes_end_when_their_columns_run_out(mixed_padding_folder, name):
     assert all(list(row) == list(METRIC_COLUMNS) for row in rows)
     assert {(r["policy"], r["seed"]) for r in rows} == {(name, 7)}
     by_episode = episodes(rows)
-    assert set(by_episode) == {(f, s) for f, n in (("synthetic_s1_train_000.h5", 2), ("synthetic_s2_train_000.h5", 3))
-                               for s in range(n)}
+    assert set(by_episode) == {
+        (f, s) for f, n in (("synthetic_s1_train_000.h5", 2), ("synthetic_s2_train_000.h5", 3)) for s in range(n)
+    }
     for (file, _), steps in by_episode.items():
         assert [r["step"] for r in steps] == list(range(FREE[file] + 1))
         # a new measurable column at every step, never a zero-filled one: legal actions only
         assert [r["acquired_columns"] for r in steps] == list(range(2, MEASURED[file] + 1))
         assert steps[-1]["sampling_rate"] == 1.0
-        np.testing.assert_allclose([r["sampling_rate"] for r in steps], np.arange(2, MEASURED[file] + 1)
-                                   / MEASURED[file])
+        np.testing.assert_allclose(
+            [r["sampling_rate"] for r in steps], np.arange(2, MEASURED[file] + 1) / MEASURED[file]
+        )
     # every policy ends at the same fully sampled image
     final = {key: steps[-1]["ssim"] for key, steps in by_episode.items()}
     reference = episodes(rollout_policy(LowToHighPolicy(WIDTH), env, budget, "lowtohigh", 0, progress=False))
@@ -75,8 +88,9 @@ def test_deterministic_policies_do_not_depend_on_the_batch_size(mixed_padding_fo
         results.append(sorted(rows, key=lambda r: (r["file"], r["slice"], r["step"])))
     for rows in results[1:]:
         for row, reference in zip(rows, results[0]):
-            assert {k: row[k] for k in ("file", "slice", "step", "acquired_columns", "sampling_rate")} == \
-                   {k: reference[k] for k in ("file", "slice", "step", "acquired_columns", "sampling_rate")}
+            assert {k: row[k] for k in ("file", "slice", "step", "acquired_columns", "sampling_rate")} == {
+                k: reference[k] for k in ("file", "slice", "step", "acquired_columns", "sampling_rate")
+            }
             for metric in METRIC_NAMES:
                 assert row[metric] == pytest.approx(reference[metric], rel=1e-6, abs=1e-9)
 
@@ -85,7 +99,10 @@ def test_rollout_of_chosen_slices(mixed_padding_folder):
     env = make_env(mixed_padding_folder, 2, 2)
     rows = rollout_policy(LowToHighPolicy(WIDTH), env, 2, "lowtohigh", 0, slice_indices=[4, 0, 3], progress=False)
     assert [(r["file"][:12], r["slice"]) for r in rows if r["step"] == 0] == [
-        ("synthetic_s2", 2), ("synthetic_s1", 0), ("synthetic_s2", 1)]
+        ("synthetic_s2", 2),
+        ("synthetic_s1", 0),
+        ("synthetic_s2", 1),
+    ]
     assert len(rows) == 3 * 3
 
 
@@ -94,13 +111,21 @@ def test_evaluation_with_a_budget_beyond_the_free_columns(mixed_padding_folder, 
     lbcs_train = tmp_path / "lbcs_train"
     for volume in mixed_padding_folder.glob("*.h5"):
         copy_volume(volume, lbcs_train / f"copy_{volume.name}")  # other names: held out by name
-    setup = EvaluationSetup(data=mixed_padding_folder, task=AcquisitionTask(budget=30, initial_lines=2),
-                            seeds=(0,), batch_size=2, lbcs_train_data=lbcs_train)
-    summary = evaluate_policies(setup, ["random", "lowtohigh", "equispaced", "lbcs", "oracle"], tmp_path / "out",
-                                progress=False)
+    setup = EvaluationSetup(
+        data=mixed_padding_folder,
+        task=AcquisitionTask(budget=30, initial_lines=2),
+        seeds=(0,),
+        batch_size=2,
+        lbcs_train_data=lbcs_train,
+    )
+    summary = evaluate_policies(
+        setup, ["random", "lowtohigh", "equispaced", "lbcs", "oracle"], tmp_path / "out", progress=False
+    )
     assert all(s["ssim_auc"]["n"] == 5 for s in summary.values())
-    assert all(s["final_ssim"]["mean"] == pytest.approx(summary["oracle"]["final_ssim"]["mean"], abs=1e-6)
-               for s in summary.values())  # all end fully sampled
+    assert all(
+        s["final_ssim"]["mean"] == pytest.approx(summary["oracle"]["final_ssim"]["mean"], abs=1e-6)
+        for s in summary.values()
+    )  # all end fully sampled
     order = json.loads((tmp_path / "out" / "lbcs_order.json").read_text())["order"]
     assert len(order) == 16 == len(set(order))
     # the area under the curve: the oracle above the data-blind baselines

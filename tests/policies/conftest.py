@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import pytest
@@ -18,8 +19,14 @@ def test_folder(singlecoil_root: Path) -> Path:
     return singlecoil_root / "singlecoil_test"
 
 
-POLICY_ENV_KWARGS = dict(challenge="singlecoil", reconstructor="zero_filled", budget=3, initial_lines=2,
-                         reward_metric="ssim", on_bad_file="raise")
+POLICY_ENV_KWARGS = dict(
+    challenge="singlecoil",
+    reconstructor="zero_filled",
+    budget=3,
+    initial_lines=2,
+    reward_metric="ssim",
+    on_bad_file="raise",
+)
 
 
 @pytest.fixture
@@ -27,7 +34,12 @@ def make_vec_env() -> Callable[..., gym.vector.VectorEnv]:
     """``make_vec_env(data_path, num_envs, **overrides)``: the batched env (budget 3, 2 initial lines, SSIM reward)."""
 
     def factory(data_path: Path, num_envs: int, **overrides: Any) -> gym.vector.VectorEnv:
-        return gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                            data_path=data_path, **{**POLICY_ENV_KWARGS, **overrides})
+        return gym.make_vec(
+            ENV_ID,
+            num_envs=num_envs,
+            vectorization_mode="vector_entry_point",
+            data_path=data_path,
+            **{**POLICY_ENV_KWARGS, **overrides},
+        )
 
     return factory

@@ -51,9 +51,7 @@ def test_lowtohigh_on_an_odd_width():
 def test_lowtohigh_skips_acquired_columns_per_episode():
     masks = np.concatenate([free_mask(8, acquired=(4, 5)), free_mask(8, acquired=(3, 2, 7)), free_mask(8)])
     picks = acquisition_order(LowToHighPolicy(8), masks, steps=5)
-    np.testing.assert_array_equal(picks, [[3, 2, 6, 1, 7],
-                                          [4, 5, 6, 1, 0],
-                                          [4, 3, 5, 2, 6]])
+    np.testing.assert_array_equal(picks, [[3, 2, 6, 1, 7], [4, 5, 6, 1, 0], [4, 3, 5, 2, 6]])
 
 
 def test_lowtohigh_accepts_a_flat_mask_of_one_episode():
@@ -93,8 +91,7 @@ def test_equispaced_plans_each_episode_from_its_own_free_columns():
     np.testing.assert_array_equal(np.flatnonzero(policy.planned[0]), [0, 15])
     np.testing.assert_array_equal(np.flatnonzero(policy.planned[1]), [0, 3])
     picks = acquisition_order(policy, masks, steps=4)
-    np.testing.assert_array_equal(picks, [[15, 0, 10, 5],
-                                          [3, 0, 2, 1]])
+    np.testing.assert_array_equal(picks, [[15, 0, 10, 5], [3, 0, 2, 1]])
 
 
 def test_equispaced_predict_before_reset_raises():
@@ -149,8 +146,7 @@ def test_fixed_order_skips_acquired_columns_of_the_order(policy_class):
     policy = policy_class(8, [3, 0, 5])
     masks = np.concatenate([free_mask(8, acquired=(0, 4)), free_mask(8, acquired=(3,))])
     picks = acquisition_order(policy, masks, steps=3)
-    np.testing.assert_array_equal(picks, [[3, 5, 2],
-                                          [0, 5, 4]])
+    np.testing.assert_array_equal(picks, [[3, 5, 2], [0, 5, 4]])
 
 
 @pytest.mark.parametrize("policy_class", [FixedOrderPolicy, LBCSPolicy])
@@ -166,13 +162,17 @@ def test_lbcs_policy_name():
 
 
 # ------------------------------------------------------------------------- interface
-@pytest.mark.parametrize("make_policy", [
-    lambda: RandomPolicy(8, seed=0),
-    lambda: LowToHighPolicy(8),
-    lambda: FixedOrderPolicy(8, [1, 2]),
-    lambda: LBCSPolicy(8, [1, 2]),
-    lambda: EquispacedPolicy(8, budget=2),
-], ids=["random", "lowtohigh", "fixed", "lbcs", "equispaced"])
+@pytest.mark.parametrize(
+    "make_policy",
+    [
+        lambda: RandomPolicy(8, seed=0),
+        lambda: LowToHighPolicy(8),
+        lambda: FixedOrderPolicy(8, [1, 2]),
+        lambda: LBCSPolicy(8, [1, 2]),
+        lambda: EquispacedPolicy(8, budget=2),
+    ],
+    ids=["random", "lowtohigh", "fixed", "lbcs", "equispaced"],
+)
 def test_predict_without_action_mask_raises(make_policy):
     policy = make_policy()
     policy.reset(free_mask(8))

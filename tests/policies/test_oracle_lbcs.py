@@ -27,7 +27,7 @@ from mri_rl.task import AcquisitionTask
 
 BUDGET = 3
 WIDTH = 16
-NUM_TEST = 3   # slices of singlecoil_test
+NUM_TEST = 3  # slices of singlecoil_test
 NUM_TRAIN = 6  # slices of singlecoil_train
 
 
@@ -40,9 +40,15 @@ def all_scores(env) -> np.ndarray:
 @pytest.fixture(scope="module")
 def lbcs_train_order(singlecoil_root):
     """The LBCS order learned on all train slices with the SSIM reward (budget 3)."""
-    env = gym.make_vec(ENV_ID, num_envs=NUM_TRAIN, vectorization_mode="vector_entry_point",
-                       data_path=singlecoil_root / "singlecoil_train", budget=BUDGET, initial_lines=2,
-                       reward_metric="ssim")
+    env = gym.make_vec(
+        ENV_ID,
+        num_envs=NUM_TRAIN,
+        vectorization_mode="vector_entry_point",
+        data_path=singlecoil_root / "singlecoil_train",
+        budget=BUDGET,
+        initial_lines=2,
+        reward_metric="ssim",
+    )
     return learn_lbcs_order(env, list(range(NUM_TRAIN)), BUDGET, progress=False)
 
 
@@ -94,13 +100,13 @@ def test_oracle_one_step_by_hand_on_one_slice(make_env_single, test_folder):
 
 def other_policies(width: int, lbcs_order: list[int]) -> dict[str, object]:
     policies = {f"random{seed}": RandomPolicy(width, seed) for seed in range(3)}
-    policies.update(lowtohigh=LowToHighPolicy(width), equispaced=EquispacedPolicy(width, BUDGET),
-                    lbcs=LBCSPolicy(width, lbcs_order))
+    policies.update(
+        lowtohigh=LowToHighPolicy(width), equispaced=EquispacedPolicy(width, BUDGET), lbcs=LBCSPolicy(width, lbcs_order)
+    )
     return policies
 
 
-def test_oracle_first_step_gain_beats_every_other_policy_on_every_slice(make_vec_env, test_folder,
-                                                                      lbcs_train_order):
+def test_oracle_first_step_gain_beats_every_other_policy_on_every_slice(make_vec_env, test_folder, lbcs_train_order):
     env = make_vec_env(test_folder, NUM_TEST)
     obs, info = env.reset(options={"indices": list(range(NUM_TEST))})
     free = np.asarray(info["action_mask"], dtype=bool)
@@ -179,11 +185,15 @@ def test_cached_lbcs_order_reads_the_cache_for_the_same_record_and_refuses_anoth
         def run():
             calls.append(order)
             return list(order)
+
         return run
 
     cache = tmp_path / "sub" / "lbcs_order.json"
-    record = make_record(AcquisitionTask(budget=3), {"lbcs_train": {"folder": "/data/train", "digest": "sha256:1"}},
-                         {"lbcs_slices": [0, 1, 2]})
+    record = make_record(
+        AcquisitionTask(budget=3),
+        {"lbcs_train": {"folder": "/data/train", "digest": "sha256:1"}},
+        {"lbcs_slices": [0, 1, 2]},
+    )
     assert cached_lbcs_order(cache, record, learn([5, 9, 2]), "start afresh") == [5, 9, 2]
     assert len(calls) == 1
     assert json.loads(cache.read_text()) == {"record": record, "order": [5, 9, 2]}

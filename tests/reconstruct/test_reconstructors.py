@@ -107,9 +107,16 @@ def test_unet_normalisation_uses_observed_data_only(singlecoil_volume):
 
 
 def test_env_runs_with_exported_unet(singlecoil_root, exported_unet):
-    env = gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_train", challenge="singlecoil",
-                   reconstructor=str(exported_unet), budget=4, initial_lines=2, reward_metric="mse",
-                   on_bad_file="raise")
+    env = gym.make(
+        ENV_ID,
+        data_path=singlecoil_root / "singlecoil_train",
+        challenge="singlecoil",
+        reconstructor=str(exported_unet),
+        budget=4,
+        initial_lines=2,
+        reward_metric="mse",
+        on_bad_file="raise",
+    )
     assert isinstance(env.unwrapped.episodes.reconstructor, UnetReconstructor)
     obs, info = env.reset(seed=0)
     first = info["mse"]
@@ -131,8 +138,9 @@ def test_env_runs_with_exported_unet(singlecoil_root, exported_unet):
 
 def test_env_accepts_reconstructor_instance(singlecoil_root):
     model = tiny_unet()
-    env = gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_train", reconstructor=model, budget=2,
-                   initial_lines=2)
+    env = gym.make(
+        ENV_ID, data_path=singlecoil_root / "singlecoil_train", reconstructor=model, budget=2, initial_lines=2
+    )
     assert env.unwrapped.episodes.reconstructor is model
     env.reset(seed=0)
     env.step(0)
@@ -168,11 +176,14 @@ def test_pickle_with_arbitrary_objects_is_refused(tmp_path):
         load_reconstructor(path)
 
 
-@pytest.mark.parametrize("content, found", [
-    ({"format": "mri_rl.agent", "kind": "unet"}, "mri_rl.agent"),
-    ({"kind": "unet", "state_dict": {}}, "None"),
-    (torch.zeros(3), "None"),
-])
+@pytest.mark.parametrize(
+    "content, found",
+    [
+        ({"format": "mri_rl.agent", "kind": "unet"}, "mri_rl.agent"),
+        ({"kind": "unet", "state_dict": {}}, "None"),
+        (torch.zeros(3), "None"),
+    ],
+)
 def test_torch_file_of_another_format_raises(tmp_path, content, found):
     path = tmp_path / "other.pt"
     torch.save(content, path)
@@ -212,14 +223,19 @@ def test_state_dict_not_matching_hparams_raises(tmp_path, exported_unet, change)
 def test_checkpoint_recon_size_must_match_data(singlecoil_root, tmp_path):
     path = export_reconstructor(tiny_unet(recon_size=(32, 32)), tmp_path / "big.pt")
     with pytest.raises(ValueError, match="32x32"):
-        gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_train", reconstructor=path, budget=2,
-                 initial_lines=2)
+        gym.make(ENV_ID, data_path=singlecoil_root / "singlecoil_train", reconstructor=path, budget=2, initial_lines=2)
 
 
 def test_checkpoint_challenge_must_match_data(multicoil_root, exported_unet):
     with pytest.raises(ValueError, match="singlecoil"):
-        gym.make(ENV_ID, data_path=multicoil_root / "multicoil_train", challenge="multicoil",
-                 reconstructor=exported_unet, budget=2, initial_lines=2)
+        gym.make(
+            ENV_ID,
+            data_path=multicoil_root / "multicoil_train",
+            challenge="multicoil",
+            reconstructor=exported_unet,
+            budget=2,
+            initial_lines=2,
+        )
 
 
 def test_export_of_untrainable_reconstructor_raises(tmp_path):
@@ -264,9 +280,19 @@ def test_zero_filled_lookahead_by_linearity_equals_generic(request, challenge_fi
     mask[pair_rows, pair_columns] = False  # candidates are columns not yet acquired, as in the env
     output = tuple(dataset[0].target.shape)
     zero_filled = ZeroFilledReconstructor()
-    fast = torch.cat([images for _, images in zero_filled.with_one_more_column(
-        kspace, mask, pair_rows, pair_columns, output, batch_size)])
-    generic = torch.cat([images for _, images in Reconstructor.with_one_more_column(
-        zero_filled, kspace, mask, pair_rows, pair_columns, output, batch_size)])
+    fast = torch.cat(
+        [
+            images
+            for _, images in zero_filled.with_one_more_column(kspace, mask, pair_rows, pair_columns, output, batch_size)
+        ]
+    )
+    generic = torch.cat(
+        [
+            images
+            for _, images in Reconstructor.with_one_more_column(
+                zero_filled, kspace, mask, pair_rows, pair_columns, output, batch_size
+            )
+        ]
+    )
     assert fast.shape == (6, *output)
     torch.testing.assert_close(fast, generic, rtol=1e-4, atol=1e-6 * float(generic.abs().max()))

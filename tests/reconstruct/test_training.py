@@ -19,7 +19,9 @@ from torch.utils.data import DataLoader
 import mri_rl  # noqa: F401  (registers the environment)
 from mri_rl.data.fastmri_files import FastMRISliceDataset, resolve_split_folder
 from mri_rl.envs import ENV_ID
+from mri_rl.provenance import RecordMismatchError, data_fingerprint
 from mri_rl.reconstruct import UnetReconstructor, VarNetReconstructor, export_reconstructor, load_reconstructor
+from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 from mri_rl.reconstruct.lightning import ReconstructionDataModule, ReconstructionModule
 from mri_rl.reconstruct.masked_slices import MaskedSlices
 from mri_rl.reconstruct.train import (
@@ -34,8 +36,6 @@ from mri_rl.reconstruct.training_masks import (
     build_mask_sampler,
     build_mask_samplers,
 )
-from mri_rl.provenance import RecordMismatchError, data_fingerprint
-from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 from mri_rl.task import AcquisitionTask
 
 pytestmark = pytest.mark.filterwarnings(
@@ -54,8 +54,10 @@ EVALUATION_MASKS = {
 }
 
 
-TASKS = {challenge: AcquisitionTask(challenge=challenge, initial_lines=2, budget=6)
-         for challenge in ("singlecoil", "multicoil")}
+TASKS = {
+    challenge: AcquisitionTask(challenge=challenge, initial_lines=2, budget=6)
+    for challenge in ("singlecoil", "multicoil")
+}
 
 
 def tiny_config(model: str) -> dict[str, Any]:
@@ -67,10 +69,13 @@ def tiny_config(model: str) -> dict[str, Any]:
         "data": {"batch_size": 2, "num_workers": 0},
         "trainer": {"max_epochs": 1, "deterministic": True, "log_every_n_steps": 1},
         "masks": {
-            "train": {"kind": "mixture", "components": [
-                {"weight": 0.7, "kind": "acquisition", "initial_lines": 2, "budget": 6},
-                {"weight": 0.3, **EVALUATION_MASKS["4x"]},
-            ]},
+            "train": {
+                "kind": "mixture",
+                "components": [
+                    {"weight": 0.7, "kind": "acquisition", "initial_lines": 2, "budget": 6},
+                    {"weight": 0.3, **EVALUATION_MASKS["4x"]},
+                ],
+            },
             "evaluation": EVALUATION_MASKS,
         },
     }
@@ -88,7 +93,9 @@ def trained_unet(singlecoil_root: Path, tmp_path_factory: pytest.TempPathFactory
 def trained_varnet(multicoil_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run folder of one epoch of VarNet training on ``multicoil_root``."""
     out = tmp_path_factory.mktemp("varnet_run")
-    train_reconstructor(multicoil_root, TASKS["multicoil"], out, tiny_config("varnet"), model="varnet", trainer_kwargs=QUIET)
+    train_reconstructor(
+        multicoil_root, TASKS["multicoil"], out, tiny_config("varnet"), model="varnet", trainer_kwargs=QUIET
+    )
     return out
 
 
@@ -157,7 +164,13 @@ def test_masked_slices_give_masked_kspace_and_targets(request, challenge, coils)
 
 
 def test_training_masks_change_every_epoch_and_validation_masks_do_not(singlecoil_root):
-    data = ReconstructionDataModule(singlecoil_root / "singlecoil_train", singlecoil_root / "singlecoil_val", "singlecoil", AcquisitionMaskSampler(2, 6), batch_size=6)
+    data = ReconstructionDataModule(
+        singlecoil_root / "singlecoil_train",
+        singlecoil_root / "singlecoil_val",
+        "singlecoil",
+        AcquisitionMaskSampler(2, 6),
+        batch_size=6,
+    )
     data.setup("fit")
 
     def masks(loader: DataLoader) -> torch.Tensor:
@@ -180,16 +193,27 @@ def test_training_masks_change_every_epoch_and_validation_masks_do_not(singlecoi
 def test_one_epoch_lowers_the_loss(singlecoil_root, tmp_path):
     config = tiny_config("unet")
     pl.seed_everything(0)
-    data = ReconstructionDataModule(singlecoil_root / "singlecoil_train", singlecoil_root / "singlecoil_val", "singlecoil", build_mask_sampler(config["masks"]["train"]),
-                                    batch_size=2)
+    data = ReconstructionDataModule(
+        singlecoil_root / "singlecoil_train",
+        singlecoil_root / "singlecoil_val",
+        "singlecoil",
+        build_mask_sampler(config["masks"]["train"]),
+        batch_size=2,
+    )
     data.setup("fit")
     model_hparams = {k: v for k, v in config["model"].items() if k != "kind"}
     module = ReconstructionModule("unet", model_hparams, "singlecoil", data.recon_size, **config["optimization"])
     batch = next(iter(data.train_dataloader()))
     with torch.no_grad():
         before = module.loss(module(batch), batch.target, batch.data_range).item()
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, default_root_dir=tmp_path,
-                         reload_dataloaders_every_n_epochs=1, **QUIET)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        reload_dataloaders_every_n_epochs=1,
+        **QUIET,
+    )
     trainer.fit(module, datamodule=data)
     with torch.no_grad():
         after = module.loss(module(batch), batch.target, batch.data_range).item()
@@ -212,10 +236,13 @@ def test_training_writes_logs_checkpoints_and_export(trained_unet):
     assert isinstance(model, UnetReconstructor) and model.recon_size == (16, 16) and model.challenge == "singlecoil"
 
 
-@pytest.mark.parametrize("run, root, challenge, kind", [
-    ("trained_unet", "singlecoil_root", "singlecoil", UnetReconstructor),
-    ("trained_varnet", "multicoil_root", "multicoil", VarNetReconstructor),
-])
+@pytest.mark.parametrize(
+    "run, root, challenge, kind",
+    [
+        ("trained_unet", "singlecoil_root", "singlecoil", UnetReconstructor),
+        ("trained_varnet", "multicoil_root", "multicoil", VarNetReconstructor),
+    ],
+)
 def test_export_load_round_trip_gives_identical_outputs(request, tmp_path, run, root, challenge, kind):
     out = request.getfixturevalue(run)
     batch = first_batch(request.getfixturevalue(root), challenge)
@@ -231,9 +258,13 @@ def test_export_load_round_trip_gives_identical_outputs(request, tmp_path, run, 
         assert torch.equal(again(batch.masked_kspace, batch.mask, (16, 16)), expected)
 
 
-@pytest.mark.parametrize("run, root, challenge", [
-    ("trained_unet", "singlecoil_root", "singlecoil"), ("trained_varnet", "multicoil_root", "multicoil"),
-])
+@pytest.mark.parametrize(
+    "run, root, challenge",
+    [
+        ("trained_unet", "singlecoil_root", "singlecoil"),
+        ("trained_varnet", "multicoil_root", "multicoil"),
+    ],
+)
 def test_env_runs_an_episode_with_the_exported_reconstructor(request, run, root, challenge):
     path = request.getfixturevalue(run) / "reconstructor.pt"
     data_path = request.getfixturevalue(root) / f"{challenge}_val"
@@ -258,22 +289,27 @@ def test_resume_continues_from_the_saved_step(singlecoil_root, tmp_path):
     assert first["global_step"] == 3 and first["epoch"] == 0
     with pytest.raises(FileExistsError, match="resume"):
         train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path, config, trainer_kwargs=QUIET)
-    train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path, config, max_epochs=2, resume=True,
-                        trainer_kwargs=QUIET)
+    train_reconstructor(
+        singlecoil_root, TASKS["singlecoil"], tmp_path, config, max_epochs=2, resume=True, trainer_kwargs=QUIET
+    )
     second = torch.load(last, map_location="cpu", weights_only=False)
     assert second["global_step"] == 6 and second["epoch"] == 1
     # the resumed run trained steps 3-5 only (a restart would log steps 0-5 again)
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert sorted(event.step for event in events.Scalars("train_loss_step")) == list(range(6))
-    assert not torch.equal(first["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"],
-                           second["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"])
+    assert not torch.equal(
+        first["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"],
+        second["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"],
+    )
 
 
 def test_training_is_reproducible(singlecoil_root, tmp_path):
     config = tiny_config("unet")
-    paths = [train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / name, config, trainer_kwargs=QUIET)
-             for name in ("a", "b")]
+    paths = [
+        train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / name, config, trainer_kwargs=QUIET)
+        for name in ("a", "b")
+    ]
     first, second = (load_reconstructor(path).state_dict() for path in paths)
     assert all(torch.equal(first[key], second[key]) for key in first)
 
@@ -283,7 +319,11 @@ def test_evaluation_rows_compare_with_zero_filled(trained_unet, singlecoil_root)
     masks = build_mask_samplers(EVALUATION_MASKS)
     rows = evaluate_reconstructor(trained_unet / "reconstructor.pt", singlecoil_root, "singlecoil", "val", masks)
     assert [(row["mask"], row["reconstructor"]) for row in rows] == [
-        ("4x", "unet"), ("4x", "zero_filled"), ("initial", "unet"), ("initial", "zero_filled")]
+        ("4x", "unet"),
+        ("4x", "zero_filled"),
+        ("initial", "unet"),
+        ("initial", "zero_filled"),
+    ]
     for row in rows:
         assert row["num_images"] == 3 and 0 < row["sampling_rate"] < 1
         assert all(np.isfinite(row[key]) for key in ("ssim", "psnr", "nmse", "ssim_std", "psnr_std", "nmse_std"))
@@ -316,7 +356,9 @@ def test_bad_training_requests_raise_clear_errors(singlecoil_root, tmp_path):
     with pytest.raises(ValueError, match="'masks' section"):
         train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / "c", {**config, "masks": None})
     with pytest.raises(ValueError, match="sets the Trainer arguments"):
-        train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path / "d", config, trainer_kwargs={"logger": False})
+        train_reconstructor(
+            singlecoil_root, TASKS["singlecoil"], tmp_path / "d", config, trainer_kwargs={"logger": False}
+        )
     bad_loss = copy.deepcopy(config)
     bad_loss["optimization"]["loss"] = "l2"
     with pytest.raises(ValueError, match="unknown loss"):
@@ -350,7 +392,8 @@ def test_a_training_folder_as_the_only_data_is_refused(singlecoil_root, tmp_path
 def test_the_export_records_its_task_data_and_config(trained_unet, singlecoil_root):
     record = read_reconstructor_record(trained_unet / "reconstructor.pt")
     assert AcquisitionTask.from_dict(record["task"]) == TASKS["singlecoil"].with_changes(
-        reconstructor="(this reconstructor)", kspace_shape=(32, 16))
+        reconstructor="(this reconstructor)", kspace_shape=(32, 16)
+    )
     assert record["data"]["train"]["files"] == sorted(p.name for p in (singlecoil_root / "singlecoil_train").iterdir())
     assert record["data"]["val"]["digest"] == data_fingerprint(singlecoil_root / "singlecoil_val")["digest"]
     assert record["settings"]["config"]["model"] == MODELS["unet"] and record["settings"]["max_epochs"] == 1
@@ -362,8 +405,11 @@ def test_evaluating_a_reconstructor_on_its_training_files_is_refused(trained_une
     train = singlecoil_root / "singlecoil_train"
     with pytest.raises(ValueError, match="named as the train split, but the val split.*--any-folder"):
         evaluate_reconstructor(export, train, "singlecoil", "val", masks)
-    with pytest.raises(ValueError, match=r"2 file\(s\) of .*singlecoil_train are also in the training set of the "
-                                         r"reconstructor"):
+    with pytest.raises(
+        ValueError,
+        match=r"2 file\(s\) of .*singlecoil_train are also in the training set of the "
+        r"reconstructor",
+    ):
         evaluate_reconstructor(export, train, "singlecoil", "val", masks, any_folder=True)
     assert len(evaluate_reconstructor("zero_filled", train, "singlecoil", "val", masks, any_folder=True)) == 2
 
@@ -378,5 +424,6 @@ def test_resuming_with_other_data_is_refused(singlecoil_root, tmp_path, copy_vol
             copy_volume(volume, other / f"singlecoil_{split}")
     next((other / "singlecoil_train").glob("*.h5")).unlink()
     with pytest.raises(RecordMismatchError, match="data.train.digest"):
-        train_reconstructor(other, TASKS["singlecoil"], tmp_path / "run", config, max_epochs=2, resume=True,
-                            trainer_kwargs=QUIET)
+        train_reconstructor(
+            other, TASKS["singlecoil"], tmp_path / "run", config, max_epochs=2, resume=True, trainer_kwargs=QUIET
+        )
