@@ -7,7 +7,8 @@ import pytest
 import torch
 from fastmri import evaluate
 
-from mri_rl.metrics import HIGHER_IS_BETTER, METRIC_NAMES, image_metrics
+from mri_rl.metrics import HIGHER_IS_BETTER, image_metrics
+from mri_rl.task import METRIC_NAMES
 
 
 def random_pairs(scale: float, shape=(4, 24, 20), seed=0):

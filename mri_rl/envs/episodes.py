@@ -16,10 +16,10 @@ import torch
 
 from mri_rl.envs.masks import initial_mask
 from mri_rl.envs.slice_source import SliceSource
-from mri_rl.metrics import HIGHER_IS_BETTER, METRIC_NAMES, image_metric, image_metrics, target_statistics
+from mri_rl.metrics import HIGHER_IS_BETTER, image_metric, image_metrics, target_statistics
 from mri_rl.reconstruct.base import Reconstructor, root_sum_of_squares, zero_filled_image
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
-from mri_rl.task import AcquisitionTask
+from mri_rl.task import METRIC_NAMES, AcquisitionTask
 
 METRICS_CHUNK = 8  # episodes whose metrics are computed together
 

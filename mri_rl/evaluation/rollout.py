@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from mri_rl.metrics import METRIC_NAMES
+from mri_rl.task import METRIC_NAMES
 
 METRIC_COLUMNS = ("policy", "seed", "file", "slice", "step", "acquired_columns", "sampling_rate", *METRIC_NAMES)
 

@@ -19,11 +19,10 @@ from mri_rl.data import SyntheticSpec, write_synthetic_dataset
 from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, parse_policy_specs
 from mri_rl.evaluation.report import read_rows_csv
-from mri_rl.metrics import METRIC_NAMES
 from mri_rl.policies import LowToHighPolicy
 from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
 from mri_rl.reconstruct import UnetReconstructor, export_reconstructor
-from mri_rl.task import AcquisitionTask
+from mri_rl.task import METRIC_NAMES, AcquisitionTask
 
 BASELINES = ["random", "lowtohigh", "equispaced", "lbcs", "oracle"]
 SEEDS = (0, 1)

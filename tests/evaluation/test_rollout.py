@@ -13,9 +13,8 @@ import pytest
 from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.rollout import METRIC_COLUMNS, rollout_policy
-from mri_rl.metrics import METRIC_NAMES
 from mri_rl.policies import EquispacedPolicy, LBCSPolicy, LowToHighPolicy, OraclePolicy, RandomPolicy
-from mri_rl.task import AcquisitionTask
+from mri_rl.task import METRIC_NAMES, AcquisitionTask
 
 WIDTH = 24
 FREE = {"synthetic_s1_train_000.h5": 16, "synthetic_s2_train_000.h5": 12}  # 2 initial lines
