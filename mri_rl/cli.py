@@ -212,7 +212,7 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
         "checkpoint.pt (atomic), model.pt, progress.csv, tensorboard/ and eval.json; the checkpoints "
         "record the task, data and settings they were made with.",
     )
-    train.add_argument("--agent", required=True, help="dqn or reinforce")
+    train.add_argument("--agent", required=True, help="dqn, reinforce or greedy_reinforce")
     train.add_argument(
         "--env", dest="env_id", required=True, help="Gymnasium id, e.g. CartPole-v1 or mri_rl/ActiveAcquisition-v0"
     )
@@ -236,8 +236,8 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace) -> Any:
     """The run's config: the saved one on --resume, else the config file with command-line overrides."""
-    from mri_rl.agents.training_run import TrainConfig, default_config_path
     from mri_rl.configs import apply_overrides, load_config
+    from mri_rl.runs.training import TrainConfig, default_config_path
 
     saved = args.out / "config.yaml"
     if args.resume and saved.is_file():
@@ -261,7 +261,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from mri_rl.agents.training_run import train_agent
+    from mri_rl.runs.training import train_agent
 
     config = _train_config(args)
     result = train_agent(config, args.out, resume=args.resume, progress_bar=not args.no_progress)
@@ -485,7 +485,7 @@ def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_quickstart(args: argparse.Namespace) -> int:
-    from mri_rl.quickstart import run_quickstart
+    from mri_rl.runs.quickstart import run_quickstart
 
     run_quickstart(
         args.out,

@@ -73,14 +73,19 @@ def bare_forward(reconstructor: torch.nn.Module, env_kwargs: dict, num_envs: int
     env.reset(seed=0)
     episodes = env.unwrapped.episodes
     rows = torch.arange(num_envs)
-    masked = episodes.masked_kspace(rows, episodes.mask)
-    mask = episodes.mask.clone()
+    masked = episodes.masked_kspace(rows, episodes.acquired)
+    mask = episodes.acquired.clone()
 
     @torch.no_grad()
     def forward() -> None:
         reconstructor(masked, mask, episodes.recon_size)
 
     return forward
+
+
+def median_ratio(rates: dict[tuple[str, int], list[float]], a: tuple[str, int], b: tuple[str, int]) -> float:
+    """Median over rounds of the ratio of ``a``'s to ``b``'s rate, measured within each round."""
+    return float(np.median(np.asarray(rates[a]) / np.asarray(rates[b])))
 
 
 def main() -> None:
@@ -124,22 +129,18 @@ def main() -> None:
                 for key, (run_once, items) in runs.items():
                     rates[key].append(timed_rate(run_once, items, args.seconds))
 
-            def median_ratio(a: tuple[str, int], b: tuple[str, int]) -> float:
-                """Median over rounds of the ratio measured within each round."""
-                return float(np.median(np.asarray(rates[a]) / np.asarray(rates[b])))
-
             single = float(np.median(rates[("single", 1)]))
             print(f"{name:<13} {'single':<8} {1:>3} {single:>12.1f} {'':>15} {'':>9} {1.0:>9.2f}x")
             for n in (1, 8, 32):
                 batched, bare = float(np.median(rates[("batched", n)])), float(np.median(rates[("bare", n)]))
                 print(
                     f"{name:<13} {'batched':<8} {n:>3} {batched:>12.1f} {bare:>15.1f} "
-                    f"{median_ratio(('batched', n), ('bare', n)):>9.2f} "
-                    f"{median_ratio(('batched', n), ('single', 1)):>9.2f}x"
+                    f"{median_ratio(rates, ('batched', n), ('bare', n)):>9.2f} "
+                    f"{median_ratio(rates, ('batched', n), ('single', 1)):>9.2f}x"
                 )
             summary[name] = {
-                "vs_bare": median_ratio(("batched", 32), ("bare", 32)),
-                "vs_single": median_ratio(("batched", 32), ("single", 1)),
+                "vs_bare": median_ratio(rates, ("batched", 32), ("bare", 32)),
+                "vs_single": median_ratio(rates, ("batched", 32), ("single", 1)),
                 "vs_single_range": (np.asarray(rates[("batched", 32)]) / np.asarray(rates[("single", 1)])),
             }
         unet_ratio = summary["unet"]["vs_bare"]

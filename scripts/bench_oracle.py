@@ -1,7 +1,7 @@
 """Benchmark: one oracle step against the bare batched reconstructor on the same candidates.
 
 An oracle step scores every free column of every episode (``OraclePolicy.scores``:
-masked k-space, reconstruction and reward metric, in chunks of ``lookahead_batch_size``).
+masked k-space, reconstruction and reward metric, in chunks of ``look_ahead_batch_size``).
 The reference is the reconstructor alone on the same number of pre-built masked k-space
 inputs, in the same chunk sizes. Both are timed in this process, alternately.
 
@@ -13,6 +13,7 @@ Target (issue 6): oracle step <= 1.3 x the bare reconstructor time.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import tempfile
 import time
@@ -36,6 +37,15 @@ def best_time(function, repeats: int) -> float:
         function()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+@torch.no_grad()
+def bare_reconstructions(
+    reconstructor, inputs: torch.Tensor, masks: torch.Tensor, size: tuple[int, int], chunk: int
+) -> None:
+    """The reconstructor alone on pre-built inputs, ``chunk`` at a time."""
+    for start in range(0, len(inputs), chunk):
+        reconstructor(inputs[start : start + chunk], masks[start : start + chunk], size)
 
 
 def main() -> None:
@@ -72,19 +82,15 @@ def main() -> None:
 
             rows = np.repeat(np.arange(args.episodes), masks.sum(axis=1))
             columns = np.concatenate([np.flatnonzero(m) for m in masks])
-            candidate_masks = episodes.mask[torch.as_tensor(rows)].clone()
+            candidate_masks = episodes.acquired[torch.as_tensor(rows)].clone()
             candidate_masks[torch.arange(len(rows)), torch.as_tensor(columns)] = True
             inputs = episodes.masked_kspace(torch.as_tensor(rows), candidate_masks)
-            chunk = episodes.lookahead_batch_size
+            chunk = episodes.look_ahead_batch_size
 
-            @torch.no_grad()
-            def bare() -> None:
-                for start in range(0, len(rows), chunk):
-                    reconstructor(
-                        inputs[start : start + chunk], candidate_masks[start : start + chunk], episodes.recon_size
-                    )
-
-            oracle_time = best_time(lambda: oracle.scores(None, masks), args.repeats)
+            oracle_time = best_time(functools.partial(oracle.scores, None, masks), args.repeats)
+            bare = functools.partial(
+                bare_reconstructions, reconstructor, inputs, candidate_masks, episodes.recon_size, chunk
+            )
             bare_time = best_time(bare, args.repeats)
             print(
                 f"{name:<13} {metric:<6} {len(rows):>10} {oracle_time:>14.4f} {bare_time:>13.4f} "

@@ -23,8 +23,8 @@ import numpy as np
 from mri_rl.configs import load_config
 from mri_rl.evaluation.evaluate import parse_policy_specs
 from mri_rl.evaluation.report import read_summary
-from mri_rl.quickstart import run_quickstart
 from mri_rl.reconstruct.train import EXPORT_NAME
+from mri_rl.runs.quickstart import run_quickstart
 
 METRICS = ("ssim_auc", "psnr_auc")
 

@@ -95,7 +95,7 @@ def test_set_overrides_the_packaged_config(tmp_path):
         ("hyperparameters.learning_rate=fast", "hyperparameters.learning_rate: expected a finite number, got 'fast'"),
         ("total_steps=0", "total_steps: must be >= 1, got 0"),
         ("hyperparameters.net_arch=[16, x]", "hyperparameters.net_arch[1]: expected an integer, got 'x'"),
-        ("hyperparameters.bogus=1", "unknown dqn hyperparameter(s) ['bogus']"),
+        ("hyperparameters.bogus=1", "hyperparameters: unknown key(s) ['bogus']"),
         ("seed", "--set 'seed': expected KEY=VALUE"),
     ],
 )

@@ -263,7 +263,7 @@ def test_load_config_source_mentions_overrides():
 
 
 def test_packaged_quickstart_config_loads():
-    from mri_rl.quickstart import QuickstartConfig
+    from mri_rl.runs.quickstart import QuickstartConfig
 
     values, source = load_config("quickstart")
     config = from_mapping(QuickstartConfig, values, source)
@@ -302,11 +302,11 @@ def test_bad_recon_config_names_the_key(override, expected):
 
 @pytest.mark.parametrize("name", ["dqn_mri", "reinforce_mri", "dqn_cartpole"])
 def test_packaged_agent_configs_load(name):
-    from mri_rl.agents.training_run import TrainConfig
+    from mri_rl.runs.training import TrainConfig
 
     values, source = load_config(name)
     config = TrainConfig.from_dict(values, source)
-    assert config.agent == name.split("_")[0]
+    assert config.agent == {"dqn_mri": "dqn", "reinforce_mri": "greedy_reinforce", "dqn_cartpole": "dqn"}[name]
     assert config.hyperparameters == values["hyperparameters"]
 
 
@@ -319,7 +319,7 @@ def test_packaged_agent_configs_load(name):
     ],
 )
 def test_bad_agent_config_names_the_key(name, override, expected):
-    from mri_rl.agents.training_run import TrainConfig
+    from mri_rl.runs.training import TrainConfig
 
     values, source = load_config(name, [override])
     with pytest.raises(ConfigError, match="^" + re.escape(source) + ": " + expected + "$"):

@@ -14,8 +14,8 @@ from mri_rl.configs import ConfigError
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.report import read_summary
 from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
-from mri_rl.quickstart import run_quickstart
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
+from mri_rl.runs.quickstart import run_quickstart
 
 RECONSTRUCTOR = {
     "seed": 0,
@@ -48,18 +48,18 @@ AGENTS = {
             "buffer_size": 64,
             "batch_size": 8,
             "net_arch": [8],
-            "image_spectrum": True,
         },
+        "env_kwargs": {"column_spectrum": True},
     },
     "reinforce": {
-        "agent": "reinforce",
+        "agent": "greedy_reinforce",
         "env_id": "mri_rl/ActiveAcquisition-v0",
         "total_steps": 48,
         "num_envs": 2,
         "eval_episodes": 2,
         "checkpoint_interval": 24,
         "log_interval": 24,
-        "hyperparameters": {"greedy_samples": 2, "episodes_per_update": 2, "net_arch": [8]},
+        "hyperparameters": {"samples": 2, "episodes_per_update": 2, "net_arch": [8]},
     },
 }
 POLICIES = ["random", "lowtohigh", "equispaced", "lbcs", "oracle"]

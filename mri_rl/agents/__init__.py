@@ -1,10 +1,23 @@
-"""Agents that know Gymnasium spaces, not MRI: DQN, REINFORCE and tabular methods."""
+"""Agents that know Gymnasium spaces, not MRI: DQN, REINFORCE and greedy REINFORCE."""
 
 from mri_rl.agents.base import Agent
-from mri_rl.agents.dqn import DQN
-from mri_rl.agents.evaluation import evaluate_agent
-from mri_rl.agents.reinforce import REINFORCE
+from mri_rl.agents.dqn import DQN, DQNSettings
+from mri_rl.agents.episode_returns import evaluate_agent
+from mri_rl.agents.greedy_reinforce import GreedyREINFORCE, GreedyREINFORCESettings
+from mri_rl.agents.policy import Policy
+from mri_rl.agents.reinforce import REINFORCE, REINFORCESettings
 
-AGENTS: dict[str, type[Agent]] = {"dqn": DQN, "reinforce": REINFORCE}
+AGENTS: dict[str, type[Agent]] = {"dqn": DQN, "reinforce": REINFORCE, "greedy_reinforce": GreedyREINFORCE}
 
-__all__ = ["AGENTS", "DQN", "REINFORCE", "Agent", "evaluate_agent"]
+__all__ = [
+    "AGENTS",
+    "DQN",
+    "REINFORCE",
+    "Agent",
+    "DQNSettings",
+    "GreedyREINFORCE",
+    "GreedyREINFORCESettings",
+    "Policy",
+    "REINFORCESettings",
+    "evaluate_agent",
+]

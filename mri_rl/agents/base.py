@@ -1,40 +1,39 @@
-"""What DQN and REINFORCE share: environment handling, prediction, saving and loading.
+"""What the agents share: settings, environment handling, prediction, the training run, saving and loading.
 
-The habits are Stable-Baselines3's: ``Agent(env, **hyperparameters)``, ``learn``,
-``predict(obs, deterministic=True) -> (action, None)``, ``save``, ``Class.load(path, env)``.
-Any single Gymnasium env is wrapped into a one-env ``SyncVectorEnv``; vector envs
-(including the batched MRI env) are used as they are, with next-step autoreset.
+The habits are Stable-Baselines3's: ``Agent(env, **settings)``, ``learn(total_timesteps,
+callback, progress_bar, reset_num_timesteps)``, ``predict(obs, deterministic=True) ->
+(action, None)``, ``save``, ``Class.load(path, env)``, ``get_env()``. Any single Gymnasium
+env is wrapped into a one-env ``SyncVectorEnv``; vector envs (including the batched MRI
+env) are used as they are, with next-step autoreset (:mod:`mri_rl.agents.collect`).
+
+Each algorithm declares its settings as a frozen dataclass (``settings_class``), checked
+on construction and saved with the agent; keyword arguments of the constructor override
+single fields, as SB3's hyperparameters do.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_type_hints
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.vector import VectorEnv
+from tqdm.auto import tqdm
 
+from mri_rl.agents.collect import Collector, Step, as_vector_env
 from mri_rl.checkpointing import atomic_save, load_checkpoint
+from mri_rl.configs.schema import check_range, check_value
 
 AGENT_FORMAT = "mri_rl.agent"
-Callback = Callable[["Agent"], bool | None]
-
-
-def as_vector_env(env: gym.Env | VectorEnv) -> VectorEnv:
-    """A vector env with next-step autoreset: ``env`` itself, or one env wrapped."""
-    if isinstance(env, VectorEnv):
-        mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-        if mode != AutoresetMode.NEXT_STEP:
-            raise ValueError(f"vector envs must use AutoresetMode.NEXT_STEP, got {mode}")
-        return env
-    if isinstance(env, gym.Env):
-        return SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.NEXT_STEP)
-    raise TypeError(f"expected a gymnasium Env or VectorEnv, got {type(env).__name__}")
+#: ``callback(agent) -> bool | None`` (False stops training), an object with ``on_step()``
+#: (SB3's ``BaseCallback``), or None.
+Callback = Callable[["Agent"], bool | None] | Any
 
 
 def space_to_dict(space: spaces.Space) -> dict[str, Any]:
@@ -68,24 +67,60 @@ def space_from_dict(description: dict[str, Any]) -> spaces.Space:
     return spaces.Dict({key: space_from_dict(sub) for key, sub in description["spaces"].items()})
 
 
-class Agent:
-    """Base class: holds the env, spaces, seeding, counters and the save/load format.
+@dataclass(frozen=True)
+class AgentSettings:
+    """Base of the algorithms' settings: frozen dataclasses checked on construction
+    (:func:`check_settings`: types, and ranges from field metadata)."""
 
-    Subclasses set :attr:`algorithm`, build their networks in ``_build`` and implement
-    ``learn``, ``_act`` and ``_state``/``_load_state``.
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+def check_settings(settings: Any) -> None:
+    """Check the types and ranges (field metadata ``min``/``max``/``above``) of a frozen
+    settings dataclass, in its ``__post_init__``; lists become tuples where tuples are declared.
+
+    Raises:
+        ConfigError: one line naming the setting and what was expected.
+    """
+    name = type(settings).__name__
+    hints = get_type_hints(type(settings))
+    for f in fields(settings):
+        value = check_value(getattr(settings, f.name), hints[f.name], name, f.name)
+        check_range(value, f.metadata, f"{name}: {f.name}")
+        object.__setattr__(settings, f.name, value)
+
+
+class Agent:
+    """Base class: holds the settings, env, spaces, seeding, counters and the save/load format.
+
+    Subclasses set :attr:`algorithm` and :attr:`settings_class`, build their networks in
+    ``_build`` and implement ``learn``, ``_act`` and ``_state``/``_load_state``.
+
+    Args:
+        env: a Gymnasium env or vector env (None when only predicting after ``load``).
+        settings: the algorithm's settings (default: its defaults).
+        seed: seeds numpy, torch and the env resets.
+        device: torch device.
+        observation_space, action_space: the spaces, when there is no env.
+        **overrides: single settings fields, e.g. ``learning_rate=1e-3``.
     """
 
     algorithm: ClassVar[str] = ""
+    settings_class: ClassVar[type[AgentSettings]] = AgentSettings
 
     def __init__(
         self,
         env: gym.Env | VectorEnv | None,
-        hyperparameters: dict[str, Any],
+        settings: Any = None,
+        *,
         seed: int = 0,
         device: str = "cpu",
         observation_space: spaces.Space | None = None,
         action_space: spaces.Space | None = None,
+        **overrides: Any,
     ) -> None:
+        self.settings = self.make_settings(settings, overrides)
         self.env = None if env is None else as_vector_env(env)
         if self.env is not None:
             observation_space = self.env.single_observation_space
@@ -97,7 +132,6 @@ class Agent:
         self.observation_space = observation_space
         self.action_space = action_space
         self.num_actions = int(action_space.n)
-        self.hyperparameters = dict(hyperparameters)
         self.seed = seed
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
@@ -107,12 +141,34 @@ class Agent:
         self.num_episodes = 0
         self.episode_returns: list[float] = []
         self.last_loss = float("nan")
+        self.logger = None  # SB3 callbacks read model.logger; this project logs through its training runs
         #: How the agent was made (task, data, settings; :mod:`mri_rl.provenance`), saved
         #: with it: the env's own ``record()`` when it has one (the MRI envs), and whatever
         #: a training run sets; plain JSON-like values.
         env_record = getattr(env.unwrapped, "record", None) if env is not None else None
         self.record: dict[str, Any] | None = env_record() if callable(env_record) else None
         self._build()
+
+    @classmethod
+    def make_settings(cls, settings: Any, overrides: dict[str, Any]) -> Any:
+        """``settings`` (or the defaults) with ``overrides`` applied.
+
+        Raises:
+            TypeError: an override that is no field of :attr:`settings_class`.
+            ValueError: a value out of range (from the settings' own checks).
+        """
+        base = cls.settings_class() if settings is None else settings
+        if not isinstance(base, cls.settings_class):
+            raise TypeError(f"{cls.__name__} takes {cls.settings_class.__name__}, got {type(base).__name__}")
+        known = {f.name for f in fields(cls.settings_class)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"unknown {cls.algorithm} setting(s) {unknown}; known: {sorted(known)}")
+        return replace(base, **overrides) if overrides else base
+
+    def get_env(self) -> VectorEnv | None:
+        """The (vector) env the agent trains on, as SB3's ``get_env``."""
+        return self.env
 
     # --------------------------------------------------------------- subclass hooks
     def _build(self) -> None:
@@ -173,28 +229,13 @@ class Agent:
         actions = self._act(self.to_tensor(obs), mask, deterministic)
         return (actions, None) if batched else (int(actions[0]), None)
 
-    def action_masks(self, infos: dict[str, Any]) -> np.ndarray | None:
-        """Legal actions (N, A) from ``infos["action_mask"]`` or the env's ``action_masks()``."""
-        if "action_mask" in infos:
-            return np.asarray(infos["action_mask"]).astype(bool)
-        unwrapped = self.env.unwrapped if self.env is not None else None
-        if unwrapped is not None and hasattr(unwrapped, "action_masks"):
-            return np.asarray(unwrapped.action_masks(), dtype=bool).reshape(self.env.num_envs, -1)
-        return None
-
-    def legal_actions(self, infos: dict[str, Any]) -> np.ndarray:
-        """bool (N, A) from :meth:`action_masks`, every action legal when the env has no masks.
-
-        A final observation may allow no action (the MRI env without a budget ends when every
-        column is acquired); the next-step autoreset ignores its action, so such rows allow
-        every action rather than leave nothing to choose or sample from.
-        """
-        masks = self.action_masks(infos)
-        if masks is None:
-            return np.ones((self.env.num_envs, self.num_actions), dtype=bool)
-        masks = masks.copy()
-        masks[~masks.any(axis=1)] = True
-        return masks
+    # ------------------------------------------------------------------ training
+    def _training(
+        self, total_timesteps: int, callback: Callback, progress_bar: bool, reset_num_timesteps: bool
+    ) -> TrainingRun:
+        if self.env is None:
+            raise RuntimeError("this agent has no env: pass one to the constructor or to load()")
+        return TrainingRun(self, total_timesteps, callback, progress_bar, reset_num_timesteps)
 
     # --------------------------------------------------------------- save and load
     def checkpoint(self) -> dict[str, Any]:
@@ -202,7 +243,7 @@ class Agent:
         return {
             "format": AGENT_FORMAT,
             "algorithm": self.algorithm,
-            "hyperparameters": self.hyperparameters,
+            "settings": settings_to_dict(self.settings),
             "seed": self.seed,
             "observation_space": space_to_dict(self.observation_space),
             "action_space": space_to_dict(self.action_space),
@@ -222,12 +263,20 @@ class Agent:
         """Rebuild an agent saved with :meth:`save` (``torch.load(weights_only=True)``).
 
         Raises:
-            ValueError: not an agent checkpoint, another algorithm, or ``env`` with
-                spaces other than those the agent was trained on.
+            ValueError: not an agent checkpoint, another algorithm, settings this version
+                does not know (an older checkpoint), or ``env`` with spaces other than those
+                the agent was trained on.
         """
         checkpoint = load_checkpoint(path, AGENT_FORMAT, map_location=device)
         if checkpoint["algorithm"] != cls.algorithm:
             raise ValueError(f"{path} holds a {checkpoint['algorithm']} agent, not {cls.algorithm}")
+        saved = checkpoint.get("settings", checkpoint.get("hyperparameters", {}))  # "hyperparameters": before 0.1.0
+        unknown = sorted(set(saved) - {f.name for f in fields(cls.settings_class)})
+        if unknown:
+            raise ValueError(
+                f"{path} was written with {cls.algorithm} settings {unknown} that this version of mri_rl "
+                f"no longer has (an older checkpoint): train the agent again"
+            )
         observation_space = space_from_dict(checkpoint["observation_space"])
         action_space = space_from_dict(checkpoint["action_space"])
         if env is not None:
@@ -244,7 +293,7 @@ class Agent:
             device=device,
             observation_space=observation_space,
             action_space=action_space,
-            **checkpoint["hyperparameters"],
+            **saved,
         )
         agent.num_timesteps = int(checkpoint["counters"]["num_timesteps"])
         agent.num_episodes = int(checkpoint["counters"]["num_episodes"])
@@ -277,18 +326,80 @@ def _generator_state_from(saved: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class EpisodeTracker:
-    """Running returns of N streams; reports the returns of episodes as they end."""
+def settings_to_dict(settings: Any) -> dict[str, Any]:
+    """A settings dataclass as plain values (tuples as lists), for checkpoints and configs."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(settings).items()}
 
-    def __init__(self, num_envs: int) -> None:
-        self.returns = np.zeros(num_envs, dtype=np.float64)
 
-    def update(
-        self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, valid: np.ndarray
-    ) -> list[float]:
-        """Add one step; ``valid`` is False for autoreset steps (their reward is ignored)."""
-        self.returns += np.where(valid, rewards, 0.0)
-        ended = valid & (terminated | truncated)
-        finished = self.returns[ended].tolist()
-        self.returns[ended] = 0.0
-        return finished
+class TrainingRun:
+    """One call of ``learn``: the collector, the step target, the progress bar and the callback.
+
+    ``reset_num_timesteps`` follows SB3: True starts the counters at 0 and trains
+    ``total_timesteps`` steps; False continues the counters and trains ``total_timesteps``
+    more. Env resets are seeded with ``agent.seed + agent.num_timesteps``, so a resumed
+    run does not replay the episodes it already saw.
+    """
+
+    def __init__(
+        self, agent: Agent, total_timesteps: int, callback: Callback, progress_bar: bool, reset_num_timesteps: bool
+    ) -> None:
+        if reset_num_timesteps:
+            agent.num_timesteps, agent.num_episodes, agent.episode_returns = 0, 0, []
+        self.agent = agent
+        self.env = agent.env
+        self.collector = Collector(agent.env, agent.num_actions)
+        self.target = agent.num_timesteps + total_timesteps
+        self.vector_steps = 0
+        self.stopped = False
+        self.callback = callback
+        if hasattr(callback, "init_callback"):  # an SB3 BaseCallback
+            callback.init_callback(agent)
+        if hasattr(callback, "on_training_start"):
+            callback.on_training_start({}, {})
+        self.bar = tqdm(
+            total=self.target, initial=agent.num_timesteps, disable=not progress_bar, unit="step", desc=agent.algorithm
+        )
+
+    def __enter__(self) -> TrainingRun:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.bar.close()
+        if hasattr(self.callback, "on_training_end"):
+            self.callback.on_training_end()
+
+    @property
+    def num_envs(self) -> int:
+        return self.env.num_envs
+
+    @property
+    def progress(self) -> float:
+        """Share of this run's target done, in [0, 1] (for schedules)."""
+        return min(self.agent.num_timesteps / max(self.target, 1), 1.0)
+
+    def start(self) -> tuple[Any, np.ndarray]:
+        """Reset the env: (observations, legal actions (N, A))."""
+        observations, legal, _ = self.collector.reset(seed=self.agent.seed + self.agent.num_timesteps)
+        return observations, legal
+
+    def running(self) -> bool:
+        return not self.stopped and self.agent.num_timesteps < self.target
+
+    def step(self, actions: np.ndarray) -> Step:
+        """Step the env and count its transitions and finished episodes into the agent."""
+        step = self.collector.step(actions)
+        agent = self.agent
+        agent.episode_returns += step.finished_returns
+        agent.num_episodes += len(step.finished_returns)
+        new_steps = int(step.valid.sum())
+        agent.num_timesteps += new_steps
+        self.vector_steps += 1
+        self.bar.update(new_steps)
+        return step
+
+    def report(self) -> None:
+        """Call the callback after a step (and its updates); False from it stops the run."""
+        if self.callback is None:
+            return
+        result = self.callback.on_step() if hasattr(self.callback, "on_step") else self.callback(self.agent)
+        self.stopped = result is False

@@ -10,27 +10,24 @@ double DQN of Pineda et al. (MICCAI 2020) that never re-acquires a column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gymnasium.vector import VectorEnv
-from tqdm.auto import tqdm
 
-from mri_rl.agents.base import Agent, Callback, EpisodeTracker
+from mri_rl.agents.base import Agent, AgentSettings, Callback
 from mri_rl.agents.networks import QNetwork, masked_logits
 from mri_rl.agents.replay import ReplayBuffer
-from mri_rl.agents.schedules import LinearSchedule
+from mri_rl.schedules import LinearSchedule
 
 
-class DQN(Agent):
-    """Deep Q-network agent for Discrete action spaces.
+@dataclass(frozen=True)
+class DQNSettings(AgentSettings):
+    """DQN's settings (SB3's names where SB3 has the setting).
 
-    Args:
-        env: a Gymnasium env or vector env (None when only predicting after ``load``).
+    Attributes:
         learning_rate: Adam step size.
         buffer_size: transitions kept in replay memory.
         learning_starts: env steps before the first update.
@@ -47,89 +44,52 @@ class DQN(Agent):
         dueling: use a dueling head.
         n_step: length of the bootstrapped returns.
         net_arch: hidden layer sizes after the observation encoder.
-        image_spectrum: image encoders also read the column power spectrum.
         compact_images: keep image observations in float16 in the replay memory.
-        seed: seeds numpy, torch and the env resets.
-        device: torch device.
     """
 
-    algorithm = "dqn"
+    learning_rate: float = field(default=1e-4, metadata={"above": 0})
+    buffer_size: int = field(default=100_000, metadata={"min": 1})
+    learning_starts: int = field(default=1000, metadata={"min": 0})
+    batch_size: int = field(default=64, metadata={"min": 1})
+    gamma: float = field(default=0.99, metadata={"min": 0, "max": 1})
+    train_freq: int = field(default=4, metadata={"min": 1})
+    gradient_steps: int = field(default=1, metadata={"min": 1})
+    target_update_interval: int = field(default=1000, metadata={"min": 1})
+    tau: float = field(default=1.0, metadata={"above": 0, "max": 1})
+    exploration_fraction: float = field(default=0.1, metadata={"min": 0, "max": 1})
+    exploration_initial_eps: float = field(default=1.0, metadata={"min": 0, "max": 1})
+    exploration_final_eps: float = field(default=0.05, metadata={"min": 0, "max": 1})
+    max_grad_norm: float = field(default=10.0, metadata={"above": 0})
+    double_q: bool = True
+    dueling: bool = False
+    n_step: int = field(default=1, metadata={"min": 1})
+    net_arch: tuple[int, ...] = field(default=(64, 64), metadata={"min": 1})
+    compact_images: bool = True
 
-    def __init__(
-        self,
-        env: gym.Env | VectorEnv | None,
-        learning_rate: float = 1e-4,
-        buffer_size: int = 100_000,
-        learning_starts: int = 1000,
-        batch_size: int = 64,
-        gamma: float = 0.99,
-        train_freq: int = 4,
-        gradient_steps: int = 1,
-        target_update_interval: int = 1000,
-        tau: float = 1.0,
-        exploration_fraction: float = 0.1,
-        exploration_initial_eps: float = 1.0,
-        exploration_final_eps: float = 0.05,
-        max_grad_norm: float = 10.0,
-        double_q: bool = True,
-        dueling: bool = False,
-        n_step: int = 1,
-        net_arch: Sequence[int] = (64, 64),
-        image_spectrum: bool = False,
-        compact_images: bool = True,
-        seed: int = 0,
-        device: str = "cpu",
-        **spaces: Any,
-    ) -> None:
-        if not 0 < tau <= 1:
-            raise ValueError(f"tau must be in (0, 1], got {tau}")
-        if n_step < 1:
-            raise ValueError(f"n_step must be >= 1, got {n_step}")
-        if not 0 <= gamma <= 1:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-        hyperparameters = {
-            "learning_rate": learning_rate,
-            "buffer_size": buffer_size,
-            "learning_starts": learning_starts,
-            "batch_size": batch_size,
-            "gamma": gamma,
-            "train_freq": train_freq,
-            "gradient_steps": gradient_steps,
-            "target_update_interval": target_update_interval,
-            "tau": tau,
-            "exploration_fraction": exploration_fraction,
-            "exploration_initial_eps": exploration_initial_eps,
-            "exploration_final_eps": exploration_final_eps,
-            "max_grad_norm": max_grad_norm,
-            "double_q": double_q,
-            "dueling": dueling,
-            "n_step": n_step,
-            "net_arch": list(net_arch),
-            "image_spectrum": image_spectrum,
-            "compact_images": compact_images,
-        }
-        super().__init__(env, hyperparameters, seed=seed, device=device, **spaces)
+
+class DQN(Agent):
+    """Deep Q-network agent for Discrete action spaces, e.g. ``DQN(env, learning_rate=2.3e-3,
+    dueling=True)`` (settings: :class:`DQNSettings`; arguments: :class:`~mri_rl.agents.base.Agent`)."""
+
+    algorithm = "dqn"
+    settings_class = DQNSettings
+    settings: DQNSettings
 
     def _build(self) -> None:
-        h = self.hyperparameters
+        s = self.settings
         self.q_network, self.target_network = (
-            QNetwork(self.observation_space, self.num_actions, h["net_arch"], h["dueling"], h["image_spectrum"]).to(
-                self.device
-            )
-            for _ in range(2)
+            QNetwork(self.observation_space, self.num_actions, s.net_arch, s.dueling).to(self.device) for _ in range(2)
         )
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.target_network.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=h["learning_rate"], fused=True)
-        self.exploration = LinearSchedule(
-            h["exploration_initial_eps"], h["exploration_final_eps"], h["exploration_fraction"]
-        )
-        self.epsilon = h["exploration_initial_eps"]
+        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=s.learning_rate, fused=True)
+        self.exploration = LinearSchedule(s.exploration_initial_eps, s.exploration_final_eps, s.exploration_fraction)
+        self.epsilon = s.exploration_initial_eps
         self.buffer = (
             None
             if self.env is None
             else ReplayBuffer(
-                h["buffer_size"], self.env.num_envs, self.observation_space, self.num_actions, h["compact_images"]
+                s.buffer_size, self.env.num_envs, self.observation_space, self.num_actions, s.compact_images
             )
         )
 
@@ -155,59 +115,44 @@ class DQN(Agent):
         return actions
 
     # ------------------------------------------------------------------- learning
-    def learn(self, total_timesteps: int, callback: Callback | None = None, progress_bar: bool = True) -> DQN:
-        """Train until :attr:`num_timesteps` reaches ``total_timesteps`` (a resumed agent
-        finishes the same run) or ``callback(agent)`` returns False.
-
-        Env steps count transitions; the reset steps of next-step autoreset do not count.
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Callback = None,
+        progress_bar: bool = True,
+        reset_num_timesteps: bool = True,
+    ) -> DQN:
+        """Train for ``total_timesteps`` env steps (see :class:`~mri_rl.agents.base.TrainingRun`),
+        or until the callback returns False. The reset steps of next-step autoreset do not count.
         """
-        if self.env is None or self.buffer is None:
-            raise RuntimeError("this agent has no env: pass one to the constructor or to load()")
-        h = self.hyperparameters
-        env, num_envs = self.env, self.env.num_envs
-        train_every = max(h["train_freq"] // num_envs, 1)
-        target_every = max(h["target_update_interval"] // num_envs, 1)
-        obs, infos = env.reset(seed=self.seed + self.num_timesteps)
-        masks = self.legal_actions(infos)
-        autoresetting = np.zeros(num_envs, dtype=bool)
-        tracker = EpisodeTracker(num_envs)
-        vector_steps = 0
-        with tqdm(
-            total=total_timesteps, initial=self.num_timesteps, disable=not progress_bar, unit="step", desc="dqn"
-        ) as bar:
-            while self.num_timesteps < total_timesteps:
-                self.epsilon = self.exploration(self.num_timesteps / total_timesteps)
-                actions = self._epsilon_greedy(obs, masks)
-                next_obs, rewards, terminated, truncated, infos = env.step(actions)
-                valid = ~autoresetting
-                self.buffer.add(obs, masks, actions, rewards, terminated, truncated, valid)
-                finished = tracker.update(rewards, terminated, truncated, valid)
-                self.episode_returns += finished
-                self.num_episodes += len(finished)
-                autoresetting = terminated | truncated
-                obs, masks = next_obs, self.legal_actions(infos)
-                new_steps = int(valid.sum())
-                self.num_timesteps += new_steps
-                bar.update(new_steps)
-                vector_steps += 1
-                if self.num_timesteps >= h["learning_starts"] and self.buffer.can_sample(h["n_step"]):
-                    if vector_steps % train_every == 0:
-                        for _ in range(h["gradient_steps"]):
+        s = self.settings
+        with self._training(total_timesteps, callback, progress_bar, reset_num_timesteps) as run:
+            train_every = max(s.train_freq // run.num_envs, 1)
+            target_every = max(s.target_update_interval // run.num_envs, 1)
+            obs, legal = run.start()
+            while run.running():
+                self.epsilon = self.exploration(run.progress)
+                actions = self._epsilon_greedy(obs, legal)
+                step = run.step(actions)
+                self.buffer.add(obs, legal, actions, step.rewards, step.terminated, step.truncated, step.valid)
+                obs, legal = step.observations, step.legal
+                if self.num_timesteps >= s.learning_starts and self.buffer.can_sample(s.n_step):
+                    if run.vector_steps % train_every == 0:
+                        for _ in range(s.gradient_steps):
                             self.last_loss = self._train_step()
-                    if vector_steps % target_every == 0:
+                    if run.vector_steps % target_every == 0:
                         self._update_target()
-                if callback is not None and callback(self) is False:
-                    break
+                run.report()
         return self
 
     def _train_step(self) -> float:
         """One gradient step on a replay batch; returns the loss."""
-        h = self.hyperparameters
-        batch = self.buffer.sample(h["batch_size"], self.rng, h["n_step"], h["gamma"], self.device)
+        s = self.settings
+        batch = self.buffer.sample(s.batch_size, self.rng, s.n_step, s.gamma, self.device)
         next_masks = batch.next_action_masks if self.buffer.has_illegal_actions else None
         with torch.no_grad():
             next_q_target = self.target_network(batch.next_observations)
-            selector = self.q_network(batch.next_observations) if h["double_q"] else next_q_target
+            selector = self.q_network(batch.next_observations) if s.double_q else next_q_target
             next_actions = masked_logits(selector, next_masks).argmax(dim=1, keepdim=True)
             next_values = next_q_target.gather(1, next_actions).squeeze(1)
             targets = batch.returns + batch.bootstrap_discounts * next_values
@@ -215,13 +160,13 @@ class DQN(Agent):
         loss = F.smooth_l1_loss(q_values, targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.q_network.parameters(), h["max_grad_norm"], foreach=True)
+        torch.nn.utils.clip_grad_norm_(self.q_network.parameters(), s.max_grad_norm, foreach=True)
         self.optimizer.step()
         return float(loss.detach())
 
     @torch.no_grad()
     def _update_target(self) -> None:
-        tau = self.hyperparameters["tau"]
+        tau = self.settings.tau
         if tau == 1.0:
             self.target_network.load_state_dict(self.q_network.state_dict())
             return

@@ -1,9 +1,9 @@
 """Networks that map Gymnasium observations to features, Q-values, logits or values.
 
 The agents know spaces, not MRI: a flat ``Box`` gets an MLP; a ``Dict`` gets one encoder
-per key — a small CNN for image-like ``Box`` keys (C, H, W) such as the MRI
-reconstruction, optionally with the image's column power spectrum, a linear layer for
-vector keys such as the column mask — and the features are concatenated.
+per key — a small CNN for image-like ``Box`` keys (C, H, W) such as a
+reconstruction, flattening for vector keys such as an acquired-column mask — and the
+features are concatenated.
 """
 
 from __future__ import annotations
@@ -33,23 +33,6 @@ def is_image_space(space: spaces.Space) -> bool:
     return isinstance(space, spaces.Box) and len(space.shape) == 3 and min(space.shape[1:]) >= 8
 
 
-def column_power_spectrum(image: torch.Tensor) -> torch.Tensor:
-    """Log power of the image's Fourier transform along its last axis, averaged over rows.
-
-    For an MRI reconstruction whose columns are the phase-encode direction, this is how the
-    image's energy spreads over k-space columns: what has been acquired, and what the
-    reconstructor filled in.
-
-    Args:
-        image: (B, C, H, W).
-
-    Returns:
-        (B, C * (W // 2 + 1)): log(1e-6 + mean_h |FFT_w(image)|^2), non-negative frequencies.
-    """
-    power = torch.fft.rfft(image.float(), dim=-1, norm="ortho").abs().square().mean(dim=-2)
-    return torch.log(power + 1e-6).flatten(1)
-
-
 class ImageEncoder(nn.Module):
     """Strided convolutions and global average pooling, (B, C, H, W) -> (B, features).
 
@@ -57,9 +40,7 @@ class ImageEncoder(nn.Module):
         channels, height, width: image shape C, H, W.
         features: output size.
         conv_width: channels of the first convolution (doubled at each of ``depth`` layers).
-        spectrum: also feed :func:`column_power_spectrum` to the output layer. Global
-            pooling keeps which patterns are present, not their spatial frequency; the
-            spectrum keeps that.
+        depth: strided convolutions.
     """
 
     def __init__(
@@ -70,7 +51,6 @@ class ImageEncoder(nn.Module):
         features: int = 64,
         conv_width: int = 16,
         depth: int = 4,
-        spectrum: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -80,16 +60,11 @@ class ImageEncoder(nn.Module):
             layers += [nn.Conv2d(fan_in, fan_out, 3, stride=2, padding=1), nn.ReLU()]
             fan_in = fan_out
         self.convolutions = nn.Sequential(*layers)
-        self.spectrum = spectrum
-        spectrum_size = channels * (width // 2 + 1) if spectrum else 0
-        self.project = nn.Sequential(nn.Linear(fan_in + spectrum_size, features), nn.ReLU())
+        self.project = nn.Sequential(nn.Linear(fan_in, features), nn.ReLU())
         self.output_dim = features
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        pooled = self.convolutions(image.float()).mean(dim=(-2, -1))
-        if self.spectrum:
-            pooled = torch.cat([pooled, column_power_spectrum(image)], dim=1)
-        return self.project(pooled)
+        return self.project(self.convolutions(image.float()).mean(dim=(-2, -1)))
 
 
 class FlattenEncoder(nn.Module):
@@ -110,10 +85,9 @@ class ObservationEncoder(nn.Module):
         space: ``Box`` (flattened), an image ``Box`` (CNN) or a ``Dict`` of those and
             ``MultiBinary``/``Box`` vectors.
         image_features: output size of each image encoder.
-        image_spectrum: give image encoders the column power spectrum too.
     """
 
-    def __init__(self, space: spaces.Space, image_features: int = 64, image_spectrum: bool = False) -> None:
+    def __init__(self, space: spaces.Space, image_features: int = 64) -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
         subspaces = dict(space.spaces) if self.is_dict else {"obs": space}
@@ -122,7 +96,7 @@ class ObservationEncoder(nn.Module):
             if not isinstance(subspace, (spaces.Box, spaces.MultiBinary)):
                 raise TypeError(f"observation key {key!r}: unsupported space {subspace}; expected Box or MultiBinary")
             encoders[key] = (
-                ImageEncoder(*subspace.shape, features=image_features, spectrum=image_spectrum)
+                ImageEncoder(*subspace.shape, features=image_features)
                 if is_image_space(subspace)
                 else FlattenEncoder(subspace)
             )
@@ -148,10 +122,9 @@ class QNetwork(nn.Module):
         num_actions: int,
         hidden: Sequence[int] = (64, 64),
         dueling: bool = False,
-        image_spectrum: bool = False,
     ) -> None:
         super().__init__()
-        self.encoder = ObservationEncoder(observation_space, image_spectrum=image_spectrum)
+        self.encoder = ObservationEncoder(observation_space)
         self.body = mlp([self.encoder.output_dim, *hidden], last_activation=True)
         self.dueling = dueling
         self.advantage = nn.Linear(hidden[-1], num_actions)
@@ -174,10 +147,9 @@ class PolicyNetwork(nn.Module):
         num_actions: int,
         hidden: Sequence[int] = (64, 64),
         value_head: bool = False,
-        image_spectrum: bool = False,
     ) -> None:
         super().__init__()
-        self.encoder = ObservationEncoder(observation_space, image_spectrum=image_spectrum)
+        self.encoder = ObservationEncoder(observation_space)
         self.policy = mlp([self.encoder.output_dim, *hidden, num_actions], activation=nn.Tanh)
         self.value = mlp([self.encoder.output_dim, *hidden, 1], activation=nn.Tanh) if value_head else None
 

@@ -1,259 +1,149 @@
-"""REINFORCE: Monte Carlo policy gradient, and its greedy variant for active acquisition.
+"""REINFORCE: Monte Carlo policy gradient (Williams, Machine Learning 1992).
 
-Monte Carlo (Williams, Machine Learning 1992): the gradient of
-``sum_t A_t log pi(a_t | s_t)`` over whole episodes, with reward-to-go returns
-``G_t = sum_{k>=t} gamma^(k-t) r_k`` (causality) and a baseline: none, the batch mean,
-or a learned state value (then truncated episodes bootstrap from the value of their
-last observation). An entropy bonus keeps the policy exploring. A batch may be reused
-for several updates with truncated importance weights ``pi_new / pi_old``.
+The gradient of ``sum_t A_t log pi(a_t | s_t)`` over whole episodes, with reward-to-go
+returns ``G_t = sum_{k>=t} gamma^(k-t) r_k`` (causality) and a baseline: none, the batch
+mean, or a learned state value (then truncated episodes bootstrap from the value of their
+last observation). An entropy bonus keeps the policy exploring. A batch may be reused for
+several updates with truncated importance weights ``pi_new / pi_old``. Illegal actions
+are masked in the logits (-inf), so they are never sampled.
 
-Greedy (Bakker, Hoof & Welling, "Experimental design for MRI by greedy policy search",
-NeurIPS 2020): at every state K actions are sampled from the policy and each is scored
-with its one-step reward by the environment's look-ahead (``score_actions``), without
-changing the state; the baseline of each sample is the mean reward of the other K-1.
-The episode goes on with the first sample.
-
-Illegal actions are masked in the logits (-inf), so they are never sampled.
+:class:`PolicyGradientAgent` holds what REINFORCE shares with the greedy variant
+(:mod:`mri_rl.agents.greedy_reinforce`): the policy network, the episode collection and
+the update; the subclasses say what is sampled and what the advantages are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gymnasium.vector import SyncVectorEnv, VectorEnv
-from tqdm.auto import tqdm
 
-from mri_rl.agents.base import Agent, Callback
+from mri_rl.agents.base import Agent, AgentSettings, Callback
+from mri_rl.agents.collect import Step
 from mri_rl.agents.networks import PolicyNetwork, masked_logits
-
-BASELINES = ("none", "mean", "value")
 
 
 @dataclass
 class Episode:
-    """One episode's steps. ``actions`` is (T,) or, in greedy mode, (T, K) with ``rewards`` alike."""
+    """One episode's steps. ``actions`` and ``rewards`` are (T,), or (T, K) for K samples per state."""
 
     observations: list[Any] = field(default_factory=list)
-    action_masks: list[np.ndarray] = field(default_factory=list)
+    legal: list[np.ndarray] = field(default_factory=list)
     actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[np.ndarray] = field(default_factory=list)
     bootstrap_observation: Any = None  # last observation of a truncated episode
 
 
-class REINFORCE(Agent):
-    """Policy-gradient agent for Discrete action spaces.
-
-    Args:
-        env: a Gymnasium env or vector env (None when only predicting after ``load``).
-        learning_rate: Adam step size (policy and value heads).
-        gamma: discount of the returns.
-        baseline: "none", "mean" (batch mean of the returns) or "value" (learned V(s)).
-        normalize_advantages: standardise the advantages of each batch.
-        entropy_coef: weight of the entropy bonus.
-        value_coef: weight of the value loss (baseline "value").
-        episodes_per_update: complete episodes per batch.
-        reuse_epochs: updates per batch; beyond the first, importance-weighted.
-        max_importance_weight: truncation of the importance weights.
-        max_grad_norm: gradient clipping threshold.
-        greedy_samples: K > 1 switches to the greedy variant with K sampled actions per
-            state (needs an env with ``score_actions``); 0 for Monte Carlo.
-        net_arch: hidden layer sizes after the observation encoder.
-        image_spectrum: image encoders also read the column power spectrum.
-        seed: seeds numpy, torch and the env resets.
-        device: torch device.
-    """
-
-    algorithm = "reinforce"
-
-    def __init__(
-        self,
-        env: gym.Env | VectorEnv | None,
-        learning_rate: float = 1e-3,
-        gamma: float = 0.99,
-        baseline: str = "value",
-        normalize_advantages: bool = True,
-        entropy_coef: float = 0.0,
-        value_coef: float = 0.5,
-        episodes_per_update: int = 8,
-        reuse_epochs: int = 1,
-        max_importance_weight: float = 10.0,
-        max_grad_norm: float = 1.0,
-        greedy_samples: int = 0,
-        net_arch: Sequence[int] = (64, 64),
-        image_spectrum: bool = False,
-        seed: int = 0,
-        device: str = "cpu",
-        **spaces: Any,
-    ) -> None:
-        if baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
-        if greedy_samples == 1 or greedy_samples < 0:
-            raise ValueError(f"greedy_samples must be 0 (Monte Carlo) or >= 2, got {greedy_samples}")
-        if episodes_per_update < 1 or reuse_epochs < 1:
-            raise ValueError("episodes_per_update and reuse_epochs must be >= 1")
-        hyperparameters = {
-            "learning_rate": learning_rate,
-            "gamma": gamma,
-            "baseline": baseline,
-            "normalize_advantages": normalize_advantages,
-            "entropy_coef": entropy_coef,
-            "value_coef": value_coef,
-            "episodes_per_update": episodes_per_update,
-            "reuse_epochs": reuse_epochs,
-            "max_importance_weight": max_importance_weight,
-            "max_grad_norm": max_grad_norm,
-            "greedy_samples": greedy_samples,
-            "net_arch": list(net_arch),
-            "image_spectrum": image_spectrum,
-        }
-        super().__init__(env, hyperparameters, seed=seed, device=device, **spaces)
+class PolicyGradientAgent(Agent):
+    """Episodes in, policy-gradient updates out; subclasses implement :meth:`_choose` and
+    :meth:`_advantages` (and :meth:`_targets`)."""
 
     def _build(self) -> None:
-        h = self.hyperparameters
+        s = self.settings
         self.policy = PolicyNetwork(
-            self.observation_space,
-            self.num_actions,
-            h["net_arch"],
-            value_head=h["baseline"] == "value" and h["greedy_samples"] == 0,
-            image_spectrum=h["image_spectrum"],
+            self.observation_space, self.num_actions, s.net_arch, value_head=self._uses_value_head()
         ).to(self.device)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=h["learning_rate"])
-        if h["greedy_samples"] and self.env is not None:
-            self._score_actions = _look_ahead_of(self.env)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=s.learning_rate)
+
+    def _uses_value_head(self) -> bool:
+        return False
 
     # --------------------------------------------------------------------- acting
-    def _distribution(self, obs: Any, action_mask: torch.Tensor | None) -> torch.distributions.Categorical:
-        return torch.distributions.Categorical(logits=masked_logits(self.policy(obs), action_mask))
+    def _distribution(self, obs: Any, legal: torch.Tensor | None) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=masked_logits(self.policy(obs), legal))
 
     def _act(self, obs: Any, action_mask: torch.Tensor | None, deterministic: bool) -> np.ndarray:
         distribution = self._distribution(obs, action_mask)
         actions = distribution.probs.argmax(dim=1) if deterministic else distribution.sample()
         return actions.cpu().numpy()
 
+    def _choose(
+        self, distribution: torch.distributions.Categorical
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(actions to take (N,), actions to learn from, their rewards or None for the env's)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------- learning
-    def learn(self, total_timesteps: int, callback: Callback | None = None, progress_bar: bool = True) -> REINFORCE:
-        """Train until :attr:`num_timesteps` reaches ``total_timesteps`` or ``callback(agent)``
-        returns False; one update per ``episodes_per_update`` complete episodes."""
-        if self.env is None:
-            raise RuntimeError("this agent has no env: pass one to the constructor or to load()")
-        h = self.hyperparameters
-        env, num_envs = self.env, self.env.num_envs
-        obs, infos = env.reset(seed=self.seed + self.num_timesteps)
-        masks = self.legal_actions(infos)
-        autoresetting = np.zeros(num_envs, dtype=bool)
-        running = [Episode() for _ in range(num_envs)]
-        finished: list[Episode] = []
-        with tqdm(
-            total=total_timesteps, initial=self.num_timesteps, disable=not progress_bar, unit="step", desc="reinforce"
-        ) as bar:
-            while self.num_timesteps < total_timesteps:
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Callback = None,
+        progress_bar: bool = True,
+        reset_num_timesteps: bool = True,
+    ) -> PolicyGradientAgent:
+        """Train for ``total_timesteps`` env steps (see :class:`~mri_rl.agents.base.TrainingRun`),
+        one update per ``episodes_per_update`` complete episodes."""
+        with self._training(total_timesteps, callback, progress_bar, reset_num_timesteps) as run:
+            obs, legal = run.start()
+            running = [Episode() for _ in range(run.num_envs)]
+            batch: list[Episode] = []
+            while run.running():
                 with torch.no_grad():
-                    distribution = self._distribution(self.to_tensor(obs), torch.as_tensor(masks, device=self.device))
-                    if h["greedy_samples"]:
-                        samples = distribution.sample((h["greedy_samples"],)).T.cpu().numpy()  # (N, K)
-                        sample_rewards = self._score_actions(samples)
-                        actions = samples[:, 0]
-                    else:
-                        actions = distribution.sample().cpu().numpy()
-                next_obs, rewards, terminated, truncated, infos = env.step(actions)
-                valid = ~autoresetting
-                for e in np.flatnonzero(valid):
-                    episode = running[e]
-                    episode.observations.append(_index(obs, e))
-                    episode.action_masks.append(masks[e])
-                    episode.actions.append(samples[e] if h["greedy_samples"] else actions[e])
-                    episode.rewards.append(sample_rewards[e] if h["greedy_samples"] else rewards[e])
-                    if terminated[e] or truncated[e]:
-                        if truncated[e] and not terminated[e]:
-                            episode.bootstrap_observation = _index(next_obs, e)
-                        finished.append(episode)
-                        running[e] = Episode()
-                        self.episode_returns.append(
-                            float(
-                                np.sum(episode.rewards if not h["greedy_samples"] else [r[0] for r in episode.rewards])
-                            )
-                        )
-                        self.num_episodes += 1
-                autoresetting = terminated | truncated
-                obs, masks = next_obs, self.legal_actions(infos)
-                new_steps = int(valid.sum())
-                self.num_timesteps += new_steps
-                bar.update(new_steps)
-                if len(finished) >= h["episodes_per_update"]:
-                    self.last_loss = self._update(finished)
-                    finished = []
-                if callback is not None and callback(self) is False:
-                    break
+                    distribution = self._distribution(self.to_tensor(obs), torch.as_tensor(legal, device=self.device))
+                    actions, learned, rewards = self._choose(distribution)
+                step = run.step(actions)
+                batch += self._record(running, obs, legal, learned, step.rewards if rewards is None else rewards, step)
+                obs, legal = step.observations, step.legal
+                if len(batch) >= self.settings.episodes_per_update:
+                    self.last_loss = self._update(batch)
+                    batch = []
+                run.report()
         return self
+
+    @staticmethod
+    def _record(
+        running: list[Episode], obs: Any, legal: np.ndarray, actions: np.ndarray, rewards: np.ndarray, step: Step
+    ) -> list[Episode]:
+        """Append step t of every valid row to its episode; return the episodes that ended."""
+        finished = []
+        for e in np.flatnonzero(step.valid):
+            episode = running[e]
+            episode.observations.append(_row(obs, e))
+            episode.legal.append(legal[e])
+            episode.actions.append(actions[e])
+            episode.rewards.append(rewards[e])
+            if step.terminated[e] or step.truncated[e]:
+                if step.truncated[e] and not step.terminated[e]:
+                    episode.bootstrap_observation = _row(step.observations, e)
+                finished.append(episode)
+                running[e] = Episode()
+        return finished
+
+    def _targets(self, episodes: list[Episode]) -> torch.Tensor:
+        """What the advantages are computed from, per step of the batch."""
+        raise NotImplementedError
+
+    def _advantages(self, obs: Any, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(advantages like the actions, value loss) at the current parameters."""
+        raise NotImplementedError
 
     def _update(self, episodes: list[Episode]) -> float:
         """Policy-gradient update(s) on a batch of complete episodes; returns the last loss."""
-        h = self.hyperparameters
+        s = self.settings
         obs = self.to_tensor(_stack([o for ep in episodes for o in ep.observations]))
-        masks = torch.as_tensor(np.stack([m for ep in episodes for m in ep.action_masks]), device=self.device)
+        legal = torch.as_tensor(np.stack([m for ep in episodes for m in ep.legal]), device=self.device)
         actions = torch.as_tensor(np.stack([a for ep in episodes for a in ep.actions]), device=self.device)
-        if h["greedy_samples"]:
-            rewards = torch.as_tensor(
-                np.stack([r for ep in episodes for r in ep.rewards]), dtype=torch.float32, device=self.device
-            )  # (T, K)
-            k = rewards.shape[1]
-            advantages = rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1)
-            returns = None
-        else:
-            returns = torch.as_tensor(
-                np.concatenate([self._returns_to_go(ep) for ep in episodes]), dtype=torch.float32, device=self.device
-            )
-            advantages = None
+        targets = self._targets(episodes)
         old_log_probs = None
-        for _ in range(h["reuse_epochs"]):
-            distribution = self._distribution(obs, masks)
-            log_probs = distribution.log_prob(actions.T).T if h["greedy_samples"] else distribution.log_prob(actions)
-            value_loss = torch.zeros((), device=self.device)
-            if returns is not None:
-                advantages, value_loss = self._advantages(obs, returns)
-            if h["normalize_advantages"] and advantages.numel() > 1:
+        for _ in range(s.reuse_epochs):
+            distribution = self._distribution(obs, legal)
+            log_probs = distribution.log_prob(actions.movedim(-1, 0)).movedim(0, -1)  # (T,) or (T, K)
+            advantages, value_loss = self._advantages(obs, targets)
+            if s.normalize_advantages and advantages.numel() > 1:
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
             if old_log_probs is None:
                 old_log_probs = log_probs.detach()
-            weights = torch.exp(log_probs - old_log_probs).clamp(max=h["max_importance_weight"])
+            weights = torch.exp(log_probs - old_log_probs).clamp(max=s.max_importance_weight)
             policy_loss = -(weights * advantages.detach()).mean()
-            entropy = distribution.entropy().mean()
-            loss = policy_loss - h["entropy_coef"] * entropy + h["value_coef"] * value_loss
+            loss = policy_loss - s.entropy_coef * distribution.entropy().mean() + value_loss
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), h["max_grad_norm"])
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)
             self.optimizer.step()
         return float(loss.detach())
-
-    def _advantages(self, obs: Any, returns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns minus the baseline, and the value loss (0 unless the baseline is learned)."""
-        baseline = self.hyperparameters["baseline"]
-        if baseline == "value":
-            values = self.policy.state_value(obs)
-            return returns - values.detach(), F.mse_loss(values, returns)
-        if baseline == "mean":
-            return returns - returns.mean(), torch.zeros((), device=self.device)
-        return returns, torch.zeros((), device=self.device)
-
-    @torch.no_grad()
-    def _returns_to_go(self, episode: Episode) -> np.ndarray:
-        """G_t = r_t + gamma G_{t+1}; a truncated episode starts from V(last observation)."""
-        gamma = self.hyperparameters["gamma"]
-        rewards = np.asarray(episode.rewards, dtype=np.float64)
-        running = 0.0
-        if episode.bootstrap_observation is not None and self.policy.value is not None:
-            running = float(self.policy.state_value(self.to_tensor(_stack([episode.bootstrap_observation])))[0])
-        returns = np.empty_like(rewards)
-        for t in range(len(rewards) - 1, -1, -1):
-            running = rewards[t] + gamma * running
-            returns[t] = running
-        return returns
 
     # -------------------------------------------------------------- save and load
     def _state(self) -> dict[str, Any]:
@@ -264,7 +154,91 @@ class REINFORCE(Agent):
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def _index(obs: Any, e: int) -> Any:
+@dataclass(frozen=True)
+class PolicyGradientSettings(AgentSettings):
+    """What every policy-gradient agent here takes.
+
+    Attributes:
+        learning_rate: Adam step size.
+        normalize_advantages: standardise the advantages of each batch.
+        entropy_coef: weight of the entropy bonus.
+        episodes_per_update: complete episodes per batch.
+        reuse_epochs: updates per batch; beyond the first, importance-weighted.
+        max_importance_weight: truncation of the importance weights.
+        max_grad_norm: gradient clipping threshold.
+        net_arch: hidden layer sizes after the observation encoder.
+    """
+
+    learning_rate: float = field(default=1e-3, metadata={"above": 0})
+    normalize_advantages: bool = True
+    entropy_coef: float = field(default=0.0, metadata={"min": 0})
+    episodes_per_update: int = field(default=8, metadata={"min": 1})
+    reuse_epochs: int = field(default=1, metadata={"min": 1})
+    max_importance_weight: float = field(default=10.0, metadata={"above": 0})
+    max_grad_norm: float = field(default=1.0, metadata={"above": 0})
+    net_arch: tuple[int, ...] = field(default=(64, 64), metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class REINFORCESettings(PolicyGradientSettings):
+    """Monte Carlo REINFORCE's settings: those of :class:`PolicyGradientSettings` and
+
+    Attributes:
+        gamma: discount of the returns.
+        baseline: "none", "mean" (batch mean of the returns) or "value" (learned V(s)).
+        value_coef: weight of the value loss (baseline "value").
+    """
+
+    gamma: float = field(default=0.99, metadata={"min": 0, "max": 1})
+    baseline: Literal["none", "mean", "value"] = "value"
+    value_coef: float = field(default=0.5, metadata={"min": 0})
+
+
+class REINFORCE(PolicyGradientAgent):
+    """Monte Carlo REINFORCE for Discrete action spaces, e.g. ``REINFORCE(env, baseline="mean")``
+    (settings: :class:`REINFORCESettings`; arguments: :class:`~mri_rl.agents.base.Agent`)."""
+
+    algorithm = "reinforce"
+    settings_class = REINFORCESettings
+    settings: REINFORCESettings
+
+    def _uses_value_head(self) -> bool:
+        return self.settings.baseline == "value"
+
+    def _choose(self, distribution: torch.distributions.Categorical) -> tuple[np.ndarray, np.ndarray, None]:
+        actions = distribution.sample().cpu().numpy()
+        return actions, actions, None
+
+    def _targets(self, episodes: list[Episode]) -> torch.Tensor:
+        return torch.as_tensor(
+            np.concatenate([self._returns_to_go(ep) for ep in episodes]), dtype=torch.float32, device=self.device
+        )
+
+    def _advantages(self, obs: Any, returns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns minus the baseline, and the weighted value loss (0 unless the baseline is learned)."""
+        baseline = self.settings.baseline
+        if baseline == "value":
+            values = self.policy.state_value(obs)
+            return returns - values.detach(), self.settings.value_coef * F.mse_loss(values, returns)
+        zero = torch.zeros((), device=self.device)
+        return (returns - returns.mean(), zero) if baseline == "mean" else (returns, zero)
+
+    @torch.no_grad()
+    def _returns_to_go(self, episode: Episode) -> np.ndarray:
+        """G_t = r_t + gamma G_{t+1}; a truncated episode starts from V(last observation)."""
+        gamma = self.settings.gamma
+        rewards = np.asarray(episode.rewards, dtype=np.float64)
+        running = 0.0
+        if episode.bootstrap_observation is not None and self.policy.value is not None:
+            running = float(self.policy.state_value(self.to_tensor(_stack([episode.bootstrap_observation])))[0])
+        returns = np.empty_like(rewards)
+        for t in range(len(rewards) - 1, -1, -1):
+            running = rewards[t] + gamma * running
+            returns[t] = running
+        return returns
+
+
+def _row(obs: Any, e: int) -> Any:
     """Observation of sub-environment ``e`` (copied out of the batch)."""
     return {k: np.array(v[e]) for k, v in obs.items()} if isinstance(obs, dict) else np.array(obs[e])
 
@@ -273,16 +247,3 @@ def _stack(observations: list[Any]) -> Any:
     if isinstance(observations[0], dict):
         return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
     return np.stack(observations)
-
-
-def _look_ahead_of(env: VectorEnv):
-    """The batched ``score_actions(candidates (N, K)) -> (N, K)`` of ``env``.
-
-    Raises:
-        TypeError: the env has no look-ahead (the greedy variant needs one).
-    """
-    if hasattr(env.unwrapped, "score_actions"):
-        return env.unwrapped.score_actions
-    if isinstance(env, SyncVectorEnv) and all(hasattr(e.unwrapped, "score_actions") for e in env.envs):
-        return lambda candidates: np.stack([e.unwrapped.score_actions(c) for e, c in zip(env.envs, candidates)])
-    raise TypeError("greedy REINFORCE needs an env with score_actions (e.g. mri_rl/ActiveAcquisition-v0)")

@@ -45,59 +45,74 @@ def _where(source: str, key: str) -> str:
     return f"{source}: {key}" if source and key else source or key
 
 
+#: Scalar types: (accepts the value, converts it).
+_SCALARS: dict[type, tuple[Any, Any]] = {
+    bool: (lambda v: isinstance(v, bool), lambda v: v),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), lambda v: v),
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), float),
+    str: (lambda v: isinstance(v, str), lambda v: v),
+}
+
+
 def check_value(value: Any, annotation: Any, source: str, key: str) -> Any:
     """``value`` checked against ``annotation`` (lists come back as lists, tuples as tuples).
 
     Raises:
         ConfigError: naming ``source`` and the dotted ``key``.
     """
-    where = _where(source, key)
-    origin, args = get_origin(annotation), get_args(annotation)
+    origin = get_origin(annotation)
     if annotation is Any:
         return value
     if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return check_value(value, option, source, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}: expected {describe(annotation)}, got {value!r}")
+        return _check_union(value, annotation, source, key)
     if origin is Literal:
-        if value not in args or isinstance(value, bool) != isinstance(args[args.index(value)], bool):
-            raise ConfigError(f"{where}: expected {describe(annotation)}, got {value!r}")
-        return value
-    if origin in (list, tuple, Sequence, typing.Sequence):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected {describe(annotation)}, got {value!r}")
-        item = args[0] if args else Any
-        checked = [check_value(v, item, source, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(checked) if origin is tuple else checked
-    if origin in (dict, Mapping, typing.Mapping):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        item = args[1] if len(args) == 2 else Any
-        return {str(k): check_value(v, item, source, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
-    if is_dataclass(annotation) and isinstance(annotation, type):
+        args = get_args(annotation)
+        if value in args and isinstance(value, bool) == isinstance(args[args.index(value)], bool):
+            return value
+    elif origin in (list, tuple, Sequence, typing.Sequence):
+        return _check_sequence(value, annotation, source, key)
+    elif origin in (dict, Mapping, typing.Mapping):
+        return _check_mapping(value, annotation, source, key)
+    elif is_dataclass(annotation) and isinstance(annotation, type):
         return from_mapping(annotation, value, source, key)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    elif annotation in _SCALARS:
+        accepts, convert = _SCALARS[annotation]
+        if accepts(value):
+            return convert(value)
+        if annotation is float:
+            raise ConfigError(f"{_where(source, key)}: expected a finite number, got {value!r}")
+    else:
         return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
+    raise ConfigError(f"{_where(source, key)}: expected {describe(annotation)}, got {value!r}")
+
+
+def _check_union(value: Any, annotation: Any, source: str, key: str) -> Any:
+    args = get_args(annotation)
+    if value is None and type(None) in args:
+        return None
+    for option in (a for a in args if a is not type(None)):
+        try:
+            return check_value(value, option, source, key)
+        except ConfigError:
+            continue
+    raise ConfigError(f"{_where(source, key)}: expected {describe(annotation)}, got {value!r}")
+
+
+def _check_sequence(value: Any, annotation: Any, source: str, key: str) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{_where(source, key)}: expected {describe(annotation)}, got {value!r}")
+    args = get_args(annotation)
+    item = args[0] if args else Any
+    checked = [check_value(v, item, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    return tuple(checked) if get_origin(annotation) is tuple else checked
+
+
+def _check_mapping(value: Any, annotation: Any, source: str, key: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{_where(source, key)}: expected a mapping, got {value!r}")
+    args = get_args(annotation)
+    item = args[1] if len(args) == 2 else Any
+    return {str(k): check_value(v, item, source, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
 
 
 def check_range(value: Any, metadata: Mapping[str, Any], where: str) -> None:

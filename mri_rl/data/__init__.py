@@ -14,8 +14,8 @@ from mri_rl.data.fastmri_files import (
     resolve_split_folder,
     write_volume,
 )
-from mri_rl.data.ismrmrd_header import KspaceGeometry
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
+from mri_rl.kspace import KspaceGeometry
 
 __all__ = [
     "CHALLENGES",

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from fastmri.data import SliceDataset
 
-from mri_rl.data.ismrmrd_header import KspaceGeometry, build_header, parse_geometry
+from mri_rl.data.ismrmrd_header import build_header, parse_geometry
+from mri_rl.kspace import KspaceGeometry
 from mri_rl.task import CHALLENGES, SPLITS
 
 TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
@@ -96,59 +97,15 @@ def inspect_volume(
     """
     path = Path(path)
     check_challenge(challenge)
-    expected_rank = 3 if challenge == "singlecoil" else 4
-    target_key = TARGET_KEYS[challenge]
     try:
         hf = h5py.File(path, "r")
     except OSError as error:
         raise FastMRIDataError(path, f"not a readable HDF5 file (corrupt or truncated?): {error}") from None
     with hf:
-        if "kspace" not in hf:
-            raise FastMRIDataError(path, f"no 'kspace' dataset (found {sorted(hf.keys())})")
-        kspace = hf["kspace"]
-        if not np.issubdtype(kspace.dtype, np.complexfloating):
-            raise FastMRIDataError(path, f"'kspace' has dtype {kspace.dtype}; expected complex64")
-        if kspace.ndim != expected_rank:
-            layout = "(slices, rows, cols)" if challenge == "singlecoil" else "(slices, coils, rows, cols)"
-            raise FastMRIDataError(
-                path, f"'kspace' has shape {kspace.shape}; {challenge} expects {expected_rank} dims {layout}"
-            )
-        if kspace.shape[0] == 0:
-            raise FastMRIDataError(path, "'kspace' has no slices")
-        if "ismrmrd_header" not in hf:
-            raise FastMRIDataError(path, "no 'ismrmrd_header' dataset (fastMRI files carry one)")
-        try:
-            geometry = parse_geometry(hf["ismrmrd_header"][()])
-        except Exception as error:  # malformed XML or a missing field
-            raise FastMRIDataError(path, f"unusable ismrmrd_header: {error}") from None
-        width = kspace.shape[-1]
-        if not 0 <= geometry.padding_left < geometry.padding_right <= width:
-            raise FastMRIDataError(
-                path,
-                f"header padding [{geometry.padding_left}, {geometry.padding_right}) does not fit "
-                f"the k-space width {width}",
-            )
-        has_target = target_key in hf
-        if require_target and not has_target:
-            raise FastMRIDataError(path, f"no target dataset '{target_key}' ({challenge}); found {sorted(hf.keys())}")
-        if has_target:
-            target = hf[target_key]
-            if target.ndim != 3 or target.shape[0] != kspace.shape[0]:
-                raise FastMRIDataError(
-                    path, f"'{target_key}' has shape {target.shape}; expected ({kspace.shape[0]}, rows, cols)"
-                )
-        datasets = [kspace] + ([hf[target_key]] if has_target else [])
-        slices = range(kspace.shape[0]) if check_values else sorted({0, kspace.shape[0] - 1})
-        for index in slices:
-            for dataset in datasets:
-                try:
-                    values = dataset[index]
-                except (OSError, RuntimeError) as error:
-                    raise FastMRIDataError(
-                        path, f"cannot read '{dataset.name}' (truncated file?): {error}", index
-                    ) from None
-                if check_values and not np.isfinite(values).all():
-                    raise FastMRIDataError(path, f"'{dataset.name}' contains NaN or Inf", index)
+        kspace = _checked_kspace(hf, path, challenge)
+        geometry = _checked_geometry(hf, path, kspace.shape[-1])
+        target = _checked_target(hf, path, challenge, kspace.shape[0], require_target)
+        _check_slices(path, [kspace] if target is None else [kspace, target], check_values)
         max_value = hf.attrs.get("max")
         return VolumeInfo(
             path=path,
@@ -156,9 +113,75 @@ def inspect_volume(
             slice_shape=tuple(int(n) for n in kspace.shape[1:]),
             num_coils=1 if challenge == "singlecoil" else int(kspace.shape[1]),
             geometry=geometry,
-            has_target=has_target,
+            has_target=target is not None,
             max_value=None if max_value is None else float(max_value),
         )
+
+
+def _checked_kspace(hf: h5py.File, path: Path, challenge: str) -> h5py.Dataset:
+    """The ``kspace`` dataset: complex, of the challenge's rank, with at least one slice."""
+    if "kspace" not in hf:
+        raise FastMRIDataError(path, f"no 'kspace' dataset (found {sorted(hf.keys())})")
+    kspace = hf["kspace"]
+    if not np.issubdtype(kspace.dtype, np.complexfloating):
+        raise FastMRIDataError(path, f"'kspace' has dtype {kspace.dtype}; expected complex64")
+    expected_rank = 3 if challenge == "singlecoil" else 4
+    if kspace.ndim != expected_rank:
+        layout = "(slices, rows, cols)" if challenge == "singlecoil" else "(slices, coils, rows, cols)"
+        raise FastMRIDataError(
+            path, f"'kspace' has shape {kspace.shape}; {challenge} expects {expected_rank} dims {layout}"
+        )
+    if kspace.shape[0] == 0:
+        raise FastMRIDataError(path, "'kspace' has no slices")
+    return kspace
+
+
+def _checked_geometry(hf: h5py.File, path: Path, width: int) -> KspaceGeometry:
+    """The header's geometry, whose padding must fit the k-space ``width``."""
+    if "ismrmrd_header" not in hf:
+        raise FastMRIDataError(path, "no 'ismrmrd_header' dataset (fastMRI files carry one)")
+    try:
+        geometry = parse_geometry(hf["ismrmrd_header"][()])
+    except Exception as error:  # malformed XML or a missing field
+        raise FastMRIDataError(path, f"unusable ismrmrd_header: {error}") from None
+    if not 0 <= geometry.padding_left < geometry.padding_right <= width:
+        raise FastMRIDataError(
+            path,
+            f"header padding [{geometry.padding_left}, {geometry.padding_right}) does not fit "
+            f"the k-space width {width}",
+        )
+    return geometry
+
+
+def _checked_target(
+    hf: h5py.File, path: Path, challenge: str, num_slices: int, require_target: bool
+) -> h5py.Dataset | None:
+    """The target dataset (None if absent and not required), one image per k-space slice."""
+    target_key = TARGET_KEYS[challenge]
+    if target_key not in hf:
+        if require_target:
+            raise FastMRIDataError(path, f"no target dataset '{target_key}' ({challenge}); found {sorted(hf.keys())}")
+        return None
+    target = hf[target_key]
+    if target.ndim != 3 or target.shape[0] != num_slices:
+        raise FastMRIDataError(path, f"'{target_key}' has shape {target.shape}; expected ({num_slices}, rows, cols)")
+    return target
+
+
+def _check_slices(path: Path, datasets: list[h5py.Dataset], check_values: bool) -> None:
+    """Read the first and last slices (every slice, checked finite, with ``check_values``)."""
+    num_slices = datasets[0].shape[0]
+    slices = range(num_slices) if check_values else sorted({0, num_slices - 1})
+    for index in slices:
+        for dataset in datasets:
+            try:
+                values = dataset[index]
+            except (OSError, RuntimeError) as error:
+                raise FastMRIDataError(
+                    path, f"cannot read '{dataset.name}' (truncated file?): {error}", index
+                ) from None
+            if check_values and not np.isfinite(values).all():
+                raise FastMRIDataError(path, f"'{dataset.name}' contains NaN or Inf", index)
 
 
 def list_volumes(folder: str | Path) -> list[Path]:

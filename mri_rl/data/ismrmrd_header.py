@@ -12,31 +12,10 @@ zero-padded phase-encode columns::
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
+
+from mri_rl.kspace import KspaceGeometry
 
 ISMRMRD_NAMESPACE = "http://www.ismrm.org/ISMRMRD"
-
-
-@dataclass(frozen=True)
-class KspaceGeometry:
-    """Geometry of one fastMRI volume as recorded in its header.
-
-    Attributes:
-        encoded_size: (readout rows, phase-encode columns, 1) of the stored k-space.
-        recon_size: (rows, columns, 1) of the target image.
-        padding_left: first acquired phase-encode column.
-        padding_right: one past the last acquired phase-encode column.
-    """
-
-    encoded_size: tuple[int, int, int]
-    recon_size: tuple[int, int, int]
-    padding_left: int
-    padding_right: int
-
-    @property
-    def acquired_width(self) -> int:
-        """Number of phase-encode columns that hold measured data."""
-        return self.padding_right - self.padding_left
 
 
 def build_header(geometry: KspaceGeometry, num_coils: int, field_of_view_mm: float = 140.0) -> bytes:

@@ -8,8 +8,8 @@ symmetry. The striation's spatial frequency and orientation are drawn per volume
 of each volume's k-space energy lies in a band of columns away from the centre that
 differs from volume to volume: the case where the choice of columns depends on the image.
 
-K-space is the centred orthonormal FFT (``fastmri.fft2c``) of the image, with the readout
-oversampled 2x like the fastMRI knee data (the target is the centre crop), optional
+K-space is the centred orthonormal FFT (:func:`mri_rl.kspace.fft2c`, fastMRI's convention)
+of the image, with the readout oversampled 2x like the fastMRI knee data (the target is the centre crop), optional
 zero-filled phase-encode edges recorded in the ISMRMRD header, and complex Gaussian
 measurement noise. Multi-coil volumes multiply the image by smooth coil sensitivities and
 store the root-sum-of-squares target.
@@ -31,8 +31,8 @@ from fastmri.data.transforms import center_crop
 from tqdm import tqdm
 
 from mri_rl.data.fastmri_files import CHALLENGES, SPLITS, write_volume
-from mri_rl.data.ismrmrd_header import KspaceGeometry
 from mri_rl.files import atomic_write_text
+from mri_rl.kspace import KspaceGeometry, fft2c, ifft2c
 from mri_rl.task import DEFAULT_TASK
 
 SETTINGS_FILE = "{challenge}_synthetic_settings.json"
@@ -253,7 +253,7 @@ def simulate_volume(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.n
             root-sum-of-squares (multicoil) of the IFFT of the stored k-space.
     """
     images = synthesize_images(spec, rng)
-    kspace = torch.view_as_complex(fastmri.fft2c(torch.view_as_real(torch.from_numpy(images)))).numpy()
+    kspace = fft2c(torch.from_numpy(images)).numpy()
     noise_std = spec.noise_level * np.abs(images).max()
     kspace = kspace + noise_std * (rng.standard_normal(kspace.shape) + 1j * rng.standard_normal(kspace.shape))
     geometry = spec.geometry
@@ -274,8 +274,8 @@ def target_from_kspace(kspace: np.ndarray, challenge: str, size: tuple[int, int]
     Returns:
         float32 (slices, rows, columns).
     """
-    image = fastmri.ifft2c(torch.view_as_real(torch.from_numpy(kspace.astype(np.complex128))))
-    magnitude = fastmri.complex_abs(image)
+    image = ifft2c(torch.from_numpy(kspace.astype(np.complex128)))
+    magnitude = fastmri.complex_abs(torch.view_as_real(image))
     if challenge == "multicoil":
         magnitude = fastmri.rss(magnitude, dim=1)
     return center_crop(magnitude, size).numpy().astype(np.float32)

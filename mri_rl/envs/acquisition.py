@@ -9,32 +9,51 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium import spaces
 
-from mri_rl.envs.episodes import AcquisitionEpisodes
+from mri_rl.envs.episodes import NEW_EPISODE, AcquisitionEpisodes
 from mri_rl.envs.slice_source import SliceSource
-from mri_rl.envs.spaces import action_space, observation_space
 from mri_rl.provenance import checkpoint_fingerprint, data_fingerprint, make_record
 from mri_rl.reconstruct.base import Reconstructor
 from mri_rl.reconstruct.checkpoint import build_reconstructor
 from mri_rl.task import DEFAULT_TASK, ZERO_FILLED, AcquisitionTask
 
 
-def build_episodes(
+def make_episodes(
     num_episodes: int,
     data_path: str | Path,
-    task: AcquisitionTask | Mapping[str, Any] | None,
-    reconstructor: str | Path | Reconstructor | None,
-    task_fields: dict[str, Any],
-    on_bad_file: str,
-    device: str | torch.device,
-    lookahead_batch_size: int,
-    slice_cache_mb: float,
+    task: AcquisitionTask | Mapping[str, Any] | None = None,
+    *,
+    reconstructor: str | Path | Reconstructor | None = None,
+    on_bad_file: str = "raise",
+    device: str | torch.device = "cpu",
+    look_ahead_batch_size: int = 256,
+    slice_cache_mb: float = 1024,
+    column_spectrum: bool = False,
+    **task_fields: Any,
 ) -> AcquisitionEpisodes:
-    """Build the episode batch behind both environments from their keyword arguments.
+    """The episode batch behind both environments, from their keyword arguments.
 
     The task is ``task`` (default: :data:`~mri_rl.task.DEFAULT_TASK`) with ``task_fields``
     and a path ``reconstructor`` applied, then bound to the data and the reconstructor:
     its ``kspace_shape`` and ``reconstructor_fingerprint`` are filled in.
+
+    Args:
+        num_episodes: N, episodes stepped together.
+        data_path: folder of fastMRI ``.h5`` files (one split); slices need targets.
+        task: the :class:`~mri_rl.task.AcquisitionTask` (or a mapping of its fields).
+        reconstructor: "zero_filled", the path of an exported reconstructor checkpoint,
+            or a :class:`~mri_rl.reconstruct.Reconstructor` (default: the task's).
+        on_bad_file: "raise" or "skip" bad files in ``data_path``.
+        device: where reconstructions run.
+        look_ahead_batch_size: reconstructions per call of the look-ahead.
+        slice_cache_mb: slices kept in memory after their first read (0: always read).
+        column_spectrum: add the reconstruction's column power spectrum to the
+            observation (:func:`~mri_rl.envs.spaces.column_power_spectrum`).
+        **task_fields: task fields to change: ``challenge``, ``budget`` (None: until every
+            column is acquired), ``initial_lines``, ``reward_metric`` ("mse" or "nmse":
+            reward = decrease; "ssim" or "psnr": increase), ``kspace_shape`` (which shape
+            to use when the folder mixes several).
 
     Raises:
         TaskError: an unknown task field or a bad value.
@@ -64,7 +83,7 @@ def build_episodes(
         )
     source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
     resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
-    return AcquisitionEpisodes(source, model, num_episodes, resolved, device, lookahead_batch_size)
+    return AcquisitionEpisodes(source, model, num_episodes, resolved, device, look_ahead_batch_size, column_spectrum)
 
 
 def episodes_record(episodes: AcquisitionEpisodes) -> dict[str, Any]:
@@ -89,46 +108,29 @@ class ActiveAcquisitionEnv(gym.Env):
         data_path: folder of fastMRI ``.h5`` files (one split); slices need targets.
         task: the :class:`~mri_rl.task.AcquisitionTask` (or a mapping of its fields);
             default :data:`~mri_rl.task.DEFAULT_TASK`.
-        reconstructor: "zero_filled", the path of an exported reconstructor checkpoint,
-            or a :class:`~mri_rl.reconstruct.Reconstructor` (default: the task's).
-        on_bad_file: "raise" or "skip" bad files in ``data_path``.
-        device: where reconstructions run.
-        lookahead_batch_size: reconstructions per call in :meth:`score_actions`.
-        slice_cache_mb: slices kept in memory after their first read (0: always read).
-        **task_fields: task fields to change: ``challenge``, ``budget`` (None: until every
-            column is acquired), ``initial_lines``, ``reward_metric`` ("mse" or "nmse":
-            reward = decrease; "ssim" or "psnr": increase), ``kspace_shape`` (which shape
-            to use when the folder mixes several).
+        **options: ``reconstructor``, ``on_bad_file``, ``device``, ``look_ahead_batch_size``,
+            ``slice_cache_mb``, ``column_spectrum`` and single task fields (``budget=8``),
+            as documented in :func:`make_episodes`.
 
     Attributes:
         task: the task bound to the data and reconstructor (geometry and fingerprint set).
 
     Observation: ``reconstruction`` float32 (1, h, w), scaled by the maximum of the
-    initial zero-filled image, and ``mask`` int8 (W,). ``info`` holds ``action_mask``
-    (1 = may acquire) and the metrics ``mse`` (in units of the data range squared),
-    ``nmse``, ``psnr``, ``ssim`` for evaluation only.
+    initial zero-filled image, ``acquired`` int8 (W,) (1 = acquired) and, with
+    ``column_spectrum=True``, ``column_spectrum`` float32 (w // 2 + 1,). ``info`` holds
+    ``action_mask`` (1 = legal: not yet acquired) and the metrics ``mse`` (in units of the
+    data range squared), ``nmse``, ``psnr``, ``ssim`` for evaluation only.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(
-        self,
-        data_path: str | Path,
-        task: AcquisitionTask | Mapping[str, Any] | None = None,
-        *,
-        reconstructor: str | Path | Reconstructor | None = None,
-        on_bad_file: str = "raise",
-        device: str | torch.device = "cpu",
-        lookahead_batch_size: int = 256,
-        slice_cache_mb: float = 1024,
-        **task_fields: Any,
+        self, data_path: str | Path, task: AcquisitionTask | Mapping[str, Any] | None = None, **options: Any
     ) -> None:
-        self.episodes = build_episodes(
-            1, data_path, task, reconstructor, task_fields, on_bad_file, device, lookahead_batch_size, slice_cache_mb
-        )
+        self.episodes = make_episodes(1, data_path, task, **options)
         self.task = self.episodes.task
-        self.observation_space = observation_space(self.episodes.recon_size, self.episodes.width)
-        self.action_space = action_space(self.episodes.width)
+        self.observation_space = self.episodes.observation_space()
+        self.action_space = spaces.Discrete(self.episodes.width)
         self._rows = np.zeros(1, dtype=np.int64)
         self._episode_over = True
 
@@ -144,8 +146,8 @@ class ActiveAcquisitionEnv(gym.Env):
         """Start an episode on a random slice, or on ``options["index"]``."""
         super().reset(seed=seed)
         index = pick_slice(self.np_random, self.num_slices, (options or {}).get("index"))
-        self.episodes.load(self._rows, [index])
-        self.episodes.refresh(self._rows, new_episode=np.ones(1, dtype=bool))
+        self.episodes.start_slices(self._rows, [index])
+        self.episodes.reconstruct(self._rows, np.array([NEW_EPISODE]))
         self._episode_over = False
         return self._observation(), self._info()
 
@@ -153,29 +155,29 @@ class ActiveAcquisitionEnv(gym.Env):
         """Acquire column ``action``; an already acquired column changes nothing and gives 0."""
         if self._episode_over:
             raise RuntimeError("the episode is over (or never started): call reset() before step()")
-        metric = self.episodes.metrics[self.episodes.reward_metric]
+        metric = self.episodes.metrics[self.task.reward_metric]
         before = metric[0].clone()
-        if self.episodes.mark(self._rows, np.asarray([action]))[0]:
-            self.episodes.refresh(self._rows, added_columns=np.asarray([action]))
+        if self.episodes.acquire(self._rows, np.asarray([action]))[0]:
+            self.episodes.reconstruct(self._rows, np.asarray([action]))
         reward = float(self.episodes.improvement(before, metric[0]))
         terminated = bool(self.episodes.done(self._rows)[0])
         self._episode_over = terminated
         return self._observation(), reward, terminated, False, self._info()
 
     def action_masks(self) -> np.ndarray:
-        """bool (W,): True where a column may still be acquired (sb3-contrib convention)."""
-        return self.episodes.action_masks()[0]
+        """bool (W,): the legal actions, True where a column may still be acquired (sb3-contrib's name)."""
+        return self.episodes.legal_actions()[0]
 
-    def score_actions(self, actions: Any) -> np.ndarray:
+    def look_ahead(self, candidates: Any) -> np.ndarray:
         """Rewards that each candidate column would give now, without changing the state.
 
         Args:
-            actions: K candidate columns.
+            candidates: K candidate columns.
 
         Returns:
             float64 (K,).
         """
-        return self.episodes.lookahead(self._rows, np.asarray(actions, dtype=np.int64).reshape(1, -1))[0]
+        return self.episodes.look_ahead(self._rows, np.asarray(candidates, dtype=np.int64).reshape(1, -1))[0]
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {key: value[0] for key, value in self.episodes.observation().items()}

@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from mri_rl.envs.acquisition import build_episodes, episodes_record, pick_slice
-from mri_rl.envs.spaces import action_space, observation_space
-from mri_rl.reconstruct.base import Reconstructor
+from mri_rl.envs.acquisition import episodes_record, make_episodes, pick_slice
+from mri_rl.envs.episodes import NEW_EPISODE
 from mri_rl.task import AcquisitionTask
 
 
@@ -36,29 +35,13 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         num_envs: int,
         data_path: str | Path,
         task: AcquisitionTask | Mapping[str, Any] | None = None,
-        *,
-        reconstructor: str | Path | Reconstructor | None = None,
-        on_bad_file: str = "raise",
-        device: str | torch.device = "cpu",
-        lookahead_batch_size: int = 256,
-        slice_cache_mb: float = 1024,
-        **task_fields: Any,
+        **options: Any,
     ) -> None:
-        self.episodes = build_episodes(
-            num_envs,
-            data_path,
-            task,
-            reconstructor,
-            task_fields,
-            on_bad_file,
-            device,
-            lookahead_batch_size,
-            slice_cache_mb,
-        )
+        self.episodes = make_episodes(num_envs, data_path, task, **options)
         self.task = self.episodes.task
         self.num_envs = num_envs
-        self.single_observation_space = observation_space(self.episodes.recon_size, self.episodes.width)
-        self.single_action_space = action_space(self.episodes.width)
+        self.single_observation_space = self.episodes.observation_space()
+        self.single_action_space = spaces.Discrete(self.episodes.width)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
@@ -68,6 +51,7 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
 
     @property
     def num_slices(self) -> int:
+        """Slices of the data folder (of the env's k-space geometry) that episodes draw from."""
         return len(self.episodes.source)
 
     def record(self) -> dict[str, Any]:
@@ -110,8 +94,8 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
             pick_slice(self._rngs[r], self.num_slices, None if indices is None else indices[i])
             for i, r in enumerate(rows)
         ]
-        self.episodes.load(rows, slice_ids)
-        self.episodes.refresh(rows, new_episode=np.ones(len(rows), dtype=bool))
+        self.episodes.start_slices(rows, slice_ids)
+        self.episodes.reconstruct(rows, np.full(len(rows), NEW_EPISODE))
         self._needs_reset[rows] = False
 
     def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -124,16 +108,17 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         episodes = self.episodes
         restarting = self._all_rows[self._needs_reset]
         running = self._all_rows[~self._needs_reset]
-        before = episodes.metrics[episodes.reward_metric].clone()
-        is_new = episodes.mark(running, actions[running])
+        metric = self.task.reward_metric
+        before = episodes.metrics[metric].clone()
+        is_new = episodes.acquire(running, actions[running])
         if len(restarting):
-            episodes.load(restarting, [pick_slice(self._rngs[r], self.num_slices, None) for r in restarting])
-        new_episode = self._needs_reset.copy()
-        changed = new_episode.copy()
+            episodes.start_slices(restarting, [pick_slice(self._rngs[r], self.num_slices, None) for r in restarting])
+        added_columns = np.where(self._needs_reset, NEW_EPISODE, actions)
+        changed = self._needs_reset.copy()
         changed[running[is_new]] = True
         changed = np.flatnonzero(changed)  # in order: all N in the usual step
-        episodes.refresh(changed, new_episode[changed], actions[changed])
-        rewards = episodes.improvement(before, episodes.metrics[episodes.reward_metric]).cpu().numpy()
+        episodes.reconstruct(changed, added_columns[changed])
+        rewards = episodes.improvement(before, episodes.metrics[metric]).cpu().numpy()
         rewards[restarting] = 0.0
         rewards[running[~is_new]] = 0.0
         terminations = np.zeros(self.num_envs, dtype=bool)
@@ -143,10 +128,10 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         return episodes.observation(), rewards, terminations, truncations, self._info()
 
     def action_masks(self) -> np.ndarray:
-        """bool (N, W): True where a column may still be acquired."""
-        return self.episodes.action_masks()
+        """bool (N, W): the legal actions, True where a column may still be acquired (sb3-contrib's name)."""
+        return self.episodes.legal_actions()
 
-    def score_actions(self, candidates: np.ndarray) -> np.ndarray:
+    def look_ahead(self, candidates: np.ndarray) -> np.ndarray:
         """Rewards each candidate column would give now, per episode, without changing state.
 
         Args:
@@ -155,7 +140,11 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         Returns:
             float64 (N, K).
         """
-        return self.episodes.lookahead(self._all_rows, np.asarray(candidates, dtype=np.int64))
+        return self.episodes.look_ahead(self._all_rows, np.asarray(candidates, dtype=np.int64))
+
+    def slice_name(self, index: int) -> tuple[str, int]:
+        """(file name, slice within the file) of slice ``index`` of the data, without reading it."""
+        return self.episodes.source.describe(index)
 
     def _info(self) -> dict[str, Any]:
         info = self.episodes.info()

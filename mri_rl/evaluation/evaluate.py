@@ -28,7 +28,6 @@ from mri_rl.checkpointing import load_checkpoint
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.envs import ENV_ID
-from mri_rl.envs.slice_source import SliceSource
 from mri_rl.evaluation.report import read_rows_csv, write_report, write_rows_csv
 from mri_rl.evaluation.rollout import rollout_policy
 from mri_rl.files import atomic_write_text
@@ -128,12 +127,15 @@ def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
     return parsed
 
 
-def make_batched_env(setup: EvaluationSetup, folder: Path, num_slices: int | None = None) -> gym.vector.VectorEnv:
-    count = len(SliceSource(folder, setup.task.challenge)) if num_slices is None else num_slices
+def make_batched_env(
+    setup: EvaluationSetup, folder: Path, num_envs: int, column_spectrum: bool = False
+) -> gym.vector.VectorEnv:
+    """The batched env of the setup's task over ``folder``, ``num_envs`` episodes at a time."""
     return gym.make_vec(
         ENV_ID,
-        num_envs=max(1, min(setup.batch_size, count)),
+        num_envs=num_envs,
         vectorization_mode="vector_entry_point",
+        column_spectrum=column_spectrum,
         **setup.env_kwargs(folder),
     )
 
@@ -156,38 +158,46 @@ def lbcs_order(
     Raises:
         RecordMismatchError: the cache was learned under another task, data or slices.
     """
-    total = len(SliceSource(folder, task.challenge))
+    env = make_batched_env(setup, folder, setup.lbcs_slices)
+    total = env.unwrapped.num_slices
     indices = np.unique(np.linspace(0, total - 1, min(setup.lbcs_slices, total)).round().astype(int)).tolist()
     record = make_record(task, {"lbcs_train": data_fingerprint(folder)}, {"lbcs_slices": indices})
 
     def learn() -> list[int]:
-        env = gym.make_vec(
-            ENV_ID, num_envs=len(indices), vectorization_mode="vector_entry_point", **setup.env_kwargs(folder)
-        )
         return learn_lbcs_order(env, indices, task.budget, progress)
 
     return cached_lbcs_order(cache_file, record, learn, FRESH_START)
 
 
-def load_learned_policy(path: Path, env: gym.vector.VectorEnv, allow_task_mismatch: bool = False):
-    """An agent checkpoint (any algorithm) checked against the env's spaces and task.
+def load_agent(path: Path) -> Any:
+    """An agent checkpoint of any algorithm, without an env.
+
+    Raises:
+        ValueError: not an agent checkpoint, or of an unknown algorithm.
+    """
+    algorithm = load_checkpoint(path, AGENT_FORMAT).get("algorithm")
+    if algorithm not in AGENTS:
+        raise ValueError(f"{path} holds an agent of unknown algorithm {algorithm!r}")
+    return AGENTS[algorithm].load(path)
+
+
+def check_learned_policy(path: Path, agent: Any, env: gym.vector.VectorEnv, allow_task_mismatch: bool = False):
+    """Check an agent against the evaluation env: its observation keys are the env's (the env may
+    observe more, e.g. the column spectrum for another agent) and its task is the env's.
 
     Returns:
-        (agent, differences): what differs between the task the agent was trained on
-        and the env's (empty when they match).
+        What differs between the task the agent was trained on and the env's (empty when they match).
 
     Raises:
         ValueError: other spaces; or another task unless ``allow_task_mismatch``.
     """
-    checkpoint = load_checkpoint(path, AGENT_FORMAT)
-    algorithm = checkpoint.get("algorithm")
-    if algorithm not in AGENTS:
-        raise ValueError(f"{path} holds an agent of unknown algorithm {algorithm!r}")
-    agent = AGENTS[algorithm].load(path)
-    if agent.observation_space != env.single_observation_space or agent.action_space != env.single_action_space:
+    env_space = env.single_observation_space
+    keys = getattr(agent.observation_space, "spaces", {})
+    same_keys = keys and all(key in env_space.spaces and env_space[key] == space for key, space in keys.items())
+    if not (same_keys or agent.observation_space == env_space) or agent.action_space != env.single_action_space:
         raise ValueError(
             f"{path} was trained on other observation/action spaces than this data's "
-            f"({agent.observation_space} vs {env.single_observation_space})"
+            f"({agent.observation_space} vs {env_space})"
         )
     trained_task = (agent.record or {}).get("task")
     if trained_task is None:
@@ -199,7 +209,7 @@ def load_learned_policy(path: Path, env: gym.vector.VectorEnv, allow_task_mismat
             f"{path} was trained on another task than this evaluation's ({'; '.join(differences)}; "
             f"trained vs evaluated): pass --allow-task-mismatch to evaluate it anyway"
         )
-    return agent, differences
+    return differences
 
 
 def build_policy(
@@ -298,13 +308,14 @@ def evaluate_policies(
         raise ValueError("give at least one seed")
     folder = resolve_split_folder(setup.data, setup.task.challenge, setup.split)
     check_split_folder(folder, setup.split, setup.any_folder)
-    env = make_batched_env(setup, folder)
+    agents = {name: None if path is None else load_agent(path) for name, path in policies}
+    spectrum = any("column_spectrum" in getattr(a.observation_space, "spaces", {}) for a in agents.values() if a)
+    env = make_batched_env(setup, folder, setup.batch_size, column_spectrum=spectrum)
     task = env.unwrapped.task
-    agents, mismatches = {}, {}
+    mismatches = {}
     for name, path in policies:
-        agents[name] = None
         if path is not None:
-            agents[name], differences = load_learned_policy(path, env, setup.allow_task_mismatch)
+            differences = check_learned_policy(path, agents[name], env, setup.allow_task_mismatch)
             if differences:
                 mismatches[name] = differences
     evaluated = data_fingerprint(folder)

@@ -1,8 +1,9 @@
 """Non-learned acquisition policies: the baselines every comparison needs.
 
 All act on the batched environment (:class:`~mri_rl.envs.BatchedActiveAcquisitionEnv`)
-with the agents' interface ``predict(obs, deterministic=True, action_mask) -> (actions,
-None)`` for a batch; ``reset(action_masks)`` is called when episodes start.
+through the :class:`~mri_rl.agents.Policy` seam: ``predict(obs, deterministic=True,
+action_mask=legal) -> (actions, None)`` for a batch; ``reset(legal)`` is called when
+episodes start.
 
 - ``random``: uniform over the columns not yet acquired (seeded).
 - ``lowtohigh``: the lowest frequency not yet acquired, alternating sides of the centre.
@@ -12,9 +13,9 @@ None)`` for a batch; ``reset(action_masks)`` is called when episodes start.
   sensing (Gözcü et al., IEEE TMI 2018; Sanchez et al., "Scalable learning-based
   sampling optimization for compressive dynamic MRI", ICASSP 2020): at each step the
   column that most improves the mean reward over training slices.
-- ``oracle``: adaptive greedy with the ground truth — every free column scored by the
-  env's batched look-ahead, the best one taken. An upper bound of one-step greedy
-  policies, not a policy (it reads the target).
+- ``oracle``: adaptive, greedy with the ground truth — every free column scored by the
+  env's batched look-ahead, the best one taken. Not a policy (it reads the target), and
+  not an upper bound either: being greedy, it can end below a fixed order.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mri_rl.envs.masks import low_frequency_order
+from mri_rl.kspace import low_frequency_order
 
 
 class AcquisitionPolicy:
@@ -144,7 +145,7 @@ class OraclePolicy(AcquisitionPolicy):
     name = "oracle"
 
     def __init__(self, env: Any) -> None:
-        super().__init__(env.unwrapped.episodes.width)
+        super().__init__(env.single_action_space.n)
         self.env = env.unwrapped
 
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
@@ -155,7 +156,7 @@ class OraclePolicy(AcquisitionPolicy):
             columns = np.flatnonzero(free)
             candidates[row, : len(columns)] = columns
             candidates[row, len(columns) :] = columns[0] if len(columns) else 0
-        rewards = self.env.score_actions(candidates)
+        rewards = self.env.look_ahead(candidates)
         scores = np.full(action_masks.shape, -np.inf)
         np.put_along_axis(scores, candidates, rewards, axis=1)
         return scores

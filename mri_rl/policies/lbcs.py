@@ -17,35 +17,40 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from mri_rl.agents.collect import Collector
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record, read_json_record
 
 
-def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int, progress: bool = True) -> list[int]:
+def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int | None, progress: bool = True) -> list[int]:
     """Greedy fixed order of ``budget`` columns.
 
     Args:
-        env: a batched acquisition env with ``num_envs == len(slice_indices)``, over the train split.
+        env: a batched acquisition env over the train split, with ``num_envs >= len(slice_indices)``
+            (further episodes repeat the last slice and are left out of the mean).
         slice_indices: the training slices to average over.
-        budget: columns in the order.
+        budget: columns in the order (None: until no column is left).
 
     Returns:
         Column indices, best first.
     """
-    if env.num_envs != len(slice_indices):
+    if not 0 < len(slice_indices) <= env.num_envs:
         raise ValueError(f"the env has {env.num_envs} episodes for {len(slice_indices)} slices")
-    env.reset(options={"indices": list(slice_indices)})
     width = env.single_action_space.n
+    collector = Collector(env, width)
+    padding = [slice_indices[-1]] * (env.num_envs - len(slice_indices))
+    collector.reset(options={"indices": [*slice_indices, *padding]})
+    counted = np.arange(env.num_envs) < len(slice_indices)
     order: list[int] = []
-    # Episodes that ended (every column acquired) restart on a random slice at the next step
-    # (next-step autoreset): they are left out from then on. A full slice gains nothing from
-    # any column, so leaving it out does not change which column is best.
-    running = np.ones(env.num_envs, dtype=bool)
-    for _ in tqdm(range(budget), desc="lbcs order", disable=not progress):
+    # An episode that ended (every column acquired) restarts on a random slice at the next
+    # step (next-step autoreset): only rows still in their first episode count. A full slice
+    # gains nothing from any column, so leaving it out does not change which column is best.
+    for _ in tqdm(range(width if budget is None else budget), desc="lbcs order", disable=not progress):
+        running = collector.in_first_episode & counted
         free = env.unwrapped.action_masks() & running[:, None]
         if not free.any():
             break
-        scores = env.unwrapped.score_actions(np.tile(np.arange(width), (env.num_envs, 1)))
+        scores = env.unwrapped.look_ahead(np.tile(np.arange(width), (env.num_envs, 1)))
         mean_gain = scores[running].mean(axis=0)
         mean_gain[~free.any(axis=0)] = -np.inf
         mean_gain[order] = -np.inf
@@ -53,8 +58,7 @@ def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int, progress: 
             break
         column = int(np.argmax(mean_gain))
         order.append(column)
-        _, _, terminated, truncated, _ = env.step(np.full(env.num_envs, column))
-        running &= ~(np.asarray(terminated) | np.asarray(truncated))
+        collector.step(np.full(env.num_envs, column))
     return order
 
 

@@ -7,6 +7,12 @@ target size::
 
 C is the number of coils (1 for single-coil), H the readout rows and W the phase-encode
 columns. Reconstructors run without gradients when the environment steps.
+
+An environment does not call ``f`` itself: it asks the reconstructor for an
+:class:`EpisodeReconstructions`, which reconstructs a batch of episodes as their masks
+grow and scores candidate columns (the look-ahead). The default passes the whole masked
+k-space through ``f`` each time; a reconstructor with an exact shortcut (zero-filled: the
+inverse FFT is linear, so one column's contribution can be added) returns its own.
 """
 
 from __future__ import annotations
@@ -18,16 +24,7 @@ from collections.abc import Iterator
 import torch
 from fastmri.data.transforms import center_crop
 
-
-def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
-    """Centred orthonormal 2-D inverse FFT of complex (..., H, W) data.
-
-    The same transform as ``fastmri.ifft2c`` (which takes real/imaginary pairs), with
-    torch's own shifts: fastmri's ``roll`` concatenates slices and costs more than the
-    FFT itself at the sizes stepped in the environment.
-    """
-    dims = (-2, -1)
-    return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(kspace, dim=dims), dim=dims, norm="ortho"), dim=dims)
+from mri_rl.kspace import apply_mask, ifft2c
 
 
 def zero_filled_image(masked_kspace: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
@@ -46,6 +43,69 @@ def zero_filled_image(masked_kspace: torch.Tensor, output_size: tuple[int, int])
 def zero_filled_coil_images(masked_kspace: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
     """Complex coil images, centre-cropped: (B, C, H, W) k-space -> complex (B, C, h, w)."""
     return center_crop(ifft2c(masked_kspace), output_size)
+
+
+class EpisodeReconstructions:
+    """Reconstructions of a batch of episodes as their masks grow, by whole reconstructor calls.
+
+    The environment holds each episode's full k-space (N, C, H, W) and mask (N, W) and
+    passes them with the episode rows concerned; this class keeps no state, subclasses
+    may (see :meth:`Reconstructor.episode_reconstructions`).
+
+    Args:
+        reconstructor: the emission function.
+        output_size: (h, w) of the images.
+    """
+
+    def __init__(self, reconstructor: Reconstructor, output_size: tuple[int, int]) -> None:
+        self.reconstructor = reconstructor
+        self.output_size = output_size
+
+    def update(
+        self, kspace: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, added_columns: torch.Tensor
+    ) -> torch.Tensor:
+        """Reconstructions of episodes ``rows`` after their masks changed, in one call.
+
+        Args:
+            kspace: complex (N, C, H, W), every episode's full k-space.
+            mask: bool (N, W), every episode's current mask.
+            rows: int (R,) the episodes to reconstruct.
+            added_columns: int (R,) the one column each acquired since its last update,
+                or -1 where an episode starts (or changed otherwise).
+
+        Returns:
+            float (R, h, w).
+        """
+        return self.reconstructor(apply_mask(kspace[rows], mask[rows]), mask[rows], self.output_size)
+
+    def zero_filled(self, kspace: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Zero-filled images of ``rows`` under their current masks: float (R, h, w)."""
+        return zero_filled_image(apply_mask(kspace[rows], mask[rows]), self.output_size)
+
+    def with_one_more_column(
+        self,
+        kspace: torch.Tensor,
+        mask: torch.Tensor,
+        pair_rows: torch.Tensor,
+        pair_columns: torch.Tensor,
+        batch_size: int,
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
+        """Reconstructions with one extra column each, for the look-ahead, in chunks.
+
+        Args:
+            kspace, mask: as in :meth:`update`.
+            pair_rows, pair_columns: int (P,) episode and column of each candidate.
+            batch_size: candidates per reconstructor call.
+
+        Yields:
+            (slice of the P candidates, float (len, h, w) reconstructions).
+        """
+        for start in range(0, len(pair_rows), batch_size):
+            chunk = slice(start, start + batch_size)
+            rows = pair_rows[chunk]
+            candidate_mask = mask[rows].clone()
+            candidate_mask[torch.arange(len(rows), device=mask.device), pair_columns[chunk]] = True
+            yield chunk, self.reconstructor(apply_mask(kspace[rows], candidate_mask), candidate_mask, self.output_size)
 
 
 def root_sum_of_squares(coil_images: torch.Tensor) -> torch.Tensor:
@@ -72,34 +132,15 @@ class Reconstructor(torch.nn.Module, ABC):
             float (B, h, w).
         """
 
-    def with_one_more_column(
-        self,
-        kspace: torch.Tensor,
-        mask: torch.Tensor,
-        pair_rows: torch.Tensor,
-        pair_columns: torch.Tensor,
-        output_size: tuple[int, int],
-        batch_size: int,
-    ) -> Iterator[tuple[slice, torch.Tensor]]:
-        """Reconstructions with one extra column each, for look-ahead, in chunks.
+    def episode_reconstructions(
+        self, num_episodes: int, kspace_shape: tuple[int, int, int], output_size: tuple[int, int], device: torch.device
+    ) -> EpisodeReconstructions:
+        """What reconstructs ``num_episodes`` episodes of k-space (C, H, W) as they are acquired.
 
-        Args:
-            kspace: complex (R, C, H, W) full k-space of R episodes.
-            mask: bool (R, W) their current masks.
-            pair_rows, pair_columns: (P,) episode and column of each candidate.
-            output_size: (h, w).
-            batch_size: candidates per reconstructor call.
-
-        Yields:
-            (slice of the P candidates, float (len, h, w) reconstructions).
+        The default passes whole masked k-space through :meth:`forward`; override it to keep
+        state across steps when the reconstructor has an exact shortcut.
         """
-        for start in range(0, len(pair_rows), batch_size):
-            chunk = slice(start, start + batch_size)
-            rows = pair_rows[chunk]
-            candidate_mask = mask[rows].clone()
-            candidate_mask[torch.arange(len(rows), device=mask.device), pair_columns[chunk]] = True
-            masked = kspace[rows] * candidate_mask[:, None, None, :].to(kspace.real.dtype)
-            yield chunk, self(masked, candidate_mask, output_size)
+        return EpisodeReconstructions(self, output_size)
 
     def fingerprint(self) -> str:
         """Identifies the weights: ``state:`` and 16 hex digits of a SHA-256 over the class

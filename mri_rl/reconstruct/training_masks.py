@@ -19,16 +19,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from fastmri.data.subsample import EquispacedMaskFractionFunc, MaskFunc, RandomMaskFunc
 
-from mri_rl.envs.masks import initial_mask, low_frequency_order
+from mri_rl.kspace import initial_mask, low_frequency_order
 from mri_rl.task import AcquisitionTask
 
 #: A seed: a non-negative int or a tuple of them, e.g. (base_seed, epoch, index).
-Seed = Union[int, Sequence[int]]
+Seed = int | Sequence[int]
 
 
 def seed_tuple(seed: Seed) -> tuple[int, ...]:
@@ -60,7 +60,7 @@ class AcquisitionMaskSampler(MaskSampler):
     """Masks that an acquisition episode can reach.
 
     The padding and the ``initial_lines`` lowest frequencies (the environment's mask at
-    reset, :func:`mri_rl.envs.masks.initial_mask`) are always acquired, plus a uniformly
+    reset, :func:`mri_rl.kspace.initial_mask`) are always acquired, plus a uniformly
     random number in ``[0, budget]`` of the other measurable columns: chosen uniformly
     (``extra="random"``) or the lowest frequencies first (``extra="lowest"``, the masks of
     a low-to-high acquisition, which random columns never produce). Training on these

@@ -240,8 +240,8 @@ def test_save_load_round_trip(tmp_path, chain_factory, chain_observations):
     assert loaded.num_timesteps == agent.num_timesteps == 300
     assert loaded.num_episodes == agent.num_episodes
     assert loaded.episode_returns == agent.episode_returns
-    assert loaded.hyperparameters == agent.hyperparameters
-    assert loaded.hyperparameters["dueling"] is True and loaded.hyperparameters["n_step"] == 2
+    assert loaded.settings == agent.settings
+    assert loaded.settings.dueling is True and loaded.settings.n_step == 2
     assert loaded.seed == agent.seed
     assert loaded.observation_space == agent.observation_space and loaded.action_space == agent.action_space
     assert loaded.rng.random() == agent.rng.random()  # numpy stream restored

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mri_rl.agents import DQN, REINFORCE, evaluate_agent
+from mri_rl.agents import DQN, REINFORCE, GreedyREINFORCE, evaluate_agent
 
 STEPS = 200
 AGENTS = {
@@ -48,7 +48,7 @@ def test_agents_train_on_the_mri_env_and_act_legally(name, num_envs, make_mri_en
     assert all(np.isfinite(agent.episode_returns))
     if name == "dqn":
         assert agent.buffer.observations["reconstruction"].dtype == np.float16
-        assert agent.buffer.observations["mask"].dtype == np.int8
+        assert agent.buffer.observations["acquired"].dtype == np.int8
         assert agent.buffer.num_envs == num_envs
         assert np.isfinite(agent.last_loss)
 
@@ -85,7 +85,7 @@ def test_agents_run_without_a_budget(name, num_envs, make_mri_env, make_mri_vec_
 
 
 def test_greedy_reinforce_without_a_budget(make_mri_vec_env):
-    agent = REINFORCE(make_mri_vec_env(2, budget=None), greedy_samples=3, episodes_per_update=2, net_arch=(8,))
+    agent = GreedyREINFORCE(make_mri_vec_env(2, budget=None), samples=3, episodes_per_update=2, net_arch=(8,))
     agent.learn(60, progress_bar=False)
     assert agent.num_episodes >= 2
 
@@ -93,28 +93,32 @@ def test_greedy_reinforce_without_a_budget(make_mri_vec_env):
 def test_dqn_q_network_sees_image_and_mask(make_mri_env):
     agent = DQN(make_mri_env(), net_arch=(16,))
     encoders = agent.q_network.encoder.encoders
-    assert set(encoders) == {"reconstruction", "mask"}
+    assert set(encoders) == {"reconstruction", "acquired"}
     obs, _ = make_mri_env().reset(seed=0)
     with torch.no_grad():
         q = agent.q_network(agent.to_tensor({k: v[None] for k, v in obs.items()}))
     assert q.shape == (1, 16) and torch.isfinite(q).all()
 
 
-@pytest.mark.parametrize("image_spectrum", [False, True])
+@pytest.mark.parametrize("column_spectrum", [False, True])
 @pytest.mark.parametrize("name", sorted(AGENTS))
-def test_save_load_round_trip_on_the_mri_env(name, image_spectrum, tmp_path, make_mri_env, make_mri_vec_env):
+def test_save_load_round_trip_on_the_mri_env(name, column_spectrum, tmp_path, make_mri_env, make_mri_vec_env):
     cls, hp = AGENTS[name]
-    agent = cls(make_mri_vec_env(2), **hp, image_spectrum=image_spectrum)
+    agent = cls(make_mri_vec_env(2, column_spectrum=column_spectrum), **hp)
     agent.learn(60, progress_bar=False)
     path = agent.save(tmp_path / f"{name}.pt")
-    loaded = cls.load(path, env=make_mri_env())  # the MultiBinary mask space must survive weights_only loading
-    assert loaded.hyperparameters["image_spectrum"] is image_spectrum
-    assert loaded.observation_space == agent.observation_space
+    # the MultiBinary and spectrum spaces must survive weights_only loading
+    loaded = cls.load(path, env=make_mri_env(column_spectrum=column_spectrum))
+    assert ("column_spectrum" in loaded.observation_space.spaces) is column_spectrum
+    assert loaded.observation_space == agent.observation_space and loaded.settings == agent.settings
     assert loaded.num_timesteps == agent.num_timesteps
-    obs, infos = make_mri_vec_env(3).reset(seed=5)
+    obs, infos = make_mri_vec_env(3, column_spectrum=column_spectrum).reset(seed=5)
     masks = infos["action_mask"].astype(bool)
     np.testing.assert_array_equal(loaded.predict(obs, action_mask=masks)[0], agent.predict(obs, action_mask=masks)[0])
-    loaded.learn(agent.num_timesteps + 20, progress_bar=False)
+    loaded.learn(20, progress_bar=False, reset_num_timesteps=False)
+    assert loaded.num_timesteps >= agent.num_timesteps + 20
+    with pytest.raises(ValueError, match="observation space"):  # the spectrum changes the observation
+        cls.load(path, env=make_mri_env(column_spectrum=not column_spectrum))
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))

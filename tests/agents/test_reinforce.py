@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from mri_rl.agents import REINFORCE
+from mri_rl.agents import REINFORCE, GreedyREINFORCE
 from mri_rl.agents.reinforce import Episode
 
 
@@ -106,7 +107,7 @@ def test_learn_keeps_the_final_observation_of_truncated_episodes(chain_factory):
         for action in ep.actions:
             state = min(state + 1, 2) if action == 1 else max(state - 1, 0)
         reached = state == 2
-        assert len(ep.rewards) == len(ep.actions) == len(ep.observations) == len(ep.action_masks)
+        assert len(ep.rewards) == len(ep.actions) == len(ep.observations) == len(ep.legal)
         assert sum(ep.rewards) == float(reached)
         if reached:
             assert ep.bootstrap_observation is None
@@ -144,7 +145,7 @@ def _episodes(rng: np.random.Generator, num_actions: int, obs_dim: int, greedy: 
         episodes.append(
             Episode(
                 observations=list(rng.random((length, obs_dim)).astype(np.float32)),
-                action_masks=list(np.ones((length, num_actions), dtype=bool)),
+                legal=list(np.ones((length, num_actions), dtype=bool)),
                 actions=list(rng.integers(num_actions, size=shape)),
                 rewards=list(rng.normal(size=shape)),
             )
@@ -217,11 +218,11 @@ def _manual_copy_log_probs(policy, params, log_probs) -> torch.Tensor:
 def test_greedy_update_uses_leave_one_out_baselines():
     space = spaces.Box(0.0, 1.0, (3,), np.float32)
     k = 4
-    agent = REINFORCE(
+    agent = GreedyREINFORCE(
         None,
         observation_space=space,
         action_space=spaces.Discrete(5),
-        greedy_samples=k,
+        samples=k,
         normalize_advantages=False,
         max_grad_norm=1e9,
         net_arch=(8,),
@@ -266,9 +267,9 @@ def test_masked_actions_are_never_sampled(masked_env_class):
 def _check_candidates(env, legal, bad: list) -> None:
     """Record candidates scored by the look-ahead that are already acquired (for rows still running)."""
     target = env.unwrapped
-    original = target.score_actions
+    original = target.look_ahead
 
-    def score_actions(candidates):
+    def look_ahead(candidates):
         candidates = np.atleast_2d(candidates)
         mask = np.atleast_2d(legal())
         for row, cands in enumerate(candidates):
@@ -276,7 +277,7 @@ def _check_candidates(env, legal, bad: list) -> None:
                 bad.append((row, cands.tolist()))
         return original(candidates if isinstance(env, gym.vector.VectorEnv) else candidates[0])
 
-    target.score_actions = score_actions
+    target.look_ahead = look_ahead
 
 
 @pytest.mark.parametrize("num_envs", [1, 2])
@@ -286,7 +287,7 @@ def test_greedy_reinforce_on_the_mri_env_never_reacquires(num_envs, make_mri_env
     violations = guard_steps(env, legal)
     bad_candidates: list = []
     _check_candidates(env, legal, bad_candidates)
-    agent = REINFORCE(env, greedy_samples=4, episodes_per_update=4, learning_rate=1e-3, net_arch=(16,), seed=0)
+    agent = GreedyREINFORCE(env, samples=4, episodes_per_update=4, learning_rate=1e-3, net_arch=(16,), seed=0)
     agent.learn(200, progress_bar=False)
     assert agent.num_timesteps >= 200
     assert agent.num_episodes >= 200 // 4 - num_envs  # budget 4: four steps per episode
@@ -294,24 +295,38 @@ def test_greedy_reinforce_on_the_mri_env_never_reacquires(num_envs, make_mri_env
     assert np.isfinite(agent.last_loss)
 
 
-def test_greedy_needs_an_env_with_score_actions():
-    with pytest.raises(TypeError, match="score_actions"):
-        REINFORCE(gym.make("CartPole-v1"), greedy_samples=4)
+def test_greedy_needs_an_env_with_look_ahead():
+    with pytest.raises(TypeError, match="look_ahead"):
+        GreedyREINFORCE(gym.make("CartPole-v1"), samples=4)
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "named"),
     [
-        {"baseline": "median"},
-        {"greedy_samples": 1},
-        {"greedy_samples": -2},
-        {"episodes_per_update": 0},
-        {"reuse_epochs": 0},
+        ({"baseline": "median"}, "baseline: expected one of 'none', 'mean', 'value', got 'median'"),
+        ({"episodes_per_update": 0}, "episodes_per_update: must be >= 1, got 0"),
+        ({"reuse_epochs": 0}, "reuse_epochs: must be >= 1, got 0"),
+        ({"gamma": 1.5}, "gamma: must be <= 1, got 1.5"),
+        ({"value_coef": -1.0}, "value_coef: must be >= 0, got -1.0"),
     ],
 )
-def test_invalid_hyperparameters(bad):
-    with pytest.raises(ValueError):
+def test_invalid_settings(bad, named):
+    with pytest.raises(ValueError, match=re.escape(f"REINFORCESettings: {named}")):
         _offline(**bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [({"samples": 1}, "samples: must be >= 2, got 1"), ({"samples": 2.5}, "samples: expected an integer, got 2.5")],
+)
+def test_invalid_greedy_settings(bad, named):
+    with pytest.raises(ValueError, match=re.escape(f"GreedyREINFORCESettings: {named}")):
+        GreedyREINFORCE(None, observation_space=BOX, action_space=spaces.Discrete(2), **bad)
+
+
+def test_an_unknown_setting_is_refused():
+    with pytest.raises(TypeError, match=r"unknown reinforce setting\(s\) \['greedy_samples'\]"):
+        _offline(greedy_samples=4)
 
 
 # ---------------------------------------------------------------------- save and load
@@ -338,13 +353,13 @@ def test_save_load_round_trip(tmp_path, chain_factory, chain_observations):
             rtol=0,
             atol=0,
         )
-    assert loaded.hyperparameters == agent.hyperparameters
+    assert loaded.settings == agent.settings
     assert loaded.num_timesteps == agent.num_timesteps == 100
     assert loaded.num_episodes == agent.num_episodes > 0
     assert loaded.episode_returns == agent.episode_returns
     assert loaded.optimizer.state_dict()["state"].keys() == agent.optimizer.state_dict()["state"].keys()
     resumed = REINFORCE.load(path, env=chain_factory(5, max_steps=10))
-    resumed.learn(140, progress_bar=False)
+    resumed.learn(40, progress_bar=False, reset_num_timesteps=False)  # SB3: 40 more steps
     assert resumed.num_timesteps == 140
     with pytest.raises(ValueError):
         REINFORCE.load(path, env=chain_factory(4))

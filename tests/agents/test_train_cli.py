@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from mri_rl.agents import DQN
-from mri_rl.agents.run_logger import PROGRESS_COLUMNS
-from mri_rl.agents.training_run import TrainConfig, train_agent
 from mri_rl.cli import main
 from mri_rl.configs import load_config
+from mri_rl.runs.run_logger import PROGRESS_COLUMNS
+from mri_rl.runs.training import TrainConfig, train_agent
 
 TINY_DQN = {
     "agent": "dqn",
@@ -94,7 +94,7 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     assert result["std_return"] >= 0 and result["num_timesteps"] == 600
 
     model = DQN.load(out / "model.pt")
-    assert model.num_timesteps == 600 and model.hyperparameters["net_arch"] == [32]
+    assert model.num_timesteps == 600 and model.settings.net_arch == (32,)
     assert DQN.load(out / "checkpoint.pt").num_timesteps == 600
 
     # The same folder again, without --resume: refused, nothing overwritten.
@@ -110,14 +110,14 @@ def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_pat
     config = TrainConfig.from_dict(*load_config(config_path))
     original_learn = DQN.learn
 
-    def interrupted_learn(self, total_timesteps, callback=None, progress_bar=True):
+    def interrupted_learn(self, total_timesteps, callback=None, progress_bar=True, reset_num_timesteps=True):
         def callback_then_interrupt(agent):
             keep_going = callback(agent)
             if agent.num_timesteps >= 550:
                 raise KeyboardInterrupt
             return keep_going
 
-        return original_learn(self, total_timesteps, callback_then_interrupt, progress_bar)
+        return original_learn(self, total_timesteps, callback_then_interrupt, progress_bar, reset_num_timesteps)
 
     monkeypatch.setattr(DQN, "learn", interrupted_learn)
     with pytest.raises(KeyboardInterrupt):

@@ -20,7 +20,8 @@ from mri_rl.data.fastmri_files import (
     resolve_split_folder,
     write_volume,
 )
-from mri_rl.data.ismrmrd_header import KspaceGeometry, build_header, parse_geometry
+from mri_rl.data.ismrmrd_header import build_header, parse_geometry
+from mri_rl.kspace import KspaceGeometry
 
 TARGET_KEY = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
 

@@ -82,17 +82,17 @@ def test_spaces_of_small_data(make_env, singlecoil_train):
     env = make_env(singlecoil_train)
     assert env.action_space == spaces.Discrete(16)
     space = env.observation_space
-    assert isinstance(space, spaces.Dict) and set(space.spaces) == {"reconstruction", "mask"}
+    assert isinstance(space, spaces.Dict) and set(space.spaces) == {"reconstruction", "acquired"}
     box = space["reconstruction"]
     assert isinstance(box, spaces.Box) and box.shape == (1, 16, 16) and box.dtype == np.float32
-    assert space["mask"] == spaces.MultiBinary(16)
+    assert space["acquired"] == spaces.MultiBinary(16)
 
 
 def test_spaces_of_knee_geometry(make_env, knee_geometry_file):
     env = make_env(knee_geometry_file)
     assert env.action_space == spaces.Discrete(368)
     assert env.observation_space["reconstruction"].shape == (1, 320, 320)
-    assert env.observation_space["mask"] == spaces.MultiBinary(368)
+    assert env.observation_space["acquired"] == spaces.MultiBinary(368)
 
 
 def test_observation_and_info_types(make_env, singlecoil_train):
@@ -101,11 +101,11 @@ def test_observation_and_info_types(make_env, singlecoil_train):
     for step in range(4):
         assert env.observation_space.contains(obs)
         assert obs["reconstruction"].dtype == np.float32 and obs["reconstruction"].shape == (1, 16, 16)
-        assert obs["mask"].dtype == np.int8 and obs["mask"].shape == (16,)
+        assert obs["acquired"].dtype == np.int8 and obs["acquired"].shape == (16,)
         assert np.isfinite(obs["reconstruction"]).all()
         assert info["action_mask"].dtype == np.int8
         np.testing.assert_array_equal(info["action_mask"], env.unwrapped.action_masks().astype(np.int8))
-        np.testing.assert_array_equal(info["action_mask"], 1 - obs["mask"])
+        np.testing.assert_array_equal(info["action_mask"], 1 - obs["acquired"])
         assert env.unwrapped.action_masks().dtype == bool
         for name in METRICS:
             assert isinstance(info[name], float)
@@ -166,7 +166,7 @@ def test_zero_filled_with_every_column_reproduces_target(request, make_env, fold
     for i, column in enumerate(free):
         obs, reward, terminated, truncated, info = env.step(column)
         assert terminated == (i == len(free) - 1)
-    assert obs["mask"].all() and not info["action_mask"].any()
+    assert obs["acquired"].all() and not info["action_mask"].any()
     assert info["sampling_rate"] == pytest.approx(1.0)
     assert info["mse"] < 1e-10 and info["nmse"] < 1e-8
     assert info["ssim"] == pytest.approx(1.0, abs=1e-4)
@@ -181,7 +181,7 @@ def test_zero_filled_with_every_column_reproduces_target(request, make_env, fold
 def test_knee_geometry_reset_mask(make_env, knee_geometry_file):
     env = make_env(knee_geometry_file, initial_lines=8, budget=2)
     obs, info = env.reset(seed=0)
-    mask = obs["mask"]
+    mask = obs["acquired"]
     assert mask.shape == (368,)
     assert mask[:17].all() and mask[351:].all()  # zero-filled edges count as acquired
     assert mask[180:188].all()  # the 8 lowest frequencies around the centre column 184
@@ -198,7 +198,7 @@ def test_knee_geometry_reset_mask(make_env, knee_geometry_file):
     assert reward == 0.0 and not terminated and info2["steps"] == 1
     np.testing.assert_array_equal(obs2["reconstruction"], obs["reconstruction"])
     obs3, reward, terminated, _, info3 = env.step(200)
-    assert terminated and reward != 0.0 and obs3["mask"][200] == 1 and info3["acquired_columns"] == 9
+    assert terminated and reward != 0.0 and obs3["acquired"][200] == 1 and info3["acquired_columns"] == 9
 
 
 def test_initial_lines_on_odd_width(make_env, tmp_path):
@@ -208,7 +208,7 @@ def test_initial_lines_on_odd_width(make_env, tmp_path):
     write_synthetic_dataset(tmp_path, spec, {"train": 1}, progress=False)
     env = make_env(tmp_path / "singlecoil_train", initial_lines=3)
     obs, _ = env.reset(seed=0)
-    np.testing.assert_array_equal(np.flatnonzero(obs["mask"]), [7, 8, 9])
+    np.testing.assert_array_equal(np.flatnonzero(obs["acquired"]), [7, 8, 9])
 
 
 def test_repeated_column_gives_zero_and_spends_budget(make_env, singlecoil_train):
@@ -224,7 +224,7 @@ def test_repeated_column_gives_zero_and_spends_budget(make_env, singlecoil_train
     for name in METRICS:
         assert info2[name] == info1[name]
     assert info2["steps"] == 2 and info2["acquired_columns"] == info1["acquired_columns"]
-    initial_column = int(np.flatnonzero(obs0["mask"])[0])  # acquired at reset
+    initial_column = int(np.flatnonzero(obs0["acquired"])[0])  # acquired at reset
     _, reward3, terminated, _, info3 = env.step(initial_column)
     assert reward3 == 0.0 and terminated and info3["steps"] == 3
 
@@ -330,7 +330,7 @@ def test_step_before_reset_and_after_termination_raises(one_volume_folder):
         ({"initial_lines": 40}, "initial_lines"),
         ({"challenge": "tricoil"}, "challenge"),
         ({"on_bad_file": "ignore"}, "on_bad_file"),
-        ({"lookahead_batch_size": 0}, "lookahead_batch_size"),
+        ({"look_ahead_batch_size": 0}, "look_ahead_batch_size"),
         ({"kspace_shape": (64, 64)}, "shape"),
     ],
 )
@@ -392,7 +392,7 @@ def test_observation_does_not_depend_on_ground_truth(make_env, singlecoil_volume
 
 # ------------------------------------------------------------------- look-ahead
 @pytest.mark.parametrize("metric", ["mse", "ssim"])
-def test_score_actions_equals_reward_of_stepping(make_env, singlecoil_train, metric):
+def test_look_ahead_equals_reward_of_stepping(make_env, singlecoil_train, metric):
     env = make_env(singlecoil_train, budget=8, reward_metric=metric)
     prefix = [2, 13]
 
@@ -407,7 +407,7 @@ def test_score_actions_equals_reward_of_stepping(make_env, singlecoil_train, met
     obs_before = unwrapped._observation()
     info_before = unwrapped._info()
     mask_before = unwrapped.action_masks().copy()
-    scores = unwrapped.score_actions(candidates)
+    scores = unwrapped.look_ahead(candidates)
     assert scores.dtype == np.float64 and scores.shape == (16,)
     # the state is unchanged
     for key, value in unwrapped._observation().items():
@@ -426,24 +426,24 @@ def test_score_actions_equals_reward_of_stepping(make_env, singlecoil_train, met
         assert scores[column] == pytest.approx(reward, rel=1e-5, abs=1e-9)
 
 
-def test_score_actions_batch_size_does_not_matter(make_env, singlecoil_train):
+def test_look_ahead_batch_size_does_not_matter(make_env, singlecoil_train):
     results = []
     for batch_size in (1, 3, 1000):
-        env = make_env(singlecoil_train, lookahead_batch_size=batch_size, reward_metric="psnr")
+        env = make_env(singlecoil_train, look_ahead_batch_size=batch_size, reward_metric="psnr")
         env.reset(seed=4)
         env.step(1)
-        results.append(env.unwrapped.score_actions([0, 1, 5, 9, 14, 15, 7, 8]))
+        results.append(env.unwrapped.look_ahead([0, 1, 5, 9, 14, 15, 7, 8]))
     for other in results[1:]:
         np.testing.assert_allclose(other, results[0], rtol=1e-6, atol=1e-9)
     assert results[0][1] == 0.0
 
 
-def test_score_actions_rejects_bad_columns(make_env, singlecoil_train):
+def test_look_ahead_rejects_bad_columns(make_env, singlecoil_train):
     env = make_env(singlecoil_train)
     env.reset(seed=0)
     for bad in ([-1], [0, 16]):
         with pytest.raises(ValueError):
-            env.unwrapped.score_actions(bad)
+            env.unwrapped.look_ahead(bad)
 
 
 def test_single_env_reconstructs_once_per_new_column(make_env, singlecoil_train):
@@ -464,13 +464,14 @@ def test_single_env_reconstructs_once_per_new_column(make_env, singlecoil_train)
     assert Counting.calls == 2
     env.step(column)  # a repeat changes nothing: no reconstruction
     assert Counting.calls == 2
-    env.unwrapped.score_actions([column, free_columns(info)[1], free_columns(info)[2]])
+    env.unwrapped.look_ahead([column, free_columns(info)[1], free_columns(info)[2]])
     assert Counting.calls == 3  # one batched call for all the candidates
 
 
 def test_zero_filled_steps_update_the_kept_images_like_a_full_transform(make_env, singlecoil_train):
     """The zero-filled env adds each new column to kept coil images; after every step the
     reconstruction must equal the IFFT of all acquired k-space, up to float32 rounding."""
+    from mri_rl.kspace import apply_mask
     from mri_rl.reconstruct import zero_filled_image
 
     env = make_env(singlecoil_train, budget=None)
@@ -480,7 +481,7 @@ def test_zero_filled_steps_update_the_kept_images_like_a_full_transform(make_env
     for column in order:
         env.step(int(column))
         rows = torch.zeros(1, dtype=torch.long)
-        expected = zero_filled_image(episodes.masked_kspace(rows, episodes.mask[rows]), episodes.recon_size)
+        expected = zero_filled_image(apply_mask(episodes.kspace[rows], episodes.acquired[rows]), episodes.recon_size)
         scale = float(expected.abs().max())
         assert torch.allclose(episodes.reconstruction, expected, atol=2e-6 * scale, rtol=0)
-    assert episodes.mask.all()
+    assert episodes.acquired.all()

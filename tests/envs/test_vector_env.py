@@ -29,7 +29,7 @@ class CountingIFFT(Reconstructor):
 
 def assert_same(batched_obs, batched_info, singles_obs, singles_info):
     for i, (obs, info) in enumerate(zip(singles_obs, singles_info)):
-        np.testing.assert_array_equal(batched_obs["mask"][i], obs["mask"])
+        np.testing.assert_array_equal(batched_obs["acquired"][i], obs["acquired"])
         np.testing.assert_allclose(batched_obs["reconstruction"][i], obs["reconstruction"], rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(batched_info["action_mask"][i], info["action_mask"])
         for key in ("slice_id", "steps", "acquired_columns"):
@@ -83,7 +83,7 @@ def test_batched_equals_single_envs_over_several_episodes(
         assert_same(obs, info, [r[0] for r in results], [r[3] for r in results])
         np.testing.assert_allclose(rewards, [r[1] for r in results], rtol=1e-6, atol=1e-10)
         np.testing.assert_array_equal(terminations, [r[2] for r in results])
-        for i, r in enumerate(results):
+        for i in range(len(results)):
             if single_done[i]:
                 assert rewards[i] == 0.0 and info["steps"][i] == 0
         single_done = [bool(t) for t in terminations]
@@ -103,7 +103,7 @@ def test_spaces_and_info_flags(make_env, make_vec_env, singlecoil_train):
     obs, info = vec.reset(seed=0)
     assert vec.observation_space.contains(obs)
     assert obs["reconstruction"].shape == (N, 1, 16, 16) and obs["reconstruction"].dtype == np.float32
-    assert obs["mask"].shape == (N, 16) and obs["mask"].dtype == np.int8
+    assert obs["acquired"].shape == (N, 16) and obs["acquired"].dtype == np.int8
     assert info["action_mask"].dtype == np.int8
     np.testing.assert_array_equal(info["action_mask"], vec.action_masks().astype(np.int8))
     for name in METRICS:
@@ -156,7 +156,7 @@ def test_partial_reset_with_reset_mask(make_env, make_vec_env, singlecoil_train)
     for i in (0, 2):
         assert info["steps"][i] == 2 and before_info["steps"][i] == 2
         np.testing.assert_array_equal(obs["reconstruction"][i], before_obs["reconstruction"][i])
-        np.testing.assert_array_equal(obs["mask"][i], before_obs["mask"][i])
+        np.testing.assert_array_equal(obs["acquired"][i], before_obs["acquired"][i])
     # the restarted one is the next episode of its single twin
     s_obs, s_info = singles[1].reset()
     assert info["steps"][1] == 0 and info["slice_id"][1] == s_info["slice_id"]
@@ -187,17 +187,17 @@ def test_wrong_number_of_actions_and_step_before_reset(make_vec_env, singlecoil_
     np.testing.assert_array_equal(info["steps"], [1, 1, 1])  # the rejected steps spent nothing
 
 
-def test_batched_score_actions_equals_single(make_env, make_vec_env, singlecoil_train):
-    vec = make_vec_env(singlecoil_train, N, lookahead_batch_size=4)
+def test_batched_look_ahead_equals_single(make_env, make_vec_env, singlecoil_train):
+    vec = make_vec_env(singlecoil_train, N, look_ahead_batch_size=4)
     singles = [make_env(singlecoil_train) for _ in range(N)]
     vec.reset(seed=SEED)
     for i, env in enumerate(singles):
         env.reset(seed=SEED + i)
     candidates = np.array([[0, 1, 2, 7], [8, 9, 15, 3], [7, 8, 4, 4]])
-    scores = vec.score_actions(candidates)
+    scores = vec.look_ahead(candidates)
     assert scores.shape == (N, 4)
     for i, env in enumerate(singles):
-        np.testing.assert_allclose(scores[i], env.unwrapped.score_actions(candidates[i]), rtol=1e-6, atol=1e-10)
+        np.testing.assert_allclose(scores[i], env.unwrapped.look_ahead(candidates[i]), rtol=1e-6, atol=1e-10)
     assert scores[0, 3] == 0.0 and scores[1, 0] == 0.0 and scores[1, 1] != 0.0  # 7, 8 are the initial columns
     assert scores[2, 0] == 0.0 and scores[2, 1] == 0.0 and scores[2, 2] == scores[2, 3]
 

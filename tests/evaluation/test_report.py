@@ -218,7 +218,7 @@ def test_write_report_writes_every_file(tmp_path):
     stored = read_summary(out / "summary.json")
     assert stored == summary
     assert set(stored) == {"a", "b", "c"}
-    for policy, values in stored.items():
+    for values in stored.values():
         assert set(values) == {"ssim_auc", "psnr_auc", "final_ssim", "final_psnr"}
         for stats in values.values():
             assert {"mean", "std"} <= set(stats)

@@ -1,5 +1,5 @@
 """The oracle and LBCS on the tiny synthetic splits: their greedy choices checked against the
-env's look-ahead (``score_actions``), and the oracle as an upper bound of the baselines."""
+env's look-ahead (``look_ahead``), and the oracle as an upper bound of the baselines."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ NUM_TRAIN = 6  # slices of singlecoil_train
 
 
 def all_scores(env) -> np.ndarray:
-    """score_actions of every column for every episode: float64 (N, W)."""
+    """look_ahead of every column for every episode: float64 (N, W)."""
     width = env.single_action_space.n
-    return env.unwrapped.score_actions(np.tile(np.arange(width), (env.num_envs, 1)))
+    return env.unwrapped.look_ahead(np.tile(np.arange(width), (env.num_envs, 1)))
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import torch
 import mri_rl  # noqa: F401  (registers the environment)
 from mri_rl.data import TARGET_KEYS
 from mri_rl.envs import ENV_ID
+from mri_rl.kspace import apply_mask
 from mri_rl.reconstruct import (
     Reconstructor,
     UnetReconstructor,
@@ -117,7 +118,7 @@ def test_env_runs_with_exported_unet(singlecoil_root, exported_unet):
         reward_metric="mse",
         on_bad_file="raise",
     )
-    assert isinstance(env.unwrapped.episodes.reconstructor, UnetReconstructor)
+    assert isinstance(env.unwrapped.episodes.reconstructions.reconstructor, UnetReconstructor)
     obs, info = env.reset(seed=0)
     first = info["mse"]
     rewards, terminated = [], False
@@ -131,8 +132,8 @@ def test_env_runs_with_exported_unet(singlecoil_root, exported_unet):
     # the U-Net's output is what the env reconstructs
     episodes = env.unwrapped.episodes
     with torch.no_grad():
-        mask = episodes.mask[:1]
-        expected = load_reconstructor(exported_unet)(episodes.masked_kspace(torch.tensor([0]), mask), mask, (16, 16))
+        mask = episodes.acquired[:1]
+        expected = load_reconstructor(exported_unet)(apply_mask(episodes.kspace[:1], mask), mask, (16, 16))
     torch.testing.assert_close(episodes.reconstruction[:1], expected, rtol=1e-5, atol=1e-8)
 
 
@@ -141,7 +142,7 @@ def test_env_accepts_reconstructor_instance(singlecoil_root):
     env = gym.make(
         ENV_ID, data_path=singlecoil_root / "singlecoil_train", reconstructor=model, budget=2, initial_lines=2
     )
-    assert env.unwrapped.episodes.reconstructor is model
+    assert env.unwrapped.episodes.reconstructions.reconstructor is model
     env.reset(seed=0)
     env.step(0)
 
@@ -263,10 +264,10 @@ def test_reconstructor_is_abstract():
 @pytest.mark.parametrize("challenge_fixture", ["singlecoil_root", "multicoil_root"])
 @pytest.mark.parametrize("batch_size", [1, 5, 1000])
 def test_zero_filled_lookahead_by_linearity_equals_generic(request, challenge_fixture, batch_size):
-    """The rank-one update of ZeroFilledReconstructor.with_one_more_column gives the same
-    images as masking k-space and transforming it again (the protocol's generic path)."""
+    """The zero-filled episode reconstructions (kept images plus each candidate's column) give the
+    same look-ahead images as masking k-space and transforming it again (the protocol's generic path)."""
     from mri_rl.data import FastMRISliceDataset
-    from mri_rl.reconstruct.base import Reconstructor
+    from mri_rl.reconstruct.base import EpisodeReconstructions
 
     root = request.getfixturevalue(challenge_fixture)
     challenge = challenge_fixture.split("_")[0]
@@ -280,19 +281,14 @@ def test_zero_filled_lookahead_by_linearity_equals_generic(request, challenge_fi
     mask[pair_rows, pair_columns] = False  # candidates are columns not yet acquired, as in the env
     output = tuple(dataset[0].target.shape)
     zero_filled = ZeroFilledReconstructor()
+    kept = zero_filled.episode_reconstructions(3, tuple(kspace.shape[1:]), output, kspace.device)
+    kept.update(kspace, mask, torch.arange(3), torch.full((3,), -1))  # the episodes start: images kept
     fast = torch.cat(
-        [
-            images
-            for _, images in zero_filled.with_one_more_column(kspace, mask, pair_rows, pair_columns, output, batch_size)
-        ]
+        [images for _, images in kept.with_one_more_column(kspace, mask, pair_rows, pair_columns, batch_size)]
     )
+    generic_path = EpisodeReconstructions(zero_filled, output)
     generic = torch.cat(
-        [
-            images
-            for _, images in Reconstructor.with_one_more_column(
-                zero_filled, kspace, mask, pair_rows, pair_columns, output, batch_size
-            )
-        ]
+        [images for _, images in generic_path.with_one_more_column(kspace, mask, pair_rows, pair_columns, batch_size)]
     )
     assert fast.shape == (6, *output)
     torch.testing.assert_close(fast, generic, rtol=1e-4, atol=1e-6 * float(generic.abs().max()))

@@ -1,4 +1,4 @@
-"""Tests for mri_rl.agents.tabular against hand-computed and known optimal answers."""
+"""Tests for mri_rl.tabular against hand-computed and known optimal answers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from mri_rl.agents.tabular import (
+from mri_rl.tabular import (
     FiniteMDP,
     action_values,
     policy_evaluation,

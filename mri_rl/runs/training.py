@@ -12,22 +12,21 @@ Run folder::
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import yaml
 
-import mri_rl  # noqa: F401  (registers the MRI environment)
+import mri_rl.envs  # noqa: F401  (registers the MRI environment by name)
 from mri_rl.agents import AGENTS, Agent, evaluate_agent
-from mri_rl.agents.run_logger import RunLogger
+from mri_rl.runs.run_logger import RunLogger
 from mri_rl.configs import CONFIG_DIR
-from mri_rl.configs.schema import check_value, from_mapping
+from mri_rl.configs.schema import from_mapping
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record, data_fingerprint, make_record
 
@@ -37,14 +36,15 @@ class TrainConfig:
     """What ``mri-rl train`` needs; the packaged configs (``mri_rl/configs/``) hold these keys.
 
     Attributes:
-        agent: "dqn" or "reinforce".
+        agent: "dqn", "reinforce" or "greedy_reinforce".
         env_id: a registered Gymnasium id.
         total_steps: env steps to train for.
         seed: seeds the agent and the env resets.
         env_kwargs: keyword arguments of ``gymnasium.make`` (for the MRI env: ``data_path``,
             ``task`` or task fields such as ``budget``, ``reconstructor``...).
         num_envs: parallel envs (the MRI env uses its batched vector entry point).
-        hyperparameters: keyword arguments of the agent, checked against its signature.
+        hyperparameters: the agent's settings (e.g. :class:`~mri_rl.agents.DQNSettings`),
+            checked for names, types and ranges.
         eval_episodes: deterministic episodes of the final (and periodic) evaluation.
         eval_interval: env steps between periodic evaluations (None: only at the end).
         stop_at_return: stop as soon as a periodic evaluation reaches this mean return.
@@ -70,22 +70,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.agent not in AGENTS:
             raise ValueError(f"unknown agent {self.agent!r}; expected one of {sorted(AGENTS)}")
-        # The agent's keyword arguments, less those the run sets itself (env, seed).
-        parameters = inspect.signature(AGENTS[self.agent]).parameters
-        known = {
-            name
-            for name, p in parameters.items()
-            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD or p.kind is inspect.Parameter.KEYWORD_ONLY
-        } - {"env", "seed"}
-        unknown = sorted(set(self.hyperparameters) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown {self.agent} hyperparameter(s) {unknown} (set the seed with the top-level "
-                f"key seed); known: {sorted(known)}"
-            )
-        hints = get_type_hints(AGENTS[self.agent].__init__)
-        for name, value in self.hyperparameters.items():
-            check_value(value, hints.get(name, Any), "", f"hyperparameters.{name}")
+        from_mapping(AGENTS[self.agent].settings_class, self.hyperparameters, "", "hyperparameters")
+
+    def settings(self) -> Any:
+        """The agent's settings: its ``settings_class`` with :attr:`hyperparameters`."""
+        return AGENTS[self.agent].settings_class(**self.hyperparameters)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -154,7 +143,7 @@ def train_agent(
         agent: Agent = agent_class.load(checkpoint_path, env=env)
         check_record(agent.record, record, checkpoint_path, fresh_start)
     else:
-        agent = agent_class(env, seed=config.seed, **config.hyperparameters)
+        agent = agent_class(env, config.settings(), seed=config.seed)
         agent.record = record
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
@@ -187,7 +176,7 @@ def train_agent(
             agent.save(checkpoint_path)
         return result["solved_at_step"] is None
 
-    agent.learn(config.total_steps, callback=callback, progress_bar=progress_bar)
+    agent.learn(config.total_steps - agent.num_timesteps, callback, progress_bar, reset_num_timesteps=False)
     agent.save(checkpoint_path)
     agent.save(out_dir / "model.pt")
     mean_return, std_return, returns = evaluate_agent(agent, eval_env, config.eval_episodes, seed=config.seed + 20_000)

@@ -19,6 +19,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from mri_rl.schedules import LinearSchedule
+
 #: Tolerance for probabilities summing to one.
 PROBABILITY_ATOL = 1e-8
 
@@ -49,56 +51,15 @@ class FiniteMDP:
     terminal: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        transitions = np.array(self.transitions, dtype=float)
-        rewards = np.array(self.rewards, dtype=float)
-        if transitions.ndim != 3 or transitions.shape[0] != transitions.shape[2]:
-            raise ValueError(f"transitions must have shape (S, A, S), got {transitions.shape}")
-        n_states, n_actions, _ = transitions.shape
-        if n_states == 0 or n_actions == 0:
-            raise ValueError(f"transitions must have S, A >= 1, got shape {transitions.shape}")
-        if rewards.shape != (n_states, n_actions):
-            raise ValueError(
-                f"rewards must have shape {(n_states, n_actions)} to match transitions, got {rewards.shape}"
-            )
-        if not np.all(np.isfinite(transitions)):
-            s, a, t = np.argwhere(~np.isfinite(transitions))[0]
-            raise ValueError(f"transitions[{s}, {a}, {t}] is not finite: {transitions[s, a, t]}")
-        if np.any(transitions < 0):
-            s, a, t = np.argwhere(transitions < 0)[0]
-            raise ValueError(f"transitions[{s}, {a}, {t}] is a negative probability: {transitions[s, a, t]}")
-        sums = transitions.sum(axis=2)
-        bad = np.abs(sums - 1.0) > PROBABILITY_ATOL
-        if np.any(bad):
-            s, a = np.argwhere(bad)[0]
-            raise ValueError(
-                f"transitions[{s}, {a}] sums to {float(sums[s, a]):.12g}, not 1 (tolerance {PROBABILITY_ATOL})"
-            )
-        if not np.all(np.isfinite(rewards)):
-            s, a = np.argwhere(~np.isfinite(rewards))[0]
-            raise ValueError(f"rewards[{s}, {a}] is not finite: {rewards[s, a]}")
-
+        transitions, rewards = _checked_model(self.transitions, self.rewards)
         discount = float(self.discount)
         if not 0.0 <= discount <= 1.0:  # also rejects NaN
             raise ValueError(f"discount must be in [0, 1], got {self.discount}")
-
-        terminal = None
-        if self.terminal is not None:
-            terminal = np.array(self.terminal)
-            if terminal.dtype != bool or terminal.shape != (n_states,):
-                raise ValueError(
-                    f"terminal must be a bool array of shape {(n_states,)}, "
-                    f"got dtype {terminal.dtype} and shape {terminal.shape}"
-                )
-            for t in np.flatnonzero(terminal):
-                if np.any(np.abs(transitions[t, :, t] - 1.0) > PROBABILITY_ATOL):
-                    raise ValueError(f"terminal state {t} is not absorbing: P[{t}, :, {t}] = {transitions[t, :, t]}")
-                if np.any(rewards[t] != 0.0):
-                    raise ValueError(f"terminal state {t} must have zero reward, got R[{t}] = {rewards[t]}")
+        terminal = None if self.terminal is None else _checked_terminal(self.terminal, transitions, rewards)
         if discount == 1.0 and (terminal is None or not terminal.any()):
             raise ValueError(
                 "discount 1 requires at least one absorbing terminal state (terminal mask); use discount < 1 otherwise"
             )
-
         for array in (transitions, rewards, terminal):
             if array is not None:
                 array.setflags(write=False)
@@ -169,6 +130,54 @@ class FiniteMDP:
         terminal = np.zeros(n_states + 1, dtype=bool)
         terminal[absorbing] = True
         return cls(transitions, rewards, discount, terminal)
+
+
+def _checked_model(transitions: Any, rewards: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Transitions (S, A, S) and rewards (S, A) as float arrays, checked for shape, finiteness and
+    probabilities that sum to one."""
+    transitions = np.array(transitions, dtype=float)
+    rewards = np.array(rewards, dtype=float)
+    if transitions.ndim != 3 or transitions.shape[0] != transitions.shape[2]:
+        raise ValueError(f"transitions must have shape (S, A, S), got {transitions.shape}")
+    n_states, n_actions, _ = transitions.shape
+    if n_states == 0 or n_actions == 0:
+        raise ValueError(f"transitions must have S, A >= 1, got shape {transitions.shape}")
+    if rewards.shape != (n_states, n_actions):
+        raise ValueError(f"rewards must have shape {(n_states, n_actions)} to match transitions, got {rewards.shape}")
+    if not np.all(np.isfinite(transitions)):
+        s, a, t = np.argwhere(~np.isfinite(transitions))[0]
+        raise ValueError(f"transitions[{s}, {a}, {t}] is not finite: {transitions[s, a, t]}")
+    if np.any(transitions < 0):
+        s, a, t = np.argwhere(transitions < 0)[0]
+        raise ValueError(f"transitions[{s}, {a}, {t}] is a negative probability: {transitions[s, a, t]}")
+    sums = transitions.sum(axis=2)
+    bad = np.abs(sums - 1.0) > PROBABILITY_ATOL
+    if np.any(bad):
+        s, a = np.argwhere(bad)[0]
+        raise ValueError(
+            f"transitions[{s}, {a}] sums to {float(sums[s, a]):.12g}, not 1 (tolerance {PROBABILITY_ATOL})"
+        )
+    if not np.all(np.isfinite(rewards)):
+        s, a = np.argwhere(~np.isfinite(rewards))[0]
+        raise ValueError(f"rewards[{s}, {a}] is not finite: {rewards[s, a]}")
+    return transitions, rewards
+
+
+def _checked_terminal(terminal: Any, transitions: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+    """The terminal mask (S,) as a bool array; each terminal state absorbing with zero reward."""
+    terminal = np.array(terminal)
+    n_states = transitions.shape[0]
+    if terminal.dtype != bool or terminal.shape != (n_states,):
+        raise ValueError(
+            f"terminal must be a bool array of shape {(n_states,)}, "
+            f"got dtype {terminal.dtype} and shape {terminal.shape}"
+        )
+    for t in np.flatnonzero(terminal):
+        if np.any(np.abs(transitions[t, :, t] - 1.0) > PROBABILITY_ATOL):
+            raise ValueError(f"terminal state {t} is not absorbing: P[{t}, :, {t}] = {transitions[t, :, t]}")
+        if np.any(rewards[t] != 0.0):
+            raise ValueError(f"terminal state {t} must have zero reward, got R[{t}] = {rewards[t]}")
+    return terminal
 
 
 def _discrete_size(space: spaces.Space[Any], what: str) -> int:
@@ -375,17 +384,15 @@ def q_learning(
         raise ValueError(f"alpha must be in (0, 1], got {alpha}")
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-    eps_start, eps_end, fraction = epsilon
     if not all(0.0 <= x <= 1.0 for x in epsilon):
         raise ValueError(f"epsilon (start, end, fraction) must each be in [0, 1], got {epsilon}")
+    schedule = LinearSchedule(*epsilon)
 
     rng = np.random.default_rng(seed)
     q = np.zeros((n_states, n_actions))
-    decay_episodes = fraction * episodes
     returns: list[float] = []
     for episode in range(episodes):
-        progress = 1.0 if decay_episodes == 0 else min(1.0, episode / decay_episodes)
-        eps = eps_start + (eps_end - eps_start) * progress
+        eps = schedule(episode / episodes)
         state, _ = env.reset(seed=seed if episode == 0 else None)
         total = 0.0
         while True:

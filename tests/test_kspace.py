@@ -1,11 +1,11 @@
-"""Column orders and initial masks (envs/masks.py)."""
+"""k-space conventions (mri_rl/kspace.py): column orders, initial masks, the centred FFT, the masked product."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mri_rl.envs.masks import initial_mask, low_frequency_order
+from mri_rl.kspace import initial_mask, low_frequency_order
 
 
 def test_low_frequency_order_known_answers():

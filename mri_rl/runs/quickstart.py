@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from mri_rl.agents import AGENTS
-from mri_rl.agents.training_run import TrainConfig, make_env, run_record, train_agent
+from mri_rl.runs.training import TrainConfig, make_env, run_record, train_agent
 from mri_rl.configs import load_config
 from mri_rl.configs.schema import from_mapping
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
@@ -201,9 +201,10 @@ class Quickstart:
         run_dir = self.out / name
         challenge = task.challenge
         values = dict(self.agent_configs[name])
+        options = values.get("env_kwargs", {})  # e.g. column_spectrum
         values.update(
-            env_kwargs={"data_path": str(self.root / f"{challenge}_train"), "task": task.to_dict()},
-            eval_env_kwargs={"data_path": str(self.root / f"{challenge}_val"), "task": task.to_dict()},
+            env_kwargs={**options, "data_path": str(self.root / f"{challenge}_train"), "task": task.to_dict()},
+            eval_env_kwargs={**options, "data_path": str(self.root / f"{challenge}_val"), "task": task.to_dict()},
             seed=self.config.seed,
         )
         config = TrainConfig.from_dict(values, self.config.agents[name].config)

@@ -1,0 +1,126 @@
+"""The one collection loop: stepping a vector env with next-step autoreset.
+
+Gymnasium's next-step autoreset (``AutoresetMode.NEXT_STEP``) restarts a finished
+sub-environment on the step *after* it ended: that step's action is ignored, its reward
+is 0 and it belongs to no episode. :class:`Collector` keeps this bookkeeping in one place
+for every consumer — DQN and REINFORCE training, evaluation rollouts and LBCS:
+
+- ``valid``: which rows of a step were real transitions (not autoreset steps);
+- the legal actions of each row (``info["action_mask"]`` or the env's ``action_masks()``);
+- episode returns as episodes end;
+- which rows are still in the episode they started at the last reset (rollouts over
+  chosen slices stop recording a row when its first episode ends).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
+
+
+def as_vector_env(env: gym.Env | VectorEnv) -> VectorEnv:
+    """A vector env with next-step autoreset: ``env`` itself, or one env wrapped."""
+    if isinstance(env, VectorEnv):
+        mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        if mode != AutoresetMode.NEXT_STEP:
+            raise ValueError(f"vector envs must use AutoresetMode.NEXT_STEP, got {mode}")
+        return env
+    if isinstance(env, gym.Env):
+        return SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.NEXT_STEP)
+    raise TypeError(f"expected a gymnasium Env or VectorEnv, got {type(env).__name__}")
+
+
+def legal_actions(env: VectorEnv, infos: dict[str, Any], num_actions: int) -> np.ndarray:
+    """bool (N, A): ``infos["action_mask"]``, else the env's ``action_masks()``, else all legal.
+
+    A final observation may allow no action (the MRI env without a budget ends when every
+    column is acquired); the next-step autoreset ignores its action, so such rows allow
+    every action rather than leave nothing to choose or sample from.
+    """
+    if "action_mask" in infos:
+        legal = np.asarray(infos["action_mask"]).astype(bool)
+    elif hasattr(env.unwrapped, "action_masks"):
+        legal = np.asarray(env.unwrapped.action_masks(), dtype=bool).reshape(env.num_envs, -1).copy()
+    else:
+        return np.ones((env.num_envs, num_actions), dtype=bool)
+    legal[~legal.any(axis=1)] = True
+    return legal
+
+
+@dataclass
+class Step:
+    """One step of all N sub-environments (arrays with leading dimension N).
+
+    Attributes:
+        observations: what the policy sees next (after autoreset, a new episode's first).
+        legal: bool (N, A), legal actions in ``observations``.
+        rewards, terminated, truncated: as the env returned them.
+        infos: the env's info dictionary.
+        valid: bool (N,), False for autoreset steps (no transition).
+        in_first_episode: bool (N,), True where this step belonged to the episode the row
+            started at the last reset.
+        finished_returns: returns of the episodes that ended in this step.
+    """
+
+    observations: Any
+    legal: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    infos: dict[str, Any]
+    valid: np.ndarray
+    in_first_episode: np.ndarray
+    finished_returns: list[float]
+
+
+class Collector:
+    """Steps a vector env and keeps the next-step autoreset bookkeeping (module docstring).
+
+    Args:
+        env: a vector env with next-step autoreset (see :func:`as_vector_env`).
+        num_actions: size of the Discrete action space.
+    """
+
+    def __init__(self, env: VectorEnv, num_actions: int) -> None:
+        self.env = env
+        self.num_actions = num_actions
+        n = env.num_envs
+        self.returns = np.zeros(n, dtype=np.float64)
+        self.autoresetting = np.zeros(n, dtype=bool)
+        self.in_first_episode = np.ones(n, dtype=bool)
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, np.ndarray, dict]:
+        """Reset every sub-environment: (observations, legal actions (N, A), infos)."""
+        observations, infos = self.env.reset(seed=seed, options=options)
+        self.returns[:] = 0.0
+        self.autoresetting[:] = False
+        self.in_first_episode[:] = True
+        return observations, legal_actions(self.env, infos, self.num_actions), infos
+
+    def step(self, actions: np.ndarray) -> Step:
+        """Step every sub-environment with ``actions`` (N,)."""
+        observations, rewards, terminated, truncated, infos = self.env.step(actions)
+        rewards, terminated, truncated = np.asarray(rewards), np.asarray(terminated), np.asarray(truncated)
+        valid = ~self.autoresetting
+        first = self.in_first_episode & valid
+        self.returns += np.where(valid, rewards, 0.0)
+        ended = valid & (terminated | truncated)
+        finished = self.returns[ended].tolist()
+        self.returns[ended] = 0.0
+        self.autoresetting = terminated | truncated
+        self.in_first_episode &= ~ended
+        return Step(
+            observations,
+            legal_actions(self.env, infos, self.num_actions),
+            rewards,
+            terminated,
+            truncated,
+            infos,
+            valid,
+            first,
+            finished,
+        )
