@@ -135,7 +135,7 @@ def record_differences(
     recorded_task, expected_task = recorded.get("task"), expected.get("task")
     if (recorded_task is None) != (expected_task is None):
         found.append(f"task: {recorded_task} vs {expected_task}")
-    elif recorded_task is not None:
+    elif recorded_task is not None and expected_task is not None:  # both given, or both None
         found += [
             f"task.{d}"
             for d in AcquisitionTask.from_dict(recorded_task).differences(AcquisitionTask.from_dict(expected_task))

@@ -343,6 +343,17 @@ def value_iteration(
     )
 
 
+def _check_q_learning_settings(episodes: int, alpha: float, gamma: float, epsilon: tuple[float, ...]) -> None:
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if not all(0.0 <= x <= 1.0 for x in epsilon):
+        raise ValueError(f"epsilon (start, end, fraction) must each be in [0, 1], got {epsilon}")
+
+
 def q_learning(
     env: gym.Env,
     episodes: int,
@@ -378,14 +389,7 @@ def q_learning(
     """
     n_states = _discrete_size(env.observation_space, "observation space")
     n_actions = _discrete_size(env.action_space, "action space")
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-    if not all(0.0 <= x <= 1.0 for x in epsilon):
-        raise ValueError(f"epsilon (start, end, fraction) must each be in [0, 1], got {epsilon}")
+    _check_q_learning_settings(episodes, alpha, gamma, epsilon)
     schedule = LinearSchedule(*epsilon)
 
     rng = np.random.default_rng(seed)

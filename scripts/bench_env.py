@@ -28,6 +28,7 @@ import torch
 import mri_rl  # noqa: F401  (registers the environment)
 from mri_rl.data import SyntheticSpec, write_synthetic_dataset
 from mri_rl.envs import ENV_ID
+from mri_rl.kspace import apply_mask
 from mri_rl.reconstruct import UnetReconstructor, ZeroFilledReconstructor
 
 
@@ -73,7 +74,7 @@ def bare_forward(reconstructor: torch.nn.Module, env_kwargs: dict, num_envs: int
     env.reset(seed=0)
     episodes = env.unwrapped.episodes
     rows = torch.arange(num_envs)
-    masked = episodes.masked_kspace(rows, episodes.acquired)
+    masked = apply_mask(episodes.kspace[rows], episodes.acquired)
     mask = episodes.acquired.clone()
 
     @torch.no_grad()

@@ -25,6 +25,7 @@ import torch
 
 from mri_rl.data import SyntheticSpec, write_synthetic_dataset
 from mri_rl.envs import ENV_ID
+from mri_rl.kspace import apply_mask
 from mri_rl.policies import OraclePolicy
 from mri_rl.reconstruct import UnetReconstructor, ZeroFilledReconstructor
 
@@ -84,7 +85,7 @@ def main() -> None:
             columns = np.concatenate([np.flatnonzero(m) for m in masks])
             candidate_masks = episodes.acquired[torch.as_tensor(rows)].clone()
             candidate_masks[torch.arange(len(rows)), torch.as_tensor(columns)] = True
-            inputs = episodes.masked_kspace(torch.as_tensor(rows), candidate_masks)
+            inputs = apply_mask(episodes.kspace[torch.as_tensor(rows)], candidate_masks)
             chunk = episodes.look_ahead_batch_size
 
             oracle_time = best_time(functools.partial(oracle.scores, None, masks), args.repeats)

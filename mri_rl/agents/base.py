@@ -193,6 +193,7 @@ class Agent:
         if isinstance(space, spaces.Dict):  # compare one key's value with that key's space
             key = next(iter(space.spaces))  # (Dict sorts its keys: not the order of obs)
             space, obs = space[key], obs[key]
+        assert space.shape is not None  # a Box or MultiBinary: the networks refuse other spaces
         return np.ndim(obs) == len(space.shape) + 1
 
     def to_tensor(self, obs: Any) -> torch.Tensor | dict[str, torch.Tensor]:
@@ -230,6 +231,16 @@ class Agent:
         return (actions, None) if batched else (int(actions[0]), None)
 
     # ------------------------------------------------------------------ training
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Callback = None,
+        progress_bar: bool = True,
+        reset_num_timesteps: bool = True,
+    ) -> Agent:
+        """Train for ``total_timesteps`` env steps, or until the callback returns False (subclasses implement it)."""
+        raise NotImplementedError
+
     def _training(
         self, total_timesteps: int, callback: Callback, progress_bar: bool, reset_num_timesteps: bool
     ) -> TrainingRun:
@@ -343,6 +354,7 @@ class TrainingRun:
     def __init__(
         self, agent: Agent, total_timesteps: int, callback: Callback, progress_bar: bool, reset_num_timesteps: bool
     ) -> None:
+        assert agent.env is not None  # Agent._training raised otherwise
         if reset_num_timesteps:
             agent.num_timesteps, agent.num_episodes, agent.episode_returns = 0, 0, []
         self.agent = agent

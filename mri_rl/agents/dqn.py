@@ -127,6 +127,7 @@ class DQN(Agent):
         """
         s = self.settings
         with self._training(total_timesteps, callback, progress_bar, reset_num_timesteps) as run:
+            assert self.buffer is not None  # _training checked there is an env, so _build made the buffer
             train_every = max(s.train_freq // run.num_envs, 1)
             target_every = max(s.target_update_interval // run.num_envs, 1)
             obs, legal = run.start()
@@ -148,6 +149,7 @@ class DQN(Agent):
     def _train_step(self) -> float:
         """One gradient step on a replay batch; returns the loss."""
         s = self.settings
+        assert self.buffer is not None  # called from learn, which has a buffer
         batch = self.buffer.sample(s.batch_size, self.rng, s.n_step, s.gamma, self.device)
         next_masks = batch.next_action_masks if self.buffer.has_illegal_actions else None
         with torch.no_grad():

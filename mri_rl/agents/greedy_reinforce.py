@@ -73,5 +73,6 @@ def look_ahead_of(env: VectorEnv) -> Callable[[np.ndarray], np.ndarray]:
     if hasattr(env.unwrapped, "look_ahead"):
         return env.unwrapped.look_ahead
     if isinstance(env, SyncVectorEnv) and all(hasattr(e.unwrapped, "look_ahead") for e in env.envs):
-        return lambda candidates: np.stack([e.unwrapped.look_ahead(c) for e, c in zip(env.envs, candidates)])
+        envs: list[Any] = env.envs  # duck-typed: each one's unwrapped env has look_ahead (checked above)
+        return lambda candidates: np.stack([e.unwrapped.look_ahead(c) for e, c in zip(envs, candidates)])
     raise TypeError("greedy REINFORCE needs an env with look_ahead (e.g. mri_rl/ActiveAcquisition-v0)")

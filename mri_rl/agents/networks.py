@@ -9,6 +9,7 @@ features are concatenated.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ class ImageEncoder(nn.Module):
 class FlattenEncoder(nn.Module):
     """Flatten a vector-like observation: (B, *shape) -> (B, prod(shape))."""
 
-    def __init__(self, space: spaces.Space) -> None:
+    def __init__(self, space: spaces.Box | spaces.MultiBinary) -> None:
         super().__init__()
         self.output_dim = int(np.prod(space.shape))
 
@@ -90,23 +91,24 @@ class ObservationEncoder(nn.Module):
     def __init__(self, space: spaces.Space, image_features: int = 64) -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
-        subspaces = dict(space.spaces) if self.is_dict else {"obs": space}
-        encoders = {}
+        subspaces = dict(space.spaces) if isinstance(space, spaces.Dict) else {"obs": space}
+        encoders: dict[str, ImageEncoder | FlattenEncoder] = {}
         for key, subspace in subspaces.items():
             if not isinstance(subspace, (spaces.Box, spaces.MultiBinary)):
                 raise TypeError(f"observation key {key!r}: unsupported space {subspace}; expected Box or MultiBinary")
-            encoders[key] = (
-                ImageEncoder(*subspace.shape, features=image_features)
-                if is_image_space(subspace)
-                else FlattenEncoder(subspace)
-            )
+            if is_image_space(subspace):
+                channels, height, width = subspace.shape
+                encoders[key] = ImageEncoder(channels, height, width, features=image_features)
+            else:
+                encoders[key] = FlattenEncoder(subspace)
         self.encoders = nn.ModuleDict(encoders)
-        self.output_dim = sum(e.output_dim for e in self.encoders.values())
+        self.output_dim = sum(e.output_dim for e in encoders.values())
 
     def forward(self, obs: Observation) -> torch.Tensor:
         if not self.is_dict:
             return self.encoders["obs"](obs)
-        return torch.cat([encoder(obs[key]) for key, encoder in self.encoders.items()], dim=1)
+        features = cast(dict[str, torch.Tensor], obs)  # a Dict space's observation
+        return torch.cat([encoder(features[key]) for key, encoder in self.encoders.items()], dim=1)
 
 
 class QNetwork(nn.Module):

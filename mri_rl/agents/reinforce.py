@@ -238,7 +238,7 @@ class REINFORCE(PolicyGradientAgent):
         return returns
 
 
-def _row(obs: Any, e: int) -> Any:
+def _row(obs: Any, e: int | np.integer) -> Any:
     """Observation of sub-environment ``e`` (copied out of the batch)."""
     return {k: np.array(v[e]) for k, v in obs.items()} if isinstance(obs, dict) else np.array(obs[e])
 

@@ -14,6 +14,7 @@ float16, which is exact to 1e-3 relative for the MRI reconstructions (of order o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -72,10 +73,12 @@ class ReplayBuffer:
         self.slots = max(capacity // num_envs, 2)
         self.num_envs = num_envs
         self.is_dict = isinstance(observation_space, spaces.Dict)
-        subspaces = dict(observation_space.spaces) if self.is_dict else {"obs": observation_space}
+        subspaces = (
+            dict(observation_space.spaces) if isinstance(observation_space, spaces.Dict) else {"obs": observation_space}
+        )
         shape = (self.slots, num_envs)
-        self.observations = {
-            key: np.zeros(shape + space.shape, dtype=storage_dtype(space, compact_images))
+        self.observations = {  # Box/MultiBinary subspaces: their shape is a tuple
+            key: np.zeros(shape + cast(tuple[int, ...], space.shape), dtype=storage_dtype(space, compact_images))
             for key, space in subspaces.items()
         }
         self.action_masks = np.zeros(shape + (num_actions,), dtype=bool)
@@ -130,7 +133,7 @@ class ReplayBuffer:
         self.full = self.full or self.position == 0
 
     def can_sample(self, n_step: int) -> bool:
-        return self._num_sampleable_slots(n_step) > 0 and self.valid.any()
+        return self._num_sampleable_slots(n_step) > 0 and bool(self.valid.any())
 
     def _num_sampleable_slots(self, n_step: int) -> int:
         # A slot needs its n following slots written: the n newest slots are not ready.

@@ -89,15 +89,18 @@ def parse_geometry(header: bytes | str) -> KspaceGeometry:
             raise ValueError(f"ismrmrd_header lacks <{'/'.join(path)}> (namespace {ISMRMRD_NAMESPACE})")
         return int(node.text)
 
-    encoded = tuple(read_int("encoding", "encodedSpace", "matrixSize", a) for a in "xyz")
-    recon = tuple(read_int("encoding", "reconSpace", "matrixSize", a) for a in "xyz")
+    def size(space: str) -> tuple[int, int, int]:
+        x, y, z = (read_int("encoding", space, "matrixSize", a) for a in "xyz")
+        return x, y, z
+
+    encoded, recon = size("encodedSpace"), size("reconSpace")
     limits = ("encoding", "encodingLimits", "kspace_encoding_step_1")
     center = read_int(*limits, "center")
     maximum = read_int(*limits, "maximum")
     padding_left = encoded[1] // 2 - center
     return KspaceGeometry(
-        encoded_size=encoded,  # type: ignore[arg-type]
-        recon_size=recon,  # type: ignore[arg-type]
+        encoded_size=encoded,
+        recon_size=recon,
         padding_left=padding_left,
         padding_right=padding_left + maximum + 1,
     )

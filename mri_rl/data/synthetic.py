@@ -180,6 +180,23 @@ def _coil_sensitivities(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, 
     return np.stack(maps)
 
 
+def _body(rng: np.random.Generator) -> tuple[np.ndarray, float, float, float]:
+    """The body ellipsoid (centre x, y, z, axes, angle, value), its value, outer layer and layer thickness."""
+    body = np.array(
+        [
+            rng.uniform(-0.05, 0.05),
+            rng.uniform(-0.05, 0.05),
+            0.0,
+            rng.uniform(0.75, 0.9),
+            rng.uniform(0.6, 0.85),
+            rng.uniform(0.9, 1.3),
+            rng.uniform(-0.3, 0.3),
+            1.0,
+        ]
+    )
+    return body, rng.uniform(0.3, 0.45), rng.uniform(0.3, 0.5), rng.uniform(0.85, 0.92)
+
+
 def synthesize_images(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
     """Complex images of one volume on the full encoded grid.
 
@@ -193,21 +210,7 @@ def synthesize_images(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarr
     cols = (np.arange(width) - width / 2) / pixels_per_unit
     v, u = np.meshgrid(rows, cols, indexing="ij")
 
-    body = np.array(
-        [
-            rng.uniform(-0.05, 0.05),
-            rng.uniform(-0.05, 0.05),
-            0.0,
-            rng.uniform(0.75, 0.9),
-            rng.uniform(0.6, 0.85),
-            rng.uniform(0.9, 1.3),
-            rng.uniform(-0.3, 0.3),
-            1.0,
-        ]
-    )
-    body_value = rng.uniform(0.3, 0.45)
-    outer_layer = rng.uniform(0.3, 0.5)
-    layer_thickness = rng.uniform(0.85, 0.92)
+    body, body_value, outer_layer, layer_thickness = _body(rng)
     tissues = _ellipsoids(rng, int(rng.integers(4, 8)), 0.4, (0.08, 0.35), (0.2, 0.8), (-0.25, 0.5))
     details = _ellipsoids(rng, int(rng.integers(6, 16)), 0.55, (0.015, 0.05), (0.05, 0.3), (-0.25, 0.35))
     phase_coefficients = rng.uniform(-1, 1, 7) * np.array([np.pi, 1.0, 1.0, 0.5, 0.5, 0.5, 1.0])

@@ -59,6 +59,23 @@ def make_episodes(
         TaskError: an unknown task field or a bad value.
         ValueError: a task whose recorded reconstructor fingerprint is not the file's now.
     """
+    resolved, model, fingerprint = resolve_task(task, reconstructor, task_fields)
+    source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
+    resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
+    return AcquisitionEpisodes(source, model, num_episodes, resolved, device, look_ahead_batch_size, column_spectrum)
+
+
+def resolve_task(
+    task: AcquisitionTask | Mapping[str, Any] | None,
+    reconstructor: str | Path | Reconstructor | None,
+    task_fields: dict[str, Any],
+) -> tuple[AcquisitionTask, Reconstructor, str]:
+    """The task with its field changes, the reconstructor it names (or was given) and its fingerprint.
+
+    Raises:
+        TaskError: an unknown task field or a bad value.
+        ValueError: a task whose recorded reconstructor fingerprint is not the file's now.
+    """
     base = (
         task
         if isinstance(task, AcquisitionTask)
@@ -68,22 +85,19 @@ def make_episodes(
         task_fields = {**task_fields, "reconstructor": str(reconstructor)}
     resolved = base.with_changes(**task_fields)
     if isinstance(reconstructor, Reconstructor):
-        model, fingerprint = reconstructor, reconstructor.fingerprint()
         resolved = resolved.with_changes(reconstructor=f"in-memory {type(reconstructor).__name__}")
-    else:
-        model = build_reconstructor(resolved.reconstructor)
-        fingerprint = (
-            ZERO_FILLED if resolved.reconstructor == ZERO_FILLED else checkpoint_fingerprint(resolved.reconstructor)
-        )
+        return resolved, reconstructor, reconstructor.fingerprint()
+    model = build_reconstructor(resolved.reconstructor)
+    fingerprint = (
+        ZERO_FILLED if resolved.reconstructor == ZERO_FILLED else checkpoint_fingerprint(resolved.reconstructor)
+    )
     recorded = resolved.reconstructor_fingerprint
     if recorded is not None and recorded != fingerprint and "reconstructor" not in task_fields:
         raise ValueError(
             f"the task's reconstructor {resolved.reconstructor} has fingerprint {fingerprint}, not the "
             f"{recorded} recorded with the task: the file changed since"
         )
-    source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
-    resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
-    return AcquisitionEpisodes(source, model, num_episodes, resolved, device, look_ahead_batch_size, column_spectrum)
+    return resolved, model, fingerprint
 
 
 def episodes_record(episodes: AcquisitionEpisodes) -> dict[str, Any]:

@@ -89,10 +89,11 @@ class AcquisitionEpisodes:
         self.slice_ids = np.zeros(n, dtype=np.int64)
 
     # ----------------------------------------------------------------- transitions
-    def start_slices(self, rows: Sequence[int], slice_ids: Sequence[int]) -> None:
+    def start_slices(self, rows: Sequence[int] | np.ndarray, slice_ids: Sequence[int] | np.ndarray) -> None:
         """Put new slices into ``rows`` with their initial masks (no reconstruction yet)."""
         for row, slice_id in zip(rows, slice_ids):
             item = self.source[int(slice_id)]
+            assert item.target is not None  # the source's dataset requires targets
             meta = item.metadata
             self.kspace[row] = item.kspace.reshape(self.kspace.shape[1:]).to(self.device)
             self.target[row] = item.target.to(self.device)

@@ -17,10 +17,11 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 
 from mri_rl.agents import AGENTS
 from mri_rl.agents.base import AGENT_FORMAT
@@ -51,6 +52,9 @@ from mri_rl.provenance import (
 )
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 from mri_rl.task import DEFAULT_TASK, ZERO_FILLED, AcquisitionTask
+
+if TYPE_CHECKING:
+    from mri_rl.envs.vector import BatchedActiveAcquisitionEnv
 
 BASELINE_NAMES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle")
 POLICY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -107,7 +111,7 @@ def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
         ValueError: an unknown baseline, a name that is not a plain file name (letters,
             digits, ``_``, ``-``, ``.``), or a name given twice.
     """
-    parsed = []
+    parsed: list[tuple[str, Path | None]] = []
     for spec in specs:
         name, _, path = spec.partition("=")
         if path:
@@ -140,6 +144,11 @@ def make_batched_env(
     )
 
 
+def _acquisition_env(env: gym.vector.VectorEnv) -> BatchedActiveAcquisitionEnv:
+    """The MRI env under ``env`` (one made by :func:`make_batched_env`)."""
+    return cast("BatchedActiveAcquisitionEnv", env.unwrapped)
+
+
 def lbcs_train_folder(setup: EvaluationSetup) -> Path:
     """Where LBCS learns its order: ``lbcs_train_data``'s train split, or the root's."""
     if setup.lbcs_train_data is not None:
@@ -159,7 +168,7 @@ def lbcs_order(
         RecordMismatchError: the cache was learned under another task, data or slices.
     """
     env = make_batched_env(setup, folder, setup.lbcs_slices)
-    total = env.unwrapped.num_slices
+    total = _acquisition_env(env).num_slices
     indices = np.unique(np.linspace(0, total - 1, min(setup.lbcs_slices, total)).round().astype(int)).tolist()
     record = make_record(task, {"lbcs_train": data_fingerprint(folder)}, {"lbcs_slices": indices})
 
@@ -191,7 +200,7 @@ def check_learned_policy(path: Path, agent: Any, env: gym.vector.VectorEnv, allo
     Raises:
         ValueError: other spaces; or another task unless ``allow_task_mismatch``.
     """
-    env_space = env.single_observation_space
+    env_space = cast(spaces.Dict, env.single_observation_space)  # the MRI env observes a Dict
     keys = getattr(agent.observation_space, "spaces", {})
     same_keys = keys and all(key in env_space.spaces and env_space[key] == space for key, space in keys.items())
     if not (same_keys or agent.observation_space == env_space) or agent.action_space != env.single_action_space:
@@ -203,7 +212,7 @@ def check_learned_policy(path: Path, agent: Any, env: gym.vector.VectorEnv, allo
     if trained_task is None:
         differences = ["no record of the task it was trained on"]
     else:
-        differences = AcquisitionTask.from_dict(trained_task).differences(env.unwrapped.task)
+        differences = AcquisitionTask.from_dict(trained_task).differences(_acquisition_env(env).task)
     if differences and not allow_task_mismatch:
         raise ValueError(
             f"{path} was trained on another task than this evaluation's ({'; '.join(differences)}; "
@@ -218,8 +227,8 @@ def build_policy(
     """The policy called ``name``: ``agent`` when it is a learned one, else a baseline."""
     if agent is not None:
         return agent
-    width = env.single_action_space.n
-    task = env.unwrapped.task
+    width = int(cast(spaces.Discrete, env.single_action_space).n)  # the MRI env's actions are columns
+    task = _acquisition_env(env).task
     if name == "random":
         return RandomPolicy(width, seed)
     if name == "lowtohigh":
@@ -311,7 +320,7 @@ def evaluate_policies(
     agents = {name: None if path is None else load_agent(path) for name, path in policies}
     spectrum = any("column_spectrum" in getattr(a.observation_space, "spaces", {}) for a in agents.values() if a)
     env = make_batched_env(setup, folder, setup.batch_size, column_spectrum=spectrum)
-    task = env.unwrapped.task
+    task = _acquisition_env(env).task
     mismatches = {}
     for name, path in policies:
         if path is not None:
@@ -337,7 +346,7 @@ def evaluate_policies(
             write_rows_csv(partial, rollout_policy(policy, env, task.budget, name, seed, progress=progress))
             atomic_write_text(sidecar_path(partial), json.dumps({"record": record}, indent=1) + "\n")
             rows += read_rows_csv(partial)  # the same parsed values whether computed now or resumed
-    settings = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
+    settings: dict[str, Any] = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
     if mismatches:
         settings["task_mismatch"] = mismatches
     report_record = make_record(task, {"evaluated": evaluated}, settings)

@@ -106,21 +106,22 @@ class EquispacedPolicy(AcquisitionPolicy):
 
     Args:
         width: k-space columns.
-        budget: columns to acquire per episode.
+        budget: columns to acquire per episode (None: every column).
     """
 
     name = "equispaced"
 
-    def __init__(self, width: int, budget: int) -> None:
+    def __init__(self, width: int, budget: int | None) -> None:
         super().__init__(width)
         self.budget = budget
         self.planned = np.zeros((0, width), dtype=bool)
 
     @staticmethod
-    def plan(free_columns: np.ndarray, budget: int) -> np.ndarray:
-        """Evenly spaced picks among the sorted free columns (bool (W,) -> planned column indices)."""
+    def plan(free_columns: np.ndarray, budget: int | None) -> np.ndarray:
+        """Evenly spaced picks among the sorted free columns (bool (W,) -> planned column indices);
+        every free column without a budget."""
         free = np.flatnonzero(free_columns)
-        if len(free) <= budget:
+        if budget is None or len(free) <= budget:
             return free
         return free[np.round(np.linspace(0, len(free) - 1, budget)).astype(int)]
 

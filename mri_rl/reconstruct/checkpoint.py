@@ -11,7 +11,7 @@ An exported checkpoint is a plain dictionary (loadable with ``weights_only=True`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -32,15 +32,16 @@ def export_reconstructor(model: Reconstructor, path: str | Path, record: dict[st
     how it was made (:mod:`mri_rl.provenance`)."""
     if getattr(model, "kind", None) not in TRAINABLE_KINDS:
         raise ValueError(f"cannot export {type(model).__name__}; exportable kinds: {sorted(TRAINABLE_KINDS)}")
+    trainable = cast(TrainableReconstructor, model)  # a trainable kind (checked above)
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "kind": model.kind,
-        "hparams": dict(model.hparams),
-        "challenge": model.challenge,
-        "recon_size": None if model.recon_size is None else list(model.recon_size),
-        "normalization": model.normalization,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "kind": trainable.kind,
+        "hparams": dict(trainable.hparams),
+        "challenge": trainable.challenge,
+        "recon_size": None if trainable.recon_size is None else list(trainable.recon_size),
+        "normalization": trainable.normalization,
+        "state_dict": {k: v.detach().cpu() for k, v in trainable.state_dict().items()},
         "record": record,
     }
     return atomic_save(checkpoint, path)

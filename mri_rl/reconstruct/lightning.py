@@ -10,11 +10,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastmri
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.data import AttributeDict
+from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
 from torch.utils.data import DataLoader
 
 from mri_rl.data import FastMRISliceDataset
@@ -86,16 +88,20 @@ class ReconstructionDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        if trainer is not None and trainer.reload_dataloaders_every_n_epochs != 1:
-            warnings.warn(
-                "training masks are redrawn each epoch only with Trainer(reload_dataloaders_every_n_epochs=1)",
-                stacklevel=2,
-            )
+        if trainer is not None:
+            every = trainer.reload_dataloaders_every_n_epochs  # type: ignore[attr-defined]  # undeclared on Trainer
+            if every != 1:
+                warnings.warn(
+                    "training masks are redrawn each epoch only with Trainer(reload_dataloaders_every_n_epochs=1)",
+                    stacklevel=2,
+                )
         epoch = trainer.current_epoch if trainer is not None else 0
-        return self._loader(MaskedSlices(self.train_slices, self.masks, (self.seed, epoch)), shuffle=True)
+        slices = cast(FastMRISliceDataset, self.train_slices)  # opened by setup(), which Lightning runs first
+        return self._loader(MaskedSlices(slices, self.masks, (self.seed, epoch)), shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(MaskedSlices(self.val_slices, self.masks, (self.seed,)), shuffle=False)
+        slices = cast(FastMRISliceDataset, self.val_slices)  # opened by setup(), which Lightning runs first
+        return self._loader(MaskedSlices(slices, self.masks, (self.seed,)), shuffle=False)
 
     def _loader(self, dataset: MaskedSlices, shuffle: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
@@ -168,7 +174,8 @@ class ReconstructionModule(pl.LightningModule):
                 f"val_{name}", metrics[name].mean().float(), batch_size=size, sync_dist=True, prog_bar=name == "ssim"
             )
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.hparams.lr_step_size, self.hparams.lr_gamma)
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        hparams = cast(AttributeDict, self.hparams)  # what save_hyperparameters() stores
+        optimizer = torch.optim.Adam(self.parameters(), lr=hparams.lr, weight_decay=hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, hparams.lr_step_size, hparams.lr_gamma)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}

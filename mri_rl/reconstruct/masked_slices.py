@@ -39,7 +39,7 @@ def split_geometry(slices: FastMRISliceDataset, batch_size: int) -> tuple[tuple[
             shapes while ``batch_size`` > 1 (such slices cannot be stacked into batches).
     """
     volumes = list(slices.volumes.values())
-    recon_sizes = {tuple(v.geometry.recon_size[:2]) for v in volumes}
+    recon_sizes = {(v.geometry.recon_size[0], v.geometry.recon_size[1]) for v in volumes}
     if len(recon_sizes) > 1:
         raise ValueError(f"{slices.folder} mixes target sizes {sorted(recon_sizes)}; a reconstructor needs one")
     kspace_shapes = {v.slice_shape for v in volumes}

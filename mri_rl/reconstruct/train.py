@@ -234,52 +234,52 @@ def train_reconstructor(
         FileNotFoundError: ``resume`` without a last checkpoint; missing data.
         FileExistsError: ``out`` already holds a run and ``resume`` is False.
     """
+    # long: 40 of its lines document its eleven arguments; the body is about 35
     out = Path(out)
-    last = out / CHECKPOINT_DIR / LAST_CHECKPOINT
-    if resume and not last.is_file():
-        raise FileNotFoundError(f"cannot resume: {last} does not exist")
-    if not resume and last.exists():
-        raise FileExistsError(f"{out} already holds a training run: resume it or choose another folder")
+    last = _last_checkpoint(out, resume)
     model_hparams = config_section(config, "model")
     kind = model_hparams.pop("kind", None)
     if model is not None and model != kind:
         raise ValueError(f"the config describes a {kind!r} reconstructor, not {model!r}")
-    trainer_options = {**config_section(config, "trainer"), **(trainer_kwargs or {})}
-    if max_epochs is not None:
-        trainer_options["max_epochs"] = max_epochs
-    reserved = sorted(set(trainer_options) & set(RESERVED_TRAINER_ARGS))
-    if reserved:
-        raise ValueError(f"train_reconstructor sets the Trainer arguments {reserved} itself")
+    trainer_options = _trainer_options(config, max_epochs, trainer_kwargs)
     masks = config_section(config, "masks")
     if "train" not in masks:
         raise ValueError("the config's 'masks' section needs a 'train' mask sampler")
     train, val = training_folders(data, task.challenge, val_data)
     record = reconstructor_record(task, train, val, config, trainer_options.get("max_epochs"))
-    record_file = out / RECORD_NAME
     if resume:  # resuming to train for more (or fewer) epochs is what resume is for
-        check_record(
-            read_json_record(record_file),
-            record,
-            out,
-            "choose another --out (or drop --resume)",
-            ignore=("settings.max_epochs",),
-        )
+        fresh_start = "choose another --out (or drop --resume)"
+        check_record(read_json_record(out / RECORD_NAME), record, out, fresh_start, ignore=("settings.max_epochs",))
 
     seed = int(config.get("seed", 0))
     pl.seed_everything(seed, workers=True)
+    sampler = build_mask_sampler(masks["train"], task)
     datamodule = ReconstructionDataModule(
-        train,
-        val,
-        task.challenge,
-        build_mask_sampler(masks["train"], task),
-        seed=seed,
-        **config_section(config, "data"),
+        train, val, task.challenge, sampler, seed=seed, **config_section(config, "data")
     )
     datamodule.setup("fit")
+    assert datamodule.recon_size is not None  # setup() sets it
     module = ReconstructionModule(
         kind, model_hparams, task.challenge, datamodule.recon_size, **config_section(config, "optimization")
     )
-    atomic_write_text(record_file, json.dumps({"record": record}, indent=1) + "\n")
+    atomic_write_text(out / RECORD_NAME, json.dumps({"record": record}, indent=1) + "\n")
+    trainer, checkpoint = _fit(module, datamodule, out, trainer_options, last if resume else None)
+    if trainer.is_global_zero:
+        best = checkpoint.best_model_path or checkpoint.last_model_path
+        best_module = ReconstructionModule.load_from_checkpoint(best, map_location="cpu")
+        export_reconstructor(best_module.reconstructor, out / EXPORT_NAME, record)
+    trainer.strategy.barrier()
+    return out / EXPORT_NAME
+
+
+def _fit(
+    module: ReconstructionModule,
+    datamodule: ReconstructionDataModule,
+    out: Path,
+    trainer_options: dict[str, Any],
+    resume_from: Path | None,
+) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """Fit with Lightning: TensorBoard logs, and the best (val SSIM) and last checkpoints."""
     checkpoint = ModelCheckpoint(
         dirpath=out / CHECKPOINT_DIR,
         filename="best-epoch{epoch:03d}-ssim{val_ssim:.4f}",
@@ -295,15 +295,35 @@ def train_reconstructor(
         default_root_dir=out,
         **trainer_options,
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    return trainer, checkpoint
 
-    exported = out / EXPORT_NAME
-    if trainer.is_global_zero:
-        best = checkpoint.best_model_path or checkpoint.last_model_path
-        best_module = ReconstructionModule.load_from_checkpoint(best, map_location="cpu")
-        export_reconstructor(best_module.reconstructor, exported, record)
-    trainer.strategy.barrier()
-    return exported
+
+def _last_checkpoint(out: Path, resume: bool) -> Path:
+    """``out``'s last Lightning checkpoint, which must exist to resume and must not to start."""
+    last = out / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"cannot resume: {last} does not exist")
+    if not resume and last.exists():
+        raise FileExistsError(f"{out} already holds a training run: resume it or choose another folder")
+    return last
+
+
+def _trainer_options(
+    config: Mapping[str, Any], max_epochs: int | None, trainer_kwargs: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The Trainer arguments: the config's ``trainer`` section, then ``trainer_kwargs`` and ``max_epochs``.
+
+    Raises:
+        ValueError: arguments that train_reconstructor sets itself.
+    """
+    options = {**config_section(config, "trainer"), **(trainer_kwargs or {})}
+    if max_epochs is not None:
+        options["max_epochs"] = max_epochs
+    reserved = sorted(set(options) & set(RESERVED_TRAINER_ARGS))
+    if reserved:
+        raise ValueError(f"train_reconstructor sets the Trainer arguments {reserved} itself")
+    return options
 
 
 def reconstructor_name(model: Reconstructor) -> str:
@@ -366,29 +386,42 @@ def evaluate_reconstructor(
     candidates.setdefault("zero_filled", ZeroFilledReconstructor())
     rows = []
     for mask_name, sampler in masks.items():
-        scores: dict[str, dict[str, list[torch.Tensor]]] = {
-            name: {m: [] for m in EVALUATED_METRICS} for name in candidates
-        }
-        rates = []
-        for batch in DataLoader(MaskedSlices(slices, sampler, (seed,)), batch_size=batch_size):
-            kspace, mask, target, data_range = (field.to(device) for field in batch)
-            rates.append(mask.float().mean(dim=1).cpu())
-            for name, candidate in candidates.items():
-                metrics = image_metrics(candidate(kspace, mask, recon_size).float(), target, data_range)
-                for metric in EVALUATED_METRICS:
-                    scores[name][metric].append(metrics[metric].cpu())
-        for name in candidates:
-            row: dict[str, Any] = {
-                "mask": mask_name,
-                "reconstructor": name,
-                "sampling_rate": float(torch.cat(rates).mean()),
-                "num_images": len(slices),
-            }
+        loader = DataLoader(MaskedSlices(slices, sampler, (seed,)), batch_size=batch_size)
+        rows += _mask_rows(mask_name, loader, candidates, recon_size, device, len(slices))
+    return rows
+
+
+def _mask_rows(
+    mask_name: str,
+    loader: DataLoader,
+    candidates: Mapping[str, Reconstructor],
+    recon_size: tuple[int, int],
+    device: str | torch.device,
+    num_images: int,
+) -> list[dict[str, Any]]:
+    """One row per reconstructor of the mean and std of each metric over the ``loader``'s slices."""
+    scores: dict[str, dict[str, list[torch.Tensor]]] = {name: {m: [] for m in EVALUATED_METRICS} for name in candidates}
+    rates = []
+    for batch in loader:
+        kspace, mask, target, data_range = (field.to(device) for field in batch)
+        rates.append(mask.float().mean(dim=1).cpu())
+        for name, candidate in candidates.items():
+            metrics = image_metrics(candidate(kspace, mask, recon_size).float(), target, data_range)
             for metric in EVALUATED_METRICS:
-                values = torch.cat(scores[name][metric])
-                row[metric] = float(values.mean())
-                row[f"{metric}_std"] = float(values.std(unbiased=False))
-            rows.append(row)
+                scores[name][metric].append(metrics[metric].cpu())
+    rows = []
+    for name in candidates:
+        row: dict[str, Any] = {
+            "mask": mask_name,
+            "reconstructor": name,
+            "sampling_rate": float(torch.cat(rates).mean()),
+            "num_images": num_images,
+        }
+        for metric in EVALUATED_METRICS:
+            values = torch.cat(scores[name][metric])
+            row[metric] = float(values.mean())
+            row[f"{metric}_std"] = float(values.std(unbiased=False))
+        rows.append(row)
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mri_rl.reconstruct.base import Reconstructor
@@ -23,7 +24,7 @@ class TrainableReconstructor(Reconstructor):
     kind: str
     normalization: str
 
-    def __init__(self, hparams: dict[str, Any], challenge: str, recon_size: tuple[int, int] | None) -> None:
+    def __init__(self, hparams: dict[str, Any], challenge: str, recon_size: Sequence[int] | None) -> None:
         super().__init__()
         self.hparams = dict(hparams)
         self.challenge = challenge

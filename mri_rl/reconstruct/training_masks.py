@@ -138,15 +138,15 @@ class MixtureMaskSampler(MaskSampler):
     """
 
     def __init__(self, samplers: Sequence[MaskSampler], weights: Sequence[float]) -> None:
-        weights = np.asarray(weights, dtype=np.float64)
-        if len(samplers) == 0 or len(samplers) != len(weights):
+        probabilities = np.asarray(weights, dtype=np.float64)
+        if len(samplers) == 0 or len(samplers) != len(probabilities):
             raise ValueError(
-                f"need one weight per sampler, got {len(samplers)} sampler(s) and {len(weights)} weight(s)"
+                f"need one weight per sampler, got {len(samplers)} sampler(s) and {len(probabilities)} weight(s)"
             )
-        if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"mixture weights must be non-negative with a positive sum, got {weights.tolist()}")
+        if (probabilities < 0).any() or probabilities.sum() <= 0:
+            raise ValueError(f"mixture weights must be non-negative with a positive sum, got {probabilities.tolist()}")
         self.samplers = list(samplers)
-        self.weights = weights / weights.sum()
+        self.weights = probabilities / probabilities.sum()
 
     def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
         seed = seed_tuple(seed)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 from torch.utils.tensorboard import SummaryWriter
 
@@ -33,7 +35,7 @@ class RunLogger:
             writer.writerows(rows)
         self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
 
-    def log(self, row: dict[str, float]) -> None:
+    def log(self, row: Mapping[str, float | None]) -> None:
         """Write one row (missing columns are left empty, NaN is written empty)."""
         clean = {
             key: ("" if value is None or (isinstance(value, float) and math.isnan(value)) else value)
@@ -43,7 +45,7 @@ class RunLogger:
             csv.DictWriter(f, fieldnames=PROGRESS_COLUMNS).writerow(clean)
         for key, value in clean.items():
             if key != "steps" and value != "":
-                self.writer.add_scalar(key, value, global_step=int(row["steps"]))
+                self.writer.add_scalar(key, value, global_step=int(cast(float, row["steps"])))  # rows always have steps
         self.writer.flush()
 
     def close(self) -> None:

@@ -149,37 +149,12 @@ def train_agent(
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
     eval_env = make_env(config, config.eval_env_kwargs, num_envs=1)
     logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
-    schedule = _RunSchedule(config, agent.num_timesteps)
-    result: dict[str, Any] = {"solved_at_step": None}
-
-    def callback(agent: Agent) -> bool:
-        steps = agent.num_timesteps
-        eval_return = None
-        if schedule.due("eval", steps):
-            eval_return, _, _ = evaluate_agent(agent, eval_env, config.eval_episodes, seed=config.seed + 10_000)
-            if config.stop_at_return is not None and eval_return >= config.stop_at_return:
-                result["solved_at_step"] = steps
-        if schedule.due("log", steps) or eval_return is not None:
-            recent = agent.episode_returns[-20:]
-            logger.log(
-                {
-                    "steps": steps,
-                    "episodes": agent.num_episodes,
-                    "return": float(np.mean(recent)) if recent else None,
-                    "loss": agent.last_loss,
-                    "epsilon": getattr(agent, "epsilon", None),
-                    "steps_per_s": schedule.rate(steps),
-                    "eval_return": eval_return,
-                }
-            )
-        if schedule.due("checkpoint", steps):
-            agent.save(checkpoint_path)
-        return result["solved_at_step"] is None
-
-    agent.learn(config.total_steps - agent.num_timesteps, callback, progress_bar, reset_num_timesteps=False)
+    monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps)
+    agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
     agent.save(checkpoint_path)
     agent.save(out_dir / "model.pt")
     mean_return, std_return, returns = evaluate_agent(agent, eval_env, config.eval_episodes, seed=config.seed + 20_000)
+    result: dict[str, Any] = {"solved_at_step": monitor.solved_at_step}
     result.update(
         {
             "mean_return": mean_return,
@@ -194,16 +169,58 @@ def train_agent(
     return result
 
 
+class RunMonitor:
+    """The training run's callback: periodic evaluation (and early stop), log rows, checkpoints.
+
+    Args:
+        config: the run's config (intervals, evaluation episodes, stop threshold, seed).
+        eval_env: a single env to evaluate on.
+        logger: writes progress.csv and TensorBoard.
+        checkpoint_path: where to save the latest checkpoint.
+        start_step: the agent's step count when the run (re)starts.
+    """
+
+    def __init__(self, config: TrainConfig, eval_env: Any, logger: RunLogger, checkpoint_path: Path,
+                 start_step: int) -> None:
+        self.config, self.eval_env, self.logger, self.checkpoint_path = config, eval_env, logger, checkpoint_path
+        self.schedule = _RunSchedule(config, start_step)
+        self.solved_at_step: int | None = None
+
+    def __call__(self, agent: Agent) -> bool:
+        """After each step: evaluate, log and checkpoint when due; False once solved."""
+        config, steps, schedule = self.config, agent.num_timesteps, self.schedule
+        eval_return = None
+        if schedule.due("eval", steps):
+            eval_return, _, _ = evaluate_agent(agent, self.eval_env, config.eval_episodes, seed=config.seed + 10_000)
+            if config.stop_at_return is not None and eval_return >= config.stop_at_return:
+                self.solved_at_step = steps
+        if schedule.due("log", steps) or eval_return is not None:
+            recent = agent.episode_returns[-20:]
+            self.logger.log({
+                "steps": steps,
+                "episodes": agent.num_episodes,
+                "return": float(np.mean(recent)) if recent else None,
+                "loss": agent.last_loss,
+                "epsilon": getattr(agent, "epsilon", None),
+                "steps_per_s": schedule.rate(steps),
+                "eval_return": eval_return,
+            })
+        if schedule.due("checkpoint", steps):
+            agent.save(self.checkpoint_path)
+        return self.solved_at_step is None
+
+
 class _RunSchedule:
     """When a step count crosses the next multiple of an interval; and the steps/s since the last log."""
 
     def __init__(self, config: TrainConfig, start_step: int) -> None:
-        self.intervals = {
+        intervals = {
             "log": config.log_interval,
             "checkpoint": config.checkpoint_interval,
             "eval": config.eval_interval,
         }
-        self.next = {name: (start_step // every + 1) * every for name, every in self.intervals.items() if every}
+        self.intervals = {name: every for name, every in intervals.items() if every}  # None: never due
+        self.next = {name: (start_step // every + 1) * every for name, every in self.intervals.items()}
         self.last_time, self.last_step = time.perf_counter(), start_step
 
     def due(self, name: str, steps: int) -> bool:

@@ -180,3 +180,9 @@ def test_predict_without_action_mask_raises(make_policy):
         policy.predict(None)
     with pytest.raises(ValueError, match="action mask"):
         policy.predict(None, deterministic=True, action_mask=None)
+
+
+def test_equispaced_without_a_budget_plans_every_free_column():
+    free = np.array([False, True, True, False, True, True])
+    np.testing.assert_array_equal(EquispacedPolicy.plan(free, None), [1, 2, 4, 5])
+    np.testing.assert_array_equal(EquispacedPolicy.plan(free, 2), [1, 5])
