@@ -134,14 +134,21 @@ def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
 def make_batched_env(
     setup: EvaluationSetup, folder: Path, num_envs: int, column_spectrum: bool = False
 ) -> gym.vector.VectorEnv:
-    """The batched env of the setup's task over ``folder``, ``num_envs`` episodes at a time."""
-    return gym.make_vec(
-        ENV_ID,
-        num_envs=num_envs,
-        vectorization_mode="vector_entry_point",
-        column_spectrum=column_spectrum,
-        **setup.env_kwargs(folder),
-    )
+    """The batched env of the setup's task over ``folder``, at most ``num_envs`` episodes at a
+    time: a folder of fewer slices gets one episode per slice (a second, small env), not padding."""
+
+    def build(n: int) -> gym.vector.VectorEnv:
+        return gym.make_vec(
+            ENV_ID,
+            num_envs=n,
+            vectorization_mode="vector_entry_point",
+            column_spectrum=column_spectrum,
+            **setup.env_kwargs(folder),
+        )
+
+    env = build(num_envs)
+    num_slices = _acquisition_env(env).num_slices
+    return env if num_slices >= num_envs else build(num_slices)
 
 
 def _acquisition_env(env: gym.vector.VectorEnv) -> BatchedActiveAcquisitionEnv:

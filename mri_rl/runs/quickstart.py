@@ -18,7 +18,6 @@ from typing import Any
 import yaml
 
 from mri_rl.agents import AGENTS
-from mri_rl.runs.training import TrainConfig, make_env, run_record, train_agent
 from mri_rl.configs import load_config
 from mri_rl.configs.schema import from_mapping
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
@@ -33,6 +32,7 @@ from mri_rl.reconstruct.train import (
     training_folders,
 )
 from mri_rl.reconstruct.train import validate_config as validate_recon_config
+from mri_rl.runs.training import TrainConfig, make_env, run_record, train_agent
 from mri_rl.task import AcquisitionTask
 
 FRESH_START = "pass --overwrite (deletes this quick start's stages) or choose a new --out"

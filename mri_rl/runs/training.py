@@ -24,11 +24,11 @@ import yaml
 
 import mri_rl.envs  # noqa: F401  (registers the MRI environment by name)
 from mri_rl.agents import AGENTS, Agent, evaluate_agent
-from mri_rl.runs.run_logger import RunLogger
 from mri_rl.configs import CONFIG_DIR
 from mri_rl.configs.schema import from_mapping
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record, data_fingerprint, make_record
+from mri_rl.runs.run_logger import RunLogger
 
 
 @dataclass
@@ -180,8 +180,9 @@ class RunMonitor:
         start_step: the agent's step count when the run (re)starts.
     """
 
-    def __init__(self, config: TrainConfig, eval_env: Any, logger: RunLogger, checkpoint_path: Path,
-                 start_step: int) -> None:
+    def __init__(
+        self, config: TrainConfig, eval_env: Any, logger: RunLogger, checkpoint_path: Path, start_step: int
+    ) -> None:
         self.config, self.eval_env, self.logger, self.checkpoint_path = config, eval_env, logger, checkpoint_path
         self.schedule = _RunSchedule(config, start_step)
         self.solved_at_step: int | None = None
@@ -196,15 +197,17 @@ class RunMonitor:
                 self.solved_at_step = steps
         if schedule.due("log", steps) or eval_return is not None:
             recent = agent.episode_returns[-20:]
-            self.logger.log({
-                "steps": steps,
-                "episodes": agent.num_episodes,
-                "return": float(np.mean(recent)) if recent else None,
-                "loss": agent.last_loss,
-                "epsilon": getattr(agent, "epsilon", None),
-                "steps_per_s": schedule.rate(steps),
-                "eval_return": eval_return,
-            })
+            self.logger.log(
+                {
+                    "steps": steps,
+                    "episodes": agent.num_episodes,
+                    "return": float(np.mean(recent)) if recent else None,
+                    "loss": agent.last_loss,
+                    "epsilon": getattr(agent, "epsilon", None),
+                    "steps_per_s": schedule.rate(steps),
+                    "eval_return": eval_return,
+                }
+            )
         if schedule.due("checkpoint", steps):
             agent.save(self.checkpoint_path)
         return self.solved_at_step is None
