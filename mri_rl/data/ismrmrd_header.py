@@ -32,7 +32,7 @@ def build_header(geometry: KspaceGeometry, num_coils: int, field_of_view_mm: flo
     rows, cols, _ = geometry.encoded_size
     recon_rows, recon_cols, _ = geometry.recon_size
     center = cols // 2 - geometry.padding_left
-    maximum = geometry.padding_right - geometry.padding_left - 1
+    maximum = geometry.acquired_width - 1
     fov_encoded_x = field_of_view_mm * rows / recon_rows
     fov_encoded_y = field_of_view_mm * cols / recon_cols
 

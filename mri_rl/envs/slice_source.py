@@ -7,6 +7,7 @@ from collections import Counter, OrderedDict
 from pathlib import Path
 
 from mri_rl.data.fastmri_files import FastMRISliceDataset, KspaceSlice
+from mri_rl.kspace import measured_width
 
 
 class SliceSource:
@@ -81,7 +82,7 @@ class SliceSource:
     def measurable_columns(self) -> int:
         """Fewest measurable (not zero-filled) phase-encode columns among the slices."""
         samples = (self.dataset.raw_samples[i] for i in self.indices)
-        return min(int(meta["padding_right"]) - int(meta["padding_left"]) for _, _, meta in samples)
+        return min(measured_width(int(meta["padding_left"]), int(meta["padding_right"])) for _, _, meta in samples)
 
     @property
     def width(self) -> int:
