@@ -13,6 +13,7 @@ definitions, so the convention cannot drift between writing data and reconstruct
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +38,15 @@ def apply_mask(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def data_range(max_value: float | None, target: torch.Tensor) -> float:
-    """The data range of metrics: the volume's ``max`` attribute, else the target's own maximum."""
-    return float(max_value) if max_value is not None else float(target.max())
+    """The data range of metrics: the volume's ``max`` attribute, else the target's own maximum.
+
+    Raises:
+        ValueError: a data range that is not a positive finite number (e.g. an all-zero target).
+    """
+    value = float(max_value) if max_value is not None else float(target.max())
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"data range {value} is not a positive finite number (an all-zero target without 'max'?)")
+    return value
 
 
 def low_frequency_order(width: int) -> np.ndarray:

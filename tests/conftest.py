@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -59,6 +60,25 @@ BAD_KINDS: dict[str, str] = {
     "target_wrong_slices": "shape",
     "nan": "NaN",
     "inf": "Inf",
+    "max_zero": "'max' is 0.0",
+    "max_nan": "'max' is nan",
+    "max_inf": "'max' is inf",
+    "max_negative": "'max' is -5.0",
+    "max_tiny": "below the target's maximum",
+    "max_array": "'max' is array",
+    "max_string": "'max' is",
+    "zero_target_without_max": "all zero",
+}
+
+#: The ``max`` attribute each max_* kind writes.
+MAX_VALUES = {
+    "max_zero": 0.0,
+    "max_nan": float("nan"),
+    "max_inf": float("inf"),
+    "max_negative": -5.0,
+    "max_tiny": 1e-30,
+    "max_array": np.array([1.0, 2.0]),
+    "max_string": "large",
 }
 
 #: Kinds whose problem is in one slice (the error names the slice).
@@ -94,40 +114,55 @@ def make_bad_volume_file(
         with open(path, "r+b") as handle:
             handle.truncate(size // 2)
         return path
-    target_key = TARGET_KEYS[challenge]
     with h5py.File(path, "r+") as hf:
-        if kind == "no_kspace":
-            del hf["kspace"]
-        elif kind == "float_kspace":
-            magnitude = np.abs(hf["kspace"][()]).astype(np.float32)
-            del hf["kspace"]
-            hf["kspace"] = magnitude
-        elif kind == "no_header":
-            del hf["ismrmrd_header"]
-        elif kind == "bad_header":
-            del hf["ismrmrd_header"]
-            hf["ismrmrd_header"] = np.bytes_(b"<ismrmrdHeader><encoding>not closed")
-        elif kind == "padding_too_wide":
-            header = hf["ismrmrd_header"][()].decode()
-            # maximum of kspace_encoding_step_1 (acquired width - 1): twice the k-space width.
-            width = hf["kspace"].shape[-1]
-            step1 = header.index("<kspace_encoding_step_1>")
-            start = header.index("<maximum>", step1) + len("<maximum>")
-            end = header.index("</maximum>", start)
-            header = header[:start] + str(2 * width) + header[end:]
-            del hf["ismrmrd_header"]
-            hf["ismrmrd_header"] = np.bytes_(header.encode())
-        elif kind == "no_target":
-            del hf[target_key]
-        elif kind == "target_wrong_slices":
-            target = hf[target_key][()]
-            del hf[target_key]
-            hf[target_key] = target[:-1]
-        elif kind in ("nan", "inf"):
-            kspace = hf["kspace"]
-            index = (SLICE_KINDS[kind],) + (0,) * (kspace.ndim - 1)
-            kspace[index] = np.nan if kind == "nan" else np.inf
+        if kind in MAX_VALUES:
+            hf.attrs["max"] = MAX_VALUES[kind]
+        else:
+            _DAMAGE[kind](hf, TARGET_KEYS[challenge], kind)
     return path
+
+
+def _replace(hf: h5py.File, key: str, value: Any) -> None:
+    del hf[key]
+    hf[key] = value
+
+
+def _padding_too_wide(hf: h5py.File, target_key: str, kind: str) -> None:
+    """The maximum of kspace_encoding_step_1 (acquired width - 1) set to twice the k-space width."""
+    header = hf["ismrmrd_header"][()].decode()
+    step1 = header.index("<kspace_encoding_step_1>")
+    start = header.index("<maximum>", step1) + len("<maximum>")
+    end = header.index("</maximum>", start)
+    _replace(
+        hf, "ismrmrd_header", np.bytes_((header[:start] + str(2 * hf["kspace"].shape[-1]) + header[end:]).encode())
+    )
+
+
+def _zero_target_without_max(hf: h5py.File, target_key: str, kind: str) -> None:
+    hf[target_key][...] = 0.0
+    del hf.attrs["max"]
+
+
+def _non_finite(hf: h5py.File, target_key: str, kind: str) -> None:
+    kspace = hf["kspace"]
+    kspace[(SLICE_KINDS[kind],) + (0,) * (kspace.ndim - 1)] = np.nan if kind == "nan" else np.inf
+
+
+#: How each kind (besides not_hdf5, truncated and the max_* ones) damages an open copy: (hf, target key, kind).
+_DAMAGE: dict[str, Callable[[h5py.File, str, str], None]] = {
+    "no_kspace": lambda hf, target_key, kind: hf.__delitem__("kspace"),
+    "float_kspace": lambda hf, target_key, kind: _replace(hf, "kspace", np.abs(hf["kspace"][()]).astype(np.float32)),
+    "no_header": lambda hf, target_key, kind: hf.__delitem__("ismrmrd_header"),
+    "bad_header": lambda hf, target_key, kind: _replace(
+        hf, "ismrmrd_header", np.bytes_(b"<ismrmrdHeader><encoding>not closed")
+    ),
+    "padding_too_wide": _padding_too_wide,
+    "no_target": lambda hf, target_key, kind: hf.__delitem__(target_key),
+    "target_wrong_slices": lambda hf, target_key, kind: _replace(hf, target_key, hf[target_key][()][:-1]),
+    "zero_target_without_max": _zero_target_without_max,
+    "nan": _non_finite,
+    "inf": _non_finite,
+}
 
 
 @pytest.fixture(scope="session")

@@ -106,7 +106,7 @@ def inspect_volume(
         geometry = _checked_geometry(hf, path, kspace.shape[-1])
         target = _checked_target(hf, path, challenge, kspace.shape[0], require_target)
         _check_slices(path, [kspace] if target is None else [kspace, target], check_values)
-        max_value = hf.attrs.get("max")
+        max_value = _checked_max(hf, path, target)
         return VolumeInfo(
             path=path,
             num_slices=int(kspace.shape[0]),
@@ -114,7 +114,7 @@ def inspect_volume(
             num_coils=1 if challenge == "singlecoil" else int(kspace.shape[1]),
             geometry=geometry,
             has_target=target is not None,
-            max_value=None if max_value is None else float(max_value),
+            max_value=max_value,
         )
 
 
@@ -166,6 +166,32 @@ def _checked_target(
     if target.ndim != 3 or target.shape[0] != num_slices:
         raise FastMRIDataError(path, f"'{target_key}' has shape {target.shape}; expected ({num_slices}, rows, cols)")
     return target
+
+
+def _checked_max(hf: h5py.File, path: Path, target: h5py.Dataset | None) -> float | None:
+    """The ``max`` attribute, the data range of every metric: one positive finite number, not
+    below the target's own maximum (checked on the first and last slices); None when absent.
+    Without it the target's maximum is the data range, so the target must not be all zero."""
+    peak = None if target is None else max(float(np.max(target[i])) for i in {0, target.shape[0] - 1})
+    if "max" not in hf.attrs:
+        if peak is not None and not peak > 0:
+            raise FastMRIDataError(path, "the target is all zero and there is no 'max' attribute: no data range")
+        return None
+    raw = hf.attrs["max"]
+    value = np.asarray(raw)
+    expected = "expected one positive finite number (the data range of the metrics)"
+    if value.ndim != 0 or value.dtype.kind not in "iuf":
+        raise FastMRIDataError(path, f"attribute 'max' is {raw!r}; {expected}")
+    number = float(value)
+    if not (np.isfinite(number) and number > 0):
+        raise FastMRIDataError(path, f"attribute 'max' is {number}; {expected}")
+    if peak is not None and peak > number * (1 + 1e-3):
+        raise FastMRIDataError(
+            path,
+            f"attribute 'max' is {number:g}, below the target's maximum {peak:g}; it "
+            "must be the volume's maximum (the data range of the metrics)",
+        )
+    return number
 
 
 def _check_slices(path: Path, datasets: list[h5py.Dataset], check_values: bool) -> None:

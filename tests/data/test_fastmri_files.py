@@ -183,6 +183,14 @@ BAD_KINDS_IN_DATASET = [
     "padding_too_wide",
     "no_target",
     "target_wrong_slices",
+    "max_zero",
+    "max_nan",
+    "max_inf",
+    "max_negative",
+    "max_tiny",
+    "max_array",
+    "max_string",
+    "zero_target_without_max",
 ]
 
 
@@ -490,3 +498,15 @@ def test_parse_geometry_needs_the_namespace():
 def test_parse_geometry_of_malformed_xml_raises_value_error():
     with pytest.raises(ValueError, match="XML"):
         parse_geometry(b"<ismrmrdHeader><encoding>")
+
+
+def test_the_data_range_must_be_positive_and_finite():
+    import torch
+
+    from mri_rl.kspace import data_range
+
+    assert data_range(None, torch.tensor([[0.0, 2.5]])) == 2.5
+    assert data_range(3.0, torch.zeros(2, 2)) == 3.0
+    for max_value, target in ((None, torch.zeros(2, 2)), (float("nan"), torch.ones(1)), (-1.0, torch.ones(1))):
+        with pytest.raises(ValueError, match="data range .* is not a positive finite number"):
+            data_range(max_value, target)
