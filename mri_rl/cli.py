@@ -7,6 +7,7 @@ Lightning, fastmri) when it runs, so ``mri-rl --help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -505,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Active MRI acquisition with reinforcement learning on fastMRI-format data.",
     )
     parser.add_argument("--version", action="version", version=f"mri-rl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(commands)
     _add_reconstructor_commands(commands)
@@ -514,14 +516,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status of an expected failure (bad input, a refused reuse, a file that cannot be written).
+EXIT_ERROR = 2
+#: ``errno`` values whose OSError is said in words.
+OS_ERROR_WORDS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+}
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for an expected failure; OSErrors say what happened in words and name the file."""
+    if isinstance(error, OSError) and error.errno in OS_ERROR_WORDS:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{OS_ERROR_WORDS[error.errno]}{where}: {error.strerror or error}"
+    if isinstance(error, MemoryError):
+        return f"out of memory: {error or 'an allocation failed'}"
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split()) if isinstance(error, OSError) else text
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mri-rl`` console script; returns the exit status."""
+    """Entry point of the ``mri-rl`` console script; returns the exit status.
+
+    An expected failure (ValueError and its kinds, OSError, MemoryError) is one line on
+    stderr and exit status 2; ``--debug`` shows its traceback instead. Anything else is a
+    bug and keeps its traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as error:
-        print(f"mri-rl: error: {error}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, MemoryError) as error:
+        if args.debug:
+            raise
+        print(f"mri-rl: error: {describe_error(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("mri-rl: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ def test_set_overrides_the_packaged_config(tmp_path):
     ],
 )
 def test_a_bad_config_value_is_one_line_naming_the_file_and_key(tmp_path, capsys, override, message):
-    assert main(train_args(tmp_path / "run", "--set", override)) == 1
+    assert main(train_args(tmp_path / "run", "--set", override)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and err.startswith("mri-rl: error: ")
     if "=" in override:
@@ -122,7 +122,7 @@ def test_eval_recon_refuses_training_files_as_the_val_split(singlecoil_root, cap
         "--initial-lines",
         "2",
     ]
-    assert main(args) == 1
+    assert main(args) == 2
     assert "named as the train split, but the val split was asked for" in capsys.readouterr().err
     assert main([*args, "--any-folder"]) == 0
     assert "| initial | 0.125 | zero_filled |" in capsys.readouterr().out
@@ -143,7 +143,7 @@ def test_quickstart_checks_its_config_before_anything_runs(tmp_path, capsys):
                 "task.initial_lines=0",
             ]
         )
-        == 1
+        == 2
     )
     assert "task: task initial_lines must be an integer >= 1, got 0" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "data").exists()

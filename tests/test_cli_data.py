@@ -94,7 +94,7 @@ def test_synth_is_reproducible(tmp_path):
 )
 def test_synth_invalid_arguments_fail_cleanly(tmp_path, capsys, args, keyword):
     status = main(["data", "synth", str(tmp_path / "out"), *SMALL, *args])
-    assert status == 1
+    assert status == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("mri-rl: error:")
     assert keyword in captured.err
@@ -161,7 +161,7 @@ def test_check_without_require_target_accepts_test_split_files(tmp_path, singlec
 @pytest.mark.parametrize("which", ["missing", "empty", "file"])
 def test_check_missing_or_empty_folder(tmp_path, singlecoil_volume, capsys, which):
     folder = {"missing": tmp_path / "missing", "empty": tmp_path, "file": singlecoil_volume}[which]
-    assert main(["data", "check", str(folder), "--challenge", "singlecoil"]) == 1
+    assert main(["data", "check", str(folder), "--challenge", "singlecoil"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("mri-rl: error: data folder")

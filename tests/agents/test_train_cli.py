@@ -99,7 +99,7 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
 
     # The same folder again, without --resume: refused, nothing overwritten.
     before = (out / "model.pt").stat().st_mtime_ns
-    assert main(train_args(out, config)) == 1
+    assert main(train_args(out, config)) == 2
     assert "--resume" in capsys.readouterr().err
     assert (out / "model.pt").stat().st_mtime_ns == before
 
@@ -153,24 +153,24 @@ def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_pat
 
 def test_resume_without_a_checkpoint_fails(tmp_path, capsys):
     config = write_config(tmp_path / "tiny.yaml")
-    assert main(train_args(tmp_path / "empty", config, "--resume")) == 1
+    assert main(train_args(tmp_path / "empty", config, "--resume")) == 2
     assert "checkpoint" in capsys.readouterr().err
 
 
 def test_unknown_config_keys_are_named(tmp_path, capsys):
     out = tmp_path / "run"
     config = write_config(tmp_path / "typo.yaml", totl_steps=5)
-    assert main(train_args(out, config)) == 1
+    assert main(train_args(out, config)) == 2
     assert "totl_steps" in capsys.readouterr().err
     config = write_config(tmp_path / "typo_hp.yaml", hyperparameters={"learning_rat": 0.1})
-    assert main(train_args(out, config)) == 1
+    assert main(train_args(out, config)) == 2
     assert "learning_rat" in capsys.readouterr().err
     assert not (out / "checkpoint.pt").exists()
 
 
 def test_config_of_another_agent_is_refused(tmp_path, capsys):
     config = write_config(tmp_path / "reinforce.yaml", agent="reinforce", hyperparameters={"baseline": "mean"})
-    assert main(train_args(tmp_path / "run", config)) == 1
+    assert main(train_args(tmp_path / "run", config)) == 2
     error = capsys.readouterr().err
     assert "reinforce" in error and "dqn" in error
 

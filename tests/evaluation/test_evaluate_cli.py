@@ -62,7 +62,7 @@ def test_evaluate_command_prints_the_table_and_writes_the_files(singlecoil_root,
 
 def test_evaluate_command_on_a_missing_folder_fails_with_a_message(tmp_path, capsys):
     out = tmp_path / "results"
-    assert main(evaluate_args(tmp_path / "no_such_data", out)) == 1
+    assert main(evaluate_args(tmp_path / "no_such_data", out)) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("mri-rl: error:")
     assert "no_such_data" in captured.err
@@ -73,7 +73,7 @@ def test_evaluate_command_on_a_missing_folder_fails_with_a_message(tmp_path, cap
 def test_evaluate_command_rejects_an_unknown_policy(singlecoil_root, tmp_path, capsys):
     args = evaluate_args(singlecoil_root, tmp_path / "results")
     args[args.index("lowtohigh")] = "bogus"
-    assert main(args) == 1
+    assert main(args) == 2
     assert "unknown policy 'bogus'" in capsys.readouterr().err
 
 
@@ -84,7 +84,7 @@ def test_a_rerun_with_another_budget_stops_and_names_it(singlecoil_root, tmp_pat
     capsys.readouterr()
     args = evaluate_args(singlecoil_root, out)
     args[args.index("--budget") + 1] = "3"
-    assert main(args) == 1
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "task.budget: 2 vs 3" in err and "--overwrite" in err
     assert (out / "metrics.csv").read_bytes() == before
