@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,16 +59,40 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary file in the same folder, then rename it over ``path``."""
+def current_umask() -> int:
+    """The process's file-mode creation mask (read by setting it and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write, renamed over ``path`` when the block ends.
+
+    An interruption, a full disk or an error inside the block leaves the old ``path`` (or
+    none) and no temporary file, never a partial file. The new file gets the mode a plain
+    ``open(path, "w")`` would (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
+
+    Yields:
+        the temporary path to write to.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
     try:
-        with os.fdopen(handle, "w", newline="") as f:
-            f.write(text)
+        yield temporary
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_output`)."""
+    with atomic_output(path) as temporary:
+        with open(temporary, "w", newline="") as f:
+            f.write(text)
+    return Path(path)

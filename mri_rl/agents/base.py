@@ -27,10 +27,12 @@ from gymnasium.vector import VectorEnv
 from tqdm.auto import tqdm
 
 from mri_rl.agents.collect import Collector, Step, as_vector_env
-from mri_rl.checkpointing import atomic_save, load_checkpoint
+from mri_rl.checkpointing import CheckpointError, load_checkpoint, save_checkpoint
 from mri_rl.configs.schema import check_range, check_value
 
 AGENT_FORMAT = "mri_rl.agent"
+#: Checkpoint entries that hold weights and optimiser state (which must be finite).
+AGENT_WEIGHTS = ("state",)
 #: ``callback(agent) -> bool | None`` (False stops training), an object with ``on_step()``
 #: (SB3's ``BaseCallback``), or None.
 Callback = Callable[["Agent"], bool | None] | Any
@@ -266,25 +268,48 @@ class Agent:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`checkpoint` atomically."""
-        return atomic_save(self.checkpoint(), path)
+        """Write :meth:`checkpoint` atomically, with its content checksum."""
+        return save_checkpoint(self.checkpoint(), path)
 
     @classmethod
     def load(cls, path: str | Path, env: gym.Env | VectorEnv | None = None, device: str = "cpu") -> Agent:
-        """Rebuild an agent saved with :meth:`save` (``torch.load(weights_only=True)``).
+        """Rebuild an agent saved with :meth:`save` (read safely and verified, see
+        :func:`read_agent_checkpoint`).
 
         Raises:
-            ValueError: not an agent checkpoint, another algorithm, settings this version
-                does not know (an older checkpoint), or ``env`` with spaces other than those
-                the agent was trained on.
+            FileNotFoundError: no such file.
+            CheckpointError: not a verified agent checkpoint, another algorithm, contents
+                that do not make an agent, or settings this version does not know.
+            ValueError: ``env`` with spaces other than those the agent was trained on.
         """
-        checkpoint = load_checkpoint(path, AGENT_FORMAT, map_location=device)
-        if checkpoint["algorithm"] != cls.algorithm:
-            raise ValueError(f"{path} holds a {checkpoint['algorithm']} agent, not {cls.algorithm}")
-        saved = checkpoint.get("settings", checkpoint.get("hyperparameters", {}))  # "hyperparameters": before 0.1.0
+        return cls.from_checkpoint(read_agent_checkpoint(path, device), path, env, device)
+
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: dict[str, Any], path: str | Path, env: gym.Env | VectorEnv | None = None, device: str = "cpu"
+    ) -> Agent:
+        """Rebuild an agent from the checkpoint read from ``path`` (see :meth:`load`)."""
+        if checkpoint.get("algorithm") != cls.algorithm:
+            raise CheckpointError(f"{path} holds a {checkpoint.get('algorithm')} agent, not {cls.algorithm}")
+        try:
+            return cls._rebuild(checkpoint, path, env, device)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError, ValueError) as error:
+            if isinstance(error, ValueError) and str(path) in str(error):
+                raise  # one of the checks below, naming the file
+            raise CheckpointError(
+                f"checkpoint {path} does not hold a usable {cls.algorithm} agent: {type(error).__name__}: {error}"
+            ) from None
+
+    @classmethod
+    def _rebuild(
+        cls, checkpoint: dict[str, Any], path: str | Path, env: gym.Env | VectorEnv | None, device: str
+    ) -> Agent:
+        saved = checkpoint["settings"]
         unknown = sorted(set(saved) - {f.name for f in fields(cls.settings_class)})
         if unknown:
-            raise ValueError(
+            raise CheckpointError(
                 f"{path} was written with {cls.algorithm} settings {unknown} that this version of mri_rl "
                 f"no longer has (an older checkpoint): train the agent again"
             )
@@ -314,6 +339,12 @@ class Agent:
         torch.set_rng_state(checkpoint["rng"]["torch"])
         agent._load_state(checkpoint["state"])
         return agent
+
+
+def read_agent_checkpoint(path: str | Path, device: str = "cpu") -> dict[str, Any]:
+    """An agent checkpoint, read with ``weights_only=True``, its checksum verified and its
+    weights and optimiser state (``"state"``) finite (:func:`mri_rl.checkpointing.load_checkpoint`)."""
+    return load_checkpoint(path, AGENT_FORMAT, AGENT_WEIGHTS, map_location=device)
 
 
 def _generator_state(rng: np.random.Generator) -> dict[str, Any]:

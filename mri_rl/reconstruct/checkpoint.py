@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import torch
 
-from mri_rl.checkpointing import atomic_save, load_checkpoint
+from mri_rl.checkpointing import CheckpointError, load_checkpoint, save_checkpoint
 from mri_rl.reconstruct.base import Reconstructor
 from mri_rl.reconstruct.trainable import TrainableReconstructor
 from mri_rl.reconstruct.unet import UnetReconstructor
@@ -24,6 +24,8 @@ from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
 
 CHECKPOINT_FORMAT = "mri_rl.reconstructor"
 CHECKPOINT_VERSION = 1
+#: Checkpoint entries that hold weights (which must be finite).
+RECONSTRUCTOR_WEIGHTS = ("state_dict",)
 TRAINABLE_KINDS: dict[str, type[TrainableReconstructor]] = {"unet": UnetReconstructor, "varnet": VarNetReconstructor}
 
 
@@ -44,7 +46,7 @@ def export_reconstructor(model: Reconstructor, path: str | Path, record: dict[st
         "state_dict": {k: v.detach().cpu() for k, v in trainable.state_dict().items()},
         "record": record,
     }
-    return atomic_save(checkpoint, path)
+    return save_checkpoint(checkpoint, path)
 
 
 def load_reconstructor(path: str | Path, map_location: str | torch.device = "cpu") -> Reconstructor:
@@ -52,26 +54,29 @@ def load_reconstructor(path: str | Path, map_location: str | torch.device = "cpu
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a reconstructor checkpoint, an unknown kind, or weights that do
-            not fit the recorded hyper-parameters.
+        CheckpointError: not a verified reconstructor checkpoint (see
+            :func:`~mri_rl.checkpointing.read_checkpoint`: damaged, unsafe, non-finite
+            weights), an unknown kind, or weights that do not fit the recorded hyper-parameters.
     """
-    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, map_location)
+    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, RECONSTRUCTOR_WEIGHTS, map_location)
     kind = checkpoint.get("kind")
     if kind not in TRAINABLE_KINDS:
-        raise ValueError(f"checkpoint {path} holds a reconstructor of kind {kind!r}; known: {sorted(TRAINABLE_KINDS)}")
+        raise CheckpointError(
+            f"checkpoint {path} holds a reconstructor of kind {kind!r}; known: {sorted(TRAINABLE_KINDS)}"
+        )
     try:
         model = TRAINABLE_KINDS[kind](
             **checkpoint["hparams"], challenge=checkpoint["challenge"], recon_size=checkpoint["recon_size"]
         )
         model.load_state_dict(checkpoint["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as error:
-        raise ValueError(f"checkpoint {path} is incompatible with the {kind} reconstructor: {error}") from None
+    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"checkpoint {path} is incompatible with the {kind} reconstructor: {error}") from None
     return model.eval()
 
 
 def read_reconstructor_record(path: str | Path) -> dict[str, Any] | None:
     """The record stored in an exported reconstructor (None for exports without one)."""
-    return load_checkpoint(path, CHECKPOINT_FORMAT).get("record")
+    return load_checkpoint(path, CHECKPOINT_FORMAT, RECONSTRUCTOR_WEIGHTS).get("record")
 
 
 def build_reconstructor(spec: str | Path | Reconstructor) -> Reconstructor:

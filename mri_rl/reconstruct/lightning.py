@@ -15,10 +15,12 @@ from typing import Any, cast
 import fastmri
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins import TorchCheckpointIO
 from lightning_fabric.utilities.data import AttributeDict
 from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
 from torch.utils.data import DataLoader
 
+from mri_rl.checkpointing import CheckpointError, read_checkpoint, save_checkpoint
 from mri_rl.data import FastMRISliceDataset
 from mri_rl.metrics import image_metrics
 from mri_rl.reconstruct.checkpoint import TRAINABLE_KINDS
@@ -26,6 +28,8 @@ from mri_rl.reconstruct.masked_slices import MaskedSlices, ReconstructionSample,
 from mri_rl.reconstruct.training_masks import MaskSampler
 
 LOSSES = ("l1", "ssim")
+#: Entries of a Lightning checkpoint that hold weights and optimiser state (which must be finite).
+LIGHTNING_WEIGHTS = ("state_dict", "optimizer_states")
 
 
 class ReconstructionDataModule(pl.LightningDataModule):
@@ -179,3 +183,39 @@ class ReconstructionModule(pl.LightningModule):
         optimizer = torch.optim.Adam(self.parameters(), lr=hparams.lr, weight_decay=hparams.weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, hparams.lr_step_size, hparams.lr_gamma)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class VerifiedCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files through :mod:`mri_rl.checkpointing`.
+
+    Written atomically with a content checksum (a full disk leaves no truncated
+    ``best-*.ckpt``); read with ``torch.load(weights_only=True)`` passed explicitly, so a
+    crafted ``last.ckpt`` runs no code on resume whatever torch's default, and verified
+    (checksum, finite weights). Use as ``Trainer(plugins=[VerifiedCheckpointIO()])``.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        save_checkpoint(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any = "cpu", weights_only: bool | None = None) -> dict[str, Any]:
+        """Read and verify ``path``; ``weights_only`` is always True, whatever is asked."""
+        return read_checkpoint(path, LIGHTNING_WEIGHTS, map_location)
+
+
+def load_module(path: str | Path) -> ReconstructionModule:
+    """A :class:`ReconstructionModule` from a Lightning checkpoint written through
+    :class:`VerifiedCheckpointIO` (read safely and verified; on the CPU).
+
+    Raises:
+        CheckpointError: an unverified or damaged checkpoint, or contents that do not make
+            the module.
+    """
+    checkpoint = read_checkpoint(path, LIGHTNING_WEIGHTS)
+    try:
+        module = ReconstructionModule(**checkpoint["hyper_parameters"])
+        module.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"checkpoint {path} does not hold a reconstructor training module: {error}") from None
+    return module

@@ -42,7 +42,12 @@ from mri_rl.reconstruct.checkpoint import (
     export_reconstructor,
     read_reconstructor_record,
 )
-from mri_rl.reconstruct.lightning import ReconstructionDataModule, ReconstructionModule
+from mri_rl.reconstruct.lightning import (
+    ReconstructionDataModule,
+    ReconstructionModule,
+    VerifiedCheckpointIO,
+    load_module,
+)
 from mri_rl.reconstruct.masked_slices import MaskedSlices, split_geometry
 from mri_rl.reconstruct.trainable import TrainableReconstructor
 from mri_rl.reconstruct.training_masks import MaskSampler, build_mask_sampler, build_mask_samplers
@@ -56,7 +61,7 @@ RECORD_NAME = "record.json"
 #: The reconstructor field of the task recorded with a reconstructor: it cannot hold its own hash.
 TRAINED_HERE = "(this reconstructor)"
 #: Trainer arguments that train_reconstructor sets itself.
-RESERVED_TRAINER_ARGS = ("logger", "callbacks", "reload_dataloaders_every_n_epochs", "default_root_dir")
+RESERVED_TRAINER_ARGS = ("logger", "callbacks", "plugins", "reload_dataloaders_every_n_epochs", "default_root_dir")
 EVALUATED_METRICS = ("ssim", "psnr", "nmse")
 
 
@@ -266,7 +271,7 @@ def train_reconstructor(
     trainer, checkpoint = _fit(module, datamodule, out, trainer_options, last if resume else None)
     if trainer.is_global_zero:
         best = checkpoint.best_model_path or checkpoint.last_model_path
-        best_module = ReconstructionModule.load_from_checkpoint(best, map_location="cpu")
+        best_module = load_module(best)
         export_reconstructor(best_module.reconstructor, out / EXPORT_NAME, record)
     trainer.strategy.barrier()
     return out / EXPORT_NAME
@@ -291,6 +296,7 @@ def _fit(
     trainer = pl.Trainer(
         logger=TensorBoardLogger(out, name="", version="tensorboard"),
         callbacks=[checkpoint],
+        plugins=[VerifiedCheckpointIO()],
         reload_dataloaders_every_n_epochs=1,
         default_root_dir=out,
         **trainer_options,
@@ -323,6 +329,9 @@ def _trainer_options(
     reserved = sorted(set(options) & set(RESERVED_TRAINER_ARGS))
     if reserved:
         raise ValueError(f"train_reconstructor sets the Trainer arguments {reserved} itself")
+    epochs = options.get("max_epochs")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"max_epochs must be an integer >= 1 (epochs to train), got {epochs!r}")
     return options
 
 

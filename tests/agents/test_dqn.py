@@ -12,6 +12,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from mri_rl.agents import DQN, REINFORCE
+from mri_rl.checkpointing import CheckpointError, save_checkpoint
 
 GAMMA = 0.9
 N = 5
@@ -265,11 +266,14 @@ def test_load_rejects_other_spaces_algorithms_and_files(tmp_path, chain_factory,
         REINFORCE.load(path)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(ValueError):
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
         DQN.load(junk)
-    other = tmp_path / "other.pt"
-    torch.save({"weights": torch.zeros(3)}, other)
-    with pytest.raises(ValueError, match="format"):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="no content checksum"):
+        DQN.load(foreign)
+    other = save_checkpoint({"format": "mri_rl.reconstructor", "state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="format 'mri_rl.reconstructor'; expected 'mri_rl.agent'"):
         DQN.load(other)
     with pytest.raises(FileNotFoundError):
         DQN.load(tmp_path / "missing.pt")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import mri_rl  # noqa: F401  (registers the environment)
+from mri_rl.checkpointing import CheckpointError, save_checkpoint
 from mri_rl.data import TARGET_KEYS
 from mri_rl.envs import ENV_ID
 from mri_rl.kspace import apply_mask
@@ -178,26 +179,27 @@ def test_pickle_with_arbitrary_objects_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content, found",
-    [
-        ({"format": "mri_rl.agent", "kind": "unet"}, "mri_rl.agent"),
-        ({"kind": "unet", "state_dict": {}}, "None"),
-        (torch.zeros(3), "None"),
-    ],
+    "content, found", [({"format": "mri_rl.agent", "kind": "unet"}, "mri_rl.agent"), ({"kind": "unet"}, "None")]
 )
-def test_torch_file_of_another_format_raises(tmp_path, content, found):
-    path = tmp_path / "other.pt"
-    torch.save(content, path)
-    with pytest.raises(ValueError, match="format") as error:
+def test_checkpoint_of_another_format_raises(tmp_path, content, found):
+    path = save_checkpoint(content, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="format") as error:
         load_reconstructor(path)
     assert found in str(error.value) and CHECKPOINT_FORMAT in str(error.value)
+
+
+@pytest.mark.parametrize("content", [{"format": CHECKPOINT_FORMAT, "kind": "unet"}, torch.zeros(3)])
+def test_torch_file_without_checksum_raises(tmp_path, content):
+    path = tmp_path / "plain.pt"
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match=r"plain.pt has no content checksum"):
+        load_reconstructor(path)
 
 
 def test_wrong_kind_raises(tmp_path, exported_unet):
     checkpoint = torch.load(exported_unet, weights_only=True)
     checkpoint["kind"] = "transformer"
-    path = tmp_path / "kind.pt"
-    torch.save(checkpoint, path)
+    path = save_checkpoint(checkpoint, tmp_path / "kind.pt")
     with pytest.raises(ValueError, match="transformer"):
         load_reconstructor(path)
 
@@ -215,9 +217,8 @@ def test_state_dict_not_matching_hparams_raises(tmp_path, exported_unet, change)
         checkpoint["hparams"]["depth"] = 3
     else:
         checkpoint["state_dict"].pop(next(iter(checkpoint["state_dict"])))
-    path = tmp_path / "bad.pt"
-    torch.save(checkpoint, path)
-    with pytest.raises(ValueError, match="incompatible"):
+    path = save_checkpoint(checkpoint, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="incompatible"):
         load_reconstructor(path)
 
 

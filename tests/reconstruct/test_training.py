@@ -17,12 +17,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader
 
 import mri_rl  # noqa: F401  (registers the environment)
+from mri_rl.checkpointing import CheckpointError, content_checksum, read_checkpoint
 from mri_rl.data.fastmri_files import FastMRISliceDataset, resolve_split_folder
 from mri_rl.envs import ENV_ID
 from mri_rl.provenance import RecordMismatchError, data_fingerprint
 from mri_rl.reconstruct import UnetReconstructor, VarNetReconstructor, export_reconstructor, load_reconstructor
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
-from mri_rl.reconstruct.lightning import ReconstructionDataModule, ReconstructionModule
+from mri_rl.reconstruct.lightning import LIGHTNING_WEIGHTS, ReconstructionDataModule, ReconstructionModule, load_module
 from mri_rl.reconstruct.masked_slices import MaskedSlices
 from mri_rl.reconstruct.train import (
     evaluate_reconstructor,
@@ -247,7 +248,7 @@ def test_export_load_round_trip_gives_identical_outputs(request, tmp_path, run, 
     out = request.getfixturevalue(run)
     batch = first_batch(request.getfixturevalue(root), challenge)
     best = next((out / "checkpoints").glob("best-*.ckpt"))
-    trained = ReconstructionModule.load_from_checkpoint(best, map_location="cpu").reconstructor.eval()
+    trained = load_module(best).reconstructor.eval()
     loaded = load_reconstructor(out / "reconstructor.pt")
     again = load_reconstructor(export_reconstructor(loaded, tmp_path / "again.pt"))
     assert isinstance(loaded, kind)
@@ -285,14 +286,14 @@ def test_resume_continues_from_the_saved_step(singlecoil_root, tmp_path):
     config = tiny_config("unet")
     train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path, config, trainer_kwargs=QUIET)
     last = tmp_path / "checkpoints" / "last.ckpt"
-    first = torch.load(last, map_location="cpu", weights_only=False)
+    first = read_checkpoint(last, LIGHTNING_WEIGHTS)
     assert first["global_step"] == 3 and first["epoch"] == 0
     with pytest.raises(FileExistsError, match="resume"):
         train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path, config, trainer_kwargs=QUIET)
     train_reconstructor(
         singlecoil_root, TASKS["singlecoil"], tmp_path, config, max_epochs=2, resume=True, trainer_kwargs=QUIET
     )
-    second = torch.load(last, map_location="cpu", weights_only=False)
+    second = read_checkpoint(last, LIGHTNING_WEIGHTS)
     assert second["global_step"] == 6 and second["epoch"] == 1
     # the resumed run trained steps 3-5 only (a restart would log steps 0-5 again)
     events = EventAccumulator(str(tmp_path / "tensorboard"))
@@ -302,6 +303,41 @@ def test_resume_continues_from_the_saved_step(singlecoil_root, tmp_path):
         first["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"],
         second["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"],
     )
+
+
+def test_resume_refuses_a_crafted_last_checkpoint(singlecoil_root, tmp_path):
+    """A ``last.ckpt`` whose unpickling would create a file: resume refuses it and runs nothing
+    (tests/test_checkpointing.py reruns this with torch's default forced unsafe)."""
+    config = tiny_config("unet")
+    train_reconstructor(singlecoil_root, TASKS["singlecoil"], tmp_path, config, trainer_kwargs=QUIET)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    marker = tmp_path / "pwned"
+    crafted = {**read_checkpoint(last, LIGHTNING_WEIGHTS), "payload": _Payload(marker)}
+    crafted["checksum"] = content_checksum({k: v for k, v in crafted.items() if k != "payload"})
+    torch.save(crafted, last)
+    with pytest.raises(CheckpointError, match="last.ckpt cannot be loaded safely"):
+        train_reconstructor(
+            singlecoil_root, TASKS["singlecoil"], tmp_path, config, max_epochs=2, resume=True, trainer_kwargs=QUIET
+        )
+    assert not marker.exists()
+
+
+class _Payload:
+    """Unpickling this creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return exec, (f"import pathlib; pathlib.Path({str(self.marker)!r}).touch()",)
+
+
+@pytest.mark.parametrize("epochs", [0, -1])
+def test_max_epochs_below_one_is_refused(singlecoil_root, tmp_path, epochs):
+    with pytest.raises(ValueError, match=f"max_epochs must be an integer >= 1 .*got {epochs}"):
+        train_reconstructor(
+            singlecoil_root, TASKS["singlecoil"], tmp_path, tiny_config("unet"), max_epochs=epochs, trainer_kwargs=QUIET
+        )
 
 
 def test_training_is_reproducible(singlecoil_root, tmp_path):
