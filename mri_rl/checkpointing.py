@@ -26,6 +26,21 @@ import torch
 from mri_rl.files import atomic_output
 
 CHECKSUM_KEY = "checksum"
+#: The oldest torch whose ``weights_only=True`` unpickler is safe: before 2.6 a crafted file
+#: could run code through it (CVE-2025-32434), before 2.10 corrupt memory (CVE-2026-24747).
+SAFE_TORCH = (2, 10)
+
+
+def check_safe_torch(version: str | None = None) -> None:
+    """Raise CheckpointError when torch (``version``, default the installed one) is older
+    than :data:`SAFE_TORCH`, whose ``weights_only`` loading is not safe against crafted files."""
+    version = version or torch.__version__
+    numbers = tuple(int(part) for part in version.split("+")[0].split(".")[:2])
+    if numbers < SAFE_TORCH:
+        raise CheckpointError(
+            f"torch {version} cannot read checkpoints safely (its weights_only unpickler has known "
+            f"code-execution flaws); mri_rl needs torch >= {'.'.join(map(str, SAFE_TORCH))}"
+        )
 
 
 class CheckpointError(ValueError):
@@ -114,10 +129,12 @@ def read_checkpoint(
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: not loadable with ``weights_only=True`` (corrupt, truncated, or
-            holding objects other than tensors and plain values), without a checksum, with
-            contents that do not match it, or with non-finite values.
+        CheckpointError: torch older than :data:`SAFE_TORCH`; a file not loadable with
+            ``weights_only=True`` (corrupt, truncated, or holding objects other than tensors
+            and plain values), without a checksum, with contents that do not match it, or
+            with non-finite weights.
     """
+    check_safe_torch()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")

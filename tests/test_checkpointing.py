@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import torch
 from mri_rl.agents import DQN, REINFORCE
 from mri_rl.checkpointing import (
     CheckpointError,
+    check_safe_torch,
     content_checksum,
     load_checkpoint,
     read_checkpoint,
@@ -157,6 +159,16 @@ def test_an_agent_with_wrong_contents_is_one_clear_error(tmp_path):
         with pytest.raises(CheckpointError, match=f"{name}.pt"):
             DQN.load(damaged)
     assert checkpoint["algorithm"] == "dqn"
+
+
+@pytest.mark.parametrize("version, safe", [("2.4.1", False), ("2.9.0+cu128", False), ("2.10.0", True), ("3.0", True)])
+def test_torch_with_an_unsafe_unpickler_is_refused(version, safe):
+    if safe:
+        check_safe_torch(version)
+    else:
+        with pytest.raises(CheckpointError, match=f"torch {re.escape(version)} cannot read checkpoints safely"):
+            check_safe_torch(version)
+    check_safe_torch()  # the installed torch meets the declared floor
 
 
 # ----------------------------------------------------------- atomic writes, modes
