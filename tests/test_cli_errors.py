@@ -1,0 +1,67 @@
+"""The CLI's top level: an expected failure is one line and exit status 2, in words for a
+full disk or a refused permission; ``--debug`` shows the traceback; a bug keeps its traceback."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+import mri_rl.data.synthetic
+from mri_rl.cli import EXIT_ERROR, describe_error, main
+
+SYNTH = ["--volumes", "1", "--val-volumes", "0", "--test-volumes", "0", "--slices", "1", "--size", "8", "--no-progress"]
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The single stderr line of a failed command, without its prefix."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mri-rl: error: "), err
+    return err.removeprefix("mri-rl: error: ").strip()
+
+
+@pytest.mark.parametrize(
+    "code, words",
+    [
+        (errno.ENOSPC, "no space left on the device"),
+        (errno.EDQUOT, "disk quota exceeded"),
+        (errno.EACCES, "permission denied"),
+        (errno.EPERM, "operation not permitted"),
+        (errno.EROFS, "read-only file system"),
+    ],
+)
+def test_os_errors_are_said_in_words_with_the_file(code, words):
+    error = OSError(code, "strerror text", "/data/run/out.pt")
+    assert describe_error(error) == f"{words} (/data/run/out.pt): strerror text"
+
+
+def test_a_full_disk_is_one_line_and_status_2(tmp_path, capsys, monkeypatch):
+    target = tmp_path / "out" / "singlecoil_train" / "file_0000.h5"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(mri_rl.data.synthetic, "write_synthetic_dataset", disk_full)
+    assert main(["data", "synth", str(tmp_path / "out"), *SYNTH]) == EXIT_ERROR
+    assert one_error_line(capsys) == f"no space left on the device ({target}): No space left on device"
+
+
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output folder should be")
+    assert main(["data", "synth", str(blocker), *SYNTH]) == EXIT_ERROR
+    assert str(blocker) in one_error_line(capsys)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        main(["--debug", "data", "check", str(tmp_path / "missing"), "--challenge", "singlecoil"])
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    def bug(*args, **kwargs):
+        raise TypeError("a bug, not bad input")
+
+    monkeypatch.setattr(mri_rl.data.synthetic, "write_synthetic_dataset", bug)
+    with pytest.raises(TypeError, match="a bug"):
+        main(["data", "synth", str(tmp_path / "out"), *SYNTH])
