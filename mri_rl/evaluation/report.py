@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from mri_rl.evaluation.rollout import METRIC_COLUMNS
-from mri_rl.files import atomic_write_text
+from mri_rl.files import atomic_output, atomic_write_text
 from mri_rl.provenance import sidecar_path
 
 SUMMARY_KEYS = ("ssim_auc", "psnr_auc", "final_ssim", "final_psnr")
@@ -203,6 +203,6 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(figure)

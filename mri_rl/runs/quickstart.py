@@ -23,6 +23,7 @@ from mri_rl.configs.schema import from_mapping
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.report import markdown_table
+from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 from mri_rl.reconstruct.train import (
@@ -288,7 +289,7 @@ def run_quickstart(
     models = {name: quick.agent(name, task) for name in quick.config.agents}
     summary = quick.evaluation(task, models, overwrite)
     quick.timings["total"] = round(sum(quick.timings.values()), 1)
-    (out / "timings.yaml").write_text(yaml.safe_dump(quick.timings, sort_keys=False))
+    atomic_write_text(out / "timings.yaml", yaml.safe_dump(quick.timings, sort_keys=False))
     print(markdown_table(summary))
     print(
         f"[quickstart] total {quick.timings['total']} s; report in {out / 'evaluation'} "

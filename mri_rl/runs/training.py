@@ -164,7 +164,7 @@ def train_agent(
             "num_timesteps": agent.num_timesteps,
         }
     )
-    (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2))
     logger.close()
     return result
 
