@@ -103,13 +103,24 @@ def run_record(config: TrainConfig, env: Any) -> dict[str, Any]:
 
 
 def make_env(config: TrainConfig, kwargs: dict[str, Any] | None = None, num_envs: int | None = None):
-    """A single env, or a vector env when ``num_envs > 1`` (the batched entry point when there is one)."""
+    """A single env, or a vector env when ``num_envs > 1`` (the batched entry point when there is one).
+
+    Raises:
+        ValueError: an env id Gymnasium does not know, or keyword arguments the env does not take.
+    """
     kwargs = dict(config.env_kwargs if kwargs is None else kwargs)
     num_envs = config.num_envs if num_envs is None else num_envs
-    if num_envs == 1:
-        return gym.make(config.env_id, **kwargs)
-    mode = "vector_entry_point" if gym.spec(config.env_id).vector_entry_point else "sync"
-    return gym.make_vec(config.env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    try:
+        if num_envs == 1:
+            return gym.make(config.env_id, **kwargs)
+        mode = "vector_entry_point" if gym.spec(config.env_id).vector_entry_point else "sync"
+        return gym.make_vec(config.env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    except gym.error.Error as error:  # an unknown id or version
+        raise ValueError(f"env {config.env_id!r}: {error}") from None
+    except TypeError as error:  # a keyword the env's constructor does not take
+        if "argument" not in str(error):
+            raise
+        raise ValueError(f"env {config.env_id!r} with env_kwargs {sorted(kwargs)}: {error}") from None
 
 
 def train_agent(

@@ -213,3 +213,18 @@ def test_train_reinforce_on_the_batched_mri_env_and_resume(tmp_path, mri_train_f
     steps = [int(r["steps"]) for r in rows]
     assert steps == sorted(set(steps))
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "env, env_kwargs, message",
+    [
+        ("NoSuchEnv-v0", "{}", "env 'NoSuchEnv-v0': Environment `NoSuchEnv` doesn't exist"),
+        ("CartPole-v1", '{"noise": 1}', "env 'CartPole-v1' with env_kwargs ['noise']: "),
+    ],
+)
+def test_an_unknown_env_or_env_keyword_is_one_line(tmp_path, capsys, env, env_kwargs, message):
+    args = train_args(tmp_path / "run", write_config(tmp_path / "tiny.yaml", env_id=env))
+    args[args.index("--env") + 1] = env
+    assert main([*args, "--env-kwargs", env_kwargs]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
