@@ -24,6 +24,7 @@ from typing import Any, Literal, get_type_hints
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
@@ -293,14 +294,17 @@ def _fit(
         mode="max",
         save_last=True,
     )
-    trainer = pl.Trainer(
-        logger=TensorBoardLogger(out, name="", version="tensorboard"),
-        callbacks=[checkpoint],
-        plugins=[VerifiedCheckpointIO()],
-        reload_dataloaders_every_n_epochs=1,
-        default_root_dir=out,
-        **trainer_options,
-    )
+    try:
+        trainer = pl.Trainer(
+            logger=TensorBoardLogger(out, name="", version="tensorboard"),
+            callbacks=[checkpoint],
+            plugins=[VerifiedCheckpointIO()],
+            reload_dataloaders_every_n_epochs=1,
+            default_root_dir=out,
+            **trainer_options,
+        )
+    except (MisconfigurationException, TypeError, ValueError) as error:  # e.g. a GPU this machine lacks
+        raise ValueError(f"Lightning Trainer settings {trainer_options}: {' '.join(str(error).split())}") from None
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     return trainer, checkpoint
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -330,6 +331,26 @@ class _Payload:
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return exec, (f"import pathlib; pathlib.Path({str(self.marker)!r}).touch()",)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        pytest.param(
+            {"accelerator": "cuda"},
+            "can not run on your system",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+        ({"devices": 0}, "devices=0"),
+        ({"precision": "bogus"}, "Precision 'bogus' is invalid"),
+        ({"bogus_option": 1}, "bogus_option"),
+    ],
+)
+def test_trainer_settings_this_machine_cannot_run_are_one_error(singlecoil_root, tmp_path, options, message):
+    with pytest.raises(ValueError, match=r"Lightning Trainer settings .*" + re.escape(message)):
+        train_reconstructor(
+            singlecoil_root, TASKS["singlecoil"], tmp_path, tiny_config("unet"), trainer_kwargs={**QUIET, **options}
+        )
 
 
 @pytest.mark.parametrize("epochs", [0, -1])
