@@ -10,10 +10,12 @@ import argparse
 import errno
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mri_rl import __version__
+from mri_rl.checks import expected, is_valid
 from mri_rl.task import CHALLENGES, DEFAULT_TASK, METRIC_NAMES, SPLITS, AcquisitionTask
 
 #: Task fields each command exposes as flags (``--initial-lines`` sets ``initial_lines``).
@@ -31,6 +33,30 @@ def _budget(text: str) -> int | None:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value}")
     return value
+
+
+def _number(integer: bool, minimum: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type=``: an integer (or, with ``integer=False``, a finite number: no nan or
+    inf) at least ``minimum``; argparse's error names the flag, this names the text given."""
+
+    def parse(text: str) -> float:
+        try:
+            value: float | None = int(text) if integer else float(text)
+        except ValueError:
+            value = None
+        if value is None or not is_valid(value, integer, minimum):
+            raise argparse.ArgumentTypeError(f"expected {expected(integer, minimum)}, got {text!r}")
+        return value
+
+    return parse
+
+
+#: ``type=`` of the count flags (--batch-size, --slices...), of seeds and --padding, and of the float flags.
+#: The synthetic spec checks its own ranges (--size >= 8, --padding below half the width, --noise >= 0), and
+#: _run_data_synth the --*-volumes counts (>= 0; tests pin its one-line error).
+_COUNT = _number(integer=True, minimum=1)
+_NON_NEGATIVE_INT = _number(integer=True, minimum=0)
+_FINITE = _number(integer=False)
 
 
 def _add_task_arguments(parser: argparse.ArgumentParser, names: set[str], required_challenge: bool = False) -> None:
@@ -58,7 +84,7 @@ def _add_task_arguments(parser: argparse.ArgumentParser, names: set[str], requir
     if "initial_lines" in names:
         group.add_argument(
             "--initial-lines",
-            type=int,
+            type=_COUNT,
             help=f"low-frequency columns acquired before the first action (default: {default.initial_lines})",
         )
     if "reward_metric" in names:
@@ -111,32 +137,37 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     synth.add_argument("--volumes", type=int, default=8, help="volumes in the train split")
     synth.add_argument("--val-volumes", type=int, default=2, help="volumes in the val split")
     synth.add_argument("--test-volumes", type=int, default=2, help="volumes in the test split")
-    synth.add_argument("--slices", type=int, default=8, help="slices per volume")
-    synth.add_argument("--size", type=int, default=64, help="target image size N (k-space has 2N readout rows)")
+    synth.add_argument("--slices", type=_COUNT, default=8, help="slices per volume")
+    synth.add_argument("--size", type=_COUNT, default=64, help="target image size N (k-space has 2N readout rows)")
     synth.add_argument(
-        "--kspace-width", type=int, default=None, help="phase-encode columns of the k-space (default: SIZE)"
+        "--kspace-width", type=_COUNT, default=None, help="phase-encode columns of the k-space (default: SIZE)"
     )
     synth.add_argument(
-        "--padding", type=int, default=0, help="zero-filled phase-encode columns on each side, recorded in the header"
+        "--padding",
+        type=_NON_NEGATIVE_INT,
+        default=0,
+        help="zero-filled phase-encode columns on each side, recorded in the header",
     )
-    synth.add_argument("--coils", type=int, default=4, help="receiver coils (multicoil only)")
-    synth.add_argument("--noise", type=float, default=0.01, help="k-space noise std relative to the image maximum")
+    synth.add_argument("--coils", type=_COUNT, default=4, help="receiver coils (multicoil only)")
+    synth.add_argument("--noise", type=_FINITE, default=0.01, help="k-space noise std relative to the image maximum")
     synth.add_argument(
         "--striation",
-        type=float,
+        type=_FINITE,
         default=None,
         help="relative amplitude of the oriented striation whose k-space band varies per volume "
         "(0: none; default: SyntheticSpec's)",
     )
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
     synth.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     synth.set_defaults(handler=_run_data_synth)
 
     check = data_commands.add_parser(
         "check",
-        help="validate every .h5 file of a folder (exit 1 if any is bad)",
-        description="Read every .h5 file of FOLDER in full and print one line per file: slices, "
-        "k-space shape, coils, padding, target. Exit status 0 when all files are good, 1 otherwise.",
+        help="validate every .h5 file of a folder as the readers do, every slice (exit 1 if any is bad)",
+        description="Run the readers' own validation on every .h5 file of FOLDER, reading every slice, and "
+        "print one line per good file (slices, k-space shape, coils, padding, target) and one BAD line per "
+        'bad file or bad slice (a reader with on_bad_file="skip" leaves out exactly these), so a folder that '
+        "passes gives no data error later. Exit status 0 when all files are good, 1 otherwise.",
     )
     check.add_argument("folder", type=Path, help="folder of fastMRI .h5 files (one split)")
     check.add_argument("--challenge", choices=CHALLENGES, required=True)
@@ -179,19 +210,24 @@ def _run_data_synth(args: argparse.Namespace) -> int:
 
 
 def _run_data_check(args: argparse.Namespace) -> int:
+    """Run the readers' validation (:func:`inspect_volume`) in its strictest mode, every slice read,
+    on each file: one OK line per good file, one BAD line per bad file or bad slice."""
     from mri_rl.data.fastmri_files import FastMRIDataError, inspect_volume, list_volumes
 
     bad = 0
     files = list_volumes(args.folder)
     for path in files:
         try:
-            info = inspect_volume(path, args.challenge, require_target=args.require_target, check_values=True)
+            info = inspect_volume(path, args.challenge, args.require_target, check_values=True, keep_bad_slices=True)
         except FastMRIDataError as error:
+            problems = [error]
+        else:
+            problems = list(info.bad_slices)
+        for problem in problems:
+            where = "" if problem.slice_index is None else f" (slice {problem.slice_index})"
+            print(f"BAD {path.name}: {problem.problem}{where}")
+        if problems:
             bad += 1
-            print(
-                f"BAD {path.name}: {error.problem}"
-                + ("" if error.slice_index is None else f" (slice {error.slice_index})")
-            )
             continue
         geometry = info.geometry
         print(
@@ -226,9 +262,9 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--config", default=None, help="a packaged config name or a YAML path (default: {agent}_{env})")
     _add_set_argument(train)
-    train.add_argument("--total-steps", type=int, default=None, help="env steps to train for")
-    train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--num-envs", type=int, default=None, help="parallel envs (batched for the MRI env)")
+    train.add_argument("--total-steps", type=_COUNT, default=None, help="env steps to train for")
+    train.add_argument("--seed", type=_NON_NEGATIVE_INT, default=None)
+    train.add_argument("--num-envs", type=_COUNT, default=None, help="parallel envs (batched for the MRI env)")
     train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -305,11 +341,11 @@ def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     train.add_argument("--config", default=None, help="a packaged config name or a YAML path (default: recon_{model})")
     _add_set_argument(train)
-    train.add_argument("--max-epochs", type=int, default=None)
+    train.add_argument("--max-epochs", type=_COUNT, default=None)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     for flag in ("--accelerator", "--devices", "--strategy", "--precision"):
         train.add_argument(flag, default=None, help="passed to pytorch_lightning.Trainer")
-    train.add_argument("--num-nodes", type=int, default=None, help="passed to pytorch_lightning.Trainer")
+    train.add_argument("--num-nodes", type=_COUNT, default=None, help="passed to pytorch_lightning.Trainer")
     train.set_defaults(handler=_run_train_recon)
 
     evaluate = commands.add_parser(
@@ -328,8 +364,8 @@ def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--reconstructor", required=True, help="exported checkpoint (or zero_filled)")
     evaluate.add_argument("--config", default=None, help="config whose masks.evaluation to use (default: recon_{kind})")
     _add_set_argument(evaluate)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
+    evaluate.add_argument("--batch-size", type=_COUNT, default=8)
     evaluate.set_defaults(handler=_run_eval_recon)
 
 
@@ -415,8 +451,8 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         help="evaluate learned policies trained on another task (the summary records what "
         "differs) instead of refusing them",
     )
-    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(default: 0 1 2)")
-    evaluate.add_argument("--batch-size", type=int, default=32, help="slices stepped together (default: 32)")
+    evaluate.add_argument("--seeds", type=_NON_NEGATIVE_INT, nargs="+", default=[0, 1, 2], help="(default: 0 1 2)")
+    evaluate.add_argument("--batch-size", type=_COUNT, default=32, help="slices stepped together (default: 32)")
     evaluate.add_argument(
         "--lbcs-train-data",
         type=Path,
@@ -424,7 +460,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         help="where LBCS learns its order (default: DATA/{challenge}_train)",
     )
     evaluate.add_argument(
-        "--lbcs-slices", type=int, default=32, help="training slices LBCS averages over (default: 32)"
+        "--lbcs-slices", type=_COUNT, default=32, help="training slices LBCS averages over (default: 32)"
     )
     evaluate.add_argument("--device", default="cpu", help="(default: cpu)")
     evaluate.add_argument("--out", type=Path, required=True, help="results folder, e.g. results/NAME")

@@ -147,3 +147,94 @@ def test_quickstart_checks_its_config_before_anything_runs(tmp_path, capsys):
     )
     assert "task: task initial_lines must be an integer >= 1, got 0" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "data").exists()
+
+
+# ------------------------------------------------------------------ numbers and devices at the edge
+SYNTH = ["data", "synth", "out"]
+EVALUATE = ["evaluate", "--data", "d", "--out", "o"]
+EVAL_RECON = ["eval-recon", "--data", "d", "--challenge", "singlecoil", "--reconstructor", "zero_filled"]
+TRAIN = ["train", "--agent", "dqn", "--env", "CartPole-v1", "--out", "o"]
+TRAIN_RECON = ["train-recon", "--data", "d", "--challenge", "singlecoil", "--out", "o"]
+COUNT, NON_NEGATIVE, FINITE = "an integer >= 1", "an integer >= 0", "a finite number"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "expected"),
+    [
+        (SYNTH, "--noise", "nan", FINITE),
+        (SYNTH, "--noise", "inf", FINITE),
+        (SYNTH, "--striation", "-inf", FINITE),
+        (SYNTH, "--striation", "NaN", FINITE),
+        (SYNTH, "--slices", "0", COUNT),
+        (SYNTH, "--size", "-16", COUNT),
+        (SYNTH, "--size", "16.0", COUNT),
+        (SYNTH, "--kspace-width", "0", COUNT),
+        (SYNTH, "--coils", "0", COUNT),
+        (SYNTH, "--padding", "-1", NON_NEGATIVE),
+        (SYNTH, "--seed", "-1", NON_NEGATIVE),
+        (EVALUATE, "--batch-size", "0", COUNT),
+        (EVALUATE, "--batch-size", "-1", COUNT),
+        (EVALUATE, "--lbcs-slices", "0", COUNT),
+        (EVALUATE, "--seeds", "-1", NON_NEGATIVE),
+        (EVALUATE, "--seeds", "1.5", NON_NEGATIVE),
+        (EVALUATE, "--initial-lines", "0", COUNT),
+        (EVAL_RECON, "--batch-size", "0", COUNT),
+        (EVAL_RECON, "--seed", "-1", NON_NEGATIVE),
+        (TRAIN, "--total-steps", "0", COUNT),
+        (TRAIN, "--num-envs", "0", COUNT),
+        (TRAIN, "--seed", "-2", NON_NEGATIVE),
+        (TRAIN_RECON, "--max-epochs", "0", COUNT),
+        (TRAIN_RECON, "--num-nodes", "0", COUNT),
+    ],
+)
+def test_a_bad_number_is_a_usage_error_naming_the_flag_and_value(capsys, command, flag, value, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, f"{flag}={value}"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument {flag}: expected {expected}, got {value!r}")
+
+
+def numeric_flags(parser) -> dict[str, object]:
+    """``"PROG --flag"`` -> ``type`` for every flag that takes values, of the parser and its subcommands."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action.choices, dict):  # a subcommand's parsers
+            for sub in action.choices.values():
+                found.update(numeric_flags(sub))
+        elif action.option_strings and action.nargs != 0:
+            found[f"{parser.prog} {action.option_strings[-1]}"] = action.type
+    return found
+
+
+def test_every_numeric_flag_has_a_checked_type():
+    """No plain ``type=int`` / ``type=float`` is left, except the volume counts (checked by the handler)."""
+    plain = sorted(flag for flag, kind in numeric_flags(build_parser()).items() if kind in (int, float))
+    assert plain == [f"mri-rl data synth --{split}volumes" for split in ("test-", "val-", "")]
+
+
+def test_good_numbers_still_parse():
+    args = build_parser().parse_args([*SYNTH, "--noise", "0", "--striation", "1e-1", "--padding", "0", "--seed", "0"])
+    assert (args.noise, args.striation, args.padding, args.seed) == (0.0, 0.1, 0, 0)
+    assert evaluate_namespace("--seeds", "0", "5", "--batch-size", "1").seeds == [0, 5]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device", "nonsense"], "device 'nonsense' is not a torch device name; expected cpu, cuda, cuda:N or mps"),
+        (["--device", "cuda"], "device 'cuda' is not available on this machine: torch.cuda.is_available() is False"),
+        (
+            ["--device", "cuda:7"],
+            "device 'cuda:7' is not available on this machine: torch.cuda.is_available() is False",
+        ),
+        (["--seeds", "0", "1", "0"], "seeds: expected distinct seeds, got [0, 1, 0]"),
+    ],
+)
+def test_evaluate_refuses_a_bad_device_or_seeds_in_one_line(tmp_path, capsys, monkeypatch, flags, message):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a machine with a GPU
+    out = tmp_path / "out"
+    assert main(["evaluate", "--data", str(tmp_path / "data"), "--out", str(out), "--no-progress", *flags]) == 2
+    assert capsys.readouterr().err == f"mri-rl: error: {message}\n"
+    assert not out.exists()

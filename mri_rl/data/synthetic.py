@@ -30,6 +30,7 @@ import torch
 from fastmri.data.transforms import center_crop
 from tqdm import tqdm
 
+from mri_rl.checks import check_int, check_number
 from mri_rl.data.fastmri_files import CHALLENGES, SPLITS, write_volume
 from mri_rl.files import atomic_write_text
 from mri_rl.kspace import KspaceGeometry, fft2c, ifft2c
@@ -65,20 +66,26 @@ class SyntheticSpec:
     def __post_init__(self) -> None:
         if self.challenge not in CHALLENGES:
             raise ValueError(f"challenge must be one of {CHALLENGES}, got {self.challenge!r}")
-        if self.size < 8:
-            raise ValueError(f"size must be at least 8 pixels, got {self.size}")
-        if self.num_slices < 1:
-            raise ValueError(f"num_slices must be at least 1, got {self.num_slices}")
+        # The checked values (numpy numbers made Python ones, for the JSON settings) replace the given ones.
+        checked = {
+            "num_slices": check_int("num_slices", self.num_slices, 1),
+            "size": check_int("size", self.size, 8),
+            "kspace_width": None if self.kspace_width is None else check_int("kspace_width", self.kspace_width, 1),
+            "padding": check_int("padding", self.padding, 0),
+            "num_coils": check_int(
+                "num_coils" + (" of a multicoil volume" if self.challenge == "multicoil" else ""),
+                self.num_coils,
+                2 if self.challenge == "multicoil" else 1,
+            ),
+            "noise_level": check_number("noise_level", self.noise_level, 0),
+            "striation": check_number("striation", self.striation, 0),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
         if self.width < self.size:
             raise ValueError(f"kspace_width ({self.width}) must be at least size ({self.size})")
-        if self.padding < 0 or 2 * self.padding >= self.width:
+        if 2 * self.padding >= self.width:
             raise ValueError(f"padding must be in [0, {(self.width - 1) // 2}], got {self.padding}")
-        if self.challenge == "multicoil" and self.num_coils < 2:
-            raise ValueError(f"multicoil needs at least 2 coils, got {self.num_coils}")
-        if self.noise_level < 0:
-            raise ValueError(f"noise_level must be >= 0, got {self.noise_level}")
-        if self.striation < 0:
-            raise ValueError(f"striation must be >= 0, got {self.striation}")
 
     @property
     def width(self) -> int:

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from mri_rl.envs.episodes import NEW_EPISODE, AcquisitionEpisodes
+from mri_rl.checks import check_int, check_number, resolve_device
+from mri_rl.envs.episodes import NEW_EPISODE, AcquisitionEpisodes, column_indices
 from mri_rl.envs.slice_source import SliceSource
 from mri_rl.provenance import checkpoint_fingerprint, data_fingerprint, make_record
 from mri_rl.reconstruct.base import Reconstructor
@@ -57,8 +58,16 @@ def make_episodes(
 
     Raises:
         TaskError: an unknown task field or a bad value.
-        ValueError: a task whose recorded reconstructor fingerprint is not the file's now.
+        ValueError: a count that is not a positive integer, a ``slice_cache_mb`` that is not a
+            finite number >= 0, a device this machine does not have (checked before any data
+            is read), or a task whose recorded reconstructor fingerprint is not the file's now.
     """
+    num_episodes = check_int("num_episodes", num_episodes)
+    look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
+    slice_cache_mb = check_number("slice_cache_mb", slice_cache_mb, 0)
+    if not isinstance(column_spectrum, (bool, np.bool_)):
+        raise ValueError(f"column_spectrum: expected True or False, got {column_spectrum!r}")
+    device = resolve_device(device)
     resolved, model, fingerprint = resolve_task(task, reconstructor, task_fields)
     source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
     resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
@@ -166,13 +175,19 @@ class ActiveAcquisitionEnv(gym.Env):
         return self._observation(), self._info()
 
     def step(self, action: int) -> tuple[dict, float, bool, bool, dict]:
-        """Acquire column ``action``; an already acquired column changes nothing and gives 0."""
+        """Acquire column ``action``; an already acquired column changes nothing and gives 0.
+
+        ``action`` is one integer: a Python int or a numpy integer of any dtype (or a 0-d
+        array of one), as ``Discrete.contains`` accepts; bools, floats and arrays of
+        another shape are refused (ValueError) and spend nothing.
+        """
         if self._episode_over:
             raise RuntimeError("the episode is over (or never started): call reset() before step()")
+        actions = column_indices(action, (), self.episodes.width).reshape(1)
         metric = self.episodes.metrics[self.task.reward_metric]
         before = metric[0].clone()
-        if self.episodes.acquire(self._rows, np.asarray([action]))[0]:
-            self.episodes.reconstruct(self._rows, np.asarray([action]))
+        if self.episodes.acquire(self._rows, actions)[0]:
+            self.episodes.reconstruct(self._rows, actions)
         reward = float(self.episodes.improvement(before, metric[0]))
         terminated = bool(self.episodes.done(self._rows)[0])
         self._episode_over = terminated
@@ -186,12 +201,13 @@ class ActiveAcquisitionEnv(gym.Env):
         """Rewards that each candidate column would give now, without changing the state.
 
         Args:
-            candidates: K candidate columns.
+            candidates: K candidate columns, integers of shape (K,).
 
         Returns:
             float64 (K,).
         """
-        return self.episodes.look_ahead(self._rows, np.asarray(candidates, dtype=np.int64).reshape(1, -1))[0]
+        columns = column_indices(candidates, (None,), self.episodes.width, "candidates")
+        return self.episodes.look_ahead(self._rows, columns.reshape(1, -1))[0]
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {key: value[0] for key, value in self.episodes.observation().items()}

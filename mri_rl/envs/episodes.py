@@ -13,11 +13,13 @@ not yet acquired (``info["action_mask"]`` and ``action_masks()``, Gymnasium's na
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
+from mri_rl.checks import check_int, resolve_device, show
 from mri_rl.envs.slice_source import SliceSource
 from mri_rl.envs.spaces import column_power_spectrum, observation_space
 from mri_rl.kspace import data_range, initial_mask, measured_width
@@ -27,6 +29,51 @@ from mri_rl.task import METRIC_NAMES, AcquisitionTask
 
 METRICS_CHUNK = 8  # episodes whose metrics are computed together
 NEW_EPISODE = -1  # in place of an added column: the episode (re)starts
+
+
+def column_indices(actions: Any, shape: tuple[int | None, ...], width: int, what: str = "actions") -> np.ndarray:
+    """``actions`` as int64 column indices of ``shape`` (None: any length), each in [0, width).
+
+    Integers of any numpy dtype are accepted alike; another shape (nothing is flattened or
+    squeezed), floats (2.5, nan, also 2.0), bools and columns outside [0, width) are refused,
+    naming the value. An empty array may be of any dtype.
+
+    Raises:
+        ValueError: naming ``what`` and the shape, or the first bad value, and what was expected.
+    """
+    wanted = str(tuple("K" if n is None else n for n in shape)).replace("'", "") if shape else "() (one integer)"
+    try:
+        array = np.asarray(actions)
+    except (ValueError, TypeError):  # e.g. ragged lists
+        raise ValueError(f"expected {what} of shape {wanted}, got {actions!r}") from None
+    if array.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, array.shape)):
+        raise ValueError(f"expected {what} of shape {wanted}, got shape {array.shape}")
+    if array.size == 0:
+        return array.astype(np.int64)
+    if isinstance(actions, (list, tuple)) and any(_is_bool(a) for a in np.ravel(np.asarray(actions, dtype=object))):
+        array = np.asarray(actions, dtype=object)  # np.asarray([True, 1]) is int64: the bool would pass unseen
+    if not np.issubdtype(array.dtype, np.integer):
+        flat = array.reshape(-1)
+        first = next((v for v in flat if _is_bool(v) or not _is_whole(v)), flat[0])
+        raise ValueError(
+            f"{what} must be integer column indices in [0, {width}), got {show(first)} (dtype {array.dtype})"
+        )
+    bad = (array < 0) | (array >= width)
+    if bad.any():
+        raise ValueError(f"{what.removesuffix('s')} {show(array[bad][0])} is outside the k-space columns [0, {width})")
+    return array.astype(np.int64)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _is_whole(value: Any) -> bool:
+    """Whether ``value`` is a number with an integer value (2.0 yes; 2.5, nan, 'a' no)."""
+    try:
+        return float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 class AcquisitionEpisodes:
@@ -59,11 +106,9 @@ class AcquisitionEpisodes:
                 f"initial_lines ({task.initial_lines}) leaves no column to acquire: the slices have "
                 f"{source.measurable_columns} measurable columns of {source.width}"
             )
-        if num_episodes < 1:
-            raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
-        if look_ahead_batch_size < 1:
-            raise ValueError(f"look_ahead_batch_size must be >= 1, got {look_ahead_batch_size}")
-        self.device = torch.device(device)
+        num_episodes = check_int("num_episodes", num_episodes)
+        look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
+        self.device = resolve_device(device)
         reconstructor.check_compatible(source.challenge, source.kspace_shape, source.recon_size)
         self.source = source
         self.task = task
@@ -116,14 +161,9 @@ class AcquisitionEpisodes:
             bool array (len(rows),): True where the column was new.
 
         Raises:
-            ValueError: an action outside [0, W).
+            ValueError: not one integer column in [0, W) per row (see :func:`column_indices`).
         """
-        actions = np.asarray(actions).reshape(-1)
-        if not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be integer column indices, got dtype {actions.dtype}")
-        bad = (actions < 0) | (actions >= self.width)
-        if bad.any():
-            raise ValueError(f"action {int(actions[bad][0])} is outside the k-space columns [0, {self.width})")
+        actions = column_indices(actions, (len(rows),), self.width)
         rows_t = torch.as_tensor(rows, device=self.device)
         actions_t = torch.as_tensor(actions, device=self.device)
         is_new = ~self.acquired[rows_t, actions_t]
@@ -186,12 +226,11 @@ class AcquisitionEpisodes:
 
         Returns:
             float64 (R, K); already acquired candidates score 0.
+
+        Raises:
+            ValueError: not integer columns in [0, W) of shape (R, K) (see :func:`column_indices`).
         """
-        candidates = np.asarray(candidates)
-        if candidates.ndim != 2 or candidates.shape[0] != len(rows):
-            raise ValueError(f"candidates must have shape ({len(rows)}, K), got {candidates.shape}")
-        if candidates.size and (candidates.min() < 0 or candidates.max() >= self.width):
-            raise ValueError(f"candidate columns must lie in [0, {self.width})")
+        candidates = column_indices(candidates, (len(rows), None), self.width, "candidates")
         rows_t = torch.as_tensor(rows, device=self.device)
         pair_rows = rows_t.repeat_interleave(candidates.shape[1])
         pair_columns = torch.as_tensor(candidates.reshape(-1), device=self.device)

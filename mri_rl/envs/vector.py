@@ -12,8 +12,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from mri_rl.checks import check_int
 from mri_rl.envs.acquisition import episodes_record, make_episodes, pick_slice
-from mri_rl.envs.episodes import NEW_EPISODE
+from mri_rl.envs.episodes import NEW_EPISODE, column_indices
 from mri_rl.task import AcquisitionTask
 
 
@@ -37,6 +38,7 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         task: AcquisitionTask | Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
+        num_envs = check_int("num_envs", num_envs)
         self.episodes = make_episodes(num_envs, data_path, task, **options)
         self.task = self.episodes.task
         self.num_envs = num_envs
@@ -99,12 +101,17 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         self._needs_reset[rows] = False
 
     def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
-        """Acquire one column in every running episode; restart the finished ones."""
+        """Acquire one column in every running episode; restart the finished ones.
+
+        ``actions`` must be of shape exactly (N,), as the action space ``MultiDiscrete``: no
+        other shape is flattened ((N, 1), (1, N), and for N = 1 a 0-d array, are refused).
+        Integers of any numpy dtype act alike; bools, floats and columns outside [0, W) are
+        refused, also those of episodes that restart in this step (whose action is ignored),
+        and a refused step changes nothing.
+        """
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        actions = np.asarray(actions).reshape(-1)
-        if actions.shape != (self.num_envs,):
-            raise ValueError(f"expected {self.num_envs} actions, got shape {np.asarray(actions).shape}")
+        actions = column_indices(actions, (self.num_envs,), self.episodes.width)
         episodes = self.episodes
         restarting = self._all_rows[self._needs_reset]
         running = self._all_rows[~self._needs_reset]
@@ -140,7 +147,7 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         Returns:
             float64 (N, K).
         """
-        return self.episodes.look_ahead(self._all_rows, np.asarray(candidates, dtype=np.int64))
+        return self.episodes.look_ahead(self._all_rows, candidates)
 
     def slice_name(self, index: int) -> tuple[str, int]:
         """(file name, slice within the file) of slice ``index`` of the data, without reading it."""

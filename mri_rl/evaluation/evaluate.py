@@ -24,8 +24,9 @@ import numpy as np
 from gymnasium import spaces
 
 from mri_rl.agents import AGENTS
-from mri_rl.agents.base import AGENT_FORMAT
-from mri_rl.checkpointing import load_checkpoint
+from mri_rl.agents.base import read_agent_checkpoint
+from mri_rl.checkpointing import CheckpointError
+from mri_rl.checks import check_int, resolve_device
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.envs import ENV_ID
@@ -51,7 +52,7 @@ from mri_rl.provenance import (
     sidecar_path,
 )
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
-from mri_rl.task import DEFAULT_TASK, ZERO_FILLED, AcquisitionTask
+from mri_rl.task import DEFAULT_TASK, SPLITS, ZERO_FILLED, AcquisitionTask
 
 if TYPE_CHECKING:
     from mri_rl.envs.vector import BatchedActiveAcquisitionEnv
@@ -83,7 +84,8 @@ class EvaluationSetup:
         batch_size: slices stepped together.
         lbcs_train_data: where LBCS learns its order (default: the root's train split).
         lbcs_slices: training slices LBCS averages over.
-        device: torch device of the reconstructor.
+        device: torch device of the reconstructor ("cpu", "cuda", "cuda:1", "mps"); one this
+            machine does not have is refused at construction.
         allow_task_mismatch: evaluate learned policies trained on another task (the
             summary records what differs) instead of refusing them.
         any_folder: accept a folder whose name says another split than ``split``.
@@ -99,6 +101,25 @@ class EvaluationSetup:
     device: str = "cpu"
     allow_task_mismatch: bool = False
     any_folder: bool = False
+
+    def __post_init__(self) -> None:
+        """Check the settings before anything is read: the split, the counts, the seeds and the device.
+
+        Raises:
+            ValueError: naming the bad value and what was expected.
+        """
+        if self.split not in SPLITS:
+            raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {self.split!r}")
+        self.batch_size = check_int("batch_size", self.batch_size)
+        self.lbcs_slices = check_int("lbcs_slices", self.lbcs_slices)
+        if isinstance(self.seeds, (str, bytes)) or not hasattr(self.seeds, "__iter__"):
+            raise ValueError(f"seeds: expected a sequence of integers >= 0, got {self.seeds!r}")
+        self.seeds = tuple(check_int("seeds", seed, 0) for seed in self.seeds)
+        if not self.seeds:
+            raise ValueError("seeds: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: expected distinct seeds, got {list(self.seeds)}")
+        resolve_device(self.device)
 
     def env_kwargs(self, folder: Path) -> dict[str, Any]:
         return {"data_path": folder, "task": self.task, "device": self.device}
@@ -191,10 +212,11 @@ def load_agent(path: Path) -> Any:
     Raises:
         ValueError: not an agent checkpoint, or of an unknown algorithm.
     """
-    algorithm = load_checkpoint(path, AGENT_FORMAT).get("algorithm")
+    checkpoint = read_agent_checkpoint(path)
+    algorithm = checkpoint.get("algorithm")
     if algorithm not in AGENTS:
-        raise ValueError(f"{path} holds an agent of unknown algorithm {algorithm!r}")
-    return AGENTS[algorithm].load(path)
+        raise CheckpointError(f"{path} holds an agent of unknown algorithm {algorithm!r}; known: {sorted(AGENTS)}")
+    return AGENTS[algorithm].from_checkpoint(checkpoint, path)
 
 
 def check_learned_policy(path: Path, agent: Any, env: gym.vector.VectorEnv, allow_task_mismatch: bool = False):
@@ -320,8 +342,6 @@ def evaluate_policies(
     """
     out_dir = Path(out_dir)
     policies = parse_policy_specs(policy_specs)
-    if not setup.seeds:
-        raise ValueError("give at least one seed")
     folder = resolve_split_folder(setup.data, setup.task.challenge, setup.split)
     check_split_folder(folder, setup.split, setup.any_folder)
     agents = {name: None if path is None else load_agent(path) for name, path in policies}

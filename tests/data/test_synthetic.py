@@ -303,6 +303,46 @@ def test_invalid_spec_raises(kwargs, keyword):
         SyntheticSpec(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"noise_level": float("nan")}, "noise_level: expected a finite number >= 0, got nan"),
+        ({"noise_level": float("inf")}, "noise_level: expected a finite number >= 0, got inf"),
+        ({"noise_level": np.float32("nan")}, "noise_level: expected a finite number >= 0, got nan"),
+        ({"noise_level": "0.1"}, "noise_level: expected a finite number >= 0, got '0.1'"),
+        ({"striation": float("nan")}, "striation: expected a finite number >= 0, got nan"),
+        ({"striation": -float("inf")}, "striation: expected a finite number >= 0, got -inf"),
+        ({"size": 16.0}, "size: expected an integer >= 8, got 16.0"),
+        ({"size": True}, "size: expected an integer >= 8, got True"),
+        ({"num_slices": 2.5}, "num_slices: expected an integer >= 1, got 2.5"),
+        ({"kspace_width": 0}, "kspace_width: expected an integer >= 1, got 0"),
+        ({"padding": 1.5}, "padding: expected an integer >= 0, got 1.5"),
+        ({"num_coils": 0}, "num_coils: expected an integer >= 1, got 0"),
+        (
+            {"challenge": "multicoil", "num_coils": 1},
+            "num_coils of a multicoil volume: expected an integer >= 2, got 1",
+        ),
+    ],
+)
+def test_non_finite_or_non_integer_spec_values_are_refused_naming_them(kwargs, message):
+    with pytest.raises(ValueError) as raised:
+        SyntheticSpec(**kwargs)
+    assert str(raised.value) == message
+
+
+def test_numpy_numbers_in_a_spec_become_python_ones(tmp_path):
+    """They are written into the JSON settings file."""
+    spec = SyntheticSpec(num_slices=np.int64(1), size=np.uint16(16), noise_level=np.float32(0.5), striation=0)
+    assert [type(value) for value in (spec.num_slices, spec.size, spec.noise_level, spec.striation)] == [
+        int,
+        int,
+        float,
+        float,
+    ]
+    write_synthetic_dataset(tmp_path, spec, {"val": 1}, progress=False)
+    assert read_synthetic_settings(tmp_path)["size"] == 16
+
+
 def test_largest_valid_padding_is_accepted():
     spec = SyntheticSpec(size=16, padding=7)
     assert spec.geometry.acquired_width == 2

@@ -244,6 +244,68 @@ def test_out_of_range_action_raises_without_spending_budget(make_env, singlecoil
     assert terminated
 
 
+INTEGER_DTYPES = [np.int8, np.int16, np.int32, np.uint8, np.uint16, np.uint32, np.uint64]
+
+
+@pytest.mark.parametrize("zero_d_array", [False, True], ids=["scalar", "0-d array"])
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES, ids=lambda dtype: np.dtype(dtype).name)
+def test_actions_of_every_integer_dtype_act_like_int64(make_env, singlecoil_train, dtype, zero_d_array):
+    columns = [3, 12, 3, 0, 9, 15]
+    env = make_env(singlecoil_train, budget=6)
+    expected_obs, expected_rewards, expected_infos, _ = run_episode(env, [np.int64(c) for c in columns], seed=42)
+    cast = (lambda c: np.array(c, dtype=dtype)) if zero_d_array else dtype
+    observations, rewards, infos, _ = run_episode(env, [cast(c) for c in columns], seed=42)
+    assert rewards == expected_rewards  # identical, not approximately
+    assert [info["steps"] for info in infos] == [info["steps"] for info in expected_infos] == list(range(7))
+    for got, want in zip(observations, expected_obs):
+        np.testing.assert_array_equal(got["reconstruction"], want["reconstruction"])
+        np.testing.assert_array_equal(got["acquired"], want["acquired"])
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (2.5, "actions must be integer column indices in [0, 16), got 2.5 (dtype float64)"),
+        (float("nan"), "actions must be integer column indices in [0, 16), got nan (dtype float64)"),
+        (3.0, "actions must be integer column indices in [0, 16), got 3.0 (dtype float64)"),
+        (True, "actions must be integer column indices in [0, 16), got True (dtype bool)"),
+        (np.bool_(False), "actions must be integer column indices in [0, 16), got False (dtype bool)"),
+        (np.array([3]), "expected actions of shape () (one integer), got shape (1,)"),
+        (np.array([[3]]), "expected actions of shape () (one integer), got shape (1, 1)"),
+        (np.int8(-1), "action -1 is outside the k-space columns [0, 16)"),
+        (np.int16(-300), "action -300 is outside the k-space columns [0, 16)"),
+        (np.uint8(16), "action 16 is outside the k-space columns [0, 16)"),
+        (np.array(200, dtype=np.uint8), "action 200 is outside the k-space columns [0, 16)"),
+        (np.uint64(2**64 - 1), "action 18446744073709551615 is outside the k-space columns [0, 16)"),
+    ],
+    ids=repr,
+)
+def test_a_bad_action_is_refused_naming_it_and_spends_nothing(make_env, singlecoil_train, action, message):
+    env = make_env(singlecoil_train, budget=2)
+    _, info = env.reset(seed=0)
+    with pytest.raises(ValueError) as raised:
+        env.unwrapped.step(action)
+    assert str(raised.value) == message
+    _, _, terminated, _, info = env.step(free_columns(info)[0])
+    assert not terminated and info["steps"] == 1
+
+
+def test_look_ahead_takes_integer_candidates_of_any_dtype_and_refuses_others(make_env, singlecoil_train):
+    env = make_env(singlecoil_train)
+    env.reset(seed=0)
+    candidates = np.array([0, 3, 9, 15])
+    scores = env.unwrapped.look_ahead(candidates)
+    np.testing.assert_array_equal(env.unwrapped.look_ahead(candidates.astype(np.uint8)), scores)
+    for bad, message in [
+        ([1.5, 2], "candidates must be integer column indices in [0, 16), got 1.5 (dtype float64)"),
+        ([[0, 3]], "expected candidates of shape (K,), got shape (1, 2)"),
+        (np.array([0, 16], dtype=np.uint8), "candidate 16 is outside the k-space columns [0, 16)"),
+    ]:
+        with pytest.raises(ValueError) as raised:
+            env.unwrapped.look_ahead(bad)
+        assert str(raised.value) == message
+
+
 def test_same_seed_same_episode(make_env, singlecoil_train):
     actions = [3, 12, 3, 0, 9, 15]
     first = run_episode(make_env(singlecoil_train, budget=6), actions, seed=42)
@@ -337,6 +399,27 @@ def test_step_before_reset_and_after_termination_raises(one_volume_folder):
 def test_invalid_config_raises(make_env, singlecoil_train, overrides, match):
     with pytest.raises(ValueError, match=match):
         make_env(singlecoil_train, **overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"look_ahead_batch_size": 2.5}, "look_ahead_batch_size: expected an integer >= 1, got 2.5"),
+        ({"look_ahead_batch_size": True}, "look_ahead_batch_size: expected an integer >= 1, got True"),
+        ({"slice_cache_mb": float("nan")}, "slice_cache_mb: expected a finite number >= 0, got nan"),
+        ({"slice_cache_mb": float("inf")}, "slice_cache_mb: expected a finite number >= 0, got inf"),
+        ({"slice_cache_mb": -1}, "slice_cache_mb: expected a finite number >= 0, got -1"),
+        ({"column_spectrum": "yes"}, "column_spectrum: expected True or False, got 'yes'"),
+        ({"device": "nonsense"}, "device 'nonsense' is not a torch device name; expected cpu, cuda, cuda:N or mps"),
+        ({"device": "meta"}, "device 'meta' is not supported; expected cpu, cuda, cuda:N or mps"),
+        ({"device": "cuda"}, "device 'cuda' is not available on this machine: torch.cuda.is_available() is False"),
+    ],
+)
+def test_bad_options_are_refused_before_any_data_is_read(make_env, tmp_path, monkeypatch, overrides, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a machine with a GPU
+    with pytest.raises(ValueError) as raised:
+        make_env(tmp_path / "no_such_folder", **overrides)  # a ValueError, not the missing folder's error
+    assert str(raised.value) == message
 
 
 def test_initial_lines_filling_every_measurable_column_raises(make_env, padded_folder):

@@ -187,6 +187,84 @@ def test_wrong_number_of_actions_and_step_before_reset(make_vec_env, singlecoil_
     np.testing.assert_array_equal(info["steps"], [1, 1, 1])  # the rejected steps spent nothing
 
 
+BAD_BATCH = "actions must be integer column indices in [0, 16), got"
+
+
+@pytest.mark.parametrize(
+    ("actions", "message"),
+    [
+        (np.zeros((N, 1), dtype=np.int64), f"expected actions of shape ({N},), got shape ({N}, 1)"),
+        (np.zeros((1, N), dtype=np.int64), f"expected actions of shape ({N},), got shape (1, {N})"),
+        (np.int64(0), f"expected actions of shape ({N},), got shape ()"),
+        ([0, 2.5, 1], f"{BAD_BATCH} 2.5 (dtype float64)"),
+        ([0, float("nan"), 1], f"{BAD_BATCH} nan (dtype float64)"),
+        (np.array([0, 1, 2], dtype=np.float32), f"{BAD_BATCH} 0.0 (dtype float32)"),
+        ([0, True, 1], f"{BAD_BATCH} True (dtype object)"),
+        (np.array([True, False, True]), f"{BAD_BATCH} True (dtype bool)"),
+        (np.array([0, 16, 1], dtype=np.uint8), "action 16 is outside the k-space columns [0, 16)"),
+        (np.array([0, -1, 1], dtype=np.int8), "action -1 is outside the k-space columns [0, 16)"),
+        (np.array([0, 2**64 - 1, 1], dtype=np.uint64), "action 18446744073709551615 is outside the k-space columns"),
+    ],
+    ids=repr,
+)
+def test_a_bad_action_batch_is_refused_naming_it_and_spends_nothing(make_vec_env, singlecoil_train, actions, message):
+    vec = make_vec_env(singlecoil_train, N)
+    vec.reset(seed=0)
+    with pytest.raises(ValueError) as raised:
+        vec.step(actions)
+    assert message in str(raised.value)
+    _, _, _, _, info = vec.step(np.array([0, 1, 2]))
+    np.testing.assert_array_equal(info["steps"], [1, 1, 1])
+
+
+@pytest.mark.parametrize(
+    ("num_envs", "actions"),
+    [(4, np.zeros((2, 2), dtype=np.int64)), (4, np.zeros((4, 1), dtype=np.int64)), (1, np.int64(3))],
+    ids=["(2, 2) for 4", "(4, 1) for 4", "0-d for 1"],
+)
+def test_no_action_batch_is_reshaped(make_vec_env, singlecoil_train, num_envs, actions):
+    """Only shape (N,), the action space's, is taken: not (2, N/2), not a 0-d array for N = 1."""
+    vec = make_vec_env(singlecoil_train, num_envs)
+    vec.reset(seed=0)
+    assert not vec.action_space.contains(actions)
+    with pytest.raises(ValueError) as raised:
+        vec.step(actions)
+    assert str(raised.value) == f"expected actions of shape ({num_envs},), got shape {actions.shape}"
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.uint8, np.uint16, np.uint32, np.uint64])
+def test_action_batches_of_every_integer_dtype_act_like_int64(make_vec_env, singlecoil_train, dtype):
+    vec = make_vec_env(singlecoil_train, N, budget=3)
+    plan = np.random.default_rng(1).integers(0, 16, (5, N))  # 5 steps of budget 3: every episode restarts
+
+    def drive(columns: np.ndarray) -> tuple[list, list]:
+        obs, _ = vec.reset(seed=SEED)
+        observations, rewards = [obs], []
+        for actions in columns:
+            obs, reward, *_ = vec.step(actions)
+            observations.append(obs)
+            rewards.append(reward)
+        return observations, rewards
+
+    expected_obs, expected_rewards = drive(plan)
+    observations, rewards = drive(plan.astype(dtype))
+    np.testing.assert_array_equal(rewards, expected_rewards)  # identical, not approximately
+    for got, want in zip(observations, expected_obs):
+        np.testing.assert_array_equal(got["reconstruction"], want["reconstruction"])
+        np.testing.assert_array_equal(got["acquired"], want["acquired"])
+    candidates = np.array([[0, 1], [2, 3], [4, 5]])
+    np.testing.assert_array_equal(vec.look_ahead(candidates.astype(dtype)), vec.look_ahead(candidates))
+    with pytest.raises(ValueError, match=r"candidates must be integer column indices in \[0, 16\), got 1\.5"):
+        vec.look_ahead(np.array([[0, 1.5], [2, 3], [4, 5]]))
+
+
+@pytest.mark.parametrize(("num_envs", "shown"), [(0, "0"), (-1, "-1"), (2.5, "2.5"), (True, "True")])
+def test_num_envs_must_be_a_positive_integer(make_vec_env, singlecoil_train, num_envs, shown):
+    with pytest.raises(ValueError) as raised:
+        make_vec_env(singlecoil_train, num_envs)
+    assert str(raised.value) == f"num_envs: expected an integer >= 1, got {shown}"
+
+
 def test_batched_look_ahead_equals_single(make_env, make_vec_env, singlecoil_train):
     vec = make_vec_env(singlecoil_train, N, look_ahead_batch_size=4)
     singles = [make_env(singlecoil_train) for _ in range(N)]

@@ -12,6 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 
 from mri_rl.agents import DQN
@@ -274,6 +275,35 @@ def test_duplicate_policy_names_raise(singlecoil_root, tmp_path, specs):
 def test_no_seed_raises(singlecoil_root, tmp_path):
     with pytest.raises(ValueError, match="seed"):
         evaluate_policies(make_setup(singlecoil_root, seeds=()), ["random"], tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"batch_size": 0}, "batch_size: expected an integer >= 1, got 0"),
+        ({"batch_size": -1}, "batch_size: expected an integer >= 1, got -1"),
+        ({"batch_size": 2.5}, "batch_size: expected an integer >= 1, got 2.5"),
+        ({"lbcs_slices": 0}, "lbcs_slices: expected an integer >= 1, got 0"),
+        ({"seeds": ()}, "seeds: give at least one seed"),
+        ({"seeds": (-1,)}, "seeds: expected an integer >= 0, got -1"),
+        ({"seeds": (0, 1.5)}, "seeds: expected an integer >= 0, got 1.5"),
+        ({"seeds": (0, 0)}, "seeds: expected distinct seeds, got [0, 0]"),
+        ({"seeds": 3}, "seeds: expected a sequence of integers >= 0, got 3"),
+        ({"split": "training"}, "split: expected one of train, val, test, got 'training'"),
+        ({"device": "nonsense"}, "device 'nonsense' is not a torch device name; expected cpu, cuda, cuda:N or mps"),
+        ({"device": "cuda:7"}, "device 'cuda:7' is not available on this machine: torch.cuda.is_available() is False"),
+    ],
+)
+def test_bad_settings_are_refused_when_the_setup_is_made(tmp_path, monkeypatch, overrides, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a machine with a GPU
+    with pytest.raises(ValueError) as raised:
+        make_setup(tmp_path / "no_such_data", **overrides)
+    assert str(raised.value) == message
+
+
+def test_setup_seeds_become_a_tuple_of_ints(tmp_path):
+    setup = make_setup(tmp_path, seeds=[np.int64(3), 1])
+    assert setup.seeds == (3, 1) and all(type(seed) is int for seed in setup.seeds)
 
 
 def test_lbcs_on_a_plain_folder_needs_training_data(singlecoil_root, tmp_path):
