@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from mri_rl.data.fastmri_files import TARGET_KEYS
+from mri_rl.data.fastmri_files import MAX_SLICES, TARGET_KEYS
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 
 #: Volumes per split written by the ``singlecoil_root`` / ``multicoil_root`` fixtures.
@@ -53,13 +53,29 @@ BAD_KINDS: dict[str, str] = {
     "truncated": "truncated",
     "no_kspace": "kspace",
     "float_kspace": "dtype",
+    "kspace_group": "'kspace' is an HDF5 group",
+    "kspace_broken_link": "'kspace' cannot be opened",
+    "huge_kspace": "GiB",
+    "too_many_slices": "MAX_SLICES",
     "no_header": "ismrmrd_header",
     "bad_header": "ismrmrd_header",
+    "header_group": "'ismrmrd_header' is an HDF5 group",
+    "header_numeric": "expected one XML string",
+    "header_non_integer": "ismrmrd_header",
     "padding_too_wide": "padding",
     "no_target": "target",
     "target_wrong_slices": "shape",
+    "target_wrong_size": "reconSpace",
+    "target_group": "is an HDF5 group",
+    "complex_target": "dtype complex64",
+    "string_target": "expected float32",
+    "huge_target": "GiB",
+    "huge_mask": "GiB",
     "nan": "NaN",
     "inf": "Inf",
+    "nan_target": "NaN",
+    "unreadable_chunk": "damaged chunk",
+    "zero_target_slice": "all zero",
     "max_zero": "'max' is 0.0",
     "max_nan": "'max' is nan",
     "max_inf": "'max' is inf",
@@ -81,8 +97,13 @@ MAX_VALUES = {
     "max_string": "large",
 }
 
-#: Kinds whose problem is in one slice (the error names the slice).
-SLICE_KINDS = {"nan": 1, "inf": 1}
+#: Kinds whose problem is in one middle slice (kind -> that slice): the file passes construction
+#: without ``check_values`` and fails when the slice is read; "skip" keeps its other slices.
+SLICE_KINDS = {"nan": 1, "inf": 1, "nan_target": 1, "unreadable_chunk": 1, "zero_target_slice": 1}
+#: zero_target_without_max: every slice lacks a data range; the first one read is slice 0.
+
+#: Declared sizes of the huge_* and too_many_slices kinds (chunked, nothing written: tiny files).
+HUGE = 100_000
 
 
 def make_bad_volume_file(
@@ -91,7 +112,7 @@ def make_bad_volume_file(
     """Write a bad copy of the good volume ``src`` into ``folder``.
 
     Args:
-        src: a good synthetic volume of ``challenge`` with at least 2 slices.
+        src: a good synthetic volume of ``challenge`` with at least 3 slices (16 x 16 targets).
         folder: where to write (created if needed).
         kind: one of :data:`BAD_KINDS`.
         name: file name (default ``bad_{kind}.h5``).
@@ -127,41 +148,94 @@ def _replace(hf: h5py.File, key: str, value: Any) -> None:
     hf[key] = value
 
 
-def _padding_too_wide(hf: h5py.File, target_key: str, kind: str) -> None:
-    """The maximum of kspace_encoding_step_1 (acquired width - 1) set to twice the k-space width."""
-    header = hf["ismrmrd_header"][()].decode()
-    step1 = header.index("<kspace_encoding_step_1>")
-    start = header.index("<maximum>", step1) + len("<maximum>")
-    end = header.index("</maximum>", start)
-    _replace(
-        hf, "ismrmrd_header", np.bytes_((header[:start] + str(2 * hf["kspace"].shape[-1]) + header[end:]).encode())
+def _group(hf: h5py.File, key: str) -> None:
+    """``key`` as an HDF5 group (holding one small dataset) instead of a dataset."""
+    del hf[key]
+    hf.create_group(key)["data"] = np.zeros(3, np.float32)
+
+
+def _broken_link(hf: h5py.File, key: str) -> None:
+    """``key`` as a soft link to nothing."""
+    del hf[key]
+    hf[key] = h5py.SoftLink("/nowhere")
+
+
+def _declare(hf: h5py.File, key: str, shape: tuple[int, ...], dtype: Any) -> None:
+    """``key`` as a chunked dataset of a (huge) declared ``shape`` with nothing written."""
+    if key in hf:
+        del hf[key]
+    hf.create_dataset(
+        key, shape=shape, dtype=dtype, chunks=(1,) * (len(shape) - 2) + tuple(min(n, 64) for n in shape[-2:])
     )
 
 
-def _zero_target_without_max(hf: h5py.File, target_key: str, kind: str) -> None:
-    hf[target_key][...] = 0.0
+def _set_header_field(hf: h5py.File, section: str, field: str, value: str) -> None:
+    """Write ``value`` into the first ``<field>`` after ``<section>`` of the ISMRMRD header."""
+    header = hf["ismrmrd_header"][()].decode()
+    start = header.index(f"<{field}>", header.index(f"<{section}>")) + len(f"<{field}>")
+    end = header.index(f"</{field}>", start)
+    _replace(hf, "ismrmrd_header", np.bytes_((header[:start] + value + header[end:]).encode()))
+
+
+def _padding_too_wide(hf: h5py.File, target_key: str, kind: str) -> None:
+    """The maximum of kspace_encoding_step_1 (acquired width - 1) set to twice the k-space width."""
+    _set_header_field(hf, "kspace_encoding_step_1", "maximum", str(2 * hf["kspace"].shape[-1]))
+
+
+def _zero_target(hf: h5py.File, target_key: str, kind: str) -> None:
+    """The whole target (zero_target_without_max) or slice 1 of it set to 0, and no ``max``."""
+    hf[target_key][SLICE_KINDS.get(kind, slice(None))] = 0.0
     del hf.attrs["max"]
 
 
 def _non_finite(hf: h5py.File, target_key: str, kind: str) -> None:
-    kspace = hf["kspace"]
-    kspace[(SLICE_KINDS[kind],) + (0,) * (kspace.ndim - 1)] = np.nan if kind == "nan" else np.inf
+    """One NaN or Inf in the k-space (nan, inf) or the target (nan_target) of the kind's slice."""
+    dataset = hf[target_key] if kind == "nan_target" else hf["kspace"]
+    dataset[(SLICE_KINDS[kind],) + (0,) * (dataset.ndim - 1)] = np.inf if kind == "inf" else np.nan
+
+
+def _unreadable_chunk(hf: h5py.File, target_key: str, kind: str) -> None:
+    """The k-space rewritten gzip-compressed, one chunk per slice, with garbage in slice 1's chunk."""
+    kspace = hf["kspace"][()]
+    del hf["kspace"]
+    dataset = hf.create_dataset("kspace", data=kspace, chunks=(1,) + kspace.shape[1:], compression="gzip")
+    dataset.id.write_direct_chunk((SLICE_KINDS[kind],) + (0,) * (kspace.ndim - 1), b"not gzip data" * 8)
 
 
 #: How each kind (besides not_hdf5, truncated and the max_* ones) damages an open copy: (hf, target key, kind).
 _DAMAGE: dict[str, Callable[[h5py.File, str, str], None]] = {
     "no_kspace": lambda hf, target_key, kind: hf.__delitem__("kspace"),
     "float_kspace": lambda hf, target_key, kind: _replace(hf, "kspace", np.abs(hf["kspace"][()]).astype(np.float32)),
+    "kspace_group": lambda hf, target_key, kind: _group(hf, "kspace"),
+    "kspace_broken_link": lambda hf, target_key, kind: _broken_link(hf, "kspace"),
+    "huge_kspace": lambda hf, target_key, kind: _declare(
+        hf, "kspace", hf["kspace"].shape[:-2] + (HUGE, HUGE), np.complex64
+    ),
+    "too_many_slices": lambda hf, target_key, kind: _declare(
+        hf, "kspace", (MAX_SLICES + 1,) + hf["kspace"].shape[1:], np.complex64
+    ),
     "no_header": lambda hf, target_key, kind: hf.__delitem__("ismrmrd_header"),
     "bad_header": lambda hf, target_key, kind: _replace(
         hf, "ismrmrd_header", np.bytes_(b"<ismrmrdHeader><encoding>not closed")
     ),
+    "header_group": lambda hf, target_key, kind: _group(hf, "ismrmrd_header"),
+    "header_numeric": lambda hf, target_key, kind: _replace(hf, "ismrmrd_header", np.arange(3)),
+    "header_non_integer": lambda hf, target_key, kind: _set_header_field(hf, "reconSpace", "x", "16.5"),
     "padding_too_wide": _padding_too_wide,
     "no_target": lambda hf, target_key, kind: hf.__delitem__(target_key),
     "target_wrong_slices": lambda hf, target_key, kind: _replace(hf, target_key, hf[target_key][()][:-1]),
-    "zero_target_without_max": _zero_target_without_max,
+    "target_wrong_size": lambda hf, target_key, kind: _replace(hf, target_key, hf[target_key][()][:, :, :-4]),
+    "target_group": lambda hf, target_key, kind: _group(hf, target_key),
+    "complex_target": lambda hf, target_key, kind: _replace(hf, target_key, hf[target_key][()].astype(np.complex64)),
+    "string_target": lambda hf, target_key, kind: _replace(hf, target_key, np.full(hf[target_key].shape, b"x")),
+    "huge_target": lambda hf, target_key, kind: _declare(hf, target_key, (hf[target_key].shape[0], HUGE, HUGE), "f4"),
+    "huge_mask": lambda hf, target_key, kind: _declare(hf, "mask", (HUGE, HUGE), "f4"),
+    "zero_target_without_max": _zero_target,
+    "zero_target_slice": _zero_target,
     "nan": _non_finite,
     "inf": _non_finite,
+    "nan_target": _non_finite,
+    "unreadable_chunk": _unreadable_chunk,
 }
 
 
@@ -181,6 +255,12 @@ def make_bad_volume() -> Callable[..., Path]:
 def bad_kinds() -> dict[str, str]:
     """Bad-file kinds of ``make_bad_volume`` -> keyword expected in the error message."""
     return dict(BAD_KINDS)
+
+
+@pytest.fixture(scope="session")
+def slice_kinds() -> dict[str, int]:
+    """Bad kinds whose problem is in one middle slice -> that slice (see :data:`SLICE_KINDS`)."""
+    return dict(SLICE_KINDS)
 
 
 @pytest.fixture(scope="session")

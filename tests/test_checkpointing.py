@@ -26,6 +26,7 @@ from mri_rl.checkpointing import (
     read_checkpoint,
     save_checkpoint,
 )
+from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import load_agent
 from mri_rl.files import atomic_write_text
 from mri_rl.reconstruct import UnetReconstructor, export_reconstructor, load_reconstructor
@@ -176,15 +177,18 @@ def test_torch_with_an_unsafe_unpickler_is_refused(version, safe):
 def test_atomic_outputs_follow_the_umask(tmp_path, umask):
     previous = os.umask(umask)
     try:
-        text = atomic_write_text(tmp_path / "a.txt", "x")
-        checkpoint = save_checkpoint({"w": torch.zeros(1)}, tmp_path / "c.pt")
+        written = [
+            atomic_write_text(tmp_path / "a.txt", "x"),
+            save_checkpoint({"w": torch.zeros(1)}, tmp_path / "c.pt"),
+            *write_synthetic_dataset(tmp_path / "data", SyntheticSpec(num_slices=1, size=8), {"train": 1}),
+        ]
         plain = tmp_path / "plain.txt"
         plain.write_text("x")
     finally:
         os.umask(previous)
     expected = plain.stat().st_mode & 0o777
     assert expected == 0o666 & ~umask
-    assert text.stat().st_mode & 0o777 == expected and checkpoint.stat().st_mode & 0o777 == expected
+    assert {path.name: path.stat().st_mode & 0o777 for path in written} == {path.name: expected for path in written}
 
 
 def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_temporary(tmp_path, monkeypatch):

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import h5py
 import pytest
+from fastmri.data import mri_data
 
 from mri_rl.cli import main
 from mri_rl.data.fastmri_files import FastMRISliceDataset
+from mri_rl.kspace import data_range
 
 SMALL = ["--slices", "2", "--size", "16", "--no-progress"]
 
@@ -130,7 +132,17 @@ def test_check_wrong_challenge_is_bad(multicoil_root, capsys):
     assert "BAD " in out and "singlecoil expects 3 dims" in out
 
 
-def test_check_folder_with_bad_files(tmp_path, singlecoil_volume, copy_volume, make_bad_volume, bad_kinds, capsys):
+def _lines_by_file(lines: list[str]) -> dict[str, list[str]]:
+    """The output lines of `data check` but the last, grouped by file name."""
+    by_file: dict[str, list[str]] = {}
+    for line in lines:
+        by_file.setdefault(line[4:].split(":")[0], []).append(line)
+    return by_file
+
+
+def test_check_folder_with_bad_files(
+    tmp_path, singlecoil_volume, copy_volume, make_bad_volume, bad_kinds, slice_kinds, capsys
+):
     good = copy_volume(singlecoil_volume, tmp_path / "good.h5")
     bad = {kind: make_bad_volume(singlecoil_volume, tmp_path, kind) for kind in bad_kinds}
     (tmp_path / "notes.txt").write_text("ignored")
@@ -138,16 +150,78 @@ def test_check_folder_with_bad_files(tmp_path, singlecoil_volume, copy_volume, m
     status = main(["data", "check", str(tmp_path), "--challenge", "singlecoil", "--require-target"])
     assert status == 1
     lines = capsys.readouterr().out.splitlines()
-    by_file = {line.split(":")[0].split()[-1]: line for line in lines[:-1]}
+    by_file = _lines_by_file(lines[:-1])
     assert set(by_file) == {good.name} | {p.name for p in bad.values()}
-    assert by_file[good.name].startswith("OK  good.h5: slices=3")
+    assert len(by_file[good.name]) == 1 and by_file[good.name][0].startswith("OK  good.h5: slices=3")
     for kind, path in bad.items():
-        line = by_file[path.name]
-        assert line.startswith(f"BAD {path.name}: ")
-        assert bad_kinds[kind] in line
-    assert by_file[bad["nan"].name].endswith("(slice 1)")
-    assert by_file[bad["inf"].name].endswith("(slice 1)")
+        file_lines = by_file[path.name]
+        slices = [0, 1, 2] if kind == "zero_target_without_max" else [slice_kinds[kind]] if kind in slice_kinds else []
+        assert len(file_lines) == max(1, len(slices))
+        for line, index in zip(file_lines, slices or [None]):
+            assert line.startswith(f"BAD {path.name}: ")
+            assert bad_kinds[kind] in line
+            assert line.endswith("" if index is None else f" (slice {index})")
     assert lines[-1] == f"{len(bad) + 1} file(s), {len(bad)} bad"
+
+
+def test_check_prints_exact_lines(tmp_path, singlecoil_volume, copy_volume, make_bad_volume, capsys):
+    copy_volume(singlecoil_volume, tmp_path / "a_good.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "target_wrong_size", name="b_size.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "kspace_group", name="c_group.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "huge_kspace", name="d_huge.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "nan_target", name="e_nan.h5")
+    assert main(["data", "check", str(tmp_path), "--challenge", "singlecoil"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "OK  a_good.h5: slices=3 kspace=(32, 16) coils=1 padding=[0,16) target=yes",
+        "BAD b_size.h5: 'reconstruction_esc' has shape (3, 16, 12); expected (3, 16, 16), "
+        "the header's reconSpace matrix size",
+        "BAD c_group.h5: 'kspace' is an HDF5 group; expected a dataset of complex64 (slices, rows, cols)",
+        "BAD d_huge.h5: 'kspace' declares slices of shape (100000, 100000) complex64, 74.5 GiB each; "
+        "the limit is 2 GiB (MAX_SLICE_BYTES): a damaged file?",
+        "BAD e_nan.h5: 'reconstruction_esc' contains NaN or Inf (slice 1)",
+        "5 file(s), 4 bad",
+    ]
+
+
+def test_check_finds_exactly_what_the_readers_skip(
+    tmp_path, singlecoil_volume, make_bad_volume, bad_kinds, slice_kinds, capsys
+):
+    """`data check` runs the readers' validation: its BAD lines are exactly the files and slices that
+    on_bad_file="skip" leaves out, and every slice the reader keeps reads and has a data range."""
+    folder = tmp_path / "data"
+    for kind in bad_kinds:
+        make_bad_volume(singlecoil_volume, folder, kind)
+    assert main(["data", "check", str(folder), "--challenge", "singlecoil", "--require-target"]) == 1
+    found = set()
+    for line in capsys.readouterr().out.splitlines()[:-1]:
+        match = re.fullmatch(r"BAD (\S+): .*?(?: \(slice (\d+)\))?", line)
+        assert match, line
+        found.add((match[1], None if match[2] is None else int(match[2])))
+    with pytest.warns(UserWarning, match="skipped"):
+        dataset = FastMRISliceDataset(folder, "singlecoil", on_bad_file="skip")
+    assert {(error.path.name, error.slice_index) for error in dataset.skipped} == found
+    assert len(dataset) == 2 * len(slice_kinds)  # the two good slices of each partly bad file
+    for index in range(len(dataset)):
+        item = dataset[index]
+        assert data_range(item.metadata.max_value, item.target) > 0
+
+
+def test_check_runs_fastmri_header_parsing(tmp_path, singlecoil_volume, copy_volume, monkeypatch, capsys):
+    """A header that mri_rl parses but fastmri's SliceDataset would not is BAD, not a later traceback."""
+    copy_volume(singlecoil_volume, tmp_path / "v.h5")
+    original = mri_data.et_query
+
+    def et_query(root, qlist, namespace="http://www.ismrm.org/ISMRMRD"):
+        if qlist[-1] == "z":
+            raise RuntimeError("Element not found")
+        return original(root, qlist, namespace)
+
+    monkeypatch.setattr(mri_data, "et_query", et_query)
+    assert main(["data", "check", str(tmp_path), "--challenge", "singlecoil"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "BAD v.h5: fastmri cannot read the file's header or attributes: RuntimeError: Element not found",
+        "1 file(s), 1 bad",
+    ]
 
 
 def test_check_without_require_target_accepts_test_split_files(tmp_path, singlecoil_volume, make_bad_volume, capsys):

@@ -6,18 +6,18 @@ A fastMRI volume holds ``kspace`` (complex64; (slices, rows, cols) single-coil o
 ``ismrmrd_header`` and attributes such as ``max`` and ``norm``
 (Zbontar et al., "fastMRI: An Open Dataset and Benchmarks for Accelerated MRI", 2018).
 
-Reading goes through ``fastmri.data.SliceDataset``. Each file is validated first, so a
-bad file gives one :class:`FastMRIDataError` naming it (and the slice) instead of an
-h5py traceback, or is skipped with a warning when ``on_bad_file="skip"``.
+Reading goes through ``fastmri.data.SliceDataset``. Each file is validated first by
+:func:`inspect_volume` (the validation ``mri-rl data check`` runs too), so a bad file gives
+one :class:`FastMRIDataError` naming it (and the slice) instead of an h5py traceback, or,
+with ``on_bad_file="skip"``, the bad file or just its bad slices are skipped with a warning.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,18 @@ import torch
 from fastmri.data import SliceDataset
 
 from mri_rl.data.ismrmrd_header import build_header, parse_geometry
+from mri_rl.files import atomic_output
 from mri_rl.kspace import KspaceGeometry
 from mri_rl.task import CHALLENGES, SPLITS
 
 TARGET_KEYS = {"singlecoil": "reconstruction_esc", "multicoil": "reconstruction_rss"}
 BAD_FILE_POLICIES = ("raise", "skip")
+#: Largest k-space or target slice (bytes, as stored) a file may declare; larger ones are refused
+#: before anything is read (a damaged or hostile file could declare terabytes). Real fastMRI slices
+#: are far smaller: a multi-coil brain slice (16-20 coils x 640 x 320 complex64) takes about 40 MB.
+MAX_SLICE_BYTES = 2 * 2**30
+#: Most slices a volume may declare (fastMRI volumes have at most about 50; every slice is one sample).
+MAX_SLICES = 10_000
 
 
 class FastMRIDataError(ValueError):
@@ -49,6 +56,10 @@ class FastMRIDataError(ValueError):
         self.problem = problem
         where = str(self.path) if slice_index is None else f"{self.path}, slice {slice_index}"
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self) -> tuple[type[FastMRIDataError], tuple[Path, str, int | None]]:
+        """Pickle by the constructor's arguments (DataLoader workers get the dataset, errors included)."""
+        return type(self), (self.path, self.problem, self.slice_index)
 
 
 def check_challenge(challenge: str) -> str:
@@ -70,6 +81,9 @@ class VolumeInfo:
         geometry: sizes and padding from the ISMRMRD header.
         has_target: whether the challenge's target dataset is present.
         max_value: the ``max`` attribute (data range for metrics), if present.
+        bad_slices: the slices found bad, when :func:`inspect_volume` was asked to keep going.
+        fastmri_metadata: what fastmri's ``SliceDataset._retrieve_metadata`` read from the file
+            (padding, encoding and recon sizes, file attributes); the reader uses exactly this.
     """
 
     path: Path
@@ -79,18 +93,40 @@ class VolumeInfo:
     geometry: KspaceGeometry
     has_target: bool
     max_value: float | None
+    bad_slices: tuple[FastMRIDataError, ...] = ()
+    fastmri_metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def good_slices(self) -> list[int]:
+        """Indices of the slices not in :attr:`bad_slices`."""
+        bad = {error.slice_index for error in self.bad_slices}
+        return [index for index in range(self.num_slices) if index not in bad]
 
 
 def inspect_volume(
-    path: str | Path, challenge: str, require_target: bool = True, check_values: bool = False
+    path: str | Path,
+    challenge: str,
+    require_target: bool = True,
+    check_values: bool = False,
+    keep_bad_slices: bool = False,
 ) -> VolumeInfo:
-    """Validate one fastMRI file and describe it.
+    """Validate one fastMRI file and describe it: the one validation of every reader and of
+    ``mri-rl data check`` (which uses ``check_values=True, keep_bad_slices=True``).
 
-    Checks that the file is readable HDF5, has complex ``kspace`` of the challenge's rank,
-    a parsable header whose padding fits the k-space, a target of matching size (when
-    ``require_target``), and that the first and last slices can be read (which catches
-    truncated files). With ``check_values`` every slice of k-space and target is read and
-    must be finite.
+    Checks, before reading any array, that the file is readable HDF5; that ``kspace`` is a
+    complex dataset of the challenge's rank with 1 to :data:`MAX_SLICES` slices of at most
+    :data:`MAX_SLICE_BYTES` each; that ``ismrmrd_header`` is one XML string whose geometry both
+    mri_rl and fastmri's own ``SliceDataset`` parsing read alike, with padding inside the
+    k-space; that the target (when present or ``require_target``) is a float dataset of one
+    (recon x, recon y) image per slice, as the header's reconSpace says; and that ``mask``, if
+    any, is a small readable dataset. Then it reads the first and last slices (every slice
+    with ``check_values``): each must be readable and finite, and without a ``max`` attribute
+    each target slice needs a positive value (its data range). Last, ``max`` must be one
+    positive finite number not below the target slices read.
+
+    Args:
+        keep_bad_slices: a problem within one slice goes into ``bad_slices`` instead of being
+            raised; a problem of the whole file still raises.
 
     Raises:
         FastMRIDataError: naming the file (and slice) and what was expected.
@@ -102,48 +138,107 @@ def inspect_volume(
     except OSError as error:
         raise FastMRIDataError(path, f"not a readable HDF5 file (corrupt or truncated?): {error}") from None
     with hf:
-        kspace = _checked_kspace(hf, path, challenge)
-        geometry = _checked_geometry(hf, path, kspace.shape[-1])
-        target = _checked_target(hf, path, challenge, kspace.shape[0], require_target)
-        _check_slices(path, [kspace] if target is None else [kspace, target], check_values)
-        max_value = _checked_max(hf, path, target)
-        return VolumeInfo(
-            path=path,
-            num_slices=int(kspace.shape[0]),
-            slice_shape=tuple(int(n) for n in kspace.shape[1:]),
-            num_coils=1 if challenge == "singlecoil" else int(kspace.shape[1]),
-            geometry=geometry,
-            has_target=target is not None,
-            max_value=max_value,
+        try:
+            return _inspect_open_volume(hf, path, challenge, require_target, check_values, keep_bad_slices)
+        except (OSError, RuntimeError, KeyError) as error:  # h5py's errors on a damaged object header
+            raise FastMRIDataError(path, f"unreadable HDF5 structure (damaged file?): {error}") from None
+
+
+def _inspect_open_volume(
+    hf: h5py.File, path: Path, challenge: str, require_target: bool, check_values: bool, keep_bad_slices: bool
+) -> VolumeInfo:
+    """:func:`inspect_volume` of an open file."""
+    kspace = _checked_kspace(hf, path, challenge)
+    geometry = _checked_geometry(hf, path, kspace.shape[-1])
+    metadata = _fastmri_metadata(path, geometry)
+    target = _checked_target(hf, path, challenge, kspace.shape[0], geometry, require_target)
+    _check_mask(hf, path)
+    bad_slices, peak = _check_slices(path, kspace, target, check_values, "max" not in hf.attrs, keep_bad_slices)
+    return VolumeInfo(
+        path=path,
+        num_slices=int(kspace.shape[0]),
+        slice_shape=tuple(int(n) for n in kspace.shape[1:]),
+        num_coils=1 if challenge == "singlecoil" else int(kspace.shape[1]),
+        geometry=geometry,
+        has_target=target is not None,
+        max_value=_checked_max(hf, path, peak),
+        bad_slices=tuple(bad_slices),
+        fastmri_metadata=metadata,
+    )
+
+
+def _dataset(hf: h5py.File, path: Path, key: str, expected: str) -> h5py.Dataset | None:
+    """``hf[key]``, which must be a dataset (not a group); None when absent."""
+    if key not in hf:
+        return None
+    try:
+        node = hf[key]
+    except (KeyError, OSError) as error:  # a dangling soft or external link, a damaged object header
+        raise FastMRIDataError(path, f"'{key}' cannot be opened (broken link or damaged file?): {error}") from None
+    if not isinstance(node, h5py.Dataset):
+        kind = "group" if isinstance(node, h5py.Group) else type(node).__name__
+        raise FastMRIDataError(path, f"'{key}' is an HDF5 {kind}; expected a dataset of {expected}")
+    return node
+
+
+def _check_size(path: Path, dataset: h5py.Dataset, per_slice: bool = True) -> None:
+    """Refuse, before reading it, a dataset whose slices (or whole, for one read at once)
+    would take more than :data:`MAX_SLICE_BYTES` in memory."""
+    shape = dataset.shape[1:] if per_slice else dataset.shape
+    nbytes = math.prod(shape) * dataset.dtype.itemsize
+    if nbytes > MAX_SLICE_BYTES:
+        what, each = ("slices of shape", " each") if per_slice else ("shape", "")
+        raise FastMRIDataError(
+            path,
+            f"'{_name(dataset)}' declares {what} {shape} {dataset.dtype}, {nbytes / 2**30:.1f} GiB{each}; "
+            f"the limit is {MAX_SLICE_BYTES / 2**30:g} GiB (MAX_SLICE_BYTES): a damaged file?",
         )
 
 
 def _checked_kspace(hf: h5py.File, path: Path, challenge: str) -> h5py.Dataset:
-    """The ``kspace`` dataset: complex, of the challenge's rank, with at least one slice."""
-    if "kspace" not in hf:
+    """The ``kspace`` dataset: complex, of the challenge's rank, with 1 to MAX_SLICES slices of bounded size."""
+    layout = "(slices, rows, cols)" if challenge == "singlecoil" else "(slices, coils, rows, cols)"
+    kspace = _dataset(hf, path, "kspace", f"complex64 {layout}")
+    if kspace is None:
         raise FastMRIDataError(path, f"no 'kspace' dataset (found {sorted(hf.keys())})")
-    kspace = hf["kspace"]
     if not np.issubdtype(kspace.dtype, np.complexfloating):
         raise FastMRIDataError(path, f"'kspace' has dtype {kspace.dtype}; expected complex64")
     expected_rank = 3 if challenge == "singlecoil" else 4
     if kspace.ndim != expected_rank:
-        layout = "(slices, rows, cols)" if challenge == "singlecoil" else "(slices, coils, rows, cols)"
         raise FastMRIDataError(
             path, f"'kspace' has shape {kspace.shape}; {challenge} expects {expected_rank} dims {layout}"
         )
     if kspace.shape[0] == 0:
         raise FastMRIDataError(path, "'kspace' has no slices")
+    if kspace.shape[0] > MAX_SLICES:
+        raise FastMRIDataError(
+            path, f"'kspace' declares {kspace.shape[0]} slices; the limit is {MAX_SLICES} (MAX_SLICES): a damaged file?"
+        )
+    if min(kspace.shape) == 0:
+        raise FastMRIDataError(path, f"'kspace' has shape {kspace.shape}; expected no empty dimension")
+    _check_size(path, kspace)
     return kspace
 
 
 def _checked_geometry(hf: h5py.File, path: Path, width: int) -> KspaceGeometry:
-    """The header's geometry, whose padding must fit the k-space ``width``."""
-    if "ismrmrd_header" not in hf:
+    """The header's geometry: positive recon sizes, padding that fits the k-space ``width``."""
+    header = _dataset(hf, path, "ismrmrd_header", "one XML string")
+    if header is None:
         raise FastMRIDataError(path, "no 'ismrmrd_header' dataset (fastMRI files carry one)")
+    if header.shape != () or not (header.dtype.kind == "S" or h5py.check_string_dtype(header.dtype)):
+        raise FastMRIDataError(
+            path, f"'ismrmrd_header' is a dataset of {header.dtype} and shape {header.shape}; expected one XML string"
+        )
+    _check_size(path, header, per_slice=False)
     try:
-        geometry = parse_geometry(hf["ismrmrd_header"][()])
+        geometry = parse_geometry(header[()])
     except Exception as error:  # malformed XML or a missing field
         raise FastMRIDataError(path, f"unusable ismrmrd_header: {error}") from None
+    recon_x, recon_y, _ = geometry.recon_size
+    if not (recon_x > 0 and recon_y > 0):
+        raise FastMRIDataError(
+            path, f"ismrmrd_header's reconSpace matrix size is {recon_x} x {recon_y}; expected positive sizes"
+        )
     if not 0 <= geometry.padding_left < geometry.padding_right <= width:
         raise FastMRIDataError(
             path,
@@ -153,29 +248,134 @@ def _checked_geometry(hf: h5py.File, path: Path, width: int) -> KspaceGeometry:
     return geometry
 
 
+def _fastmri_metadata(path: Path, geometry: KspaceGeometry) -> dict[str, Any]:
+    """What fastmri's own ``SliceDataset._retrieve_metadata`` (its ``et_query`` header parsing and
+    the file attributes) reads from the file, which must agree with ``geometry``."""
+    parser = SliceDataset.__new__(SliceDataset)  # the method uses no instance state
+    try:
+        metadata, _ = parser._retrieve_metadata(path)
+    except Exception as error:  # whatever fastmri's parsing raises
+        raise FastMRIDataError(
+            path, f"fastmri cannot read the file's header or attributes: {type(error).__name__}: {error}"
+        ) from None
+    ours = (geometry.padding_left, geometry.padding_right, geometry.recon_size)
+    theirs = (metadata["padding_left"], metadata["padding_right"], tuple(metadata["recon_size"]))
+    if theirs != ours:
+        raise FastMRIDataError(path, f"fastmri reads padding and recon size {theirs} from the header, mri_rl {ours}")
+    return dict(metadata)
+
+
 def _checked_target(
-    hf: h5py.File, path: Path, challenge: str, num_slices: int, require_target: bool
+    hf: h5py.File, path: Path, challenge: str, num_slices: int, geometry: KspaceGeometry, require_target: bool
 ) -> h5py.Dataset | None:
-    """The target dataset (None if absent and not required), one image per k-space slice."""
+    """The target dataset (None if absent and not required): float, one (recon x, recon y) image per slice."""
     target_key = TARGET_KEYS[challenge]
-    if target_key not in hf:
+    rows, cols, _ = geometry.recon_size
+    expected = f"({num_slices}, {rows}, {cols})"
+    target = _dataset(hf, path, target_key, f"float32 {expected}")
+    if target is None:
         if require_target:
             raise FastMRIDataError(path, f"no target dataset '{target_key}' ({challenge}); found {sorted(hf.keys())}")
         return None
-    target = hf[target_key]
+    if target.dtype.kind != "f":
+        raise FastMRIDataError(path, f"'{target_key}' has dtype {target.dtype}; expected float32 (a real image)")
     if target.ndim != 3 or target.shape[0] != num_slices:
         raise FastMRIDataError(path, f"'{target_key}' has shape {target.shape}; expected ({num_slices}, rows, cols)")
+    _check_size(path, target)
+    if target.shape[1:] != (rows, cols):
+        raise FastMRIDataError(
+            path,
+            f"'{target_key}' has shape {target.shape}; expected {expected}, the header's reconSpace matrix size",
+        )
     return target
 
 
-def _checked_max(hf: h5py.File, path: Path, target: h5py.Dataset | None) -> float | None:
+def _check_mask(hf: h5py.File, path: Path) -> None:
+    """A ``mask`` (fastMRI test files carry one; fastmri reads it whole with every slice) must be a
+    small readable dataset."""
+    mask = _dataset(hf, path, "mask", "sampled columns")
+    if mask is None:
+        return
+    _check_size(path, mask, per_slice=False)
+    try:
+        mask[()]
+    except (OSError, RuntimeError) as error:
+        raise FastMRIDataError(path, f"cannot read 'mask' (truncated file or damaged chunk?): {error}") from None
+
+
+def slice_problem(kspace: np.ndarray, target: np.ndarray | None, target_key: str, needs_range: bool) -> str | None:
+    """What is wrong with one read slice, or None.
+
+    Args:
+        kspace: complex, (rows, cols) or (coils, rows, cols).
+        target: float (rows, cols), or None.
+        target_key: the target's dataset name, for the message.
+        needs_range: no ``max`` attribute: the target's own maximum is the data range and must be positive.
+    """
+    if not np.isfinite(kspace).all():
+        return "'kspace' contains NaN or Inf"
+    if target is None:
+        return None
+    if not np.isfinite(target).all():
+        return f"'{target_key}' contains NaN or Inf"
+    if needs_range and not target.max() > 0:
+        return f"'{target_key}' has no positive value (all zero?) and there is no 'max' attribute: no data range"
+    return None
+
+
+def _check_slices(
+    path: Path,
+    kspace: h5py.Dataset,
+    target: h5py.Dataset | None,
+    check_values: bool,
+    needs_range: bool,
+    keep_going: bool,
+) -> tuple[list[FastMRIDataError], float | None]:
+    """Read and check the first and last slices (every slice with ``check_values``).
+
+    Returns:
+        (the bad slices, raised at the first unless ``keep_going``; the largest target value
+        of the good slices read, None without target or good slice).
+    """
+    num_slices = kspace.shape[0]
+    bad: list[FastMRIDataError] = []
+    peak: float | None = None
+    for index in range(num_slices) if check_values else sorted({0, num_slices - 1}):
+        try:
+            kspace_slice = _read_slice(path, kspace, index)
+            target_slice = None if target is None else _read_slice(path, target, index)
+            problem = slice_problem(kspace_slice, target_slice, _name(target), needs_range)
+            if problem is not None:
+                raise FastMRIDataError(path, problem, index)
+        except FastMRIDataError as error:
+            if not keep_going:
+                raise
+            bad.append(error)
+            continue
+        if target_slice is not None:
+            value = float(np.max(target_slice))
+            peak = value if peak is None else max(peak, value)
+    return bad, peak
+
+
+def _name(dataset: h5py.Dataset | None) -> str:
+    return "" if dataset is None else dataset.name.lstrip("/")
+
+
+def _read_slice(path: Path, dataset: h5py.Dataset, index: int) -> np.ndarray:
+    """Slice ``index`` of ``dataset``, or a FastMRIDataError naming it."""
+    try:
+        return dataset[index]
+    except (OSError, RuntimeError) as error:
+        raise FastMRIDataError(
+            path, f"cannot read '{_name(dataset)}' (truncated file or damaged chunk?): {error}", index
+        ) from None
+
+
+def _checked_max(hf: h5py.File, path: Path, peak: float | None) -> float | None:
     """The ``max`` attribute, the data range of every metric: one positive finite number, not
-    below the target's own maximum (checked on the first and last slices); None when absent.
-    Without it the target's maximum is the data range, so the target must not be all zero."""
-    peak = None if target is None else max(float(np.max(target[i])) for i in {0, target.shape[0] - 1})
+    below ``peak`` (the largest target value of the slices read); None when absent."""
     if "max" not in hf.attrs:
-        if peak is not None and not peak > 0:
-            raise FastMRIDataError(path, "the target is all zero and there is no 'max' attribute: no data range")
         return None
     raw = hf.attrs["max"]
     value = np.asarray(raw)
@@ -192,22 +392,6 @@ def _checked_max(hf: h5py.File, path: Path, target: h5py.Dataset | None) -> floa
             "must be the volume's maximum (the data range of the metrics)",
         )
     return number
-
-
-def _check_slices(path: Path, datasets: list[h5py.Dataset], check_values: bool) -> None:
-    """Read the first and last slices (every slice, checked finite, with ``check_values``)."""
-    num_slices = datasets[0].shape[0]
-    slices = range(num_slices) if check_values else sorted({0, num_slices - 1})
-    for index in slices:
-        for dataset in datasets:
-            try:
-                values = dataset[index]
-            except (OSError, RuntimeError) as error:
-                raise FastMRIDataError(
-                    path, f"cannot read '{dataset.name}' (truncated file?): {error}", index
-                ) from None
-            if check_values and not np.isfinite(values).all():
-                raise FastMRIDataError(path, f"'{dataset.name}' contains NaN or Inf", index)
 
 
 def list_volumes(folder: str | Path) -> list[Path]:
@@ -292,18 +476,27 @@ class FastMRISliceDataset(SliceDataset):
     """``fastmri.data.SliceDataset`` over the validated ``.h5`` files of one folder.
 
     Items are :class:`KspaceSlice` (or ``transform(KspaceSlice)``). Files other than
-    ``*.h5`` are ignored. The dataset cache of fastmri (a pickle) is never used.
+    ``*.h5`` are ignored. The dataset cache of fastmri (a pickle) is never used. Every file
+    goes through :func:`inspect_volume` first, and fastmri uses the header metadata it read.
 
     Args:
         folder: folder of fastMRI volumes (one split).
         challenge: "singlecoil" or "multicoil".
         require_target: a file without the target dataset is bad.
         on_bad_file: "raise" (default) raises the first :class:`FastMRIDataError`;
-            "skip" warns once with the list of skipped files and keeps the good ones.
-        check_values: read every slice at construction and reject files whose k-space
-            or target holds NaN or Inf. Without it (faster on large folders), each slice
-            is still checked when read and raises :class:`FastMRIDataError`.
+            "skip" reads every slice at construction (as ``check_values``), leaves out the
+            bad files and the bad slices of otherwise good files, and warns once with the
+            counts and the list (also kept in :attr:`skipped`).
+        check_values: read every slice at construction and reject files whose slices are
+            unreadable, hold NaN or Inf, or lack a data range. Without it (faster on large
+            folders) only the first and last slices are read; the others are checked when
+            read and raise :class:`FastMRIDataError`.
         transform: applied to each :class:`KspaceSlice`.
+
+    Attributes:
+        volumes: the usable files (path -> :class:`VolumeInfo`), sorted.
+        skipped: what "skip" left out, in file order: one error per bad file
+            (``slice_index`` None) or per bad slice (a file whose slices are all bad is left out).
     """
 
     def __init__(
@@ -322,38 +515,65 @@ class FastMRISliceDataset(SliceDataset):
         self.require_target = require_target
         self.volumes: dict[Path, VolumeInfo] = {}
         self.skipped: list[FastMRIDataError] = []
+        skip = on_bad_file == "skip"
         for path in list_volumes(self.folder):
             try:
-                self.volumes[path] = inspect_volume(path, challenge, require_target, check_values)
+                info = inspect_volume(path, challenge, require_target, check_values or skip, keep_bad_slices=skip)
             except FastMRIDataError as error:
-                if on_bad_file == "raise":
+                if not skip:
                     raise
                 self.skipped.append(error)
+                continue
+            self.skipped.extend(info.bad_slices)
+            if info.good_slices:
+                self.volumes[path] = info
+        self._bad_slices = {(e.path, e.slice_index) for e in self.skipped if e.slice_index is not None}
         if self.skipped:
-            listing = "\n  ".join(str(error) for error in self.skipped)
-            warnings.warn(f"skipped {len(self.skipped)} bad file(s) in {self.folder}:\n  {listing}", stacklevel=2)
+            warnings.warn(self._skipped_message(), stacklevel=2)
         if not self.volumes:
             raise FileNotFoundError(f"data folder {self.folder} holds no usable fastMRI volume")
-        super().__init__(root=self.folder, challenge=challenge, transform=None, use_dataset_cache=False)
+        super().__init__(
+            root=self.folder,
+            challenge=challenge,
+            transform=None,
+            use_dataset_cache=False,
+            raw_sample_filter=self._is_good_sample,
+        )
         self.slice_transform = transform
 
+    def _skipped_message(self) -> str:
+        """The one warning of "skip": counts, then one line per bad file or slice."""
+        files = len({error.path for error in self.skipped} - set(self.volumes))
+        slices = sum(error.path in self.volumes for error in self.skipped)
+        partly = len({error.path for error in self.skipped} & set(self.volumes))
+        listing = "\n  ".join(str(error) for error in self.skipped)
+        return (
+            f"skipped {files} bad file(s), and {slices} bad slice(s) of {partly} file(s) whose other "
+            f"slices are used, in {self.folder}:\n  {listing}"
+        )
+
+    def _is_good_sample(self, raw_sample: Any) -> bool:
+        """fastmri's ``raw_sample_filter``: False for the slices left out by "skip"."""
+        return (Path(raw_sample.fname), raw_sample.slice_ind) not in self._bad_slices
+
     def _retrieve_metadata(self, fname: Path) -> tuple[dict, int]:
-        """fastmri's header parsing for validated files; zero slices for any other file."""
-        if Path(fname) not in self.volumes:
+        """fastmri's header metadata as :func:`inspect_volume` read it; zero slices for any other file."""
+        info = self.volumes.get(Path(fname))
+        if info is None:
             return {}, 0
-        return super()._retrieve_metadata(fname)
+        return info.fastmri_metadata, info.num_slices
 
     def __getitem__(self, index: int) -> Any:
         fname, slice_index, _ = self.raw_samples[index]
+        info = self.volumes[Path(fname)]
         try:
             kspace, _, target, attrs, _, _ = super().__getitem__(index)
         except (OSError, RuntimeError, KeyError) as error:
-            raise FastMRIDataError(fname, f"cannot read slice: {error}", slice_index) from None
-        if not np.isfinite(kspace).all():
-            raise FastMRIDataError(fname, "k-space contains NaN or Inf", slice_index)
-        if target is not None and not np.isfinite(target).all():
-            raise FastMRIDataError(fname, f"{self.recons_key} contains NaN or Inf", slice_index)
-        info = self.volumes[Path(fname)]
+            reason = f"cannot read the slice (truncated file or damaged chunk?): {error}"
+            raise FastMRIDataError(fname, reason, slice_index) from None
+        problem = slice_problem(kspace, target, self.recons_key, needs_range=info.max_value is None)
+        if problem is not None:
+            raise FastMRIDataError(fname, problem, slice_index)
         metadata = SliceMetadata(
             file=Path(fname),
             slice_index=int(slice_index),
@@ -394,24 +614,15 @@ def write_volume(
         ``path``.
     """
     check_challenge(challenge)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     num_coils = 1 if challenge == "singlecoil" else kspace.shape[1]
-    handle, temporary = tempfile.mkstemp(suffix=".h5.tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        with h5py.File(temporary, "w") as hf:
-            hf.create_dataset("kspace", data=kspace.astype(np.complex64), track_times=False)
-            hf.create_dataset("ismrmrd_header", data=np.bytes_(build_header(geometry, num_coils)), track_times=False)
-            if target is not None:
-                target = target.astype(np.float32)
-                hf.create_dataset(TARGET_KEYS[challenge], data=target, track_times=False)
-                hf.attrs["max"] = float(target.max())
-                hf.attrs["norm"] = float(np.linalg.norm(target))
-            for key, value in (attrs or {}).items():
-                hf.attrs[key] = value
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_output(path) as temporary, h5py.File(temporary, "w") as hf:
+        hf.create_dataset("kspace", data=kspace.astype(np.complex64), track_times=False)
+        hf.create_dataset("ismrmrd_header", data=np.bytes_(build_header(geometry, num_coils)), track_times=False)
+        if target is not None:
+            target = target.astype(np.float32)
+            hf.create_dataset(TARGET_KEYS[challenge], data=target, track_times=False)
+            hf.attrs["max"] = float(target.max())
+            hf.attrs["norm"] = float(np.linalg.norm(target))
+        for key, value in (attrs or {}).items():
+            hf.attrs[key] = value
+    return Path(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from fastmri.data import SliceDataset
+from fastmri.data import SliceDataset, mri_data
 
 from mri_rl.data.fastmri_files import (
     FastMRIDataError,
@@ -173,16 +174,30 @@ def test_test_split_without_target_written_by_write_volume(tmp_path):
 # --------------------------------------------------------------------------- bad inputs
 
 
+#: Bad kinds of ``make_bad_volume`` found at construction (without ``check_values``).
 BAD_KINDS_IN_DATASET = [
     "not_hdf5",
     "truncated",
     "no_kspace",
     "float_kspace",
+    "kspace_group",
+    "kspace_broken_link",
+    "huge_kspace",
+    "too_many_slices",
     "no_header",
     "bad_header",
+    "header_group",
+    "header_numeric",
+    "header_non_integer",
     "padding_too_wide",
     "no_target",
     "target_wrong_slices",
+    "target_wrong_size",
+    "target_group",
+    "complex_target",
+    "string_target",
+    "huge_target",
+    "huge_mask",
     "max_zero",
     "max_nan",
     "max_inf",
@@ -192,6 +207,54 @@ BAD_KINDS_IN_DATASET = [
     "max_string",
     "zero_target_without_max",
 ]
+#: Bad kinds whose problem is in the middle slice 1 (conftest's SLICE_KINDS).
+BAD_SLICE_KINDS = ["nan", "inf", "nan_target", "unreadable_chunk", "zero_target_slice"]
+
+#: The exact problem (FastMRIDataError.problem) and slice of a bad copy of a singlecoil_volume.
+EXACT_PROBLEMS: dict[str, tuple[str, int | None]] = {
+    "kspace_group": ("'kspace' is an HDF5 group; expected a dataset of complex64 (slices, rows, cols)", None),
+    "huge_kspace": (
+        "'kspace' declares slices of shape (100000, 100000) complex64, 74.5 GiB each; "
+        "the limit is 2 GiB (MAX_SLICE_BYTES): a damaged file?",
+        None,
+    ),
+    "too_many_slices": ("'kspace' declares 10001 slices; the limit is 10000 (MAX_SLICES): a damaged file?", None),
+    "header_group": ("'ismrmrd_header' is an HDF5 group; expected a dataset of one XML string", None),
+    "header_numeric": ("'ismrmrd_header' is a dataset of int64 and shape (3,); expected one XML string", None),
+    "header_non_integer": ("unusable ismrmrd_header: invalid literal for int() with base 10: '16.5'", None),
+    "target_wrong_size": (
+        "'reconstruction_esc' has shape (3, 16, 12); expected (3, 16, 16), the header's reconSpace matrix size",
+        None,
+    ),
+    "target_group": ("'reconstruction_esc' is an HDF5 group; expected a dataset of float32 (3, 16, 16)", None),
+    "complex_target": ("'reconstruction_esc' has dtype complex64; expected float32 (a real image)", None),
+    "string_target": ("'reconstruction_esc' has dtype |S1; expected float32 (a real image)", None),
+    "huge_target": (
+        "'reconstruction_esc' declares slices of shape (100000, 100000) float32, 37.3 GiB each; "
+        "the limit is 2 GiB (MAX_SLICE_BYTES): a damaged file?",
+        None,
+    ),
+    "huge_mask": (
+        "'mask' declares shape (100000, 100000) float32, 37.3 GiB; "
+        "the limit is 2 GiB (MAX_SLICE_BYTES): a damaged file?",
+        None,
+    ),
+    "nan": ("'kspace' contains NaN or Inf", 1),
+    "nan_target": ("'reconstruction_esc' contains NaN or Inf", 1),
+    "zero_target_slice": (
+        "'reconstruction_esc' has no positive value (all zero?) and there is no 'max' attribute: no data range",
+        1,
+    ),
+    "zero_target_without_max": (
+        "'reconstruction_esc' has no positive value (all zero?) and there is no 'max' attribute: no data range",
+        0,
+    ),
+}
+
+
+def test_every_bad_kind_is_tested(bad_kinds, slice_kinds):
+    assert sorted(BAD_KINDS_IN_DATASET + BAD_SLICE_KINDS) == sorted(bad_kinds)
+    assert sorted(BAD_SLICE_KINDS) == sorted(slice_kinds)
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS_IN_DATASET)
@@ -204,33 +267,60 @@ def test_bad_file_raises_naming_file_and_reason(tmp_path, singlecoil_volume, mak
     assert path.name in str(error)
     assert bad_kinds[kind] in error.problem
     assert bad_kinds[kind] in str(error)
-    # inspect_volume gives the same error
+    assert "\n" not in str(error)
+    assert error.slice_index == (0 if kind == "zero_target_without_max" else None)
+    # inspect_volume gives the same error; reading every slice too (max_tiny then names the largest of all)
     with pytest.raises(FastMRIDataError) as inspected:
         inspect_volume(path, "singlecoil")
     assert str(inspected.value) == str(error)
+    with pytest.raises(FastMRIDataError) as inspected:
+        inspect_volume(path, "singlecoil", check_values=True)
+    assert (inspected.value.path, inspected.value.slice_index) == (path, error.slice_index)
+    assert bad_kinds[kind] in inspected.value.problem
 
 
-@pytest.mark.parametrize("kind", ["nan", "inf"])
-def test_non_finite_kspace_found_at_construction_with_check_values(
+@pytest.mark.parametrize("kind", sorted(EXACT_PROBLEMS))
+def test_exact_problem_of_each_damage(tmp_path, singlecoil_volume, make_bad_volume, kind):
+    problem, slice_index = EXACT_PROBLEMS[kind]
+    path = make_bad_volume(singlecoil_volume, tmp_path, kind, name="v.h5")
+    with pytest.raises(FastMRIDataError) as raised:
+        inspect_volume(path, "singlecoil", check_values=True)
+    assert (raised.value.problem, raised.value.slice_index) == (problem, slice_index)
+    where = str(path) if slice_index is None else f"{path}, slice {slice_index}"
+    assert str(raised.value) == f"{where}: {problem}"
+
+
+def test_huge_declared_shapes_are_refused_before_any_read(tmp_path, singlecoil_volume, make_bad_volume, monkeypatch):
+    """The huge_* files declare 37-75 GiB slices in files of a few kB: nothing is read."""
+    reads = []
+    original = h5py.Dataset.__getitem__
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", lambda self, key: reads.append(self.name) or original(self, key))
+    for kind in ("huge_kspace", "huge_target", "too_many_slices"):
+        path = make_bad_volume(singlecoil_volume, tmp_path / kind, kind)
+        assert path.stat().st_size < 100_000
+        reads.clear()
+        with pytest.raises(FastMRIDataError, match="a damaged file"):
+            inspect_volume(path, "singlecoil", check_values=True)
+        assert "/kspace" not in reads and "/reconstruction_esc" not in reads
+
+
+@pytest.mark.parametrize("kind", BAD_SLICE_KINDS)
+def test_bad_slice_found_at_construction_with_check_values(
     tmp_path, singlecoil_volume, make_bad_volume, bad_kinds, kind
 ):
     path = make_bad_volume(singlecoil_volume, tmp_path, kind)
     with pytest.raises(FastMRIDataError) as raised:
         FastMRISliceDataset(tmp_path, "singlecoil", check_values=True)
     error = raised.value
-    assert error.slice_index == 1
-    assert path.name in str(error)
-    assert "slice 1" in str(error)
-    assert bad_kinds[kind] in str(error)
-    assert "kspace" in error.problem
+    assert error.path == path and error.slice_index == 1
+    assert str(error).startswith(f"{path}, slice 1: ")
+    assert bad_kinds[kind] in error.problem
 
 
-@pytest.mark.parametrize("kind", ["nan", "inf"])
-def test_non_finite_kspace_found_when_read_without_check_values(
-    tmp_path, singlecoil_volume, make_bad_volume, bad_kinds, kind
-):
+@pytest.mark.parametrize("kind", BAD_SLICE_KINDS)
+def test_bad_slice_found_when_read_without_check_values(tmp_path, singlecoil_volume, make_bad_volume, bad_kinds, kind):
     path = make_bad_volume(singlecoil_volume, tmp_path, kind)
-    dataset = FastMRISliceDataset(tmp_path, "singlecoil")  # check_values=False: only structure checked
+    dataset = FastMRISliceDataset(tmp_path, "singlecoil")  # check_values=False: first and last slices only
     assert len(dataset) == 3
     assert torch.isfinite(torch.view_as_real(dataset[0].kspace)).all()
     assert torch.isfinite(torch.view_as_real(dataset[2].kspace)).all()
@@ -238,27 +328,77 @@ def test_non_finite_kspace_found_when_read_without_check_values(
         dataset[1]
     error = raised.value
     assert error.path == path and error.slice_index == 1
-    assert path.name in str(error) and "slice 1" in str(error)
+    assert str(error).startswith(f"{path}, slice 1: ")
     assert bad_kinds[kind] in str(error)
+    # the reader finds what inspect_volume finds
+    with pytest.raises(FastMRIDataError) as inspected:
+        inspect_volume(path, "singlecoil", check_values=True)
+    assert inspected.value.slice_index == 1 and bad_kinds[kind] in inspected.value.problem
 
 
-def test_non_finite_target_is_found(tmp_path, singlecoil_volume, copy_volume):
-    path = copy_volume(singlecoil_volume, tmp_path / "nan_target.h5")
-    with h5py.File(path, "r+") as hf:
-        hf["reconstruction_esc"][2, 3, 3] = np.nan
-    with pytest.raises(FastMRIDataError, match=r"nan_target\.h5, slice 2: .*reconstruction_esc.*NaN"):
-        FastMRISliceDataset(tmp_path, "singlecoil", check_values=True)
-    dataset = FastMRISliceDataset(tmp_path, "singlecoil")
-    dataset[1]
-    with pytest.raises(FastMRIDataError, match=r"nan_target\.h5, slice 2: reconstruction_esc contains NaN"):
-        dataset[2]
-
-
-def test_multicoil_non_finite_kspace(tmp_path, multicoil_volume, make_bad_volume):
-    path = make_bad_volume(multicoil_volume, tmp_path, "nan", challenge="multicoil")
+@pytest.mark.parametrize("kind", ["nan", "nan_target", "unreadable_chunk"])
+def test_multicoil_bad_slice(tmp_path, multicoil_volume, make_bad_volume, bad_kinds, kind):
+    path = make_bad_volume(multicoil_volume, tmp_path, kind, challenge="multicoil")
     with pytest.raises(FastMRIDataError, match="slice 1") as raised:
         FastMRISliceDataset(tmp_path, "multicoil", check_values=True)
-    assert path.name in str(raised.value)
+    assert raised.value.path == path and bad_kinds[kind] in raised.value.problem
+    with pytest.warns(UserWarning, match=r"skipped 0 bad file\(s\), and 1 bad slice\(s\) of 1 file"):
+        dataset = FastMRISliceDataset(tmp_path, "multicoil", on_bad_file="skip")
+    assert [dataset[i].metadata.slice_index for i in range(len(dataset))] == [0, 2]
+
+
+def _fail_on_z(original):
+    """fastmri's et_query, failing on the <z> fields, which mri_rl's own parsing reads too but accepts."""
+
+    def et_query(root, qlist, namespace="http://www.ismrm.org/ISMRMRD"):
+        if qlist[-1] == "z":
+            raise RuntimeError("Element not found")
+        return original(root, qlist, namespace)
+
+    return et_query
+
+
+def _other_center(original):
+    """fastmri's et_query, reading another kspace_encoding_step_1 center than the file's."""
+
+    def et_query(root, qlist, namespace="http://www.ismrm.org/ISMRMRD"):
+        value = original(root, qlist, namespace)
+        return str(int(value) + 1) if qlist[-2:] == ["kspace_encoding_step_1", "center"] else value
+
+    return et_query
+
+
+@pytest.mark.parametrize(
+    ("patch", "problem"),
+    [
+        (_fail_on_z, "fastmri cannot read the file's header or attributes: RuntimeError: Element not found"),
+        (
+            _other_center,
+            "fastmri reads padding and recon size (-1, 15, (16, 16, 1)) from the header, mri_rl (0, 16, (16, 16, 1))",
+        ),
+    ],
+)
+def test_a_header_that_fastmri_reads_otherwise_is_bad(
+    tmp_path, singlecoil_volume, copy_volume, monkeypatch, patch, problem
+):
+    """Validation runs fastmri's own header parsing too: a header that passes mri_rl's but not
+    fastmri's (or reads differently) is one FastMRIDataError, not a traceback in SliceDataset."""
+    path = copy_volume(singlecoil_volume, tmp_path / "v.h5")
+    monkeypatch.setattr(mri_data, "et_query", patch(mri_data.et_query))
+    with pytest.raises(FastMRIDataError) as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil")
+    assert str(raised.value) == f"{path}: {problem}"
+    with pytest.warns(UserWarning, match="skipped 1 bad file"):
+        with pytest.raises(FileNotFoundError, match="no usable fastMRI volume"):
+            FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip")
+
+
+def test_reader_uses_the_header_metadata_validation_read(tmp_path, singlecoil_volume, copy_volume):
+    copy_volume(singlecoil_volume, tmp_path / "v.h5")
+    dataset = FastMRISliceDataset(tmp_path, "singlecoil")
+    info = dataset.volumes[tmp_path / "v.h5"]
+    assert info.fastmri_metadata["recon_size"] == (16, 16, 1)
+    assert all(sample.metadata is info.fastmri_metadata for sample in dataset.raw_samples)
 
 
 def test_truncated_multicoil_file(tmp_path, multicoil_volume, make_bad_volume):
@@ -326,33 +466,83 @@ def test_list_volumes_sorted_and_only_h5(tmp_path, singlecoil_volume, copy_volum
 # --------------------------------------------------------------------------- on_bad_file="skip"
 
 
-def test_skip_bad_files_warns_once(tmp_path, singlecoil_root, copy_volume, make_bad_volume):
+def test_skip_bad_files_and_bad_slices_warns_once(tmp_path, singlecoil_root, copy_volume, make_bad_volume):
+    """ "skip" reads every slice: it leaves out the bad files and the bad middle slices of otherwise
+    good files (keeping their good slices), with one warning listing them all."""
     good = files_of(singlecoil_root / "singlecoil_train")
     for path in good:
         copy_volume(path, tmp_path)
     source = good[0]
-    bad = [
+    bad_files = [
         make_bad_volume(source, tmp_path, "not_hdf5", name="0_random.h5"),
         make_bad_volume(source, tmp_path, "truncated", name="1_truncated.h5"),
         make_bad_volume(source, tmp_path, "no_kspace", name="2_no_kspace.h5"),
-        make_bad_volume(source, tmp_path, "nan", name="zz_nan.h5"),
+        make_bad_volume(source, tmp_path, "huge_kspace", name="3_huge.h5"),
+        make_bad_volume(source, tmp_path, "zero_target_without_max", name="4_all_slices_bad.h5"),
     ]
+    partly_bad = [make_bad_volume(source, tmp_path, kind, name=f"zz_{kind}.h5") for kind in ("nan", "unreadable_chunk")]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        dataset = FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip", check_values=True)
-    assert len(caught) == 1
+        dataset = FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip")
+    assert len(caught) == 1 and issubclass(caught[0].category, UserWarning)
     message = str(caught[0].message)
-    assert issubclass(caught[0].category, UserWarning)
-    assert "skipped 4 bad file(s)" in message
-    for path in bad:
-        assert path.name in message
-    assert "slice 1" in message  # the NaN file's slice
-    assert [error.path for error in dataset.skipped] == bad
-    assert all(isinstance(error, FastMRIDataError) for error in dataset.skipped)
-    assert list(dataset.volumes) == [tmp_path / p.name for p in good]
-    assert len(dataset) == 6
-    assert {dataset[i].metadata.file.name for i in range(len(dataset))} == {p.name for p in good}
-    assert [dataset[i].metadata.slice_index for i in range(len(dataset))] == [0, 1, 2, 0, 1, 2]
+    header, *listing = message.split("\n  ")
+    assert header == (
+        f"skipped 5 bad file(s), and 2 bad slice(s) of 2 file(s) whose other slices are used, in {tmp_path}:"
+    )
+    assert listing == [str(error) for error in dataset.skipped]
+    assert [(error.path.name, error.slice_index) for error in dataset.skipped] == [
+        ("0_random.h5", None),
+        ("1_truncated.h5", None),
+        ("2_no_kspace.h5", None),
+        ("3_huge.h5", None),
+        ("4_all_slices_bad.h5", 0),
+        ("4_all_slices_bad.h5", 1),
+        ("4_all_slices_bad.h5", 2),
+        ("zz_nan.h5", 1),
+        ("zz_unreadable_chunk.h5", 1),
+    ]
+    assert f"{partly_bad[0]}, slice 1: 'kspace' contains NaN or Inf" in listing
+    assert listing[-1].startswith(f"{partly_bad[1]}, slice 1: cannot read 'kspace' (truncated file or damaged chunk?)")
+    assert not set(bad_files) & set(dataset.volumes)
+    assert list(dataset.volumes) == [tmp_path / p.name for p in good] + partly_bad
+    assert len(dataset) == 2 * 3 + 2 * 2
+    items = [dataset[i] for i in range(len(dataset))]  # no slice left raises
+    assert [(item.metadata.file.name, item.metadata.slice_index) for item in items[6:]] == [
+        ("zz_nan.h5", 0),
+        ("zz_nan.h5", 2),
+        ("zz_unreadable_chunk.h5", 0),
+        ("zz_unreadable_chunk.h5", 2),
+    ]
+    with h5py.File(source, "r") as hf:
+        for item in items[6:]:
+            np.testing.assert_array_equal(item.kspace.numpy(), hf["kspace"][item.metadata.slice_index])
+            np.testing.assert_array_equal(item.target.numpy(), hf["reconstruction_esc"][item.metadata.slice_index])
+
+
+def test_a_skipping_dataset_pickles(tmp_path, singlecoil_volume, copy_volume, make_bad_volume):
+    """DataLoader workers started by spawn get a pickled dataset: its skipped errors included."""
+    copy_volume(singlecoil_volume, tmp_path / "a_good.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "nan", name="b_nan.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "no_kspace", name="c_bad.h5")
+    with pytest.warns(UserWarning, match="skipped 1 bad file"):
+        dataset = FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip")
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert [str(error) for error in copy.skipped] == [str(error) for error in dataset.skipped]
+    assert [(e.path, e.slice_index, e.problem) for e in copy.skipped] == [
+        (e.path, e.slice_index, e.problem) for e in dataset.skipped
+    ]
+    assert len(copy) == len(dataset) == 5
+    assert torch.equal(copy[4].kspace, dataset[4].kspace) and copy[4].metadata == dataset[4].metadata
+
+
+def test_raise_policy_raises_the_first_bad_slice(tmp_path, singlecoil_volume, copy_volume, make_bad_volume):
+    copy_volume(singlecoil_volume, tmp_path / "a_good.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "nan", name="b_nan.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "no_kspace", name="c_bad.h5")
+    with pytest.raises(FastMRIDataError) as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil", check_values=True)
+    assert (raised.value.path.name, raised.value.slice_index) == ("b_nan.h5", 1)
 
 
 def test_skip_with_no_bad_file_does_not_warn(singlecoil_root):
@@ -365,7 +555,8 @@ def test_skip_with_no_bad_file_does_not_warn(singlecoil_root):
 def test_skip_when_all_files_are_bad_raises(tmp_path, singlecoil_volume, make_bad_volume):
     make_bad_volume(singlecoil_volume, tmp_path, "not_hdf5")
     make_bad_volume(singlecoil_volume, tmp_path, "no_kspace")
-    with pytest.warns(UserWarning, match="skipped 2 bad file"):
+    make_bad_volume(singlecoil_volume, tmp_path, "zero_target_without_max")  # every slice bad
+    with pytest.warns(UserWarning, match=r"skipped 3 bad file\(s\), and 0 bad slice\(s\) of 0 file\(s\)"):
         with pytest.raises(FileNotFoundError, match="no usable fastMRI volume"):
             FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip")
 
