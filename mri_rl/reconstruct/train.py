@@ -29,6 +29,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from mri_rl.checks import check_int, resolve_device
 from mri_rl.configs import load_config as read_config
 from mri_rl.configs.schema import ConfigError, check_range, check_value, from_mapping
 from mri_rl.data.fastmri_files import FastMRISliceDataset, inspect_volume, resolve_split_folder
@@ -384,8 +385,11 @@ def evaluate_reconstructor(
 
     Raises:
         ValueError: a reconstructor that does not fit the data (challenge, target size), a
-            folder named for another split, or files the reconstructor was trained on.
+            folder named for another split, files the reconstructor was trained on, a batch
+            size below 1, or a device this machine lacks.
     """
+    batch_size, seed = check_int("batch_size", batch_size), check_int("seed", seed, 0)
+    device = resolve_device(device)
     folder = resolve_split_folder(data, challenge, split)
     check_split_folder(folder, split, any_folder)
     if isinstance(reconstructor, (str, Path)) and str(reconstructor) != "zero_filled":

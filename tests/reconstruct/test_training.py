@@ -353,6 +353,21 @@ def test_trainer_settings_this_machine_cannot_run_are_one_error(singlecoil_root,
         )
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"batch_size": 0}, "batch_size: expected an integer >= 1, got 0"),
+        ({"batch_size": 2.5}, "batch_size: expected an integer >= 1, got 2.5"),
+        ({"seed": -1}, "seed: expected an integer >= 0, got -1"),
+        ({"device": "nonsense"}, "device 'nonsense' is not a torch device name"),
+    ],
+)
+def test_evaluate_reconstructor_refuses_bad_settings(singlecoil_root, options, message):
+    masks = build_mask_samplers(EVALUATION_MASKS, TASKS["singlecoil"])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        evaluate_reconstructor("zero_filled", singlecoil_root, "singlecoil", "val", masks, **options)
+
+
 @pytest.mark.parametrize("epochs", [0, -1])
 def test_max_epochs_below_one_is_refused(singlecoil_root, tmp_path, epochs):
     with pytest.raises(ValueError, match=f"max_epochs must be an integer >= 1 .*got {epochs}"):
