@@ -115,6 +115,50 @@ def episodes_record(episodes: AcquisitionEpisodes) -> dict[str, Any]:
     return make_record(episodes.task, {"train": data_fingerprint(episodes.source.folder)})
 
 
+#: Rendered pictures are enlarged by a whole factor to at least this height (tiny test images).
+PICTURE_MIN_HEIGHT = 128
+PICTURE_GAP = 2  # grey pixels between the panels
+_ACQUIRED_RGB, _FREE_RGB, _GAP_GREY = (255, 200, 0), (40, 40, 40), 128
+
+
+def check_render_mode(render_mode: str | None, metadata: Mapping[str, Any]) -> str | None:
+    """``render_mode`` if it is None or one of ``metadata["render_modes"]``.
+
+    Raises:
+        ValueError: another render mode, naming those the env has.
+    """
+    if render_mode is not None and render_mode not in metadata["render_modes"]:
+        raise ValueError(f"render_mode: expected None or one of {metadata['render_modes']}, got {render_mode!r}")
+    return render_mode
+
+
+def episode_picture(episodes: AcquisitionEpisodes, row: int) -> np.ndarray:
+    """What ``render()`` shows of episode ``row``: uint8 (H, W', 3) RGB.
+
+    Side by side, separated by :data:`PICTURE_GAP` grey columns: the reconstruction
+    (h, w), the acquired mask as an image of the k-space width (h, W: amber columns
+    acquired, the zero-filled edges included, dark ones free) and the target (h, w). The
+    images are grey, 0 to the data range (the volume's maximum), clipped. Everything is
+    enlarged by the smallest whole factor f that makes H = f h at least
+    :data:`PICTURE_MIN_HEIGHT`, so W' = f (2 w + W) + 2 :data:`PICTURE_GAP`.
+    """
+    h, _ = episodes.recon_size
+    zoom = max(1, -(-PICTURE_MIN_HEIGHT // h))
+    scale = float(episodes.data_range[row])
+
+    def grey(image: torch.Tensor) -> np.ndarray:
+        values = (image.float() / scale).clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+        return np.repeat(values[:, :, None], 3, axis=2)
+
+    acquired = episodes.acquired[row].cpu().numpy()
+    strip = np.where(acquired[:, None], _ACQUIRED_RGB, _FREE_RGB).astype(np.uint8)  # (W, 3)
+    mask = np.broadcast_to(strip[None], (h, episodes.width, 3))
+    panels = [grey(episodes.reconstruction[row]), mask, grey(episodes.target[row])]
+    panels = [panel.repeat(zoom, axis=0).repeat(zoom, axis=1) for panel in panels]
+    gap = np.full((h * zoom, PICTURE_GAP, 3), _GAP_GREY, dtype=np.uint8)
+    return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+
+
 def pick_slice(rng: np.random.Generator, num_slices: int, index: Any | None) -> int:
     """A slice index: ``index`` if given (checked), else uniform from ``rng``."""
     if index is None:
@@ -131,6 +175,8 @@ class ActiveAcquisitionEnv(gym.Env):
         data_path: folder of fastMRI ``.h5`` files (one split); slices need targets.
         task: the :class:`~mri_rl.task.AcquisitionTask` (or a mapping of its fields);
             default :data:`~mri_rl.task.DEFAULT_TASK`.
+        render_mode: None, or "rgb_array": ``render()`` returns the picture of
+            :func:`episode_picture` (reconstruction, mask, target).
         **options: ``reconstructor``, ``on_bad_file``, ``device``, ``look_ahead_batch_size``,
             ``slice_cache_mb``, ``column_spectrum`` and single task fields (``budget=8``),
             as documented in :func:`make_episodes`.
@@ -145,11 +191,16 @@ class ActiveAcquisitionEnv(gym.Env):
     data range squared), ``nmse``, ``psnr``, ``ssim`` for evaluation only.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(
-        self, data_path: str | Path, task: AcquisitionTask | Mapping[str, Any] | None = None, **options: Any
+        self,
+        data_path: str | Path,
+        task: AcquisitionTask | Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
+        **options: Any,
     ) -> None:
+        self.render_mode = check_render_mode(render_mode, self.metadata)
         self.episodes = make_episodes(1, data_path, task, **options)
         self.task = self.episodes.task
         self.observation_space = self.episodes.observation_space()
@@ -208,6 +259,14 @@ class ActiveAcquisitionEnv(gym.Env):
         """
         columns = column_indices(candidates, (None,), self.episodes.width, "candidates")
         return self.episodes.look_ahead(self._rows, columns.reshape(1, -1))[0]
+
+    def render(self) -> np.ndarray | None:
+        """uint8 (H, W', 3): the episode's reconstruction, mask and target (:func:`episode_picture`);
+        None (with a warning) without ``render_mode="rgb_array"``."""
+        if self.render_mode is None:
+            gym.logger.warn("render() without a render_mode: make the env with render_mode='rgb_array'")
+            return None
+        return episode_picture(self.episodes, 0)
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {key: value[0] for key, value in self.episodes.observation().items()}

@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from mri_rl.checks import check_int
-from mri_rl.envs.acquisition import episodes_record, make_episodes, pick_slice
+from mri_rl.envs.acquisition import check_render_mode, episode_picture, episodes_record, make_episodes, pick_slice
 from mri_rl.envs.episodes import NEW_EPISODE, column_indices
 from mri_rl.task import AcquisitionTask
 
@@ -27,18 +27,23 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
     single environment reset with ``seed + i``. Finished episodes restart on the next
     ``step`` (gymnasium's ``AutoresetMode.NEXT_STEP``); all the episodes that change in
     a step, restarted ones included, are reconstructed in one batched call.
+
+    With ``render_mode="rgb_array"``, ``render()`` returns one picture per episode
+    (:func:`~mri_rl.envs.acquisition.episode_picture`).
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(
         self,
         num_envs: int,
         data_path: str | Path,
         task: AcquisitionTask | Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
         **options: Any,
     ) -> None:
         num_envs = check_int("num_envs", num_envs)
+        self.render_mode = check_render_mode(render_mode, self.metadata)
         self.episodes = make_episodes(num_envs, data_path, task, **options)
         self.task = self.episodes.task
         self.num_envs = num_envs
@@ -148,6 +153,13 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
             float64 (N, K).
         """
         return self.episodes.look_ahead(self._all_rows, candidates)
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """One uint8 (H, W', 3) picture per episode (see :meth:`ActiveAcquisitionEnv.render`); None
+        without ``render_mode="rgb_array"``."""
+        if self.render_mode is None:
+            return None
+        return tuple(episode_picture(self.episodes, row) for row in range(self.num_envs))
 
     def slice_name(self, index: int) -> tuple[str, int]:
         """(file name, slice within the file) of slice ``index`` of the data, without reading it."""

@@ -8,6 +8,12 @@ otherwise stops with an error naming what differs, so an interrupted evaluation 
 and writes the same files while a changed budget or reconstructor never mixes old
 numbers into a new report. Only ``random`` depends on the seed; the other baselines and
 the learned policies (greedy actions) are rolled out once, with the first seed.
+
+Besides the report (:func:`~mri_rl.evaluation.report.write_report`: metrics.csv,
+summary.json, summary.md, curves.png, masks.png), ``examples.png`` shows a few slices
+(:func:`example_slices`) as each policy left them at one sampling rate: their
+reconstructions are not stored but made again at the end, by replaying the acquisition
+order recorded in the rows (their ``column``) on those slices only.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -26,12 +33,13 @@ from gymnasium import spaces
 from mri_rl.agents import AGENTS
 from mri_rl.agents.base import read_agent_checkpoint
 from mri_rl.checkpointing import CheckpointError
-from mri_rl.checks import check_int, resolve_device
+from mri_rl.checks import check_int, check_number, resolve_device
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.envs import ENV_ID
+from mri_rl.evaluation.figures import Example, plot_examples
 from mri_rl.evaluation.report import read_rows_csv, write_report, write_rows_csv
-from mri_rl.evaluation.rollout import rollout_policy
+from mri_rl.evaluation.rollout import replay_orders, rollout_policy
 from mri_rl.files import atomic_write_text
 from mri_rl.policies import (
     EquispacedPolicy,
@@ -69,6 +77,8 @@ OUTPUTS = (
     "summary.json",
     "summary.md",
     "curves.png",
+    "masks.png",
+    "examples.png",
 )
 
 
@@ -89,6 +99,9 @@ class EvaluationSetup:
         allow_task_mismatch: evaluate learned policies trained on another task (the
             summary records what differs) instead of refusing them.
         any_folder: accept a folder whose name says another split than ``split``.
+        examples: slices shown in examples.png (:func:`example_slices`).
+        examples_sampling_rate: the sampling rate examples.png shows each policy at: the
+            first step that reaches it (None: the last step, the end of the budget).
     """
 
     data: Path
@@ -101,6 +114,8 @@ class EvaluationSetup:
     device: str = "cpu"
     allow_task_mismatch: bool = False
     any_folder: bool = False
+    examples: int = 3
+    examples_sampling_rate: float | None = None
 
     def __post_init__(self) -> None:
         """Check the settings before anything is read: the split, the counts, the seeds and the device.
@@ -119,6 +134,12 @@ class EvaluationSetup:
             raise ValueError("seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: expected distinct seeds, got {list(self.seeds)}")
+        self.examples = check_int("examples", self.examples)
+        if self.examples_sampling_rate is not None:
+            rate = check_number("examples_sampling_rate", self.examples_sampling_rate, 0)
+            if not 0 < rate <= 1:
+                raise ValueError(f"examples_sampling_rate: expected a number in (0, 1] or None, got {rate}")
+            self.examples_sampling_rate = rate
         resolve_device(self.device)
 
     def env_kwargs(self, folder: Path) -> dict[str, Any]:
@@ -271,6 +292,19 @@ def build_policy(
     return OraclePolicy(env)
 
 
+def task_mismatches(
+    policies: list[tuple[str, Path | None]], agents: dict[str, Any], env: gym.vector.VectorEnv, allow: bool
+) -> dict[str, list[str]]:
+    """Per learned policy trained on another task, what differs (see :func:`check_learned_policy`)."""
+    mismatches = {}
+    for name, path in policies:
+        if path is not None:
+            differences = check_learned_policy(path, agents[name], env, allow)
+            if differences:
+                mismatches[name] = differences
+    return mismatches
+
+
 def check_held_out(setup: EvaluationSetup, agents: dict[str, Any], evaluated: dict[str, Any]) -> None:
     """No evaluated file may be in the training set of the reconstructor, LBCS or an agent.
 
@@ -320,10 +354,99 @@ def clear_outputs(out_dir: Path) -> None:
             target.unlink()
 
 
+def stored_rows(partial: Path, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The rows of a finished rollout stored at ``partial``, or None when it must be rolled out (again).
+
+    A CSV without its record was cut off before the record was written, and one without a
+    ``column`` was written before acquisition orders were recorded: both are redone.
+
+    Raises:
+        RecordMismatchError: a stored rollout made under another task, data or policy.
+    """
+    stored = read_json_record(sidecar_path(partial)) if partial.is_file() else None
+    if stored is None:
+        return None
+    check_record(stored, record, partial, FRESH_START)
+    rows = read_rows_csv(partial)
+    return rows if all("column" in row for row in rows) else None
+
+
+def example_slices(names: list[tuple[str, int]], count: int) -> list[int]:
+    """Up to ``count`` slice indices for examples.png, chosen from the names alone (deterministic).
+
+    Files spread evenly over the sorted file names, and within a file its central slices
+    (the middle one, or several spread over the middle half: a volume's edge slices hold
+    little anatomy).
+
+    Args:
+        names: (file, slice) of every slice of the data, by slice index.
+        count: how many to choose.
+    """
+    by_file: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for index, (file, number) in enumerate(names):
+        by_file[file].append((number, index))
+    files = sorted(by_file)
+    picks = Counter(files[i] for i in np.linspace(0, len(files) - 1, count).round().astype(int))
+    chosen: list[int] = []
+    for file in sorted(picks):
+        indices = [index for _, index in sorted(by_file[file])]
+        last = len(indices) - 1
+        positions = np.linspace(last / 4, 3 * last / 4, picks[file]) if picks[file] > 1 else np.array([last / 2])
+        chosen += [indices[p] for p in dict.fromkeys(np.round(positions).astype(int).tolist())]
+    return chosen
+
+
+def order_until(steps: list[dict[str, Any]], rate: float | None) -> tuple[list[int], float]:
+    """The columns an episode acquired until its first step at sampling rate ``rate`` or more
+    (None, or never reached: all of them), and the sampling rate there.
+
+    Args:
+        steps: the episode's rows, in step order (step 0 first).
+    """
+    last = next((i for i, row in enumerate(steps) if rate is not None and row["sampling_rate"] >= rate - 1e-9), None)
+    last = len(steps) - 1 if last is None else last
+    return [row["column"] for row in steps[1 : last + 1]], float(steps[last]["sampling_rate"])
+
+
+def write_examples(
+    env: gym.vector.VectorEnv, rows: list[dict[str, Any]], setup: EvaluationSetup, policies: list[str], path: Path
+) -> None:
+    """Write examples.png: :func:`example_slices` replayed with each policy's recorded order (its first
+    seed) to ``setup.examples_sampling_rate``. The env's episodes are overwritten."""
+    unwrapped = _acquisition_env(env)
+    names = [unwrapped.slice_name(i) for i in range(unwrapped.num_slices)]
+    chosen = example_slices(names, setup.examples)
+    wanted = {names[i]: i for i in chosen}
+    episodes: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row["seed"] == setup.seeds[0] and (row["file"], row["slice"]) in wanted:
+            episodes[(row["file"], row["slice"])][row["policy"]].append(row)
+    jobs = [(name, policy) for name in wanted for policy in policies]
+    orders = [
+        order_until(sorted(episodes[name][policy], key=lambda r: r["step"]), setup.examples_sampling_rate)
+        for name, policy in jobs
+    ]
+    replays = replay_orders(unwrapped.episodes, [wanted[name] for name, _ in jobs], [order for order, _ in orders])
+    examples = {name: Example(f"{name[0]} slice {name[1]}", {}, {}) for name in wanted}
+    for (name, policy), (_, rate), replay in zip(jobs, orders, replays):
+        examples[name].replays[policy] = replay
+        examples[name].sampling_rates[policy] = rate
+    wanted_rate = setup.examples_sampling_rate
+    when = (
+        "at the end of the budget"
+        if wanted_rate is None
+        else f"at the first step reaching sampling rate {wanted_rate:.0%}"
+    )
+    plot_examples(
+        list(examples.values()), policies, path, f"{unwrapped.task.describe()}: {when} (seed {setup.seeds[0]})"
+    )
+
+
 def evaluate_policies(
     setup: EvaluationSetup, policy_specs: list[str], out_dir: str | Path, progress: bool = True, overwrite: bool = False
 ) -> dict[str, Any]:
-    """Roll every policy, write metrics.csv (+ its record), summary.json, summary.md and curves.png.
+    """Roll every policy; write metrics.csv (+ its record), summary.json, summary.md, curves.png,
+    masks.png and examples.png.
 
     Args:
         setup: data, task and settings.
@@ -348,12 +471,7 @@ def evaluate_policies(
     spectrum = any("column_spectrum" in getattr(a.observation_space, "spaces", {}) for a in agents.values() if a)
     env = make_batched_env(setup, folder, setup.batch_size, column_spectrum=spectrum)
     task = _acquisition_env(env).task
-    mismatches = {}
-    for name, path in policies:
-        if path is not None:
-            differences = check_learned_policy(path, agents[name], env, setup.allow_task_mismatch)
-            if differences:
-                mismatches[name] = differences
+    mismatches = task_mismatches(policies, agents, env, setup.allow_task_mismatch)
     evaluated = data_fingerprint(folder)
     check_held_out(setup, agents, evaluated)
     if overwrite:
@@ -363,10 +481,9 @@ def evaluate_policies(
         for seed in setup.seeds if name == "random" else setup.seeds[:1]:
             partial = out_dir / "partial" / f"{name}_seed{seed}.csv"
             record = policy_record(name, path, seed, setup, task, evaluated, mismatches.get(name, []))
-            stored = read_json_record(sidecar_path(partial)) if partial.is_file() else None
-            if stored is not None:  # a CSV without its record was cut off before the record: redo it
-                check_record(stored, record, partial, FRESH_START)
-                rows += read_rows_csv(partial)
+            stored = stored_rows(partial, record)
+            if stored is not None:
+                rows += stored
                 continue
             policy = build_policy(name, agents[name], setup, env, seed, out_dir, progress)
             sidecar_path(partial).unlink(missing_ok=True)
@@ -377,7 +494,10 @@ def evaluate_policies(
     if mismatches:
         settings["task_mismatch"] = mismatches
     report_record = make_record(task, {"evaluated": evaluated}, settings)
-    return write_report(out_dir, rows, f"{folder.name}: {task.describe()}", report_record)
+    width = int(cast(spaces.Discrete, env.single_action_space).n)
+    summary = write_report(out_dir, rows, f"{folder.name}: {task.describe()}", report_record, width)
+    write_examples(env, rows, setup, [name for name, _ in policies], out_dir / "examples.png")
+    return summary
 
 
 __all__ = ["BASELINE_NAMES", "EvaluationSetup", "RecordMismatchError", "evaluate_policies", "parse_policy_specs"]

@@ -1,4 +1,19 @@
-"""Metric-versus-sampling-rate reports: AUC per image, summaries, CSV/JSON/markdown, curves."""
+"""Metric-versus-sampling-rate reports: AUC per slice and per volume, summaries, CSV/JSON/markdown, figures.
+
+Two aggregations, both in ``summary.json`` and ``summary.md``:
+
+- per slice (keys :data:`SLICE_KEYS`: ``ssim_auc``, ``psnr_auc``, ``final_ssim``,
+  ``final_psnr``): each slice's curve, mean ± std over slices and seeds;
+- per volume, as fastMRI's evaluation (``fastmri.evaluate``) scores a volume (keys
+  :data:`VOLUME_KEYS`, the same names with ``_volume``): at each step a volume's SSIM is
+  the mean of its slices' SSIM and its PSNR is ``10 log10(max² / MSE)`` with the MSE over
+  all pixels of the volume, ``max`` the volume's maximum (the data range of every
+  metric here); the AUC and final value of these volume curves, mean ± std over volumes
+  and seeds. This equals fastMRI's definition when the data range is the file's ``max``
+  attribute (fastMRI's files and the synthetic ones have it); a file without it is scored
+  with each slice's own maximum (see :func:`mri_rl.kspace.data_range`), and its volume
+  figures then mix those ranges.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +27,23 @@ from typing import Any
 
 import numpy as np
 
+from mri_rl.evaluation.figures import plot_curves, plot_masks
 from mri_rl.evaluation.rollout import METRIC_COLUMNS
-from mri_rl.files import atomic_output, atomic_write_text
+from mri_rl.files import atomic_write_text
 from mri_rl.provenance import sidecar_path
 
-SUMMARY_KEYS = ("ssim_auc", "psnr_auc", "final_ssim", "final_psnr")
+#: Per-slice summary keys: each slice's curve, then mean ± std over slices and seeds.
+SLICE_KEYS = ("ssim_auc", "psnr_auc", "final_ssim", "final_psnr")
+#: Per-volume summary keys (fastMRI's aggregation): each volume's curve, then mean ± std over volumes and seeds.
+VOLUME_KEYS = tuple(f"{key}_volume" for key in SLICE_KEYS)
+#: Every key of a policy's summary.
+SUMMARY_KEYS = SLICE_KEYS + VOLUME_KEYS
+_MSE_FLOOR = 1e-20  # as the per-slice PSNR: an exact volume stays finite (200 dB)
+ORACLE_NOTE = (
+    "oracle: greedy with the ground truth: each step acquires the column that most improves the reward "
+    "metric against the target. It reads the target, so it is no policy, and it is myopic, NOT an upper "
+    "bound: a fixed order can end above it.\n"
+)
 
 
 def curve_auc(sampling_rate: np.ndarray, values: np.ndarray) -> float:
@@ -25,32 +52,79 @@ def curve_auc(sampling_rate: np.ndarray, values: np.ndarray) -> float:
     return float(np.trapezoid(np.asarray(values)[order], np.asarray(sampling_rate)[order]))
 
 
-def _episodes(rows: Iterable[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
-    episodes: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+def _group(rows: Iterable[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple, list[dict[str, Any]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        episodes[(row["policy"], row["seed"], row["file"], row["slice"])].append(row)
-    return episodes
+        groups[tuple(row[key] for key in keys)].append(row)
+    return groups
+
+
+def _curve_values(rate: np.ndarray, curves: dict[str, np.ndarray], suffix: str = "") -> dict[str, float]:
+    """AUC and final value of the ``ssim`` and ``psnr`` curves (in step order) against ``rate``."""
+    values = {}
+    for metric in ("ssim", "psnr"):
+        values[f"{metric}_auc{suffix}"] = curve_auc(rate, curves[metric])
+        values[f"final_{metric}{suffix}"] = float(curves[metric][-1])
+    return values
 
 
 def _episode_values(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[tuple, dict[str, float]]]:
-    """Per episode ``(policy, seed, file, slice)``: its SSIM and PSNR AUCs and final values."""
-    for episode, steps in _episodes(rows).items():
+    """Per episode ``(policy, seed, file, slice)``: its SSIM and PSNR AUCs and final values (:data:`SLICE_KEYS`)."""
+    for episode, steps in _group(rows, ("policy", "seed", "file", "slice")).items():
         steps = sorted(steps, key=lambda r: r["step"])
         rate = np.array([r["sampling_rate"] for r in steps])
-        values = {}
-        for metric in ("ssim", "psnr"):
-            curve = np.array([r[metric] for r in steps])
-            values[f"{metric}_auc"], values[f"final_{metric}"] = curve_auc(rate, curve), float(curve[-1])
-        yield episode, values
+        yield (
+            episode,
+            _curve_values(rate, {metric: np.array([r[metric] for r in steps]) for metric in ("ssim", "psnr")}),
+        )
+
+
+def volume_curves(rows: Iterable[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The curves of one volume (the rows of one policy, seed and file), as fastMRI scores a volume.
+
+    At each step that every slice of the volume reached: ``ssim`` the mean of the slices'
+    SSIM, ``psnr`` ``-10 log10`` of the mean of their MSE (the MSE over the whole volume,
+    in units of the volume's maximum squared), ``sampling_rate`` the mean of theirs.
+
+    Returns:
+        ``{"step", "sampling_rate", "ssim", "psnr"}``, arrays (T,) in step order.
+    """
+    by_step: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    slices = set()
+    for row in rows:
+        by_step[row["step"]].append(row)
+        slices.add(row["slice"])
+    steps = sorted(step for step, step_rows in by_step.items() if len(step_rows) == len(slices))
+    mean = {
+        key: np.array([np.mean([r[key] for r in by_step[s]]) for s in steps])
+        for key in ("sampling_rate", "ssim", "mse")
+    }
+    return {
+        "step": np.array(steps),
+        "sampling_rate": mean["sampling_rate"],
+        "ssim": mean["ssim"],
+        "psnr": -10.0 * np.log10(np.maximum(mean["mse"], _MSE_FLOOR)),
+    }
+
+
+def _volume_values(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[tuple, dict[str, float]]]:
+    """Per volume ``(policy, seed, file)``: the AUCs and final values of its curves (:data:`VOLUME_KEYS`)."""
+    for volume, volume_rows in _group(rows, ("policy", "seed", "file")).items():
+        curves = volume_curves(volume_rows)
+        yield volume, _curve_values(curves["sampling_rate"], curves, "_volume")
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per policy: mean and std, over images and seeds, of the per-image SSIM and PSNR AUCs
-    and the final SSIM and PSNR."""
+    """Per policy and key of :data:`SUMMARY_KEYS`: ``{"mean", "std", "n"}``.
+
+    Per-slice keys (:data:`SLICE_KEYS`) over slices and seeds, per-volume keys
+    (:data:`VOLUME_KEYS`) over volumes and seeds; ``n`` counts those.
+    """
     per_policy: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for (policy, *_), values in _episode_values(rows):
-        for key in SUMMARY_KEYS:
-            per_policy[policy][key].append(values[key])
+    for values_of in (_episode_values, _volume_values):
+        for (policy, *_), values in values_of(rows):
+            for key, value in values.items():
+                per_policy[policy][key].append(value)
     return {
         policy: {
             key: {"mean": float(np.mean(v[key])), "std": float(np.std(v[key])), "n": len(v[key])}
@@ -102,16 +176,51 @@ def paired_table(
     return "\n".join(lines) + "\n"
 
 
-def markdown_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
-    """The summary as a markdown table, best SSIM AUC first."""
+def markdown_table(summary: dict[str, dict[str, dict[str, float]]], keys: tuple[str, ...] = SLICE_KEYS) -> str:
+    """The summary's ``keys`` (SSIM AUC, PSNR AUC, final SSIM, final PSNR: :data:`SLICE_KEYS`
+    or :data:`VOLUME_KEYS`) as a markdown table, best SSIM AUC first."""
     lines = ["| policy | SSIM AUC | PSNR AUC | final SSIM | final PSNR (dB) |", "|---|---|---|---|---|"]
-    for policy, s in sorted(summary.items(), key=lambda item: -item[1]["ssim_auc"]["mean"]):
+    for policy, s in sorted(summary.items(), key=lambda item: -item[1][keys[0]]["mean"]):
         cells = [
             f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}" if "ssim" in k else f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"
-            for k in SUMMARY_KEYS
+            for k in keys
         ]
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def summary_markdown(
+    rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, float]]], title: str = ""
+) -> str:
+    """The text of summary.md: the per-slice and per-volume tables, the paired SSIM AUC matrix,
+    and what the oracle is when it was evaluated."""
+    header = f"# {title}\n\n" if title else ""
+    per_slice = (
+        "## Per slice\n\nAUC: area under the metric curve against the sampling rate (trapezoid rule) per "
+        "slice; mean ± std over slices and seeds. Metrics follow fastMRI: data range = volume maximum. "
+        "Keys `ssim_auc`, `psnr_auc`, `final_ssim`, `final_psnr` in summary.json.\n\n"
+    )
+    per_volume = (
+        "\n## Per volume (fastMRI's aggregation)\n\nA volume's SSIM is the mean of its slices' SSIM, its PSNR "
+        "10 log10(max² / MSE) with the MSE over the whole volume (max = the volume's maximum), at each step; "
+        "AUC and final value of these volume curves, mean ± std over volumes and seeds. Keys `*_volume` in "
+        "summary.json.\n\n"
+    )
+    paired = (
+        "\n## Paired SSIM AUC differences (per slice)\n\nRow − column: mean over the slices both policies saw "
+        "(each policy's value per slice is its mean over seeds), and on how many slices the row is higher.\n\n"
+        + paired_table(rows, summary)
+    )
+    oracle = f"\n{ORACLE_NOTE}" if "oracle" in summary else ""
+    return (
+        header
+        + per_slice
+        + markdown_table(summary, SLICE_KEYS)
+        + per_volume
+        + markdown_table(summary, VOLUME_KEYS)
+        + paired
+        + oracle
+    )
 
 
 def write_rows_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
@@ -129,8 +238,11 @@ def read_summary(path: str | Path) -> dict[str, Any]:
 
 
 def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
-    """Inverse of :func:`write_rows_csv` (numbers parsed)."""
-    integer = {"seed", "slice", "step", "acquired_columns"}
+    """Inverse of :func:`write_rows_csv` (numbers parsed; ``column`` an int, -1 at step 0).
+
+    A file written before the ``column`` was recorded reads without that key.
+    """
+    integer = {"seed", "slice", "step", "column", "acquired_columns"}
     with Path(path).open(newline="") as f:
         return [
             {k: (int(v) if k in integer else v if k in ("policy", "file") else float(v)) for k, v in row.items()}
@@ -139,17 +251,23 @@ def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
 
 
 def write_report(
-    out_dir: str | Path, rows: list[dict[str, Any]], title: str = "", record: dict[str, Any] | None = None
+    out_dir: str | Path,
+    rows: list[dict[str, Any]],
+    title: str = "",
+    record: dict[str, Any] | None = None,
+    width: int | None = None,
 ) -> dict[str, Any]:
-    """Write metrics.csv, summary.json, summary.md and curves.png; returns the summary.
+    """Write metrics.csv, summary.json, summary.md, curves.png and masks.png; returns the summary.
 
     Args:
         out_dir: the results folder.
         rows: rollout rows (:data:`~mri_rl.evaluation.rollout.METRIC_COLUMNS`).
-        title: heading of summary.md and curves.png.
+        title: heading of summary.md and the figures.
         record: how the rows were made (:mod:`mri_rl.provenance`); stored in summary.json
             (``{"record": ..., "policies": summary}``) and beside metrics.csv
             (``metrics.csv.record.json``).
+        width: W, the k-space columns, the x axis of masks.png (default: the largest
+            acquired column + 1).
     """
     out_dir = Path(out_dir)
     rows = sorted(rows, key=lambda r: (r["policy"], r["seed"], r["file"], r["slice"], r["step"]))
@@ -159,50 +277,7 @@ def write_report(
     atomic_write_text(
         out_dir / "summary.json", json.dumps({"record": record, "policies": summary}, indent=2, sort_keys=True) + "\n"
     )
-    header = f"# {title}\n\n" if title else ""
-    note = (
-        "AUC: area under the metric curve against the sampling rate (trapezoid rule) per image; "
-        "mean ± std over images and seeds. Metrics follow fastMRI: data range = volume maximum.\n\n"
-    )
-    paired = (
-        "\nPaired SSIM AUC differences, row − column: mean over the images both policies saw (each "
-        "policy's value per image is its mean over seeds), and on how many images the row is higher.\n\n"
-        + paired_table(rows, summary)
-    )
-    atomic_write_text(out_dir / "summary.md", header + note + markdown_table(summary) + paired)
+    atomic_write_text(out_dir / "summary.md", summary_markdown(rows, summary, title))
     plot_curves(rows, out_dir / "curves.png", title)
+    plot_masks(rows, out_dir / "masks.png", width, title)
     return summary
-
-
-def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> None:
-    """SSIM and PSNR against the sampling rate: one line per policy (mean over images and
-    seeds at each step), shaded ± one standard deviation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_policy_step: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        by_policy_step[row["policy"]][row["step"]].append(row)
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for policy in sorted(by_policy_step):
-        steps = sorted(by_policy_step[policy])
-        rate = np.array([np.mean([r["sampling_rate"] for r in by_policy_step[policy][s]]) for s in steps])
-        for axis, metric in zip(axes, ("ssim", "psnr")):
-            values = [np.array([r[metric] for r in by_policy_step[policy][s]]) for s in steps]
-            mean = np.array([v.mean() for v in values])
-            std = np.array([v.std() for v in values])
-            axis.plot(rate, mean, label=policy)
-            axis.fill_between(rate, mean - std, mean + std, alpha=0.15)
-    for axis, label in zip(axes, ("SSIM", "PSNR (dB)")):
-        axis.set_xlabel("sampling rate (acquired / measurable columns)")
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
-    plt.close(figure)

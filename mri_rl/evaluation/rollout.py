@@ -1,7 +1,10 @@
-"""Rolling acquisition policies over every slice of a split, batched across slices."""
+"""Rolling acquisition policies over every slice of a split, batched across slices, and
+replaying a recorded acquisition order to get its images back."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -9,9 +12,23 @@ from tqdm.auto import tqdm
 
 from mri_rl.agents.collect import Collector
 from mri_rl.agents.policy import Policy
+from mri_rl.envs.episodes import NEW_EPISODE, AcquisitionEpisodes
 from mri_rl.task import METRIC_NAMES
 
-METRIC_COLUMNS = ("policy", "seed", "file", "slice", "step", "acquired_columns", "sampling_rate", *METRIC_NAMES)
+#: ``column`` of a step-0 row: no column acquired yet, the row scores the initial mask
+#: (the task's initial lines and the zero-filled edges, which the env's ``reset`` sets).
+NO_COLUMN = -1
+METRIC_COLUMNS = (
+    "policy",
+    "seed",
+    "file",
+    "slice",
+    "step",
+    "column",
+    "acquired_columns",
+    "sampling_rate",
+    *METRIC_NAMES,
+)
 
 
 def rollout_policy(
@@ -35,7 +52,8 @@ def rollout_policy(
 
     Returns:
         One row per (slice, step) with the columns of :data:`METRIC_COLUMNS`; step 0 is
-        the initial mask.
+        the initial mask (``column`` :data:`NO_COLUMN`), step t >= 1 the mask after the
+        t-th acquired column, ``column`` being that column's index in [0, W).
     """
     unwrapped = env.unwrapped
     indices = list(range(unwrapped.num_slices)) if slice_indices is None else list(slice_indices)
@@ -56,16 +74,29 @@ def rollout_policy(
             step_number += 1
             legal[~(collector.in_first_episode & real)] = True  # finished or padding: any action, result discarded
             actions, _ = policy.predict(obs, deterministic=True, action_mask=legal)
-            step = collector.step(np.asarray(actions))
-            rows += metric_rows(step.infos, names, step.in_first_episode & real, policy_name, seed, step_number)
+            actions = np.asarray(actions)
+            step = collector.step(actions)
+            which = step.in_first_episode & real
+            rows += metric_rows(step.infos, names, which, policy_name, seed, step_number, actions)
             obs, legal = step.observations, step.legal
     return rows
 
 
 def metric_rows(
-    info: dict[str, Any], names: list[tuple[str, int]], which: np.ndarray, policy_name: str, seed: int, step: int
+    info: dict[str, Any],
+    names: list[tuple[str, int]],
+    which: np.ndarray,
+    policy_name: str,
+    seed: int,
+    step: int,
+    columns: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of :data:`METRIC_COLUMNS` for the episodes ``which`` of a batch's ``info``."""
+    """Rows of :data:`METRIC_COLUMNS` for the episodes ``which`` of a batch's ``info``.
+
+    Args:
+        columns: int (N,), the column each episode acquired in this step (None: step 0,
+            written as :data:`NO_COLUMN`).
+    """
     return [
         {
             "policy": policy_name,
@@ -73,9 +104,76 @@ def metric_rows(
             "file": names[row][0],
             "slice": names[row][1],
             "step": step,
+            "column": NO_COLUMN if columns is None else int(columns[row]),
             "acquired_columns": int(info["acquired_columns"][row]),
             "sampling_rate": float(info["sampling_rate"][row]),
             **{name: float(info[name][row]) for name in METRIC_NAMES},
         }
         for row in np.flatnonzero(which)
     ]
+
+
+@dataclass
+class Replay:
+    """One episode replayed from its acquisition order (see :func:`replay_orders`).
+
+    Attributes:
+        target: float32 (h, w), the ground truth.
+        reconstruction: float32 (h, w), the reconstruction after the replayed columns.
+        acquired: bool (W,), the mask after them.
+        initial: bool (W,), the mask the episode started from (initial lines and zero-filled edges).
+        data_range: the metrics' data range (the volume's maximum).
+        metrics: ``mse``, ``nmse``, ``psnr``, ``ssim`` of the reconstruction, as the env scores them.
+    """
+
+    target: np.ndarray
+    reconstruction: np.ndarray
+    acquired: np.ndarray
+    initial: np.ndarray
+    data_range: float
+    metrics: dict[str, float]
+
+
+def replay_orders(
+    episodes: AcquisitionEpisodes, slice_ids: Sequence[int], orders: Sequence[Sequence[int]]
+) -> list[Replay]:
+    """Acquire ``orders[i]`` on slice ``slice_ids[i]`` from its initial mask, and keep the result.
+
+    Replays run on the episode batch of an env (``env.unwrapped.episodes``), N at a time,
+    one batched reconstructor call per step; they overwrite that batch's state, so the env
+    must be reset before it is stepped again. The same order gives the same images as the
+    rollout that recorded it.
+
+    Args:
+        episodes: the env's episode batch (N rows).
+        slice_ids: slice indices of the env's data.
+        orders: the columns to acquire on each slice, in order (lengths may differ).
+
+    Returns:
+        One :class:`Replay` per slice, in the order given.
+    """
+    replays: list[Replay] = []
+    n = episodes.num_episodes
+    for start in range(0, len(slice_ids), n):
+        ids, chunk_orders = list(slice_ids[start : start + n]), list(orders[start : start + n])
+        rows = np.arange(len(ids))
+        episodes.start_slices(rows, ids)
+        initial = episodes.acquired[: len(ids)].cpu().numpy().copy()
+        episodes.reconstruct(rows, np.full(len(ids), NEW_EPISODE))
+        for step in range(max((len(order) for order in chunk_orders), default=0)):
+            moving = np.array([row for row in rows if step < len(chunk_orders[row])], dtype=np.int64)
+            columns = np.array([chunk_orders[row][step] for row in moving], dtype=np.int64)
+            is_new = episodes.acquire(moving, columns)
+            episodes.reconstruct(moving[is_new], columns[is_new])
+        replays += [
+            Replay(
+                target=episodes.target[row].cpu().numpy().copy(),
+                reconstruction=episodes.reconstruction[row].cpu().numpy().copy(),
+                acquired=episodes.acquired[row].cpu().numpy().copy(),
+                initial=initial[row],
+                data_range=float(episodes.data_range[row]),
+                metrics={name: float(values[row]) for name, values in episodes.metrics.items()},
+            )
+            for row in rows
+        ]
+    return replays

@@ -6,7 +6,9 @@ Run folder::
     out/checkpoint.pt     latest checkpoint (atomic), what --resume continues from
     out/model.pt          the final agent
     out/progress.csv      steps, episodes, return, loss, epsilon, steps/s, eval return
-    out/tensorboard/      the same scalars for TensorBoard
+    out/tensorboard/      the same scalars for TensorBoard; for an env that renders rgb_array
+                          pictures (the MRI env), the picture of the last evaluation
+                          episode at each evaluation, the final one included (image ``eval/picture``)
     out/eval.json         final deterministic evaluation: mean_return, std_return, episodes
 """
 
@@ -123,6 +125,16 @@ def make_env(config: TrainConfig, kwargs: dict[str, Any] | None = None, num_envs
         raise ValueError(f"env {config.env_id!r} with env_kwargs {sorted(kwargs)}: {error}") from None
 
 
+def eval_env_kwargs(config: TrainConfig, env: Any) -> dict[str, Any]:
+    """The evaluation env's kwargs: ``eval_env_kwargs`` (default ``env_kwargs``), with
+    ``render_mode="rgb_array"`` added for the MRI env (an env with a task), whose picture is
+    cheap, so that each evaluation logs one (:meth:`RunMonitor.log_picture`)."""
+    kwargs = dict(config.env_kwargs if config.eval_env_kwargs is None else config.eval_env_kwargs)
+    if getattr(env.unwrapped, "task", None) is not None and "render_mode" not in kwargs:
+        kwargs["render_mode"] = "rgb_array"
+    return kwargs
+
+
 def train_agent(
     config: TrainConfig,
     out_dir: str | Path,
@@ -158,13 +170,14 @@ def train_agent(
         agent.record = record
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
-    eval_env = make_env(config, config.eval_env_kwargs, num_envs=1)
+    eval_env = make_env(config, eval_env_kwargs(config, env), num_envs=1)
     logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
     monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps)
     agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
     agent.save(checkpoint_path)
     agent.save(out_dir / "model.pt")
     mean_return, std_return, returns = evaluate_agent(agent, eval_env, config.eval_episodes, seed=config.seed + 20_000)
+    monitor.log_picture(agent.num_timesteps)
     result: dict[str, Any] = {"solved_at_step": monitor.solved_at_step}
     result.update(
         {
@@ -204,6 +217,7 @@ class RunMonitor:
         eval_return = None
         if schedule.due("eval", steps):
             eval_return, _, _ = evaluate_agent(agent, self.eval_env, config.eval_episodes, seed=config.seed + 10_000)
+            self.log_picture(steps)
             if config.stop_at_return is not None and eval_return >= config.stop_at_return:
                 self.solved_at_step = steps
         if schedule.due("log", steps) or eval_return is not None:
@@ -222,6 +236,16 @@ class RunMonitor:
         if schedule.due("checkpoint", steps):
             agent.save(self.checkpoint_path)
         return self.solved_at_step is None
+
+    def log_picture(self, steps: int) -> None:
+        """TensorBoard image ``eval/picture``: the eval env's rendering after its last episode, when
+        it renders rgb_array pictures (the MRI env: reconstruction, mask and target)."""
+        if getattr(self.eval_env, "render_mode", None) != "rgb_array":
+            return
+        picture = self.eval_env.render()
+        if isinstance(picture, np.ndarray) and picture.ndim == 3:
+            self.logger.writer.add_image("eval/picture", picture, global_step=steps, dataformats="HWC")
+            self.logger.writer.flush()
 
 
 class _RunSchedule:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from mri_rl.agents import DQN
 from mri_rl.cli import main
@@ -213,6 +217,47 @@ def test_train_reinforce_on_the_batched_mri_env_and_resume(tmp_path, mri_train_f
     steps = [int(r["steps"]) for r in rows]
     assert steps == sorted(set(steps))
     capsys.readouterr()
+
+
+def tensorboard_images(out: Path) -> dict[str, list]:
+    """The images of a run's TensorBoard events, per tag (read back with tensorboard's EventAccumulator)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
+    accumulator.Reload()
+    return {tag: accumulator.Images(tag) for tag in accumulator.Tags()["images"]}
+
+
+def test_training_on_the_mri_env_logs_a_picture_at_each_evaluation(tmp_path, mri_train_folder):
+    config = TrainConfig(
+        agent="dqn",
+        env_id="mri_rl/ActiveAcquisition-v0",
+        total_steps=24,
+        env_kwargs={"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2},
+        eval_episodes=1,
+        eval_interval=8,
+        log_interval=8,
+        hyperparameters={"learning_starts": 8, "batch_size": 4, "buffer_size": 50, "net_arch": [8]},
+    )
+    train_agent(config, tmp_path / "run", progress_bar=False)
+    images = tensorboard_images(tmp_path / "run")
+    assert list(images) == ["eval/picture"]
+    events = images["eval/picture"]
+    assert [event.step for event in events] == [8, 16, 24, 24]  # every 8 steps, then the final evaluation
+    env = gym.make("mri_rl/ActiveAcquisition-v0", render_mode="rgb_array", **config.env_kwargs)
+    env.reset(seed=0)
+    height, width, _ = env.render().shape
+    for event in events:
+        assert (event.height, event.width) == (height, width)
+        decoded = np.asarray(Image.open(io.BytesIO(event.encoded_image_string)))
+        assert decoded.shape == (height, width, 3) and decoded.dtype == np.uint8
+    assert len({event.encoded_image_string for event in events}) > 1  # the episodes differ
+
+
+def test_training_on_an_env_without_pictures_logs_no_image(tmp_path):
+    config = TrainConfig.from_dict({**TINY_DQN, "total_steps": 200, "eval_interval": 100})
+    train_agent(config, tmp_path / "run", progress_bar=False)
+    assert tensorboard_images(tmp_path / "run") == {}
 
 
 @pytest.mark.parametrize(

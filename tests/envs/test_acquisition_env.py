@@ -568,3 +568,84 @@ def test_zero_filled_steps_update_the_kept_images_like_a_full_transform(make_env
         scale = float(expected.abs().max())
         assert torch.allclose(episodes.reconstruction, expected, atol=2e-6 * scale, rtol=0)
     assert episodes.acquired.all()
+
+
+# ------------------------------------------------------------------------ rendering
+def picture_panels(picture: np.ndarray, zoom: int, width: int, image_width: int) -> list[np.ndarray]:
+    """The reconstruction, mask and target panels of a rendered picture, back at their size (h, ., 3)."""
+    from mri_rl.envs.acquisition import PICTURE_GAP
+
+    starts = [0, zoom * image_width + PICTURE_GAP, zoom * (image_width + width) + 2 * PICTURE_GAP]
+    sizes = [image_width, width, image_width]
+    return [picture[::zoom, start : start + zoom * size : zoom] for start, size in zip(starts, sizes)]
+
+
+def test_render_rgb_array_shows_reconstruction_mask_and_target(make_env, one_volume_folder):
+    from mri_rl.envs.acquisition import PICTURE_GAP, PICTURE_MIN_HEIGHT
+
+    env = make_env(one_volume_folder, render_mode="rgb_array", budget=3)
+    assert "rgb_array" in env.metadata["render_modes"] and env.render_mode == "rgb_array"
+    _, info = env.reset(options={"index": 1})
+    picture = env.render()
+    zoom = PICTURE_MIN_HEIGHT // 16  # 16 x 16 targets, 16 k-space columns: enlarged 8 times
+    assert picture.dtype == np.uint8
+    assert picture.shape == (16 * zoom, zoom * (16 + 16 + 16) + 2 * PICTURE_GAP, 3)
+    reconstruction, mask, target = picture_panels(picture, zoom, 16, 16)
+    episodes = env.unwrapped.episodes
+    scale = float(episodes.data_range[0])
+    expected_target = np.clip(read_target(only_file(one_volume_folder), "singlecoil", 1) / scale, 0, 1) * 255
+    np.testing.assert_allclose(target[:, :, 0], expected_target, atol=0.51)
+    expected_reconstruction = np.clip(episodes.reconstruction[0].numpy() / scale, 0, 1) * 255
+    np.testing.assert_allclose(reconstruction[:, :, 1], expected_reconstruction, atol=0.51)
+    acquired = mask[0, :, 0] == 255  # amber (255, 200, 0) where acquired, dark grey elsewhere
+    np.testing.assert_array_equal(acquired, info["action_mask"] == 0)
+    assert (mask == mask[:1]).all()  # one row repeated: a column strip
+
+    column = free_columns(info)[0]
+    env.step(column)
+    after = env.render()
+    assert after.shape == picture.shape and not np.array_equal(after, picture)
+    _, mask_after, target_after = picture_panels(after, zoom, 16, 16)
+    assert mask_after[0, column, 0] == 255 and mask[0, column, 0] != 255  # the new column shows
+    np.testing.assert_array_equal(target_after, target)  # the same target
+
+
+def test_render_of_knee_geometry_is_not_enlarged(make_env, knee_geometry_file):
+    env = make_env(knee_geometry_file, render_mode="rgb_array")
+    env.reset(seed=0)
+    assert env.render().shape == (320, 320 + 368 + 320 + 4, 3)
+
+
+def test_render_without_a_render_mode_returns_none(make_env, singlecoil_train):
+    env = make_env(singlecoil_train)
+    env.reset(seed=0)
+    assert env.render_mode is None
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert env.render() is None
+
+
+@pytest.mark.parametrize("render_mode", ["ansi", "rgb", "depth_array"])
+def test_an_unknown_render_mode_is_refused(singlecoil_train, render_mode):
+    with pytest.raises(ValueError, match=rf"render_mode: expected None or one of \['rgb_array'\], got '{render_mode}'"):
+        ActiveAcquisitionEnv(singlecoil_train, render_mode=render_mode)
+
+
+def test_the_batched_env_renders_one_picture_per_episode(make_vec_env, one_volume_folder):
+    env = make_vec_env(one_volume_folder, 2, render_mode="rgb_array")
+    env.reset(options={"indices": [0, 2]})
+    pictures = env.render()
+    assert isinstance(pictures, tuple) and len(pictures) == 2
+    single = gym.make(
+        "mri_rl/ActiveAcquisition-v0",
+        data_path=one_volume_folder,
+        render_mode="rgb_array",
+        budget=4,
+        initial_lines=2,
+        reward_metric="mse",
+    )
+    for picture, index in zip(pictures, (0, 2)):
+        single.reset(options={"index": index})
+        np.testing.assert_array_equal(picture, single.render())
+    with pytest.raises(ValueError, match="render_mode"):
+        make_vec_env(one_volume_folder, 2, render_mode="human")

@@ -1,5 +1,6 @@
-"""``evaluate_policies`` end to end on the tiny synthetic root: files, row counts, agreement
-with a single env, resumption after a crash, learned policies and argument errors."""
+"""``evaluate_policies`` end to end on the tiny synthetic root: files, row counts, the recorded
+acquisition order, the pictures, per-volume metrics against fastMRI's, agreement with a single
+env, resumption after a crash, learned policies and argument errors."""
 
 from __future__ import annotations
 
@@ -18,8 +19,18 @@ from gymnasium import spaces
 from mri_rl.agents import DQN
 from mri_rl.data import SyntheticSpec, write_synthetic_dataset
 from mri_rl.envs import ENV_ID
-from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, parse_policy_specs
-from mri_rl.evaluation.report import read_rows_csv
+from mri_rl.evaluation import evaluate as evaluate_module
+from mri_rl.evaluation.evaluate import (
+    EvaluationSetup,
+    evaluate_policies,
+    example_slices,
+    make_batched_env,
+    parse_policy_specs,
+)
+from mri_rl.evaluation.figures import DPI, acquisition_counts, examples_figure, masks_figure, pyplot
+from mri_rl.evaluation.report import read_rows_csv, read_summary, volume_curves
+from mri_rl.evaluation.rollout import NO_COLUMN, replay_orders
+from mri_rl.kspace import low_frequency_order
 from mri_rl.policies import LowToHighPolicy
 from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
 from mri_rl.reconstruct import UnetReconstructor, export_reconstructor
@@ -31,7 +42,7 @@ BUDGET = 3
 INITIAL_LINES = 2
 WIDTH = 16
 TEST_SLICES = 3  # one test volume of 3 slices; batch_size 2 -> chunks [0, 1] and [2, (2)]
-HEADER = "policy,seed,file,slice,step,acquired_columns,sampling_rate,mse,nmse,psnr,ssim"
+HEADER = "policy,seed,file,slice,step,column,acquired_columns,sampling_rate,mse,nmse,psnr,ssim"
 REPORT_FILES = ("metrics.csv", "summary.json", "summary.md")
 
 
@@ -70,6 +81,8 @@ def test_evaluation_writes_every_file(full_run, test_volume):
         "summary.json",
         "summary.md",
         "curves.png",
+        "masks.png",
+        "examples.png",
         "lbcs_order.json",
         "partial",
     }
@@ -91,7 +104,8 @@ def test_evaluation_writes_every_file(full_run, test_volume):
         "# singlecoil_test: singlecoil 32x16, budget 3 from 2 initial lines, ssim reward, zero_filled reconstructor"
     )
     assert all(f"| {name} |" in markdown for name in BASELINES)
-    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("curves.png", "masks.png", "examples.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     order = json.loads((out / "lbcs_order.json").read_text())
     assert order["record"]["task"]["budget"] == BUDGET and order["record"]["task"]["reward_metric"] == "ssim"
     assert len(order["order"]) == BUDGET and len(set(order["order"])) == BUDGET
@@ -120,11 +134,165 @@ def test_metrics_has_one_row_per_policy_seed_slice_and_step(full_run, test_volum
         assert 0 < r["ssim"] <= 1 and r["mse"] > 0
     for name in BASELINES:
         assert summary[name]["ssim_auc"]["n"] == (2 if name == "random" else 1) * TEST_SLICES
-    # the ssim-greedy oracle is the best on average (see tests/policies/test_oracle_lbcs.py)
+    # on these tiny slices the ssim-greedy oracle happens to be the best on average; being myopic it is
+    # no upper bound in general (see tests/policies/test_oracle_lbcs.py)
     assert all(summary["oracle"]["ssim_auc"]["mean"] >= s["ssim_auc"]["mean"] for s in summary.values())
     # the random seeds are different rollouts
     random_rows = {seed: [r["ssim"] for r in rows if r["policy"] == "random" and r["seed"] == seed] for seed in SEEDS}
     assert random_rows[0] != random_rows[1]
+
+
+# ------------------------------------------------------------- the acquisition order
+def episode_columns(rows: list[dict], policy: str, seed: int = 0) -> dict[int, list[int]]:
+    """Per slice, the ``column`` of steps 0, 1, ... of one policy's episode."""
+    columns: dict[int, list[int]] = {}
+    for r in sorted((r for r in rows if r["policy"] == policy and r["seed"] == seed), key=lambda r: r["step"]):
+        columns.setdefault(r["slice"], []).append(r["column"])
+    return columns
+
+
+def test_the_csv_records_the_column_acquired_at_each_step(full_run):
+    out, _ = full_run
+    rows = read_rows_csv(out / "metrics.csv")
+    order = [int(c) for c in low_frequency_order(WIDTH)]  # 8, 7, 9, 6, 10, ...: the initial lines are 8, 7
+    for columns in episode_columns(rows, "lowtohigh").values():
+        assert columns == [NO_COLUMN, *order[INITIAL_LINES : INITIAL_LINES + BUDGET]]  # [-1, 9, 6, 10]
+    lbcs = json.loads((out / "lbcs_order.json").read_text())["order"]
+    assert all(columns == [NO_COLUMN, *lbcs] for columns in episode_columns(rows, "lbcs").values())
+    for policy, seed in {(r["policy"], r["seed"]) for r in rows}:
+        for columns in episode_columns(rows, policy, seed).values():  # legal: new columns, none of the initial ones
+            assert columns[0] == NO_COLUMN and len(set(columns[1:])) == BUDGET
+            assert not set(columns[1:]) & set(order[:INITIAL_LINES]) and all(0 <= c < WIDTH for c in columns[1:])
+
+
+def test_masks_png_counts_every_acquisition_of_every_slice_and_seed(full_run):
+    out, _ = full_run
+    counts = acquisition_counts(read_rows_csv(out / "metrics.csv"), WIDTH)
+    assert set(counts) == set(BASELINES)
+    for name, table in counts.items():
+        seeds = len(SEEDS) if name == "random" else 1
+        assert table.shape == (BUDGET, WIDTH) and table.sum() == TEST_SLICES * seeds * BUDGET
+        np.testing.assert_array_equal(table.sum(axis=1), TEST_SLICES * seeds)  # one column a step per episode
+    order = low_frequency_order(WIDTH)
+    for step in range(BUDGET):  # low-to-high: the same column on every slice
+        assert counts["lowtohigh"][step, order[INITIAL_LINES + step]] == TEST_SLICES
+    figure = masks_figure(counts)
+    width, height = figure.get_size_inches() * DPI
+    pyplot().close(figure)
+    from PIL import Image
+
+    assert Image.open(out / "masks.png").size == (round(width), round(height))
+
+
+@pytest.fixture(scope="module")
+def examples_of_the_full_run(full_run, singlecoil_root):
+    """What evaluate_policies drew into examples.png: (examples, policies), from its rows again."""
+    out, _ = full_run
+    setup = make_setup(singlecoil_root)
+    env = make_batched_env(setup, singlecoil_root / "singlecoil_test", setup.batch_size)
+    drawn = {}
+    original = evaluate_module.plot_examples
+    evaluate_module.plot_examples = lambda examples, policies, path, title: drawn.update(e=examples, p=policies)
+    try:
+        evaluate_module.write_examples(env, read_rows_csv(out / "metrics.csv"), setup, BASELINES, out / "unused.png")
+    finally:
+        evaluate_module.plot_examples = original
+    return drawn["e"], drawn["p"]
+
+
+def test_examples_replay_the_recorded_order_to_the_end_of_the_budget(full_run, examples_of_the_full_run, test_volume):
+    out, _ = full_run
+    examples, policies = examples_of_the_full_run
+    assert policies == BASELINES
+    assert [example.name for example in examples] == [f"{test_volume} slice {s}" for s in range(TEST_SLICES)]
+    rows = read_rows_csv(out / "metrics.csv")
+    final = {(r["policy"], r["slice"]): r for r in rows if r["step"] == BUDGET and r["seed"] == SEEDS[0]}
+    for index, example in enumerate(examples):
+        columns = episode_columns(rows, "lowtohigh")[index]
+        for policy, replay in example.replays.items():
+            row = final[(policy, index)]
+            assert example.sampling_rates[policy] == row["sampling_rate"]
+            for name in METRIC_NAMES:  # the replayed reconstruction is the one the rollout scored
+                assert replay.metrics[name] == pytest.approx(row[name], rel=1e-6, abs=1e-9), (policy, name)
+            assert replay.acquired.sum() == INITIAL_LINES + BUDGET and replay.initial.sum() == INITIAL_LINES
+        lowtohigh = example.replays["lowtohigh"]
+        assert set(np.flatnonzero(lowtohigh.acquired & ~lowtohigh.initial)) == set(columns[1:])
+
+
+def test_examples_png_shows_target_reconstructions_errors_and_masks_on_shared_scales(
+    full_run, examples_of_the_full_run
+):
+    out, _ = full_run
+    examples, policies = examples_of_the_full_run
+    figure = examples_figure(examples, policies)
+    axes = np.array(figure.axes[: 3 * TEST_SLICES * (1 + len(policies))]).reshape(3 * TEST_SLICES, -1)
+    for index, example in enumerate(examples):
+        images, errors, masks = axes[3 * index : 3 * index + 3]
+        target = example.replays["lowtohigh"].target
+        assert {axis.images[0].get_clim() for axis in images} == {(0.0, float(target.max()))}  # one scale a row
+        error_scales = {axis.images[0].get_clim() for axis in errors[1:]}
+        assert len(error_scales) == 1 and min(error_scales)[0] == 0.0
+        largest = max(np.abs(r.reconstruction - target).max() for r in example.replays.values())
+        assert min(error_scales)[1] == pytest.approx(largest)
+        np.testing.assert_array_equal(images[0].images[0].get_array(), target)
+        for column, policy in enumerate(policies, start=1):
+            np.testing.assert_array_equal(images[column].images[0].get_array(), example.replays[policy].reconstruction)
+            assert masks[column].images[0].get_array().shape == (1, WIDTH, 3)
+        assert not errors[0].images and not masks[0].images  # the first column labels the rows
+    width, height = figure.get_size_inches() * DPI
+    pyplot().close(figure)
+    from PIL import Image
+
+    assert Image.open(out / "examples.png").size == (round(width), round(height))
+
+
+def test_examples_at_a_chosen_sampling_rate(singlecoil_root, tmp_path, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(evaluate_module, "plot_examples", lambda examples, *args: drawn.update(examples=examples))
+    rate = (INITIAL_LINES + 1) / WIDTH  # one column after the initial lines
+    setup = make_setup(singlecoil_root, seeds=(0,), examples=2, examples_sampling_rate=rate)
+    evaluate_policies(setup, ["lowtohigh", "equispaced"], tmp_path, progress=False)
+    assert [example.name.split()[-1] for example in drawn["examples"]] == ["0", "2"]  # the central half of 3 slices
+    for example in drawn["examples"]:
+        assert example.sampling_rates == {"lowtohigh": rate, "equispaced": rate}
+        assert all(replay.acquired.sum() == INITIAL_LINES + 1 for replay in example.replays.values())
+
+
+@pytest.mark.parametrize(
+    ("names", "count", "expected"),
+    [
+        ([("a.h5", s) for s in range(3)], 3, [0, 1, 2]),
+        ([("a.h5", s) for s in range(3)], 1, [1]),
+        ([(f"{f}.h5", s) for f in "abcde" for s in range(10)], 3, [4, 24, 44]),  # middle slices of a, c, e
+        ([(f"{f}.h5", s) for f in "ba" for s in range(4)], 3, [5, 6, 2]),  # a: slices 1, 2; b: slice 2
+        ([("a.h5", 2), ("a.h5", 0), ("a.h5", 1)], 1, [2]),  # by slice number, not position
+    ],
+)
+def test_example_slices_are_central_slices_of_volumes_spread_over_the_files(names, count, expected):
+    assert example_slices(names, count) == expected
+
+
+def test_per_volume_metrics_are_fastmris_on_the_replayed_volume(full_run, singlecoil_root):
+    """The volume's SSIM and PSNR as ``fastmri.evaluate`` computes them on the stacked slices, for the
+    low-to-high reconstructions at every step (replayed), equal the per-volume curves from the CSV."""
+    fastmri_evaluate = pytest.importorskip("fastmri.evaluate")
+    out, _ = full_run
+    rows = [r for r in read_rows_csv(out / "metrics.csv") if r["policy"] == "lowtohigh"]
+    curves = volume_curves(rows)
+    setup = make_setup(singlecoil_root)
+    env = make_batched_env(setup, singlecoil_root / "singlecoil_test", TEST_SLICES)
+    columns = episode_columns(rows, "lowtohigh")
+    for step in range(BUDGET + 1):
+        orders = [columns[s][1 : step + 1] for s in range(TEST_SLICES)]
+        replays = replay_orders(env.unwrapped.episodes, list(range(TEST_SLICES)), orders)
+        target = np.stack([r.target for r in replays]).astype(np.float64)
+        volume = np.stack([r.reconstruction for r in replays]).astype(np.float64)
+        assert [r.data_range for r in replays] == pytest.approx([target.max()] * TEST_SLICES)  # the volume's max
+        assert fastmri_evaluate.ssim(target, volume)[0] == pytest.approx(curves["ssim"][step], abs=1e-5)
+        assert fastmri_evaluate.psnr(target, volume) == pytest.approx(curves["psnr"][step], abs=1e-4)
+    summary = read_summary(out / "summary.json")["lowtohigh"]
+    assert summary["final_psnr_volume"] == {"mean": pytest.approx(curves["psnr"][-1]), "std": 0.0, "n": 1}
+    assert summary["final_ssim_volume"]["mean"] == pytest.approx(curves["ssim"][-1])
 
 
 @pytest.mark.parametrize("index", [0, 2])  # slice 2 ran in the padded second chunk
@@ -168,7 +336,7 @@ def test_an_interrupted_evaluation_rerun_writes_the_same_files(full_run, singlec
     # a crash after random seed 0 and lowtohigh, equispaced, lbcs were stored: the rest and the report lost
     for name in ("random_seed1.csv", "oracle_seed0.csv"):
         (out / "partial" / name).unlink()
-    for name in (*REPORT_FILES, "curves.png"):
+    for name in (*REPORT_FILES, "curves.png", "masks.png", "examples.png"):
         (out / name).unlink()
     (out / "partial" / "tmpabc123.tmp").write_text("policy,seed\nhalf a line")  # a temporary file of the crash
     kept = {
@@ -178,7 +346,7 @@ def test_an_interrupted_evaluation_rerun_writes_the_same_files(full_run, singlec
     evaluate_policies(setup, BASELINES, out, progress=False)
     for name in REPORT_FILES:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
-    assert (out / "curves.png").is_file()
+    assert all((out / name).is_file() for name in ("curves.png", "masks.png", "examples.png"))
     for name in partial_names():
         assert (out / "partial" / name).read_bytes() == (reference / "partial" / name).read_bytes(), name
     for name, content in kept.items():  # resumed, not rewritten differently
@@ -292,6 +460,10 @@ def test_no_seed_raises(singlecoil_root, tmp_path):
         ({"split": "training"}, "split: expected one of train, val, test, got 'training'"),
         ({"device": "nonsense"}, "device 'nonsense' is not a torch device name; expected cpu, cuda, cuda:N or mps"),
         ({"device": "cuda:7"}, "device 'cuda:7' is not available on this machine: torch.cuda.is_available() is False"),
+        ({"examples": 0}, "examples: expected an integer >= 1, got 0"),
+        ({"examples_sampling_rate": 0.0}, "examples_sampling_rate: expected a number in (0, 1] or None, got 0.0"),
+        ({"examples_sampling_rate": 1.5}, "examples_sampling_rate: expected a number in (0, 1] or None, got 1.5"),
+        ({"examples_sampling_rate": "all"}, "examples_sampling_rate: expected a finite number >= 0, got 'all'"),
     ],
 )
 def test_bad_settings_are_refused_when_the_setup_is_made(tmp_path, monkeypatch, overrides, message):
@@ -323,7 +495,7 @@ def test_metrics_csv_is_plain_csv(full_run):
     out, _ = full_run
     with (out / "metrics.csv").open(newline="") as f:
         records = list(csv.reader(f))
-    assert all(len(record) == 11 for record in records)
+    assert all(len(record) == 12 for record in records)
     assert b"\r" not in (out / "metrics.csv").read_bytes()
 
 
@@ -414,6 +586,21 @@ def test_a_folder_named_for_another_split_is_refused_unless_asked_for(singlecoil
         make_setup(train, seeds=(0,), any_folder=True), ["lowtohigh"], tmp_path / "out", progress=False
     )
     assert summary["lowtohigh"]["ssim_auc"]["n"] == 6  # the 2 x 3 training slices, on purpose
+
+
+def test_a_rollout_stored_before_columns_were_recorded_is_computed_again(singlecoil_root, tmp_path):
+    out = tmp_path / "out"
+    setup = make_setup(singlecoil_root, seeds=(0,))
+    evaluate_policies(setup, ["lowtohigh"], out, progress=False)
+    reference = (out / "metrics.csv").read_bytes()
+    partial = out / "partial" / "lowtohigh_seed0.csv"
+    lines = partial.read_text().splitlines()
+    old = [",".join(v for i, v in enumerate(line.split(",")) if i != 5) for line in lines]  # without "column"
+    assert old[0] == HEADER.replace("column,", "")
+    partial.write_text("\n".join(old) + "\n")
+    evaluate_policies(setup, ["lowtohigh"], out, progress=False)
+    assert partial.read_text().splitlines() == lines
+    assert (out / "metrics.csv").read_bytes() == reference
 
 
 def test_a_rollout_whose_record_was_not_written_is_computed_again(singlecoil_root, tmp_path):

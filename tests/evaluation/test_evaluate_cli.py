@@ -45,6 +45,8 @@ def test_evaluate_command_prints_the_table_and_writes_the_files(singlecoil_root,
         "summary.json",
         "summary.md",
         "curves.png",
+        "masks.png",
+        "examples.png",
         "partial",
     }
     assert {p.name for p in (out / "partial").glob("*.csv")} == {"random_seed0.csv", "lowtohigh_seed0.csv"}
@@ -55,7 +57,7 @@ def test_evaluate_command_prints_the_table_and_writes_the_files(singlecoil_root,
     assert set(summary) == {"random", "lowtohigh"}
     assert summary["random"]["ssim_auc"]["n"] == 3
     markdown = (out / "summary.md").read_text()
-    assert markdown.count("| random | 0.") == 1  # its row of the summary table
+    assert markdown.count("| random | 0.") == 2  # its rows of the per-slice and per-volume tables
     orders = (("lowtohigh", "random"), ("random", "lowtohigh"))
     assert any(f"| row − column | {a} | {b} |" in markdown for a, b in orders)  # the paired matrix
 

@@ -1,4 +1,5 @@
-"""Reports on hand-made rows: AUCs, summaries, tables and files with known contents."""
+"""Reports on hand-made rows: AUCs, per-slice and per-volume summaries, tables, figures and files
+with known contents."""
 
 from __future__ import annotations
 
@@ -8,8 +9,20 @@ import random
 import numpy as np
 import pytest
 
+from mri_rl.evaluation.figures import (
+    DPI,
+    ORACLE_LABEL,
+    acquisition_counts,
+    curve_lines,
+    curves_figure,
+    masks_figure,
+    pyplot,
+    reference_policy,
+)
 from mri_rl.evaluation.report import (
+    SLICE_KEYS,
     SUMMARY_KEYS,
+    VOLUME_KEYS,
     curve_auc,
     markdown_table,
     paired_differences,
@@ -17,12 +30,13 @@ from mri_rl.evaluation.report import (
     read_rows_csv,
     read_summary,
     summarize,
+    volume_curves,
     write_report,
     write_rows_csv,
 )
-from mri_rl.evaluation.rollout import METRIC_COLUMNS
+from mri_rl.evaluation.rollout import METRIC_COLUMNS, NO_COLUMN
 
-HEADER = "policy,seed,file,slice,step,acquired_columns,sampling_rate,mse,nmse,psnr,ssim"
+HEADER = "policy,seed,file,slice,step,column,acquired_columns,sampling_rate,mse,nmse,psnr,ssim"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -51,13 +65,14 @@ def test_auc_does_not_depend_on_the_order_of_the_points():
 
 
 # --------------------------------------------------------------------------- summary
-def row(policy, seed, slice_, step, ssim, psnr, file="vol.h5"):
+def row(policy, seed, slice_, step, ssim, psnr, file="vol.h5", column=None):
     return {
         "policy": policy,
         "seed": seed,
         "file": file,
         "slice": slice_,
         "step": step,
+        "column": NO_COLUMN if step == 0 else (step + slice_ if column is None else column),
         "acquired_columns": 2 + step,
         "sampling_rate": 0.25 * (1 + step),
         "mse": 10 ** (-psnr / 10),
@@ -103,12 +118,45 @@ EXPECTED = {
 def test_summarize_hand_made_rows():
     summary = summarize(hand_rows())
     assert set(summary) == {"a", "b", "c"}
+    assert SUMMARY_KEYS == SLICE_KEYS + VOLUME_KEYS
+    assert VOLUME_KEYS == ("ssim_auc_volume", "psnr_auc_volume", "final_ssim_volume", "final_psnr_volume")
     for policy, expected in EXPECTED.items():
         assert set(summary[policy]) == set(SUMMARY_KEYS)
         for key, (mean, std) in expected.items():
             assert summary[policy][key]["mean"] == pytest.approx(mean, abs=1e-12), (policy, key)
             assert summary[policy][key]["std"] == pytest.approx(std, abs=1e-12), (policy, key)
             assert summary[policy][key]["n"] == (1 if policy == "c" else 2)
+
+
+def test_per_volume_metrics_by_hand():
+    """Policy "a" has one volume of two slices (seed 0), as fastMRI scores it: at each step the SSIM
+    is the mean of the slices' SSIM, the PSNR is -10 log10 of the mean of their MSE (the volume's
+    MSE); "b" has one slice in two seeds (two volumes of one slice: as per slice)."""
+    summary = summarize(hand_rows())
+    # slice 0: psnr 10 20 30 (mse 0.1 0.01 0.001); slice 1: psnr 20 20 20 (mse 0.01)
+    psnr = [-10 * np.log10((0.1 + 0.01) / 2), 20.0, -10 * np.log10((0.001 + 0.01) / 2)]
+    ssim = [(0.2 + 0.6) / 2, (0.4 + 0.6) / 2, (0.6 + 0.6) / 2]
+    curves = volume_curves(r for r in hand_rows() if r["policy"] == "a")
+    np.testing.assert_allclose(curves["psnr"], psnr, rtol=1e-12)
+    np.testing.assert_allclose(curves["ssim"], ssim, rtol=1e-12)
+    np.testing.assert_allclose(curves["sampling_rate"], [0.25, 0.5, 0.75])
+    a = summary["a"]
+    assert a["psnr_auc_volume"]["mean"] == pytest.approx(0.25 * (psnr[0] / 2 + psnr[1] + psnr[2] / 2), abs=1e-12)
+    assert a["final_psnr_volume"]["mean"] == pytest.approx(psnr[2], abs=1e-12)  # 22.6 dB, not the slices' 25
+    assert a["ssim_auc_volume"]["mean"] == pytest.approx(0.25, abs=1e-12)  # SSIM is linear: mean of 0.2 and 0.3
+    assert a["final_ssim_volume"] == {"mean": pytest.approx(0.6), "std": 0.0, "n": 1}
+    assert a["psnr_auc_volume"]["n"] == 1 and a["psnr_auc"]["n"] == 2
+    for key in SLICE_KEYS:  # one slice per volume: the same figures
+        assert summary["b"][f"{key}_volume"] == pytest.approx(summary["b"][key], abs=1e-12)
+
+
+def test_a_volume_uses_the_steps_every_slice_reached():
+    rows = [row("a", 0, 0, step, 0.5, 20.0) for step in range(3)] + [
+        row("a", 0, 1, step, 0.7, 30.0) for step in range(2)
+    ]
+    curves = volume_curves(rows)
+    np.testing.assert_array_equal(curves["step"], [0, 1])
+    np.testing.assert_allclose(curves["ssim"], [0.6, 0.6])
 
 
 def test_summarize_uses_the_final_step_not_the_last_row():
@@ -161,6 +209,7 @@ def test_rows_csv_round_trip_keeps_types_and_values(tmp_path):
             "file": "file_brain, 1.h5",
             "slice": 7,
             "step": 2,
+            "column": 13,
             "acquired_columns": 10,
             "sampling_rate": 1 / 3,
             "mse": 1.2345678901234567e-05,
@@ -168,7 +217,7 @@ def test_rows_csv_round_trip_keeps_types_and_values(tmp_path):
             "psnr": 48.123456789,
             "ssim": 0.97,
         },
-        {**dict.fromkeys(METRIC_COLUMNS, 0), "policy": "random", "file": "b.h5", "ssim": float("nan")},
+        {**dict.fromkeys(METRIC_COLUMNS, 0), "policy": "random", "file": "b.h5", "column": -1, "ssim": float("nan")},
     ]
     rows[1]["sampling_rate"] = 0.0
     path = tmp_path / "deep" / "rows.csv"
@@ -178,7 +227,8 @@ def test_rows_csv_round_trip_keeps_types_and_values(tmp_path):
     assert back[0] == rows[0]
     for key in METRIC_COLUMNS:
         assert type(back[0][key]) is type(rows[0][key]), key
-    assert {type(back[1][k]) for k in ("seed", "slice", "step", "acquired_columns")} == {int}
+    assert {type(back[1][k]) for k in ("seed", "slice", "step", "column", "acquired_columns")} == {int}
+    assert back[1]["column"] == NO_COLUMN
     assert {type(back[1][k]) for k in ("sampling_rate", "mse", "nmse", "psnr", "ssim")} == {float}
     assert np.isnan(back[1]["ssim"])
     assert list(back[0]) == list(METRIC_COLUMNS)
@@ -199,6 +249,7 @@ def test_write_report_writes_every_file(tmp_path):
     summary = write_report(out, rows, title="synthetic test", record=record)
     assert sorted(p.name for p in out.iterdir()) == [
         "curves.png",
+        "masks.png",
         "metrics.csv",
         "metrics.csv.record.json",
         "summary.json",
@@ -219,7 +270,10 @@ def test_write_report_writes_every_file(tmp_path):
     assert stored == summary
     assert set(stored) == {"a", "b", "c"}
     for values in stored.values():
-        assert set(values) == {"ssim_auc", "psnr_auc", "final_ssim", "final_psnr"}
+        assert set(values) == {
+            *("ssim_auc", "psnr_auc", "final_ssim", "final_psnr"),
+            *("ssim_auc_volume", "psnr_auc_volume", "final_ssim_volume", "final_psnr_volume"),
+        }
         for stats in values.values():
             assert {"mean", "std"} <= set(stats)
             assert all(isinstance(v, (int, float)) for v in stats.values())
@@ -227,7 +281,11 @@ def test_write_report_writes_every_file(tmp_path):
 
     markdown = (out / "summary.md").read_text()
     assert markdown.startswith("# synthetic test\n")
-    assert markdown_table(summary) in markdown
+    per_slice, per_volume = markdown.index("## Per slice"), markdown.index("## Per volume")
+    assert markdown.index(markdown_table(summary)) > per_slice
+    assert markdown.index(markdown_table(summary, VOLUME_KEYS)) > per_volume > per_slice
+    assert "| a | 0.2500 ± 0.0500 | 10.000 ± 0.000 |" in markdown  # a per-slice row
+    assert "oracle" not in markdown  # no oracle evaluated, no note about it
 
     assert (out / "curves.png").read_bytes()[:8] == PNG_SIGNATURE
     assert not list(out.glob("*.tmp"))
@@ -239,4 +297,87 @@ def test_write_report_is_deterministic_and_order_free(tmp_path):
     write_report(tmp_path / "two", list(reversed(rows)))
     for name in ("metrics.csv", "summary.json", "summary.md"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
-    assert not (tmp_path / "one" / "summary.md").read_text().startswith("#")  # no title
+    assert (tmp_path / "one" / "summary.md").read_text().startswith("## Per slice")  # no title
+
+
+# --------------------------------------------------------------------------- figures
+def image_axes(figure) -> list:
+    """The axes of a figure that show an image (not colour bars, not blank cells)."""
+    return [axis for axis in figure.axes if axis.images and axis.get_label() != "<colorbar>"]
+
+
+def line_of(axis, label: str):
+    return next(line for line in axis.lines if line.get_label() == label)
+
+
+def test_reference_policy_is_lbcs_else_lowtohigh_else_the_first():
+    assert reference_policy(["random", "lbcs", "lowtohigh", "oracle"]) == "lbcs"
+    assert reference_policy(["random", "lowtohigh", "oracle"]) == "lowtohigh"
+    assert reference_policy(["random", "dqn"]) == "dqn"
+
+
+def test_curve_lines_are_means_and_paired_differences_with_standard_errors():
+    rows = hand_rows()
+    rate, mean, error = curve_lines(rows, "ssim")["a"]
+    np.testing.assert_allclose(rate, [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(mean, [0.4, 0.5, 0.6])  # slices 0 and 1
+    np.testing.assert_allclose(error, [0.2, 0.1, 0.0])  # std (ddof 1) / sqrt(2)
+    # b against a on the one slice both saw; b's value per slice is its mean over seeds
+    rate, difference, error = curve_lines(rows, "ssim", reference="a")["b"]
+    np.testing.assert_allclose(difference, [0.4 - 0.2, 0.6 - 0.4, 0.8 - 0.6])
+    np.testing.assert_allclose(error, 0.0)
+    np.testing.assert_allclose(curve_lines(rows, "psnr", reference="a")["a"][1], 0.0)
+
+
+def test_curves_figure_draws_the_oracle_dashed_and_the_paired_differences():
+    rows = hand_rows() + [{**r, "policy": "oracle"} for r in hand_rows() if r["policy"] == "c"]
+    figure = curves_figure(rows, "title")
+    plots = [axis for axis in figure.axes if axis.lines]
+    assert len(plots) == 4  # SSIM and PSNR; their differences with the reference
+    for axis in plots:
+        assert {"a", "b", "c", ORACLE_LABEL} <= {line.get_label() for line in axis.lines}
+        assert line_of(axis, ORACLE_LABEL).get_linestyle() == "--" and line_of(axis, "a").get_linestyle() == "-"
+        assert len(axis.collections) == 4  # one standard-error band per policy
+    ssim, difference = plots[0], plots[2]
+    np.testing.assert_allclose(line_of(ssim, "a").get_ydata(), [0.4, 0.5, 0.6])
+    assert "− a" in difference.get_ylabel()  # the reference: "a", the first by name
+    np.testing.assert_allclose(line_of(difference, "b").get_ydata(), [0.2, 0.2, 0.2])
+    assert len(figure.legends) == 1 and ORACLE_LABEL in [t.get_text() for t in figure.legends[0].get_texts()]
+    pyplot().close(figure)
+
+
+def test_acquisition_counts_sum_to_episodes_times_steps():
+    counts = acquisition_counts(hand_rows(), width=6)
+    assert set(counts) == {"a", "b", "c"} and all(table.shape == (2, 6) for table in counts.values())
+    # a: slices 0, 1 (one seed); b: slice 0, seeds 0, 1; c: one slice; 2 steps each; column = step + slice
+    assert {name: int(table.sum()) for name, table in counts.items()} == {"a": 4, "b": 4, "c": 2}
+    np.testing.assert_array_equal(counts["a"], [[0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 0, 0]])
+    np.testing.assert_array_equal(counts["b"], [[0, 2, 0, 0, 0, 0], [0, 0, 2, 0, 0, 0]])
+    assert acquisition_counts(hand_rows())["a"].shape == (2, 4)  # default width: largest column + 1
+
+
+def test_masks_figure_has_one_heat_map_per_policy_oracle_last():
+    counts = acquisition_counts(hand_rows(), width=6)
+    counts["oracle"] = counts["c"]
+    figure = masks_figure(counts, "title")
+    panels = image_axes(figure)
+    assert [axis.get_title().splitlines()[0] for axis in panels] == ["a", "b", "c", ORACLE_LABEL]
+    for axis, name in zip(panels, ("a", "b", "c", "oracle")):
+        np.testing.assert_array_equal(axis.images[0].get_array(), counts[name])
+    width, height = figure.get_size_inches() * DPI
+    assert (round(width), round(height)) == (4 * 360, 300)
+    pyplot().close(figure)
+
+
+def test_the_png_files_have_the_figures_pixel_size(tmp_path):
+    from PIL import Image
+
+    rows = hand_rows()
+    write_report(tmp_path, rows, "title", width=6)
+    for name, figure in (
+        ("curves.png", curves_figure(rows, "title")),
+        ("masks.png", masks_figure(acquisition_counts(rows, 6), "title")),
+    ):
+        width, height = figure.get_size_inches() * DPI
+        assert Image.open(tmp_path / name).size == (round(width), round(height)), name
+        pyplot().close(figure)
