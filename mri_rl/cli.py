@@ -120,36 +120,19 @@ def _add_set_argument(parser: argparse.ArgumentParser) -> None:
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser(
         "data",
-        help="write synthetic fastMRI data or check a fastMRI folder",
-        description="Write synthetic fastMRI-format data, or check a fastMRI folder.",
+        help="write synthetic, imported or MNI152 fastMRI-format data, or check a fastMRI folder",
+        description="Write synthetic, imported or MNI152 fastMRI-format data, or check a fastMRI folder.",
     )
-    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="{synth,check}")
-
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="{synth,import,anatomy,check}")
     synth = data_commands.add_parser(
         "synth",
         help="write synthetic volumes in fastMRI's format and folder layout",
         description="Write synthetic volumes into OUT_DIR/{challenge}_{train,val,test}/, readable by "
         "fastmri.data.SliceDataset. The same arguments write byte-identical files.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     synth.add_argument("out_dir", type=Path, help="root folder to write into")
-    synth.add_argument("--challenge", choices=CHALLENGES, default=DEFAULT_TASK.challenge)
-    synth.add_argument("--volumes", type=int, default=8, help="volumes in the train split")
-    synth.add_argument("--val-volumes", type=int, default=2, help="volumes in the val split")
-    synth.add_argument("--test-volumes", type=int, default=2, help="volumes in the test split")
-    synth.add_argument("--slices", type=_COUNT, default=8, help="slices per volume")
-    synth.add_argument("--size", type=_COUNT, default=64, help="target image size N (k-space has 2N readout rows)")
-    synth.add_argument(
-        "--kspace-width", type=_COUNT, default=None, help="phase-encode columns of the k-space (default: SIZE)"
-    )
-    synth.add_argument(
-        "--padding",
-        type=_NON_NEGATIVE_INT,
-        default=0,
-        help="zero-filled phase-encode columns on each side, recorded in the header",
-    )
-    synth.add_argument("--coils", type=_COUNT, default=4, help="receiver coils (multicoil only)")
-    synth.add_argument("--noise", type=_FINITE, default=0.01, help="k-space noise std relative to the image maximum")
+    _add_volume_arguments(synth)
+    _add_acquisition_arguments(synth)
     synth.add_argument(
         "--striation",
         type=_FINITE,
@@ -157,8 +140,6 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
         help="relative amplitude of the oriented striation whose k-space band varies per volume "
         "(0: none; default: SyntheticSpec's)",
     )
-    synth.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
-    synth.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     synth.set_defaults(handler=_run_data_synth)
 
     check = data_commands.add_parser(
@@ -177,35 +158,19 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
         help="count a file without the target dataset as bad (challenge test splits have none)",
     )
     check.set_defaults(handler=_run_data_check)
+    _add_simulated_data_commands(data_commands)
 
 
 def _run_data_synth(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 
     optional = {} if args.striation is None else {"striation": args.striation}
-    spec = SyntheticSpec(
-        challenge=args.challenge,
-        num_slices=args.slices,
-        size=args.size,
-        kspace_width=args.kspace_width,
-        padding=args.padding,
-        num_coils=args.coils,
-        noise_level=args.noise,
-        **optional,
-    )
-    volumes = {"train": args.volumes, "val": args.val_volumes, "test": args.test_volumes}
-    flags = {"train": "--volumes", "val": "--val-volumes", "test": "--test-volumes"}
-    for split, count in volumes.items():
-        if count < 0:
-            raise ValueError(f"{flags[split]} must be >= 0, got {count}")
+    spec = SyntheticSpec(**asdict(_simulation_spec(args, args.slices)), **optional)
+    volumes = _volumes(args)
     written = write_synthetic_dataset(args.out_dir, spec, volumes, seed=args.seed, progress=not args.no_progress)
-    for split in SPLITS:
-        if volumes[split]:
-            print(f"{args.out_dir / f'{args.challenge}_{split}'}: {volumes[split]} volume(s)")
-    print(
-        f"wrote {len(written)} file(s): {args.slices} slices each, k-space "
-        f"{tuple(spec.geometry.encoded_size[:2])}, target {args.size}x{args.size}"
-    )
+    _print_written(args, volumes, len(written), spec)
     return 0
 
 
@@ -237,6 +202,199 @@ def _run_data_check(args: argparse.Namespace) -> int:
         )
     print(f"{len(files)} file(s), {bad} bad")
     return 1 if bad else 0
+
+
+def _add_simulated_data_commands(data_commands: argparse._SubParsersAction) -> None:
+    """``data import`` and ``data anatomy``: magnitude images in simulated k-space."""
+    _add_data_import_command(data_commands)
+    _add_data_anatomy_command(data_commands)
+
+
+def _add_acquisition_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulated acquisition's flags of ``data import`` and ``data anatomy`` (SimulationSpec's fields)."""
+    group = parser.add_argument_group("simulated acquisition (mri_rl.data.simulated_kspace.SimulationSpec)")
+    group.add_argument("--challenge", choices=CHALLENGES, default=DEFAULT_TASK.challenge, help="(default: %(default)s)")
+    group.add_argument(
+        "--size",
+        type=_COUNT,
+        default=64,
+        help="target image size N; k-space has 2N readout rows (default: %(default)s)",
+    )
+    group.add_argument(
+        "--kspace-width", type=_COUNT, default=None, help="phase-encode columns of the k-space (default: SIZE)"
+    )
+    group.add_argument(
+        "--padding",
+        type=_NON_NEGATIVE_INT,
+        default=0,
+        help="zero-filled phase-encode columns on each side, recorded in the header (default: %(default)s)",
+    )
+    group.add_argument("--coils", type=_COUNT, default=4, help="receiver coils, multicoil only (default: %(default)s)")
+    group.add_argument(
+        "--noise",
+        type=_FINITE,
+        default=0.01,
+        help="k-space noise std relative to the image maximum (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0, help="(default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _simulation_spec(args: argparse.Namespace, num_slices: int | None) -> Any:
+    from mri_rl.data.simulated_kspace import SimulationSpec
+
+    return SimulationSpec(
+        challenge=args.challenge,
+        num_slices=num_slices,
+        size=args.size,
+        kspace_width=args.kspace_width,
+        padding=args.padding,
+        num_coils=args.coils,
+        noise_level=args.noise,
+    )
+
+
+#: ``data import --orientation`` choices: mri_rl.data.image_import.ORIENTATIONS (not imported here: --help stays light).
+_ORIENTATIONS = ("axial", "coronal", "sagittal")
+
+
+def _add_data_import_command(data_commands: argparse._SubParsersAction) -> None:
+    """``mri-rl data import SOURCES... OUT_DIR``."""
+    command = data_commands.add_parser(
+        "import",
+        help="import magnitude images (NIfTI, DICOM series, image stacks) as fastMRI volumes of simulated k-space",
+        description="Import magnitude images as fastMRI-format volumes in OUT_DIR/{challenge}_{train,val,test}/ "
+        "with simulated complex k-space (smooth random phase, coil maps, noise, zero-filled edges), readable by "
+        "fastmri.data.SliceDataset. A SOURCE is a .nii/.nii.gz file, a folder of NIfTI files (each a source), a "
+        "folder of one DICOM series (.dcm) or a folder of the PNG/TIFF/JPEG slices of one volume. Subjects never "
+        "share a split; a single subject is split by slabs along the slicing axis with guard gaps. "
+        "OUT_DIR/{challenge}_import_settings.json records the settings and where every file came from. The same "
+        "arguments write byte-identical files.",
+    )
+    command.add_argument(
+        "sources",
+        nargs="+",
+        type=Path,
+        metavar="SOURCE",
+        help="a .nii/.nii.gz file, or a folder of NIfTI files, of one DICOM series or of 2-D image slices",
+    )
+    command.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="root folder to write into")
+    _add_acquisition_arguments(command)
+    group = command.add_argument_group("slices and splits (mri_rl.data.image_import.ImportSettings)")
+    group.add_argument(
+        "--orientation",
+        dest="orientations",
+        action="append",
+        choices=_ORIENTATIONS,
+        help="slice orientation, from the image's affine (RAS); repeatable, one file per orientation (default: axial)",
+    )
+    group.add_argument(
+        "--min-foreground",
+        type=_FINITE,
+        default=0.05,
+        help="skip slices with fewer than this fraction of voxels above 5%% of the volume maximum "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--slices-per-volume", type=_COUNT, default=None, help="at most K slices per file, evenly spaced (default: all)"
+    )
+    group.add_argument(
+        "--split",
+        default="train=0.8,val=0.1,test=0.1",
+        help="fractions of subjects (of the slicing axis, for one subject) per split (default: %(default)s)",
+    )
+    group.add_argument(
+        "--subject-pattern",
+        default=None,
+        help="regex on each source's path whose first group (or match) is the subject id "
+        "(default: the DICOM PatientID, else one subject per source)",
+    )
+    group.add_argument(
+        "--guard-slices",
+        type=_NON_NEGATIVE_INT,
+        default=4,
+        help="slices left out between the slabs of one subject (default: %(default)s)",
+    )
+    command.set_defaults(handler=_run_data_import)
+
+
+def _run_data_import(args: argparse.Namespace) -> int:
+    from mri_rl.data.image_import import ImportSettings, import_images, parse_split
+
+    spec = _simulation_spec(args, args.slices_per_volume)
+    settings = ImportSettings(
+        orientations=tuple(args.orientations or ("axial",)),
+        min_foreground=args.min_foreground,
+        split=parse_split(args.split),
+        subject_pattern=args.subject_pattern,
+        guard_slices=args.guard_slices,
+        seed=args.seed,
+    )
+    try:
+        written = import_images(args.sources, args.out_dir, spec, settings, progress=not args.no_progress)
+    except ImportError as error:  # a missing optional extra: one line, like the other expected failures
+        raise ValueError(str(error)) from None
+    for split in SPLITS:
+        count = sum(path.parent.name == f"{args.challenge}_{split}" for path in written)
+        if count:
+            print(f"{args.out_dir / f'{args.challenge}_{split}'}: {count} volume(s)")
+    shape = tuple(spec.geometry.encoded_size[:2])
+    print(f"wrote {len(written)} file(s): k-space {shape}, target {args.size}x{args.size}")
+    print(f"settings and sources: {args.out_dir / f'{args.challenge}_import_settings.json'}")
+    return 0
+
+
+def _add_data_anatomy_command(data_commands: argparse._SubParsersAction) -> None:
+    """``mri-rl data anatomy OUT_DIR``."""
+    command = data_commands.add_parser(
+        "anatomy",
+        help="write volumes of the MNI152 brain template (nilearn, no download) as simulated k-space",
+        description="Write volumes of the MNI152 T1 template that nilearn ships (pip install mri_rl[anatomy]) into "
+        "OUT_DIR/{challenge}_{train,val,test}/: each the template under a small random affine, sliced axially, "
+        "coronally or sagittally in turn, from its split's slab of the slicing axis (held-out slices of the same "
+        "brain, not a new subject), in simulated complex k-space. The same arguments write byte-identical files.",
+    )
+    command.add_argument("out_dir", type=Path, help="root folder to write into")
+    _add_volume_arguments(command)
+    _add_acquisition_arguments(command)
+    command.set_defaults(handler=_run_data_anatomy)
+
+
+def _run_data_anatomy(args: argparse.Namespace) -> int:
+    from mri_rl.data.anatomy import write_anatomy_dataset
+
+    spec = _simulation_spec(args, args.slices)
+    volumes = _volumes(args)
+    try:
+        written = write_anatomy_dataset(args.out_dir, spec, volumes, seed=args.seed, progress=not args.no_progress)
+    except ImportError as error:  # nilearn missing: one line, like the other expected failures
+        raise ValueError(str(error)) from None
+    _print_written(args, volumes, len(written), spec)
+    return 0
+
+
+def _add_volume_arguments(parser: argparse.ArgumentParser) -> None:
+    """Volumes per split and slices per volume, of ``data synth`` and ``data anatomy``."""
+    for flag, split, default in (("--volumes", "train", 8), ("--val-volumes", "val", 2), ("--test-volumes", "test", 2)):
+        parser.add_argument(
+            flag, type=_NON_NEGATIVE_INT, default=default, help=f"volumes in the {split} split (default: %(default)s)"
+        )
+    parser.add_argument("--slices", type=_COUNT, default=8, help="slices per volume (default: %(default)s)")
+
+
+def _volumes(args: argparse.Namespace) -> dict[str, int]:
+    return {"train": args.volumes, "val": args.val_volumes, "test": args.test_volumes}
+
+
+def _print_written(args: argparse.Namespace, volumes: dict[str, int], written: int, spec: Any) -> None:
+    """What ``data synth`` or ``data anatomy`` wrote, one line per split and a summary."""
+    for split in SPLITS:
+        if volumes[split]:
+            print(f"{args.out_dir / f'{args.challenge}_{split}'}: {volumes[split]} volume(s)")
+    print(
+        f"wrote {written} file(s): {args.slices} slices each, k-space "
+        f"{tuple(spec.geometry.encoded_size[:2])}, target {args.size}x{args.size}"
+    )
 
 
 # ---------------------------------------------------------------------------- train
@@ -421,10 +579,12 @@ def _run_eval_recon(args: argparse.Namespace) -> int:
 def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "evaluate",
-        help="roll acquisition policies over a split: metrics.csv, summary.json/.md, curves.png",
+        help="roll acquisition policies over a split: metrics.csv, summary.json/.md and pictures",
         description="Roll every policy over every slice (batched across slices) and write metrics.csv (one row "
-        "per policy, seed, file, slice, step), summary.json and summary.md (SSIM/PSNR AUC against the "
-        "sampling rate, final SSIM/PSNR, mean +- std over images and seeds) and curves.png. "
+        "per policy, seed, file, slice, step, with the column acquired), summary.json and summary.md (SSIM/PSNR "
+        "AUC against the sampling rate, final SSIM/PSNR, per slice and per volume as fastMRI aggregates, paired "
+        "differences), curves.png, masks.png (each policy's acquisition order) and examples.png (target, "
+        "reconstruction, error and mask of a few slices). "
         "Finished (policy, seed) rollouts are kept in OUT/partial/ with the record of how they were "
         "made, so an interrupted run resumes; a rerun under other settings is refused.",
     )
@@ -492,7 +652,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     policies = list(BASELINE_NAMES) if args.policies is None else args.policies
     summary = evaluate_policies(setup, policies, args.out, progress=not args.no_progress, overwrite=args.overwrite)
     print(markdown_table(summary))
-    print(f"wrote {args.out / 'metrics.csv'}, summary.json, summary.md, curves.png")
+    print(f"wrote {args.out / 'metrics.csv'}, summary.json, summary.md, curves.png, masks.png, examples.png")
     return 0
 
 

@@ -172,6 +172,8 @@ COUNT, NON_NEGATIVE, FINITE = "an integer >= 1", "an integer >= 0", "a finite nu
         (SYNTH, "--coils", "0", COUNT),
         (SYNTH, "--padding", "-1", NON_NEGATIVE),
         (SYNTH, "--seed", "-1", NON_NEGATIVE),
+        (SYNTH, "--volumes", "-1", NON_NEGATIVE),
+        (SYNTH, "--val-volumes", "-2", NON_NEGATIVE),
         (EVALUATE, "--batch-size", "0", COUNT),
         (EVALUATE, "--batch-size", "-1", COUNT),
         (EVALUATE, "--lbcs-slices", "0", COUNT),
@@ -207,9 +209,10 @@ def numeric_flags(parser) -> dict[str, object]:
 
 
 def test_every_numeric_flag_has_a_checked_type():
-    """No plain ``type=int`` / ``type=float`` is left, except the volume counts (checked by the handler)."""
-    plain = sorted(flag for flag, kind in numeric_flags(build_parser()).items() if kind in (int, float))
-    assert plain == [f"mri-rl data synth --{split}volumes" for split in ("test-", "val-", "")]
+    """No plain ``type=int`` / ``type=float`` is left."""
+    flags = numeric_flags(build_parser())
+    assert "mri-rl data synth --volumes" in flags and "mri-rl train --seed" in flags
+    assert sorted(flag for flag, kind in flags.items() if kind in (int, float)) == []
 
 
 def test_good_numbers_still_parse():

@@ -89,8 +89,6 @@ def test_synth_is_reproducible(tmp_path):
     [
         (["--padding", "8"], "padding"),
         (["--size", "4"], "size"),
-        (["--volumes", "-1"], "--volumes"),
-        (["--val-volumes", "-2"], "--val-volumes"),
         (["--striation", "-0.5"], "striation"),
     ],
 )

@@ -1,5 +1,7 @@
-"""fastMRI files: reading and validating real folders, writing synthetic ones."""
+"""fastMRI files: reading and validating real folders; writing simulated ones (synthetic phantoms, imported
+magnitude images, the MNI152 template) by one k-space simulation."""
 
+from mri_rl.data.anatomy import write_anatomy_dataset
 from mri_rl.data.fastmri_files import (
     CHALLENGES,
     SPLITS,
@@ -14,6 +16,8 @@ from mri_rl.data.fastmri_files import (
     resolve_split_folder,
     write_volume,
 )
+from mri_rl.data.image_import import ImageImportError, ImportSettings, import_images
+from mri_rl.data.simulated_kspace import SimulationSpec
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 from mri_rl.kspace import KspaceGeometry
 
@@ -23,14 +27,19 @@ __all__ = [
     "TARGET_KEYS",
     "FastMRIDataError",
     "FastMRISliceDataset",
+    "ImageImportError",
+    "ImportSettings",
     "KspaceGeometry",
     "KspaceSlice",
+    "SimulationSpec",
     "SliceMetadata",
     "SyntheticSpec",
     "VolumeInfo",
+    "import_images",
     "inspect_volume",
     "list_volumes",
     "resolve_split_folder",
+    "write_anatomy_dataset",
     "write_synthetic_dataset",
     "write_volume",
 ]

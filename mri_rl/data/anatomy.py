@@ -1,0 +1,236 @@
+"""Real anatomy without a download: the MNI152 T1 template in nilearn's wheel, as fastMRI-format volumes.
+
+nilearn ships the ICBM 2009a symmetric MNI152 T1 template (1 mm, skull-stripped; read by
+``nilearn.datasets.load_mni152_template(resolution=1)``; the optional extra ``mri_rl[anatomy]``).
+Each output volume is that brain under a small random affine, sliced in one orientation
+(axial, coronal, sagittal, in turn by volume index; :data:`mri_rl.data.image_import.ORIENTATIONS`),
+and simulated into complex k-space by the path every magnitude source shares
+(:mod:`mri_rl.data.simulated_kspace`; Bakker et al., NeurIPS 2020, trained on k-space simulated
+from magnitude images; fastMRI's layout and targets, Zbontar et al., 2018).
+
+The affine keeps the slicing axis: a rotation about it (up to :data:`MAX_ROTATION_DEGREES`), zooms
+of the two in-plane axes (up to :data:`MAX_ZOOM` either way) and an in-plane shift (up to
+:data:`MAX_SHIFT_MM`), drawn per volume (``scipy.ndimage.affine_transform`` of each template slice).
+So every output slice reads exactly one template slice.
+
+Splits. There is one template brain, so splits are by slab: along each orientation's slicing axis
+the template's usable slices (at least :data:`MIN_FOREGROUND` of their voxels in the brain) are cut
+into consecutive slabs, train, val and test in that order (:data:`SLAB_FRACTIONS`), with
+:data:`GUARD_SLICES` slices left out between neighbours; a volume's slices come from its split's slab
+only, evenly spaced through those still usable after its affine. The template is exactly left-right
+symmetric, so sagittal slabs cover the left hemisphere and the midline only (a right-hemisphere
+slice is the mirror image of a left one). Be clear about what this holds out: slabs of different
+orientations cross (an axial test slab and a coronal train slab share template voxels), so the
+held-out slices are other slices of the same brain, not a new subject. The settings file
+``{challenge}_anatomy_settings.json`` says so and records the slabs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mri_rl.data.image_import import (
+    FOREGROUND_LEVEL,
+    IMAGE_SCALE,
+    ORIENTATIONS,
+    evenly_spaced,
+    foreground_fractions,
+    oriented_slices,
+    slab_ranges,
+    slice_depths,
+)
+from mri_rl.data.simulated_kspace import SimulationSpec, fit_to_grid, simulate_kspace, write_simulated_dataset
+from mri_rl.task import DEFAULT_TASK
+
+SETTINGS_FILE = "{challenge}_anatomy_settings.json"
+#: Orientation of volume i: ``ORIENTATION_CYCLE[i % 3]``.
+ORIENTATION_CYCLE = ("axial", "coronal", "sagittal")
+#: Share of each slicing axis's usable slices per split.
+SLAB_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
+#: Template slices (1 mm) left out between neighbouring slabs.
+GUARD_SLICES = 4
+#: A slice is usable when at least this fraction of its pixels is brain (above 5% of the maximum).
+MIN_FOREGROUND = 0.1
+MAX_ROTATION_DEGREES = 10.0
+MAX_ZOOM = 0.1
+MAX_SHIFT_MM = 4.0
+#: Background kept around the brain's bounding box (mm).
+MARGIN_MM = 12.0
+NOTE = (
+    "one template brain: splits are slabs along each orientation's slicing axis with guard gaps (sagittal: left "
+    "hemisphere and midline only, the template being symmetric). Slabs of different orientations cross and share "
+    "template voxels: the splits hold different slices of the same brain, not different subjects."
+)
+MISSING = "the MNI152 source needs nilearn: pip install mri_rl[anatomy]"
+
+
+@functools.lru_cache(maxsize=1)
+def load_template() -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The MNI152 T1 template from nilearn's wheel (no download): read-only float32 (x, y, z) in RAS+
+    order, scaled to a maximum of 1, and its voxel sizes (mm).
+
+    Raises:
+        ImportError: nilearn (or nibabel) is missing, saying how to install them.
+    """
+    try:
+        import nibabel
+        from nilearn.datasets import load_mni152_template
+    except ImportError:
+        raise ImportError(MISSING) from None
+    image = nibabel.as_closest_canonical(load_mni152_template(resolution=1))
+    data = np.array(image.get_fdata(dtype=np.float32))  # a copy: nibabel caches, and may share, its array
+    data /= data.max()
+    data.flags.writeable = False
+    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+    return data, (zooms[0], zooms[1], zooms[2])
+
+
+@functools.cache
+def template_slices(orientation: str) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
+    """The template's slices in ``orientation``, cropped to the brain's bounding box plus :data:`MARGIN_MM`
+    (the template's field of view is about twice the brain's).
+
+    Returns:
+        (a read-only view (slices, rows, cols), the (row, column) spacing in mm, the (row, column) centre
+        of the brain's bounding box in the crop).
+    """
+    slices, spacing = oriented_slices(*load_template(), orientation)
+    brain = slices > FOREGROUND_LEVEL
+    box = []
+    for axis, other in ((1, (0, 2)), (2, (0, 1))):
+        inside = np.flatnonzero(brain.any(axis=other))
+        margin = int(np.ceil(MARGIN_MM / spacing[axis - 1]))
+        box.append((max(0, inside[0] - margin), min(slices.shape[axis], inside[-1] + 1 + margin)))
+    (top, bottom), (left, right) = box
+    centre = np.array([(bottom - 1 - top) / 2, (right - 1 - left) / 2])
+    return slices[:, top:bottom, left:right], spacing, centre
+
+
+@functools.cache
+def template_slabs(orientation: str) -> dict[str, tuple[int, int]]:
+    """Split -> template slab ``[lo, hi)`` along ``orientation``'s slicing axis (:data:`SLAB_FRACTIONS`,
+    :data:`GUARD_SLICES`); for sagittal, of the left hemisphere and the midline."""
+    slices, _, _ = template_slices(orientation)
+    usable = np.flatnonzero(foreground_fractions(slices, 1.0) >= MIN_FOREGROUND)
+    first, stop = int(usable[0]), int(usable[-1]) + 1
+    if orientation == "sagittal":
+        stop = (load_template()[0].shape[0] - 1) // 2 + 1  # RAS+: the midline is the middle slice, left below it
+    return slab_ranges(first, stop, SLAB_FRACTIONS, GUARD_SLICES)
+
+
+def draw_affine(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random in-plane affine: (matrix (2, 2), shift (2,) in mm) of a rotation up to
+    :data:`MAX_ROTATION_DEGREES`, zooms of each axis within 1 +- :data:`MAX_ZOOM`, shifts up to :data:`MAX_SHIFT_MM`."""
+    angle = np.deg2rad(rng.uniform(-MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES))
+    zooms = rng.uniform(1 - MAX_ZOOM, 1 + MAX_ZOOM, 2)
+    shift = rng.uniform(-MAX_SHIFT_MM, MAX_SHIFT_MM, 2)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return rotation @ np.diag(zooms), shift
+
+
+def transformed_slab(
+    orientation: str, slab: tuple[int, int], matrix: np.ndarray, shift: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """The template slices ``[lo, hi)`` of ``orientation`` under the in-plane affine, the usable ones only.
+
+    Output pixel ``o`` of a slice reads the template slice (cropped, :func:`template_slices`) at
+    ``c + matrix (o - c) + shift`` (linear interpolation, zero outside), ``c`` the brain's centre; the
+    shift is in mm.
+
+    Returns:
+        (float32 (usable slices, rows, cols), their template slice indices, (row, column) spacing in mm).
+    """
+    from scipy.ndimage import affine_transform
+
+    slices, spacing, centre = template_slices(orientation)
+    offset = centre - matrix @ centre + shift / np.asarray(spacing)
+    lo, hi = slab
+    planes = np.stack(
+        [affine_transform(slices[q], matrix, offset, output_shape=slices.shape[1:], order=1) for q in range(lo, hi)]
+    )
+    usable = foreground_fractions(planes, 1.0) >= MIN_FOREGROUND
+    return planes[usable], np.arange(lo, hi)[usable], spacing
+
+
+def anatomy_settings(spec: SimulationSpec, seed: int) -> dict[str, Any]:
+    """What :func:`write_anatomy_dataset` records: the seed, the spec, the source and the slabs (needs nilearn)."""
+    return {
+        "seed": seed,
+        **asdict(spec),
+        "source": "MNI152 ICBM 2009a symmetric T1 template, 1 mm (nilearn.datasets.load_mni152_template)",
+        "nilearn_version": version("nilearn"),
+        "orientation_cycle": list(ORIENTATION_CYCLE),
+        "slab_fractions": SLAB_FRACTIONS,
+        "guard_slices": GUARD_SLICES,
+        "min_foreground": MIN_FOREGROUND,
+        "affine": {"max_rotation_degrees": MAX_ROTATION_DEGREES, "max_zoom": MAX_ZOOM, "max_shift_mm": MAX_SHIFT_MM},
+        "slabs": {o: {s: list(r) for s, r in template_slabs(o).items()} for o in ORIENTATION_CYCLE},
+        "slab_axes": {o: "RAS+ voxel axis " + "xyz"[ORIENTATIONS[o][0]] for o in ORIENTATION_CYCLE},
+        "note": NOTE,
+    }
+
+
+def write_anatomy_dataset(
+    out_dir: str | Path, spec: SimulationSpec, volumes: dict[str, int], seed: int = 0, progress: bool = True
+) -> list[Path]:
+    """Write MNI152-template volumes into fastMRI's folder layout ``out_dir/{challenge}_{split}``.
+
+    The counterpart of :func:`mri_rl.data.synthetic.write_synthetic_dataset`, with the same arguments
+    and file layout: volume i of split s is made from ``(seed, challenge, s, i)`` only.
+
+    Args:
+        out_dir: root folder (created if needed).
+        spec: the acquisition; ``num_slices`` slices per volume, evenly spaced through the usable slices
+            of the split's slab (None: all of them).
+        volumes: number of volumes per split, e.g. ``{"train": 8, "val": 2, "test": 2}``.
+        seed: base seed.
+        progress: show a progress bar.
+
+    Returns:
+        Paths of the written files, ``anatomy_s{seed}_{split}_{i:03d}.h5``, in order;
+        ``out_dir/{challenge}_anatomy_settings.json`` records :func:`anatomy_settings`.
+
+    Raises:
+        ImportError: nilearn is missing. ValueError: a slab holds fewer usable slices than ``num_slices``.
+    """
+    load_template()  # the missing-nilearn error before anything is written
+
+    def make_volume(split: str, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        orientation = ORIENTATION_CYCLE[index % len(ORIENTATION_CYCLE)]
+        slab = template_slabs(orientation)[split]
+        matrix, shift = draw_affine(rng)
+        planes, positions, spacing = transformed_slab(orientation, slab, matrix, shift)
+        if spec.num_slices is not None and len(planes) < spec.num_slices:
+            raise ValueError(
+                f"the {split} slab {list(slab)} of the {orientation} template slices holds {len(planes)} usable "
+                f"slice(s) under volume {index}'s affine; ask for at most that many slices per volume (num_slices)"
+            )
+        chosen = evenly_spaced(np.arange(len(planes)), spec.num_slices)
+        magnitudes = fit_to_grid(planes[chosen] * IMAGE_SCALE, spacing, spec)
+        total = template_slices(orientation)[0].shape[0]
+        kspace, target = simulate_kspace(magnitudes, slice_depths(positions[chosen], total), spec, rng)
+        attrs = {
+            "acquisition": "MNI152_T1",
+            "patient_id": f"mni152-{seed}-{split}-{index:03d}",
+            "orientation": orientation,
+            "template_slices": positions[chosen],
+            "simulated_kspace": True,
+        }
+        return kspace, target, attrs
+
+    naming = ("anatomy", SETTINGS_FILE)
+    settings = anatomy_settings(spec, seed)
+    return write_simulated_dataset(out_dir, spec, volumes, seed, make_volume, naming, settings, progress)
+
+
+def read_anatomy_settings(root: str | Path, challenge: str = DEFAULT_TASK.challenge) -> dict | None:
+    """What a root's ``challenge`` anatomy volumes were last written with (:func:`anatomy_settings`), or None."""
+    path = Path(root) / SETTINGS_FILE.format(challenge=challenge)
+    return json.loads(path.read_text()) if path.is_file() else None
