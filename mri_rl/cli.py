@@ -660,22 +660,24 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
     quickstart = commands.add_parser(
         "quickstart",
-        help="the whole pipeline on synthetic data: data, U-Net, DQN, REINFORCE, evaluation, report",
-        description="Write the synthetic data if absent, train the U-Net reconstructor, train a DQN and a REINFORCE "
-        "acquisition policy on the train split, evaluate them with the baselines on the test split and "
-        "write the report (summary.md, curves.png). Settings: the packaged config quickstart. Finished "
+        help="the whole pipeline on real anatomy: data, U-Net, DQN, REINFORCE, evaluation, report",
+        description="Write the data if absent (MNI152 template slices in simulated k-space; the config "
+        "quickstart_phantoms uses the built-in phantoms), train the U-Net reconstructor, train a DQN and a "
+        "REINFORCE acquisition policy on the train split, evaluate them with the baselines on the test split and "
+        "write the report (summary.md, curves.png, masks.png, examples.png). Settings: the packaged config "
+        "quickstart. Finished "
         "stages are skipped on a rerun when they were made with the same settings; otherwise the run "
         "stops and names what differs.",
     )
     quickstart.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="(default: runs/quickstart)")
     quickstart.add_argument("--config", default="quickstart", help="a packaged config name or a YAML path")
     _add_set_argument(quickstart)
-    quickstart.add_argument("--data", type=Path, default=None, help="synthetic data root (default: the config's)")
+    quickstart.add_argument("--data", type=Path, default=None, help="data root (default: the config's)")
     quickstart.add_argument(
         "--overwrite",
         action="store_true",
-        help="delete the stages of an earlier quick start in --out (and rewrite a synthetic data "
-        "root written with other settings) instead of stopping",
+        help="delete the stages of an earlier quick start in --out (and rewrite a data root written "
+        "with other settings) instead of stopping",
     )
     quickstart.add_argument("--no-progress", action="store_true")
     quickstart.set_defaults(handler=_run_quickstart)

@@ -274,6 +274,40 @@ def test_packaged_quickstart_config_loads():
         from_mapping(QuickstartConfig, *load_config("quickstart", ["task.budget=0"]))
 
 
+def test_the_phantom_quickstart_extends_the_anatomy_one():
+    from mri_rl.runs.quickstart import QuickstartConfig
+
+    anatomy = QuickstartConfig.from_file("quickstart")
+    phantoms = QuickstartConfig.from_file("quickstart_phantoms")
+    assert (anatomy.data.source, anatomy.data.root, anatomy.data.striation) == ("anatomy", "data/anatomy", None)
+    assert (phantoms.data.source, phantoms.data.root, phantoms.data.striation) == ("phantoms", "data/synthetic", 0.2)
+    assert phantoms.data.volumes == anatomy.data.volumes and phantoms.agents == anatomy.agents
+    assert phantoms.evaluation == anatomy.evaluation and phantoms.reconstructor == anatomy.reconstructor
+
+
+def test_extends_merges_mappings_key_by_key_and_replaces_the_rest(tmp_path):
+    (tmp_path / "base.yaml").write_text("a: {x: 1, y: [1, 2]}\nb: 1\nc: keep\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\na: {y: [3]}\nb: {z: 2}\n")
+    (tmp_path / "grandchild.yaml").write_text(f"extends: {tmp_path / 'child.yaml'}\nc: changed\n")
+    values, _ = load_config(tmp_path / "grandchild.yaml", ["a.x=5"])
+    assert values == {"a": {"x": 5, "y": [3]}, "b": {"z": 2}, "c": "changed"}
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"one.yaml": "extends: two.yaml\n", "two.yaml": "extends: one.yaml\n"}, "'extends' makes a cycle"),
+        ({"one.yaml": "extends: 3\n"}, "extends: expected a config name or path, got 3"),
+        ({"one.yaml": "extends: missing.yaml\n"}, "config missing.yaml is neither a file nor a packaged config"),
+    ],
+)
+def test_bad_extends_is_one_clear_error(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises((ConfigError, FileNotFoundError), match=re.escape(message)):
+        load_config(tmp_path / "one.yaml")
+
+
 @pytest.mark.parametrize("name", ["recon_unet", "recon_varnet"])
 def test_packaged_recon_configs_load(name):
     from mri_rl.reconstruct.train import validate_config

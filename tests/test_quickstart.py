@@ -11,11 +11,13 @@ import yaml
 
 from mri_rl.agents import DQN
 from mri_rl.configs import ConfigError
+from mri_rl.data.anatomy import read_anatomy_settings
+from mri_rl.data.fastmri_files import inspect_volume
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.report import read_summary
 from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
-from mri_rl.runs.quickstart import run_quickstart
+from mri_rl.runs.quickstart import Quickstart, QuickstartConfig, run_quickstart
 
 RECONSTRUCTOR = {
     "seed": 0,
@@ -66,13 +68,14 @@ POLICIES = ["random", "lowtohigh", "equispaced", "lbcs", "oracle"]
 
 
 def write_tiny_config(folder: Path, root: Path, seed: int = 0) -> Path:
-    """A quick-start config: 16 x 16 targets, 2/1/1 volumes of 2 slices, budget 3."""
+    """A quick-start config: 16 x 16 phantoms, 2/1/1 volumes of 2 slices, budget 3."""
     (folder / "recon.yaml").write_text(yaml.safe_dump(RECONSTRUCTOR))
     for name, values in AGENTS.items():
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(values))
     config = {
         "seed": seed,
         "data": {
+            "source": "phantoms",
             "root": str(root),
             "volumes": {"train": 2, "val": 1, "test": 1},
             "slices": 2,
@@ -110,6 +113,8 @@ def test_quickstart_runs_every_stage_and_writes_the_report(finished_quickstart):
         "evaluation/summary.json",
         "evaluation/summary.md",
         "evaluation/curves.png",
+        "evaluation/masks.png",
+        "evaluation/examples.png",
     ):
         assert (run / name).is_file(), name
     assert read_summary(run / "evaluation" / "summary.json") == summary
@@ -125,7 +130,7 @@ def test_quickstart_runs_every_stage_and_writes_the_report(finished_quickstart):
     assert trained["settings"]["total_steps"] == 48
     timings = yaml.safe_load((run / "timings.yaml").read_text())
     assert list(timings) == [
-        "synthetic data",
+        "phantoms data",
         "reconstructor training",
         "dqn training",
         "reinforce training",
@@ -163,7 +168,7 @@ def test_data_written_with_other_settings_is_refused_then_rewritten_on_overwrite
     reuse_stages(folder / "run", run)
     with pytest.raises(
         ValueError,
-        match=re.escape(f"{other} was not written with this config's synthetic settings (striation 0.0 (config: 0.2))")
+        match=re.escape(f"{other} was not written with this config's data settings (striation 0.0 (config: 0.2))")
         + ".*--overwrite",
     ):
         run_quickstart(run, config, progress=False)
@@ -230,3 +235,25 @@ def test_agent_settings_of_the_quickstart_config_override_the_agent_config(tmp_p
         run_quickstart(tmp_path / "run", config, progress=False, overrides=["agents.dqn.hyperparameters.gamma=high"])
     with pytest.raises(ConfigError, match=r"agents.reinforce.total_steps: must be >= 1, got 0"):
         run_quickstart(tmp_path / "run", config, progress=False, overrides=["agents.reinforce.total_steps=0"])
+
+
+def test_the_anatomy_source_writes_template_slices_and_refuses_a_changed_root(tmp_path):
+    """The default source: MNI152 template slices, recorded and checked like the phantoms."""
+    config = write_tiny_config(tmp_path, tmp_path / "anatomy")
+    values = yaml.safe_load(config.read_text())
+    del values["data"]["source"], values["data"]["striation"]  # the defaults: anatomy
+    config.write_text(yaml.safe_dump(values))
+    quickstart = Quickstart(tmp_path / "run", QuickstartConfig.from_file(config), None, progress=False)
+    quickstart.data(overwrite=False)
+    recorded = read_anatomy_settings(tmp_path / "anatomy")
+    assert recorded is not None and recorded["source"].startswith("MNI152") and recorded["size"] == 16
+    assert inspect_volume(next((tmp_path / "anatomy" / "singlecoil_test").glob("*.h5")), "singlecoil").num_slices == 2
+    changed = Quickstart(tmp_path / "run", QuickstartConfig.from_file(config, ["data.slices=3"]), None, progress=False)
+    with pytest.raises(ValueError, match=r"num_slices 2 \(config: 3\)"):
+        changed.data(overwrite=False)
+
+
+def test_striation_is_refused_for_the_anatomy_source(tmp_path):
+    config = write_tiny_config(tmp_path, tmp_path / "anatomy")
+    with pytest.raises(ConfigError, match="only the phantoms have a striation"):
+        run_quickstart(tmp_path / "run", config, progress=False, overrides=["data.source=anatomy"])

@@ -5,6 +5,9 @@ files in this folder, installed with the package) or given as a path. ``--set KE
 overrides reach any value, with dotted keys for nested ones
 (``--set task.budget=8 --set hyperparameters.learning_rate=3e-4``); the value is read
 as YAML, so numbers, booleans, lists (``[64, 64]``) and ``null`` keep their types.
+
+A config may start from another with ``extends: NAME_OR_PATH``: its own values are merged
+over the other's (mappings key by key, anything else replaced).
 """
 
 from __future__ import annotations
@@ -69,14 +72,45 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str], source: st
     return values
 
 
+def merged(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` over ``base``: mappings merged key by key, anything else replaced."""
+    result = dict(base)
+    for key, value in values.items():
+        both_mappings = isinstance(value, dict) and isinstance(result.get(key), dict)
+        result[key] = merged(result[key], value) if both_mappings else value
+    return result
+
+
+def _read_extended(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's values, merged over those of the config it ``extends`` (recursively).
+
+    Raises:
+        ConfigError: ``extends`` that is not a name or path, or a cycle of configs.
+    """
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise ConfigError(f"config {path}: 'extends' makes a cycle ({chain})")
+    values = load_yaml_mapping(path)
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"config {path}: extends: expected a config name or path, got {base!r}")
+    base_path = config_path(
+        base if Path(base).is_absolute() or not (path.parent / base).is_file() else path.parent / base
+    )
+    return merged(_read_extended(base_path, (*seen, path.resolve())), values)
+
+
 def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], str]:
-    """A config's mapping with ``overrides`` applied, and its source for messages.
+    """A config's mapping (merged over the config it ``extends``) with ``overrides`` applied, and
+    its source for messages.
 
     Returns:
         (values, source): ``source`` is the file path (plus the overrides, if any).
     """
     path = config_path(name_or_path)
-    values = load_yaml_mapping(path)
+    values = _read_extended(path)
     source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
     return apply_overrides(values, overrides, source), source
 

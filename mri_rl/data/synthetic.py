@@ -240,9 +240,15 @@ def write_synthetic_dataset(
         }
         return kspace, target, attrs
 
-    settings = {"seed": seed, **asdict(spec)}
     naming = ("synthetic", SETTINGS_FILE)
-    return write_simulated_dataset(out_dir, spec, volumes, seed, make_volume, naming, settings, progress)
+    return write_simulated_dataset(
+        out_dir, spec, volumes, seed, make_volume, naming, synthetic_settings(spec, seed), progress
+    )
+
+
+def synthetic_settings(spec: SyntheticSpec, seed: int) -> dict[str, Any]:
+    """What :func:`write_synthetic_dataset` records: the seed and the spec."""
+    return {"seed": seed, **asdict(spec)}
 
 
 def read_synthetic_settings(root: str | Path, challenge: str = DEFAULT_TASK.challenge) -> dict | None:

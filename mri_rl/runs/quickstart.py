@@ -1,4 +1,8 @@
-"""``mri-rl quickstart``: synthetic data, U-Net, DQN and REINFORCE, evaluation, report.
+"""``mri-rl quickstart``: data, U-Net, DQN and REINFORCE, evaluation, report.
+
+The data are slices of real anatomy (the MNI152 template, :mod:`mri_rl.data.anatomy`) by
+default, or the built-in phantoms (:mod:`mri_rl.data.synthetic`, config ``quickstart_phantoms``),
+both in simulated k-space.
 
 Every stage is skipped when its output exists *and* its record (:mod:`mri_rl.provenance`)
 matches what the current config would make, so an interrupted quick start resumes where
@@ -10,17 +14,18 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from mri_rl.agents import AGENTS
 from mri_rl.configs import load_config
-from mri_rl.configs.schema import from_mapping
-from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
+from mri_rl.configs.schema import ConfigError, from_mapping
+from mri_rl.data.simulated_kspace import SimulationSpec
+from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.report import markdown_table
 from mri_rl.files import atomic_write_text
@@ -48,15 +53,48 @@ class VolumeCounts:
 
 @dataclass
 class DataStage:
-    """The synthetic data: where, how many volumes per split, their size and striation, and
+    """The data: the source ("anatomy": MNI152 template slices; "phantoms": the synthetic
+    phantoms), where, how many volumes per split, their size, the phantoms' striation, and
     the seed that draws them (default: the quick start's seed)."""
 
     volumes: VolumeCounts
-    root: str = "data/synthetic"
+    source: Literal["anatomy", "phantoms"] = "anatomy"
+    root: str | None = None
     seed: int | None = field(default=None, metadata={"min": 0})
     slices: int = field(default=SyntheticSpec.num_slices, metadata={"min": 1})
     size: int = field(default=SyntheticSpec.size, metadata={"min": 8})
-    striation: float = field(default=SyntheticSpec.striation, metadata={"min": 0})
+    striation: float | None = field(default=None, metadata={"min": 0})
+
+    def __post_init__(self) -> None:
+        if self.source == "anatomy" and self.striation is not None:
+            raise ConfigError("data.striation: only the phantoms have a striation; drop it for data.source anatomy")
+
+
+#: Default data root of each source (relative to the working folder).
+DATA_ROOTS = {"anatomy": "data/anatomy", "phantoms": "data/synthetic"}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """How a source is written and how a root records what it was written with."""
+
+    write: Callable[..., list[Path]]
+    read_settings: Callable[[Path, str], dict[str, Any] | None]
+    settings: Callable[[Any, int], dict[str, Any]]
+
+
+def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, SimulationSpec]:
+    """The writer and the spec of a data stage (the anatomy modules load only when used)."""
+    if stage.source == "phantoms":
+        striation = SyntheticSpec.striation if stage.striation is None else stage.striation
+        spec: SimulationSpec = SyntheticSpec(
+            challenge=challenge, num_slices=stage.slices, size=stage.size, striation=striation
+        )
+        return DataSource(write_synthetic_dataset, read_synthetic_settings, synthetic_settings), spec
+    from mri_rl.data.anatomy import anatomy_settings, read_anatomy_settings, write_anatomy_dataset
+
+    spec = SimulationSpec(challenge=challenge, num_slices=stage.slices, size=stage.size)
+    return DataSource(write_anatomy_dataset, read_anatomy_settings, anatomy_settings), spec
 
 
 @dataclass
@@ -96,11 +134,23 @@ class QuickstartConfig:
     task: AcquisitionTask = field(default_factory=AcquisitionTask)
     seed: int = field(default=0, metadata={"min": 0})
 
+    @classmethod
+    def from_file(cls, config: str | Path, overrides: Sequence[str] = ()) -> QuickstartConfig:
+        """A packaged config name or a path, with ``--set`` overrides, checked.
 
-def data_differences(root: Path, spec: SyntheticSpec, seed: int, volumes: dict[str, int]) -> list[str]:
-    """How an existing synthetic root differs from what the config would write (empty if not)."""
+        Raises:
+            ConfigError: one line naming the file and the key.
+        """
+        values, source = load_config(config, overrides)
+        return from_mapping(cls, values, source)
+
+
+def data_differences(
+    root: Path, source: DataSource, spec: SimulationSpec, seed: int, volumes: dict[str, int]
+) -> list[str]:
+    """How an existing data root differs from what the config would write (empty if not)."""
     differences = []
-    recorded, configured = read_synthetic_settings(root, spec.challenge), {"seed": seed, **asdict(spec)}
+    recorded, configured = source.read_settings(root, spec.challenge), source.settings(spec, seed)
     if recorded != configured:
         changed = (
             "no record of its settings"
@@ -111,7 +161,7 @@ def data_differences(root: Path, spec: SyntheticSpec, seed: int, volumes: dict[s
                 if recorded.get(key) != value
             )
         )
-        differences.append(f"{root} was not written with this config's synthetic settings ({changed})")
+        differences.append(f"{root} was not written with this config's data settings ({changed})")
     for split, count in volumes.items():
         folder = root / f"{spec.challenge}_{split}"
         found = len(list(folder.glob("*.h5")))
@@ -125,7 +175,7 @@ class Quickstart:
 
     def __init__(self, out: Path, config: QuickstartConfig, data: Path | None, progress: bool) -> None:
         self.out, self.config, self.progress = out, config, progress
-        self.root = Path(data or config.data.root)
+        self.root = Path(data or config.data.root or DATA_ROOTS[config.data.source])
         self.task = config.task
         self.timings: dict[str, float] = {}
         self._started = time.perf_counter()
@@ -151,24 +201,21 @@ class Quickstart:
         print(f"[quickstart] {name} done in {self.timings[name]} s", flush=True)
 
     def data(self, overwrite: bool) -> None:
-        """Write the synthetic data if absent; refuse a root written with other settings."""
-        cfg = self.config.data
-        spec = SyntheticSpec(
-            challenge=self.task.challenge, num_slices=cfg.slices, size=cfg.size, striation=cfg.striation
-        )
-        volumes = asdict(cfg.volumes)
-        seed = self.config.seed if cfg.seed is None else cfg.seed
-        differences = data_differences(self.root, spec, seed, volumes)
+        """Write the data if absent; refuse a root written with other settings."""
+        source, spec = data_source(self.config.data, self.task.challenge)
+        volumes = asdict(self.config.data.volumes)
+        seed = self.config.seed if self.config.data.seed is None else self.config.data.seed
+        differences = data_differences(self.root, source, spec, seed, volumes)
         if differences and (self.root / f"{spec.challenge}_train").is_dir():
-            if not (overwrite and read_synthetic_settings(self.root, spec.challenge) is not None):
+            if not (overwrite and source.read_settings(self.root, spec.challenge) is not None):
                 raise ValueError(
-                    f"{'; '.join(differences)}. Pass --data NEW_FOLDER, or --overwrite to rewrite this synthetic folder"
+                    f"{'; '.join(differences)}. Pass --data NEW_FOLDER, or --overwrite to rewrite this data folder"
                 )
             for split in volumes:
                 shutil.rmtree(self.root / f"{spec.challenge}_{split}", ignore_errors=True)
         if differences:
-            write_synthetic_dataset(self.root, spec, volumes, seed=seed, progress=self.progress)
-        self.stage("synthetic data")
+            source.write(self.root, spec, volumes, seed=seed, progress=self.progress)
+        self.stage(f"{self.config.data.source} data")
 
     def reconstructor(self) -> Path:
         """Train the reconstructor unless ``out/reconstructor`` holds one made the same way."""
@@ -266,10 +313,11 @@ def run_quickstart(
     Args:
         out: the run folder.
         config: a packaged config name or a path.
-        data: the synthetic data root (default: the config's ``data.root``).
+        data: the data root (default: the config's ``data.root``, else ``data/anatomy`` or
+            ``data/synthetic`` by its ``data.source``).
         progress: show progress bars.
         overrides: ``KEY=VALUE`` changes of the config (``--set``).
-        overwrite: delete the stages in ``out`` (and rewrite a synthetic data root written
+        overwrite: delete the stages in ``out`` (and rewrite a data root written
             with other settings) instead of refusing them.
 
     Raises:
@@ -277,9 +325,8 @@ def run_quickstart(
         RecordMismatchError: a finished stage made under other settings.
     """
     out = Path(out)
-    values, source = load_config(config, overrides)
     quick = Quickstart(
-        out, from_mapping(QuickstartConfig, values, source), None if data is None else Path(data), progress
+        out, QuickstartConfig.from_file(config, overrides), None if data is None else Path(data), progress
     )
     if overwrite:
         clear_stages(out, list(quick.config.agents))
@@ -293,6 +340,6 @@ def run_quickstart(
     print(markdown_table(summary))
     print(
         f"[quickstart] total {quick.timings['total']} s; report in {out / 'evaluation'} "
-        f"(summary.md, curves.png, metrics.csv)"
+        f"(summary.md, curves.png, masks.png, examples.png, metrics.csv)"
     )
     return summary
