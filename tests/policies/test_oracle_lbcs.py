@@ -3,8 +3,8 @@ env's look-ahead (``look_ahead``).
 
 The oracle is greedy with the ground truth: each step acquires the column that most improves the
 metric against the target. Its first step is the best one-step gain by construction; over a whole
-episode it is myopic and NOT an upper bound (at fastMRI knee geometry it has ended below low-to-high
-on SSIM AUC). On these tiny slices it happens to have the best mean SSIM AUC, which the last oracle
+episode it is myopic and NOT an upper bound (a fixed order can beat it over a whole budget). On these
+tiny slices it happens to have the best mean SSIM AUC, which the last oracle
 test checks as a regression figure, not as a property of the oracle."""
 
 from __future__ import annotations
