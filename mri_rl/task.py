@@ -14,6 +14,7 @@ This module imports nothing heavy: the CLI reads its defaults from here.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -31,7 +32,9 @@ class TaskError(ValueError):
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    """``value`` as an int: an integer of any type (numpy's included, not a bool) or an
+    integer-valued float (as YAML or JSON may give), at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy bool_ is not Integral
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
         else:
@@ -42,7 +45,7 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise TaskError(f"task {name} must be one of {', '.join(choices)}, got {value!r}")
     return str(value)
 

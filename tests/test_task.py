@@ -6,6 +6,7 @@ import inspect
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mri_rl.task import DEFAULT_TASK, ZERO_FILLED, AcquisitionTask, TaskError
@@ -23,7 +24,7 @@ def test_defaults():
     assert task.reconstructor_fingerprint is None
 
 
-@pytest.mark.parametrize("budget", [0, -1, 2.5, float("nan"), True, "8"])
+@pytest.mark.parametrize("budget", [0, -1, 2.5, float("nan"), True, np.bool_(True), "8", np.float32(2.5)])
 def test_bad_budget_names_the_field(budget):
     with pytest.raises(TaskError, match=r"task budget must be an integer >= 1"):
         AcquisitionTask(budget=budget)
@@ -34,6 +35,9 @@ def test_bad_budget_names_the_field(budget):
     [
         ({"initial_lines": 0}, "initial_lines"),
         ({"challenge": "triplecoil"}, "challenge"),
+        ({"challenge": np.array([64, 32])}, "challenge"),
+        ({"challenge": ["singlecoil"]}, "challenge"),
+        ({"reward_metric": {"ssim": 1}}, "reward_metric"),
         ({"reward_metric": "mae"}, "reward_metric"),
         ({"reconstructor": ""}, "reconstructor"),
         ({"kspace_shape": (64,)}, "kspace_shape"),
@@ -64,6 +68,9 @@ def test_accepted_values_are_normalised(tmp_path):
     task = AcquisitionTask(kspace_shape=[4, 32, 16])
     assert task.kspace_shape == (4, 32, 16) and isinstance(task.kspace_shape, tuple)
     assert AcquisitionTask(kspace_shape=[32.0, 16]).kspace_shape == (32, 16)
+    task = AcquisitionTask(budget=np.int64(3), initial_lines=np.uint8(2), kspace_shape=np.array([32, 16]))
+    assert (task.budget, task.initial_lines, task.kspace_shape) == (3, 2, (32, 16))
+    assert type(task.budget) is int and type(task.initial_lines) is int
 
 
 def test_tasks_are_frozen():
