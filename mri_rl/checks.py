@@ -20,15 +20,21 @@ DEVICE_TYPES = ("cpu", "cuda", "mps")
 DEVICE_NAMES = "cpu, cuda, cuda:N or mps"
 
 
-def expected(integer: bool, minimum: float | None = None) -> str:
-    """What :func:`is_valid` accepts, in words: 'an integer >= 1', 'a finite number'."""
+#: The largest seed: every library the package seeds (numpy, torch, Python's random) accepts it.
+MAX_SEED = 2**32 - 1
+
+
+def expected(integer: bool, minimum: float | None = None, maximum: float | None = None) -> str:
+    """What :func:`is_valid` accepts, in words: 'an integer >= 1', 'a finite number', 'an integer in [0, 9]'."""
     kind = "an integer" if integer else "a finite number"
+    if maximum is not None:
+        return f"{kind} in [{minimum}, {maximum}]"
     return kind if minimum is None else f"{kind} >= {minimum}"
 
 
-def is_valid(value: Any, integer: bool, minimum: float | None = None) -> bool:
+def is_valid(value: Any, integer: bool, minimum: float | None = None, maximum: float | None = None) -> bool:
     """Whether ``value`` is an integer (numpy's included; not a bool, not a float such as 2.0) or,
-    with ``integer=False``, a finite real number (integers included), and at least ``minimum``."""
+    with ``integer=False``, a finite real number (integers included), within [``minimum``, ``maximum``]."""
     if isinstance(value, bool):
         return False  # numpy's bool_ is neither Integral nor Real
     if integer:
@@ -42,7 +48,8 @@ def is_valid(value: Any, integer: bool, minimum: float | None = None) -> bool:
             number = float(value)
         except OverflowError:  # an int beyond float's range
             return False
-    return (integer or math.isfinite(number)) and (minimum is None or number >= minimum)
+    within = (minimum is None or number >= minimum) and (maximum is None or number <= maximum)
+    return (integer or math.isfinite(number)) and within
 
 
 def show(value: Any) -> str:
@@ -52,14 +59,14 @@ def show(value: Any) -> str:
     return repr(value)
 
 
-def check_int(name: str, value: Any, minimum: int | None = 1) -> int:
-    """``value`` as an ``int`` when it is an integer >= ``minimum``.
+def check_int(name: str, value: Any, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """``value`` as an ``int`` when it is an integer within [``minimum``, ``maximum``].
 
     Raises:
         ValueError: ``"{name}: expected an integer >= {minimum}, got {value!r}"``.
     """
-    if not is_valid(value, True, minimum):
-        raise ValueError(f"{name}: expected {expected(True, minimum)}, got {show(value)}")
+    if not is_valid(value, True, minimum, maximum):
+        raise ValueError(f"{name}: expected {expected(True, minimum, maximum)}, got {show(value)}")
     return int(value)
 
 

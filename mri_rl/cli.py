@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mri_rl import __version__
-from mri_rl.checks import expected, is_valid
+from mri_rl.checks import MAX_SEED, expected, is_valid
 from mri_rl.task import CHALLENGES, DEFAULT_TASK, METRIC_NAMES, SPLITS, AcquisitionTask
 
 #: Task fields each command exposes as flags (``--initial-lines`` sets ``initial_lines``).
@@ -35,20 +35,31 @@ def _budget(text: str) -> int | None:
     return value
 
 
-def _number(integer: bool, minimum: float | None = None) -> Callable[[str], float]:
+def _number(integer: bool, minimum: float | None = None, maximum: float | None = None) -> Callable[[str], float]:
     """An argparse ``type=``: an integer (or, with ``integer=False``, a finite number: no nan or
-    inf) at least ``minimum``; argparse's error names the flag, this names the text given."""
+    inf) within [``minimum``, ``maximum``]; argparse's error names the flag, this names the text given."""
 
     def parse(text: str) -> float:
         try:
             value: float | None = int(text) if integer else float(text)
         except ValueError:
             value = None
-        if value is None or not is_valid(value, integer, minimum):
-            raise argparse.ArgumentTypeError(f"expected {expected(integer, minimum)}, got {text!r}")
+        if value is None or not is_valid(value, integer, minimum, maximum):
+            raise argparse.ArgumentTypeError(f"expected {expected(integer, minimum, maximum)}, got {text!r}")
         return value
 
     return parse
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``--env-kwargs``: a JSON object (keyword arguments)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object of keyword arguments, got {text!r}")
+    return value
 
 
 #: ``type=`` of the count flags (--batch-size, --slices...), of seeds and --padding, and of the float flags.
@@ -56,6 +67,7 @@ def _number(integer: bool, minimum: float | None = None) -> Callable[[str], floa
 #: _run_data_synth the --*-volumes counts (>= 0; tests pin its one-line error).
 _COUNT = _number(integer=True, minimum=1)
 _NON_NEGATIVE_INT = _number(integer=True, minimum=0)
+_SEED = _number(integer=True, minimum=0, maximum=MAX_SEED)
 _FINITE = _number(integer=False)
 
 
@@ -236,7 +248,7 @@ def _add_acquisition_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.01,
         help="k-space noise std relative to the image maximum (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0, help="(default: %(default)s)")
+    parser.add_argument("--seed", type=_SEED, default=0, help="(default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -413,7 +425,7 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--env-kwargs",
-        type=json.loads,
+        type=_json_object,
         default=None,
         help='JSON keyword arguments of gymnasium.make, e.g. \'{"data_path": "data/synthetic/'
         'singlecoil_train", "budget": 8}\'; merged over the config\'s',
@@ -421,7 +433,7 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--config", default=None, help="a packaged config name or a YAML path (default: {agent}_{env})")
     _add_set_argument(train)
     train.add_argument("--total-steps", type=_COUNT, default=None, help="env steps to train for")
-    train.add_argument("--seed", type=_NON_NEGATIVE_INT, default=None)
+    train.add_argument("--seed", type=_SEED, default=None)
     train.add_argument("--num-envs", type=_COUNT, default=None, help="parallel envs (batched for the MRI env)")
     train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -522,7 +534,7 @@ def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--reconstructor", required=True, help="exported checkpoint (or zero_filled)")
     evaluate.add_argument("--config", default=None, help="config whose masks.evaluation to use (default: recon_{kind})")
     _add_set_argument(evaluate)
-    evaluate.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
+    evaluate.add_argument("--seed", type=_SEED, default=0)
     evaluate.add_argument("--batch-size", type=_COUNT, default=8)
     evaluate.set_defaults(handler=_run_eval_recon)
 
@@ -611,7 +623,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         help="evaluate learned policies trained on another task (the summary records what "
         "differs) instead of refusing them",
     )
-    evaluate.add_argument("--seeds", type=_NON_NEGATIVE_INT, nargs="+", default=[0, 1, 2], help="(default: 0 1 2)")
+    evaluate.add_argument("--seeds", type=_SEED, nargs="+", default=[0, 1, 2], help="(default: 0 1 2)")
     evaluate.add_argument("--batch-size", type=_COUNT, default=32, help="slices stepped together (default: 32)")
     evaluate.add_argument(
         "--lbcs-train-data",
@@ -733,8 +745,8 @@ def describe_error(error: BaseException) -> str:
         return f"{OS_ERROR_WORDS[error.errno]}{where}: {error.strerror or error}"
     if isinstance(error, MemoryError):
         return f"out of memory: {error or 'an allocation failed'}"
-    text = str(error).strip() or type(error).__name__
-    return " ".join(text.split()) if isinstance(error, OSError) else text
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "; ".join(lines) or type(error).__name__  # one line, whatever the message
 
 
 def main(argv: list[str] | None = None) -> int:

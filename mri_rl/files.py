@@ -36,8 +36,21 @@ YamlLoader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
-    """YAML text to Python values with :class:`YamlLoader`."""
-    return yaml.load(text, Loader=YamlLoader)  # noqa: S506  (a SafeLoader subclass)
+    """YAML text to Python values with :class:`YamlLoader`.
+
+    Raises:
+        ValueError: text that is not YAML, or a tag the safe loader refuses (``!!python/...``),
+            said on one line with where it is.
+    """
+    try:
+        return yaml.load(text, Loader=YamlLoader)  # noqa: S506  (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = "" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}: "
+        problem = " ".join(f"{error.context or ''} {error.problem or ''}".split())
+        raise ValueError(f"{where}{problem}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(" ".join(str(error).split())) from None
 
 
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -52,7 +65,7 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
         values = parse_yaml(path.read_text())
-    except yaml.YAMLError as error:
+    except ValueError as error:  # a UnicodeDecodeError too
         raise ValueError(f"config file {path} is not valid YAML: {error}") from None
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must hold a mapping of keys, not {type(values).__name__}")

@@ -156,6 +156,7 @@ EVAL_RECON = ["eval-recon", "--data", "d", "--challenge", "singlecoil", "--recon
 TRAIN = ["train", "--agent", "dqn", "--env", "CartPole-v1", "--out", "o"]
 TRAIN_RECON = ["train-recon", "--data", "d", "--challenge", "singlecoil", "--out", "o"]
 COUNT, NON_NEGATIVE, FINITE = "an integer >= 1", "an integer >= 0", "a finite number"
+SEED = "an integer in [0, 4294967295]"
 
 
 @pytest.mark.parametrize(
@@ -171,20 +172,22 @@ COUNT, NON_NEGATIVE, FINITE = "an integer >= 1", "an integer >= 0", "a finite nu
         (SYNTH, "--kspace-width", "0", COUNT),
         (SYNTH, "--coils", "0", COUNT),
         (SYNTH, "--padding", "-1", NON_NEGATIVE),
-        (SYNTH, "--seed", "-1", NON_NEGATIVE),
+        (SYNTH, "--seed", "-1", SEED),
         (SYNTH, "--volumes", "-1", NON_NEGATIVE),
         (SYNTH, "--val-volumes", "-2", NON_NEGATIVE),
         (EVALUATE, "--batch-size", "0", COUNT),
         (EVALUATE, "--batch-size", "-1", COUNT),
         (EVALUATE, "--lbcs-slices", "0", COUNT),
-        (EVALUATE, "--seeds", "-1", NON_NEGATIVE),
-        (EVALUATE, "--seeds", "1.5", NON_NEGATIVE),
+        (EVALUATE, "--seeds", "-1", SEED),
+        (EVALUATE, "--seeds", "1.5", SEED),
+        (EVALUATE, "--seeds", str(2**32), SEED),
+        (EVAL_RECON, "--seed", str(2**64), SEED),
+        (TRAIN, "--seed", "-2", SEED),
         (EVALUATE, "--initial-lines", "0", COUNT),
         (EVAL_RECON, "--batch-size", "0", COUNT),
-        (EVAL_RECON, "--seed", "-1", NON_NEGATIVE),
+        (EVAL_RECON, "--seed", "-1", SEED),
         (TRAIN, "--total-steps", "0", COUNT),
         (TRAIN, "--num-envs", "0", COUNT),
-        (TRAIN, "--seed", "-2", NON_NEGATIVE),
         (TRAIN_RECON, "--max-epochs", "0", COUNT),
         (TRAIN_RECON, "--num-nodes", "0", COUNT),
     ],
@@ -241,3 +244,11 @@ def test_evaluate_refuses_a_bad_device_or_seeds_in_one_line(tmp_path, capsys, mo
     assert main(["evaluate", "--data", str(tmp_path / "data"), "--out", str(out), "--no-progress", *flags]) == 2
     assert capsys.readouterr().err == f"mri-rl: error: {message}\n"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("text", ["[1]", "3", "not json", '"a string"'])
+def test_env_kwargs_must_be_a_json_object(capsys, text):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TRAIN, "--env-kwargs", text])
+    assert exit_info.value.code == 2
+    assert "argument --env-kwargs: expected a JSON object" in capsys.readouterr().err

@@ -65,3 +65,9 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(mri_rl.data.synthetic, "write_synthetic_dataset", bug)
     with pytest.raises(TypeError, match="a bug"):
         main(["data", "synth", str(tmp_path / "out"), *SYNTH])
+
+
+def test_a_message_of_several_lines_is_said_on_one():
+    error = ValueError("first problem\n  in file x.yaml, line 3\n\n  second problem  ")
+    assert describe_error(error) == "first problem; in file x.yaml, line 3; second problem"
+    assert describe_error(ValueError("")) == "ValueError"

@@ -158,8 +158,15 @@ def test_load_yaml_mapping(tmp_path):
     path.write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match=r"c\.yaml must hold a mapping of keys, not list"):
         load_yaml_mapping(path)
-    path.write_text("a: [1, 2\n")
-    with pytest.raises(ValueError, match=r"c\.yaml is not valid YAML"):
+    path.write_text("a: [1, 2\nb: 3\n")
+    with pytest.raises(ValueError, match=r"c\.yaml is not valid YAML: line 2, column 2: while parsing a flow") as error:
+        load_yaml_mapping(path)
+    assert "\n" not in str(error.value)
+    path.write_bytes(b"\x00\xff binary")
+    with pytest.raises(ValueError, match=r"c\.yaml is not valid YAML: 'utf-8' codec can't decode"):
+        load_yaml_mapping(path)
+    path.write_text("seed: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ValueError, match=r"could not determine a constructor for the tag"):
         load_yaml_mapping(path)
 
 
@@ -274,6 +281,21 @@ def test_packaged_quickstart_config_loads():
         from_mapping(QuickstartConfig, *load_config("quickstart", ["task.budget=0"]))
 
 
+@pytest.mark.parametrize(
+    "policies, message",
+    [
+        ("[bogus]", "unknown policy 'bogus'"),
+        ("[random, random]", "policy names must be unique"),
+        ("[dqn=runs/x.pt]", "baselines only (the trained agents are added)"),
+    ],
+)
+def test_quickstart_policies_are_checked_on_load(policies, message):
+    from mri_rl.runs.quickstart import QuickstartConfig
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        QuickstartConfig.from_file("quickstart", [f"evaluation.policies={policies}"])
+
+
 def test_the_phantom_quickstart_extends_the_anatomy_one():
     from mri_rl.runs.quickstart import QuickstartConfig
 
@@ -320,7 +342,11 @@ def test_packaged_recon_configs_load(name):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("model.chans=-1", r"model\.chans: must be >= 0, got -1"),
+        ("model.chans=-1", r"model\.chans: must be >= 1, got -1"),
+        ("model.chans=0", r"model\.chans: must be >= 1, got 0"),
+        ("model.drop_prob=1.5", r"model\.drop_prob: must be <= 1, got 1\.5"),
+        ("model.kind=[]", r"model\.kind: expected one of \['unet', 'varnet'\], got \[\]"),
+        ("masks.evaluation.4x.accelerations=[0]", r"masks: .*be integers >= 1"),
         ("optimization.lr=0", r"optimization\.lr: must be > 0"),
         ("optimization.loss=l2", r"optimization\.loss: expected one of 'l1', 'ssim', got 'l2'"),
         ("model.bogus=1", r"model\.bogus: not a unet hyper-parameter"),

@@ -67,7 +67,7 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str], source: st
             node = child
         try:
             node[leaf] = parse_yaml(text)
-        except Exception as error:  # yaml's own errors, of several types
+        except ValueError as error:  # parse_yaml says what and where
             raise ConfigError(f"--set {override!r}: the value is not valid YAML ({error})") from None
     return values
 

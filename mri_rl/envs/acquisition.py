@@ -163,7 +163,7 @@ def pick_slice(rng: np.random.Generator, num_slices: int, index: Any | None) -> 
     """A slice index: ``index`` if given (checked), else uniform from ``rng``."""
     if index is None:
         return int(rng.integers(num_slices))
-    if not isinstance(index, (int, np.integer)) or not 0 <= index < num_slices:
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < num_slices:
         raise ValueError(f"options['index'] must be an integer slice index in [0, {num_slices}), got {index!r}")
     return int(index)
 

@@ -116,7 +116,7 @@ def validate_config(values: Mapping[str, Any], source: str, task: AcquisitionTas
     settings = from_mapping(ReconstructorConfig, values, source)
     model = dict(settings.model)
     kind = model.pop("kind", None)
-    if kind not in TRAINABLE_KINDS:
+    if not isinstance(kind, str) or kind not in TRAINABLE_KINDS:
         raise ConfigError(f"{source}: model.kind: expected one of {sorted(TRAINABLE_KINDS)}, got {kind!r}")
     constructor = TRAINABLE_KINDS[kind].__init__
     hints = get_type_hints(constructor)
@@ -124,7 +124,9 @@ def validate_config(values: Mapping[str, Any], source: str, task: AcquisitionTas
     for name, value in model.items():
         if name not in known:
             raise ConfigError(f"{source}: model.{name}: not a {kind} hyper-parameter; known: {sorted(known)}")
-        check_range(check_value(value, hints[name], source, f"model.{name}"), {"min": 0}, f"{source}: model.{name}")
+        checked = check_value(value, hints[name], source, f"model.{name}")
+        bounds = {"min": 1} if isinstance(checked, int) else {"min": 0, "max": 1}  # sizes; a dropout probability
+        check_range(checked, bounds, f"{source}: model.{name}")
     try:
         build_mask_sampler(settings.masks.train, task)
         build_mask_samplers(settings.masks.evaluation, task)
@@ -259,7 +261,7 @@ def train_reconstructor(
         check_record(read_json_record(out / RECORD_NAME), record, out, fresh_start, ignore=("settings.max_epochs",))
 
     seed = int(config.get("seed", 0))
-    pl.seed_everything(seed, workers=True)
+    pl.seed_everything(seed, workers=True, verbose=False)
     sampler = build_mask_sampler(masks["train"], task)
     datamodule = ReconstructionDataModule(
         train, val, task.challenge, sampler, seed=seed, **config_section(config, "data")

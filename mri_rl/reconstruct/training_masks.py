@@ -17,6 +17,7 @@ Masks depend only on the seed, so the same (seed, slice) always gets the same ma
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -118,8 +119,19 @@ class FastMRIMaskSampler(MaskSampler):
     def __init__(self, pattern: str, center_fractions: Sequence[float], accelerations: Sequence[int]) -> None:
         if pattern not in self.PATTERNS:
             raise ValueError(f"unknown fastMRI mask pattern {pattern!r}; expected one of {sorted(self.PATTERNS)}")
+        fractions, factors = _number_list(center_fractions), _number_list(accelerations)
+        if not fractions or len(fractions) != len(factors):
+            raise ValueError(
+                f"center_fractions {center_fractions!r} and accelerations {accelerations!r} must be non-empty "
+                "lists of the same length (one pair is drawn per mask)"
+            )
+        if not all(0 < f < 1 for f in fractions) or not all(a >= 1 and float(a).is_integer() for a in factors):
+            raise ValueError(
+                f"center_fractions {center_fractions!r} must lie in (0, 1) and accelerations {accelerations!r} "
+                "be integers >= 1"
+            )
         self.pattern = pattern
-        self.mask_func = self.PATTERNS[pattern](list(center_fractions), list(accelerations))
+        self.mask_func = self.PATTERNS[pattern](fractions, [int(a) for a in factors])
 
     def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
         sampled, _ = self.mask_func((1, width, 1), seed=seed_tuple(seed))  # float (1, W, 1)
@@ -178,6 +190,14 @@ def _acquisition_options(options: dict[str, Any], task: AcquisitionTask | None) 
     return options
 
 
+def _number_list(values: Any) -> list[float]:
+    """``values`` as a list of finite real numbers (not bools), or [] when it is not one."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
+        return []
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return [float(v) for v in numbers] if len(numbers) == len(values) else []
+
+
 def build_mask_sampler(config: Mapping[str, Any], task: AcquisitionTask | None = None) -> MaskSampler:
     """Build a sampler from a config dictionary.
 
@@ -195,8 +215,12 @@ def build_mask_sampler(config: Mapping[str, Any], task: AcquisitionTask | None =
     Raises:
         ValueError: an unknown kind, arguments that do not fit it, or that contradict the task.
     """
+    if not isinstance(config, Mapping):
+        raise ValueError(f"a mask sampler config must be a mapping with a 'kind', got {config!r}")
     options = dict(config)
     kind = options.pop("kind", None)
+    if not isinstance(kind, str):
+        raise ValueError(f"mask kind must be a string, got {kind!r}")
     try:
         if kind == "acquisition":
             return AcquisitionMaskSampler(**_acquisition_options(options, task))

@@ -26,7 +26,7 @@ from mri_rl.configs import load_config
 from mri_rl.configs.schema import ConfigError, from_mapping
 from mri_rl.data.simulated_kspace import SimulationSpec
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, synthetic_settings, write_synthetic_dataset
-from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
+from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, parse_policy_specs
 from mri_rl.evaluation.report import markdown_table
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record
@@ -117,10 +117,17 @@ class AgentStage:
 
 @dataclass
 class EvaluationStage:
+    """The evaluation: the baselines beside the trained agents, seeds and batching."""
+
     policies: list[str]
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lbcs_slices: int = field(default=32, metadata={"min": 1})
     batch_size: int = field(default=32, metadata={"min": 1})
+
+    def __post_init__(self) -> None:
+        if any("=" in spec for spec in self.policies):
+            raise ValueError(f"policies: baselines only (the trained agents are added), got {self.policies}")
+        parse_policy_specs(self.policies)  # unknown or repeated names
 
 
 @dataclass

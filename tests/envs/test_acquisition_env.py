@@ -337,7 +337,7 @@ def test_options_index_selects_slice(make_env, one_volume_folder):
         np.testing.assert_array_equal(env.unwrapped.episodes.target[0].numpy(), read_target(path, "singlecoil", index))
         obs_again, _ = env.reset(seed=100 + index, options={"index": np.int64(index)})
         np.testing.assert_array_equal(obs_again["reconstruction"], obs["reconstruction"])
-    for bad in (-1, 3, 1.0, "1", [0]):
+    for bad in (-1, 3, 1.0, "1", [0], True, np.bool_(False)):
         with pytest.raises(ValueError, match="index"):
             env.reset(options={"index": bad})
 

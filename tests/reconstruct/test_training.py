@@ -154,6 +154,25 @@ def test_mixture_and_config_factory():
         AcquisitionMaskSampler(2, 3)(16, 0, 16, -1)
 
 
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"kind": "random", "center_fractions": [0.08], "accelerations": [0]}, "be integers >= 1"),
+        ({"kind": "random", "center_fractions": [0.08], "accelerations": [2.5]}, "be integers >= 1"),
+        ({"kind": "random", "center_fractions": [2.0], "accelerations": [4]}, "must lie in (0, 1)"),
+        ({"kind": "equispaced", "center_fractions": [0.08], "accelerations": [4, 8]}, "of the same length"),
+        ({"kind": "random", "center_fractions": {None: None}, "accelerations": [4]}, "non-empty lists"),
+        ({"kind": "random", "center_fractions": [], "accelerations": []}, "non-empty lists"),
+        ({"kind": "random", "center_fractions": [True], "accelerations": [4]}, "non-empty lists"),
+        ({"kind": ["random"]}, "mask kind must be a string, got ['random']"),
+        (["random"], "a mask sampler config must be a mapping"),
+    ],
+)
+def test_bad_mask_configs_are_refused_before_any_mask_is_drawn(config, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_mask_sampler(config)
+
+
 @pytest.mark.parametrize("challenge, coils", [("singlecoil", 1), ("multicoil", 3)])
 def test_masked_slices_give_masked_kspace_and_targets(request, challenge, coils):
     batch = first_batch(request.getfixturevalue(f"{challenge}_root"), challenge)
