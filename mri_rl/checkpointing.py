@@ -10,13 +10,18 @@ entry: the SHA-256 of its contents (:func:`content_checksum`). Reading goes thro
 - recomputes the checksum, so flipped or overwritten bytes that still unpickle are caught;
 - refuses non-finite weights (that diverged to NaN or Inf).
 
-Each problem is a :class:`CheckpointError` naming the file.
+Each problem is a :class:`CheckpointError` naming the file. The loaders then check each entry they
+use (:func:`typed_entry`, :func:`count_entry`, :func:`entry_errors`) and load network weights only
+through :func:`load_module_state`, which refuses a state dict whose keys, dtypes or shapes differ
+from the module's (``load_state_dict`` would cast int, bool or complex weights without a word).
 """
 
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +174,94 @@ def load_checkpoint(
     if found != expected_format:
         raise CheckpointError(f"checkpoint {path} has format {found!r}; expected {expected_format!r}")
     return checkpoint
+
+
+# ---------------------------------------------------------------- checking entries
+def entry_error(path: str | Path, entry: str, problem: str) -> CheckpointError:
+    """The error for checkpoint entry ``entry`` (a dotted key) of the file ``path``."""
+    return CheckpointError(f"checkpoint {path}: entry {entry!r} {problem}")
+
+
+@contextmanager
+def entry_errors(path: str | Path, entry: str) -> Iterator[None]:
+    """Turn what goes wrong while using entry ``entry`` of ``path`` (a type, value, key or index
+    error from building or loading objects) into one :class:`CheckpointError` naming both."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError) as error:
+        reason = " ".join(str(error).split())[:300]
+        raise entry_error(path, entry, f"is unusable ({type(error).__name__}: {reason})") from None
+
+
+def typed_entry(
+    checkpoint: Mapping[str, Any], path: str | Path, key: str, kind: type | tuple[type, ...] = object
+) -> Any:
+    """Top-level entry ``key`` of ``checkpoint`` (read from ``path``), when there is one and it is a ``kind``.
+
+    Raises:
+        CheckpointError: naming the file and the entry.
+    """
+    if key not in checkpoint:
+        raise CheckpointError(f"checkpoint {path} has no entry {key!r}")
+    value = checkpoint[key]
+    if not isinstance(value, kind):
+        expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise entry_error(path, key, f"is of type {type(value).__name__}; expected {expected}")
+    return value
+
+
+def count_entry(value: Any, path: str | Path, entry: str, minimum: int = 0) -> int:
+    """``value`` as an int when it is an integer (not a bool) >= ``minimum``; else a CheckpointError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise entry_error(path, entry, f"is {value!r}; expected an integer >= {minimum}")
+    return int(value)
+
+
+def _describe(tensor: torch.Tensor) -> str:
+    return f"{tensor.dtype} {tuple(tensor.shape)}"
+
+
+def state_dict_problem(expected: Mapping[str, torch.Tensor], found: Any) -> tuple[str, str] | None:
+    """(key or "", problem) of the first way ``found`` is not a state dict like ``expected``
+    (the same keys; tensors of the same dtypes and shapes), or None when it is one."""
+    if not isinstance(found, Mapping):
+        return "", f"is of type {type(found).__name__}, not a state dict"
+    missing = [key for key in expected if key not in found]
+    unexpected = [str(key) for key in found if key not in expected]
+    if missing or unexpected:
+        return "", f"has other weights than the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+    for key, tensor in expected.items():
+        value = found[key]
+        if not isinstance(value, torch.Tensor):
+            return key, f"is of type {type(value).__name__}; the model has a tensor {_describe(tensor)}"
+        if value.dtype != tensor.dtype or value.shape != tensor.shape:
+            return key, f"is a tensor {_describe(value)}; the model has {_describe(tensor)}"
+    return None
+
+
+def load_module_state(module: torch.nn.Module, state_dict: Any, path: str | Path, entry: str) -> None:
+    """Load checkpoint entry ``entry`` of ``path`` into ``module`` (every network a checkpoint holds
+    goes through here), when its keys, dtypes and shapes are exactly the module's.
+
+    Raises:
+        CheckpointError: naming the file and the entry (and the weight at fault).
+    """
+    problem = state_dict_problem(module.state_dict(), state_dict)
+    if problem is not None:
+        key, reason = problem
+        raise entry_error(
+            path, f"{entry}.{key}" if key else entry, f"does not fit the {type(module).__name__}: {reason}"
+        )
+    with entry_errors(path, entry):
+        module.load_state_dict(state_dict)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, path: str | Path, entry: str) -> None:
+    """Load checkpoint entry ``entry`` of ``path`` into ``optimizer`` (torch checks it); its
+    errors become a CheckpointError naming the file and the entry."""
+    if not isinstance(state, dict):
+        raise entry_error(path, entry, f"is of type {type(state).__name__}, not an optimiser state")
+    with entry_errors(path, entry):
+        optimizer.load_state_dict(state)

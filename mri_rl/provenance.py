@@ -113,6 +113,53 @@ def make_record(
     return record
 
 
+#: The keys a record may have (:func:`make_record`); ``mri_rl_version`` is always there.
+RECORD_KEYS = ("mri_rl_version", "task", "data", "settings")
+#: A data fingerprint's keys and their types (:func:`data_fingerprint`).
+_FINGERPRINT_TYPES = {"folder": str, "files": list, "digest": str}
+
+
+def record_problem(record: Any, where: str = "record") -> tuple[str, str] | None:
+    """(dotted key, problem) of the first way a stored ``record`` (found at ``where``) is not
+    shaped as :func:`make_record` writes it, or None when it is (or is None: no record).
+
+    A record is a mapping of :data:`RECORD_KEYS`: the version string, a task
+    :meth:`AcquisitionTask.from_dict` accepts, data fingerprints by role, and a mapping of settings.
+    """
+    if record is None:
+        return None
+    if not isinstance(record, Mapping):
+        return where, f"is of type {type(record).__name__}, not a record (a mapping of {list(RECORD_KEYS)})"
+    unknown = sorted(str(key) for key in record if key not in RECORD_KEYS)
+    if unknown:
+        return where, f"has unknown key(s) {unknown}; a record has {list(RECORD_KEYS)}"
+    if not isinstance(record.get("mri_rl_version"), str):
+        return f"{where}.mri_rl_version", f"is {record.get('mri_rl_version')!r}, not a version string"
+    if "task" in record:
+        try:
+            AcquisitionTask.from_dict(record["task"], where)
+        except (TypeError, ValueError) as error:  # TaskError, prefixed with ``where``
+            return f"{where}.task", f"is no task: {str(error).removeprefix(f'{where}: ')}"
+    if not isinstance(record.get("settings", {}), Mapping):
+        return f"{where}.settings", f"is of type {type(record['settings']).__name__}, not a mapping"
+    return _data_problem(record.get("data", {}), f"{where}.data")
+
+
+def _data_problem(data: Any, where: str) -> tuple[str, str] | None:
+    """:func:`record_problem` of a record's ``data``: role -> data fingerprint."""
+    if not isinstance(data, Mapping):
+        return where, f"is of type {type(data).__name__}, not a mapping of data fingerprints"
+    for role, fingerprint in data.items():
+        at = f"{where}.{role}"
+        if not isinstance(fingerprint, Mapping):
+            return at, f"is of type {type(fingerprint).__name__}, not a data fingerprint"
+        for key, kind in _FINGERPRINT_TYPES.items():
+            value = fingerprint.get(key)
+            if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+                return f"{at}.{key}", f"is {value!r}; a data fingerprint has a {kind.__name__} here"
+    return None
+
+
 def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(values, Mapping):
         flat: dict[str, Any] = {}

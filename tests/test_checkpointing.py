@@ -4,6 +4,7 @@ code ever runs from a crafted checkpoint, through any loader, whatever torch's d
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import subprocess
@@ -29,9 +30,11 @@ from mri_rl.checkpointing import (
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import load_agent
 from mri_rl.files import atomic_write_text
+from mri_rl.provenance import make_record
 from mri_rl.reconstruct import UnetReconstructor, export_reconstructor, load_reconstructor
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
-from mri_rl.reconstruct.lightning import VerifiedCheckpointIO, load_module
+from mri_rl.reconstruct.lightning import ReconstructionModule, VerifiedCheckpointIO, load_module
+from mri_rl.task import DEFAULT_TASK
 
 #: Set in the subprocess that reruns the payload tests with torch's unsafe default forced.
 FORCED = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD") == "1"
@@ -141,25 +144,407 @@ def test_a_reconstructor_with_nan_weights_is_refused(tmp_path):
         load_reconstructor(path)
 
 
-def test_an_agent_with_wrong_contents_is_one_clear_error(tmp_path):
-    path = DQN(gym.make("CartPole-v1"), net_arch=(8,), seed=0).save(tmp_path / "dqn.pt")
-    assert DQN.load(path).observation_space.high[1] == np.inf  # a Box of infinite bounds is fine
-    checkpoint = torch.load(path, weights_only=True)
-    damages: dict[str, Callable[[dict[str, Any]], None]] = {
-        "missing counters": lambda c: c.pop("counters"),
-        "settings as a list": lambda c: c.update(settings=[1, 2]),
-        "weights of another shape": lambda c: c["state"]["q_network"].update(
-            {name: torch.zeros(1) for name in c["state"]["q_network"]}
-        ),
-        "a space of unknown type": lambda c: c.update(action_space={"type": "Graph"}),
-    }
-    for name, damage in damages.items():
-        changed = torch.load(path, weights_only=True)
-        damage(changed)
-        damaged = save_checkpoint(changed, tmp_path / f"{name}.pt")
-        with pytest.raises(CheckpointError, match=f"{name}.pt"):
-            DQN.load(damaged)
-    assert checkpoint["algorithm"] == "dqn"
+# ------------------------------------------- wrong contents under a valid checksum
+Damage = Callable[[dict[str, Any]], None]
+
+
+def _parent(checkpoint: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The mapping holding the entry at ``keys`` (nested)."""
+    for key in keys[:-1]:
+        checkpoint = checkpoint[key]
+    return checkpoint
+
+
+def retype(*keys: str, change: Callable[[Any], Any]) -> Damage:
+    """Replace the entry at ``keys`` (nested) by ``change`` of it."""
+
+    def damage(checkpoint: dict[str, Any]) -> None:
+        parent = _parent(checkpoint, keys)
+        parent[keys[-1]] = change(parent[keys[-1]])
+
+    return damage
+
+
+def put(*keys: str, value: Any) -> Damage:
+    """Set the entry at ``keys`` (nested; a new one too) to ``value``."""
+
+    def damage(checkpoint: dict[str, Any]) -> None:
+        _parent(checkpoint, keys)[keys[-1]] = value
+
+    return damage
+
+
+def drop(*keys: str) -> Damage:
+    """Delete the entry at ``keys`` (nested)."""
+
+    def damage(checkpoint: dict[str, Any]) -> None:
+        del _parent(checkpoint, keys)[keys[-1]]
+
+    return damage
+
+
+def resigned(source: Path, damage: Damage, path: Path) -> Path:
+    """A copy of ``source`` with ``damage`` done and its checksum recomputed with
+    :func:`content_checksum`: wrong contents that pass the checksum, as a crafted file would."""
+    contents = torch.load(source, weights_only=True)
+    damage(contents)
+    contents["checksum"] = content_checksum(contents)
+    torch.save(contents, path)
+    return path
+
+
+def assert_refused(load: Callable[[Path], Any], path: Path, entry: str, problem: str | None) -> None:
+    """``load(path)`` raises one CheckpointError whose message is exactly the one naming the file and
+    ``entry`` with ``problem`` (None: the entry is missing); ``...`` in ``problem`` stands for any text
+    (a library's own words)."""
+    with pytest.raises(CheckpointError) as error:
+        load(path)
+    if problem is None:
+        expected = re.escape(f"checkpoint {path} has no entry '{entry}'")
+    else:
+        expected = re.escape(f"checkpoint {path}: entry '{entry}' {problem}").replace(r"\.\.\.", ".*")
+    assert re.fullmatch(expected, str(error.value)), str(error.value)
+
+
+#: One damage: (name, damage, the entry named, the problem stated; None: "has no entry").
+Row = tuple[str, Damage, str, str | None]
+
+
+def tensor(dtype: str, shape: str, model: str, expected: str = "torch.float32") -> str:
+    """The problem of a weight of another dtype or shape than ``model``'s."""
+    return f"does not fit the {model}: is a tensor torch.{dtype} {shape}; the model has {expected} {shape}"
+
+
+RECORD = "is of type {}, not a record (a mapping of ['mri_rl_version', 'task', 'data', 'settings'])"
+COUNT = "is {}; expected an integer >= 0"
+Q_WEIGHT = ("state", "q_network", "body.0.weight")
+Q_ENTRY = "state.q_network.body.0.weight"
+#: Agent checkpoints (a DQN with one hidden layer of 8 on CartPole) with wrong contents.
+AGENT_DAMAGES: list[Row] = [
+    ("record 3", put("record", value=3), "record", RECORD.format("int")),
+    ("record 'x'", put("record", value="x"), "record", RECORD.format("str")),
+    ("record []", put("record", value=[]), "record", RECORD.format("list")),
+    ("record no version", put("record", value={"task": {}}), "record.mri_rl_version", "is None, not a version string"),
+    (
+        "record of a bad task",
+        put("record", value={"mri_rl_version": "0", "task": {"budget": 0}}),
+        "record.task",
+        "is no task: task budget must be an integer >= 1, got 0",
+    ),
+    (
+        "record data no fingerprint",
+        put("record", value={"mri_rl_version": "0", "data": {"train": 3}}),
+        "record.data.train",
+        "is of type int, not a data fingerprint",
+    ),
+    ("int64 weights", retype(*Q_WEIGHT, change=lambda t: t.long()), Q_ENTRY, tensor("int64", "(8, 4)", "QNetwork")),
+    ("bool weights", retype(*Q_WEIGHT, change=lambda t: t.bool()), Q_ENTRY, tensor("bool", "(8, 4)", "QNetwork")),
+    (
+        "complex weights",
+        retype(*Q_WEIGHT, change=lambda t: t.to(torch.complex64)),
+        Q_ENTRY,
+        tensor("complex64", "(8, 4)", "QNetwork"),
+    ),
+    (
+        "float64 target weights",
+        retype("state", "target_network", "body.0.weight", change=lambda t: t.double()),
+        "state.target_network.body.0.weight",
+        tensor("float64", "(8, 4)", "QNetwork"),
+    ),
+    (
+        "transposed weights",
+        retype(*Q_WEIGHT, change=lambda t: t.T.contiguous()),
+        Q_ENTRY,
+        "does not fit the QNetwork: is a tensor torch.float32 (4, 8); the model has torch.float32 (8, 4)",
+    ),
+    (
+        "weights as a list",
+        retype(*Q_WEIGHT, change=lambda t: t.tolist()),
+        Q_ENTRY,
+        "does not fit the QNetwork: is of type list; the model has a tensor torch.float32 (8, 4)",
+    ),
+    (
+        "a weight renamed",
+        retype("state", "q_network", change=lambda s: {("x" if k == "body.0.bias" else k): v for k, v in s.items()}),
+        "state.q_network",
+        "does not fit the QNetwork: has other weights than the model: missing ['body.0.bias'], unexpected ['x']",
+    ),
+    (
+        "no target network",
+        drop("state", "target_network"),
+        "state.target_network",
+        "does not fit the QNetwork: is of type NoneType, not a state dict",
+    ),
+    ("optimizer 3", put("state", "optimizer", value=3), "state.optimizer", "is of type int, not an optimiser state"),
+    (
+        "optimizer of no groups",
+        retype("state", "optimizer", change=lambda o: {**o, "param_groups": []}),
+        "state.optimizer",
+        "is unusable (ValueError: ...)",
+    ),
+    ("num_timesteps -1", put("counters", "num_timesteps", value=-1), "counters.num_timesteps", COUNT.format(-1)),
+    ("num_timesteps True", put("counters", "num_timesteps", value=True), "counters.num_timesteps", COUNT.format(True)),
+    ("num_episodes 'x'", put("counters", "num_episodes", value="x"), "counters.num_episodes", COUNT.format("'x'")),
+    ("no counters", drop("counters"), "counters", None),
+    (
+        "episode return NaN",
+        put("episode_returns", value=torch.tensor([1.0, math.nan], dtype=torch.float64)),
+        "episode_returns",
+        "holds NaN or Inf returns",
+    ),
+    (
+        "episode returns int",
+        put("episode_returns", value=torch.tensor([1, 2])),
+        "episode_returns",
+        "is a tensor torch.int64 (2,); expected one float return per episode (1-d)",
+    ),
+    ("seed -1", put("seed", value=-1), "seed", COUNT.format(-1)),
+    ("settings a list", put("settings", value=[1, 2]), "settings", "is of type list; expected dict"),
+    (
+        "settings out of range",
+        put("settings", "batch_size", value=0),
+        "settings",
+        "is unusable (ConfigError: DQNSettings: batch_size: must be >= 1, got 0)",
+    ),
+    ("unknown space", put("action_space", value={"type": "Graph"}), "action_space", "is unusable (KeyError: 'spaces')"),
+    (
+        "a Discrete observation space",
+        put("observation_space", value={"type": "Discrete", "n": 3}),
+        "observation_space",
+        "is unusable (TypeError: observation key 'obs': unsupported space Discrete(3); expected Box or MultiBinary)",
+    ),
+    (
+        "numpy rng 'x'",
+        put("rng", "numpy", "state", value="x"),
+        "rng.numpy",
+        "is unusable (ValueError: invalid literal for int() with base 10: 'x')",
+    ),
+    (
+        "torch rng of 3 bytes",
+        put("rng", "torch", value=torch.zeros(3, dtype=torch.uint8)),
+        "rng.torch",
+        "is unusable (RuntimeError: ...)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def saved_dqn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DQN (CartPole, one hidden layer of 8) after some training: optimiser state, counters, returns."""
+    agent = DQN(gym.make("CartPole-v1"), net_arch=(8,), learning_starts=20, batch_size=8, seed=0)
+    agent.learn(60, progress_bar=False)
+    return agent.save(tmp_path_factory.mktemp("dqn") / "dqn.pt")
+
+
+@pytest.mark.parametrize("load", [DQN.load, load_agent], ids=["DQN.load", "load_agent"])
+@pytest.mark.parametrize(("name", "damage", "entry", "problem"), AGENT_DAMAGES, ids=[row[0] for row in AGENT_DAMAGES])
+def test_an_agent_with_wrong_contents_is_one_clear_error(tmp_path, saved_dqn, load, name, damage, entry, problem):
+    assert_refused(load, resigned(saved_dqn, damage, tmp_path / f"{name}.pt"), entry, problem)
+
+
+@pytest.mark.parametrize("algorithm", [{}, [], None, 3, "x", "reinforce"])
+def test_an_agent_of_another_algorithm_is_one_clear_error(tmp_path, saved_dqn, algorithm):
+    path = resigned(saved_dqn, put("algorithm", value=algorithm), tmp_path / "other.pt")
+    assert_refused(DQN.load, path, "algorithm", f"is {algorithm!r}: the file holds no 'dqn' agent")
+    if algorithm != "reinforce":  # a REINFORCE agent of DQN weights: refused by its networks
+        known = "['dqn', 'greedy_reinforce', 'reinforce']"
+        assert_refused(load_agent, path, "algorithm", f"is {algorithm!r}, no known algorithm; known: {known}")
+
+
+def same(first: Any, second: Any) -> bool:
+    """Bitwise equal values: tensors by dtype, shape and bytes; mappings and sequences item by item."""
+    if isinstance(first, torch.Tensor):
+        bits = lambda t: t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)  # noqa: E731
+        same_kind = isinstance(second, torch.Tensor) and (first.dtype, first.shape) == (second.dtype, second.shape)
+        return same_kind and torch.equal(bits(first), bits(second))
+    if isinstance(first, dict):
+        return (
+            isinstance(second, dict) and first.keys() == second.keys() and all(same(first[k], second[k]) for k in first)
+        )
+    if isinstance(first, (list, tuple)):
+        return len(first) == len(second) and all(same(a, b) for a, b in zip(first, second))
+    return first == second
+
+
+def test_a_good_agent_checkpoint_loads_bit_identical(saved_dqn):
+    """Everything loaded is what was saved: the loaded agent's own checkpoint has the same contents."""
+    saved = torch.load(saved_dqn, weights_only=True)
+    assert saved["counters"]["num_timesteps"] == 60 and saved["state"]["optimizer"]["state"]
+    for load in (DQN.load, load_agent):
+        again = load(saved_dqn).checkpoint()  # the torch generator is global: restored by the load
+        assert same(again, {k: v for k, v in saved.items() if k != "checksum"})
+        assert content_checksum(again) == saved["checksum"]
+
+
+FIRST_WEIGHT = ("state_dict", "unet.down_sample_layers.0.layers.0.weight")
+FIRST_ENTRY = ".".join(FIRST_WEIGHT)
+SIZES = "is unusable (ValueError: recon_size must be (h, w), two positive integers, or None; got {!r})"
+CHALLENGE = "is unusable (ValueError: challenge must be one of singlecoil, multicoil, got {!r})"
+UNET = "'input mean/std of the zero-filled image (observed data only)'"
+#: Wrong values of the entries of an export.
+WRONG: dict[str, tuple[Any, ...]] = {
+    "kind": ([], {}, None, "x"),
+    "recon_size": ("x", [], {}, [16], [0, 0], [-16, 16], [16.5, 16], [True, 16], [16, 16, 1]),
+    "challenge": (3, "x", [], {}, None),
+    "version": (None, 2, "1", True, 1.0, []),
+    "normalization": (None, "x", 3, []),
+}
+
+
+def as_dtype(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A tensor converted to torch's dtype ``name``."""
+    return lambda t: t.to(getattr(torch, name))
+
+
+#: Exported reconstructors (a U-Net of 4 channels, 2 pools, 16x16) with wrong contents.
+RECONSTRUCTOR_DAMAGES: list[Row] = [
+    *[
+        (f"kind {v!r}", put("kind", value=v), "kind", f"is {v!r}, no reconstructor kind; known: ['unet', 'varnet']")
+        for v in WRONG["kind"]
+    ],
+    *[(f"recon_size {v!r}", put("recon_size", value=v), "recon_size", SIZES.format(v)) for v in WRONG["recon_size"]],
+    *[(f"challenge {v!r}", put("challenge", value=v), "challenge", CHALLENGE.format(v)) for v in WRONG["challenge"]],
+    *[
+        (f"version {v!r}", put("version", value=v), "version", f"is {v!r}; this version of mri_rl reads version 1")
+        for v in WRONG["version"]
+    ],
+    ("no version", drop("version"), "version", None),
+    *[
+        (
+            f"normalization {v!r}",
+            put("normalization", value=v),
+            "normalization",
+            f"is {v!r}; the unet reconstructor's is {UNET}",
+        )
+        for v in WRONG["normalization"]
+    ],
+    ("no normalization", drop("normalization"), "normalization", None),
+    ("no state_dict", drop("state_dict"), "state_dict", None),
+    (
+        "varnet kind of U-Net weights",
+        put("kind", value="varnet"),
+        "normalization",
+        f"is {UNET}; the varnet reconstructor's is \"each cascade's U-Net input mean/std (observed data only)\"",
+    ),
+    ("record 3", put("record", value=3), "record", RECORD.format("int")),
+    ("record 'x'", put("record", value="x"), "record", RECORD.format("str")),
+    (
+        "record files 3",
+        put("record", value={"mri_rl_version": "0", "data": {"train": {"folder": "f", "files": 3, "digest": "d"}}}),
+        "record.data.train.files",
+        "is 3; a data fingerprint has a list here",
+    ),
+    ("hparams 'x'", put("hparams", value="x"), "hparams", "is of type str; expected dict"),
+    ("an unknown hparam", put("hparams", "depth", value=3), "hparams", "is unusable (TypeError: ...'depth')"),
+    (
+        "hparams of other weights",
+        put("hparams", "chans", value=8),
+        FIRST_ENTRY,
+        "does not fit the UnetReconstructor: is a tensor torch.float32 (4, 1, 3, 3); "
+        "the model has torch.float32 (8, 1, 3, 3)",
+    ),
+    *[
+        (
+            f"{d} weights",
+            retype(*FIRST_WEIGHT, change=as_dtype(d)),
+            FIRST_ENTRY,
+            tensor(d, "(4, 1, 3, 3)", "UnetReconstructor"),
+        )
+        for d in ("int64", "bool", "complex64", "float64")
+    ],
+    (
+        "a weight missing",
+        drop(*FIRST_WEIGHT),
+        "state_dict",
+        "does not fit the UnetReconstructor: has other weights than the model: "
+        f"missing ['{FIRST_WEIGHT[1]}'], unexpected []",
+    ),
+    (
+        "weights 3",
+        put("state_dict", value=3),
+        "state_dict",
+        "does not fit the UnetReconstructor: is of type int, not a state dict",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def exported_unet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    record = make_record(DEFAULT_TASK, {"train": {"folder": "/d", "files": ["a.h5"], "digest": "sha256:0"}})
+    return export_reconstructor(tiny_unet(), tmp_path_factory.mktemp("unet") / "unet.pt", record)
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "entry", "problem"), RECONSTRUCTOR_DAMAGES, ids=[r[0] for r in RECONSTRUCTOR_DAMAGES]
+)
+def test_a_reconstructor_with_wrong_contents_is_one_clear_error(tmp_path, exported_unet, name, damage, entry, problem):
+    path = resigned(exported_unet, damage, tmp_path / f"{name}.pt")
+    assert_refused(load_reconstructor, path, entry, problem)
+    if not entry.startswith(("state_dict", "hparams")):  # the record is read from a checked export
+        assert_refused(read_reconstructor_record, path, entry, problem)
+
+
+def test_a_good_export_loads_bit_identical(exported_unet):
+    saved = torch.load(exported_unet, weights_only=True)
+    model = load_reconstructor(exported_unet)
+    assert same(model.state_dict(), saved["state_dict"])
+    assert model.recon_size == (16, 16) and model.challenge == "singlecoil"
+    assert read_reconstructor_record(exported_unet) == saved["record"] and saved["record"]["task"]
+
+
+LIGHTNING_PARAMETERS: dict[str, Any] = {
+    "model": "unet",
+    "model_hparams": {"chans": 2, "num_pool_layers": 1},
+    "challenge": "singlecoil",
+}
+LIGHTNING_WEIGHT = ("state_dict", "reconstructor.unet.down_sample_layers.0.layers.0.weight")
+#: Lightning checkpoints (as VerifiedCheckpointIO writes them) with wrong contents, read by ``load_module``.
+LIGHTNING_DAMAGES: list[Row] = [
+    (
+        "int64 weights",
+        retype(*LIGHTNING_WEIGHT, change=lambda t: t.long()),
+        ".".join(LIGHTNING_WEIGHT),
+        tensor("int64", "(2, 1, 3, 3)", "ReconstructionModule"),
+    ),
+    (
+        "weights 3",
+        put("state_dict", value=3),
+        "state_dict",
+        "does not fit the ReconstructionModule: is of type int, not a state dict",
+    ),
+    ("hyper_parameters []", put("hyper_parameters", value=[]), "hyper_parameters", "is of type list; expected dict"),
+    (
+        "recon_size [0, 16]",
+        put("hyper_parameters", "recon_size", value=[0, 16]),
+        "hyper_parameters",
+        SIZES.format((0, 16)),
+    ),
+    ("no hyper_parameters", drop("hyper_parameters"), "hyper_parameters", None),
+    ("no state_dict", drop("state_dict"), "state_dict", None),
+]
+
+
+@pytest.fixture(scope="module")
+def lightning_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint with what Lightning writes through VerifiedCheckpointIO: state dict and hyper-parameters."""
+    hyper_parameters = {**LIGHTNING_PARAMETERS, "recon_size": [16, 16]}
+    torch.manual_seed(0)
+    module = ReconstructionModule(**hyper_parameters)
+    path = tmp_path_factory.mktemp("lightning") / "last.ckpt"
+    return save_checkpoint({"state_dict": module.state_dict(), "hyper_parameters": hyper_parameters}, path)
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "entry", "problem"), LIGHTNING_DAMAGES, ids=[r[0] for r in LIGHTNING_DAMAGES]
+)
+def test_a_lightning_checkpoint_with_wrong_contents_is_one_clear_error(
+    tmp_path, lightning_checkpoint, name, damage, entry, problem
+):
+    assert_refused(load_module, resigned(lightning_checkpoint, damage, tmp_path / f"{name}.ckpt"), entry, problem)
+
+
+def test_a_good_lightning_checkpoint_loads_bit_identical(lightning_checkpoint):
+    assert same(load_module(lightning_checkpoint).state_dict(), torch.load(lightning_checkpoint)["state_dict"])
 
 
 @pytest.mark.parametrize("version, safe", [("2.4.1", False), ("2.9.0+cu128", False), ("2.10.0", True), ("3.0", True)])
@@ -224,7 +609,7 @@ def _loaders(tmp_path: Path) -> dict[str, tuple[Callable[[Path], Any], dict[str,
     agent = DQN(gym.make("CartPole-v1"), net_arch=(8,), seed=0).checkpoint()
     reinforce = REINFORCE(gym.make("CartPole-v1"), net_arch=(8,), seed=0).checkpoint()
     export = torch.load(export_reconstructor(tiny_unet(), tmp_path / "unet.pt"), weights_only=True)
-    lightning = {"state_dict": {}, "hyper_parameters": {}, "optimizer_states": []}
+    lightning: dict[str, Any] = {"state_dict": {}, "hyper_parameters": {}, "optimizer_states": []}
     return {
         "read_checkpoint": (lambda p: read_checkpoint(p, ("state",)), agent),
         "DQN.load": (DQN.load, agent),

@@ -13,6 +13,7 @@ import pytest
 
 from mri_rl import __version__
 from mri_rl.provenance import (
+    RECORD_KEYS,
     RecordMismatchError,
     check_record,
     checkpoint_fingerprint,
@@ -21,6 +22,7 @@ from mri_rl.provenance import (
     make_record,
     read_json_record,
     record_differences,
+    record_problem,
     sidecar_path,
 )
 from mri_rl.task import DEFAULT_TASK
@@ -267,3 +269,55 @@ def test_read_json_record(tmp_path):
     good.write_text(json.dumps({"ssim": 0.9, "record": stored}))
     assert read_json_record(good) == stored
     assert read_json_record(tmp_path) is None  # a folder, not a file
+
+
+def test_records_as_make_record_writes_them_have_the_shape(folder):
+    assert record_problem(None) is None  # no record: allowed (an artifact made without one)
+    assert record_problem(make_record()) is None
+    full = make_record(DEFAULT_TASK.with_changes(kspace_shape=(16, 16)), {"train": data_fingerprint(folder)}, {"a": 1})
+    assert record_problem(full) is None
+    assert record_problem(json.loads(json.dumps(full))) is None  # as read back from JSON
+
+
+FINGERPRINT = {"folder": "/data", "files": ["a.h5"], "digest": "sha256:0"}
+V = {"mri_rl_version": "0"}
+A_RECORD = f"not a record (a mapping of {list(RECORD_KEYS)})"
+A_FINGERPRINT = "a data fingerprint has a {} here"
+#: Stored records that are not records: (record, the key named, the problem stated).
+NOT_RECORDS: list[tuple[object, str, str]] = [
+    (3, "record", f"is of type int, {A_RECORD}"),
+    ("x", "record", f"is of type str, {A_RECORD}"),
+    ({}, "record.mri_rl_version", "is None, not a version string"),
+    ({"mri_rl_version": 1}, "record.mri_rl_version", "is 1, not a version string"),
+    ({**V, "x": 1}, "record", f"has unknown key(s) ['x']; a record has {list(RECORD_KEYS)}"),
+    ({**V, "task": 3}, "record.task", "is no task: the task must be a mapping of its fields, got int"),
+    (
+        {**V, "task": {"challenge": "x"}},
+        "record.task",
+        "is no task: task challenge must be one of singlecoil, multicoil, got 'x'",
+    ),
+    ({**V, "settings": []}, "record.settings", "is of type list, not a mapping"),
+    ({**V, "data": "x"}, "record.data", "is of type str, not a mapping of data fingerprints"),
+    ({**V, "data": {"train": 3}}, "record.data.train", "is of type int, not a data fingerprint"),
+    (
+        {**V, "data": {"train": {**FINGERPRINT, "files": "a.h5"}}},
+        "record.data.train.files",
+        "is 'a.h5'; " + A_FINGERPRINT.format("list"),
+    ),
+    (
+        {**V, "data": {"train": {**FINGERPRINT, "files": [1]}}},
+        "record.data.train.files",
+        "is [1]; " + A_FINGERPRINT.format("list"),
+    ),
+    (
+        {**V, "data": {"val": {**FINGERPRINT, "digest": None}}},
+        "record.data.val.digest",
+        "is None; " + A_FINGERPRINT.format("str"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "key", "problem"), NOT_RECORDS)
+def test_a_stored_record_of_another_shape_is_named(record, key, problem):
+    assert record_problem(record) == (key, problem)
+    assert record_problem(record, "checkpoint record") == (key.replace("record", "checkpoint record", 1), problem)

@@ -27,8 +27,17 @@ from gymnasium.vector import VectorEnv
 from tqdm.auto import tqdm
 
 from mri_rl.agents.collect import Collector, Step, as_vector_env
-from mri_rl.checkpointing import CheckpointError, load_checkpoint, save_checkpoint
+from mri_rl.checkpointing import (
+    CheckpointError,
+    count_entry,
+    entry_error,
+    entry_errors,
+    load_checkpoint,
+    save_checkpoint,
+    typed_entry,
+)
 from mri_rl.configs.schema import check_range, check_value
+from mri_rl.provenance import record_problem
 
 AGENT_FORMAT = "mri_rl.agent"
 #: Checkpoint entries that hold weights and optimiser state (which must be finite).
@@ -186,7 +195,9 @@ class Agent:
         """Network and optimiser state dicts, and algorithm counters."""
         raise NotImplementedError
 
-    def _load_state(self, state: dict[str, Any]) -> None:
+    def _load_state(self, state: dict[str, Any], path: str | Path) -> None:
+        """Load :meth:`_state`'s entries, read from the checkpoint ``path`` (through
+        :func:`~mri_rl.checkpointing.load_module_state` and ``load_optimizer_state``)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ prediction
@@ -288,33 +299,15 @@ class Agent:
     def from_checkpoint(
         cls, checkpoint: dict[str, Any], path: str | Path, env: gym.Env | VectorEnv | None = None, device: str = "cpu"
     ) -> Agent:
-        """Rebuild an agent from the checkpoint read from ``path`` (see :meth:`load`)."""
-        if checkpoint.get("algorithm") != cls.algorithm:
-            raise CheckpointError(f"{path} holds a {checkpoint.get('algorithm')} agent, not {cls.algorithm}")
-        try:
-            return cls._rebuild(checkpoint, path, env, device)
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError, ValueError) as error:
-            if isinstance(error, ValueError) and str(path) in str(error):
-                raise  # one of the checks below, naming the file
-            raise CheckpointError(
-                f"checkpoint {path} does not hold a usable {cls.algorithm} agent: {type(error).__name__}: {error}"
-            ) from None
-
-    @classmethod
-    def _rebuild(
-        cls, checkpoint: dict[str, Any], path: str | Path, env: gym.Env | VectorEnv | None, device: str
-    ) -> Agent:
-        saved = checkpoint["settings"]
-        unknown = sorted(set(saved) - {f.name for f in fields(cls.settings_class)})
-        if unknown:
-            raise CheckpointError(
-                f"{path} was written with {cls.algorithm} settings {unknown} that this version of mri_rl "
-                f"no longer has (an older checkpoint): train the agent again"
-            )
-        observation_space = space_from_dict(checkpoint["observation_space"])
-        action_space = space_from_dict(checkpoint["action_space"])
+        """Rebuild an agent from the checkpoint read from ``path`` (see :meth:`load`), checking every
+        entry: a problem is one CheckpointError naming the file and the entry."""
+        algorithm = checkpoint.get("algorithm")
+        if algorithm != cls.algorithm:
+            raise entry_error(path, "algorithm", f"is {algorithm!r}: the file holds no {cls.algorithm!r} agent")
+        observation_space = _space_entry(checkpoint, path, "observation_space")
+        action_space = _space_entry(checkpoint, path, "action_space")
+        if not isinstance(action_space, spaces.Discrete):
+            raise entry_error(path, "action_space", f"is {action_space}; the agents act in a Discrete space")
         if env is not None:
             vector = as_vector_env(env)
             if vector.single_observation_space != observation_space or vector.single_action_space != action_space:
@@ -323,22 +316,56 @@ class Agent:
                     f"{action_space}; the env has {vector.single_observation_space} and "
                     f"{vector.single_action_space}"
                 )
-        agent = cls(
-            env,
-            seed=checkpoint["seed"],
-            device=device,
-            observation_space=observation_space,
-            action_space=action_space,
-            **saved,
-        )
-        agent.num_timesteps = int(checkpoint["counters"]["num_timesteps"])
-        agent.num_episodes = int(checkpoint["counters"]["num_episodes"])
-        agent.episode_returns = checkpoint["episode_returns"].tolist()
-        agent.record = checkpoint.get("record")
-        agent.rng.bit_generator.state = _generator_state_from(checkpoint["rng"]["numpy"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        agent._load_state(checkpoint["state"])
+        settings = cls._settings_entry(checkpoint, path)
+        seed = count_entry(typed_entry(checkpoint, path, "seed"), path, "seed")
+        with entry_errors(path, "observation_space"):  # the networks for the spaces
+            agent = cls(
+                env, settings, seed=seed, device=device, observation_space=observation_space, action_space=action_space
+            )
+        agent._restore(checkpoint, path)
         return agent
+
+    @classmethod
+    def _settings_entry(cls, checkpoint: dict[str, Any], path: str | Path) -> AgentSettings:
+        """The checked settings of a checkpoint."""
+        saved = typed_entry(checkpoint, path, "settings", dict)
+        unknown = sorted(map(str, set(saved) - {f.name for f in fields(cls.settings_class)}))
+        if unknown:
+            raise CheckpointError(
+                f"{path} was written with {cls.algorithm} settings {unknown} that this version of mri_rl "
+                f"no longer has (an older checkpoint): train the agent again"
+            )
+        with entry_errors(path, "settings"):
+            return cls.make_settings(None, saved)
+
+    def _restore(self, checkpoint: dict[str, Any], path: str | Path) -> None:
+        """Set counters, returns, record, weights, optimiser and RNG states from a checkpoint (each checked)."""
+        counters = typed_entry(checkpoint, path, "counters", dict)
+        self.num_timesteps = count_entry(counters.get("num_timesteps"), path, "counters.num_timesteps")
+        self.num_episodes = count_entry(counters.get("num_episodes"), path, "counters.num_episodes")
+        returns = typed_entry(checkpoint, path, "episode_returns", torch.Tensor)
+        if returns.ndim != 1 or not returns.is_floating_point():
+            found = f"is a tensor {returns.dtype} {tuple(returns.shape)}"
+            raise entry_error(path, "episode_returns", f"{found}; expected one float return per episode (1-d)")
+        if not bool(torch.isfinite(returns).all()):
+            raise entry_error(path, "episode_returns", "holds NaN or Inf returns")
+        self.episode_returns = returns.tolist()
+        problem = record_problem(checkpoint.get("record"))
+        if problem is not None:
+            raise entry_error(path, *problem)
+        self.record = checkpoint.get("record")
+        rng = typed_entry(checkpoint, path, "rng", dict)
+        with entry_errors(path, "rng.numpy"):
+            self.rng.bit_generator.state = _generator_state_from(rng["numpy"])
+        self._load_state(typed_entry(checkpoint, path, "state", dict), path)
+        with entry_errors(path, "rng.torch"):  # last: the global generator changes only for an agent that loads
+            torch.set_rng_state(rng["torch"].cpu())
+
+
+def _space_entry(checkpoint: dict[str, Any], path: str | Path, key: str) -> spaces.Space:
+    """The space of checkpoint entry ``key`` (see :func:`space_from_dict`)."""
+    with entry_errors(path, key):
+        return space_from_dict(typed_entry(checkpoint, path, key, dict))
 
 
 def read_agent_checkpoint(path: str | Path, device: str = "cpu") -> dict[str, Any]:

@@ -11,6 +11,7 @@ double DQN of Pineda et al. (MICCAI 2020) that never re-acquires a column.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from mri_rl.agents.base import Agent, AgentSettings, Callback
 from mri_rl.agents.networks import QNetwork, masked_logits
 from mri_rl.agents.replay import ReplayBuffer
+from mri_rl.checkpointing import load_module_state, load_optimizer_state
 from mri_rl.schedules import LinearSchedule
 
 
@@ -43,7 +45,7 @@ class DQNSettings(AgentSettings):
         double_q: use Double DQN targets.
         dueling: use a dueling head.
         n_step: length of the bootstrapped returns.
-        net_arch: hidden layer sizes after the observation encoder.
+        net_arch: hidden layer sizes after the observation encoder (empty: a linear head on its features).
         compact_images: keep image observations in float16 in the replay memory.
     """
 
@@ -183,7 +185,7 @@ class DQN(Agent):
             "optimizer": self.optimizer.state_dict(),
         }
 
-    def _load_state(self, state: dict[str, Any]) -> None:
-        self.q_network.load_state_dict(state["q_network"])
-        self.target_network.load_state_dict(state["target_network"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def _load_state(self, state: dict[str, Any], path: str | Path) -> None:
+        load_module_state(self.q_network, state.get("q_network"), path, "state.q_network")
+        load_module_state(self.target_network, state.get("target_network"), path, "state.target_network")
+        load_optimizer_state(self.optimizer, state.get("optimizer"), path, "state.optimizer")

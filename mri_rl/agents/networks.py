@@ -112,7 +112,8 @@ class ObservationEncoder(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """Q-values (B, A) from an observation, with an optional dueling head.
+    """Q-values (B, A) from an observation, with an optional dueling head; with no ``hidden``
+    layers the heads are linear in the encoder's features.
 
     Dueling: Q = V + A - mean(A) (Wang et al., "Dueling Network Architectures for Deep
     Reinforcement Learning", ICML 2016).
@@ -127,10 +128,11 @@ class QNetwork(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = ObservationEncoder(observation_space)
-        self.body = mlp([self.encoder.output_dim, *hidden], last_activation=True)
+        self.body = mlp([self.encoder.output_dim, *hidden], last_activation=True)  # no hidden: the identity
+        width = hidden[-1] if hidden else self.encoder.output_dim
         self.dueling = dueling
-        self.advantage = nn.Linear(hidden[-1], num_actions)
-        self.value = nn.Linear(hidden[-1], 1) if dueling else None
+        self.advantage = nn.Linear(width, num_actions)
+        self.value = nn.Linear(width, 1) if dueling else None
 
     def forward(self, obs: Observation) -> torch.Tensor:
         features = self.body(self.encoder(obs))

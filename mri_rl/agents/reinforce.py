@@ -15,6 +15,7 @@ the update; the subclasses say what is sampled and what the advantages are.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from mri_rl.agents.base import Agent, AgentSettings, Callback
 from mri_rl.agents.collect import Step
 from mri_rl.agents.networks import PolicyNetwork, masked_logits
+from mri_rl.checkpointing import load_module_state, load_optimizer_state
 
 
 @dataclass
@@ -149,9 +151,9 @@ class PolicyGradientAgent(Agent):
     def _state(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
 
-    def _load_state(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def _load_state(self, state: dict[str, Any], path: str | Path) -> None:
+        load_module_state(self.policy, state.get("policy"), path, "state.policy")
+        load_optimizer_state(self.optimizer, state.get("optimizer"), path, "state.optimizer")
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ class PolicyGradientSettings(AgentSettings):
         reuse_epochs: updates per batch; beyond the first, importance-weighted.
         max_importance_weight: truncation of the importance weights.
         max_grad_norm: gradient clipping threshold.
-        net_arch: hidden layer sizes after the observation encoder.
+        net_arch: hidden layer sizes after the observation encoder (empty: linear heads on its features).
     """
 
     learning_rate: float = field(default=1e-3, metadata={"above": 0})

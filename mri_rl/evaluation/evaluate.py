@@ -32,7 +32,7 @@ from gymnasium import spaces
 
 from mri_rl.agents import AGENTS
 from mri_rl.agents.base import read_agent_checkpoint
-from mri_rl.checkpointing import CheckpointError
+from mri_rl.checkpointing import entry_error
 from mri_rl.checks import check_int, check_number, resolve_device
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.data.splits import check_disjoint, check_split_folder
@@ -231,12 +231,13 @@ def load_agent(path: Path) -> Any:
     """An agent checkpoint of any algorithm, without an env.
 
     Raises:
-        ValueError: not an agent checkpoint, or of an unknown algorithm.
+        CheckpointError: not an agent checkpoint, of an unknown algorithm, or an entry that does not
+            make an agent (its record included: a dict of the provenance keys, or None).
     """
     checkpoint = read_agent_checkpoint(path)
     algorithm = checkpoint.get("algorithm")
-    if algorithm not in AGENTS:
-        raise CheckpointError(f"{path} holds an agent of unknown algorithm {algorithm!r}; known: {sorted(AGENTS)}")
+    if not isinstance(algorithm, str) or algorithm not in AGENTS:
+        raise entry_error(path, "algorithm", f"is {algorithm!r}, no known algorithm; known: {sorted(AGENTS)}")
     return AGENTS[algorithm].from_checkpoint(checkpoint, path)
 
 

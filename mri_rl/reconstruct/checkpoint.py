@@ -15,9 +15,17 @@ from typing import Any, cast
 
 import torch
 
-from mri_rl.checkpointing import CheckpointError, load_checkpoint, save_checkpoint
+from mri_rl.checkpointing import (
+    entry_error,
+    entry_errors,
+    load_checkpoint,
+    load_module_state,
+    save_checkpoint,
+    typed_entry,
+)
+from mri_rl.provenance import record_problem
 from mri_rl.reconstruct.base import Reconstructor
-from mri_rl.reconstruct.trainable import TrainableReconstructor
+from mri_rl.reconstruct.trainable import TrainableReconstructor, check_challenge, check_recon_size
 from mri_rl.reconstruct.unet import UnetReconstructor
 from mri_rl.reconstruct.varnet import VarNetReconstructor
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
@@ -54,29 +62,54 @@ def load_reconstructor(path: str | Path, map_location: str | torch.device = "cpu
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: not a verified reconstructor checkpoint (see
-            :func:`~mri_rl.checkpointing.read_checkpoint`: damaged, unsafe, non-finite
-            weights), an unknown kind, or weights that do not fit the recorded hyper-parameters.
+        CheckpointError: not a verified reconstructor checkpoint (see :func:`read_export`), or
+            hyper-parameters and weights that do not make the recorded kind; naming the entry.
     """
-    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, RECONSTRUCTOR_WEIGHTS, map_location)
-    kind = checkpoint.get("kind")
-    if kind not in TRAINABLE_KINDS:
-        raise CheckpointError(
-            f"checkpoint {path} holds a reconstructor of kind {kind!r}; known: {sorted(TRAINABLE_KINDS)}"
-        )
-    try:
-        model = TRAINABLE_KINDS[kind](
-            **checkpoint["hparams"], challenge=checkpoint["challenge"], recon_size=checkpoint["recon_size"]
-        )
-        model.load_state_dict(checkpoint["state_dict"])
-    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as error:
-        raise CheckpointError(f"checkpoint {path} is incompatible with the {kind} reconstructor: {error}") from None
+    checkpoint = read_export(path, map_location)
+    kind = checkpoint["kind"]
+    hparams = typed_entry(checkpoint, path, "hparams", dict)
+    with entry_errors(path, "hparams"):
+        model = TRAINABLE_KINDS[kind](**hparams, challenge=checkpoint["challenge"], recon_size=checkpoint["recon_size"])
+    load_module_state(model, typed_entry(checkpoint, path, "state_dict"), path, "state_dict")
     return model.eval()
 
 
+def read_export(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """An exported reconstructor checkpoint, read safely and verified
+    (:func:`~mri_rl.checkpointing.load_checkpoint`), with every entry but the weights checked:
+    ``version`` is :data:`CHECKPOINT_VERSION`, ``kind`` a trainable kind whose ``normalization``
+    it records, ``challenge`` one of :data:`~mri_rl.task.CHALLENGES`, ``recon_size`` two
+    positive integers or None, and ``record`` a record (:func:`~mri_rl.provenance.record_problem`) or None.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: as ``load_checkpoint``, or naming the entry that is wrong.
+    """
+    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, RECONSTRUCTOR_WEIGHTS, map_location)
+    version = typed_entry(checkpoint, path, "version")
+    if type(version) is not int or version != CHECKPOINT_VERSION:
+        raise entry_error(path, "version", f"is {version!r}; this version of mri_rl reads version {CHECKPOINT_VERSION}")
+    kind = typed_entry(checkpoint, path, "kind")
+    if not isinstance(kind, str) or kind not in TRAINABLE_KINDS:
+        raise entry_error(path, "kind", f"is {kind!r}, no reconstructor kind; known: {sorted(TRAINABLE_KINDS)}")
+    normalization = typed_entry(checkpoint, path, "normalization")
+    if normalization != TRAINABLE_KINDS[kind].normalization:
+        expected = TRAINABLE_KINDS[kind].normalization
+        raise entry_error(path, "normalization", f"is {normalization!r}; the {kind} reconstructor's is {expected!r}")
+    with entry_errors(path, "challenge"):
+        check_challenge(typed_entry(checkpoint, path, "challenge"))
+    with entry_errors(path, "recon_size"):
+        check_recon_size(typed_entry(checkpoint, path, "recon_size"))
+    problem = record_problem(checkpoint.get("record"))
+    if problem is not None:
+        raise entry_error(path, *problem)
+    return checkpoint
+
+
 def read_reconstructor_record(path: str | Path) -> dict[str, Any] | None:
-    """The record stored in an exported reconstructor (None for exports without one)."""
-    return load_checkpoint(path, CHECKPOINT_FORMAT, RECONSTRUCTOR_WEIGHTS).get("record")
+    """The record stored in an exported reconstructor (None for exports without one), from a
+    checked export (:func:`read_export`)."""
+    return read_export(path).get("record")
 
 
 def build_reconstructor(spec: str | Path | Reconstructor) -> Reconstructor:

@@ -20,7 +20,7 @@ from lightning_fabric.utilities.data import AttributeDict
 from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
 from torch.utils.data import DataLoader
 
-from mri_rl.checkpointing import CheckpointError, read_checkpoint, save_checkpoint
+from mri_rl.checkpointing import entry_errors, load_module_state, read_checkpoint, save_checkpoint, typed_entry
 from mri_rl.data import FastMRISliceDataset
 from mri_rl.metrics import image_metrics
 from mri_rl.reconstruct.checkpoint import TRAINABLE_KINDS
@@ -213,9 +213,8 @@ def load_module(path: str | Path) -> ReconstructionModule:
             the module.
     """
     checkpoint = read_checkpoint(path, LIGHTNING_WEIGHTS)
-    try:
-        module = ReconstructionModule(**checkpoint["hyper_parameters"])
-        module.load_state_dict(checkpoint["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"checkpoint {path} does not hold a reconstructor training module: {error}") from None
+    hyper_parameters = typed_entry(checkpoint, path, "hyper_parameters", dict)
+    with entry_errors(path, "hyper_parameters"):
+        module = ReconstructionModule(**hyper_parameters)
+    load_module_state(module, typed_entry(checkpoint, path, "state_dict"), path, "state_dict")
     return module

@@ -253,6 +253,19 @@ def test_save_load_round_trip(tmp_path, chain_factory, chain_observations):
     assert resumed.num_timesteps == 350
 
 
+@pytest.mark.parametrize("dueling", [False, True])
+def test_an_empty_net_arch_is_a_linear_head(tmp_path, chain_factory, chain_observations, dueling):
+    """net_arch=[]: no hidden layer, the Q-values (and the dueling value) are linear in the observation."""
+    agent = DQN(chain_factory(N), **{**CHAIN_HP, "net_arch": [], "dueling": dueling})
+    assert agent.settings.net_arch == () and not list(agent.q_network.body.parameters())
+    assert agent.q_network.advantage.in_features == N
+    agent.learn(200, progress_bar=False)
+    loaded = DQN.load(agent.save(tmp_path / "linear.pt"))
+    obs = chain_observations(N)
+    np.testing.assert_array_equal(q_values(loaded, obs), q_values(agent, obs))
+    assert loaded.settings.net_arch == () and loaded.settings.dueling is dueling
+
+
 def test_load_rejects_other_spaces_algorithms_and_files(tmp_path, chain_factory, masked_env_class):
     path = DQN(chain_factory(N), **CHAIN_HP).save(tmp_path / "dqn.pt")
     with pytest.raises(ValueError, match="observation space"):

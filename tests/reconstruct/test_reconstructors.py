@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import gymnasium as gym
@@ -25,6 +26,8 @@ from mri_rl.reconstruct import (
     zero_filled_image,
 )
 from mri_rl.reconstruct.checkpoint import CHECKPOINT_FORMAT
+from mri_rl.reconstruct.train import evaluate_reconstructor
+from mri_rl.reconstruct.training_masks import build_mask_samplers
 
 
 def read_volume(path: Path, challenge: str) -> tuple[torch.Tensor, np.ndarray]:
@@ -204,22 +207,39 @@ def test_wrong_kind_raises(tmp_path, exported_unet):
         load_reconstructor(path)
 
 
-@pytest.mark.parametrize("change", ["chans", "pool_layers", "missing_hparams", "unknown_hparam", "dropped_weight"])
+FIRST_WEIGHT = "unet.down_sample_layers.0.layers.0.weight"
+#: hparams or weights that do not fit each other: (change, the entry named, the problem stated).
+MISFITS = {
+    "chans": (lambda c: c["hparams"].update(chans=8), f"state_dict.{FIRST_WEIGHT}", "does not fit"),
+    "pool_layers": (lambda c: c["hparams"].update(num_pool_layers=3), "state_dict", "has other weights than the model"),
+    "missing_hparams": (lambda c: c.pop("hparams"), "hparams", None),
+    "unknown_hparam": (lambda c: c["hparams"].update(depth=3), "hparams", "is unusable (TypeError"),
+    "dropped_weight": (lambda c: c["state_dict"].pop(next(iter(c["state_dict"]))), "state_dict", "missing ['unet."),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("change", MISFITS)
 def test_state_dict_not_matching_hparams_raises(tmp_path, exported_unet, change):
+    damage, entry, problem = MISFITS[change]
     checkpoint = torch.load(exported_unet, weights_only=True)
-    if change == "chans":
-        checkpoint["hparams"]["chans"] = 8
-    elif change == "pool_layers":
-        checkpoint["hparams"]["num_pool_layers"] = 3
-    elif change == "missing_hparams":
-        del checkpoint["hparams"]
-    elif change == "unknown_hparam":
-        checkpoint["hparams"]["depth"] = 3
-    else:
-        checkpoint["state_dict"].pop(next(iter(checkpoint["state_dict"])))
+    damage(checkpoint)
     path = save_checkpoint(checkpoint, tmp_path / "bad.pt")
-    with pytest.raises(CheckpointError, match="incompatible"):
+    with pytest.raises(CheckpointError) as error:
         load_reconstructor(path)
+    named = f"checkpoint {path} has no entry '{entry}'" if problem is None else f"checkpoint {path}: entry '{entry}' "
+    assert str(error.value).startswith(named) and (problem is None or problem in str(error.value)), error.value
+
+
+@pytest.mark.parametrize("record", [3, "x", [], {"mri_rl_version": "0", "data": {"train": 3}}])
+def test_evaluating_an_export_with_a_bad_record_is_one_clear_error(tmp_path, singlecoil_root, record):
+    """eval-recon reads the export's record (its training data) before anything: a record that is no
+    record is refused there, naming the file and the entry, instead of failing as a dict later."""
+    path = export_reconstructor(tiny_unet(), tmp_path / "unet.pt", record)
+    masks = build_mask_samplers({"4x": {"kind": "random", "center_fractions": [0.08], "accelerations": [4]}})
+    with pytest.raises(
+        CheckpointError, match=rf"checkpoint {re.escape(str(path))}: entry 'record(\.data\.train)?' is "
+    ):
+        evaluate_reconstructor(path, singlecoil_root, "singlecoil", "val", masks)
 
 
 def test_checkpoint_recon_size_must_match_data(singlecoil_root, tmp_path):
