@@ -1,0 +1,117 @@
+"""The README's headline results: the quick start over data seeds and training seeds.
+
+For each data seed, the quick start runs once in full (data, reconstructor, agents,
+evaluation) with the first training seed; every further training seed retrains only the
+agents, on the same data with the same reconstructor, and evaluates them on the same test
+split (the baselines' rollouts do not depend on the agents' seed, so they are copied).
+It prints, per data seed:
+
+- the room for adaptivity: the greedy oracle's AUC minus low-to-high's (SSIM and PSNR);
+  the oracle is greedy with the ground truth, myopic, not an upper bound;
+- each learned policy's paired per-image difference against random, low-to-high and LBCS,
+  SSIM AUC and PSNR AUC, as mean ± std over training seeds, with the images it wins.
+
+    python scripts/headline_results.py --data-seeds 0 1 --training-seeds 0 1 2 \
+        --out runs/headline [--config quickstart]
+
+Every run resumes where it stopped, like the quick start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from mri_rl.configs import load_config
+from mri_rl.evaluation.evaluate import parse_policy_specs
+from mri_rl.evaluation.report import paired_differences, read_rows_csv
+from mri_rl.reconstruct.train import EXPORT_NAME
+from mri_rl.runs.quickstart import run_quickstart
+
+METRICS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB)"}
+REFERENCES = ("random", "lowtohigh", "lbcs")
+
+
+def prepare_seed_run(first: Path, run_dir: Path, baselines: list[str]) -> None:
+    """Give ``run_dir`` the first run's reconstructor and baseline rollouts (skipped stages)."""
+    (run_dir / "reconstructor").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(first / "reconstructor" / EXPORT_NAME, run_dir / "reconstructor" / EXPORT_NAME)
+    partial = run_dir / "evaluation" / "partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    for name in baselines:
+        for rollout in (first / "evaluation" / "partial").glob(f"{name}_seed*.csv*"):  # with their records
+            shutil.copy2(rollout, partial / rollout.name)
+
+
+def run_data_seed(args: argparse.Namespace, data_seed: int, baselines: list[str]) -> dict[int, list[dict]]:
+    """The quick start of every training seed on the data of ``data_seed``: rows of metrics.csv per seed."""
+    root = args.out / f"data{data_seed}"
+    first, *others = args.training_seeds
+    rows = {}
+    for seed in [first, *others]:
+        run_dir = root / f"seed{seed}"
+        if seed != first:
+            prepare_seed_run(root / f"seed{first}", run_dir, baselines)
+        overrides = [f"seed={seed}", f"data.seed={data_seed}", *args.set]
+        run_quickstart(run_dir, args.config, data=root / "data", progress=False, overrides=overrides)
+        rows[seed] = read_rows_csv(run_dir / "evaluation" / "metrics.csv")
+    return rows
+
+
+def room_line(rows: list[dict]) -> str:
+    """Oracle minus low-to-high, paired over images, for each metric."""
+    cells = []
+    for key in METRICS:
+        pair = paired_differences(rows, key)[("oracle", "lowtohigh")]
+        cells.append(f"{pair['mean']:+.4f} ({pair['wins']}/{pair['n']})")
+    return " | ".join(cells)
+
+
+def learned_table(rows: dict[int, list[dict]], learned: list[str]) -> list[str]:
+    """Markdown rows: a learned policy's paired differences against each reference, over training seeds."""
+    lines = [
+        "| policy | against | "
+        + " | ".join(f"{label}: mean ± std over seeds (images won)" for label in METRICS.values()),
+        "|---|---|" + "---|" * len(METRICS),
+    ]
+    pairs = {seed: {key: paired_differences(seed_rows, key) for key in METRICS} for seed, seed_rows in rows.items()}
+    for policy in learned:
+        for reference in REFERENCES:
+            cells = []
+            for key in METRICS:
+                found = [pairs[seed][key][(policy, reference)] for seed in rows]
+                means = np.array([pair["mean"] for pair in found])
+                wins = " ".join(f"{pair['wins']}/{pair['n']}" for pair in found)
+                std = means.std(ddof=1) if len(means) > 1 else 0.0
+                cells.append(f"{means.mean():+.4f} ± {std:.4f} ({wins})")
+            lines.append(f"| {policy} | {reference} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="quickstart", help="the quick start's config (a packaged name or a path)")
+    parser.add_argument("--data-seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--training-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
+    parser.add_argument("--out", type=Path, default=Path("runs/headline"))
+    args = parser.parse_args()
+
+    config, _ = load_config(args.config, args.set)
+    policies = [name for name, _ in parse_policy_specs(list(config["evaluation"]["policies"]))]
+    learned = list(config["agents"])
+    for data_seed in args.data_seeds:
+        rows = run_data_seed(args, data_seed, policies)
+        first = rows[args.training_seeds[0]]
+        print(f"\n## Data seed {data_seed}, training seeds {args.training_seeds}")
+        print("\nRoom for adaptivity, greedy oracle − low-to-high, paired (images won):")
+        print(f"| {' | '.join(METRICS.values())} |\n|---|---|\n| {room_line(first)} |")
+        print("\nLearned policies, paired per-image differences:")
+        print("\n".join(learned_table(rows, learned)))
+
+
+if __name__ == "__main__":
+    main()
