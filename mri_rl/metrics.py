@@ -1,17 +1,26 @@
 """Batched image-quality metrics with fastMRI's conventions.
 
-fastMRI (Zbontar et al., 2018) scores a reconstruction against its target with the data
-range set to the maximum of the target *volume* (the file's ``max`` attribute). All
-metrics here take that data range per image and work on whole batches in torch:
+fastMRI (Zbontar et al., "fastMRI: An Open Dataset and Benchmarks for Accelerated MRI", 2018)
+scores a reconstruction against its target with the data range set to the maximum of the
+target *volume* (the file's ``max`` attribute). All metrics here take that data range per
+image and work on whole batches in torch. Every one is scale-free: scaling a volume
+(k-space, target and ``max`` together) by any factor leaves it unchanged. SSIM is computed
+on the images divided by their data range, and the others from float64 norms divided by it
+(NMSE: by the target's norm), so no float32 square of a raw intensity is taken (those of a
+volume scaled by 1e30 overflow, those of one scaled by 1e-30 underflow):
 
 - ``mse``: mean squared error in units of the data range, ``mean((x̂ - x)²) / max²``
-  (so ``psnr = -10 log10(mse)``); scale-free across datasets.
-- ``nmse``: ``‖x̂ - x‖² / ‖x‖²`` per image.
+  (so ``psnr = -10 log10(mse)``): ``(‖x̂ - x‖ / max)² / pixels``, the norm in float64.
+- ``nmse``: ``‖x̂ - x‖² / ‖x‖²`` per image, ``(‖x̂ - x‖ / ‖x‖)²`` with float64 norms (it
+  needs no data range); undefined (inf) for an all-zero target, which
+  :func:`mri_rl.data.fastmri_files.inspect_volume` refuses.
 - ``psnr``: ``10 log10(max² / mean((x̂ - x)²))`` in dB, with the error floored at
   ``1e-20`` of the data range² (200 dB) so an exact reconstruction stays finite.
 - ``ssim``: the SSIM (Wang et al., IEEE TIP 2004) exactly as ``fastmri.evaluate.ssim``
   computes it through ``skimage.metrics.structural_similarity``: 7x7 uniform window,
-  K1 0.01, K2 0.03, sample covariance, mean over the valid (uncropped) window positions.
+  K1 0.01, K2 0.03, sample covariance, mean over the valid (uncropped) window positions;
+  in float32 on the images divided by the data range, so the constants ``(K L)²`` are those
+  of L = 1 (for L = 1e30 they would overflow float32).
   The local means come from box sums over unfolded windows, much faster than the five
   7x7 convolutions of ``fastmri.SSIMLoss``; this runs at every env step and look-ahead,
   so the target's own local statistics can be computed once and kept
@@ -48,17 +57,22 @@ class TargetStatistics(NamedTuple):
     Window sums stand for window means (n = 49 pixels), with the constants scaled to
     match, so no division is needed per reconstruction.
 
+    Everything is in units of the data range L (the target divided by L), so the constants
+    are those of L = 1 whatever the scale of the images.
+
     Attributes:
-        shift: (B, 1, 1) float32 mean of each target.
-        centred: (B, H, W) float32 target minus its mean.
+        scale: (B, 1, 1) float32 ``1 / L``: what the reconstructions are multiplied by.
+        shift: (B, 1, 1) float32 mean of each target / L.
+        centred: (B, H, W) float32 target / L minus its mean.
         local_sum: (B, H - 6, W - 6) 7x7 sums of ``centred``.
         local_sum_uncentred: the same for the target itself, ``local_sum + n shift``.
         mean_term: (B, H - 6, W - 6) ``n² (mu_x² + C1)`` (``mu_x`` the local mean).
         variance_term: (B, H - 6, W - 6) ``n sigma_x² + C2 (n - 1)``: the population
             variance, with the sample-covariance factor n/(n-1) moved onto C2.
-        c1, c2: (B, 1, 1) ``n² C1 = n² (K1 L)²`` and ``(n - 1) C2 = (n - 1) (K2 L)²`` for data range L.
+        c1, c2: (B, 1, 1) ``n² C1 = n² K1²`` and ``(n - 1) C2 = (n - 1) K2²`` (data range 1).
     """
 
+    scale: torch.Tensor
     shift: torch.Tensor
     centred: torch.Tensor
     local_sum: torch.Tensor
@@ -80,17 +94,24 @@ _WINDOW_PIXELS = SSIM_WINDOW**2
 def target_statistics(target: torch.Tensor, data_range: torch.Tensor) -> TargetStatistics:
     """:class:`TargetStatistics` of targets (B, H, W) with data ranges (B,)."""
     n = _WINDOW_PIXELS
-    shift = target.mean(dim=(-2, -1), keepdim=True).float()
-    centred = target.float() - shift
+    scale = inverse_range(data_range, target.device).float()
+    normalized = target.float() * scale
+    shift = normalized.mean(dim=(-2, -1), keepdim=True)
+    centred = normalized - shift
     local_sum, local_square_sum = box_sum(torch.stack([centred, centred * centred], dim=1), SSIM_WINDOW).unbind(dim=1)
-    data_range = data_range.float().to(target.device)[:, None, None]
-    c1 = n**2 * (SSIM_K1 * data_range) ** 2
-    c2 = (n - 1) * (SSIM_K2 * data_range) ** 2
+    c1 = torch.full_like(shift, n**2 * SSIM_K1**2)
+    c2 = torch.full_like(shift, (n - 1) * SSIM_K2**2)
     uncentred = local_sum + n * shift
     variance_term = local_square_sum.addcmul_(local_sum, local_sum, value=-1 / n).add_(c2)
     return TargetStatistics(
-        shift, centred, local_sum, uncentred, torch.addcmul(c1, uncentred, uncentred), variance_term, c1, c2
+        scale, shift, centred, local_sum, uncentred, torch.addcmul(c1, uncentred, uncentred), variance_term, c1, c2
     )
+
+
+def inverse_range(data_range: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``1 / data_range`` as float64 (B, 1, 1) on ``device``: what images are multiplied by to be
+    in units of their data range."""
+    return data_range.to(device=device, dtype=torch.float64).reciprocal()[:, None, None]
 
 
 def ssim(
@@ -101,11 +122,12 @@ def ssim(
 ) -> torch.Tensor:
     """Mean SSIM per image.
 
-    Computed in float32 on images shifted by the target's mean (the (co)variances are
-    shift-invariant and the shift is added back to the local means), which keeps the
-    cancellation in ``E[x²] - E[x]²`` small: agrees with ``fastmri.evaluate.ssim`` to
-    about 1e-6. It runs at every env step, so the arithmetic is in place, on window sums
-    (see :class:`TargetStatistics`).
+    Computed in float32 on images divided by the data range (SSIM with data range L of
+    images x, y is that with data range 1 of x / L, y / L) and shifted by the target's mean
+    (the (co)variances are shift-invariant and the shift is added back to the local means),
+    which keeps the cancellation in ``E[x²] - E[x]²`` small: agrees with
+    ``fastmri.evaluate.ssim`` to about 1e-6, whatever the scale of the images. It runs at
+    every env step, so the arithmetic is in place, on window sums (see :class:`TargetStatistics`).
 
     Args:
         reconstruction, target: (B, H, W), H and W at least 7.
@@ -118,9 +140,9 @@ def ssim(
     """
     if statistics is None:
         statistics = target_statistics(target, data_range)
-    shift, x, sum_x, sum_x_uncentred, mean_term, variance_term, c1, c2 = statistics
+    scale, shift, x, sum_x, sum_x_uncentred, mean_term, variance_term, c1, c2 = statistics
     n = _WINDOW_PIXELS
-    y = reconstruction.float() - shift
+    y = reconstruction.float() * scale - shift
     sum_y, variance_y, covariance = box_sum(torch.stack([y, y * y, x * y], dim=1), SSIM_WINDOW).unbind(dim=1)
     variance_y.addcmul_(sum_y, sum_y, value=-1 / n)  # n sigma_y²
     covariance.addcmul_(sum_x, sum_y, value=-1 / n)  # n sigma_xy
@@ -141,13 +163,16 @@ def _check_shapes(reconstruction: torch.Tensor, target: torch.Tensor) -> None:
 def _squared_error_metrics(
     reconstruction: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """mse, nmse, psnr; squares summed in float64."""
-    sum_squared_error = (reconstruction - target).pow(2).flatten(1).sum(dim=1, dtype=torch.float64)
-    data_range = data_range.double().to(target.device)
-    mse = sum_squared_error / target[0].numel() / data_range**2
+    """mse, nmse, psnr from the L2 norms of the error and of the target, in float64: each pixel
+    is squared in float64 (float32's range squared fits), then the norms are divided by the
+    data range (mse, psnr) or by each other (nmse), so the results are scale-free."""
+    pixels = (-2, -1)
+    error_norm = torch.linalg.vector_norm(reconstruction - target, dim=pixels, dtype=torch.float64)
+    target_norm = torch.linalg.vector_norm(target, dim=pixels, dtype=torch.float64)
+    mse = (error_norm / data_range.to(device=target.device, dtype=torch.float64)).square() / target[0].numel()
     return {
         "mse": mse,
-        "nmse": sum_squared_error / target.pow(2).flatten(1).sum(dim=1, dtype=torch.float64),
+        "nmse": (error_norm / target_norm).square(),
         "psnr": -10.0 * torch.log10(mse.clamp_min(_MSE_FLOOR)),
     }
 

@@ -84,6 +84,16 @@ BAD_KINDS: dict[str, str] = {
     "max_array": "'max' is array",
     "max_string": "'max' is",
     "zero_target_without_max": "all zero",
+    "max_far_above": "MAX_RANGE_FACTOR",
+    "max_uint64": "MAX_RANGE_FACTOR",
+    "scaled_up": "outside [1e-15, 1e+15]",
+    "scaled_down": "outside [1e-15, 1e+15]",
+    "heap_loop": "global heap collection",
+    "zero_target_slice_with_max": "all zero: NMSE",
+    "kspace_spike": "Parseval",
+    "tiny_slice_without_max": "its data range without 'max', outside [1e-15, 1e+15]",
+    "target_negative_spike": "below minus its data range",
+    "middle_slice_above_max": "below the target's maximum",
 }
 
 #: The ``max`` attribute each max_* kind writes.
@@ -95,11 +105,30 @@ MAX_VALUES = {
     "max_tiny": 1e-30,
     "max_array": np.array([1.0, 2.0]),
     "max_string": "large",
+    "max_far_above": 1e30,
+    "max_uint64": np.uint64(2**64 - 1),
 }
+
+#: The factor by which the scaled_* kinds scale k-space and target (and 'max' with them; tiny_slice_without_max:
+#: its slice, and no 'max').
+SCALES = {"scaled_up": 1e30, "scaled_down": 1e-30, "tiny_slice_without_max": 1e-30}
 
 #: Kinds whose problem is in one middle slice (kind -> that slice): the file passes construction
 #: without ``check_values`` and fails when the slice is read; "skip" keeps its other slices.
-SLICE_KINDS = {"nan": 1, "inf": 1, "nan_target": 1, "unreadable_chunk": 1, "zero_target_slice": 1}
+SLICE_KINDS = {
+    "nan": 1,
+    "inf": 1,
+    "nan_target": 1,
+    "unreadable_chunk": 1,
+    "zero_target_slice": 1,
+    "zero_target_slice_with_max": 1,
+    "kspace_spike": 1,
+    "tiny_slice_without_max": 1,
+    "target_negative_spike": 1,
+}
+#: Kinds whose problem is in slice 1 but a problem of the whole file: found at construction only by reading every
+#: slice (``check_values``, "skip", data check), else when slice 1 is read.
+CHECK_VALUES_KINDS = {"middle_slice_above_max": 1}
 #: zero_target_without_max: every slice lacks a data range; the first one read is slice 0.
 
 #: Declared sizes of the huge_* and too_many_slices kinds (chunked, nothing written: tiny files).
@@ -130,10 +159,8 @@ def make_bad_volume_file(
         path.write_bytes(np.random.default_rng(0).bytes(4096))
         return path
     copy_volume_file(src, path)
-    if kind == "truncated":
-        size = path.stat().st_size
-        with open(path, "r+b") as handle:
-            handle.truncate(size // 2)
+    if kind in _BYTE_DAMAGE:
+        _BYTE_DAMAGE[kind](path)
         return path
     with h5py.File(path, "r+") as hf:
         if kind in MAX_VALUES:
@@ -141,6 +168,30 @@ def make_bad_volume_file(
         else:
             _DAMAGE[kind](hf, TARGET_KEYS[challenge], kind)
     return path
+
+
+def _truncate(path: Path) -> None:
+    """The file cut to half its size."""
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.truncate(size // 2)
+
+
+def _zero_heap_free_space(path: Path) -> None:
+    """The free-space object of the file's global heap collection (which holds its string attributes) given
+    size 0, so that HDF5 loops forever parsing it: what 9 random bytes at offset 20665 of a ``singlecoil_volume``
+    did (object headers: 2-byte index, 2-byte count, 4 reserved bytes, 8-byte size; the free space has index 0)."""
+    data = bytearray(path.read_bytes())
+    position = data.index(b"GCOL") + 16
+    while int.from_bytes(data[position : position + 2], "little") != 0:
+        size = int.from_bytes(data[position + 8 : position + 16], "little")
+        position += 16 + -(-size // 8) * 8
+    data[position + 8 : position + 16] = bytes(8)
+    path.write_bytes(bytes(data))
+
+
+#: Kinds made by damaging the bytes of the copy.
+_BYTE_DAMAGE: dict[str, Callable[[Path], None]] = {"truncated": _truncate, "heap_loop": _zero_heap_free_space}
 
 
 def _replace(hf: h5py.File, key: str, value: Any) -> None:
@@ -194,6 +245,17 @@ def _non_finite(hf: h5py.File, target_key: str, kind: str) -> None:
     dataset[(SLICE_KINDS[kind],) + (0,) * (dataset.ndim - 1)] = np.inf if kind == "inf" else np.nan
 
 
+def _scale(hf: h5py.File, target_key: str, kind: str) -> None:
+    """K-space and target (of the kind's slice, or all) multiplied by SCALES[kind]; 'max' with them, or deleted."""
+    index = SLICE_KINDS.get(kind, slice(None))
+    for key in ("kspace", target_key):
+        hf[key][index] = hf[key][index] * SCALES[kind]
+    if kind.endswith("without_max"):
+        del hf.attrs["max"]
+    else:
+        hf.attrs["max"] = float(np.max(hf[target_key][()]))
+
+
 def _unreadable_chunk(hf: h5py.File, target_key: str, kind: str) -> None:
     """The k-space rewritten gzip-compressed, one chunk per slice, with garbage in slice 1's chunk."""
     kspace = hf["kspace"][()]
@@ -202,7 +264,7 @@ def _unreadable_chunk(hf: h5py.File, target_key: str, kind: str) -> None:
     dataset.id.write_direct_chunk((SLICE_KINDS[kind],) + (0,) * (kspace.ndim - 1), b"not gzip data" * 8)
 
 
-#: How each kind (besides not_hdf5, truncated and the max_* ones) damages an open copy: (hf, target key, kind).
+#: How each kind (besides not_hdf5, the _BYTE_DAMAGE and the max_* ones) damages an open copy: (hf, target key, kind).
 _DAMAGE: dict[str, Callable[[h5py.File, str, str], None]] = {
     "no_kspace": lambda hf, target_key, kind: hf.__delitem__("kspace"),
     "float_kspace": lambda hf, target_key, kind: _replace(hf, "kspace", np.abs(hf["kspace"][()]).astype(np.float32)),
@@ -236,6 +298,15 @@ _DAMAGE: dict[str, Callable[[h5py.File, str, str], None]] = {
     "inf": _non_finite,
     "nan_target": _non_finite,
     "unreadable_chunk": _unreadable_chunk,
+    "scaled_up": _scale,
+    "scaled_down": _scale,
+    "tiny_slice_without_max": _scale,
+    "zero_target_slice_with_max": lambda hf, target_key, kind: hf[target_key].__setitem__(SLICE_KINDS[kind], 0.0),
+    "kspace_spike": lambda hf, target_key, kind: hf["kspace"].__setitem__((SLICE_KINDS[kind], ..., 5, 5), 1.7e28),
+    "target_negative_spike": lambda hf, target_key, kind: hf[target_key].__setitem__((SLICE_KINDS[kind], 0, 0), -7e9),
+    "middle_slice_above_max": lambda hf, target_key, kind: hf[target_key].__setitem__(
+        CHECK_VALUES_KINDS[kind], hf[target_key][CHECK_VALUES_KINDS[kind]] * 1e10
+    ),
 }
 
 

@@ -90,6 +90,8 @@ def test_synth_is_reproducible(tmp_path):
         (["--padding", "8"], "padding"),
         (["--size", "4"], "size"),
         (["--striation", "-0.5"], "striation"),
+        (["--striation", "1e308"], "striation: expected a number in [0, 10]"),
+        (["--noise", "1e308"], "noise_level: expected a number in [0, 10]"),
     ],
 )
 def test_synth_invalid_arguments_fail_cleanly(tmp_path, capsys, args, keyword):

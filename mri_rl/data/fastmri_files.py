@@ -14,10 +14,13 @@ with ``on_bad_file="skip"``, the bad file or just its bad slices are skipped wit
 
 from __future__ import annotations
 
+import io
 import math
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,26 @@ BAD_FILE_POLICIES = ("raise", "skip")
 MAX_SLICE_BYTES = 2 * 2**30
 #: Most slices a volume may declare (fastMRI volumes have at most about 50; every slice is one sample).
 MAX_SLICES = 10_000
+#: How far above the target's maximum (over the slices read) the ``max`` attribute may lie. fastMRI's ``max`` is
+#: the volume's own maximum, and the first and last slices, all that the default reader reads, are often dimmer
+#: than the middle ones: a factor of 1000 leaves room for that. A larger ``max`` is damage (1e30, an integer's
+#: largest value): as the data range of SSIM and PSNR it would make every reconstruction score alike (SSIM ~ 1).
+MAX_RANGE_FACTOR = 1e3
+#: Relative tolerance of the target's values against the data range (float32 rounding of a stored ``max``).
+MAX_TOLERANCE = 1e-3
+_ROLE = "it must be the volume's maximum (the data range of the metrics)"
+#: The data ranges (``max``, else each target slice's maximum) accepted. Reconstructions and metrics square
+#: intensities in float32 (|IFFT| and root-sum-of-squares, SSIM's local moments): within these bounds
+#: the squares of values up to the data range, summed over up to ~1e7 pixels, stay between float32's smallest
+#: normal number (1.2e-38) and its largest (3.4e38), with 8 orders of magnitude to spare below. fastMRI's
+#: data ranges are about 1e-4 (knee) to 1e-3 (brain); imported images up to ~1e4.
+MIN_DATA_RANGE, MAX_DATA_RANGE = 1e-15, 1e15
+#: How far above the Parseval bound a k-space value may lie. With fastMRI's orthonormal FFT, a k-space sample is
+#: at most the L2 norm of its image, itself at most (largest pixel) x sqrt(pixels); the target (the centre crop,
+#: or the root-sum-of-squares over the coils) is bounded by the data range, so for a consistent file every sample
+#: satisfies ``|k| <= data range x sqrt(rows x cols x coils)``. The factor covers image outside the target's crop
+#: (the 2x oversampled readout) and noise; a larger value is a corrupt sample (e.g. 1.7e28 in a 1e-4 volume).
+KSPACE_BOUND_FACTOR = 100.0
 
 
 class FastMRIDataError(ValueError):
@@ -119,10 +142,14 @@ def inspect_volume(
     mri_rl and fastmri's own ``SliceDataset`` parsing read alike, with padding inside the
     k-space; that the target (when present or ``require_target``) is a float dataset of one
     (recon x, recon y) image per slice, as the header's reconSpace says; and that ``mask``, if
-    any, is a small readable dataset. Then it reads the first and last slices (every slice
-    with ``check_values``): each must be readable and finite, and without a ``max`` attribute
-    each target slice needs a positive value (its data range). Last, ``max`` must be one
-    positive finite number not below the target slices read.
+    any, is a small readable dataset; and that the HDF5 global heap, where variable-length
+    strings such as the file's string attributes live, is sound before anything reads from it
+    (:func:`global_heap_problem`). Then it reads the first and last slices (every slice with
+    ``check_values``), each checked by :func:`slice_problem`: readable, finite, a target that is
+    not all zero, a data range within [:data:`MIN_DATA_RANGE`, :data:`MAX_DATA_RANGE`] and no
+    k-space value above the Parseval bound (:data:`KSPACE_BOUND_FACTOR`). Last, ``max`` must be
+    one positive finite number within those bounds, not below the target slices read and at
+    most :data:`MAX_RANGE_FACTOR` times their maximum.
 
     Args:
         keep_bad_slices: a problem within one slice goes into ``bad_slices`` instead of being
@@ -148,12 +175,15 @@ def _inspect_open_volume(
     hf: h5py.File, path: Path, challenge: str, require_target: bool, check_values: bool, keep_bad_slices: bool
 ) -> VolumeInfo:
     """:func:`inspect_volume` of an open file."""
+    _check_global_heaps(hf, path)
     kspace = _checked_kspace(hf, path, challenge)
     geometry = _checked_geometry(hf, path, kspace.shape[-1])
     metadata = _fastmri_metadata(path, geometry)
     target = _checked_target(hf, path, challenge, kspace.shape[0], geometry, require_target)
     _check_mask(hf, path)
-    bad_slices, peak = _check_slices(path, kspace, target, check_values, "max" not in hf.attrs, keep_bad_slices)
+    max_value = _max_attribute(hf, path)
+    bad_slices, peak = _check_slices(path, kspace, target, check_values, max_value, keep_bad_slices)
+    _check_max_against_targets(path, max_value, peak)
     return VolumeInfo(
         path=path,
         num_slices=int(kspace.shape[0]),
@@ -161,7 +191,7 @@ def _inspect_open_volume(
         num_coils=1 if challenge == "singlecoil" else int(kspace.shape[1]),
         geometry=geometry,
         has_target=target is not None,
-        max_value=_checked_max(hf, path, peak),
+        max_value=max_value,
         bad_slices=tuple(bad_slices),
         fastmri_metadata=metadata,
     )
@@ -193,6 +223,144 @@ def _check_size(path: Path, dataset: h5py.Dataset, per_slice: bool = True) -> No
             f"'{_name(dataset)}' declares {what} {shape} {dataset.dtype}, {nbytes / 2**30:.1f} GiB{each}; "
             f"the limit is {MAX_SLICE_BYTES / 2**30:g} GiB (MAX_SLICE_BYTES): a damaged file?",
         )
+
+
+#: HDF5 global heap collections (HDF5 File Format Specification, version 0-3, section III.E "Global Heap"):
+#: signature, version, and the minimum collection size. Variable-length strings (h5py writes str attributes
+#: so, as fastMRI's 'acquisition' and 'patient_id') live in them.
+_HEAP_SIGNATURE, _HEAP_VERSION, _HEAP_MIN_SIZE = b"GCOL", 1, 4096
+_LENGTH_FORMATS = {2: "H", 4: "I", 8: "Q"}
+
+
+def global_heap_problem(collection: bytes, length_size: int = 8) -> str | None:
+    """What is wrong with one HDF5 global heap collection, or None.
+
+    Walks its objects as HDF5's ``H5HG__cache_heap_deserialize`` does: each object header is a
+    2-byte index, 2-byte reference count, 4 reserved bytes and the object's size (``length_size``
+    bytes); an object (index > 0) takes its header plus its size rounded up to 8 bytes; the free
+    space (index 0) takes its size, header included. HDF5 does not check these sizes: an object
+    that takes no bytes makes it loop forever (a file that hangs every reader), one past the
+    collection's end makes it read outside it.
+
+    Args:
+        collection: the whole collection, from its signature to its declared size.
+        length_size: the file's "size of lengths" (8 unless the file was made otherwise).
+    """
+    header_size = 8 + length_size
+    object_header = struct.Struct("<HHI" + _LENGTH_FORMATS[length_size])
+    end, position = len(collection), header_size
+    while position + object_header.size <= end:
+        index, _, _, size = object_header.unpack_from(collection, position)
+        need = object_header.size + -(-size // 8) * 8 if index else size
+        if need < object_header.size or position + need > end:
+            return (
+                f"object {index} at byte {position} of the collection declares {size} bytes, which "
+                f"{'do not hold its own header' if need < object_header.size else 'run past its end'} "
+                f"(collection of {end} bytes)"
+            )
+        position += need
+    return None
+
+
+class _DamagedGlobalHeap(OSError):
+    """A global heap collection that HDF5 was about to parse is damaged."""
+
+
+class _HeapCheckingReader(io.RawIOBase):
+    """A read-only file for h5py's ``fileobj`` driver that checks, with :func:`global_heap_problem`,
+    every global heap collection whose signature appears in what HDF5 reads, before HDF5 parses it
+    (raising :class:`_DamagedGlobalHeap`, which h5py passes on)."""
+
+    def __init__(self, handle: io.BufferedReader, length_size: int) -> None:
+        super().__init__()
+        self._handle = handle
+        self._length = struct.Struct("<" + _LENGTH_FORMATS[length_size])
+        self._length_size = length_size
+        self._file_size = handle.seek(0, io.SEEK_END)
+        self._checked: set[int] = set()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        """Read as a file does, after checking the collections whose signature is in the bytes read (or
+        starts in the 3 bytes before them: a signature split across two reads is seen in the later)."""
+        start = self._handle.tell()
+        count = self._handle.readinto(buffer)
+        lead = min(len(_HEAP_SIGNATURE) - 1, start)
+        self._handle.seek(start - lead)
+        data = self._handle.read(lead) + bytes(memoryview(buffer)[:count])
+        found = data.find(_HEAP_SIGNATURE)
+        while found >= 0:
+            self._check_collection(start - lead + found)
+            found = data.find(_HEAP_SIGNATURE, found + 1)
+        self._handle.seek(start + count)
+        return count
+
+    def _check_collection(self, address: int) -> None:
+        """Check the collection at ``address``, if the bytes there are one (version 1, a size that fits the file)."""
+        if address in self._checked:
+            return
+        self._handle.seek(address)
+        header = self._handle.read(8 + self._length_size)
+        if len(header) < 8 + self._length_size or header[4:8] != bytes([_HEAP_VERSION, 0, 0, 0]):
+            return
+        (size,) = self._length.unpack_from(header, 8)
+        if not _HEAP_MIN_SIZE <= size <= self._file_size - address:
+            return  # not a collection HDF5 could read whole: it fails on its own
+        self._handle.seek(address)
+        problem = global_heap_problem(self._handle.read(size), self._length_size)
+        if problem is not None:
+            raise _DamagedGlobalHeap(f"HDF5 global heap collection at byte {address} is damaged: {problem}")
+        self._checked.add(address)
+
+
+def _check_global_heaps(hf: h5py.File, path: Path) -> None:
+    """Read what lives in the global heap (the root's attributes, which fastmri reads with every slice, and a
+    variable-length ``ismrmrd_header``) through :class:`_HeapCheckingReader`, so that a damaged collection
+    is refused instead of hanging HDF5 (found by random byte overwrites). A file without global heap, or
+    with another damage, passes here: the checks that follow report it as before."""
+    length_size = hf.id.get_create_plist().get_sizes()[1]
+    if length_size not in _LENGTH_FORMATS:
+        return
+    with open(path, "rb") as handle, _HeapCheckingReader(handle, length_size) as reader:
+        try:
+            with h5py.File(reader, "r") as checked:
+                _read_heap_values(checked)
+        except _DamagedGlobalHeap as error:
+            raise FastMRIDataError(path, f"{error}: a damaged file, which HDF5 would loop on or read past") from None
+        except Exception:  # any other damage: left to the validation that follows, which names it
+            return
+
+
+def _read_heap_values(hf: h5py.File) -> None:
+    """Read every root attribute and a variable-length ``ismrmrd_header``; errors other than
+    :class:`_DamagedGlobalHeap` are passed over (each value is read on its own)."""
+
+    def read_header() -> None:
+        header = hf["ismrmrd_header"]
+        if header.dtype.kind == "O":
+            header[()]
+
+    readers: list[Callable[[], object]] = [partial(hf.attrs.__getitem__, name) for name in hf.attrs]
+    if isinstance(hf.get("ismrmrd_header", getlink=True), h5py.HardLink):
+        readers.append(read_header)
+    for read in readers:
+        try:
+            read()
+        except _DamagedGlobalHeap:
+            raise
+        except Exception:  # not heap damage: the validation that follows reports it
+            continue
 
 
 def _checked_kspace(hf: h5py.File, path: Path, challenge: str) -> h5py.Dataset:
@@ -303,14 +471,18 @@ def _check_mask(hf: h5py.File, path: Path) -> None:
         raise FastMRIDataError(path, f"cannot read 'mask' (truncated file or damaged chunk?): {error}") from None
 
 
-def slice_problem(kspace: np.ndarray, target: np.ndarray | None, target_key: str, needs_range: bool) -> str | None:
-    """What is wrong with one read slice, or None.
+def slice_problem(
+    kspace: np.ndarray, target: np.ndarray | None, target_key: str, max_value: float | None
+) -> str | None:
+    """What is wrong with one read slice, or None: the slice checks of :func:`inspect_volume`
+    (and of the reader, for the slices it did not read).
 
     Args:
         kspace: complex, (rows, cols) or (coils, rows, cols).
         target: float (rows, cols), or None.
         target_key: the target's dataset name, for the message.
-        needs_range: no ``max`` attribute: the target's own maximum is the data range and must be positive.
+        max_value: the ``max`` attribute; None: the target's own maximum is the data range and must be
+            positive and within [:data:`MIN_DATA_RANGE`, :data:`MAX_DATA_RANGE`].
     """
     if not np.isfinite(kspace).all():
         return "'kspace' contains NaN or Inf"
@@ -318,9 +490,57 @@ def slice_problem(kspace: np.ndarray, target: np.ndarray | None, target_key: str
         return None
     if not np.isfinite(target).all():
         return f"'{target_key}' contains NaN or Inf"
-    if needs_range and not target.max() > 0:
-        return f"'{target_key}' has no positive value (all zero?) and there is no 'max' attribute: no data range"
-    return None
+    peak = float(target.max())
+    if max_value is None:
+        if not peak > 0:
+            return f"'{target_key}' has no positive value (all zero?) and there is no 'max' attribute: no data range"
+        problem = data_range_problem(peak, f"'{target_key}' has maximum {peak:g}, its data range without 'max'")
+        if problem is not None:
+            return problem
+    if not target.any():
+        return f"'{target_key}' is all zero: NMSE = ||x - target||^2 / ||target||^2 is undefined"
+    # a 'max' below the target's maximum is refused on its own; the larger is the generous scale here
+    scale = max(peak, max_value or 0.0)
+    lowest = float(target.min())
+    if lowest < -(1 + MAX_TOLERANCE) * scale:
+        return (
+            f"'{target_key}' has a value of {lowest:g}, below minus its data range {scale:g}: fastMRI targets are "
+            "magnitude images, within the data range"
+        )
+    return _kspace_bound_problem(kspace, scale)
+
+
+def data_range_problem(value: float, what: str) -> str | None:
+    """Why ``value`` cannot be a data range (outside [:data:`MIN_DATA_RANGE`, :data:`MAX_DATA_RANGE`]), or None.
+
+    Args:
+        what: the start of the message, naming where the value comes from.
+    """
+    if MIN_DATA_RANGE <= value <= MAX_DATA_RANGE:
+        return None
+    return (
+        f"{what}, outside [{MIN_DATA_RANGE:g}, {MAX_DATA_RANGE:g}] (MIN_DATA_RANGE, MAX_DATA_RANGE): "
+        "float32 squares of such intensities under- or overflow; rescale the volume"
+    )
+
+
+def _kspace_bound_problem(kspace: np.ndarray, data_range: float) -> str | None:
+    """A k-space value above :data:`KSPACE_BOUND_FACTOR` times the Parseval bound
+    ``data_range x sqrt(rows x cols x coils)``, or None.
+
+    The real and imaginary parts are compared (each at most the magnitude, so a consistent
+    file passes; no float32 overflow in computing a magnitude).
+    """
+    largest = float(max(np.abs(kspace.real).max(), np.abs(kspace.imag).max()))
+    samples = int(kspace.size)
+    bound = KSPACE_BOUND_FACTOR * data_range * math.sqrt(samples)
+    if largest <= bound:
+        return None
+    return (
+        f"'kspace' holds a value of magnitude {largest:.3g}, above {bound:.3g} = {KSPACE_BOUND_FACTOR:g} x the data "
+        f"range {data_range:.3g} x sqrt({samples} samples): by Parseval's theorem no k-space sample of an image "
+        "within the data range exceeds data range x sqrt(samples) (a corrupt value?)"
+    )
 
 
 def _check_slices(
@@ -328,10 +548,10 @@ def _check_slices(
     kspace: h5py.Dataset,
     target: h5py.Dataset | None,
     check_values: bool,
-    needs_range: bool,
+    max_value: float | None,
     keep_going: bool,
 ) -> tuple[list[FastMRIDataError], float | None]:
-    """Read and check the first and last slices (every slice with ``check_values``).
+    """Read and check the first and last slices (every slice with ``check_values``) by :func:`slice_problem`.
 
     Returns:
         (the bad slices, raised at the first unless ``keep_going``; the largest target value
@@ -344,7 +564,7 @@ def _check_slices(
         try:
             kspace_slice = _read_slice(path, kspace, index)
             target_slice = None if target is None else _read_slice(path, target, index)
-            problem = slice_problem(kspace_slice, target_slice, _name(target), needs_range)
+            problem = slice_problem(kspace_slice, target_slice, _name(target), max_value)
             if problem is not None:
                 raise FastMRIDataError(path, problem, index)
         except FastMRIDataError as error:
@@ -372,9 +592,8 @@ def _read_slice(path: Path, dataset: h5py.Dataset, index: int) -> np.ndarray:
         ) from None
 
 
-def _checked_max(hf: h5py.File, path: Path, peak: float | None) -> float | None:
-    """The ``max`` attribute, the data range of every metric: one positive finite number, not
-    below ``peak`` (the largest target value of the slices read); None when absent."""
+def _max_attribute(hf: h5py.File, path: Path) -> float | None:
+    """The ``max`` attribute, the data range of every metric: one positive finite number; None when absent."""
     if "max" not in hf.attrs:
         return None
     raw = hf.attrs["max"]
@@ -385,13 +604,38 @@ def _checked_max(hf: h5py.File, path: Path, peak: float | None) -> float | None:
     number = float(value)
     if not (np.isfinite(number) and number > 0):
         raise FastMRIDataError(path, f"attribute 'max' is {number}; {expected}")
-    if peak is not None and peak > number * (1 + 1e-3):
-        raise FastMRIDataError(
-            path,
-            f"attribute 'max' is {number:g}, below the target's maximum {peak:g}; it "
-            "must be the volume's maximum (the data range of the metrics)",
-        )
     return number
+
+
+def _check_max_against_targets(path: Path, max_value: float | None, peak: float | None) -> None:
+    """``max`` must be the volume's maximum: not below ``peak`` (the largest target value of the
+    good slices read), at most :data:`MAX_RANGE_FACTOR` times it, and a usable data range."""
+    if max_value is None:
+        return
+    problem = None if peak is None else _max_against_peak_problem(max_value, peak)
+    problem = problem or data_range_problem(max_value, f"attribute 'max' is {max_value:g}")
+    if problem is not None:
+        raise FastMRIDataError(path, problem)
+
+
+def _max_against_peak_problem(max_value: float, peak: float) -> str | None:
+    """What is wrong with ``max`` given the largest target value ``peak`` of the slices read, or None."""
+    if peak <= 0:
+        return f"attribute 'max' is {max_value:g}, but the target has no positive value (maximum {peak:g}); {_ROLE}"
+    if max_value > MAX_RANGE_FACTOR * peak:
+        return (
+            f"attribute 'max' is {max_value:g}, more than {MAX_RANGE_FACTOR:g} (MAX_RANGE_FACTOR) times the target's "
+            f"maximum {peak:g}; {_ROLE}: with it every reconstruction would score alike"
+        )
+    return max_below_target_problem(max_value, peak)
+
+
+def max_below_target_problem(max_value: float, peak: float) -> str | None:
+    """A ``max`` attribute below ``peak``, a target maximum (beyond :data:`MAX_TOLERANCE`), or None: checked
+    over the slices :func:`inspect_volume` reads, and by the reader on each slice it reads later."""
+    if peak <= max_value * (1 + MAX_TOLERANCE):
+        return None
+    return f"attribute 'max' is {max_value:g}, below the target's maximum {peak:g}; {_ROLE}"
 
 
 def list_volumes(folder: str | Path) -> list[Path]:
@@ -571,7 +815,9 @@ class FastMRISliceDataset(SliceDataset):
         except (OSError, RuntimeError, KeyError) as error:
             reason = f"cannot read the slice (truncated file or damaged chunk?): {error}"
             raise FastMRIDataError(fname, reason, slice_index) from None
-        problem = slice_problem(kspace, target, self.recons_key, needs_range=info.max_value is None)
+        problem = slice_problem(kspace, target, self.recons_key, info.max_value)
+        if problem is None and target is not None and info.max_value is not None:
+            problem = max_below_target_problem(info.max_value, float(target.max()))
         if problem is not None:
             raise FastMRIDataError(fname, problem, slice_index)
         metadata = SliceMetadata(

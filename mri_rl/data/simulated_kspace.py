@@ -44,6 +44,22 @@ from mri_rl.task import DEFAULT_TASK
 
 #: Relative weights of the smooth phase's terms: constant, u, v, u*v, u^2, v^2, slice depth.
 PHASE_WEIGHTS = np.array([np.pi, 1.0, 1.0, 0.5, 0.5, 0.5, 1.0])
+#: Largest ``noise_level`` (k-space noise std relative to the largest image magnitude): at 10 the image is
+#: already buried in noise; far larger values (1e308) overflow complex64 and write non-finite k-space.
+MAX_NOISE_LEVEL = 10.0
+
+
+def check_relative_amplitude(name: str, value: Any, maximum: float, meaning: str) -> float:
+    """``value`` as a float in [0, ``maximum``].
+
+    Raises:
+        ValueError: not a finite number >= 0 (:func:`mri_rl.checks.check_number`'s message), or
+            ``"{name}: expected a number in [0, {maximum}] ({meaning}), got {value}"``.
+    """
+    number = check_number(name, value, 0)
+    if number > maximum:
+        raise ValueError(f"{name}: expected a number in [0, {maximum:g}] ({meaning}), got {number:g}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -57,7 +73,8 @@ class SimulationSpec:
         kspace_width: phase-encode columns W of the k-space (default N).
         padding: zero-filled phase-encode columns on each side, recorded in the header.
         num_coils: receiver coils for multicoil (ignored for singlecoil).
-        noise_level: k-space noise standard deviation relative to the largest image magnitude.
+        noise_level: k-space noise standard deviation relative to the largest image magnitude,
+            at most :data:`MAX_NOISE_LEVEL`.
     """
 
     challenge: str = DEFAULT_TASK.challenge
@@ -82,7 +99,9 @@ class SimulationSpec:
                 self.num_coils,
                 2 if self.challenge == "multicoil" else 1,
             ),
-            "noise_level": check_number("noise_level", self.noise_level, 0),
+            "noise_level": check_relative_amplitude(
+                "noise_level", self.noise_level, MAX_NOISE_LEVEL, "k-space noise std relative to the image maximum"
+            ),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -190,6 +209,10 @@ def acquire(images: np.ndarray, spec: SimulationSpec, rng: np.random.Generator) 
         kspace: complex64 of the images' shape, centred orthonormal FFT plus complex Gaussian noise of
             std ``noise_level * max|images|``, zero outside ``[padding, W - padding)``.
         target: float32 (slices, N, N), :func:`target_from_kspace` of the stored k-space.
+
+    Raises:
+        ValueError: the k-space or target is not finite (image values beyond float32's range), which
+            no file may be written with.
     """
     kspace = fft2c(torch.from_numpy(images)).numpy()
     noise_std = spec.noise_level * np.abs(images).max()
@@ -197,8 +220,16 @@ def acquire(images: np.ndarray, spec: SimulationSpec, rng: np.random.Generator) 
     geometry = spec.geometry
     kspace[..., : geometry.padding_left] = 0
     kspace[..., geometry.padding_right :] = 0
-    kspace = kspace.astype(np.complex64)
-    return kspace, target_from_kspace(kspace, spec.challenge, (spec.size, spec.size))
+    with np.errstate(over="ignore", invalid="ignore"):  # refused below
+        kspace = kspace.astype(np.complex64)
+    target = target_from_kspace(kspace, spec.challenge, (spec.size, spec.size))
+    if not (np.isfinite(kspace).all() and np.isfinite(target).all()):
+        largest = float(np.abs(images).max())
+        raise ValueError(
+            f"the simulated k-space or target is not finite (largest image magnitude {largest:g}, noise_level "
+            f"{spec.noise_level:g}): values beyond float32's range; refusing to write it"
+        )
+    return kspace, target
 
 
 def simulate_kspace(

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from mri_rl.checks import check_number
 from mri_rl.data.simulated_kspace import (
     SimulationSpec,
     acquire,
+    check_relative_amplitude,
     draw_phase_coefficients,
     draw_sensitivities,
     encoded_coordinates,
@@ -41,6 +41,9 @@ from mri_rl.data.simulated_kspace import (
 from mri_rl.task import DEFAULT_TASK
 
 SETTINGS_FILE = "{challenge}_synthetic_settings.json"
+#: Largest ``striation`` (amplitude relative to the phantom, whose texture is 0.1): at 10 the stripes swamp the
+#: anatomy; far larger values (1e308) overflow and write non-finite k-space.
+MAX_STRIATION = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ class SyntheticSpec(SimulationSpec):
         kspace_width: phase-encode columns W of the k-space (default N).
         padding: zero-filled phase-encode columns on each side, recorded in the header.
         num_coils: receiver coils for multicoil (ignored for singlecoil).
-        noise_level: k-space noise standard deviation relative to the image scale.
-        striation: relative amplitude of the oriented striation (0 turns it off).
+        noise_level: k-space noise standard deviation relative to the image scale (at most 10).
+        striation: relative amplitude of the oriented striation (0 turns it off), at most :data:`MAX_STRIATION`.
     """
 
     num_slices: int = 8
@@ -65,7 +68,10 @@ class SyntheticSpec(SimulationSpec):
         if self.num_slices is None:
             raise ValueError("num_slices: expected an integer >= 1 (slices per synthetic volume), got None")
         super().__post_init__()
-        object.__setattr__(self, "striation", check_number("striation", self.striation, 0))
+        striation = check_relative_amplitude(
+            "striation", self.striation, MAX_STRIATION, "amplitude of the stripes relative to the phantom"
+        )
+        object.__setattr__(self, "striation", striation)
 
 
 def _ellipsoids(

@@ -16,6 +16,7 @@ from mri_rl.data.fastmri_files import (
     FastMRIDataError,
     FastMRISliceDataset,
     KspaceSlice,
+    global_heap_problem,
     inspect_volume,
     list_volumes,
     resolve_split_folder,
@@ -206,9 +207,36 @@ BAD_KINDS_IN_DATASET = [
     "max_array",
     "max_string",
     "zero_target_without_max",
+    "max_far_above",
+    "max_uint64",
+    "scaled_up",
+    "scaled_down",
+    "heap_loop",
 ]
 #: Bad kinds whose problem is in the middle slice 1 (conftest's SLICE_KINDS).
-BAD_SLICE_KINDS = ["nan", "inf", "nan_target", "unreadable_chunk", "zero_target_slice"]
+BAD_SLICE_KINDS = [
+    "nan",
+    "inf",
+    "nan_target",
+    "unreadable_chunk",
+    "zero_target_slice",
+    "zero_target_slice_with_max",
+    "kspace_spike",
+    "tiny_slice_without_max",
+    "target_negative_spike",
+]
+#: Bad kinds found at construction only with check_values (a file problem), else when slice 1 is read.
+BAD_KINDS_FOUND_BY_CHECK_VALUES = ["middle_slice_above_max"]
+#: How the data range is refused: float32 squares of intensities outside it under- or overflow.
+RANGE_REASON = (
+    "outside [1e-15, 1e+15] (MIN_DATA_RANGE, MAX_DATA_RANGE): float32 squares of such intensities under- or "
+    "overflow; rescale the volume"
+)
+#: Why a 'max' far above the target is refused.
+FAR_ABOVE_REASON = (
+    "more than 1000 (MAX_RANGE_FACTOR) times the target's maximum 7.32802e-05; it must be the volume's maximum "
+    "(the data range of the metrics): with it every reconstruction would score alike"
+)
 
 #: The exact problem (FastMRIDataError.problem) and slice of a bad copy of a singlecoil_volume.
 EXACT_PROBLEMS: dict[str, tuple[str, int | None]] = {
@@ -249,11 +277,45 @@ EXACT_PROBLEMS: dict[str, tuple[str, int | None]] = {
         "'reconstruction_esc' has no positive value (all zero?) and there is no 'max' attribute: no data range",
         0,
     ),
+    "max_far_above": (f"attribute 'max' is 1e+30, {FAR_ABOVE_REASON}", None),
+    "max_uint64": (f"attribute 'max' is 1.84467e+19, {FAR_ABOVE_REASON}", None),
+    "scaled_up": (f"attribute 'max' is 7.32802e+25, {RANGE_REASON}", None),
+    "scaled_down": (f"attribute 'max' is 7.32802e-35, {RANGE_REASON}", None),
+    "tiny_slice_without_max": (
+        f"'reconstruction_esc' has maximum 7.32802e-35, its data range without 'max', {RANGE_REASON}",
+        1,
+    ),
+    "heap_loop": (
+        "HDF5 global heap collection at byte 20577 is damaged: object 0 at byte 88 of the collection declares "
+        "0 bytes, which do not hold its own header (collection of 4096 bytes): a damaged file, which HDF5 would "
+        "loop on or read past",
+        None,
+    ),
+    "zero_target_slice_with_max": (
+        "'reconstruction_esc' is all zero: NMSE = ||x - target||^2 / ||target||^2 is undefined",
+        1,
+    ),
+    "target_negative_spike": (
+        "'reconstruction_esc' has a value of -7e+09, below minus its data range 7.32802e-05: fastMRI targets "
+        "are magnitude images, within the data range",
+        1,
+    ),
+    "middle_slice_above_max": (
+        "attribute 'max' is 7.32802e-05, below the target's maximum 732802; it must be the volume's maximum "
+        "(the data range of the metrics)",
+        None,
+    ),
+    "kspace_spike": (
+        "'kspace' holds a value of magnitude 1.7e+28, above 0.166 = 100 x the data range 7.33e-05 x "
+        "sqrt(512 samples): by Parseval's theorem no k-space sample of an image within the data range exceeds "
+        "data range x sqrt(samples) (a corrupt value?)",
+        1,
+    ),
 }
 
 
 def test_every_bad_kind_is_tested(bad_kinds, slice_kinds):
-    assert sorted(BAD_KINDS_IN_DATASET + BAD_SLICE_KINDS) == sorted(bad_kinds)
+    assert sorted(BAD_KINDS_IN_DATASET + BAD_SLICE_KINDS + BAD_KINDS_FOUND_BY_CHECK_VALUES) == sorted(bad_kinds)
     assert sorted(BAD_SLICE_KINDS) == sorted(slice_kinds)
 
 
@@ -334,6 +396,21 @@ def test_bad_slice_found_when_read_without_check_values(tmp_path, singlecoil_vol
     with pytest.raises(FastMRIDataError) as inspected:
         inspect_volume(path, "singlecoil", check_values=True)
     assert inspected.value.slice_index == 1 and bad_kinds[kind] in inspected.value.problem
+
+
+def test_a_middle_slice_above_max_is_refused_when_read(tmp_path, singlecoil_volume, make_bad_volume):
+    """The default reader reads the first and last slices at construction; a middle slice brighter than 'max'
+    (its values far outside the data range: SSIM's float32 moments would overflow) is refused when read, with
+    the message data check gives the file."""
+    path = make_bad_volume(singlecoil_volume, tmp_path, "middle_slice_above_max")
+    dataset = FastMRISliceDataset(tmp_path, "singlecoil")
+    assert len(dataset) == 3 and dataset[0].metadata.max_value == dataset[2].metadata.max_value
+    with pytest.raises(FastMRIDataError) as raised:
+        dataset[1]
+    problem, _ = EXACT_PROBLEMS["middle_slice_above_max"]
+    assert (raised.value.path, raised.value.slice_index, raised.value.problem) == (path, 1, problem)
+    with pytest.warns(UserWarning, match="skipped 1 bad file"), pytest.raises(FileNotFoundError):
+        FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip")
 
 
 @pytest.mark.parametrize("kind", ["nan", "nan_target", "unreadable_chunk"])
@@ -701,3 +778,65 @@ def test_the_data_range_must_be_positive_and_finite():
     for max_value, target in ((None, torch.zeros(2, 2)), (float("nan"), torch.ones(1)), (-1.0, torch.ones(1))):
         with pytest.raises(ValueError, match="data range .* is not a positive finite number"):
             data_range(max_value, target)
+
+
+# --------------------------------------------------------------------------- the HDF5 global heap
+
+
+def _collection(*objects: tuple[int, bytes], size: int = 4096) -> bytes:
+    """A global heap collection (8-byte lengths) of ``objects`` (index, data), then its free space."""
+    body = b"GCOL" + bytes([1, 0, 0, 0]) + size.to_bytes(8, "little")
+    for index, data in objects:
+        padded = data + bytes(-len(data) % 8)
+        body += index.to_bytes(2, "little") + bytes(6) + len(data).to_bytes(8, "little") + padded
+    free = size - len(body)
+    return body + bytes(8) + free.to_bytes(8, "little") + bytes(free - 16)
+
+
+def test_global_heap_problem_walks_the_objects_as_hdf5_does():
+    sound = _collection((1, b"CORPD_FBK"), (2, b"synthetic-0-train-000"))
+    assert global_heap_problem(sound) is None
+    free_space = 16 + 16 + 16 + 16 + 24  # header, then two objects
+    looping = sound[: free_space + 8] + bytes(8) + sound[free_space + 16 :]  # free space of size 0
+    assert global_heap_problem(looping) == (
+        "object 0 at byte 88 of the collection declares 0 bytes, which do not hold its own header "
+        "(collection of 4096 bytes)"
+    )
+    past_end = sound[:24] + (5000).to_bytes(8, "little") + sound[32:]  # object 1 declares 5000 bytes
+    assert global_heap_problem(past_end) == (
+        "object 1 at byte 16 of the collection declares 5000 bytes, which run past its end (collection of 4096 bytes)"
+    )
+
+
+def test_the_bytes_that_hung_hdf5_give_an_error(tmp_path, singlecoil_volume):
+    """9 random bytes at offset 20665 of this volume (found by scripts/bad_inputs.py) turn the free space of its
+    global heap (the 'acquisition' and 'patient_id' strings) into an object 29028 followed by a zero-size free
+    space: HDF5 2.0's H5HG__cache_heap_deserialize then loops forever in h5py's ``attrs[...]`` read (H5Aread),
+    which fastmri's ``SliceDataset._retrieve_metadata`` does (``dict(hf.attrs)``)."""
+    data = bytearray(singlecoil_volume.read_bytes())
+    assert data.index(b"GCOL") == 20577 and data[20665:20673] == bytes(8)  # the free-space header the bytes hit
+    data[20665:20674] = b"dq\xfb\x1bc\xeaiL\x1e"
+    path = tmp_path / "damaged.h5"
+    path.write_bytes(bytes(data))
+    expected = (
+        f"{path}: HDF5 global heap collection at byte 20577 is damaged: object 0 at byte 3976 of the collection "
+        "declares 0 bytes, which do not hold its own header (collection of 4096 bytes): a damaged file, which "
+        "HDF5 would loop on or read past"
+    )
+    with pytest.raises(FastMRIDataError) as raised:
+        inspect_volume(path, "singlecoil", check_values=True, keep_bad_slices=True)
+    assert str(raised.value) == expected
+    with pytest.warns(UserWarning, match="skipped 1 bad file"), pytest.raises(FileNotFoundError):
+        FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip")
+
+
+def test_a_variable_length_header_and_string_attributes_pass_the_heap_check(tmp_path, singlecoil_volume, copy_volume):
+    """Strings in the global heap (a variable-length ismrmrd_header, str attributes) are read and checked."""
+    path = copy_volume(singlecoil_volume, tmp_path / "v.h5")
+    with h5py.File(path, "r+") as hf:
+        header = hf["ismrmrd_header"][()].decode()
+        del hf["ismrmrd_header"]
+        hf.create_dataset("ismrmrd_header", data=header, dtype=h5py.string_dtype())
+        hf.attrs["comment"] = "GCOL in a string"
+    assert inspect_volume(path, "singlecoil", check_values=True).num_slices == 3
+    assert len(FastMRISliceDataset(tmp_path, "singlecoil")) == 3

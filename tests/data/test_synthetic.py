@@ -12,7 +12,9 @@ import torch
 from fastmri.data.transforms import center_crop
 
 from mri_rl.data.fastmri_files import FastMRISliceDataset, inspect_volume
+from mri_rl.data.simulated_kspace import MAX_NOISE_LEVEL, SimulationSpec, acquire
 from mri_rl.data.synthetic import (
+    MAX_STRIATION,
     SyntheticSpec,
     _striation,
     read_synthetic_settings,
@@ -312,6 +314,18 @@ def test_invalid_spec_raises(kwargs, keyword):
         ({"noise_level": "0.1"}, "noise_level: expected a finite number >= 0, got '0.1'"),
         ({"striation": float("nan")}, "striation: expected a finite number >= 0, got nan"),
         ({"striation": -float("inf")}, "striation: expected a finite number >= 0, got -inf"),
+        (
+            {"noise_level": 1e308},
+            "noise_level: expected a number in [0, 10] (k-space noise std relative to the image maximum), got 1e+308",
+        ),
+        (
+            {"noise_level": 10.5},
+            "noise_level: expected a number in [0, 10] (k-space noise std relative to the image maximum), got 10.5",
+        ),
+        (
+            {"striation": 1e308},
+            "striation: expected a number in [0, 10] (amplitude of the stripes relative to the phantom), got 1e+308",
+        ),
         ({"size": 16.0}, "size: expected an integer >= 8, got 16.0"),
         ({"size": True}, "size: expected an integer >= 8, got True"),
         ({"num_slices": 2.5}, "num_slices: expected an integer >= 1, got 2.5"),
@@ -341,6 +355,28 @@ def test_numpy_numbers_in_a_spec_become_python_ones(tmp_path):
     ]
     write_synthetic_dataset(tmp_path, spec, {"val": 1}, progress=False)
     assert read_synthetic_settings(tmp_path)["size"] == 16
+
+
+def test_largest_noise_and_striation_write_files_that_pass_the_validation(tmp_path):
+    """noise_level and striation of 10 (MAX_NOISE_LEVEL, MAX_STRIATION) give finite files that data check passes."""
+    assert (MAX_NOISE_LEVEL, MAX_STRIATION) == (10.0, 10.0)
+    for challenge in ("singlecoil", "multicoil"):
+        spec = SyntheticSpec(challenge=challenge, num_slices=2, size=16, num_coils=2, noise_level=10, striation=10)
+        (path,) = write_synthetic_dataset(tmp_path, spec, {"val": 1}, progress=False)
+        info = inspect_volume(path, challenge, check_values=True, keep_bad_slices=True)
+        assert info.bad_slices == () and info.max_value is not None
+
+
+def test_the_simulation_refuses_non_finite_kspace(tmp_path):
+    """Images beyond float32's range (e.g. an imported stack of huge values) give a ValueError, not a
+    file of infinite k-space."""
+    spec = SimulationSpec(challenge="singlecoil", num_slices=1, size=16)
+    with pytest.raises(ValueError) as raised:
+        acquire(np.full((1, 32, 16), 1e39 + 0j), spec, np.random.default_rng(0))
+    assert str(raised.value) == (
+        "the simulated k-space or target is not finite (largest image magnitude 1e+39, noise_level 0.01): "
+        "values beyond float32's range; refusing to write it"
+    )
 
 
 def test_largest_valid_padding_is_accepted():
