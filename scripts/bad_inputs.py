@@ -1985,7 +1985,7 @@ CLI_TABLE: list[tuple[str, str]] = [
     ("{train} --set novalue", "novalue"),
     ("{train} --total-steps 0", "--total-steps"),
     ("{train} --env-kwargs '{bad'", "--env-kwargs"),
-    ("{train} --env-kwargs '[1]'", "env_kwargs"),
+    ("{train} --env-kwargs '[1]'", "--env-kwargs"),
     ("{train} --env Nope-v0", "Nope-v0"),
     ("{train} --agent nope", "nope"),
     ("{train} " + MRI_ENV + """ --env-kwargs '{"data_path": "{missing}"}'""", "no_such_thing"),

@@ -29,6 +29,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from mri_rl.checkpointing import read_checkpoint
 from mri_rl.checks import check_int, resolve_device
 from mri_rl.configs import load_config as read_config
 from mri_rl.configs.schema import ConfigError, check_range, check_value, from_mapping
@@ -45,6 +46,7 @@ from mri_rl.reconstruct.checkpoint import (
     read_reconstructor_record,
 )
 from mri_rl.reconstruct.lightning import (
+    LIGHTNING_WEIGHTS,
     ReconstructionDataModule,
     ReconstructionModule,
     VerifiedCheckpointIO,
@@ -313,12 +315,19 @@ def _fit(
 
 
 def _last_checkpoint(out: Path, resume: bool) -> Path:
-    """``out``'s last Lightning checkpoint, which must exist to resume and must not to start."""
+    """``out``'s last Lightning checkpoint, which must exist to resume (and is verified at once, so a
+    damaged or crafted one is refused before any data is read) and must not to start.
+
+    Raises:
+        FileNotFoundError, FileExistsError, CheckpointError.
+    """
     last = out / CHECKPOINT_DIR / LAST_CHECKPOINT
     if resume and not last.is_file():
         raise FileNotFoundError(f"cannot resume: {last} does not exist")
     if not resume and last.exists():
         raise FileExistsError(f"{out} already holds a training run: resume it or choose another folder")
+    if resume:
+        read_checkpoint(last, LIGHTNING_WEIGHTS)
     return last
 
 
