@@ -303,8 +303,11 @@ def test_the_phantom_quickstart_extends_the_anatomy_one():
     phantoms = QuickstartConfig.from_file("quickstart_phantoms")
     assert (anatomy.data.source, anatomy.data.root, anatomy.data.striation) == ("anatomy", "data/anatomy", None)
     assert (phantoms.data.source, phantoms.data.root, phantoms.data.striation) == ("phantoms", "data/synthetic", 0.2)
-    assert phantoms.data.volumes == anatomy.data.volumes and phantoms.agents == anatomy.agents
-    assert phantoms.evaluation == anatomy.evaluation and phantoms.reconstructor == anatomy.reconstructor
+    assert phantoms.data.volumes == anatomy.data.volumes and phantoms.evaluation == anatomy.evaluation
+    assert (anatomy.reconstructor.max_epochs, phantoms.reconstructor.max_epochs) == (15, 20)
+    assert phantoms.reconstructor.model == anatomy.reconstructor.model == {"chans": 16}
+    steps = {name: (anatomy.agents[name].total_steps, phantoms.agents[name].total_steps) for name in anatomy.agents}
+    assert steps == {"dqn": (16000, 32000), "reinforce": (8000, 16000)}
 
 
 def test_extends_merges_mappings_key_by_key_and_replaces_the_rest(tmp_path):
