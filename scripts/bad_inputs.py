@@ -1743,26 +1743,7 @@ def _umask_case(ws: Workspace, umask: int, what: str) -> Verdict:
     os.umask(umask)
     out = ws.case_dir() / "out"
     writers: dict[str, Callable[[], Any]] = {
-        "data synth": lambda: _must(
-            run_cli(
-                [
-                    "data",
-                    "synth",
-                    out,
-                    "--volumes",
-                    "1",
-                    "--val-volumes",
-                    "0",
-                    "--test-volumes",
-                    "0",
-                    "--slices",
-                    "2",
-                    "--size",
-                    "16",
-                    "--no-progress",
-                ]
-            )
-        ),
+        "data synth": lambda: _must(run_cli(synth_args(out))),
         "evaluate": lambda: _must(run_cli(["evaluate", "--data", ws.data_root(), "--out", out, *EVAL_ARGS])),
         "train": lambda: _must(run_cli(["train", *TRAIN_ARGS, "--out", out])),
         "train-recon": lambda: _must(
@@ -1776,6 +1757,12 @@ def _umask_case(ws: Workspace, umask: int, what: str) -> Verdict:
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o777 & ~umask)
     return judge_call(writers[what], [], check=lambda result: _mode_problems(out, umask))
+
+
+def synth_args(out: Path) -> list[Any]:
+    """``mri-rl data synth`` of one tiny volume into ``out``."""
+    tiny = ["--volumes", "1", "--val-volumes", "0", "--test-volumes", "0", "--slices", "2", "--size", "16"]
+    return ["data", "synth", out, *tiny, "--no-progress"]
 
 
 def _unwritable_cases(ws: Workspace) -> list[Case]:
@@ -1796,22 +1783,7 @@ def _unwritable_cases(ws: Workspace) -> list[Case]:
         }[where]
 
     commands: dict[str, Callable[[Path], list[Any]]] = {
-        "data synth": lambda out: [
-            "data",
-            "synth",
-            out,
-            "--volumes",
-            "1",
-            "--val-volumes",
-            "0",
-            "--test-volumes",
-            "0",
-            "--slices",
-            "2",
-            "--size",
-            "16",
-            "--no-progress",
-        ],
+        "data synth": synth_args,
         "evaluate": lambda out: ["evaluate", "--data", ws.data_root(), "--out", out, *EVAL_ARGS],
         "train": lambda out: ["train", *TRAIN_ARGS, "--out", out],
         "train-recon": lambda out: [
