@@ -335,13 +335,33 @@ def write_simulated_dataset(
         raise ValueError(f"unknown split(s) {sorted(unknown)}; expected some of {SPLITS}")
     prefix, settings_file = naming
     jobs = [(split, index) for split in SPLITS for index in range(volumes.get(split, 0))]
+    paths = {
+        job: Path(out_dir) / f"{spec.challenge}_{job[0]}" / f"{prefix}_s{seed}_{job[0]}_{job[1]:03d}.h5" for job in jobs
+    }
+    _check_one_data_set(set(paths.values()), {path.parent for path in paths.values()})
     written = []
     for split, index in tqdm(jobs, desc=f"{prefix} volumes", unit="vol", disable=not progress):
         rng = np.random.default_rng([seed, CHALLENGES.index(spec.challenge), SPLITS.index(split), index])
         kspace, target, attrs = make_volume(split, index, rng)
-        path = Path(out_dir) / f"{spec.challenge}_{split}" / f"{prefix}_s{seed}_{split}_{index:03d}.h5"
+        path = paths[(split, index)]
         write_volume(path, kspace, target, spec.challenge, spec.geometry, attrs)
         written.append(path)
     text = json.dumps(settings, indent=1) + "\n"
     atomic_write_text(Path(out_dir) / settings_file.format(challenge=spec.challenge), text)
     return written
+
+
+def _check_one_data_set(paths: set[Path], folders: set[Path]) -> None:
+    """Refuse to write into split folders that hold ``.h5`` files this write would not replace: the
+    folder would mix two data sets under one settings record.
+
+    Raises:
+        FileExistsError: naming the folder and one such file.
+    """
+    for folder in sorted(folders):
+        others = sorted(p for p in folder.glob("*.h5") if p not in paths) if folder.is_dir() else []
+        if others:
+            raise FileExistsError(
+                f"{folder} already holds {len(others)} .h5 file(s) this write would not replace (e.g. "
+                f"{others[0].name}): a folder holds one data set; write into another folder or empty this one"
+            )

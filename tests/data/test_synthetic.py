@@ -422,3 +422,18 @@ def test_written_settings_round_trip(tmp_path):
     assert recorded.pop("seed") == 7
     assert SyntheticSpec(**recorded) == spec
     assert read_synthetic_settings(tmp_path, "multicoil") is None  # each challenge keeps its own record
+
+
+def test_a_folder_holds_one_data_set(tmp_path):
+    """Writing again with the same settings replaces the files; a write that would leave other
+    volumes beside its own (another seed, fewer volumes) is refused and changes nothing."""
+    spec = SyntheticSpec(num_slices=1, size=8)
+    first = write_synthetic_dataset(tmp_path, spec, {"train": 2}, seed=0, progress=False)
+    before = {path: path.read_bytes() for path in first}
+    assert write_synthetic_dataset(tmp_path, spec, {"train": 2}, seed=0, progress=False) == first
+    for volumes, seed, stray in (({"train": 2}, 1, "synthetic_s0_train_000.h5"), ({"train": 1}, 0, "_001.h5")):
+        with pytest.raises(FileExistsError, match=rf"singlecoil_train already holds .*{stray}.*one data set"):
+            write_synthetic_dataset(tmp_path, spec, volumes, seed=seed, progress=False)
+    assert sorted((tmp_path / "singlecoil_train").iterdir()) == sorted(first)
+    assert {path: path.read_bytes() for path in first} == before
+    assert read_synthetic_settings(tmp_path)["seed"] == 0
