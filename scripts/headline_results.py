@@ -74,7 +74,8 @@ def learned_table(rows: dict[int, list[dict]], learned: list[str]) -> list[str]:
     """Markdown rows: a learned policy's paired differences against each reference, over training seeds."""
     lines = [
         "| policy | against | "
-        + " | ".join(f"{label}: mean ± std over seeds (images won)" for label in METRICS.values()),
+        + " | ".join(f"{label}: mean ± std over seeds (images won)" for label in METRICS.values())
+        + " |",
         "|---|---|" + "---|" * len(METRICS),
     ]
     pairs = {seed: {key: paired_differences(seed_rows, key) for key in METRICS} for seed, seed_rows in rows.items()}
