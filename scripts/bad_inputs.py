@@ -614,15 +614,7 @@ def _loader_call(loader: str, path: Path, ws: Workspace) -> Verdict:
             "--reconstructor",
             path,
         ],
-        "cli eval-recon --reconstructor PATH": [
-            "eval-recon",
-            "--data",
-            root,
-            "--challenge",
-            "singlecoil",
-            "--reconstructor",
-            path,
-        ],
+        "cli eval-recon --reconstructor PATH": eval_recon_args(root, path),
     }
     if loader in commands:
         return judge_cli(commands[loader], [path.name], check=lambda run: "accepted a crafted file")
@@ -725,13 +717,7 @@ def _yaml_commands(ws: Workspace) -> list[tuple[str, list[Any]]]:
         (
             "eval-recon --config",
             [
-                "eval-recon",
-                "--data",
-                root,
-                "--challenge",
-                "singlecoil",
-                "--reconstructor",
-                "zero_filled",
+                *eval_recon_args(root, "zero_filled"),
                 "--config",
                 "{yaml}",
             ],
@@ -1757,6 +1743,11 @@ def _umask_case(ws: Workspace, umask: int, what: str) -> Verdict:
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o777 & ~umask)
     return judge_call(writers[what], [], check=lambda result: _mode_problems(out, umask))
+
+
+def eval_recon_args(root: Any, reconstructor: Any) -> list[Any]:
+    """``mri-rl eval-recon`` of ``reconstructor`` on the single-coil data under ``root``."""
+    return ["eval-recon", "--data", root, "--challenge", "singlecoil", "--reconstructor", reconstructor]
 
 
 def synth_args(out: Path) -> list[Any]:
