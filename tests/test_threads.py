@@ -1,0 +1,116 @@
+"""The thread policy: torch's count follows the free CPUs on small machines, the user's variables
+win, the opt-out works, and the count drops to one beside a busy process and comes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mri_rl import threads
+from mri_rl.threads import (
+    FEW_CPUS,
+    OPT_OUT,
+    OPT_OUT_VALUE,
+    THREAD_PREFIXES,
+    available_cpus,
+    configure_threads,
+    follow_free_cpus,
+    runnable_elsewhere,
+)
+
+
+class FakeTorch:
+    """Records ``set_num_threads`` calls in place of torch."""
+
+    def __init__(self, count: int = 2) -> None:
+        self.count, self.calls = count, []
+
+    def get_num_threads(self) -> int:
+        return self.count
+
+    def set_num_threads(self, count: int) -> None:
+        self.calls.append(count)
+        self.count = count
+
+
+@pytest.fixture(autouse=True)
+def restore_policy():
+    """Each test configures its own policy; the session's is put back after."""
+    saved = (threads._FreeCPUs.cpus, threads._FreeCPUs.last_check)
+    yield
+    threads._FreeCPUs.cpus, threads._FreeCPUs.last_check = saved
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_few_cpus_follow_the_free_cpus_and_the_environment_is_left_alone(cpus):
+    environ = {"PATH": "/bin"}
+    record = configure_threads(environ, cpus=cpus, modules={})
+    assert environ == {"PATH": "/bin"}
+    assert record == {"policy": "follow_free_cpus", "cpus": cpus, "user": {}, "torch_loaded_first": False}
+
+
+def test_larger_machines_keep_torchs_default():
+    assert configure_threads({}, cpus=8, modules={})["policy"] == "torch"
+    torch = FakeTorch()
+    assert follow_free_cpus({"torch": torch}) is None and torch.calls == []
+
+
+@pytest.mark.parametrize("users", [{"OMP_NUM_THREADS": "2"}, {"MKL_NUM_THREADS": "2", "OMP_WAIT_POLICY": "ACTIVE"}])
+def test_the_users_count_wins(users, monkeypatch):
+    environ, torch = dict(users), FakeTorch()
+    record = configure_threads(environ, cpus=2, modules={"torch": torch})
+    assert environ == users and record["policy"] == "torch" and record["user"] == users
+    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: 1)
+    assert follow_free_cpus({"torch": torch}) is None and torch.calls == []
+
+
+def test_the_opt_out_leaves_everything_as_torch_would(monkeypatch):
+    environ, torch = {OPT_OUT: OPT_OUT_VALUE}, FakeTorch()
+    assert configure_threads(environ, cpus=2, modules={})["policy"] == OPT_OUT_VALUE
+    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: 1)
+    assert follow_free_cpus({"torch": torch}) is None and torch.calls == []
+
+
+def test_the_count_drops_beside_a_busy_program_and_comes_back(monkeypatch):
+    configure_threads({}, cpus=2, modules={})
+    torch, busy = FakeTorch(), [0]
+    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: busy[0])
+    assert follow_free_cpus({"torch": torch}) == 2 and torch.calls == []  # idle: torch's two threads
+    busy[0] = 1
+    assert follow_free_cpus({"torch": torch}) is None  # too soon: it looks at most every CHECK_INTERVAL
+    threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
+    assert follow_free_cpus({"torch": torch}) == 1 and torch.calls == [1]
+    busy[0] = 3
+    threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
+    assert follow_free_cpus({"torch": torch}) == 1 and torch.calls == [1]  # never below one
+    busy[0] = 0
+    threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
+    assert follow_free_cpus({"torch": torch}) == 2 and torch.calls == [1, 2]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="reads /proc")
+def test_a_spinning_process_is_seen_as_runnable_elsewhere():
+    before = runnable_elsewhere()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        seen = [runnable_elsewhere() for _ in range(5)]
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert before is not None and all(count is not None for count in seen)
+    assert max(seen) >= 1  # the spinner (other jobs may add more)
+
+
+def test_import_mri_rl_chooses_the_policy_before_torch_loads():
+    environ = {k: v for k, v in os.environ.items() if not k.startswith((*THREAD_PREFIXES, OPT_OUT))}
+    code = "import json, sys, mri_rl; print(json.dumps([mri_rl.THREADS, 'torch' in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True).stdout
+    record, torch_loaded = json.loads(out)
+    assert record["policy"] == ("follow_free_cpus" if available_cpus() <= FEW_CPUS else "torch")
+    assert record["torch_loaded_first"] is False and torch_loaded is False
