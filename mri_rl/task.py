@@ -25,6 +25,9 @@ SPLITS = ("train", "val", "test")
 #: Metrics of a reconstruction against its target; any of them can be the reward.
 METRIC_NAMES = ("mse", "nmse", "psnr", "ssim")
 ZERO_FILLED = "zero_filled"
+#: Precisions of the reconstructor's forward in the environment: "32" (float32, no autocast),
+#: "bf16" (bfloat16 autocast: CPU and CUDA), "16" (float16 autocast: CUDA and MPS only).
+PRECISIONS = ("32", "bf16", "16")
 
 
 class TaskError(ValueError):
@@ -42,6 +45,21 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     if value < minimum:
         raise TaskError(f"task {name} must be an integer >= {minimum}, got {value}")
     return int(value)
+
+
+def _check_precision(value: Any) -> str:
+    """``value`` as one of :data:`PRECISIONS`; the integers 32 and 16 (as YAML reads them) too."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and str(int(value)) in PRECISIONS:
+        return str(int(value))
+    return _check_choice("precision", value, PRECISIONS)
+
+
+def _length(value: Any) -> int | None:
+    """``len(value)``, or None for a value without one (a number, a 0-d numpy array)."""
+    try:
+        return len(value)
+    except TypeError:
+        return None
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -64,6 +82,12 @@ class AcquisitionTask:
             cols) multi-coil; None until bound to data (the folder's most common shape).
         reconstructor_fingerprint: "zero_filled", or a hash of the exported file (or of
             an in-memory model's weights); None until the reconstructor is loaded.
+        precision: arithmetic of the reconstructor's forward in the environment (its
+            reconstructions and look-ahead): "32" (float32), "bf16" or "16" (autocast to
+            bfloat16 or float16; metrics and rewards are still computed in float32/64).
+            It changes the numbers, so it belongs to the task and to every record; the
+            device does not (it changes where, not what). "16" needs a CUDA or MPS
+            device; zero-filled reconstruction (FFTs) is the same under every precision.
     """
 
     challenge: str = "singlecoil"
@@ -73,6 +97,7 @@ class AcquisitionTask:
     reconstructor: str = ZERO_FILLED
     kspace_shape: tuple[int, ...] | None = None
     reconstructor_fingerprint: str | None = None
+    precision: str = "32"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once, at construction
@@ -81,6 +106,7 @@ class AcquisitionTask:
         if self.budget is not None:
             set_(self, "budget", _check_int("budget", self.budget, 1))
         set_(self, "initial_lines", _check_int("initial_lines", self.initial_lines, 1))
+        set_(self, "precision", _check_precision(self.precision))
         if isinstance(self.reconstructor, Path):
             set_(self, "reconstructor", str(self.reconstructor))
         if not isinstance(self.reconstructor, str) or not self.reconstructor:
@@ -89,7 +115,7 @@ class AcquisitionTask:
             )
         if self.kspace_shape is not None:
             shape = self.kspace_shape
-            if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) not in (2, 3):
+            if isinstance(shape, (str, bytes)) or _length(shape) not in (2, 3):
                 raise TaskError(f"task kspace_shape must be (rows, cols) or (coils, rows, cols), got {shape!r}")
             set_(self, "kspace_shape", tuple(_check_int("kspace_shape", n, 1) for n in shape))
         if self.reconstructor_fingerprint is not None and not isinstance(self.reconstructor_fingerprint, str):
@@ -140,7 +166,7 @@ class AcquisitionTask:
         to data (None) matches any.
         """
         found = []
-        for name in ("challenge", "kspace_shape", "budget", "initial_lines", "reward_metric"):
+        for name in ("challenge", "kspace_shape", "budget", "initial_lines", "reward_metric", "precision"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if name == "kspace_shape" and (mine is None or theirs is None):
                 continue
@@ -161,9 +187,10 @@ class AcquisitionTask:
         reconstructor runs/x/reconstructor.pt``."""
         geometry = "" if self.kspace_shape is None else " " + "x".join(str(n) for n in self.kspace_shape)
         budget = "every column" if self.budget is None else f"budget {self.budget}"
+        precision = "" if self.precision == "32" else f" in {self.precision} precision"
         return (
             f"{self.challenge}{geometry}, {budget} from {self.initial_lines} initial lines, "
-            f"{self.reward_metric} reward, {self.reconstructor} reconstructor"
+            f"{self.reward_metric} reward, {self.reconstructor} reconstructor{precision}"
         )
 
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mri_rl.agents import DQN
+from mri_rl.cli import main
 from mri_rl.configs import ConfigError
 from mri_rl.data.anatomy import read_anatomy_settings
 from mri_rl.data.fastmri_files import inspect_volume
@@ -17,7 +18,7 @@ from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_
 from mri_rl.evaluation.report import read_summary
 from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
-from mri_rl.runs.quickstart import Quickstart, QuickstartConfig, run_quickstart
+from mri_rl.runs.quickstart import Quickstart, QuickstartConfig, lightning_device, run_quickstart
 
 RECONSTRUCTOR = {
     "seed": 0,
@@ -194,6 +195,43 @@ def test_a_finished_stage_made_under_other_settings_is_refused(finished_quicksta
     reuse_stages(folder / "run", run)
     with pytest.raises(RecordMismatchError, match=re.escape(named) + ".*--overwrite"):
         run_quickstart(run, config, progress=False, overrides=[override])
+
+
+def test_another_device_reuses_every_stage(finished_quickstart, tmp_path, capsys):
+    folder, config, summary = finished_quickstart
+    run = tmp_path / "run"
+    reuse_stages(folder / "run", run)
+    model = folder / "run" / "dqn" / "model.pt"
+    stamp = model.stat().st_mtime_ns
+    args = ["quickstart", "--out", str(run), "--config", str(config), "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+    assert model.stat().st_mtime_ns == stamp
+    assert read_summary(run / "evaluation" / "summary.json") == summary
+    assert "device" not in DQN.load(model).record["settings"]  # where it ran is no setting of the stage
+    capsys.readouterr()
+
+
+def test_another_precision_keeps_the_reconstructor_and_refuses_the_agents(finished_quickstart, tmp_path):
+    folder, config, _ = finished_quickstart
+    run = tmp_path / "run"
+    reuse_stages(folder / "run", run)
+    assert read_reconstructor_record(run / "reconstructor" / "reconstructor.pt")["task"]["precision"] == "32"
+    with pytest.raises(RecordMismatchError, match=r"dqn/model.pt was made under other.*task.precision: 32 vs bf16"):
+        run_quickstart(run, config, progress=False, precision="bf16")
+    with pytest.raises(RecordMismatchError, match=r"dqn/model.pt .*task.precision: 32 vs bf16"):
+        run_quickstart(run, config, progress=False, overrides=["task.precision=bf16"])
+
+
+def test_the_device_becomes_lightnings_accelerator(monkeypatch):
+    import torch
+
+    assert lightning_device("cpu") == {"accelerator": "cpu", "devices": 1}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert lightning_device("cuda:1") == {"accelerator": "gpu", "devices": [1]}
+    assert lightning_device("cuda") == {"accelerator": "gpu", "devices": 1}
+    with pytest.raises(ValueError, match=r"device 'cuda:7' is not available on this machine"):
+        lightning_device("cuda:7")
 
 
 def test_an_agent_trained_for_other_steps_is_refused(finished_quickstart, tmp_path):

@@ -22,6 +22,7 @@ def test_defaults():
     assert task.reconstructor == ZERO_FILLED == "zero_filled"
     assert task.kspace_shape is None
     assert task.reconstructor_fingerprint is None
+    assert task.precision == "32"
 
 
 @pytest.mark.parametrize("budget", [0, -1, 2.5, float("nan"), True, np.bool_(True), "8", np.float32(2.5)])
@@ -43,7 +44,12 @@ def test_bad_budget_names_the_field(budget):
         ({"kspace_shape": (64,)}, "kspace_shape"),
         ({"kspace_shape": (64, 0)}, "kspace_shape"),
         ({"kspace_shape": [0, 64, 32]}, "kspace_shape"),
+        ({"kspace_shape": np.array("ssim")}, "kspace_shape"),  # 0-d: no len()
         ({"reconstructor_fingerprint": 12}, "reconstructor_fingerprint"),
+        ({"precision": "fp8"}, "precision"),
+        ({"precision": 8}, "precision"),
+        ({"precision": True}, "precision"),
+        ({"precision": "bf16-mixed"}, "precision"),
     ],
 )
 def test_bad_values_name_the_field(changes, field_name):
@@ -71,6 +77,17 @@ def test_accepted_values_are_normalised(tmp_path):
     task = AcquisitionTask(budget=np.int64(3), initial_lines=np.uint8(2), kspace_shape=np.array([32, 16]))
     assert (task.budget, task.initial_lines, task.kspace_shape) == (3, 2, (32, 16))
     assert type(task.budget) is int and type(task.initial_lines) is int
+
+
+def test_precision_takes_the_yaml_integers_and_is_compared_and_described():
+    assert AcquisitionTask(precision=16).precision == "16" and AcquisitionTask(precision=np.int64(32)).precision == "32"
+    assert AcquisitionTask.from_dict({"precision": "bf16"}).precision == "bf16"
+    half = DEFAULT_TASK.with_changes(precision="bf16")
+    assert DEFAULT_TASK.differences(half) == ["precision: 32 vs bf16"]
+    assert half.describe().endswith("zero_filled reconstructor in bf16 precision")
+    assert "precision" not in DEFAULT_TASK.describe()
+    older = {key: value for key, value in half.to_dict().items() if key != "precision"}  # a record before the field
+    assert AcquisitionTask.from_dict(older) == DEFAULT_TASK
 
 
 def test_tasks_are_frozen():

@@ -10,6 +10,12 @@ for every consumer — DQN and REINFORCE training, evaluation rollouts and LBCS:
 - episode returns as episodes end;
 - which rows are still in the episode they started at the last reset (rollouts over
   chosen slices stop recording a row when its first episode ends).
+
+Given the device of the policy, a Collector asks an env that can return its observations
+as torch tensors on its own device (the batched MRI env's ``tensor_observations``) to do so
+when that is the policy's device: the observations then go from the env to the policy
+without a copy to the host and back. :meth:`Collector.close` gives the env back its numpy
+observations.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
 
@@ -83,15 +90,34 @@ class Collector:
     Args:
         env: a vector env with next-step autoreset (see :func:`as_vector_env`).
         num_actions: size of the Discrete action space.
+        device: the policy's device; an env on that same device that can return tensor
+            observations (``tensor_observations``) returns them from now on, on that device
+            (None: the env's observations as they are, numpy for the MRI envs).
+
+    Attributes:
+        tensor_observations: whether the observations are torch tensors on ``device``.
     """
 
-    def __init__(self, env: VectorEnv, num_actions: int) -> None:
+    def __init__(self, env: VectorEnv, num_actions: int, device: str | torch.device | None = None) -> None:
         self.env = env
         self.num_actions = num_actions
+        base: Any = env.unwrapped  # duck-typed: the option is ``tensor_observations`` and ``device``
+        self._was_tensors: bool | None = getattr(base, "tensor_observations", None)  # None: no such option
+        self.tensor_observations = (
+            device is not None and self._was_tensors is not None and torch.device(device) == base.device
+        )
+        if self._was_tensors is not None:
+            base.tensor_observations = self.tensor_observations
         n = env.num_envs
         self.returns = np.zeros(n, dtype=np.float64)
         self.autoresetting = np.zeros(n, dtype=bool)
         self.in_first_episode = np.ones(n, dtype=bool)
+
+    def close(self) -> None:
+        """Give the env back the observations it returned before this Collector (numpy by default)."""
+        if self._was_tensors is not None:
+            base: Any = self.env.unwrapped
+            base.tensor_observations = self._was_tensors
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, np.ndarray, dict]:
         """Reset every sub-environment: (observations, legal actions (N, A), infos)."""

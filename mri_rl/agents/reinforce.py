@@ -241,11 +241,21 @@ class REINFORCE(PolicyGradientAgent):
 
 
 def _row(obs: Any, e: int | np.integer) -> Any:
-    """Observation of sub-environment ``e`` (copied out of the batch)."""
-    return {k: np.array(v[e]) for k, v in obs.items()} if isinstance(obs, dict) else np.array(obs[e])
+    """Observation of sub-environment ``e``, copied out of the batch: numpy arrays, or torch
+    tensors on their device (an env that returns tensors on the agent's device)."""
+
+    def copy(value: Any) -> Any:
+        return value[e].clone() if isinstance(value, torch.Tensor) else np.array(value[e])
+
+    return {k: copy(v) for k, v in obs.items()} if isinstance(obs, dict) else copy(obs)
 
 
 def _stack(observations: list[Any]) -> Any:
+    """Stack observations (numpy arrays or tensors) along a new first dimension."""
+
+    def stack(values: list[Any]) -> Any:
+        return torch.stack(values) if isinstance(values[0], torch.Tensor) else np.stack(values)
+
     if isinstance(observations[0], dict):
-        return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
-    return np.stack(observations)
+        return {k: stack([o[k] for o in observations]) for k in observations[0]}
+    return stack(observations)

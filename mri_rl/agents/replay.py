@@ -110,7 +110,7 @@ class ReplayBuffer:
 
     def add(
         self,
-        observations: np.ndarray | dict[str, np.ndarray],
+        observations: np.ndarray | torch.Tensor | dict[str, np.ndarray] | dict[str, torch.Tensor],
         action_masks: np.ndarray,
         actions: np.ndarray,
         rewards: np.ndarray,
@@ -118,10 +118,12 @@ class ReplayBuffer:
         truncated: np.ndarray,
         valid: np.ndarray,
     ) -> None:
-        """Write one step of all N streams (arrays with leading dimension N)."""
+        """Write one step of all N streams (arrays with leading dimension N); observations may be
+        torch tensors on any device (copied to the host memory of the buffer)."""
         slot = self.position
         for key, store in self.observations.items():
-            store[slot] = observations[key] if self.is_dict else observations
+            value = cast(dict, observations)[key] if self.is_dict else observations
+            store[slot] = value.cpu().numpy() if isinstance(value, torch.Tensor) else value
         self.action_masks[slot] = action_masks
         self.has_illegal_actions = self.has_illegal_actions or not action_masks.all()
         self.actions[slot] = actions

@@ -15,7 +15,7 @@ from mri_rl.checks import check_int, check_number, resolve_device
 from mri_rl.envs.episodes import NEW_EPISODE, AcquisitionEpisodes, column_indices
 from mri_rl.envs.slice_source import SliceSource
 from mri_rl.provenance import checkpoint_fingerprint, data_fingerprint, make_record
-from mri_rl.reconstruct.base import Reconstructor
+from mri_rl.reconstruct.base import Reconstructor, check_precision
 from mri_rl.reconstruct.checkpoint import build_reconstructor
 from mri_rl.task import DEFAULT_TASK, ZERO_FILLED, AcquisitionTask
 
@@ -46,7 +46,8 @@ def make_episodes(
         reconstructor: "zero_filled", the path of an exported reconstructor checkpoint,
             or a :class:`~mri_rl.reconstruct.Reconstructor` (default: the task's).
         on_bad_file: "raise" or "skip" bad files in ``data_path``.
-        device: where reconstructions run.
+        device: where the episodes' tensors live and reconstructions run (the device
+            changes where, not what: it is not part of the task or of any record).
         look_ahead_batch_size: reconstructions per call of the look-ahead.
         slice_cache_mb: slices kept in memory after their first read (0: always read).
         column_spectrum: add the reconstruction's column power spectrum to the
@@ -54,13 +55,15 @@ def make_episodes(
         **task_fields: task fields to change: ``challenge``, ``budget`` (None: until every
             column is acquired), ``initial_lines``, ``reward_metric`` ("mse" or "nmse":
             reward = decrease; "ssim" or "psnr": increase), ``kspace_shape`` (which shape
-            to use when the folder mixes several).
+            to use when the folder mixes several), ``precision`` ("32", "bf16", "16": the
+            autocast of the reconstructor's forward; "16" needs a CUDA or MPS device).
 
     Raises:
         TaskError: an unknown task field or a bad value.
         ValueError: a count that is not a positive integer, a ``slice_cache_mb`` that is not a
             finite number >= 0, a device this machine does not have (checked before any data
-            is read), or a task whose recorded reconstructor fingerprint is not the file's now.
+            is read), precision "16" on the CPU, or a task whose recorded reconstructor
+            fingerprint is not the file's now.
     """
     num_episodes = check_int("num_episodes", num_episodes)
     look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
@@ -69,6 +72,7 @@ def make_episodes(
         raise ValueError(f"column_spectrum: expected True or False, got {column_spectrum!r}")
     device = resolve_device(device)
     resolved, model, fingerprint = resolve_task(task, reconstructor, task_fields)
+    check_precision(device, resolved.precision)
     source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
     resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
     return AcquisitionEpisodes(source, model, num_episodes, resolved, device, look_ahead_batch_size, column_spectrum)

@@ -24,7 +24,7 @@ from mri_rl.envs.slice_source import SliceSource
 from mri_rl.envs.spaces import column_power_spectrum, observation_space
 from mri_rl.kspace import data_range, initial_mask, measured_width
 from mri_rl.metrics import HIGHER_IS_BETTER, image_metric, image_metrics, target_statistics
-from mri_rl.reconstruct.base import Reconstructor
+from mri_rl.reconstruct.base import Reconstructor, check_precision
 from mri_rl.task import METRIC_NAMES, AcquisitionTask
 
 METRICS_CHUNK = 8  # episodes whose metrics are computed together
@@ -84,8 +84,8 @@ class AcquisitionEpisodes:
         reconstructor: the emission function.
         num_episodes: N, the batch size.
         task: the acquisition task: budget (None: until every column is acquired),
-            initial lines and reward metric ("mse", "nmse": reward = decrease; "ssim",
-            "psnr": increase) are read from it.
+            initial lines, reward metric ("mse", "nmse": reward = decrease; "ssim",
+            "psnr": increase) and the precision of the reconstructor's forward are read from it.
         device: where k-space and reconstructions live.
         look_ahead_batch_size: reconstructions per call when scoring candidate columns.
         column_spectrum: observe the reconstruction's column power spectrum too.
@@ -109,6 +109,7 @@ class AcquisitionEpisodes:
         num_episodes = check_int("num_episodes", num_episodes)
         look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
         self.device = resolve_device(device)
+        check_precision(self.device, task.precision)
         reconstructor.check_compatible(source.challenge, source.kspace_shape, source.recon_size)
         self.source = source
         self.task = task
@@ -118,7 +119,9 @@ class AcquisitionEpisodes:
         coils, rows = source.num_coils, source.kspace_shape[-2]
         self.num_episodes, self.width, self.recon_size = n, width, (h, w)
         self.reconstructions = (
-            reconstructor.to(self.device).eval().episode_reconstructions(n, (coils, rows, width), (h, w), self.device)
+            reconstructor.to(self.device)
+            .eval()
+            .episode_reconstructions(n, (coils, rows, width), (h, w), self.device, task.precision)
         )
         # Tensors of the batch (N = num_episodes, C coils, H rows, W columns, h x w target).
         self.kspace = torch.zeros((n, coils, rows, width), dtype=torch.complex64, device=self.device)
@@ -171,9 +174,13 @@ class AcquisitionEpisodes:
         self.steps[rows] += 1
         return is_new.cpu().numpy()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def reconstruct(self, rows: np.ndarray, added_columns: np.ndarray) -> None:
         """Reconstruct ``rows`` in one call and update their metrics.
+
+        Runs in inference mode: no autograd, and what it writes goes into the episode
+        tensors in place (made outside, so they stay normal tensors). The reconstruction is
+        float32 whatever the task's precision, and the metrics are computed from it.
 
         Args:
             rows: the episodes whose mask changed (R,).
@@ -186,7 +193,7 @@ class AcquisitionEpisodes:
             return
         rows_t = torch.as_tensor(rows, device=self.device)
         added = torch.as_tensor(np.asarray(added_columns, dtype=np.int64), device=self.device)
-        reconstruction = self.reconstructions.update(self.kspace, self.acquired, rows_t, added).float()
+        reconstruction = self.reconstructions.update(self.kspace, self.acquired, rows_t, added).float()  # (R, h, w)
         # All episodes in order (the usual batched step): views instead of gathered copies.
         index = slice(None) if np.array_equal(rows, np.arange(self.num_episodes)) else rows_t
         self.reconstruction[index] = reconstruction
@@ -216,9 +223,10 @@ class AcquisitionEpisodes:
         return full | (self.steps[rows] >= self.task.budget)
 
     # ------------------------------------------------------------------ look-ahead
-    @torch.no_grad()
+    @torch.inference_mode()
     def look_ahead(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """Rewards that acquiring each candidate column would give, without changing state.
+        """Rewards that acquiring each candidate column would give, without changing state
+        (in inference mode; reconstructions in the task's precision, metrics in float32/64).
 
         Args:
             rows: episodes (R,).
@@ -258,18 +266,24 @@ class AcquisitionEpisodes:
         """The space of one episode's observation (see :meth:`observation`)."""
         return observation_space(self.recon_size, self.width, self.column_spectrum)
 
-    def observation(self) -> dict[str, np.ndarray]:
+    def observation(self, as_tensors: bool = False) -> dict[str, Any]:
         """Batched observation: ``reconstruction`` float32 (N, 1, h, w) scaled by observed
         data only, ``acquired`` int8 (N, W) and, when asked for, ``column_spectrum``
-        float32 (N, w // 2 + 1) of the scaled reconstruction."""
-        scaled = self.reconstruction / self.observation_scale
-        observation = {
-            "reconstruction": scaled.unsqueeze(1).cpu().numpy(),
-            "acquired": self.acquired.cpu().numpy().astype(np.int8),
-        }
-        if self.column_spectrum:
-            observation["column_spectrum"] = column_power_spectrum(scaled).cpu().numpy()
-        return observation
+        float32 (N, w // 2 + 1) of the scaled reconstruction.
+
+        Numpy arrays, or with ``as_tensors`` torch tensors on :attr:`device` (no copy to the
+        host: for a policy on the same device). Either way fresh arrays, no views of the
+        episodes' state, and normal tensors (made outside inference mode) that training may
+        use with autograd.
+        """
+        with torch.inference_mode(False):
+            scaled = self.reconstruction / self.observation_scale
+            tensors = {"reconstruction": scaled.unsqueeze(1), "acquired": self.acquired.to(torch.int8)}
+            if self.column_spectrum:
+                tensors["column_spectrum"] = column_power_spectrum(scaled)
+        if as_tensors:
+            return tensors
+        return {key: value.cpu().numpy() for key, value in tensors.items()}
 
     def legal_actions(self) -> np.ndarray:
         """bool (N, W): True where a column may still be acquired."""
@@ -282,7 +296,7 @@ class AcquisitionEpisodes:
         """
         acquired = self.acquired.cpu().numpy()
         info: dict[str, np.ndarray] = {"action_mask": (~acquired).astype(np.int8)}
-        info.update({name: values.cpu().numpy() for name, values in self.metrics.items()})
+        info.update({name: values.cpu().numpy().copy() for name, values in self.metrics.items()})  # no views of state
         measured = self.measurable - (~acquired).sum(axis=1)  # acquired columns that hold data
         info["acquired_columns"] = measured
         info["sampling_rate"] = measured / self.measurable

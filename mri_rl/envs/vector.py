@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -30,6 +31,11 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
 
     With ``render_mode="rgb_array"``, ``render()`` returns one picture per episode
     (:func:`~mri_rl.envs.acquisition.episode_picture`).
+
+    Observations are numpy arrays; with :attr:`tensor_observations` set, torch tensors on
+    :attr:`device` instead (no copy to the host and back for a policy on that device; the
+    agents' :class:`~mri_rl.agents.collect.Collector` sets it while it trains an agent there).
+    Rewards, flags and infos stay numpy.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -55,6 +61,13 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         self._needs_reset = np.ones(num_envs, dtype=bool)
         self._started = False
         self._all_rows = np.arange(num_envs)
+        #: Return observations as torch tensors on :attr:`device` (True) or numpy arrays (False).
+        self.tensor_observations = False
+
+    @property
+    def device(self) -> torch.device:
+        """Where the episodes' tensors live and reconstructions run."""
+        return self.episodes.device
 
     @property
     def num_slices(self) -> int:
@@ -94,7 +107,7 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         rows = self._all_rows[reset_mask]
         self._start(rows, None if indices is None else [indices[r] for r in rows])
         self._started = True
-        return self.episodes.observation(), self._info()
+        return self.episodes.observation(self.tensor_observations), self._info()
 
     def _start(self, rows: np.ndarray, indices: Sequence[int] | None = None) -> None:
         slice_ids = [
@@ -137,7 +150,7 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         terminations[running] = episodes.done(running)
         self._needs_reset = terminations.copy()
         truncations = np.zeros(self.num_envs, dtype=bool)
-        return episodes.observation(), rewards, terminations, truncations, self._info()
+        return episodes.observation(self.tensor_observations), rewards, terminations, truncations, self._info()
 
     def action_masks(self) -> np.ndarray:
         """bool (N, W): the legal actions, True where a column may still be acquired (sb3-contrib's name)."""

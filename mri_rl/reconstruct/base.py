@@ -6,7 +6,8 @@ target size::
     f(masked_kspace: complex (B, C, H, W), mask: bool (B, W), output_size: (h, w)) -> (B, h, w)
 
 C is the number of coils (1 for single-coil), H the readout rows and W the phase-encode
-columns. Reconstructors run without gradients when the environment steps.
+columns. Reconstructors run in ``torch.inference_mode`` when the environment steps, and
+under the autocast of the task's precision (:func:`autocast`).
 
 An environment does not call ``f`` itself: it asks the reconstructor for an
 :class:`EpisodeReconstructions`, which reconstructs a batch of episodes as their masks
@@ -17,14 +18,40 @@ inverse FFT is linear, so one column's contribution can be added) returns its ow
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from fastmri.data.transforms import center_crop
 
 from mri_rl.kspace import apply_mask, ifft2c
+from mri_rl.task import PRECISIONS
+
+#: The autocast dtype of each reduced precision (:data:`~mri_rl.task.PRECISIONS`).
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
+
+
+def check_precision(device: torch.device, precision: str) -> None:
+    """Raise ValueError unless the reconstructor can run in ``precision`` on ``device``.
+
+    "16" (float16) is refused on the CPU, where it has no fast arithmetic: use "bf16" there.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "16" and device.type == "cpu":
+        raise ValueError("precision 16 (float16 autocast) needs a CUDA or MPS device; on the CPU use bf16")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """The context a reconstructor's forward runs in: nothing for "32", else ``torch.autocast``
+    on ``device``'s type to bfloat16 ("bf16") or float16 ("16"), checked by :func:`check_precision`."""
+    check_precision(device, precision)
+    if precision == "32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
 def zero_filled_image(masked_kspace: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
@@ -55,11 +82,20 @@ class EpisodeReconstructions:
     Args:
         reconstructor: the emission function.
         output_size: (h, w) of the images.
+        precision: "32", "bf16" or "16": the autocast of every reconstructor call (:func:`autocast`).
     """
 
-    def __init__(self, reconstructor: Reconstructor, output_size: tuple[int, int]) -> None:
+    def __init__(self, reconstructor: Reconstructor, output_size: tuple[int, int], precision: str = "32") -> None:
         self.reconstructor = reconstructor
         self.output_size = output_size
+        self.precision = precision
+
+    def reconstruct(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The reconstructor's images under :attr:`precision`'s autocast, cast back to float32:
+        complex (B, C, H, W), bool (B, W) -> float32 (B, h, w)."""
+        with autocast(masked_kspace.device, self.precision):
+            images = self.reconstructor(masked_kspace, mask, self.output_size)
+        return images.float()
 
     def update(
         self, kspace: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, added_columns: torch.Tensor
@@ -74,9 +110,9 @@ class EpisodeReconstructions:
                 or -1 where an episode starts (or changed otherwise).
 
         Returns:
-            float (R, h, w).
+            float32 (R, h, w).
         """
-        return self.reconstructor(apply_mask(kspace[rows], mask[rows]), mask[rows], self.output_size)
+        return self.reconstruct(apply_mask(kspace[rows], mask[rows]), mask[rows])
 
     def zero_filled(self, kspace: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Zero-filled images of ``rows`` under their current masks: float (R, h, w)."""
@@ -98,14 +134,14 @@ class EpisodeReconstructions:
             batch_size: candidates per reconstructor call.
 
         Yields:
-            (slice of the P candidates, float (len, h, w) reconstructions).
+            (slice of the P candidates, float32 (len, h, w) reconstructions).
         """
         for start in range(0, len(pair_rows), batch_size):
             chunk = slice(start, start + batch_size)
             rows = pair_rows[chunk]
             candidate_mask = mask[rows].clone()
             candidate_mask[torch.arange(len(rows), device=mask.device), pair_columns[chunk]] = True
-            yield chunk, self.reconstructor(apply_mask(kspace[rows], candidate_mask), candidate_mask, self.output_size)
+            yield chunk, self.reconstruct(apply_mask(kspace[rows], candidate_mask), candidate_mask)
 
 
 def root_sum_of_squares(coil_images: torch.Tensor) -> torch.Tensor:
@@ -133,14 +169,20 @@ class Reconstructor(torch.nn.Module, ABC):
         """
 
     def episode_reconstructions(
-        self, num_episodes: int, kspace_shape: tuple[int, int, int], output_size: tuple[int, int], device: torch.device
+        self,
+        num_episodes: int,
+        kspace_shape: tuple[int, int, int],
+        output_size: tuple[int, int],
+        device: torch.device,
+        precision: str = "32",
     ) -> EpisodeReconstructions:
         """What reconstructs ``num_episodes`` episodes of k-space (C, H, W) as they are acquired.
 
-        The default passes whole masked k-space through :meth:`forward`; override it to keep
-        state across steps when the reconstructor has an exact shortcut.
+        The default passes whole masked k-space through :meth:`forward`, under the autocast of
+        ``precision`` (:func:`autocast`); override it to keep state across steps when the
+        reconstructor has an exact shortcut.
         """
-        return EpisodeReconstructions(self, output_size)
+        return EpisodeReconstructions(self, output_size, precision)
 
     def fingerprint(self) -> str:
         """Identifies the weights: ``state:`` and 16 hex digits of a SHA-256 over the class

@@ -26,6 +26,7 @@ from mri_rl.metrics import image_metrics
 from mri_rl.reconstruct.checkpoint import TRAINABLE_KINDS
 from mri_rl.reconstruct.masked_slices import MaskedSlices, ReconstructionSample, split_geometry
 from mri_rl.reconstruct.training_masks import MaskSampler
+from mri_rl.threads import follow_free_cpus
 
 LOSSES = ("l1", "ssim")
 #: Entries of a Lightning checkpoint that hold weights and optimiser state (which must be finite).
@@ -164,11 +165,13 @@ class ReconstructionModule(pl.LightningModule):
         return ((reconstruction - target).abs().flatten(1).mean(dim=1) / data_range).mean()
 
     def training_step(self, batch: ReconstructionSample, batch_index: int) -> torch.Tensor:
+        follow_free_cpus()
         loss = self.loss(self(batch), batch.target, batch.data_range)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch.target))
         return loss
 
     def validation_step(self, batch: ReconstructionSample, batch_index: int) -> None:
+        follow_free_cpus()
         reconstruction = self(batch)
         size = len(batch.target)
         self.log("val_loss", self.loss(reconstruction, batch.target, batch.data_range), batch_size=size, sync_dist=True)

@@ -193,9 +193,18 @@ def reconstructor_record(
     task: AcquisitionTask, train: Path, val: Path, config: Mapping[str, Any], max_epochs: int | None
 ) -> dict[str, Any]:
     """How a reconstructor is made: the task it serves (its masks; the geometry of the first
-    training volume), the data, the config and the epochs it trains for (``max_epochs``)."""
+    training volume), the data, the config and the epochs it trains for (``max_epochs``).
+
+    The task's ``precision`` (the env's autocast) is recorded as the default: training does not
+    use it (Lightning's ``precision`` does that), so envs at any precision share a reconstructor.
+    """
     geometry = inspect_volume(h5_files(train)[0], task.challenge).slice_shape
-    served = task.with_changes(reconstructor=TRAINED_HERE, reconstructor_fingerprint=None, kspace_shape=geometry)
+    served = task.with_changes(
+        reconstructor=TRAINED_HERE,
+        reconstructor_fingerprint=None,
+        kspace_shape=geometry,
+        precision=AcquisitionTask.precision,
+    )
     return make_record(
         served,
         {"train": data_fingerprint(train), "val": data_fingerprint(val)},
@@ -360,7 +369,7 @@ def reconstructor_name(model: Reconstructor) -> str:
     return type(model).__name__
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_reconstructor(
     reconstructor: str | Path | Reconstructor,
     data: str | Path,

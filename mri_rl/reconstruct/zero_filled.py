@@ -37,9 +37,16 @@ class ZeroFilledReconstructor(Reconstructor):
         return zero_filled_image(masked_kspace, output_size)
 
     def episode_reconstructions(
-        self, num_episodes: int, kspace_shape: tuple[int, int, int], output_size: tuple[int, int], device: torch.device
+        self,
+        num_episodes: int,
+        kspace_shape: tuple[int, int, int],
+        output_size: tuple[int, int],
+        device: torch.device,
+        precision: str = "32",
     ) -> ZeroFilledEpisodes:
-        return ZeroFilledEpisodes(self, num_episodes, kspace_shape, output_size, device)
+        """Episodes kept as complex coil images; ``precision`` changes nothing (FFTs and complex
+        sums are not autocast), so the numbers are the same under every precision."""
+        return ZeroFilledEpisodes(self, num_episodes, kspace_shape, output_size, device, precision)
 
 
 def row_transforms(kspace: torch.Tensor, rows: int) -> torch.Tensor:
@@ -56,12 +63,14 @@ def column_basis(
     width: int, output_width: int, device: torch.device, dtype: torch.dtype = torch.complex64
 ) -> torch.Tensor:
     """The image-domain row of every k-space column over the cropped width: complex
-    (W, w), computed once per geometry."""
-    left = (width - output_width) // 2
-    frequencies = torch.arange(width, device=device) - width // 2
-    positions = torch.arange(left, left + output_width, device=device) - width // 2
-    basis = torch.exp(2j * math.pi * torch.outer(frequencies, positions).double() / width) / math.sqrt(width)
-    return basis.to(dtype)
+    (W, w), computed once per geometry (a normal tensor, also when first asked for in
+    inference mode, so that code with autograd may use the cached one too)."""
+    with torch.inference_mode(False):
+        left = (width - output_width) // 2
+        frequencies = torch.arange(width, device=device) - width // 2
+        positions = torch.arange(left, left + output_width, device=device) - width // 2
+        basis = torch.exp(2j * math.pi * torch.outer(frequencies, positions).double() / width) / math.sqrt(width)
+        return basis.to(dtype)
 
 
 def column_images(
@@ -98,8 +107,9 @@ class ZeroFilledEpisodes(EpisodeReconstructions):
         kspace_shape: tuple[int, int, int],
         output_size: tuple[int, int],
         device: torch.device,
+        precision: str = "32",
     ) -> None:
-        super().__init__(reconstructor, output_size)
+        super().__init__(reconstructor, output_size, precision)
         coils, _, self.width = kspace_shape
         self.coil_images = torch.zeros((num_episodes, coils, *output_size), dtype=torch.complex64, device=device)
 

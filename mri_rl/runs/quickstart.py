@@ -7,7 +7,10 @@ both in simulated k-space.
 Every stage is skipped when its output exists *and* its record (:mod:`mri_rl.provenance`)
 matches what the current config would make, so an interrupted quick start resumes where
 it stopped (agent runs resume from their last checkpoint), while a changed setting stops
-with an error that names it instead of silently reusing the old stage.
+with an error that names it instead of silently reusing the old stage. The device is no
+setting of any record (it changes where, not what): a quick start may resume on another
+device. The precision of the agents' env is the task's (``task.precision``): the agents
+and the evaluation record it; the reconstructor's training does not use it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from mri_rl.agents import AGENTS
+from mri_rl.checks import resolve_device
 from mri_rl.configs import load_config
 from mri_rl.configs.schema import ConfigError, from_mapping
 from mri_rl.data.simulated_kspace import SimulationSpec
@@ -30,6 +34,7 @@ from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, parse
 from mri_rl.evaluation.report import markdown_table
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record
+from mri_rl.reconstruct.base import check_precision
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 from mri_rl.reconstruct.train import (
     EXPORT_NAME,
@@ -177,11 +182,23 @@ def data_differences(
     return differences
 
 
+def lightning_device(device: str) -> dict[str, Any]:
+    """Lightning Trainer arguments for a torch device: "cpu" -> accelerator cpu; "cuda:N" ->
+    accelerator gpu on devices [N] ("cuda": one GPU); "mps" -> accelerator mps."""
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        return {"accelerator": "gpu", "devices": 1 if resolved.index is None else [resolved.index]}
+    return {"accelerator": resolved.type, "devices": 1}
+
+
 class Quickstart:
     """The stages of one quick start run into ``out`` (see :func:`run_quickstart`)."""
 
-    def __init__(self, out: Path, config: QuickstartConfig, data: Path | None, progress: bool) -> None:
+    def __init__(
+        self, out: Path, config: QuickstartConfig, data: Path | None, progress: bool, device: str = "cpu"
+    ) -> None:
         self.out, self.config, self.progress = out, config, progress
+        self.device = str(resolve_device(device))
         self.root = Path(data or config.data.root or DATA_ROOTS[config.data.source])
         self.task = config.task
         self.timings: dict[str, float] = {}
@@ -246,7 +263,7 @@ class Quickstart:
                 self.recon_config,
                 max_epochs=max_epochs,
                 resume=(run / "checkpoints" / "last.ckpt").is_file(),
-                trainer_kwargs={"enable_progress_bar": self.progress},
+                trainer_kwargs={"enable_progress_bar": self.progress, **lightning_device(self.device)},
             )
         self.stage("reconstructor training")
         return exported
@@ -261,6 +278,7 @@ class Quickstart:
             env_kwargs={**options, "data_path": str(self.root / f"{challenge}_train"), "task": task.to_dict()},
             eval_env_kwargs={**options, "data_path": str(self.root / f"{challenge}_val"), "task": task.to_dict()},
             seed=self.config.seed,
+            device=self.device,  # not recorded: a stage made on another device is reused
         )
         config = TrainConfig.from_dict(values, self.config.agents[name].config)
         model = run_dir / "model.pt"
@@ -287,6 +305,7 @@ class Quickstart:
             seeds=tuple(cfg.seeds),
             batch_size=cfg.batch_size,
             lbcs_slices=cfg.lbcs_slices,
+            device=self.device,
         )
         policies = list(cfg.policies) + [f"{name}={path}" for name, path in models.items()]
         summary = evaluate_policies(
@@ -314,6 +333,8 @@ def run_quickstart(
     progress: bool = True,
     overrides: Sequence[str] = (),
     overwrite: bool = False,
+    device: str = "cpu",
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline and return the evaluation summary; timings go to ``out/timings.yaml``.
 
@@ -326,15 +347,22 @@ def run_quickstart(
         overrides: ``KEY=VALUE`` changes of the config (``--set``).
         overwrite: delete the stages in ``out`` (and rewrite a data root written
             with other settings) instead of refusing them.
+        device: torch device of every stage (Lightning's accelerator for the reconstructor,
+            :func:`lightning_device`); not recorded, so finished stages are reused on another.
+        precision: the task's precision of the agents' env ("32", "bf16", "16"; None: the
+            config's ``task.precision``); recorded by the agents and the evaluation.
 
     Raises:
         ConfigError: a bad config or override, before anything runs.
+        ValueError: a device this machine lacks, or precision "16" on the CPU.
         RecordMismatchError: a finished stage made under other settings.
     """
     out = Path(out)
-    quick = Quickstart(
-        out, QuickstartConfig.from_file(config, overrides), None if data is None else Path(data), progress
-    )
+    settings = QuickstartConfig.from_file(config, overrides)
+    if precision is not None:
+        settings.task = settings.task.with_changes(precision=precision)
+    quick = Quickstart(out, settings, None if data is None else Path(data), progress, device)
+    check_precision(resolve_device(device), quick.task.precision)
     if overwrite:
         clear_stages(out, list(quick.config.agents))
     quick.data(overwrite)
