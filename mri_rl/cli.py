@@ -16,10 +16,18 @@ from typing import Any
 
 from mri_rl import __version__
 from mri_rl.checks import MAX_SEED, expected, is_valid
-from mri_rl.task import CHALLENGES, DEFAULT_TASK, METRIC_NAMES, SPLITS, AcquisitionTask
+from mri_rl.task import CHALLENGES, DEFAULT_TASK, METRIC_NAMES, PRECISIONS, SPLITS, AcquisitionTask
 
-#: Task fields each command exposes as flags (``--initial-lines`` sets ``initial_lines``).
+#: Task fields each command exposes as flags (``--initial-lines`` sets ``initial_lines``). The
+#: task's ``precision`` is ``--precision`` (dest ``task_precision``), added where named: ``train-recon``'s
+#: ``--precision`` is Lightning's, not the task's.
 TASK_FLAGS = {"challenge", "budget", "initial_lines", "reward_metric", "reconstructor"}
+#: ``--precision`` of the agents' env (evaluate, train, quickstart).
+PRECISION_HELP = (
+    "arithmetic of the reconstructor's forward in the environment: 32 (float32), bf16 (bfloat16 autocast; "
+    "CPU and CUDA) or 16 (float16 autocast; CUDA and MPS only). Metrics and rewards stay float32/64. Part of "
+    "the task: runs and results record it, and reusing one made at another precision is refused"
+)
 
 
 def _budget(text: str) -> int | None:
@@ -106,6 +114,62 @@ def _add_task_arguments(parser: argparse.ArgumentParser, names: set[str], requir
             help=f"metric whose improvement is the reward, and that the oracle and LBCS greedily "
             f"improve (default: {default.reward_metric})",
         )
+    if "precision" in names:
+        _add_precision_argument(group, f"(default: {default.precision})")
+
+
+def _add_precision_argument(parser: Any, default: str) -> None:
+    """``--precision`` (dest ``task_precision``): the task's precision, :data:`PRECISION_HELP`."""
+    parser.add_argument("--precision", dest="task_precision", choices=PRECISIONS, help=f"{PRECISION_HELP} {default}")
+
+
+def _add_device_argument(
+    parser: argparse.ArgumentParser, what: str, note: str = "", default: str | None = "cpu"
+) -> None:
+    """``--device``: a torch device name, checked by :func:`_device` when the command runs."""
+    shown = "cpu" if default else "the config's device, else cpu"
+    parser.add_argument(
+        "--device",
+        default=default,
+        help=f"torch device (cpu, cuda, cuda:N or mps) of {what} (default: {shown}); one this machine lacks "
+        f"is refused{note}",
+    )
+
+
+def _add_workers_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--workers``, ``--address``, ``--gpus-per-worker``: where :func:`_workers` runs tasks (Ray)."""
+    parser.add_argument(
+        "--workers",
+        type=_COUNT,
+        default=1,
+        help=f"processes at once, each with one CPU and one torch thread: {what} (default: 1, this process; "
+        "more needs Ray: pip install -e '.[distributed]')",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="a running Ray cluster (ray://HOST:10001, HOST:6379 or auto) instead of a local one",
+    )
+    parser.add_argument(
+        "--gpus-per-worker",
+        type=_number(integer=False, minimum=0),
+        default=0.0,
+        help="share of a GPU each worker holds, e.g. 0.5 (default: 0)",
+    )
+
+
+def _workers(args: argparse.Namespace) -> Any:
+    from mri_rl.distributed import Workers
+
+    return Workers(count=args.workers, address=args.address, gpus_per_worker=args.gpus_per_worker)
+
+
+def _device(name: str) -> str:
+    """``name`` when this machine has that device; ValueError (one line, exit status 2) otherwise."""
+    from mri_rl.checks import resolve_device
+
+    resolve_device(name)
+    return name
 
 
 def _task(args: argparse.Namespace) -> AcquisitionTask:
@@ -113,6 +177,8 @@ def _task(args: argparse.Namespace) -> AcquisitionTask:
     changes = {name: getattr(args, name) for name in TASK_FLAGS if getattr(args, name, None) is not None}
     if hasattr(args, "budget"):  # None is a value here: 'all'
         changes["budget"] = args.budget
+    if getattr(args, "task_precision", None) is not None:
+        changes["precision"] = args.task_precision
     return DEFAULT_TASK.with_changes(**changes)
 
 
@@ -434,9 +500,34 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     _add_set_argument(train)
     train.add_argument("--total-steps", type=_COUNT, default=None, help="env steps to train for")
     train.add_argument("--seed", type=_SEED, default=None)
+    train.add_argument(
+        "--seeds",
+        type=_SEED,
+        nargs="+",
+        default=None,
+        help="train one run per seed into OUT/seed{S}/ (--workers of them at once) and write OUT/seeds.json "
+        "with the final evaluations' mean +- std",
+    )
     train.add_argument("--num-envs", type=_COUNT, default=None, help="parallel envs (batched for the MRI env)")
+    _add_device_argument(
+        train,
+        "the agent, its replay batches and the MRI env's episodes and reconstructions",
+        ". Not recorded: a run may resume on another device",
+        default=None,
+    )
+    _add_precision_argument(train, "(MRI env only; sets env_kwargs precision; default: the config's, else 32)")
+    _add_workers_arguments(
+        train,
+        "Ray actors that step the env, ceil(num_envs / workers) sub-environments each, for one learner "
+        "that acts for all of them (with --seeds: seeds trained at once)",
+    )
     train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint, with its saved config (--device and "
+        "--precision still apply; a run made at another precision is refused)",
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(handler=_run_train)
 
@@ -449,7 +540,7 @@ def _train_config(args: argparse.Namespace) -> Any:
     saved = args.out / "config.yaml"
     if args.resume and saved.is_file():
         values, source = load_config(saved)
-        return TrainConfig.from_dict(values, source)
+        return TrainConfig.from_dict(_device_and_precision(args, values), source)
     config = args.config or default_config_path(args.agent, args.env_id)
     values, source = load_config(config) if config else ({}, "command line")
     if values.get("agent", args.agent) != args.agent:
@@ -459,7 +550,7 @@ def _train_config(args: argparse.Namespace) -> Any:
     for key in ("total_steps", "seed", "num_envs"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    values = apply_overrides(values, args.overrides, source)
+    values = _device_and_precision(args, apply_overrides(values, args.overrides, source))
     if "total_steps" not in values:
         raise ValueError(f"no --total-steps given and no config sets total_steps (config: {config or 'none'})")
     return TrainConfig.from_dict(
@@ -467,11 +558,44 @@ def _train_config(args: argparse.Namespace) -> Any:
     )
 
 
+def _device_and_precision(args: argparse.Namespace, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with ``--device`` and ``--precision`` (into the env kwargs of the MRI env) applied.
+
+    Raises:
+        ValueError: ``--precision`` for an env other than the MRI env.
+    """
+    from mri_rl.runs.training import is_mri_env
+
+    values = dict(values)
+    if args.device is not None:
+        values["device"] = args.device
+    if args.task_precision is not None:
+        env_id = values.get("env_id", args.env_id)
+        if not is_mri_env(str(env_id)):
+            raise ValueError(f"--precision sets the MRI env's reconstructor precision; env {env_id!r} has none")
+        for key in ("env_kwargs", "eval_env_kwargs"):
+            if key == "env_kwargs" or values.get(key) is not None:
+                values[key] = {**(values.get(key) or {}), "precision": args.task_precision}
+    return values
+
+
 def _run_train(args: argparse.Namespace) -> int:
+    from mri_rl.runs.seed_sweep import SUMMARY_NAME, train_seeds
     from mri_rl.runs.training import train_agent
 
-    config = _train_config(args)
-    result = train_agent(config, args.out, resume=args.resume, progress_bar=not args.no_progress)
+    if args.device is not None:
+        _device(args.device)
+    if args.seeds is not None and args.seed is not None:
+        raise ValueError("give --seed (one run) or --seeds (one run per seed), not both")
+    config, workers, progress = _train_config(args), _workers(args), not args.no_progress
+    if args.seeds is not None:
+        summary = train_seeds(config, args.seeds, args.out, workers, resume=args.resume, progress=progress)
+        print(
+            f"{config.agent} on {config.env_id}, seeds {summary['seeds']}: final evaluation "
+            f"{summary['mean_return']:.2f} +- {summary['std_return']:.2f} over seeds ({args.out / SUMMARY_NAME})"
+        )
+        return 0
+    result = train_agent(config, args.out, resume=args.resume, progress_bar=progress, workers=workers)
     solved = f", solved at step {result['solved_at_step']}" if result["solved_at_step"] else ""
     print(
         f"{config.agent} on {config.env_id}: {result['num_timesteps']} steps{solved}; final evaluation over "
@@ -536,6 +660,7 @@ def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
     _add_set_argument(evaluate)
     evaluate.add_argument("--seed", type=_SEED, default=0)
     evaluate.add_argument("--batch-size", type=_COUNT, default=8)
+    _add_device_argument(evaluate, "the reconstructions and metrics")
     evaluate.set_defaults(handler=_run_eval_recon)
 
 
@@ -569,6 +694,7 @@ def _run_eval_recon(args: argparse.Namespace) -> int:
     from mri_rl.reconstruct.train import evaluate_reconstructor, format_evaluation_table, load_config
     from mri_rl.reconstruct.training_masks import build_mask_samplers
 
+    device = _device(args.device)
     task = _task(args)
     kind = "unet" if task.challenge == "singlecoil" else "varnet"
     config = load_config(args.config or f"recon_{kind}", args.overrides, task)
@@ -581,6 +707,7 @@ def _run_eval_recon(args: argparse.Namespace) -> int:
         masks,
         seed=args.seed,
         batch_size=args.batch_size,
+        device=device,
         any_folder=args.any_folder,
     )
     print(format_evaluation_table(rows))
@@ -610,7 +737,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--any-folder", action="store_true", help="accept a --data folder whose name says another split than --split"
     )
-    _add_task_arguments(evaluate, TASK_FLAGS)
+    _add_task_arguments(evaluate, TASK_FLAGS | {"precision"})
     evaluate.add_argument(
         "--policies",
         nargs="+",
@@ -634,7 +761,12 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--lbcs-slices", type=_COUNT, default=32, help="training slices LBCS averages over (default: 32)"
     )
-    evaluate.add_argument("--device", default="cpu", help="(default: cpu)")
+    _add_device_argument(evaluate, "the environment's reconstructions and the learned policies")
+    _add_workers_arguments(
+        evaluate,
+        "each (policy, seed) rollout is split into shards of whole batches, which workers roll; the files "
+        "are the same as one process writes, and a killed worker's shard is rolled again",
+    )
     evaluate.add_argument("--out", type=Path, required=True, help="results folder, e.g. results/NAME")
     evaluate.add_argument(
         "--overwrite",
@@ -662,7 +794,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         any_folder=args.any_folder,
     )
     policies = list(BASELINE_NAMES) if args.policies is None else args.policies
-    summary = evaluate_policies(setup, policies, args.out, progress=not args.no_progress, overwrite=args.overwrite)
+    summary = evaluate_policies(
+        setup, policies, args.out, progress=not args.no_progress, overwrite=args.overwrite, workers=_workers(args)
+    )
     print(markdown_table(summary))
     print(f"wrote {args.out / 'metrics.csv'}, summary.json, summary.md, curves.png, masks.png, examples.png")
     return 0
@@ -685,6 +819,13 @@ def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
     quickstart.add_argument("--config", default="quickstart", help="a packaged config name or a YAML path")
     _add_set_argument(quickstart)
     quickstart.add_argument("--data", type=Path, default=None, help="data root (default: the config's)")
+    _add_device_argument(
+        quickstart,
+        "every stage: the reconstructor's training (as Lightning's accelerator), the agents and their env, "
+        "the evaluation",
+        ". Not recorded: finished stages are reused on another device",
+    )
+    _add_precision_argument(quickstart, "(sets the config's task.precision; default: the config's, else 32)")
     quickstart.add_argument(
         "--overwrite",
         action="store_true",
@@ -705,6 +846,8 @@ def _run_quickstart(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         overrides=args.overrides,
         overwrite=args.overwrite,
+        device=_device(args.device),
+        precision=args.task_precision,
     )
     return 0
 

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mri_rl"
 
 #: Bottom-up layers (DESIGN.md): a module may import its own layer and those below.
 LAYERS = [
-    {"task", "provenance", "files", "checkpointing", "configs", "schedules", "checks"},
+    {"task", "provenance", "files", "checkpointing", "configs", "schedules", "checks", "threads", "distributed"},
     {"kspace"},
     {"metrics"},
     {"data"},
@@ -37,7 +37,7 @@ def modules() -> list[tuple[str, Path]]:
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE)
         if relative == Path("__init__.py"):
-            continue  # the package entry: registers the env by name and gives the version
+            continue  # the package entry: sets the thread default, registers the env by name, gives the version
         found.append((relative.parts[0].removesuffix(".py"), path))
     return found
 

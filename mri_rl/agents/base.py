@@ -36,8 +36,10 @@ from mri_rl.checkpointing import (
     save_checkpoint,
     typed_entry,
 )
+from mri_rl.checks import resolve_device
 from mri_rl.configs.schema import check_range, check_value
 from mri_rl.provenance import record_problem
+from mri_rl.threads import follow_free_cpus
 
 AGENT_FORMAT = "mri_rl.agent"
 #: Checkpoint entries that hold weights and optimiser state (which must be finite).
@@ -52,8 +54,8 @@ def space_to_dict(space: spaces.Space) -> dict[str, Any]:
     if isinstance(space, spaces.Box):
         return {
             "type": "Box",
-            "low": torch.from_numpy(np.asarray(space.low)),
-            "high": torch.from_numpy(np.asarray(space.high)),
+            "low": torch.from_numpy(np.array(space.low)),  # a copy: a received space may be read-only
+            "high": torch.from_numpy(np.array(space.high)),
             "dtype": str(space.dtype),
         }
     if isinstance(space, spaces.MultiBinary):
@@ -112,7 +114,9 @@ class Agent:
         env: a Gymnasium env or vector env (None when only predicting after ``load``).
         settings: the algorithm's settings (default: its defaults).
         seed: seeds numpy, torch and the env resets.
-        device: torch device.
+        device: torch device of the networks, of the replay batches and (for an env on the
+            same device that can return them, :class:`~mri_rl.agents.collect.Collector`)
+            of the observations; checked by :func:`~mri_rl.checks.resolve_device`.
         observation_space, action_space: the spaces, when there is no env.
         **overrides: single settings fields, e.g. ``learning_rate=1e-3``.
     """
@@ -144,7 +148,7 @@ class Agent:
         self.action_space = action_space
         self.num_actions = int(action_space.n)
         self.seed = seed
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         random.seed(seed)
@@ -417,7 +421,7 @@ class TrainingRun:
             agent.num_timesteps, agent.num_episodes, agent.episode_returns = 0, 0, []
         self.agent = agent
         self.env = agent.env
-        self.collector = Collector(agent.env, agent.num_actions)
+        self.collector = Collector(agent.env, agent.num_actions, agent.device)  # tensors when on the env's device
         self.target = agent.num_timesteps + total_timesteps
         self.vector_steps = 0
         self.stopped = False
@@ -435,6 +439,7 @@ class TrainingRun:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.bar.close()
+        self.collector.close()
         if hasattr(self.callback, "on_training_end"):
             self.callback.on_training_end()
 
@@ -457,6 +462,7 @@ class TrainingRun:
 
     def step(self, actions: np.ndarray) -> Step:
         """Step the env and count its transitions and finished episodes into the agent."""
+        follow_free_cpus()
         step = self.collector.step(actions)
         agent = self.agent
         agent.episode_returns += step.finished_returns

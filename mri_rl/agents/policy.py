@@ -14,7 +14,8 @@ class Policy(Protocol):
     ``predict(obs, deterministic=True, action_mask=legal)`` returns ``(actions, None)``:
     int64 (B,) for a batch, where ``legal`` is bool (B, A), True where an action is legal.
     Policies whose choice depends on the start of an episode (a planned mask) may also
-    have ``reset(legal)``, called when the episodes of a batch start.
+    have ``reset(legal, slice_ids)``, called when the episodes of a batch start on the data's
+    slices ``slice_ids`` (N,).
     """
 
     def predict(

@@ -22,6 +22,7 @@ import json
 import re
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from tqdm.auto import tqdm
 
 from mri_rl.agents import AGENTS
 from mri_rl.agents.base import read_agent_checkpoint
@@ -36,10 +38,13 @@ from mri_rl.checkpointing import entry_error
 from mri_rl.checks import check_int, check_number, resolve_device
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.data.splits import check_disjoint, check_split_folder
+from mri_rl.distributed import ActorGroup, Workers, run_tasks
 from mri_rl.envs import ENV_ID
+from mri_rl.envs.slice_source import SliceSource
 from mri_rl.evaluation.figures import Example, plot_examples
 from mri_rl.evaluation.report import read_rows_csv, write_report, write_rows_csv
 from mri_rl.evaluation.rollout import replay_orders, rollout_policy
+from mri_rl.evaluation.shards import Shard, join_shards, plan_shards, stale_shard_files
 from mri_rl.files import atomic_write_text
 from mri_rl.policies import (
     EquispacedPolicy,
@@ -48,8 +53,8 @@ from mri_rl.policies import (
     OraclePolicy,
     RandomPolicy,
     cached_lbcs_order,
-    learn_lbcs_order,
 )
+from mri_rl.policies.lbcs import LBCSEpisodes, greedy_order
 from mri_rl.provenance import (
     RecordMismatchError,
     check_record,
@@ -208,21 +213,49 @@ def lbcs_train_folder(setup: EvaluationSetup) -> Path:
     return candidate
 
 
+class LBCSScorer:
+    """The LBCS training episodes of one worker, scoring its share of the columns
+    (:class:`~mri_rl.policies.lbcs.LBCSEpisodes` in an env of the setup's task)."""
+
+    def __init__(self, setup: EvaluationSetup, folder: Path, indices: list[int], columns: list[int]) -> None:
+        self.episodes = LBCSEpisodes(make_batched_env(setup, folder, setup.lbcs_slices), indices, columns)
+
+    def mean_gains(self, order: list[int]) -> np.ndarray:
+        return self.episodes.mean_gains(order)
+
+    def acquire(self, column: int) -> None:
+        self.episodes.acquire(column)
+
+
 def lbcs_order(
-    setup: EvaluationSetup, task: AcquisitionTask, folder: Path, cache_file: Path, progress: bool
+    setup: EvaluationSetup,
+    task: AcquisitionTask,
+    folder: Path,
+    cache_file: Path,
+    progress: bool,
+    workers: Workers | None = None,
 ) -> list[int]:
-    """The LBCS order learned on the training slices of ``folder`` (cached in ``cache_file``).
+    """The LBCS order learned on the training slices of ``folder`` (cached in ``cache_file``); with
+    several ``workers``, each scores a contiguous share of the columns at every step.
 
     Raises:
         RecordMismatchError: the cache was learned under another task, data or slices.
     """
-    env = make_batched_env(setup, folder, setup.lbcs_slices)
-    total = _acquisition_env(env).num_slices
+    workers = workers or Workers()
+    source = SliceSource(folder, task.challenge)  # headers only: the slices and the width
+    total, width = len(source), source.width
     indices = np.unique(np.linspace(0, total - 1, min(setup.lbcs_slices, total)).round().astype(int)).tolist()
     record = make_record(task, {"lbcs_train": data_fingerprint(folder)}, {"lbcs_slices": indices})
 
     def learn() -> list[int]:
-        return learn_lbcs_order(env, indices, task.budget, progress)
+        shares = [part.tolist() for part in np.array_split(np.arange(width), min(workers.count, width))]
+        with ActorGroup(LBCSScorer, [(setup, folder, indices, share) for share in shares], workers) as scorers:
+            return greedy_order(
+                lambda order: np.concatenate(scorers.call("mean_gains", order)),
+                lambda column: scorers.call("acquire", column),
+                width if task.budget is None else task.budget,
+                progress,
+            )
 
     return cached_lbcs_order(cache_file, record, learn, FRESH_START)
 
@@ -272,10 +305,9 @@ def check_learned_policy(path: Path, agent: Any, env: gym.vector.VectorEnv, allo
     return differences
 
 
-def build_policy(
-    name: str, agent: Any, setup: EvaluationSetup, env: gym.vector.VectorEnv, seed: int, out_dir: Path, progress: bool
-):
-    """The policy called ``name``: ``agent`` when it is a learned one, else a baseline."""
+def build_policy(name: str, agent: Any, env: gym.vector.VectorEnv, seed: int, lbcs: Sequence[int] | None):
+    """The policy called ``name``: ``agent`` when it is a learned one, else a baseline (``lbcs``:
+    the LBCS order, learned beforehand by :func:`lbcs_order`)."""
     if agent is not None:
         return agent
     width = int(cast(spaces.Discrete, env.single_action_space).n)  # the MRI env's actions are columns
@@ -287,9 +319,9 @@ def build_policy(
     if name == "equispaced":
         return EquispacedPolicy(width, task.budget)
     if name == "lbcs":
-        return LBCSPolicy(
-            width, lbcs_order(setup, task, lbcs_train_folder(setup), out_dir / "lbcs_order.json", progress)
-        )
+        if lbcs is None:
+            raise ValueError("the lbcs policy needs its order: learn it with lbcs_order first")
+        return LBCSPolicy(width, lbcs)
     return OraclePolicy(env)
 
 
@@ -443,11 +475,174 @@ def write_examples(
     )
 
 
+@dataclass(frozen=True)
+class ShardJob:
+    """What a worker needs to roll one shard (picklable): :func:`roll_shard`'s argument.
+
+    Attributes:
+        setup, folder, column_spectrum, digest: the evaluation env (``digest``: the data's
+            fingerprint, so a worker never reuses an env of other data).
+        shard: the policy, seed and slices.
+        checkpoint: the learned policy's checkpoint (None: a baseline).
+        lbcs: the LBCS order (for ``lbcs`` only).
+        out: the shard's CSV; its record goes beside it.
+        record_text: that record, as written.
+        progress: show the rollout's progress bar.
+    """
+
+    setup: EvaluationSetup
+    folder: Path
+    column_spectrum: bool
+    digest: str
+    shard: Shard
+    checkpoint: Path | None
+    lbcs: tuple[int, ...] | None
+    out: Path
+    record_text: str
+    progress: bool
+
+
+#: One process's evaluation env, kept between the shards it rolls (see :func:`evaluation_env`).
+_ENVS: dict[str, gym.vector.VectorEnv] = {}
+
+
+def evaluation_env(setup: EvaluationSetup, folder: Path, column_spectrum: bool, digest: str) -> gym.vector.VectorEnv:
+    """The batched env of ``setup`` over ``folder`` (:func:`make_batched_env`), built once per process
+    for these arguments and data (``digest``); the previous one is dropped."""
+    key = repr((setup, str(folder), column_spectrum, digest))
+    if key not in _ENVS:
+        _ENVS.clear()
+        _ENVS[key] = make_batched_env(setup, folder, setup.batch_size, column_spectrum=column_spectrum)
+    return _ENVS[key]
+
+
+def roll_shard(job: ShardJob) -> Path:
+    """Roll one shard and store its rows and record (atomically, record last); returns its CSV."""
+    env = evaluation_env(job.setup, job.folder, job.column_spectrum, job.digest)
+    shard = job.shard
+    agent = None if job.checkpoint is None else load_agent(job.checkpoint)
+    policy = build_policy(shard.policy, agent, env, shard.seed, job.lbcs)
+    budget = _acquisition_env(env).task.budget
+    indices = list(range(shard.start, shard.stop))
+    rows = rollout_policy(policy, env, budget, shard.policy, shard.seed, indices, progress=job.progress)
+    sidecar_path(job.out).unlink(missing_ok=True)
+    write_rows_csv(job.out, rows)
+    atomic_write_text(sidecar_path(job.out), job.record_text)
+    return job.out
+
+
+def roll_shards(jobs: list[ShardJob], workers: Workers, progress: bool) -> None:
+    """Roll the shards with ``workers`` (a bar counts the shards when they run on Ray)."""
+    with tqdm(total=len(jobs), desc="shards", unit="shard", disable=not (progress and workers.uses_ray)) as bar:
+        run_tasks(roll_shard, [(job,) for job in jobs], workers, on_done=lambda _: bar.update())
+
+
+def record_text(record: dict[str, Any]) -> str:
+    return json.dumps({"record": record}, indent=1) + "\n"
+
+
+def shard_record(record: dict[str, Any], shard: Shard, num_slices: int) -> dict[str, Any]:
+    """A shard's record: its rollout's, with its slices unless it holds all of them."""
+    if shard.start == 0 and shard.stop == num_slices:
+        return record
+    return {**record, "settings": {**record["settings"], "slices": [shard.start, shard.stop]}}
+
+
+@dataclass(frozen=True)
+class RolloutContext:
+    """What every rollout of one evaluation shares (see :func:`plan_rollouts`)."""
+
+    setup: EvaluationSetup
+    folder: Path
+    column_spectrum: bool
+    evaluated: dict[str, Any]
+    task: AcquisitionTask
+    out_dir: Path
+    progress: bool
+    workers: Workers
+
+
+@dataclass
+class Rollout:
+    """One (policy, seed) rollout: its file, its shards still to join (none: stored) and its record."""
+
+    path: Path
+    shards: list[Shard]
+    record: dict[str, Any]
+    num_slices: int
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Join its rolled shards (deleting shard files of other runs) and read its rows."""
+        if self.shards:
+            partial = self.path.parent
+            join_shards(self.shards, partial, self.num_slices, record_text(self.record))
+            keep = {shard.path(partial, self.num_slices) for shard in self.shards}
+            for stale in stale_shard_files(partial, self.shards[0].policy, self.shards[0].seed, keep):
+                stale.unlink()
+        return read_rows_csv(self.path)  # the same parsed values whether computed now or resumed
+
+
+def plan_rollouts(
+    context: RolloutContext,
+    policies: list[tuple[str, Path | None]],
+    mismatches: dict[str, list[str]],
+    env: gym.vector.VectorEnv,
+    parts: int,
+) -> tuple[list[Rollout], list[ShardJob]]:
+    """Every (policy, seed) rollout in report order, and the shards still to roll: a stored rollout
+    or shard whose record matches is reused (one of another record is refused). Learns the LBCS
+    order first when LBCS must be rolled."""
+    setup, task, partial = context.setup, context.task, context.out_dir / "partial"
+    num_slices = _acquisition_env(env).num_slices
+    rollouts: list[Rollout] = []
+    jobs: list[ShardJob] = []
+    lbcs: tuple[int, ...] | None = None
+    for name, path in policies:
+        for seed in setup.seeds if name == "random" else setup.seeds[:1]:
+            record = policy_record(name, path, seed, setup, task, context.evaluated, mismatches.get(name, []))
+            whole = partial / f"{name}_seed{seed}.csv"
+            if stored_rows(whole, record) is not None:
+                rollouts.append(Rollout(whole, [], record, num_slices))
+                continue
+            if name == "lbcs" and path is None and lbcs is None:
+                cache = context.out_dir / "lbcs_order.json"
+                train = lbcs_train_folder(setup)
+                lbcs = tuple(lbcs_order(setup, task, train, cache, context.progress, context.workers))
+            shards = plan_shards(name, seed, num_slices, env.num_envs, parts)
+            rollouts.append(Rollout(whole, shards, record, num_slices))
+            for shard in shards:
+                out, own = shard.path(partial, num_slices), shard_record(record, shard, num_slices)
+                if stored_rows(out, own) is None:
+                    jobs.append(
+                        ShardJob(
+                            setup=setup,
+                            folder=context.folder,
+                            column_spectrum=context.column_spectrum,
+                            digest=context.evaluated["digest"],
+                            shard=shard,
+                            checkpoint=path,
+                            lbcs=lbcs,
+                            out=out,
+                            record_text=record_text(own),
+                            progress=context.progress and not context.workers.uses_ray,
+                        )
+                    )
+    return rollouts, jobs
+
+
 def evaluate_policies(
-    setup: EvaluationSetup, policy_specs: list[str], out_dir: str | Path, progress: bool = True, overwrite: bool = False
+    setup: EvaluationSetup,
+    policy_specs: list[str],
+    out_dir: str | Path,
+    progress: bool = True,
+    overwrite: bool = False,
+    workers: Workers | None = None,
+    shards_per_rollout: int | None = None,
 ) -> dict[str, Any]:
-    """Roll every policy; write metrics.csv (+ its record), summary.json, summary.md, curves.png,
-    masks.png and examples.png.
+    """Roll every policy; write metrics.csv (+ record), summary.json/.md, curves/masks/examples.png.
+
+    Rollouts are split into shards of whole batches (:mod:`~mri_rl.evaluation.shards`) rolled by
+    ``workers``: the files are byte-identical to a single-process run's.
 
     Args:
         setup: data, task and settings.
@@ -455,49 +650,45 @@ def evaluate_policies(
         out_dir: the results folder.
         progress: show progress bars.
         overwrite: delete the folder's earlier rollouts and report first.
+        workers: where shards run (default: this process; :class:`~mri_rl.distributed.Workers`).
+        shards_per_rollout: shards per (policy, seed) (default: the workers' count).
 
     Returns:
         The summary (see :func:`mri_rl.evaluation.report.summarize`).
 
     Raises:
         RecordMismatchError: a stored rollout or LBCS order of another task, data or policy.
-        ValueError: bad arguments, a folder of another split, a learned policy of another
-            task, or evaluation files that a policy or the reconstructor was trained on.
+        ValueError: bad arguments, a folder of another split, a learned policy of another task,
+            or evaluation files that a policy or the reconstructor was trained on.
     """
-    out_dir = Path(out_dir)
+    out_dir, workers = Path(out_dir), workers or Workers()
+    parts = check_int("shards_per_rollout", shards_per_rollout or workers.count)
     policies = parse_policy_specs(policy_specs)
     folder = resolve_split_folder(setup.data, setup.task.challenge, setup.split)
     check_split_folder(folder, setup.split, setup.any_folder)
+    evaluated = data_fingerprint(folder)
     agents = {name: None if path is None else load_agent(path) for name, path in policies}
     spectrum = any("column_spectrum" in getattr(a.observation_space, "spaces", {}) for a in agents.values() if a)
-    env = make_batched_env(setup, folder, setup.batch_size, column_spectrum=spectrum)
-    task = _acquisition_env(env).task
-    mismatches = task_mismatches(policies, agents, env, setup.allow_task_mismatch)
-    evaluated = data_fingerprint(folder)
-    check_held_out(setup, agents, evaluated)
-    if overwrite:
-        clear_outputs(out_dir)
-    rows: list[dict[str, Any]] = []
-    for name, path in policies:
-        for seed in setup.seeds if name == "random" else setup.seeds[:1]:
-            partial = out_dir / "partial" / f"{name}_seed{seed}.csv"
-            record = policy_record(name, path, seed, setup, task, evaluated, mismatches.get(name, []))
-            stored = stored_rows(partial, record)
-            if stored is not None:
-                rows += stored
-                continue
-            policy = build_policy(name, agents[name], setup, env, seed, out_dir, progress)
-            sidecar_path(partial).unlink(missing_ok=True)
-            write_rows_csv(partial, rollout_policy(policy, env, task.budget, name, seed, progress=progress))
-            atomic_write_text(sidecar_path(partial), json.dumps({"record": record}, indent=1) + "\n")
-            rows += read_rows_csv(partial)  # the same parsed values whether computed now or resumed
-    settings: dict[str, Any] = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
-    if mismatches:
-        settings["task_mismatch"] = mismatches
-    report_record = make_record(task, {"evaluated": evaluated}, settings)
-    width = int(cast(spaces.Discrete, env.single_action_space).n)
-    summary = write_report(out_dir, rows, f"{folder.name}: {task.describe()}", report_record, width)
-    write_examples(env, rows, setup, [name for name, _ in policies], out_dir / "examples.png")
+    try:
+        env = evaluation_env(setup, folder, spectrum, evaluated["digest"])
+        task = _acquisition_env(env).task
+        mismatches = task_mismatches(policies, agents, env, setup.allow_task_mismatch)
+        check_held_out(setup, agents, evaluated)
+        if overwrite:
+            clear_outputs(out_dir)
+        context = RolloutContext(setup, folder, spectrum, evaluated, task, out_dir, progress, workers)
+        rollouts, jobs = plan_rollouts(context, policies, mismatches, env, parts)
+        roll_shards(jobs, workers, progress)
+        rows = [row for rollout in rollouts for row in rollout.finish()]
+        settings = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
+        report_record = make_record(
+            task, {"evaluated": evaluated}, settings | ({"task_mismatch": mismatches} if mismatches else {})
+        )
+        width = int(cast(spaces.Discrete, env.single_action_space).n)
+        summary = write_report(out_dir, rows, f"{folder.name}: {task.describe()}", report_record, width)
+        write_examples(env, rows, setup, [name for name, _ in policies], out_dir / "examples.png")
+    finally:
+        _ENVS.clear()
     return summary
 
 

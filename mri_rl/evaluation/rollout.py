@@ -14,6 +14,7 @@ from mri_rl.agents.collect import Collector
 from mri_rl.agents.policy import Policy
 from mri_rl.envs.episodes import NEW_EPISODE, AcquisitionEpisodes
 from mri_rl.task import METRIC_NAMES
+from mri_rl.threads import follow_free_cpus
 
 #: ``column`` of a step-0 row: no column acquired yet, the row scores the initial mask
 #: (the task's initial lines and the zero-filled edges, which the env's ``reset`` sets).
@@ -44,7 +45,7 @@ def rollout_policy(
 
     Args:
         policy: picks actions for the batch (:class:`~mri_rl.agents.Policy`); its
-            ``reset(legal)`` is called when a batch of episodes starts, if it has one.
+            ``reset(legal, slice_ids)`` is called when a batch of episodes starts, if it has one.
         env: the batched acquisition env (N = ``env.num_envs`` slices at a time).
         budget: steps per episode.
         policy_name, seed: written into each row.
@@ -67,11 +68,12 @@ def rollout_policy(
         real = np.arange(num_envs) < len(chunk)
         obs, legal, info = collector.reset(options={"indices": padded})
         if hasattr(policy, "reset"):
-            policy.reset(legal)
+            policy.reset(legal, padded)
         rows += metric_rows(info, names, real, policy_name, seed, 0)
         step_number = 0
         while (budget is None or step_number < budget) and (collector.in_first_episode & real).any():
             step_number += 1
+            follow_free_cpus()
             legal[~(collector.in_first_episode & real)] = True  # finished or padding: any action, result discarded
             actions, _ = policy.predict(obs, deterministic=True, action_mask=legal)
             actions = np.asarray(actions)

@@ -39,8 +39,9 @@ class AcquisitionPolicy:
         self.width = width
         self.frequency_rank = np.argsort(low_frequency_order(width))  # rank of each column, 0 = centre
 
-    def reset(self, action_masks: np.ndarray) -> None:
-        """Episodes start with legal columns ``action_masks`` bool (N, W)."""
+    def reset(self, action_masks: np.ndarray, slice_ids: Sequence[int] | None = None) -> None:
+        """Episodes start with legal columns ``action_masks`` bool (N, W), on the slices ``slice_ids``
+        (N,) of the data when the caller knows them."""
 
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
         """Preference of each column (N, W); higher is better."""
@@ -57,16 +58,31 @@ class AcquisitionPolicy:
 
 
 class RandomPolicy(AcquisitionPolicy):
-    """Uniform over the columns not yet acquired."""
+    """Uniform over the columns not yet acquired.
+
+    Episodes reset with their ``slice_ids`` each draw from a generator seeded by (seed, slice):
+    a slice's order is the same whichever batch, shard or worker rolls it. Without them (or
+    without a reset), the episodes' generators are spawned from the seed's, in turn.
+    """
 
     name = "random"
 
     def __init__(self, width: int, seed: int = 0) -> None:
         super().__init__(width)
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self.episode_rngs: list[np.random.Generator] = []
+
+    def reset(self, action_masks: np.ndarray, slice_ids: Sequence[int] | None = None) -> None:
+        if slice_ids is None:
+            self.episode_rngs = self.rng.spawn(len(action_masks))
+        else:
+            self.episode_rngs = [np.random.default_rng([self.seed, int(i)]) for i in slice_ids]
 
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
-        return self.rng.random(action_masks.shape)
+        if len(self.episode_rngs) != len(action_masks):
+            self.reset(action_masks)
+        return np.stack([rng.random(self.width) for rng in self.episode_rngs])
 
 
 class LowToHighPolicy(AcquisitionPolicy):
@@ -127,7 +143,7 @@ class EquispacedPolicy(AcquisitionPolicy):
             return free
         return free[np.round(np.linspace(0, len(free) - 1, budget)).astype(int)]
 
-    def reset(self, action_masks: np.ndarray) -> None:
+    def reset(self, action_masks: np.ndarray, slice_ids: Sequence[int] | None = None) -> None:
         self.planned = np.zeros(action_masks.shape, dtype=bool)
         for row, free in enumerate(action_masks):
             self.planned[row, self.plan(free, self.budget)] = True

@@ -10,7 +10,7 @@ made under another record is refused rather than reused.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,46 +20,75 @@ from tqdm.auto import tqdm
 from mri_rl.agents.collect import Collector
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record, read_json_record
+from mri_rl.threads import follow_free_cpus
 
 
-def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int | None, progress: bool = True) -> list[int]:
-    """Greedy fixed order of ``budget`` columns.
+class LBCSEpisodes:
+    """LBCS's training episodes in one batched env, scoring ``columns`` (a share of them, when
+    several workers score the columns of one step between them).
 
     Args:
         env: a batched acquisition env over the train split, with ``num_envs >= len(slice_indices)``
             (further episodes repeat the last slice and are left out of the mean).
         slice_indices: the training slices to average over.
-        budget: columns in the order (None: until no column is left).
-
-    Returns:
-        Column indices, best first.
+        columns: the columns this instance scores (default: all).
     """
-    if not 0 < len(slice_indices) <= env.num_envs:
-        raise ValueError(f"the env has {env.num_envs} episodes for {len(slice_indices)} slices")
-    width = env.single_action_space.n
-    collector = Collector(env, width)
-    padding = [slice_indices[-1]] * (env.num_envs - len(slice_indices))
-    collector.reset(options={"indices": [*slice_indices, *padding]})
-    counted = np.arange(env.num_envs) < len(slice_indices)
-    order: list[int] = []
-    # An episode that ended (every column acquired) restarts on a random slice at the next
-    # step (next-step autoreset): only rows still in their first episode count. A full slice
-    # gains nothing from any column, so leaving it out does not change which column is best.
-    for _ in tqdm(range(width if budget is None else budget), desc="lbcs order", disable=not progress):
-        running = collector.in_first_episode & counted
-        free = env.unwrapped.action_masks() & running[:, None]
+
+    def __init__(self, env: Any, slice_indices: list[int], columns: Sequence[int] | None = None) -> None:
+        if not 0 < len(slice_indices) <= env.num_envs:
+            raise ValueError(f"the env has {env.num_envs} episodes for {len(slice_indices)} slices")
+        self.env = env
+        self.width = int(env.single_action_space.n)
+        self.columns = np.arange(self.width) if columns is None else np.asarray(columns, dtype=np.int64)
+        self.collector = Collector(env, self.width)
+        padding = [slice_indices[-1]] * (env.num_envs - len(slice_indices))
+        self.collector.reset(options={"indices": [*slice_indices, *padding]})
+        self.counted = np.arange(env.num_envs) < len(slice_indices)
+
+    def mean_gains(self, order: Sequence[int]) -> np.ndarray:
+        """float64 (len(columns),): each column's reward averaged over the episodes still running;
+        -inf for a column of ``order`` or one no running episode can acquire.
+
+        An episode that ended (every column acquired) restarts on a random slice at the next
+        step (next-step autoreset): only rows still in their first episode count. A full slice
+        gains nothing from any column, so leaving it out does not change which column is best.
+        """
+        running = self.collector.in_first_episode & self.counted
+        free = self.env.unwrapped.action_masks()[:, self.columns] & running[:, None]
         if not free.any():
+            return np.full(len(self.columns), -np.inf)
+        scores = self.env.unwrapped.look_ahead(np.tile(self.columns, (self.env.num_envs, 1)))
+        gains = scores[running].mean(axis=0)
+        gains[~free.any(axis=0) | np.isin(self.columns, list(order))] = -np.inf
+        return gains
+
+    def acquire(self, column: int) -> None:
+        """Acquire ``column`` in every episode."""
+        self.collector.step(np.full(self.env.num_envs, column))
+
+
+def greedy_order(
+    mean_gains: Callable[[list[int]], np.ndarray], acquire: Callable[[int], object], steps: int, progress: bool = True
+) -> list[int]:
+    """Up to ``steps`` columns, each the best of ``mean_gains(order so far)`` (all columns), then
+    acquired; stops early when no column gains (all -inf)."""
+    order: list[int] = []
+    for _ in tqdm(range(steps), desc="lbcs order", disable=not progress):
+        follow_free_cpus()
+        gains = mean_gains(order)
+        if not np.isfinite(gains).any():
             break
-        scores = env.unwrapped.look_ahead(np.tile(np.arange(width), (env.num_envs, 1)))
-        mean_gain = scores[running].mean(axis=0)
-        mean_gain[~free.any(axis=0)] = -np.inf
-        mean_gain[order] = -np.inf
-        if not np.isfinite(mean_gain).any():
-            break
-        column = int(np.argmax(mean_gain))
+        column = int(np.argmax(gains))
         order.append(column)
-        collector.step(np.full(env.num_envs, column))
+        acquire(column)
     return order
+
+
+def learn_lbcs_order(env: Any, slice_indices: list[int], budget: int | None, progress: bool = True) -> list[int]:
+    """Greedy fixed order of ``budget`` columns (None: until no column is left), best first, learned
+    in one env (see :class:`LBCSEpisodes` for ``env`` and ``slice_indices``)."""
+    episodes = LBCSEpisodes(env, slice_indices)
+    return greedy_order(episodes.mean_gains, episodes.acquire, episodes.width if budget is None else budget, progress)
 
 
 def cached_lbcs_order(

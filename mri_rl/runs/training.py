@@ -14,6 +14,7 @@ Run folder::
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,11 +24,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import yaml
+from gymnasium.vector import VectorEnv
 
 import mri_rl.envs  # noqa: F401  (registers the MRI environment by name)
 from mri_rl.agents import AGENTS, Agent, evaluate_agent
+from mri_rl.agents.collect import as_vector_env
+from mri_rl.checks import resolve_device
 from mri_rl.configs import CONFIG_DIR
 from mri_rl.configs.schema import from_mapping
+from mri_rl.distributed import Workers
+from mri_rl.envs.remote import RemoteVectorEnv
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record, data_fingerprint, make_record
 from mri_rl.runs.run_logger import RunLogger
@@ -53,6 +59,11 @@ class TrainConfig:
         eval_env_kwargs: env kwargs for evaluation (default: ``env_kwargs``).
         checkpoint_interval: env steps between checkpoints.
         log_interval: env steps between rows of progress.csv.
+        device: torch device ("cpu", "cuda", "cuda:1", "mps") of the agent, its replay
+            batches and, for the MRI env, of the env's episodes and reconstructions (set it
+            here or with ``mri-rl train --device``, not in ``env_kwargs``). Not part of the
+            run's record: a run may resume on another device. The precision of the MRI
+            env's reconstructor is a task field (``env_kwargs.precision``), recorded.
     """
 
     agent: str
@@ -68,10 +79,15 @@ class TrainConfig:
     eval_env_kwargs: dict[str, Any] | None = None
     checkpoint_interval: int = field(default=10_000, metadata={"min": 1})
     log_interval: int = field(default=1_000, metadata={"min": 1})
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.agent not in AGENTS:
             raise ValueError(f"unknown agent {self.agent!r}; expected one of {sorted(AGENTS)}")
+        for name in ("env_kwargs", "eval_env_kwargs"):
+            if "device" in (getattr(self, name) or {}):
+                raise ValueError(f"{name}.device: set the device with the config key device (or --device)")
+        resolve_device(self.device)
         from_mapping(AGENTS[self.agent].settings_class, self.hyperparameters, "", "hyperparameters")
 
     def settings(self) -> Any:
@@ -95,7 +111,10 @@ def default_config_path(agent: str, env_id: str) -> Path | None:
 def run_record(config: TrainConfig, env: Any) -> dict[str, Any]:
     """How an agent run is made: its settings and, for an env with a task (the MRI env),
     the task and the fingerprints of the training and evaluation data."""
-    settings = {key: value for key, value in asdict(config).items() if key not in ("env_kwargs", "eval_env_kwargs")}
+    # The env kwargs are recorded as the task and data fingerprints instead. The device is left
+    # out: it changes where the run computes, not what, so a run may resume on another device.
+    unrecorded = ("env_kwargs", "eval_env_kwargs", "device")
+    settings = {key: value for key, value in asdict(config).items() if key not in unrecorded}
     task = getattr(env.unwrapped, "task", None)
     data = {}
     for role, kwargs in (("train", config.env_kwargs), ("eval", config.eval_env_kwargs)):
@@ -104,13 +123,21 @@ def run_record(config: TrainConfig, env: Any) -> dict[str, Any]:
     return make_record(task, data, settings)
 
 
+def is_mri_env(env_id: str) -> bool:
+    """Whether ``env_id`` is one of this package's envs (``mri_rl/...``), which take ``device``."""
+    return env_id.startswith("mri_rl/")
+
+
 def make_env(config: TrainConfig, kwargs: dict[str, Any] | None = None, num_envs: int | None = None):
-    """A single env, or a vector env when ``num_envs > 1`` (the batched entry point when there is one).
+    """A single env, or a vector env when ``num_envs > 1`` (the batched entry point when there is one);
+    the MRI env on ``config.device``.
 
     Raises:
         ValueError: an env id Gymnasium does not know, or keyword arguments the env does not take.
     """
     kwargs = dict(config.env_kwargs if kwargs is None else kwargs)
+    if is_mri_env(config.env_id):
+        kwargs["device"] = config.device
     num_envs = config.num_envs if num_envs is None else num_envs
     try:
         if num_envs == 1:
@@ -123,6 +150,23 @@ def make_env(config: TrainConfig, kwargs: dict[str, Any] | None = None, num_envs
         if "argument" not in str(error):
             raise
         raise ValueError(f"env {config.env_id!r} with env_kwargs {sorted(kwargs)}: {error}") from None
+
+
+def make_vector_env(config: TrainConfig, num_envs: int) -> VectorEnv:
+    """:func:`make_env` of ``num_envs`` sub-environments, always as a vector env (what an actor holds)."""
+    return as_vector_env(make_env(config, num_envs=num_envs))
+
+
+def make_training_env(config: TrainConfig, workers: Workers | None = None) -> Any:
+    """The env agents train on: :func:`make_env`, or with Ray ``workers`` a
+    :class:`~mri_rl.envs.remote.RemoteVectorEnv` of ``workers.count`` actors, each with
+    ``ceil(num_envs / count)`` of the sub-environments (so at least one each)."""
+    if workers is None or not workers.uses_ray:
+        return make_env(config)
+    if config.device != "cpu" and not workers.gpus_per_worker:
+        raise ValueError(f"--device {config.device} with --workers: give each actor a GPU with --gpus-per-worker")
+    per_worker = -(-config.num_envs // workers.count)
+    return RemoteVectorEnv(functools.partial(make_vector_env, config, per_worker), workers)
 
 
 def eval_env_kwargs(config: TrainConfig, env: Any) -> dict[str, Any]:
@@ -141,11 +185,14 @@ def train_agent(
     resume: bool = False,
     progress_bar: bool = True,
     fresh_start: str = "choose another --out (or drop --resume)",
+    workers: Workers | None = None,
 ) -> dict[str, Any]:
     """Train, checkpoint, log and evaluate; returns the content of ``eval.json``.
 
     The agent's checkpoints carry the run's record (:func:`run_record`); ``resume``
-    continues only a run made under the same record.
+    continues only a run made under the same record. With Ray ``workers``, the env is
+    stepped by actors (:func:`make_training_env`); the learner is the same agent, and the
+    record holds the workers' count (their sub-environments and seeds are the run's).
 
     Raises:
         FileNotFoundError: ``resume`` without a checkpoint in ``out_dir``.
@@ -159,37 +206,49 @@ def train_agent(
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
     if not resume and checkpoint_path.exists():
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    env = make_env(config)
-    record = run_record(config, env)
-    agent_class = AGENTS[config.agent]
-    if resume:
-        agent: Agent = agent_class.load(checkpoint_path, env=env)
-        check_record(agent.record, record, checkpoint_path, fresh_start)
-    else:
-        agent = agent_class(env, config.settings(), seed=config.seed)
-        agent.record = record
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
-    eval_env = make_env(config, eval_env_kwargs(config, env), num_envs=1)
-    logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
-    monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps)
-    agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
-    agent.save(checkpoint_path)
-    agent.save(out_dir / "model.pt")
-    mean_return, std_return, returns = evaluate_agent(agent, eval_env, config.eval_episodes, seed=config.seed + 20_000)
+    env = make_training_env(config, workers)
+    try:
+        record = run_record(config, env)
+        if workers is not None and workers.uses_ray:
+            record["settings"]["workers"] = workers.count
+        agent_class = AGENTS[config.agent]
+        if resume:
+            agent: Agent = agent_class.load(checkpoint_path, env=env, device=config.device)
+            check_record(agent.record, record, checkpoint_path, fresh_start)
+        else:
+            agent = agent_class(env, config.settings(), seed=config.seed, device=config.device)
+            agent.record = record
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
+        eval_env = make_env(config, eval_env_kwargs(config, env), num_envs=1)
+        logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
+        monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps)
+        agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
+        agent.save(checkpoint_path)
+        agent.save(out_dir / "model.pt")
+        result = final_evaluation(agent, eval_env, config, monitor, out_dir)
+        logger.close()
+        return result
+    finally:
+        env.close()  # ends a RemoteVectorEnv's actors (and the Ray it started)
+
+
+def final_evaluation(
+    agent: Agent, eval_env: Any, config: TrainConfig, monitor: RunMonitor, out_dir: Path
+) -> dict[str, Any]:
+    """The trained agent's deterministic evaluation, its TensorBoard picture, and ``eval.json``."""
+    final_seed = config.seed + 20_000
+    mean_return, std_return, returns = evaluate_agent(agent, eval_env, config.eval_episodes, seed=final_seed)
     monitor.log_picture(agent.num_timesteps)
-    result: dict[str, Any] = {"solved_at_step": monitor.solved_at_step}
-    result.update(
-        {
-            "mean_return": mean_return,
-            "std_return": std_return,
-            "episodes": config.eval_episodes,
-            "returns": returns,
-            "num_timesteps": agent.num_timesteps,
-        }
-    )
+    result: dict[str, Any] = {
+        "solved_at_step": monitor.solved_at_step,
+        "mean_return": mean_return,
+        "std_return": std_return,
+        "episodes": config.eval_episodes,
+        "returns": returns,
+        "num_timesteps": agent.num_timesteps,
+    }
     atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2))
-    logger.close()
     return result
 
 

@@ -132,6 +132,23 @@ def test_random_is_reproducible_by_seed_and_differs_across_seeds():
     assert not np.array_equal(first, other)
 
 
+def test_random_order_of_a_slice_does_not_depend_on_its_batch():
+    """Seeded by (seed, slice): slice 7 gets the same order alone, in a batch at another row, or
+    in another batch, and another slice or seed gets another order."""
+
+    def order(slice_ids, row, seed=0):
+        policy = RandomPolicy(16, seed=seed)
+        masks = free_mask(16, acquired=(8,), rows=len(slice_ids))
+        policy.reset(masks, slice_ids)
+        return acquisition_order(policy, masks, steps=6)[row]
+
+    alone = order([7], 0)
+    np.testing.assert_array_equal(alone, order([3, 9, 7, 1], 2))
+    np.testing.assert_array_equal(alone, order([7, 7], 1))
+    assert not np.array_equal(alone, order([6], 0))
+    assert not np.array_equal(alone, order([7], 0, seed=1))
+
+
 # ------------------------------------------------------------------ fixed order, LBCS
 @pytest.mark.parametrize("policy_class", [FixedOrderPolicy, LBCSPolicy])
 def test_fixed_order_is_followed_then_low_to_high(policy_class):

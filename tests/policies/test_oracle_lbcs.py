@@ -28,6 +28,7 @@ from mri_rl.policies import (
     cached_lbcs_order,
     learn_lbcs_order,
 )
+from mri_rl.policies.lbcs import LBCSEpisodes, greedy_order
 from mri_rl.provenance import RecordMismatchError, make_record
 from mri_rl.task import AcquisitionTask
 
@@ -166,6 +167,19 @@ def test_learn_lbcs_order_is_the_greedy_mean_gain_order(make_vec_env, singlecoil
         assert mean_gain[column] > 0
         _, _, _, _, info = env.step(np.full(NUM_TRAIN, column))
         free = np.asarray(info["action_mask"], dtype=bool)
+
+
+def test_lbcs_order_scored_in_shares_of_the_columns_is_the_same(make_vec_env, singlecoil_train, lbcs_train_order):
+    """Three workers' shares of the columns, each in its own env, give the one-env order."""
+    shares = np.array_split(np.arange(WIDTH), 3)
+    members = [LBCSEpisodes(make_vec_env(singlecoil_train, NUM_TRAIN), list(range(NUM_TRAIN)), s) for s in shares]
+    order = greedy_order(
+        lambda done: np.concatenate([m.mean_gains(done) for m in members]),
+        lambda column: [m.acquire(column) for m in members],
+        BUDGET,
+        progress=False,
+    )
+    assert order == lbcs_train_order
 
 
 def test_learn_lbcs_order_checks_the_number_of_episodes(make_vec_env, singlecoil_train):
