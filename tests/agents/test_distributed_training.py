@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_train_cli import train_args, write_config  # the same tiny CartPole runs (tests/agents is on sys.path)
 
 from mri_rl.agents import DQN
 from mri_rl.cli import main
-from test_train_cli import train_args, write_config  # the same tiny CartPole runs (tests/agents is on sys.path)
 
 
 def test_seeds_train_one_run_each_and_write_the_spread(tmp_path, capsys):
@@ -70,3 +70,24 @@ def test_an_env_the_actors_cannot_make_is_one_clear_error_and_ray_is_stopped(tmp
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and str(missing) in error[0]
     assert not ray.is_initialized()
+
+
+def test_reinforce_trains_on_mri_env_actors(tmp_path, mri_train_folder):
+    """REINFORCE's synchronous batches of episodes over two actors' envs: the same learner code."""
+    pytest.importorskip("ray")
+    config = {
+        "agent": "reinforce",
+        "env_id": "mri_rl/ActiveAcquisition-v0",
+        "total_steps": 64,
+        "num_envs": 4,
+        "env_kwargs": {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2},
+        "eval_episodes": 2,
+        "hyperparameters": {"episodes_per_update": 4, "net_arch": [8]},
+    }
+    path = tmp_path / "mri.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    out = tmp_path / "run"
+    args = ["train", "--agent", "reinforce", "--env", "mri_rl/ActiveAcquisition-v0", "--config", str(path)]
+    assert main([*args, "--workers", "2", "--out", str(out), "--no-progress"]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["num_timesteps"] >= 64 and np.isfinite(result["mean_return"])
