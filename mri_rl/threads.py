@@ -9,8 +9,10 @@ process may use at most :data:`FEW_CPUS` CPUs and the user set no thread count,
 :func:`configure_threads` turns on :func:`follow_free_cpus`: the project's loops (the
 reconstructor's training batches, the agents' env steps, evaluation and LBCS steps) call it,
 and at most every :data:`CHECK_INTERVAL` seconds it sets torch's thread count to the CPUs that
-other programs' runnable threads leave free (at least one). On larger machines torch keeps its
-default.
+other programs left free over that interval (at least one). On larger machines torch keeps its
+default. A changed thread count changes the last bits of some results (reductions split
+differently), so under contention runs are no longer bit-for-bit reproducible: set
+``OMP_NUM_THREADS`` for that.
 
 ``import mri_rl`` calls :func:`configure_threads` first thing. A thread count the user has set
 (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) always wins, and ``MRI_RL_THREADS=default`` leaves
@@ -20,6 +22,7 @@ OpenMP team, so :func:`follow_free_cpus` must be called from the thread that run
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -33,6 +36,8 @@ OPT_OUT, OPT_OUT_VALUE = "MRI_RL_THREADS", "default"
 FEW_CPUS = 2
 #: Seconds between two looks at the free CPUs.
 CHECK_INTERVAL = 0.5
+#: Clock ticks per second of ``/proc/stat`` (USER_HZ).
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 #: Variables that set the thread count (torch reads both); prefixes of the thread runtimes' variables.
 COUNT_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 THREAD_PREFIXES = ("OMP_", "GOMP_", "KMP_", "MKL_")
@@ -50,6 +55,7 @@ class _FreeCPUs:
 
     cpus = 0
     last_check = -float("inf")
+    previous: tuple[float, int, int] | None = None  # (time, machine busy ticks, own ticks)
 
 
 def configure_threads(
@@ -81,49 +87,56 @@ def configure_threads(
     if environ.get(OPT_OUT) == OPT_OUT_VALUE:
         return {**record, "policy": OPT_OUT_VALUE}
     if cpus <= FEW_CPUS and not any(name in environ for name in COUNT_VARIABLES):
-        _FreeCPUs.cpus, _FreeCPUs.last_check = cpus, -float("inf")
+        _FreeCPUs.cpus, _FreeCPUs.last_check, _FreeCPUs.previous = cpus, -float("inf"), None
         record["policy"] = "follow_free_cpus"
     return record
 
 
-def runnable_elsewhere() -> int | None:
-    """Runnable threads of other processes now: the runnable count of ``/proc/loadavg`` less this
-    process's runnable threads, the least of three looks (None where there is no ``/proc``)."""
-    looks = []
+def cpu_ticks() -> tuple[int, int] | None:
+    """(busy clock ticks of all CPUs, of this process) since boot, from ``/proc/stat`` and
+    ``/proc/self/stat`` (None where there is no ``/proc``)."""
     try:
-        for _ in range(3):
-            runnable = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-            own = sum(_is_running(stat) for stat in Path("/proc/self/task").glob("*/stat"))
-            looks.append(runnable - own)
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        own = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
     except (OSError, ValueError, IndexError):
         return None
-    return max(min(looks), 0)
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq + steal, int(own[11]) + int(own[12])  # utime, stime
 
 
-def _is_running(stat: Path) -> bool:
-    """Whether the thread of ``/proc/self/task/N/stat`` is runnable (state R, after its name)."""
-    try:
-        return stat.read_text().rpartition(")")[2].split()[0] == "R"
-    except (OSError, IndexError):
-        return False  # the thread ended meanwhile
+def cpus_used_elsewhere() -> float | None:
+    """CPUs other programs kept busy since the last call (busy ticks of the machine less this
+    process's), averaged over that interval; None on the first call or without ``/proc``."""
+    now, ticks = time.monotonic(), cpu_ticks()
+    previous, _FreeCPUs.previous = _FreeCPUs.previous, None if ticks is None else (now, *ticks)
+    if ticks is None or previous is None or now <= previous[0]:
+        return None
+    seconds = now - previous[0]
+    busy, own = ticks[0] - previous[1], ticks[1] - previous[2]
+    return max(busy - own, 0) / TICKS_PER_SECOND / seconds
 
 
 def follow_free_cpus(modules: Mapping[str, Any] = sys.modules) -> int | None:
     """Where :func:`configure_threads` turned it on, at most every :data:`CHECK_INTERVAL` seconds:
-    set torch's thread count to the CPUs other programs leave free, at least one.
+    set torch's thread count to the CPUs other programs left free since the last look
+    (:func:`cpus_used_elsewhere`, rounded), at least one.
+
+    Averaging CPU time over the interval, rather than counting runnable threads at one instant,
+    keeps an idle machine's count steady: a program must keep half a CPU busy to take a thread.
 
     Returns:
-        The count now set, or None when it did not look (off, too soon, no torch or no ``/proc``).
+        The count now set, or None when it did not decide (off, too soon, no torch, the first
+        look, or no ``/proc``).
     """
     torch = modules.get("torch")
     now = time.monotonic()
     if not _FreeCPUs.cpus or torch is None or now - _FreeCPUs.last_check < CHECK_INTERVAL:
         return None
     _FreeCPUs.last_check = now
-    elsewhere = runnable_elsewhere()
+    elsewhere = cpus_used_elsewhere()
     if elsewhere is None:
         return None
-    wanted = max(1, _FreeCPUs.cpus - elsewhere)
+    wanted = max(1, _FreeCPUs.cpus - math.floor(elsewhere + 0.5))
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return wanted

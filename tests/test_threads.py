@@ -19,8 +19,8 @@ from mri_rl.threads import (
     THREAD_PREFIXES,
     available_cpus,
     configure_threads,
+    cpus_used_elsewhere,
     follow_free_cpus,
-    runnable_elsewhere,
 )
 
 
@@ -65,46 +65,53 @@ def test_the_users_count_wins(users, monkeypatch):
     environ, torch = dict(users), FakeTorch()
     record = configure_threads(environ, cpus=2, modules={"torch": torch})
     assert environ == users and record["policy"] == "torch" and record["user"] == users
-    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: 1)
+    monkeypatch.setattr(threads, "cpus_used_elsewhere", lambda: 1.0)
     assert follow_free_cpus({"torch": torch}) is None and torch.calls == []
 
 
 def test_the_opt_out_leaves_everything_as_torch_would(monkeypatch):
     environ, torch = {OPT_OUT: OPT_OUT_VALUE}, FakeTorch()
     assert configure_threads(environ, cpus=2, modules={})["policy"] == OPT_OUT_VALUE
-    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: 1)
+    monkeypatch.setattr(threads, "cpus_used_elsewhere", lambda: 1.0)
     assert follow_free_cpus({"torch": torch}) is None and torch.calls == []
 
 
 def test_the_count_drops_beside_a_busy_program_and_comes_back(monkeypatch):
     configure_threads({}, cpus=2, modules={})
-    torch, busy = FakeTorch(), [0]
-    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: busy[0])
-    assert follow_free_cpus({"torch": torch}) == 2 and torch.calls == []  # idle: torch's two threads
-    busy[0] = 1
+    torch, busy = FakeTorch(), [0.04]
+    monkeypatch.setattr(threads, "cpus_used_elsewhere", lambda: busy[0])
+    assert follow_free_cpus({"torch": torch}) == 2 and torch.calls == []  # idle (daemons): torch's two threads
+    busy[0] = 0.7  # a program that keeps most of a CPU busy
     assert follow_free_cpus({"torch": torch}) is None  # too soon: it looks at most every CHECK_INTERVAL
     threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
     assert follow_free_cpus({"torch": torch}) == 1 and torch.calls == [1]
-    busy[0] = 3
+    busy[0] = 3.0
     threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
     assert follow_free_cpus({"torch": torch}) == 1 and torch.calls == [1]  # never below one
-    busy[0] = 0
+    busy[0] = 0.2
     threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
     assert follow_free_cpus({"torch": torch}) == 2 and torch.calls == [1, 2]
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="reads /proc")
-def test_a_spinning_process_is_seen_as_runnable_elsewhere():
-    before = runnable_elsewhere()
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads /proc")
+def test_a_spinning_process_is_seen_as_cpu_used_elsewhere_and_this_ones_own_work_is_not():
+    configure_threads({}, cpus=2, modules={})
+    assert cpus_used_elsewhere() is None  # the first look only starts the interval
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:  # this process's own work
+        pass
+    quiet = cpus_used_elsewhere()
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        time.sleep(0.5)
-        seen = [runnable_elsewhere() for _ in range(5)]
+        time.sleep(1.0)
+        cpus_used_elsewhere()  # start an interval with the spinner running
+        time.sleep(1.0)
+        busy = cpus_used_elsewhere()
     finally:
         spinner.kill()
         spinner.wait()
-    assert before is not None and all(count is not None for count in seen)
-    assert max(seen) >= 1  # the spinner (other jobs may add more)
+    assert quiet is not None and busy is not None
+    assert busy >= 0.5 and busy > quiet  # the spinner's CPU (other jobs may add to both)
 
 
 def test_import_mri_rl_chooses_the_policy_before_torch_loads():
