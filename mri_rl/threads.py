@@ -56,6 +56,7 @@ class _FreeCPUs:
     cpus = 0
     last_check = -float("inf")
     previous: tuple[float, int, int] | None = None  # (time, machine busy ticks, own ticks)
+    last_set: int | None = None  # the count this module last left torch with
 
 
 def configure_threads(
@@ -87,7 +88,7 @@ def configure_threads(
     if environ.get(OPT_OUT) == OPT_OUT_VALUE:
         return {**record, "policy": OPT_OUT_VALUE}
     if cpus <= FEW_CPUS and not any(name in environ for name in COUNT_VARIABLES):
-        _FreeCPUs.cpus, _FreeCPUs.last_check, _FreeCPUs.previous = cpus, -float("inf"), None
+        _FreeCPUs.cpus, _FreeCPUs.last_check, _FreeCPUs.previous, _FreeCPUs.last_set = cpus, -float("inf"), None, None
         record["policy"] = "follow_free_cpus"
     return record
 
@@ -123,6 +124,8 @@ def follow_free_cpus(modules: Mapping[str, Any] = sys.modules) -> int | None:
 
     Averaging CPU time over the interval, rather than counting runnable threads at one instant,
     keeps an idle machine's count steady: a program must keep half a CPU busy to take a thread.
+    A count the program set itself (``torch.set_num_threads``: one this function did not leave,
+    or below the CPUs at the first look) turns it off for good.
 
     Returns:
         The count now set, or None when it did not decide (off, too soon, no torch, the first
@@ -133,10 +136,15 @@ def follow_free_cpus(modules: Mapping[str, Any] = sys.modules) -> int | None:
     if not _FreeCPUs.cpus or torch is None or now - _FreeCPUs.last_check < CHECK_INTERVAL:
         return None
     _FreeCPUs.last_check = now
+    current = torch.get_num_threads()
+    if current != (_FreeCPUs.cpus if _FreeCPUs.last_set is None else _FreeCPUs.last_set):
+        _FreeCPUs.cpus = 0  # the program set its own count (torch.set_num_threads): it wins from now on
+        return None
     elsewhere = cpus_used_elsewhere()
     if elsewhere is None:
         return None
     wanted = max(1, _FreeCPUs.cpus - math.floor(elsewhere + 0.5))
-    if torch.get_num_threads() != wanted:
+    if current != wanted:
         torch.set_num_threads(wanted)
+    _FreeCPUs.last_set = wanted
     return wanted

@@ -41,9 +41,10 @@ class FakeTorch:
 @pytest.fixture(autouse=True)
 def restore_policy():
     """Each test configures its own policy; the session's is put back after."""
-    saved = (threads._FreeCPUs.cpus, threads._FreeCPUs.last_check)
+    state = threads._FreeCPUs
+    saved = (state.cpus, state.last_check, state.previous, state.last_set)
     yield
-    threads._FreeCPUs.cpus, threads._FreeCPUs.last_check = saved
+    state.cpus, state.last_check, state.previous, state.last_set = saved
 
 
 @pytest.mark.parametrize("cpus", [1, 2])
@@ -91,6 +92,21 @@ def test_the_count_drops_beside_a_busy_program_and_comes_back(monkeypatch):
     busy[0] = 0.2
     threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
     assert follow_free_cpus({"torch": torch}) == 2 and torch.calls == [1, 2]
+
+
+def test_a_count_the_program_sets_itself_wins(monkeypatch):
+    monkeypatch.setattr(threads, "cpus_used_elsewhere", lambda: 0.0)
+    configure_threads({}, cpus=2, modules={})
+    torch = FakeTorch(count=1)  # e.g. torch.set_num_threads(1) before the first look
+    assert follow_free_cpus({"torch": torch}) is None and torch.calls == []
+    configure_threads({}, cpus=2, modules={})
+    torch = FakeTorch(count=2)
+    assert follow_free_cpus({"torch": torch}) == 2
+    torch.count = 1  # set by the program between two looks
+    threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
+    assert follow_free_cpus({"torch": torch}) is None and torch.calls == []
+    threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
+    assert follow_free_cpus({"torch": torch}) is None  # off for good
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads /proc")
