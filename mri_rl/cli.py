@@ -429,10 +429,17 @@ def _add_data_anatomy_command(data_commands: argparse._SubParsersAction) -> None
         help="write volumes of the MNI152 brain template (nilearn, no download) as simulated k-space",
         description="Write volumes of the MNI152 T1 template that nilearn ships (pip install mri_rl[anatomy]) into "
         "OUT_DIR/{challenge}_{train,val,test}/: each the template under a small random affine, sliced axially, "
-        "coronally or sagittally in turn, from its split's slab of the slicing axis (held-out slices of the same "
+        "coronally or sagittally in turn, from its split's share of the slicing axis (held-out slices of the same "
         "brain, not a new subject), in simulated complex k-space. The same arguments write byte-identical files.",
     )
     command.add_argument("out_dir", type=Path, help="root folder to write into")
+    command.add_argument(
+        "--layout",
+        choices=("slabs", "interleaved"),
+        default="slabs",
+        help="how the splits share each slicing axis: one slab per split (train, val, test from one end to the "
+        "other) or interleaved short blocks, so that every split spans the whole brain (default: slabs)",
+    )
     _add_volume_arguments(command)
     _add_acquisition_arguments(command)
     command.set_defaults(handler=_run_data_anatomy)
@@ -444,7 +451,9 @@ def _run_data_anatomy(args: argparse.Namespace) -> int:
     spec = _simulation_spec(args, args.slices)
     volumes = _volumes(args)
     try:
-        written = write_anatomy_dataset(args.out_dir, spec, volumes, seed=args.seed, progress=not args.no_progress)
+        written = write_anatomy_dataset(
+            args.out_dir, spec, volumes, seed=args.seed, progress=not args.no_progress, layout=args.layout
+        )
     except ImportError as error:  # nilearn missing: one line, like the other expected failures
         raise ValueError(str(error)) from None
     _print_written(args, volumes, len(written), spec)
@@ -742,7 +751,8 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         "--policies",
         nargs="+",
         default=None,
-        help="baselines (random lowtohigh equispaced lbcs oracle; default: all of them) and NAME=AGENT_CHECKPOINT",
+        help="baselines (random lowtohigh equispaced lbcs oracle, and oracle_ssim_psnr: greedy on SSIM and PSNR "
+        "gains at once; default: all but oracle_ssim_psnr) and NAME=AGENT_CHECKPOINT",
     )
     evaluate.add_argument(
         "--allow-task-mismatch",
@@ -778,7 +788,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from mri_rl.evaluation.evaluate import BASELINE_NAMES, EvaluationSetup, evaluate_policies
+    from mri_rl.evaluation.evaluate import DEFAULT_BASELINES, EvaluationSetup, evaluate_policies
     from mri_rl.evaluation.report import markdown_table
 
     setup = EvaluationSetup(
@@ -793,7 +803,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         allow_task_mismatch=args.allow_task_mismatch,
         any_folder=args.any_folder,
     )
-    policies = list(BASELINE_NAMES) if args.policies is None else args.policies
+    policies = list(DEFAULT_BASELINES) if args.policies is None else args.policies
     summary = evaluate_policies(
         setup, policies, args.out, progress=not args.no_progress, overwrite=args.overwrite, workers=_workers(args)
     )

@@ -310,6 +310,19 @@ def test_the_phantom_quickstart_extends_the_anatomy_one():
     assert steps == {"dqn": (16000, 32000), "reinforce": (8000, 16000)}
 
 
+def test_quickstart_layout_is_the_anatomys_only():
+    from mri_rl.runs.quickstart import QuickstartConfig, data_source
+
+    config = QuickstartConfig.from_file("quickstart", ["data.layout=interleaved"])
+    source, spec = data_source(config.data, "singlecoil")
+    assert source.settings(spec, 0)["layout"] == "interleaved"
+    assert "layout" not in data_source(QuickstartConfig.from_file("quickstart").data, "singlecoil")[0].settings(spec, 0)
+    with pytest.raises(ConfigError, match="data.layout: only the anatomy has a split layout"):
+        QuickstartConfig.from_file("quickstart_phantoms", ["data.layout=slabs"])
+    with pytest.raises(ConfigError, match="data.layout"):
+        QuickstartConfig.from_file("quickstart", ["data.layout=checkerboard"])
+
+
 def test_extends_merges_mappings_key_by_key_and_replaces_the_rest(tmp_path):
     (tmp_path / "base.yaml").write_text("a: {x: 1, y: [1, 2]}\nb: 1\nc: keep\n")
     (tmp_path / "child.yaml").write_text("extends: base.yaml\na: {y: [3]}\nb: {z: 2}\n")

@@ -56,6 +56,14 @@ ORIENTATION_CYCLE = ("axial", "coronal", "sagittal")
 SLAB_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 #: Template slices (1 mm) left out between neighbouring slabs.
 GUARD_SLICES = 4
+#: How the splits share each slicing axis: "slabs" (one slab per split, train, val, test in that
+#: order) or "interleaved" (short blocks of each split in turn, :data:`INTERLEAVE_BLOCKS`, so that
+#: every split spans the whole brain).
+LAYOUTS = ("slabs", "interleaved")
+#: Interleaved layout: the slices of one period, train, val, test in turn, each block followed by
+#: :data:`INTERLEAVE_GUARD` slices left out.
+INTERLEAVE_BLOCKS = {"train": 9, "val": 3, "test": 3}
+INTERLEAVE_GUARD = 2
 #: A slice is usable when at least this fraction of its pixels is brain (above 5% of the maximum).
 MIN_FOREGROUND = 0.1
 MAX_ROTATION_DEGREES = 10.0
@@ -125,6 +133,37 @@ def template_slabs(orientation: str) -> dict[str, tuple[int, int]]:
     return slab_ranges(first, stop, SLAB_FRACTIONS, GUARD_SLICES)
 
 
+@functools.cache
+def template_blocks(orientation: str) -> dict[str, list[tuple[int, int]]]:
+    """Split -> its blocks ``[lo, hi)`` in the interleaved layout: the usable range of
+    :func:`template_slabs` (first slab start to last slab end) cut into periods of
+    :data:`INTERLEAVE_BLOCKS`, train, val and test in turn, with :data:`INTERLEAVE_GUARD`
+    slices left out after each block; a last, partial period is cut short."""
+    slabs = template_slabs(orientation)
+    position, stop = min(lo for lo, _ in slabs.values()), max(hi for _, hi in slabs.values())
+    blocks: dict[str, list[tuple[int, int]]] = {split: [] for split in INTERLEAVE_BLOCKS}
+    while position < stop:
+        for split, length in INTERLEAVE_BLOCKS.items():
+            end = min(position + length, stop)
+            if end > position:
+                blocks[split].append((position, end))
+            position = end + INTERLEAVE_GUARD
+    return blocks
+
+
+def split_ranges(orientation: str, layout: str) -> dict[str, list[tuple[int, int]]]:
+    """Split -> the template slice ranges ``[lo, hi)`` its volumes draw from, in ``layout``.
+
+    Raises:
+        ValueError: an unknown layout.
+    """
+    if layout == "slabs":
+        return {split: [slab] for split, slab in template_slabs(orientation).items()}
+    if layout == "interleaved":
+        return template_blocks(orientation)
+    raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
+
+
 def draw_affine(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A random in-plane affine: (matrix (2, 2), shift (2,) in mm) of a rotation up to
     :data:`MAX_ROTATION_DEGREES`, zooms of each axis within 1 +- :data:`MAX_ZOOM`, shifts up to :data:`MAX_SHIFT_MM`."""
@@ -136,9 +175,10 @@ def draw_affine(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def transformed_slab(
-    orientation: str, slab: tuple[int, int], matrix: np.ndarray, shift: np.ndarray
+    orientation: str, ranges: list[tuple[int, int]], matrix: np.ndarray, shift: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """The template slices ``[lo, hi)`` of ``orientation`` under the in-plane affine, the usable ones only.
+    """The template slices of ``ranges`` (each ``[lo, hi)``) of ``orientation`` under the in-plane
+    affine, the usable ones only, in order.
 
     Output pixel ``o`` of a slice reads the template slice (cropped, :func:`template_slices`) at
     ``c + matrix (o - c) + shift`` (linear interpolation, zero outside), ``c`` the brain's centre; the
@@ -151,16 +191,24 @@ def transformed_slab(
 
     slices, spacing, centre = template_slices(orientation)
     offset = centre - matrix @ centre + shift / np.asarray(spacing)
-    lo, hi = slab
+    indices = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
     planes = np.stack(
-        [affine_transform(slices[q], matrix, offset, output_shape=slices.shape[1:], order=1) for q in range(lo, hi)]
+        [affine_transform(slices[q], matrix, offset, output_shape=slices.shape[1:], order=1) for q in indices]
     )
     usable = foreground_fractions(planes, 1.0) >= MIN_FOREGROUND
-    return planes[usable], np.arange(lo, hi)[usable], spacing
+    return planes[usable], indices[usable], spacing
 
 
-def anatomy_settings(spec: SimulationSpec, seed: int) -> dict[str, Any]:
-    """What :func:`write_anatomy_dataset` records: the seed, the spec, the source and the slabs (needs nilearn)."""
+def anatomy_settings(spec: SimulationSpec, seed: int, layout: str = "slabs") -> dict[str, Any]:
+    """What :func:`write_anatomy_dataset` records: the seed, the spec, the source and the slabs, and for
+    the interleaved layout the layout and its blocks (needs nilearn)."""
+    interleaved = {}
+    if layout != "slabs":
+        blocks = {
+            o: {s: [list(r) for r in ranges] for s, ranges in split_ranges(o, layout).items()}
+            for o in ORIENTATION_CYCLE
+        }
+        interleaved = {"layout": layout, "interleave_guard": INTERLEAVE_GUARD, "blocks": blocks}
     return {
         "seed": seed,
         **asdict(spec),
@@ -174,11 +222,17 @@ def anatomy_settings(spec: SimulationSpec, seed: int) -> dict[str, Any]:
         "slabs": {o: {s: list(r) for s, r in template_slabs(o).items()} for o in ORIENTATION_CYCLE},
         "slab_axes": {o: "RAS+ voxel axis " + "xyz"[ORIENTATIONS[o][0]] for o in ORIENTATION_CYCLE},
         "note": NOTE,
+        **interleaved,
     }
 
 
 def write_anatomy_dataset(
-    out_dir: str | Path, spec: SimulationSpec, volumes: dict[str, int], seed: int = 0, progress: bool = True
+    out_dir: str | Path,
+    spec: SimulationSpec,
+    volumes: dict[str, int],
+    seed: int = 0,
+    progress: bool = True,
+    layout: str = "slabs",
 ) -> list[Path]:
     """Write MNI152-template volumes into fastMRI's folder layout ``out_dir/{challenge}_{split}``.
 
@@ -192,25 +246,30 @@ def write_anatomy_dataset(
         volumes: number of volumes per split, e.g. ``{"train": 8, "val": 2, "test": 2}``.
         seed: base seed.
         progress: show a progress bar.
+        layout: "slabs" (one slab per split along each slicing axis) or "interleaved" (short blocks
+            of each split in turn, so that every split spans the whole brain; :func:`template_blocks`).
 
     Returns:
         Paths of the written files, ``anatomy_s{seed}_{split}_{i:03d}.h5``, in order;
         ``out_dir/{challenge}_anatomy_settings.json`` records :func:`anatomy_settings`.
 
     Raises:
-        ImportError: nilearn is missing. ValueError: a slab holds fewer usable slices than ``num_slices``.
+        ImportError: nilearn is missing. ValueError: an unknown layout, or a split holds fewer usable
+        slices than ``num_slices``.
     """
     load_template()  # the missing-nilearn error before anything is written
+    split_ranges(ORIENTATION_CYCLE[0], layout)  # an unknown layout, before anything is written
 
     def make_volume(split: str, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         orientation = ORIENTATION_CYCLE[index % len(ORIENTATION_CYCLE)]
-        slab = template_slabs(orientation)[split]
+        ranges = split_ranges(orientation, layout)[split]
         matrix, shift = draw_affine(rng)
-        planes, positions, spacing = transformed_slab(orientation, slab, matrix, shift)
+        planes, positions, spacing = transformed_slab(orientation, ranges, matrix, shift)
         if spec.num_slices is not None and len(planes) < spec.num_slices:
             raise ValueError(
-                f"the {split} slab {list(slab)} of the {orientation} template slices holds {len(planes)} usable "
-                f"slice(s) under volume {index}'s affine; ask for at most that many slices per volume (num_slices)"
+                f"the {split} slices {[list(r) for r in ranges]} of the {orientation} template hold "
+                f"{len(planes)} usable slice(s) under volume {index}'s affine; ask for at most that many "
+                f"slices per volume (num_slices)"
             )
         chosen = evenly_spaced(np.arange(len(planes)), spec.num_slices)
         magnitudes = fit_to_grid(planes[chosen] * IMAGE_SCALE, spacing, spec)
@@ -226,7 +285,7 @@ def write_anatomy_dataset(
         return kspace, target, attrs
 
     naming = ("anatomy", SETTINGS_FILE)
-    settings = anatomy_settings(spec, seed)
+    settings = anatomy_settings(spec, seed, layout)
     return write_simulated_dataset(out_dir, spec, volumes, seed, make_volume, naming, settings, progress)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +263,20 @@ class ActiveAcquisitionEnv(gym.Env):
         """
         columns = column_indices(candidates, (None,), self.episodes.width, "candidates")
         return self.episodes.look_ahead(self._rows, columns.reshape(1, -1))[0]
+
+    def look_ahead_gains(self, candidates: Any, metrics: Sequence[str]) -> np.ndarray:
+        """How much each candidate column would improve each metric now, without changing the
+        state (one reconstruction per candidate).
+
+        Args:
+            candidates: K candidate columns, integers of shape (K,).
+            metrics: M metric names (``mse``, ``nmse``, ``psnr``, ``ssim``).
+
+        Returns:
+            float64 (M, K).
+        """
+        columns = column_indices(candidates, (None,), self.episodes.width, "candidates")
+        return self.episodes.look_ahead_gains(self._rows, columns.reshape(1, -1), metrics)[0]
 
     def render(self) -> np.ndarray | None:
         """uint8 (H, W', 3): the episode's reconstruction, mask and target (:func:`episode_picture`);

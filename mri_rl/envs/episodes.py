@@ -223,43 +223,58 @@ class AcquisitionEpisodes:
         return full | (self.steps[rows] >= self.task.budget)
 
     # ------------------------------------------------------------------ look-ahead
-    @torch.inference_mode()
     def look_ahead(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """Rewards that acquiring each candidate column would give, without changing state
-        (in inference mode; reconstructions in the task's precision, metrics in float32/64).
+        """Rewards that acquiring each candidate column would give, without changing state:
+        :meth:`look_ahead_gains` of the task's reward metric, float64 (R, K)."""
+        return self.look_ahead_gains(rows, candidates, (self.task.reward_metric,))[:, 0]
+
+    @torch.inference_mode()
+    def look_ahead_gains(self, rows: np.ndarray, candidates: np.ndarray, metrics: Sequence[str]) -> np.ndarray:
+        """How much acquiring each candidate column would improve each metric, without changing
+        state (in inference mode; reconstructions in the task's precision, metrics in float32/64).
+
+        One reconstruction per candidate serves every metric. An improvement is a decrease of
+        mse/nmse and an increase of psnr/ssim, as the rewards.
 
         Args:
             rows: episodes (R,).
             candidates: int (R, K) columns to score for each episode.
+            metrics: M metric names (of ``mse``, ``nmse``, ``psnr``, ``ssim``).
 
         Returns:
-            float64 (R, K); already acquired candidates score 0.
+            float64 (R, M, K); already acquired candidates score 0.
 
         Raises:
-            ValueError: not integer columns in [0, W) of shape (R, K) (see :func:`column_indices`).
+            ValueError: not integer columns in [0, W) of shape (R, K) (see :func:`column_indices`),
+                or an unknown metric.
         """
+        metrics = tuple(metrics)
+        unknown = sorted(set(metrics) - set(METRIC_NAMES))
+        if unknown or not metrics:
+            raise ValueError(f"metrics: expected one or more of {METRIC_NAMES}, got {list(metrics)}")
         candidates = column_indices(candidates, (len(rows), None), self.width, "candidates")
         rows_t = torch.as_tensor(rows, device=self.device)
         pair_rows = rows_t.repeat_interleave(candidates.shape[1])
         pair_columns = torch.as_tensor(candidates.reshape(-1), device=self.device)
-        scores = torch.zeros(len(pair_rows), dtype=torch.float64, device=self.device)
+        gains = torch.zeros((len(metrics), len(pair_rows)), dtype=torch.float64, device=self.device)
         todo = torch.nonzero(~self.acquired[pair_rows, pair_columns]).squeeze(1)
         if len(todo):
             todo_rows = pair_rows[todo]
-            metric = self.task.reward_metric
             for chunk, reconstruction in self.reconstructions.with_one_more_column(
                 self.kspace, self.acquired, todo_rows, pair_columns[todo], self.look_ahead_batch_size
             ):
                 chunk_rows = todo_rows[chunk]
-                after = image_metric(
-                    metric,
-                    reconstruction.float(),
-                    self.target[chunk_rows],
-                    self.data_range[chunk_rows],
-                    self.target_statistics.select(chunk_rows),
+                images = (reconstruction.float(), self.target[chunk_rows], self.data_range[chunk_rows])
+                statistics = self.target_statistics.select(chunk_rows)
+                after = (
+                    {metrics[0]: image_metric(metrics[0], *images, statistics)}
+                    if len(metrics) == 1
+                    else image_metrics(*images, statistics)
                 )
-                scores[todo[chunk]] = self.improvement(self.metrics[metric][chunk_rows], after)
-        return scores.reshape(candidates.shape).cpu().numpy()
+                for m, name in enumerate(metrics):
+                    change = after[name] - self.metrics[name][chunk_rows]
+                    gains[m, todo[chunk]] = change if HIGHER_IS_BETTER[name] else -change
+        return gains.reshape(len(metrics), *candidates.shape).permute(1, 0, 2).cpu().numpy()
 
     # --------------------------------------------------------------- what agents see
     def observation_space(self) -> spaces.Dict:

@@ -167,6 +167,19 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         """
         return self.episodes.look_ahead(self._all_rows, candidates)
 
+    def look_ahead_gains(self, candidates: np.ndarray, metrics: Sequence[str]) -> np.ndarray:
+        """How much each candidate column would improve each metric now, per episode, without
+        changing state (one reconstruction per candidate; see ``AcquisitionEpisodes.look_ahead_gains``).
+
+        Args:
+            candidates: int (N, K).
+            metrics: M metric names (``mse``, ``nmse``, ``psnr``, ``ssim``).
+
+        Returns:
+            float64 (N, M, K).
+        """
+        return self.episodes.look_ahead_gains(self._all_rows, candidates, metrics)
+
     def render(self) -> tuple[np.ndarray, ...] | None:
         """One uint8 (H, W', 3) picture per episode (see :meth:`ActiveAcquisitionEnv.render`); None
         without ``render_mode="rgb_array"``."""

@@ -47,6 +47,7 @@ from mri_rl.evaluation.rollout import replay_orders, rollout_policy
 from mri_rl.evaluation.shards import Shard, join_shards, plan_shards, stale_shard_files
 from mri_rl.files import atomic_write_text
 from mri_rl.policies import (
+    BalancedOraclePolicy,
     EquispacedPolicy,
     LBCSPolicy,
     LowToHighPolicy,
@@ -70,7 +71,9 @@ from mri_rl.task import DEFAULT_TASK, SPLITS, ZERO_FILLED, AcquisitionTask
 if TYPE_CHECKING:
     from mri_rl.envs.vector import BatchedActiveAcquisitionEnv
 
-BASELINE_NAMES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle")
+BASELINE_NAMES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle", "oracle_ssim_psnr")
+#: The baselines ``mri-rl evaluate`` rolls when given no --policies (not the second oracle).
+DEFAULT_BASELINES = BASELINE_NAMES[:5]
 POLICY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 FRESH_START = "pass --overwrite (deletes this folder's rollouts and report) or choose a new --out"
 #: What evaluate_policies writes into its folder; --overwrite deletes exactly these.
@@ -322,7 +325,7 @@ def build_policy(name: str, agent: Any, env: gym.vector.VectorEnv, seed: int, lb
         if lbcs is None:
             raise ValueError("the lbcs policy needs its order: learn it with lbcs_order first")
         return LBCSPolicy(width, lbcs)
-    return OraclePolicy(env)
+    return BalancedOraclePolicy(env) if name == "oracle_ssim_psnr" else OraclePolicy(env)
 
 
 def task_mismatches(
@@ -692,4 +695,11 @@ def evaluate_policies(
     return summary
 
 
-__all__ = ["BASELINE_NAMES", "EvaluationSetup", "RecordMismatchError", "evaluate_policies", "parse_policy_specs"]
+__all__ = [
+    "BASELINE_NAMES",
+    "DEFAULT_BASELINES",
+    "EvaluationSetup",
+    "RecordMismatchError",
+    "evaluate_policies",
+    "parse_policy_specs",
+]

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 DPI = 100
 ORACLE_LABEL = "greedy oracle (uses the target)"
+ORACLE_NAMES = frozenset({"oracle", "oracle_ssim_psnr"})  # the baselines that read the target
 METRIC_LABELS = {"ssim": "SSIM", "psnr": "PSNR (dB)"}
 _MASK_INITIAL, _MASK_ACQUIRED, _MASK_FREE = (0.55, 0.55, 0.55), (1.0, 0.8, 0.1), (0.05, 0.05, 0.05)
 
@@ -51,8 +52,10 @@ def pyplot() -> Any:
 
 
 def policy_label(name: str) -> str:
-    """How figures name a policy: the oracle says that it reads the target."""
-    return ORACLE_LABEL if name == "oracle" else name
+    """How figures name a policy: the oracles say that they read the target."""
+    if name == "oracle":
+        return ORACLE_LABEL
+    return f"{name} (uses the target)" if name in ORACLE_NAMES else name
 
 
 def policy_colours(policies: Iterable[str]) -> dict[str, Any]:
@@ -65,8 +68,8 @@ def policy_colours(policies: Iterable[str]) -> dict[str, Any]:
 
 
 def drawing_order(policies: Iterable[str]) -> list[str]:
-    """Policies by name, the oracle last (drawn on top, its panel at the end)."""
-    return sorted(set(policies), key=lambda name: (name == "oracle", name))
+    """Policies by name, the oracles last (drawn on top, their panels at the end)."""
+    return sorted(set(policies), key=lambda name: (name in ORACLE_NAMES, name))
 
 
 def reference_policy(policies: Iterable[str]) -> str:
@@ -130,7 +133,7 @@ def curve_lines(
 def _draw_lines(axis: Axes, lines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], colours: dict) -> None:
     for policy in drawing_order(lines):
         rate, mean, error = lines[policy]
-        style = "--" if policy == "oracle" else "-"
+        style = "--" if policy in ORACLE_NAMES else "-"
         axis.plot(rate, mean, style, color=colours[policy], label=policy_label(policy), linewidth=1.4)
         axis.fill_between(rate, mean - error, mean + error, color=colours[policy], alpha=0.15, linewidth=0)
 

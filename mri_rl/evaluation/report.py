@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mri_rl.evaluation.figures import plot_curves, plot_masks
+from mri_rl.evaluation.figures import ORACLE_NAMES, plot_curves, plot_masks
 from mri_rl.evaluation.rollout import METRIC_COLUMNS
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import sidecar_path
@@ -41,7 +41,8 @@ SUMMARY_KEYS = SLICE_KEYS + VOLUME_KEYS
 _MSE_FLOOR = 1e-20  # as the per-slice PSNR: an exact volume stays finite (200 dB)
 ORACLE_NOTE = (
     "oracle: greedy with the ground truth: each step acquires the column that most improves the reward "
-    "metric against the target. It reads the target, so it is no policy, and it is myopic, NOT an upper "
+    "metric against the target (oracle_ssim_psnr: the sum of its SSIM and PSNR gains, each standardised "
+    "over the free columns). It reads the target, so it is no policy, and it is myopic, NOT an upper "
     "bound: a fixed order can end above it.\n"
 )
 
@@ -211,7 +212,7 @@ def summary_markdown(
         "(each policy's value per slice is its mean over seeds), and on how many slices the row is higher.\n\n"
         + paired_table(rows, summary)
     )
-    oracle = f"\n{ORACLE_NOTE}" if "oracle" in summary else ""
+    oracle = f"\n{ORACLE_NOTE}" if ORACLE_NAMES & set(summary) else ""
     return (
         header
         + per_slice

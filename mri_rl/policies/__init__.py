@@ -2,6 +2,7 @@
 
 from mri_rl.policies.baselines import (
     AcquisitionPolicy,
+    BalancedOraclePolicy,
     EquispacedPolicy,
     FixedOrderPolicy,
     LBCSPolicy,
@@ -13,6 +14,7 @@ from mri_rl.policies.lbcs import cached_lbcs_order, learn_lbcs_order
 
 __all__ = [
     "AcquisitionPolicy",
+    "BalancedOraclePolicy",
     "EquispacedPolicy",
     "FixedOrderPolicy",
     "LBCSPolicy",

@@ -18,6 +18,8 @@ episodes start.
   batched look-ahead). It reads the target, so it is no policy; and it is myopic, NOT an
   upper bound: a column that helps little now but much later is never chosen early, so a
   fixed order can beat it over a whole budget.
+- ``oracle_ssim_psnr``: the same, greedy on SSIM and PSNR gains at once (each standardised
+  over the free columns, summed), so that neither metric is traded for the other.
 """
 
 from __future__ import annotations
@@ -154,6 +156,37 @@ class EquispacedPolicy(AcquisitionPolicy):
         return np.where(self.planned, self.width, 0) - self.frequency_rank
 
 
+def free_column_candidates(action_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every episode's free columns as one candidate array for the batched look-ahead.
+
+    Args:
+        action_masks: bool (N, W), True where a column is free.
+
+    Returns:
+        candidates int (N, K), K the most free columns of an episode (rows with fewer are
+        padded with their first free column), and bool (N, K): True where not padding.
+    """
+    count = action_masks.sum(axis=1)
+    width = max(int(count.max()), 1)
+    candidates = np.zeros((len(action_masks), width), dtype=np.int64)
+    for row, free in enumerate(action_masks):
+        columns = np.flatnonzero(free)
+        candidates[row, : len(columns)] = columns
+        candidates[row, len(columns) :] = columns[0] if len(columns) else 0
+    return candidates, np.arange(width)[None, :] < count[:, None]
+
+
+def standardised(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``values`` (N, M, K) less their mean, over their standard deviation, over the valid K
+    of each row and metric (``valid`` bool (N, K)); 0 where invalid or where all are equal."""
+    weights = valid[:, None, :].astype(np.float64)
+    count = np.maximum(weights.sum(axis=2, keepdims=True), 1.0)
+    mean = (values * weights).sum(axis=2, keepdims=True) / count
+    deviation = np.sqrt((((values - mean) * weights) ** 2).sum(axis=2, keepdims=True) / count)
+    z = np.divide(values - mean, deviation, out=np.zeros_like(values), where=deviation > 0)
+    return np.where(weights > 0, z, 0.0)
+
+
 class OraclePolicy(AcquisitionPolicy):
     """Greedy with the ground truth: each step acquires the column that most improves the reward
     metric against the target (the env's batched look-ahead). Myopic, NOT an upper bound.
@@ -169,14 +202,27 @@ class OraclePolicy(AcquisitionPolicy):
         self.env = env.unwrapped
 
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
-        """The reward of every free column, scored in batched reconstructor calls."""
-        count = action_masks.sum(axis=1)
-        candidates = np.zeros((len(action_masks), max(int(count.max()), 1)), dtype=np.int64)
-        for row, free in enumerate(action_masks):
-            columns = np.flatnonzero(free)
-            candidates[row, : len(columns)] = columns
-            candidates[row, len(columns) :] = columns[0] if len(columns) else 0
-        rewards = self.env.look_ahead(candidates)
+        """The score of every free column, from batched reconstructor calls."""
+        candidates, valid = free_column_candidates(action_masks)
         scores = np.full(action_masks.shape, -np.inf)
-        np.put_along_axis(scores, candidates, rewards, axis=1)
+        np.put_along_axis(scores, candidates, self.candidate_scores(candidates, valid), axis=1)
         return scores
+
+    def candidate_scores(self, candidates: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """float (N, K): the reward each candidate column would give now."""
+        return self.env.look_ahead(candidates)
+
+
+class BalancedOraclePolicy(OraclePolicy):
+    """Greedy with the ground truth on SSIM and PSNR at once: each free column's SSIM gain and
+    PSNR gain, each standardised over the episode's free columns, summed; the column with the
+    largest sum is acquired. Whatever the reward metric, it trades neither metric for the
+    other as a greedy oracle on one of them does. Myopic, NOT an upper bound.
+    """
+
+    name = "oracle_ssim_psnr"
+    metrics = ("ssim", "psnr")
+
+    def candidate_scores(self, candidates: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """float (N, K): the sum of the candidates' standardised SSIM and PSNR gains."""
+        return standardised(self.env.look_ahead_gains(candidates, self.metrics), valid).sum(axis=1)

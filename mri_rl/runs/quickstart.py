@@ -15,6 +15,7 @@ and the evaluation record it; the reconstructor's training does not use it.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -59,8 +60,9 @@ class VolumeCounts:
 @dataclass
 class DataStage:
     """The data: the source ("anatomy": MNI152 template slices; "phantoms": the synthetic
-    phantoms), where, how many volumes per split, their size, the phantoms' striation, and
-    the seed that draws them (default: the quick start's seed)."""
+    phantoms), where, how many volumes per split, their size, the phantoms' striation, the
+    anatomy's split layout ("slabs" or "interleaved", :mod:`mri_rl.data.anatomy`), and the
+    seed that draws them (default: the quick start's seed)."""
 
     volumes: VolumeCounts
     source: Literal["anatomy", "phantoms"] = "anatomy"
@@ -69,10 +71,13 @@ class DataStage:
     slices: int = field(default=SyntheticSpec.num_slices, metadata={"min": 1})
     size: int = field(default=SyntheticSpec.size, metadata={"min": 8})
     striation: float | None = field(default=None, metadata={"min": 0})
+    layout: Literal["slabs", "interleaved"] | None = None
 
     def __post_init__(self) -> None:
         if self.source == "anatomy" and self.striation is not None:
             raise ConfigError("data.striation: only the phantoms have a striation; drop it for data.source anatomy")
+        if self.source == "phantoms" and self.layout is not None:
+            raise ConfigError("data.layout: only the anatomy has a split layout; drop it for data.source phantoms")
 
 
 #: Default data root of each source (relative to the working folder).
@@ -99,7 +104,15 @@ def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, Simulatio
     from mri_rl.data.anatomy import anatomy_settings, read_anatomy_settings, write_anatomy_dataset
 
     spec = SimulationSpec(challenge=challenge, num_slices=stage.slices, size=stage.size)
-    return DataSource(write_anatomy_dataset, read_anatomy_settings, anatomy_settings), spec
+    layout = stage.layout or "slabs"
+    return (
+        DataSource(
+            functools.partial(write_anatomy_dataset, layout=layout),
+            read_anatomy_settings,
+            functools.partial(anatomy_settings, layout=layout),
+        ),
+        spec,
+    )
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import h5py
@@ -12,8 +13,10 @@ from mri_rl import cli
 from mri_rl.data import anatomy
 from mri_rl.data.anatomy import (
     GUARD_SLICES,
+    INTERLEAVE_GUARD,
     ORIENTATION_CYCLE,
     read_anatomy_settings,
+    template_blocks,
     template_slabs,
     template_slices,
     transformed_slab,
@@ -85,10 +88,45 @@ def test_slices_come_from_their_splits_slab_and_slabs_are_disjoint(anatomy_root)
         assert all(lo <= k < hi for k in attrs["template_slices"])
 
 
+def test_interleaved_blocks_are_disjoint_guarded_and_every_split_spans_the_brain():
+    for orientation in ORIENTATION_CYCLE:
+        blocks = template_blocks(orientation)
+        slabs = template_slabs(orientation)
+        first, stop = slabs["train"][0], slabs["test"][1]
+        every = sorted((lo, hi, split) for split, ranges in blocks.items() for lo, hi in ranges)
+        assert every[0][0] == first and every[-1][1] <= stop
+        for (_, hi, _), (lo, _, _) in zip(every, every[1:]):
+            assert lo - hi == INTERLEAVE_GUARD
+        extent = stop - first
+        for split, ranges in blocks.items():
+            assert ranges[0][0] - first < extent / 4 and stop - ranges[-1][1] < extent / 4, (orientation, split)
+
+
+def test_interleaved_volumes_draw_from_their_splits_blocks_and_record_the_layout(tmp_path):
+    spec = dataclasses.replace(SPEC, num_slices=4)
+    written = write_anatomy_dataset(tmp_path, spec, {"train": 3, "test": 3}, progress=False, layout="interleaved")
+    settings = read_anatomy_settings(tmp_path, "multicoil")
+    assert settings["layout"] == "interleaved" and settings["interleave_guard"] == INTERLEAVE_GUARD
+    for path in written:
+        split = path.parent.name.split("_")[1]
+        _, _, attrs = read(path)
+        ranges = template_blocks(attrs["orientation"])[split]
+        assert settings["blocks"][attrs["orientation"]][split] == [list(r) for r in ranges]
+        assert all(any(lo <= k < hi for lo, hi in ranges) for k in attrs["template_slices"])
+        if split == "test":  # evenly spaced through the blocks: not all from one block
+            assert (
+                len({next(i for i, (lo, hi) in enumerate(ranges) if lo <= k < hi) for k in attrs["template_slices"]})
+                > 1
+            )
+    with pytest.raises(ValueError, match="layout: expected one of"):
+        write_anatomy_dataset(tmp_path / "bad", spec, {"train": 1}, progress=False, layout="checkerboard")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_identity_affine_gives_the_template_slices():
     slices, _, _ = template_slices("coronal")
     lo, hi = template_slabs("coronal")["val"]
-    planes, positions, _ = transformed_slab("coronal", (lo, hi), np.eye(2), np.zeros(2))
+    planes, positions, _ = transformed_slab("coronal", [(lo, hi)], np.eye(2), np.zeros(2))
     assert len(planes) > 0 and positions.min() >= lo and positions.max() < hi
     np.testing.assert_allclose(planes, slices[positions], atol=1e-6)
     full, _ = oriented_slices(*anatomy.load_template(), "coronal")  # the crop holds the whole brain
@@ -134,3 +172,9 @@ def test_cli_writes_the_anatomy_dataset(tmp_path, capsys):
     ]
     assert read_anatomy_settings(tmp_path)["num_slices"] == 1
     assert "wrote 3 file(s)" in capsys.readouterr().out
+
+
+def test_cli_layout_flag_writes_the_interleaved_layout(tmp_path):
+    argv = ["data", "anatomy", str(tmp_path), "--volumes", "1", "--val-volumes", "0", "--test-volumes", "0"]
+    assert cli.main([*argv, "--slices", "1", "--size", "16", "--layout", "interleaved", "--no-progress"]) == 0
+    assert read_anatomy_settings(tmp_path)["layout"] == "interleaved"

@@ -509,6 +509,42 @@ def test_look_ahead_equals_reward_of_stepping(make_env, singlecoil_train, metric
         assert scores[column] == pytest.approx(reward, rel=1e-5, abs=1e-9)
 
 
+def test_look_ahead_gains_are_the_stepped_changes_of_every_metric(make_env, singlecoil_train):
+    """One reconstruction per candidate serves all metrics: each gain is what stepping that column
+    changes the metric by (a decrease for mse/nmse, an increase for psnr/ssim); the reward
+    metric's row is look_ahead's."""
+    env = make_env(singlecoil_train, budget=8, reward_metric="psnr")
+    names = ("mse", "ssim", "psnr", "nmse")
+
+    def start() -> dict:
+        env.reset(seed=5)
+        _, _, _, _, info = env.step(3)
+        return info
+
+    before = start()
+    legal = np.flatnonzero(before["action_mask"])
+    candidates = [int(legal[0]), 3, int(legal[-1])]  # 3 is acquired: gains 0
+    gains = env.unwrapped.look_ahead_gains(candidates, names)
+    assert gains.shape == (4, 3) and gains.dtype == np.float64
+    np.testing.assert_array_equal(gains[:, 1], 0.0)
+    np.testing.assert_allclose(gains[2], env.unwrapped.look_ahead(candidates), rtol=1e-12, atol=0)
+    for k in (0, 2):
+        start()
+        _, _, _, _, after = env.step(candidates[k])
+        expected = [
+            before["mse"] - after["mse"],
+            after["ssim"] - before["ssim"],
+            after["psnr"] - before["psnr"],
+            before["nmse"] - after["nmse"],
+        ]
+        np.testing.assert_allclose(gains[:, k], expected, rtol=1e-5, atol=1e-9)
+    assert gains[0, 0] > 0 and gains[3, 0] > 0  # acquiring data lowers the zero-filled error
+    with pytest.raises(ValueError, match="metrics: expected one or more of"):
+        env.unwrapped.look_ahead_gains(candidates, ("ssim", "sharpness"))
+    with pytest.raises(ValueError, match="metrics"):
+        env.unwrapped.look_ahead_gains(candidates, ())
+
+
 def test_look_ahead_batch_size_does_not_matter(make_env, singlecoil_train):
     results = []
     for batch_size in (1, 3, 1000):

@@ -20,6 +20,7 @@ from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.report import summarize
 from mri_rl.evaluation.rollout import rollout_policy
 from mri_rl.policies import (
+    BalancedOraclePolicy,
     EquispacedPolicy,
     LBCSPolicy,
     LowToHighPolicy,
@@ -28,6 +29,7 @@ from mri_rl.policies import (
     cached_lbcs_order,
     learn_lbcs_order,
 )
+from mri_rl.policies.baselines import standardised
 from mri_rl.policies.lbcs import LBCSEpisodes, greedy_order
 from mri_rl.provenance import RecordMismatchError, make_record
 from mri_rl.task import AcquisitionTask
@@ -103,6 +105,44 @@ def test_oracle_one_step_by_hand_on_one_slice(make_env_single, test_folder):
     assert int(actions[0]) == max(gains, key=gains.get)
     _, rewards, _, _, _ = env.step(actions)
     assert rewards[0] == pytest.approx(max(gains.values()), abs=1e-6)
+
+
+def test_balanced_oracle_picks_the_largest_sum_of_standardised_ssim_and_psnr_gains(make_vec_env, test_folder):
+    """Its pick, by hand from every column's stepped SSIM and PSNR changes, at two states."""
+    single = gym.make(ENV_ID, data_path=test_folder, budget=BUDGET, initial_lines=2, reward_metric="ssim")
+    env = make_vec_env(test_folder, 1)
+    oracle = BalancedOraclePolicy(env)
+    prefix: list[int] = []
+    for _ in range(2):
+        single.reset(options={"index": 2})
+        for column in prefix:
+            _, _, _, _, start = single.step(column)
+        if not prefix:
+            _, start = single.reset(options={"index": 2})
+        free = np.flatnonzero(start["action_mask"])
+        gains = np.zeros((2, len(free)))
+        for k, column in enumerate(free):
+            single.reset(options={"index": 2})
+            for earlier in prefix:
+                single.step(earlier)
+            _, _, _, _, after = single.step(int(column))
+            gains[:, k] = after["ssim"] - start["ssim"], after["psnr"] - start["psnr"]
+        z = (gains - gains.mean(axis=1, keepdims=True)) / gains.std(axis=1, keepdims=True)
+        expected = int(free[z.sum(axis=0).argmax()])
+        obs, info = env.reset(options={"indices": [2]})
+        for column in prefix:
+            obs, _, _, _, info = env.step(np.array([column]))
+        actions, _ = oracle.predict(obs, action_mask=np.asarray(info["action_mask"], dtype=bool))
+        assert int(actions[0]) == expected
+        prefix.append(expected)
+
+
+def test_standardised_ignores_padding_and_constant_rows():
+    values = np.array([[[1.0, 3.0, 100.0]], [[2.0, 2.0, 2.0]]])  # (N=2, M=1, K=3)
+    valid = np.array([[True, True, False], [True, True, True]])
+    z = standardised(values, valid)
+    np.testing.assert_allclose(z[0, 0], [-1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(z[1, 0], 0.0)
 
 
 def other_policies(width: int, lbcs_order: list[int]) -> dict[str, object]:

@@ -1,0 +1,104 @@
+"""The room for adaptivity on each split: greedy oracle minus LBCS, paired over slices.
+
+A policy learns where adaptivity pays on the train split and is judged on the test split. When the
+room (the greedy oracle's AUC minus LBCS's) is much smaller on train slices than on val or test
+slices, the training slices do not show a learner what the test slices ask of it. This script
+measures that room per split, on the same reconstructor and task:
+
+- LBCS learns its order on ``--lbcs-slices`` train slices, evenly spaced;
+- on ``--slices`` evenly spaced slices of each split (on train, among those LBCS did not use),
+  it rolls LBCS, the greedy oracle (``oracle``, on the task's SSIM reward) and ``oracle_ssim_psnr``;
+- it prints, per split, each oracle's paired SSIM AUC and PSNR AUC difference to LBCS (slices won).
+
+The oracles are greedy with the ground truth, myopic, not upper bounds. Only val and train are
+meant for choosing settings; pass ``--splits test`` only to report, never to choose.
+
+    python scripts/room_by_split.py --data runs/headline/data0/data \\
+        --reconstructor runs/headline/data0/seed0/reconstructor/reconstructor.pt --splits train val
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import gymnasium as gym
+
+from mri_rl.envs import ENV_ID
+from mri_rl.evaluation.report import paired_differences
+from mri_rl.evaluation.rollout import rollout_policy
+from mri_rl.policies import BalancedOraclePolicy, LBCSPolicy, OraclePolicy, learn_lbcs_order
+
+METRICS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB)"}
+
+
+def evenly_spaced(count: int, total: int, offset: float = 0.5) -> list[int]:
+    """``count`` indices evenly spaced in ``range(total)`` (all of them if count >= total)."""
+    if count >= total:
+        return list(range(total))
+    return sorted({int((i + offset) * total / count) for i in range(count)})
+
+
+def make_env(args: argparse.Namespace, split: str) -> gym.vector.VectorEnv:
+    return gym.make_vec(
+        ENV_ID,
+        num_envs=args.batch_size,
+        vectorization_mode="vector_entry_point",
+        data_path=args.data / f"{args.challenge}_{split}",
+        reconstructor=args.reconstructor,
+        budget=args.budget,
+        initial_lines=args.initial_lines,
+        reward_metric="ssim",
+    )
+
+
+def split_room(args: argparse.Namespace, split: str, order: list[int], lbcs_slices: list[int]) -> list[str]:
+    """Markdown rows: each oracle minus LBCS on ``split``, paired per slice."""
+    env = make_env(args, split)
+    total = env.unwrapped.num_slices
+    candidates = [i for i in range(total) if split != "train" or i not in lbcs_slices]
+    slices = [candidates[i] for i in evenly_spaced(args.slices, len(candidates), offset=0.25)]
+    width = env.single_action_space.n
+    rows = []
+    for name, policy in (
+        ("lbcs", LBCSPolicy(width, order)),
+        ("oracle", OraclePolicy(env)),
+        ("oracle_ssim_psnr", BalancedOraclePolicy(env)),
+    ):
+        rows += rollout_policy(policy, env, args.budget, name, 0, slices, progress=False)
+    env.close()
+    lines = []
+    for oracle in ("oracle", "oracle_ssim_psnr"):
+        cells = []
+        for key in METRICS:
+            pair = paired_differences(rows, key)[(oracle, "lbcs")]
+            cells.append(f"{pair['mean']:+.4f} ({pair['wins']}/{pair['n']})")
+        lines.append(f"| {split} | {oracle} − lbcs | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="root with {challenge}_{split} folders")
+    parser.add_argument("--reconstructor", required=True, help="an exported reconstructor, or zero_filled")
+    parser.add_argument("--challenge", default="singlecoil")
+    parser.add_argument("--budget", type=int, default=16)
+    parser.add_argument("--initial-lines", type=int, default=4)
+    parser.add_argument("--splits", nargs="+", default=["train", "val"])
+    parser.add_argument("--slices", type=int, default=16, help="slices per split")
+    parser.add_argument("--lbcs-slices", type=int, default=16, help="train slices LBCS learns on")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+
+    train_env = make_env(args, "train")
+    lbcs_slices = evenly_spaced(args.lbcs_slices, train_env.unwrapped.num_slices)
+    order = learn_lbcs_order(train_env, lbcs_slices, args.budget, progress=False)
+    train_env.close()
+    print(f"LBCS order (learned on {len(lbcs_slices)} train slices): {order}")
+    print(f"\n| split | difference | {' | '.join(METRICS.values())} |\n|---|---|---|---|")
+    for split in args.splits:
+        print("\n".join(split_room(args, split, order, lbcs_slices)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
