@@ -737,10 +737,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         "made, so an interrupted run resumes; a rerun under other settings is refused.",
     )
     evaluate.add_argument(
-        "--data",
-        type=Path,
-        required=True,
-        help="folder of .h5 files, or a fastMRI root with {challenge}_{split} folders",
+        "--data", type=Path, required=True, help="folder of .h5 files, or a root with {challenge}_{split} folders"
     )
     evaluate.add_argument("--split", choices=SPLITS, default="test", help="(default: test)")
     evaluate.add_argument(
@@ -751,8 +748,8 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         "--policies",
         nargs="+",
         default=None,
-        help="baselines (random lowtohigh equispaced lbcs oracle, and oracle_ssim_psnr: greedy on SSIM and PSNR "
-        "gains at once; default: all but oracle_ssim_psnr) and NAME=AGENT_CHECKPOINT",
+        help="baselines (random lowtohigh equispaced lbcs oracle oracle_ssim_psnr; default: all but the last) "
+        "and NAME=AGENT_CHECKPOINT",
     )
     evaluate.add_argument(
         "--allow-task-mismatch",

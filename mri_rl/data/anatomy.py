@@ -246,8 +246,7 @@ def write_anatomy_dataset(
         volumes: number of volumes per split, e.g. ``{"train": 8, "val": 2, "test": 2}``.
         seed: base seed.
         progress: show a progress bar.
-        layout: "slabs" (one slab per split along each slicing axis) or "interleaved" (short blocks
-            of each split in turn, so that every split spans the whole brain; :func:`template_blocks`).
+        layout: "slabs" (one slab per split) or "interleaved" (:func:`template_blocks`), see :data:`LAYOUTS`.
 
     Returns:
         Paths of the written files, ``anatomy_s{seed}_{split}_{i:03d}.h5``, in order;
