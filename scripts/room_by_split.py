@@ -23,20 +23,15 @@ import argparse
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 
+from mri_rl.data.image_import import evenly_spaced
 from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.report import paired_differences
 from mri_rl.evaluation.rollout import rollout_policy
 from mri_rl.policies import BalancedOraclePolicy, LBCSPolicy, OraclePolicy, learn_lbcs_order
 
 METRICS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB)"}
-
-
-def evenly_spaced(count: int, total: int, offset: float = 0.5) -> list[int]:
-    """``count`` indices evenly spaced in ``range(total)`` (all of them if count >= total)."""
-    if count >= total:
-        return list(range(total))
-    return sorted({int((i + offset) * total / count) for i in range(count)})
 
 
 def make_env(args: argparse.Namespace, split: str) -> gym.vector.VectorEnv:
@@ -56,8 +51,8 @@ def split_room(args: argparse.Namespace, split: str, order: list[int], lbcs_slic
     """Markdown rows: each oracle minus LBCS on ``split``, paired per slice."""
     env = make_env(args, split)
     total = env.unwrapped.num_slices
-    candidates = [i for i in range(total) if split != "train" or i not in lbcs_slices]
-    slices = [candidates[i] for i in evenly_spaced(args.slices, len(candidates), offset=0.25)]
+    candidates = np.array([i for i in range(total) if split != "train" or i not in lbcs_slices])
+    slices = [int(i) for i in evenly_spaced(candidates, args.slices)]
     width = env.single_action_space.n
     rows = []
     for name, policy in (
@@ -91,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
 
     train_env = make_env(args, "train")
-    lbcs_slices = evenly_spaced(args.lbcs_slices, train_env.unwrapped.num_slices)
+    lbcs_slices = [int(i) for i in evenly_spaced(np.arange(train_env.unwrapped.num_slices), args.lbcs_slices)]
     order = learn_lbcs_order(train_env, lbcs_slices, args.budget, progress=False)
     train_env.close()
     print(f"LBCS order (learned on {len(lbcs_slices)} train slices): {order}")

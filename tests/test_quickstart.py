@@ -295,3 +295,18 @@ def test_striation_is_refused_for_the_anatomy_source(tmp_path):
     config = write_tiny_config(tmp_path, tmp_path / "anatomy")
     with pytest.raises(ConfigError, match="only the phantoms have a striation"):
         run_quickstart(tmp_path / "run", config, progress=False, overrides=["data.source=anatomy"])
+
+
+def test_a_data_settings_difference_is_one_short_line_even_for_nested_settings(tmp_path):
+    from mri_rl.data.simulated_kspace import SimulationSpec
+    from mri_rl.runs.quickstart import DataSource, data_differences
+
+    blocks = {o: {s: [[i, i + 3] for i in range(0, 90, 10)] for s in ("train", "val", "test")} for o in "abc"}
+    source = DataSource(
+        write=lambda *args, **kwargs: [],
+        read_settings=lambda root, challenge: {"seed": 0},
+        settings=lambda spec, seed: {"seed": 0, "layout": "interleaved", "blocks": blocks},
+    )
+    (difference,) = data_differences(tmp_path, source, SimulationSpec(), 0, {})
+    assert "layout None (config: 'interleaved')" in difference and "blocks None" in difference
+    assert len(difference) < 250 and "\n" not in difference

@@ -16,6 +16,7 @@ and the evaluation record it; the reconstructor's training does not use it.
 from __future__ import annotations
 
 import functools
+import reprlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -79,6 +80,10 @@ class DataStage:
         if self.source == "phantoms" and self.layout is not None:
             raise ConfigError("data.layout: only the anatomy has a split layout; drop it for data.source phantoms")
 
+
+#: Settings values in messages: nested ones cut short (the settings file holds them whole).
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist = 1, 3, 3
 
 #: Default data root of each source (relative to the working folder).
 DATA_ROOTS = {"anatomy": "data/anatomy", "phantoms": "data/synthetic"}
@@ -181,7 +186,7 @@ def data_differences(
             "no record of its settings"
             if recorded is None
             else ", ".join(
-                f"{key} {recorded.get(key)!r} (config: {value!r})"
+                f"{key} {_SHORT.repr(recorded.get(key))} (config: {_SHORT.repr(value)})"
                 for key, value in configured.items()
                 if recorded.get(key) != value
             )
