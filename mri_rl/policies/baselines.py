@@ -204,8 +204,11 @@ class OraclePolicy(AcquisitionPolicy):
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
         """The score of every free column, from batched reconstructor calls."""
         candidates, valid = free_column_candidates(action_masks)
+        candidate_scores = self.candidate_scores(candidates, valid)
+        # padding repeats a row's first candidate: it must write that candidate's own score
+        candidate_scores = np.where(valid, candidate_scores, candidate_scores[:, :1])
         scores = np.full(action_masks.shape, -np.inf)
-        np.put_along_axis(scores, candidates, self.candidate_scores(candidates, valid), axis=1)
+        np.put_along_axis(scores, candidates, candidate_scores, axis=1)
         return scores
 
     def candidate_scores(self, candidates: np.ndarray, valid: np.ndarray) -> np.ndarray:

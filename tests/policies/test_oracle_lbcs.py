@@ -137,6 +137,26 @@ def test_balanced_oracle_picks_the_largest_sum_of_standardised_ssim_and_psnr_gai
         prefix.append(expected)
 
 
+def test_balanced_oracle_padding_does_not_overwrite_a_real_score():
+    """Episodes with fewer free columns are padded with their first free column; the padding's
+    (zero) standardised score must not replace that column's own."""
+
+    class Gains:  # the env seam the oracle uses: look_ahead_gains (N, M, K) of known values
+        single_action_space = gym.spaces.Discrete(4)
+        unwrapped = None
+
+        def look_ahead_gains(self, candidates, metrics):
+            table = np.array([0.0, 3.0, 2.5, 0.0])  # the gain of each column, both metrics alike
+            return np.repeat(table[candidates][:, None, :], len(metrics), axis=1)
+
+    env = Gains()
+    env.unwrapped = env
+    masks = np.array([[True, True, True, True], [False, True, True, True]])  # 4 and 3 free columns
+    scores = BalancedOraclePolicy(env).scores(None, masks)
+    assert scores[1].argmax() == 1 and scores[1, 1] > scores[1, 2] > scores[1, 3]
+    assert scores[1, 0] == -np.inf
+
+
 def test_standardised_ignores_padding_and_constant_rows():
     values = np.array([[[1.0, 3.0, 100.0]], [[2.0, 2.0, 2.0]]])  # (N=2, M=1, K=3)
     valid = np.array([[True, True, False], [True, True, True]])
