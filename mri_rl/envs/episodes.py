@@ -211,9 +211,9 @@ class AcquisitionEpisodes:
             scale = self.reconstructions.zero_filled(self.kspace, self.acquired, fresh).flatten(1).amax(dim=1)
             self.observation_scale[fresh] = torch.where(scale > 0, scale, torch.ones_like(scale))[:, None, None]
 
-    def improvement(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-        """Reward: decrease of mse/nmse, increase of ssim/psnr."""
-        return after - before if HIGHER_IS_BETTER[self.task.reward_metric] else before - after
+    def improvement(self, before: torch.Tensor, after: torch.Tensor, metric: str | None = None) -> torch.Tensor:
+        """Reward: decrease of mse/nmse, increase of ssim/psnr (of ``metric``; default the reward metric)."""
+        return after - before if HIGHER_IS_BETTER[metric or self.task.reward_metric] else before - after
 
     def done(self, rows: np.ndarray) -> np.ndarray:
         """True where the budget is spent or no column is left."""
@@ -272,8 +272,7 @@ class AcquisitionEpisodes:
                     else image_metrics(*images, statistics)
                 )
                 for m, name in enumerate(metrics):
-                    change = after[name] - self.metrics[name][chunk_rows]
-                    gains[m, todo[chunk]] = change if HIGHER_IS_BETTER[name] else -change
+                    gains[m, todo[chunk]] = self.improvement(self.metrics[name][chunk_rows], after[name], name)
         return gains.reshape(len(metrics), *candidates.shape).permute(1, 0, 2).cpu().numpy()
 
     # --------------------------------------------------------------- what agents see
