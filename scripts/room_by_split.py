@@ -96,4 +96,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as error:  # a wrong path or value: one line, no traceback
+        raise SystemExit(f"room_by_split.py: error: {error}") from None
