@@ -1,4 +1,5 @@
-"""Non-learned acquisition policies (baselines) and the LBCS order learner."""
+"""Non-learned acquisition policies (baselines), the LBCS order learner and the nearest-neighbour
+imitation of a teacher's orders."""
 
 from mri_rl.policies.baselines import (
     AcquisitionPolicy,
@@ -11,6 +12,7 @@ from mri_rl.policies.baselines import (
     RandomPolicy,
 )
 from mri_rl.policies.lbcs import cached_lbcs_order, learn_lbcs_order
+from mri_rl.policies.neighbour_orders import NeighbourOrderPolicy, TeacherOrders
 
 __all__ = [
     "AcquisitionPolicy",
@@ -19,8 +21,10 @@ __all__ = [
     "FixedOrderPolicy",
     "LBCSPolicy",
     "LowToHighPolicy",
+    "NeighbourOrderPolicy",
     "OraclePolicy",
     "RandomPolicy",
+    "TeacherOrders",
     "cached_lbcs_order",
     "learn_lbcs_order",
 ]
