@@ -112,6 +112,8 @@ def main() -> None:
         "--neighbour-slices", type=int, default=0, help="train slices the teacher is rolled on (0: none)"
     )
     args = parser.parse_args()
+    if args.neighbour_slices < 0:
+        parser.error(f"--neighbour-slices must be 0 (none) or a number of train slices, got {args.neighbour_slices}")
 
     train_env = make_env(args, "train")
     lbcs_slices = [int(i) for i in evenly_spaced(np.arange(train_env.unwrapped.num_slices), args.lbcs_slices)]

@@ -96,6 +96,14 @@ class LowToHighPolicy(AcquisitionPolicy):
         return np.broadcast_to(-self.frequency_rank, action_masks.shape).astype(np.float64)
 
 
+def fixed_order_scores(order: Sequence[int], frequency_rank: np.ndarray) -> np.ndarray:
+    """float (W,): minus each column's rank, the columns of ``order`` first, in turn, then the others
+    by ``frequency_rank`` (W,) (low to high frequency)."""
+    rank = len(frequency_rank) + frequency_rank.astype(np.float64)
+    rank[list(order)] = np.arange(len(order))
+    return -rank
+
+
 class FixedOrderPolicy(AcquisitionPolicy):
     """Columns in a fixed order; columns outside it come after, from low to high frequency."""
 
@@ -107,9 +115,7 @@ class FixedOrderPolicy(AcquisitionPolicy):
         if len(set(order)) != len(order) or any(not 0 <= c < width for c in order):
             raise ValueError(f"order must list distinct columns in [0, {width}), got {order}")
         self.order = order
-        rank = self.width + self.frequency_rank.astype(np.float64)
-        rank[order] = np.arange(len(order))
-        self._scores = -rank
+        self._scores = fixed_order_scores(order, self.frequency_rank)
 
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self._scores, action_masks.shape)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mri_rl.policies.baselines import AcquisitionPolicy
+from mri_rl.policies.baselines import AcquisitionPolicy, fixed_order_scores
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,11 @@ class NeighbourOrderPolicy(AcquisitionPolicy):
 
     def order_scores(self, neighbours: np.ndarray) -> np.ndarray:
         """float (N, W): minus each column's rank in its episode's order (teacher, fallback, frequency)."""
-        rank = np.tile(2.0 * self.width + self.frequency_rank, (len(neighbours), 1))
-        fallback = np.array(self.fallback, dtype=np.int64)
-        rank[:, fallback] = self.width + np.arange(len(fallback))
-        rows = np.arange(len(neighbours))[:, None]
-        rank[rows, self.teacher.orders[neighbours]] = np.arange(self.teacher.orders.shape[1])
-        return -rank
+        scores = []
+        for neighbour in neighbours:
+            order = [int(c) for c in self.teacher.orders[neighbour]]
+            scores.append(fixed_order_scores(order + [c for c in self.fallback if c not in order], self.frequency_rank))
+        return np.stack(scores)
 
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
         if self.episode_scores is None or len(self.episode_scores) != len(action_masks):
