@@ -406,3 +406,20 @@ def test_a_bool_is_not_taken_for_an_equal_literal_number():
     assert check_value(1, Literal[1, 2], "s.yaml", "k") == 1
     with pytest.raises(ConfigError, match=r"s.yaml: k: expected one of 1, 2, got True"):
         check_value(True, Literal[1, 2], "s.yaml", "k")
+
+
+def test_the_cli_and_the_quick_start_offer_exactly_the_anatomy_s_layouts():
+    """The CLI and the config name the layouts without importing the anatomy module; they must not drift."""
+    import argparse
+    import typing
+
+    from mri_rl.cli import build_parser
+    from mri_rl.data.anatomy import LAYOUTS
+    from mri_rl.runs.quickstart import DataStage
+
+    literal = typing.get_args(typing.get_type_hints(DataStage)["layout"])[0]
+    assert typing.get_args(literal) == LAYOUTS
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    data = next(a for a in commands.choices["data"]._actions if isinstance(a, argparse._SubParsersAction))
+    layout = next(a for a in data.choices["anatomy"]._actions if a.dest == "layout")
+    assert tuple(layout.choices) == LAYOUTS
