@@ -29,7 +29,7 @@ import numpy as np
 
 from mri_rl.configs import load_config
 from mri_rl.evaluation.evaluate import parse_policy_specs
-from mri_rl.evaluation.report import paired_differences, read_rows_csv
+from mri_rl.evaluation.report import paired_differences, read_rows_csv, room_share
 from mri_rl.reconstruct.train import EXPORT_NAME
 from mri_rl.runs.quickstart import run_quickstart
 
@@ -79,8 +79,7 @@ def share_lines(rows: dict[int, list[dict]], learned: list[str]) -> list[str]:
     for policy in learned:
         shares = []
         for seed_rows in rows.values():
-            pairs = paired_differences(seed_rows, "ssim_auc")
-            shares.append(pairs[(policy, "lbcs")]["mean"] / pairs[("oracle", "lbcs")]["mean"])
+            shares.append(room_share(paired_differences(seed_rows, "ssim_auc"), policy))
         spread = np.std(shares, ddof=1) if len(shares) > 1 else 0.0
         per_seed = ", ".join(f"{share:+.0%}" for share in shares)
         lines.append(f"| {policy} | {per_seed} | {np.mean(shares):+.0%} ± {spread:.0%} |")

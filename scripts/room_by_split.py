@@ -34,7 +34,7 @@ import numpy as np
 
 from mri_rl.data.image_import import evenly_spaced
 from mri_rl.envs import ENV_ID
-from mri_rl.evaluation.report import paired_differences
+from mri_rl.evaluation.report import paired_differences, room_share
 from mri_rl.evaluation.rollout import rollout_policy
 from mri_rl.evaluation.teacher_orders import collect_teacher_orders
 from mri_rl.policies import (
@@ -92,7 +92,7 @@ def split_room(
             f"{pairs[key][(name, 'lbcs')]['mean']:+.4f} ({pairs[key][(name, 'lbcs')]['wins']}/{len(slices)})"
             for key in METRICS
         ]
-        share = pairs["ssim_auc"][(name, "lbcs")]["mean"] / pairs["ssim_auc"][("oracle", "lbcs")]["mean"]
+        share = room_share(pairs["ssim_auc"], name)
         lines.append(f"| {split} | {name} − lbcs | " + " | ".join(cells) + f" | {share:+.0%} |")
     return lines
 

@@ -161,6 +161,16 @@ def paired_differences(rows: list[dict[str, Any]], key: str = "ssim_auc") -> dic
     return pairs
 
 
+def room_share(
+    pairs: dict[tuple[str, str], dict[str, float]], policy: str, reference: str = "lbcs", oracle: str = "oracle"
+) -> float:
+    """The share of the room between ``reference`` and ``oracle`` that ``policy`` captures:
+    ``(policy - reference) / (oracle - reference)`` of the paired means in ``pairs``
+    (:func:`paired_differences`); NaN when the oracle is not above the reference (no room)."""
+    room = pairs[(oracle, reference)]["mean"]
+    return pairs[(policy, reference)]["mean"] / room if room > 0 else float("nan")
+
+
 def paired_table(
     rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, float]]], key: str = "ssim_auc"
 ) -> str:

@@ -29,6 +29,7 @@ from mri_rl.evaluation.report import (
     paired_table,
     read_rows_csv,
     read_summary,
+    room_share,
     summarize,
     volume_curves,
     write_report,
@@ -178,6 +179,14 @@ def test_paired_differences_compare_seed_means_on_shared_images():
     assert pairs[("c", "b")] == {"mean": pytest.approx(-0.25), "wins": 0, "n": 1}
     assert len(pairs) == 6 and ("a", "a") not in pairs
     assert paired_differences(hand_rows(), "psnr_auc")[("b", "c")] == {"mean": pytest.approx(5.0), "wins": 1, "n": 1}
+
+
+def test_room_share_is_the_policy_s_paired_gain_over_the_oracle_s():
+    pairs = paired_differences(hand_rows())
+    # on slice 0: a - c = 0.15, b - c = 0.25, so a captures 0.15 / 0.25 of the room between c and b
+    assert room_share(pairs, "a", reference="c", oracle="b") == pytest.approx(0.6)
+    assert room_share(pairs, "b", reference="c", oracle="b") == pytest.approx(1.0)
+    assert np.isnan(room_share(pairs, "b", reference="a", oracle="c"))  # c is below a: no room
 
 
 def test_paired_table_is_a_matrix_best_policy_first():
