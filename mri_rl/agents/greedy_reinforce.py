@@ -10,14 +10,13 @@ K - 1. The episode goes on with the first sample. Only envs with a look-ahead (s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from gymnasium.vector import SyncVectorEnv, VectorEnv
 
+from mri_rl.agents.look_ahead import look_ahead_of
 from mri_rl.agents.reinforce import Episode, PolicyGradientAgent, PolicyGradientSettings
 
 
@@ -62,17 +61,3 @@ class GreedyREINFORCE(PolicyGradientAgent):
         """Each sample's reward minus the mean of the other K - 1 (leave-one-out); no value loss."""
         k = rewards.shape[1]
         return rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1), torch.zeros((), device=self.device)
-
-
-def look_ahead_of(env: VectorEnv) -> Callable[[np.ndarray], np.ndarray]:
-    """The batched ``look_ahead(candidates (N, K)) -> rewards (N, K)`` of ``env``.
-
-    Raises:
-        TypeError: the env has no look-ahead.
-    """
-    if hasattr(env.unwrapped, "look_ahead"):
-        return env.unwrapped.look_ahead
-    if isinstance(env, SyncVectorEnv) and all(hasattr(e.unwrapped, "look_ahead") for e in env.envs):
-        envs: list[Any] = env.envs  # duck-typed: each one's unwrapped env has look_ahead (checked above)
-        return lambda candidates: np.stack([e.unwrapped.look_ahead(c) for e, c in zip(envs, candidates)])
-    raise TypeError("greedy REINFORCE needs an env with look_ahead (e.g. mri_rl/ActiveAcquisition-v0)")

@@ -15,17 +15,15 @@ the update; the subclasses say what is sampled and what the advantages are.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mri_rl.agents.base import Agent, AgentSettings, Callback
+from mri_rl.agents.base import AgentSettings, Callback
 from mri_rl.agents.collect import Step
-from mri_rl.agents.networks import PolicyNetwork, masked_logits
-from mri_rl.checkpointing import load_module_state, load_optimizer_state
+from mri_rl.agents.policy_agent import PolicyNetworkAgent
 
 
 @dataclass
@@ -39,29 +37,17 @@ class Episode:
     bootstrap_observation: Any = None  # last observation of a truncated episode
 
 
-class PolicyGradientAgent(Agent):
+class PolicyGradientAgent(PolicyNetworkAgent):
     """Episodes in, policy-gradient updates out; subclasses implement :meth:`_choose` and
     :meth:`_advantages` (and :meth:`_targets`)."""
 
     def _build(self) -> None:
-        s = self.settings
-        self.policy = PolicyNetwork(
-            self.observation_space, self.num_actions, s.net_arch, value_head=self._uses_value_head()
-        ).to(self.device)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=s.learning_rate)
+        self._build_policy(self.settings.net_arch, self.settings.learning_rate, self._uses_value_head())
 
     def _uses_value_head(self) -> bool:
         return False
 
     # --------------------------------------------------------------------- acting
-    def _distribution(self, obs: Any, legal: torch.Tensor | None) -> torch.distributions.Categorical:
-        return torch.distributions.Categorical(logits=masked_logits(self.policy(obs), legal))
-
-    def _act(self, obs: Any, action_mask: torch.Tensor | None, deterministic: bool) -> np.ndarray:
-        distribution = self._distribution(obs, action_mask)
-        actions = distribution.probs.argmax(dim=1) if deterministic else distribution.sample()
-        return actions.cpu().numpy()
-
     def _choose(
         self, distribution: torch.distributions.Categorical
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -141,19 +127,8 @@ class PolicyGradientAgent(Agent):
             weights = torch.exp(log_probs - old_log_probs).clamp(max=s.max_importance_weight)
             policy_loss = -(weights * advantages.detach()).mean()
             loss = policy_loss - s.entropy_coef * distribution.entropy().mean() + value_loss
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)
-            self.optimizer.step()
+            self._gradient_step(loss, s.max_grad_norm)
         return float(loss.detach())
-
-    # -------------------------------------------------------------- save and load
-    def _state(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def _load_state(self, state: dict[str, Any], path: str | Path) -> None:
-        load_module_state(self.policy, state.get("policy"), path, "state.policy")
-        load_optimizer_state(self.optimizer, state.get("optimizer"), path, "state.optimizer")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions
 from mri_rl.kspace import low_frequency_order
 
 
@@ -162,37 +163,6 @@ class EquispacedPolicy(AcquisitionPolicy):
         return np.where(self.planned, self.width, 0) - self.frequency_rank
 
 
-def free_column_candidates(action_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every episode's free columns as one candidate array for the batched look-ahead.
-
-    Args:
-        action_masks: bool (N, W), True where a column is free.
-
-    Returns:
-        candidates int (N, K), K the most free columns of an episode (rows with fewer are
-        padded with their first free column), and bool (N, K): True where not padding.
-    """
-    count = action_masks.sum(axis=1)
-    width = max(int(count.max()), 1)
-    candidates = np.zeros((len(action_masks), width), dtype=np.int64)
-    for row, free in enumerate(action_masks):
-        columns = np.flatnonzero(free)
-        candidates[row, : len(columns)] = columns
-        candidates[row, len(columns) :] = columns[0] if len(columns) else 0
-    return candidates, np.arange(width)[None, :] < count[:, None]
-
-
-def standardised(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``values`` (N, M, K) less their mean, over their standard deviation, over the valid K
-    of each row and metric (``valid`` bool (N, K)); 0 where invalid or where all are equal."""
-    weights = valid[:, None, :].astype(np.float64)
-    count = np.maximum(weights.sum(axis=2, keepdims=True), 1.0)
-    mean = (values * weights).sum(axis=2, keepdims=True) / count
-    deviation = np.sqrt((((values - mean) * weights) ** 2).sum(axis=2, keepdims=True) / count)
-    z = np.divide(values - mean, deviation, out=np.zeros_like(values), where=deviation > 0)
-    return np.where(weights > 0, z, 0.0)
-
-
 class OraclePolicy(AcquisitionPolicy):
     """Greedy with the ground truth: each step acquires the column that most improves the reward
     metric against the target (the env's batched look-ahead). Myopic, NOT an upper bound.
@@ -209,13 +179,8 @@ class OraclePolicy(AcquisitionPolicy):
 
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
         """The score of every free column, from batched reconstructor calls."""
-        candidates, valid = free_column_candidates(action_masks)
-        candidate_scores = self.candidate_scores(candidates, valid)
-        # padding repeats a row's first candidate: it must write that candidate's own score
-        candidate_scores = np.where(valid, candidate_scores, candidate_scores[:, :1])
-        scores = np.full(action_masks.shape, -np.inf)
-        np.put_along_axis(scores, candidates, candidate_scores, axis=1)
-        return scores
+        candidates, valid = legal_candidates(action_masks)
+        return scores_over_actions(candidates, self.candidate_scores(candidates, valid), valid, self.width)
 
     def candidate_scores(self, candidates: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """float (N, K): the reward each candidate column would give now."""
@@ -234,4 +199,4 @@ class BalancedOraclePolicy(OraclePolicy):
 
     def candidate_scores(self, candidates: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """float (N, K): the sum of the candidates' standardised SSIM and PSNR gains."""
-        return standardised(self.env.look_ahead_gains(candidates, self.metrics), valid).sum(axis=1)
+        return balanced_scores(self.env.look_ahead_gains(candidates, self.metrics), valid)

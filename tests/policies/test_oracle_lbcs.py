@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from mri_rl.agents.look_ahead import standardised
 from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.report import summarize
 from mri_rl.evaluation.rollout import rollout_policy
@@ -29,7 +30,6 @@ from mri_rl.policies import (
     cached_lbcs_order,
     learn_lbcs_order,
 )
-from mri_rl.policies.baselines import standardised
 from mri_rl.policies.lbcs import LBCSEpisodes, greedy_order
 from mri_rl.provenance import RecordMismatchError, make_record
 from mri_rl.task import AcquisitionTask

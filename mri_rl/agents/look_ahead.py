@@ -1,0 +1,100 @@
+"""Scoring candidate actions by an env's one-step look-ahead, without changing its state.
+
+An env with a look-ahead (the MRI envs) answers, for every sub-environment, how much reward each
+candidate action would give now (``look_ahead``) or how much it would improve each of several
+metrics (``look_ahead_gains``). Greedy REINFORCE scores its samples with the first; the greedy
+oracles and DAgger's teacher score every legal action with either. The helpers here know
+Gymnasium vector envs and arrays, not MRI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import SyncVectorEnv, VectorEnv
+
+
+def _batched(env: VectorEnv, method: str) -> Callable[..., np.ndarray]:
+    """``env``'s batched look-ahead ``method``, or one that loops over a SyncVectorEnv's envs.
+
+    Raises:
+        TypeError: the env has no such method.
+    """
+    if hasattr(env.unwrapped, method):
+        return getattr(env.unwrapped, method)
+    if isinstance(env, SyncVectorEnv) and all(hasattr(e.unwrapped, method) for e in env.envs):
+        envs: list[Any] = env.envs  # duck-typed: each one's unwrapped env has the method (checked above)
+        return lambda candidates, *args: np.stack(
+            [getattr(e.unwrapped, method)(c, *args) for e, c in zip(envs, candidates)]
+        )
+    raise TypeError(f"this agent needs an env with {method} (e.g. mri_rl/ActiveAcquisition-v0)")
+
+
+def look_ahead_of(env: VectorEnv) -> Callable[[np.ndarray], np.ndarray]:
+    """The batched ``look_ahead(candidates (N, K)) -> rewards (N, K)`` of ``env``.
+
+    Raises:
+        TypeError: the env has no look-ahead.
+    """
+    return _batched(env, "look_ahead")
+
+
+def look_ahead_gains_of(env: VectorEnv) -> Callable[[np.ndarray, Sequence[str]], np.ndarray]:
+    """The batched ``look_ahead_gains(candidates (N, K), metrics (M,)) -> gains (N, M, K)`` of ``env``.
+
+    Raises:
+        TypeError: the env has no such look-ahead.
+    """
+    return _batched(env, "look_ahead_gains")
+
+
+def legal_candidates(legal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's legal actions as one candidate array for a batched look-ahead.
+
+    Args:
+        legal: bool (N, A), True where an action is legal.
+
+    Returns:
+        candidates int (N, K), K the most legal actions of a row (rows with fewer are padded
+        with their first legal action), and bool (N, K): True where not padding.
+    """
+    count = legal.sum(axis=1)
+    width = max(int(count.max()), 1)
+    candidates = np.zeros((len(legal), width), dtype=np.int64)
+    for row, free in enumerate(legal):
+        actions = np.flatnonzero(free)
+        candidates[row, : len(actions)] = actions
+        candidates[row, len(actions) :] = actions[0] if len(actions) else 0
+    return candidates, np.arange(width)[None, :] < count[:, None]
+
+
+def standardised(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``values`` (N, M, K) less their mean, over their standard deviation, over the valid K
+    of each row and metric (``valid`` bool (N, K)); 0 where invalid or where all are equal."""
+    weights = valid[:, None, :].astype(np.float64)
+    count = np.maximum(weights.sum(axis=2, keepdims=True), 1.0)
+    mean = (values * weights).sum(axis=2, keepdims=True) / count
+    deviation = np.sqrt((((values - mean) * weights) ** 2).sum(axis=2, keepdims=True) / count)
+    z = np.divide(values - mean, deviation, out=np.zeros_like(values), where=deviation > 0)
+    return np.where(weights > 0, z, 0.0)
+
+
+def balanced_scores(gains: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """float (N, K): the candidates' gains on M metrics (N, M, K), each standardised over the
+    valid candidates of its row, summed, so that no metric outweighs another by its scale."""
+    return standardised(gains, valid).sum(axis=1)
+
+
+def scores_over_actions(
+    candidates: np.ndarray, candidate_scores: np.ndarray, valid: np.ndarray, num_actions: int
+) -> np.ndarray:
+    """Scatter candidate scores (N, K) into float (N, A), -inf where no valid candidate.
+
+    Padding repeats a row's first candidate, so it is given that candidate's own score.
+    """
+    candidate_scores = np.where(valid, candidate_scores, candidate_scores[:, :1])
+    scores = np.full((len(candidates), num_actions), -np.inf)
+    np.put_along_axis(scores, candidates, candidate_scores, axis=1)
+    return scores
