@@ -494,7 +494,7 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
         "checkpoint.pt (atomic), model.pt, progress.csv, tensorboard/ and eval.json; the checkpoints "
         "record the task, data and settings they were made with.",
     )
-    train.add_argument("--agent", required=True, help="dqn, reinforce or greedy_reinforce")
+    train.add_argument("--agent", required=True, help="dqn, reinforce, greedy_reinforce or dagger")
     train.add_argument(
         "--env", dest="env_id", required=True, help="Gymnasium id, e.g. CartPole-v1 or mri_rl/ActiveAcquisition-v0"
     )

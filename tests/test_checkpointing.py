@@ -347,7 +347,7 @@ def test_an_agent_of_another_algorithm_is_one_clear_error(tmp_path, saved_dqn, a
     path = resigned(saved_dqn, put("algorithm", value=algorithm), tmp_path / "other.pt")
     assert_refused(DQN.load, path, "algorithm", f"is {algorithm!r}: the file holds no 'dqn' agent")
     if algorithm != "reinforce":  # a REINFORCE agent of DQN weights: refused by its networks
-        known = "['dqn', 'greedy_reinforce', 'reinforce']"
+        known = "['dagger', 'dqn', 'greedy_reinforce', 'reinforce']"
         assert_refused(load_agent, path, "algorithm", f"is {algorithm!r}, no known algorithm; known: {known}")
 
 

@@ -44,7 +44,7 @@ class TrainConfig:
     """What ``mri-rl train`` needs; the packaged configs (``mri_rl/configs/``) hold these keys.
 
     Attributes:
-        agent: "dqn", "reinforce" or "greedy_reinforce".
+        agent: "dqn", "reinforce", "greedy_reinforce" or "dagger".
         env_id: a registered Gymnasium id.
         total_steps: env steps to train for.
         seed: seeds the agent and the env resets.

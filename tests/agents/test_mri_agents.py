@@ -1,4 +1,4 @@
-"""DQN and REINFORCE on the active-acquisition env (tiny 16 x 16 synthetic data, budget 4)."""
+"""DQN, REINFORCE and DAgger on the active-acquisition env (tiny 16 x 16 synthetic data, budget 4)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mri_rl.agents import DQN, REINFORCE, GreedyREINFORCE, evaluate_agent
+from mri_rl.agents import DQN, REINFORCE, DAgger, GreedyREINFORCE, evaluate_agent
 
 STEPS = 200
 AGENTS = {
@@ -25,6 +25,7 @@ AGENTS = {
         ),
     ),
     "reinforce": (REINFORCE, dict(episodes_per_update=4, net_arch=(16,), seed=0)),
+    "dagger": (DAgger, dict(learning_starts=16, batch_size=16, net_arch=(16,), seed=0)),
 }
 
 
@@ -50,6 +51,9 @@ def test_agents_train_on_the_mri_env_and_act_legally(name, num_envs, make_mri_en
         assert agent.buffer.observations["reconstruction"].dtype == np.float16
         assert agent.buffer.observations["acquired"].dtype == np.int8
         assert agent.buffer.num_envs == num_envs
+        assert np.isfinite(agent.last_loss)
+    if name == "dagger":
+        assert agent.labelled.size == agent.num_timesteps  # every real transition's state, labelled once
         assert np.isfinite(agent.last_loss)
 
     # predict: legal actions for one observation and for a batch, greedy and exploring.
@@ -133,4 +137,5 @@ def test_an_agent_records_its_env_task_and_data_through_save_and_load(name, tmp_
         )
     agent.record = {**agent.record, "settings": {"note": "set by a training run"}}
     assert cls.load(agent.save(tmp_path / "agent.pt")).record == agent.record
-    assert cls(gym.make("CartPole-v1"), **hp).record is None  # an env without a task records nothing
+    if name != "dagger":  # DAgger refuses an env without a look-ahead (test_dagger.py)
+        assert cls(gym.make("CartPole-v1"), **hp).record is None  # an env without a task records nothing

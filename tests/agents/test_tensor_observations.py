@@ -9,13 +9,14 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from mri_rl.agents import DQN, REINFORCE, GreedyREINFORCE
+from mri_rl.agents import DQN, REINFORCE, DAgger, GreedyREINFORCE
 from mri_rl.agents.collect import Collector
 
 AGENTS = {
     "dqn": (DQN, dict(learning_starts=8, buffer_size=64, batch_size=8, train_freq=2, net_arch=(8,))),
     "reinforce": (REINFORCE, dict(episodes_per_update=2, net_arch=(8,))),
     "greedy_reinforce": (GreedyREINFORCE, dict(episodes_per_update=2, samples=2, net_arch=(8,))),
+    "dagger": (DAgger, dict(learning_starts=8, batch_size=8, net_arch=(8,))),
 }
 
 

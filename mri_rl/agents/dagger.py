@@ -1,0 +1,189 @@
+"""DAgger: a policy that imitates a greedy look-ahead teacher on the states it visits itself
+(Ross, Gordon & Bagnell, "A reduction of imitation learning and structured prediction to no-regret
+online learning", AISTATS 2011).
+
+The teacher is greedy with the env's one-step look-ahead (``look_ahead_gains``): at each visited
+state it scores every legal action by its gains on ``teacher_metrics``, each standardised over the
+legal actions and summed (for SSIM and PSNR, the ``oracle_ssim_psnr`` baseline's score). The
+policy network learns by cross-entropy towards ``softmax(score / temperature)`` over the legal
+actions: soft targets keep the teacher's ranking, not only its choice (distillation, Hinton, Vinyals
+& Dean 2015). Pineda et al. (MICCAI 2020) gave their DDQN an evaluator of each column's
+look-ahead score for the same reason: it is a far less noisy signal than one-step rewards.
+
+Each row of the vector env follows the teacher's choice with probability beta and the policy's
+own greedy choice otherwise; beta falls linearly from ``beta_start`` to 0 over the first
+``beta_fraction`` of training, so the policy comes to learn on its own state distribution. Every
+labelled state is kept (dataset aggregation) up to ``buffer_size``, then the oldest are dropped;
+after each vector step, ``gradient_steps`` minibatches are drawn from the whole aggregate. The
+aggregate is not saved with checkpoints: a resumed run starts a new one.
+
+Each step costs one reconstruction per legal action per row (the teacher), so this trains on
+fewer, far better labelled steps than RL does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from mri_rl.agents.base import AgentSettings, Callback
+from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, look_ahead_gains_of, scores_over_actions
+from mri_rl.agents.networks import masked_logits
+from mri_rl.agents.policy_agent import PolicyNetworkAgent
+from mri_rl.agents.replay import storage_dtype
+from mri_rl.schedules import LinearSchedule
+
+
+@dataclass(frozen=True)
+class DAggerSettings(AgentSettings):
+    """DAgger's settings.
+
+    Attributes:
+        teacher_metrics: metrics whose look-ahead gains the teacher sums (standardised), e.g.
+            ``["ssim", "psnr"]``; names the env's ``look_ahead_gains`` knows.
+        temperature: of the softmax over the teacher's standardised scores (smaller: closer
+            to its argmax).
+        beta_start: probability that a row follows the teacher at the start of training.
+        beta_fraction: share of training over which beta falls linearly to 0.
+        learning_rate: Adam step size.
+        buffer_size: labelled states kept (the aggregate).
+        batch_size: states per gradient step.
+        gradient_steps: gradient steps after each vector step.
+        learning_starts: labelled states before the first gradient step.
+        max_grad_norm: gradient clipping threshold.
+        net_arch: hidden layer sizes after the observation encoder.
+        compact_images: keep image observations in float16 in the aggregate.
+    """
+
+    teacher_metrics: tuple[str, ...] = ("ssim", "psnr")
+    temperature: float = field(default=0.5, metadata={"above": 0})
+    beta_start: float = field(default=1.0, metadata={"min": 0, "max": 1})
+    beta_fraction: float = field(default=0.5, metadata={"min": 0, "max": 1})
+    learning_rate: float = field(default=1e-3, metadata={"above": 0})
+    buffer_size: int = field(default=20_000, metadata={"min": 1})
+    batch_size: int = field(default=64, metadata={"min": 1})
+    gradient_steps: int = field(default=1, metadata={"min": 1})
+    learning_starts: int = field(default=256, metadata={"min": 0})
+    max_grad_norm: float = field(default=1.0, metadata={"above": 0})
+    net_arch: tuple[int, ...] = field(default=(128, 128), metadata={"min": 1})
+    compact_images: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.teacher_metrics:
+            raise ValueError("DAggerSettings: teacher_metrics must name at least one metric")
+
+
+class LabelledStates:
+    """The aggregate: observations and the teacher's scores, in a circular store.
+
+    Args:
+        capacity: states kept.
+        observation_space: one state's Box or Dict of Boxes.
+        num_actions: A.
+        compact_images: float16 for image-like observations.
+    """
+
+    def __init__(self, capacity: int, observation_space: spaces.Space, num_actions: int, compact_images: bool) -> None:
+        subspaces = observation_space.spaces if isinstance(observation_space, spaces.Dict) else {"": observation_space}
+        self.observations = {
+            key: np.zeros((capacity, *(space.shape or ())), dtype=storage_dtype(space, compact_images))
+            for key, space in subspaces.items()
+        }
+        self.scores = np.zeros((capacity, num_actions), dtype=np.float32)  # -inf: illegal
+        self.capacity = capacity
+        self.size = 0
+        self.next = 0
+
+    def add(self, observations: Any, scores: np.ndarray, rows: np.ndarray) -> None:
+        """Keep ``rows`` of a batch: observations (N, ...) per key and scores float (N, A)."""
+        batch = observations if isinstance(observations, dict) else {"": observations}
+        for row in rows:
+            for key, store in self.observations.items():
+                value = batch[key][row]
+                store[self.next] = value.cpu().numpy() if isinstance(value, torch.Tensor) else value
+            self.scores[self.next] = scores[row]
+            self.next = (self.next + 1) % self.capacity
+            self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator, device: torch.device) -> tuple[Any, torch.Tensor]:
+        """(observations, scores (B, A)) of ``batch_size`` states drawn uniformly, as tensors."""
+        picked = rng.integers(self.size, size=batch_size)
+        observations = {key: torch.as_tensor(store[picked], device=device) for key, store in self.observations.items()}
+        scores = torch.as_tensor(self.scores[picked], device=device)
+        return (observations[""] if "" in observations else observations), scores
+
+
+class DAgger(PolicyNetworkAgent):
+    """DAgger with a greedy look-ahead teacher, e.g. ``DAgger(env, teacher_metrics=("ssim",))`` on an
+    env with ``look_ahead_gains`` (settings: :class:`DAggerSettings`; arguments:
+    :class:`~mri_rl.agents.base.Agent`). It acts by its policy's most likely legal action, or samples
+    it when not deterministic.
+
+    Raises:
+        TypeError: an env without ``look_ahead_gains``.
+    """
+
+    algorithm = "dagger"
+    settings_class = DAggerSettings
+    settings: DAggerSettings
+
+    def _build(self) -> None:
+        s = self.settings
+        self._build_policy(s.net_arch, s.learning_rate)
+        self.beta_schedule = LinearSchedule(s.beta_start, 0.0, s.beta_fraction)
+        self.beta = s.beta_start
+        self.labelled: LabelledStates | None = None
+        if self.env is not None:
+            self._look_ahead_gains = look_ahead_gains_of(self.env)
+            self.labelled = LabelledStates(s.buffer_size, self.observation_space, self.num_actions, s.compact_images)
+
+    def teacher_scores(self, legal: np.ndarray) -> np.ndarray:
+        """float (N, A): the teacher's score of every legal action of each row now, -inf where illegal."""
+        candidates, valid = legal_candidates(legal)
+        gains = self._look_ahead_gains(candidates, self.settings.teacher_metrics)  # (N, M, K)
+        return scores_over_actions(candidates, balanced_scores(gains, valid), valid, self.num_actions)
+
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Callback = None,
+        progress_bar: bool = True,
+        reset_num_timesteps: bool = True,
+    ) -> DAgger:
+        """Train for ``total_timesteps`` env steps (see :class:`~mri_rl.agents.base.TrainingRun`),
+        or until the callback returns False."""
+        s = self.settings
+        with self._training(total_timesteps, callback, progress_bar, reset_num_timesteps) as run:
+            assert self.labelled is not None  # _training checked there is an env, so _build made the store
+            obs, legal = run.start()
+            while run.running():
+                self.beta = self.beta_schedule(run.progress)
+                scores = self.teacher_scores(legal)
+                with torch.no_grad():
+                    own = self._act(self.to_tensor(obs), torch.as_tensor(legal, device=self.device), True)
+                follow = self.rng.random(len(own)) < self.beta
+                step = run.step(np.where(follow, scores.argmax(axis=1), own))
+                self.labelled.add(obs, scores, np.flatnonzero(step.valid))
+                obs, legal = step.observations, step.legal
+                if self.labelled.size >= max(s.learning_starts, 1):
+                    for _ in range(s.gradient_steps):
+                        self.last_loss = self._train_step()
+                run.report()
+        return self
+
+    def _train_step(self) -> float:
+        """One cross-entropy step towards the teacher's softmax on a minibatch of the aggregate."""
+        assert self.labelled is not None
+        obs, scores = self.labelled.sample(self.settings.batch_size, self.rng, self.device)
+        legal = torch.isfinite(scores)
+        target = torch.softmax(scores.masked_fill(~legal, float("-inf")) / self.settings.temperature, dim=1)
+        log_probs = F.log_softmax(masked_logits(self.policy(obs), legal), dim=1)
+        loss = -(target * log_probs.masked_fill(~legal, 0.0)).sum(dim=1).mean()
+        self._gradient_step(loss, self.settings.max_grad_norm)
+        return float(loss.detach())

@@ -1,0 +1,118 @@
+"""DAgger with a greedy look-ahead teacher: known answers on a toy env and on the MRI env, its
+scores, and the errors it must raise."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from mri_rl.agents import DAgger, DAggerSettings
+from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions
+from mri_rl.policies import BalancedOraclePolicy
+
+
+class HiddenIndexEnv(gym.Env):
+    """One-step episodes: a hidden index s in [0, A) is drawn at reset and shown one-hot; action s
+    pays 1, others 0. ``look_ahead_gains`` reports those payoffs for metric ``"hit"`` and their
+    negatives for ``"miss"`` (smaller is better), so a teacher on ``hit`` picks s."""
+
+    def __init__(self, num_actions: int = 4) -> None:
+        self.observation_space = spaces.Box(0.0, 1.0, (num_actions,), dtype=np.float32)
+        self.action_space = spaces.Discrete(num_actions)
+        self.hidden = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.hidden = int(self.np_random.integers(self.action_space.n))
+        return self._observation(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self._observation(), float(action == self.hidden), True, False, {}
+
+    def look_ahead_gains(self, candidates: np.ndarray, metrics: Any) -> np.ndarray:
+        hits = (np.asarray(candidates) == self.hidden).astype(np.float64)
+        return np.stack([{"hit": hits, "miss": -hits}[m] for m in metrics])  # (M, K)
+
+    def _observation(self) -> np.ndarray:
+        return np.eye(self.action_space.n, dtype=np.float32)[self.hidden]
+
+
+def test_dagger_learns_the_teachers_choice_on_every_state():
+    env = SyncVectorEnv([HiddenIndexEnv, HiddenIndexEnv], autoreset_mode=AutoresetMode.NEXT_STEP)
+    agent = DAgger(
+        env, teacher_metrics=("hit",), temperature=0.1, learning_starts=8, batch_size=16, net_arch=(16,), seed=0
+    )
+    agent.learn(400, progress_bar=False)
+    assert agent.beta == 0.0  # the second half of training followed the policy alone
+    states = np.eye(4, dtype=np.float32)
+    np.testing.assert_array_equal(agent.predict(states)[0], np.arange(4))
+    # ... and the teacher with gains of the opposite sign learns to avoid it
+    avoid = DAgger(env, teacher_metrics=("miss",), temperature=0.1, learning_starts=8, batch_size=16, net_arch=(16,))
+    avoid.learn(400, progress_bar=False)
+    assert (avoid.predict(states)[0] != np.arange(4)).all()
+
+
+def test_the_teacher_standardises_each_metric_before_summing():
+    gains = np.array([[[1.0, 2.0, 3.0, 9.0], [300.0, 100.0, 200.0, -5.0]]])  # (1, M=2, K=4); K=4 is padding
+    valid = np.array([[True, True, True, False]])
+    z = np.sqrt(1.5)  # the z-score of the largest of three evenly spaced values
+    np.testing.assert_allclose(balanced_scores(gains, valid), [[0.0, -z, z, 0.0]])  # raw sums favour column 0
+    candidates, valid = legal_candidates(np.array([[False, True, False, True], [True, False, False, False]]))
+    np.testing.assert_array_equal(candidates, [[1, 3], [0, 0]])
+    np.testing.assert_array_equal(valid, [[True, True], [True, False]])
+    scores = scores_over_actions(candidates, np.array([[0.5, 2.0], [1.0, 7.0]]), valid, 4)
+    np.testing.assert_array_equal(scores, [[-np.inf, 0.5, -np.inf, 2.0], [1.0, -np.inf, -np.inf, -np.inf]])
+
+
+class FirstSlice(gym.Wrapper):
+    """Every episode on slice 0 of the data."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        return self.env.reset(seed=seed, options={"index": 0})
+
+
+def test_dagger_on_one_mri_slice_acquires_what_the_ssim_psnr_oracle_would_at_every_step(make_mri_env, make_mri_vec_env):
+    """Trained on one slice, the policy's own episode there takes, at every step, a column that
+    ``oracle_ssim_psnr`` scores highest (ties allowed: mirrored columns can score alike)."""
+    agent = DAgger(
+        FirstSlice(make_mri_env(reward_metric="ssim")),
+        temperature=0.05,
+        learning_starts=16,
+        batch_size=32,
+        gradient_steps=4,
+        net_arch=(32,),
+        seed=0,
+    )
+    agent.learn(240, progress_bar=False)
+    env = make_mri_vec_env(1, reward_metric="ssim")
+    oracle = BalancedOraclePolicy(env)
+    obs, info = env.reset(options={"indices": [0]})
+    legal = info["action_mask"].astype(bool)
+    np.testing.assert_allclose(DAgger(env).teacher_scores(legal), oracle.scores(obs, legal))  # the same teacher
+    for _ in range(4):  # budget 4
+        teacher = oracle.scores(obs, legal)[0]
+        action = agent.predict(obs, action_mask=legal)[0]
+        assert teacher[action] == pytest.approx(teacher.max()), (action, teacher)
+        obs, _, _, _, info = env.step(action)
+        legal = info["action_mask"].astype(bool)
+
+
+def test_an_env_without_look_ahead_gains_is_refused():
+    with pytest.raises(TypeError, match="needs an env with look_ahead_gains"):
+        DAgger(gym.make("CartPole-v1"))
+
+
+def test_bad_teacher_settings_are_refused(make_mri_vec_env):
+    with pytest.raises(ValueError, match="teacher_metrics must name at least one metric"):
+        DAggerSettings(teacher_metrics=())
+    with pytest.raises(ValueError, match=re.escape("DAggerSettings: temperature")):
+        DAggerSettings(temperature=0.0)
+    agent = DAgger(make_mri_vec_env(2), teacher_metrics=("sharpness",), net_arch=(8,))
+    with pytest.raises(ValueError, match=re.escape("got ['sharpness']")):  # the env names what it knows
+        agent.learn(8, progress_bar=False)
