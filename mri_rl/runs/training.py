@@ -179,6 +179,23 @@ def eval_env_kwargs(config: TrainConfig, env: Any) -> dict[str, Any]:
     return kwargs
 
 
+def check_eval_spaces(env: Any, eval_env: gym.Env) -> None:
+    """Refuse, before any training, an evaluation env whose observations or actions are not the
+    training env's (e.g. ``eval_env_kwargs`` without the ``column_spectrum`` of ``env_kwargs``).
+
+    Raises:
+        ValueError: naming both spaces.
+    """
+    for name in ("observation", "action"):
+        trained = getattr(env, f"single_{name}_space")
+        evaluated = getattr(eval_env, f"{name}_space")
+        if trained != evaluated:
+            raise ValueError(
+                f"eval_env_kwargs make an env with another {name} space than env_kwargs: {evaluated} vs "
+                f"{trained}; give eval_env_kwargs the same {name} options (e.g. column_spectrum)"
+            )
+
+
 def train_agent(
     config: TrainConfig,
     out_dir: str | Path,
@@ -221,6 +238,7 @@ def train_agent(
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
         eval_env = make_env(config, eval_env_kwargs(config, env), num_envs=1)
+        check_eval_spaces(env, eval_env)
         logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
         monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps)
         agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)

@@ -273,3 +273,27 @@ def test_an_unknown_env_or_env_keyword_is_one_line(tmp_path, capsys, env, env_kw
     assert main([*args, "--env-kwargs", env_kwargs]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_an_eval_env_that_observes_otherwise_is_one_line_before_any_training(tmp_path, mri_train_folder, capsys):
+    kwargs = {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2}
+    config = tmp_path / "mri.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "agent": "reinforce",
+                "env_id": "mri_rl/ActiveAcquisition-v0",
+                "total_steps": 40,
+                "num_envs": 2,
+                "env_kwargs": {**kwargs, "column_spectrum": True},
+                "eval_env_kwargs": kwargs,  # no column spectrum: the agent could not read its observations
+                "hyperparameters": {"episodes_per_update": 2, "net_arch": [8]},
+            }
+        )
+    )
+    out = tmp_path / "run"
+    args = ["train", "--agent", "reinforce", "--env", "mri_rl/ActiveAcquisition-v0", "--config", str(config)]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "eval_env_kwargs make an env with another observation space" in err
+    assert "column_spectrum" in err and not (out / "checkpoint.pt").exists()
