@@ -187,7 +187,8 @@ def check_eval_spaces(env: Any, eval_env: gym.Env) -> None:
         ValueError: naming both spaces.
     """
     for name in ("observation", "action"):
-        trained = getattr(env, f"single_{name}_space")
+        single = f"single_{name}_space"  # a vector env's; a single env has only its own
+        trained = getattr(env, single) if hasattr(env, single) else getattr(env, f"{name}_space")
         evaluated = getattr(eval_env, f"{name}_space")
         if trained != evaluated:
             raise ValueError(
