@@ -217,6 +217,7 @@ def train_agent(
         FileExistsError: a finished or started run in ``out_dir`` without ``resume``.
         RecordMismatchError: ``resume`` of a run made under another task, data or settings
             (the message ends with ``fresh_start``).
+        ValueError: an agent that cannot act on the env (e.g. DAgger on an env without a look-ahead).
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -234,7 +235,10 @@ def train_agent(
             agent: Agent = agent_class.load(checkpoint_path, env=env, device=config.device)
             check_record(agent.record, record, checkpoint_path, fresh_start)
         else:
-            agent = agent_class(env, config.settings(), seed=config.seed, device=config.device)
+            try:
+                agent = agent_class(env, config.settings(), seed=config.seed, device=config.device)
+            except TypeError as error:  # an agent that cannot act on this env (its spaces, no look-ahead)
+                raise ValueError(f"--agent {config.agent} on {config.env_id}: {error}") from None
             agent.record = record
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))

@@ -297,3 +297,12 @@ def test_an_eval_env_that_observes_otherwise_is_one_line_before_any_training(tmp
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "eval_env_kwargs make an env with another observation space" in err
     assert "column_spectrum" in err and not (out / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("agent", ["dagger", "greedy_reinforce"])
+def test_an_agent_that_needs_a_look_ahead_on_an_env_without_one_is_one_line(tmp_path, capsys, agent):
+    args = ["train", "--agent", agent, "--env", "CartPole-v1", "--total-steps", "8", "--out", str(tmp_path / "run")]
+    assert main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--agent {agent} on CartPole-v1: this agent needs an env with look_ahead" in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
