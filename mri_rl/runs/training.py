@@ -179,17 +179,16 @@ def eval_env_kwargs(config: TrainConfig, env: Any) -> dict[str, Any]:
     return kwargs
 
 
-def check_eval_spaces(env: Any, eval_env: gym.Env) -> None:
+def check_eval_spaces(agent: Agent, eval_env: gym.Env) -> None:
     """Refuse, before any training, an evaluation env whose observations or actions are not the
-    training env's (e.g. ``eval_env_kwargs`` without the ``column_spectrum`` of ``env_kwargs``).
+    agent's, i.e. the training env's (e.g. ``eval_env_kwargs`` without the ``column_spectrum`` of
+    ``env_kwargs``).
 
     Raises:
         ValueError: naming both spaces.
     """
     for name in ("observation", "action"):
-        single = f"single_{name}_space"  # a vector env's; a single env has only its own
-        trained = getattr(env, single) if hasattr(env, single) else getattr(env, f"{name}_space")
-        evaluated = getattr(eval_env, f"{name}_space")
+        trained, evaluated = getattr(agent, f"{name}_space"), getattr(eval_env, f"{name}_space")
         if trained != evaluated:
             raise ValueError(
                 f"eval_env_kwargs make an env with another {name} space than env_kwargs: {evaluated} vs "
@@ -243,7 +242,7 @@ def train_agent(
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
         eval_env = make_env(config, eval_env_kwargs(config, env), num_envs=1)
-        check_eval_spaces(env, eval_env)
+        check_eval_spaces(agent, eval_env)
         logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
         monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps)
         agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
