@@ -1427,6 +1427,7 @@ ENV_VALUES: dict[str, list[Any]] = {
     "look_ahead_batch_size": [0, 2.5],
     "device": ["cuda:7", "tpu", "", "mps"],
     "column_spectrum": ["yes", 1, None],
+    "column_energy": ["yes", 1, None],
     "on_bad_file": ["ignore"],
     "challenge": ["multicoil"],
     "kspace_shape": [(32, 15), (1, 2, 3), "32x16"],

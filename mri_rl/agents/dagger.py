@@ -56,7 +56,11 @@ class DAggerSettings(AgentSettings):
         gradient_steps: gradient steps after each vector step.
         learning_starts: labelled states before the first gradient step.
         max_grad_norm: gradient clipping threshold.
-        net_arch: hidden layer sizes after the observation encoder.
+        net_arch: hidden layer sizes after the observation encoder (with ``per_action_head``: the
+            channels of its convolutions).
+        per_action_head: score each action with one shared network over the action axis
+            (:class:`~mri_rl.agents.networks.ActionScorer`; needs observation keys of shape (A,)),
+            instead of dense layers from a pooled encoding.
         compact_images: keep image observations in float16 in the aggregate.
     """
 
@@ -71,6 +75,7 @@ class DAggerSettings(AgentSettings):
     learning_starts: int = field(default=256, metadata={"min": 0})
     max_grad_norm: float = field(default=1.0, metadata={"above": 0})
     net_arch: tuple[int, ...] = field(default=(128, 128), metadata={"min": 1})
+    per_action_head: bool = False
     compact_images: bool = True
 
     def __post_init__(self) -> None:
@@ -135,7 +140,7 @@ class DAgger(PolicyNetworkAgent):
 
     def _build(self) -> None:
         s = self.settings
-        self._build_policy(s.net_arch, s.learning_rate)
+        self._build_policy(s.net_arch, s.learning_rate, per_action=s.per_action_head)
         self.beta_schedule = LinearSchedule(s.beta_start, 0.0, s.beta_fraction)
         self.beta = s.beta_start
         self.labelled: LabelledStates | None = None

@@ -142,8 +142,96 @@ class QNetwork(nn.Module):
         return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
 
 
+def action_aligned_keys(space: spaces.Space, num_actions: int) -> list[str]:
+    """The keys of a ``Dict`` space that hold one value per action: a ``Box`` or ``MultiBinary``
+    of shape (A,), e.g. which k-space columns are acquired."""
+    if not isinstance(space, spaces.Dict):
+        return []
+    return [
+        key
+        for key, subspace in space.spaces.items()
+        if isinstance(subspace, (spaces.Box, spaces.MultiBinary)) and subspace.shape == (num_actions,)
+    ]
+
+
+class ActionScorer(nn.Module):
+    """Logits (B, A) that score each action from what is known of it, its neighbours and the
+    whole state, for actions that lie on a line, such as k-space columns.
+
+    The observation keys with one value per action (:func:`action_aligned_keys`) are channels
+    along the action axis (real-valued ones standardised over the actions of each state), with
+    the action's position in [-1, 1]. The other keys are encoded (:class:`ObservationEncoder`) into
+    features given to every action. Dilated 1-D convolutions over the action axis (dilation 1, 2,
+    4, ...) let each score depend on the neighbouring actions, and a learned bias per action is a
+    fixed preference, such as the order LBCS learns. Scoring every column from its own features
+    with one shared function learns from each labelled state once per action, where a dense
+    layer to A outputs learns each action's score apart (Pineda et al., MICCAI 2020, score every
+    column with one evaluator for this reason).
+
+    Args:
+        observation_space: a ``Dict`` with at least one key of shape (A,).
+        num_actions: A.
+        hidden: channels of each convolution (kernel 5).
+    """
+
+    def __init__(self, observation_space: spaces.Space, num_actions: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        aligned = action_aligned_keys(observation_space, num_actions)
+        if not aligned or not hidden:
+            raise TypeError(
+                f"a per-action head needs observation keys of shape ({num_actions},) and hidden layers; "
+                f"got {observation_space} and hidden {tuple(hidden)}"
+            )
+        assert isinstance(observation_space, spaces.Dict)  # action_aligned_keys found keys
+        self.aligned = aligned
+        self.standardised = [isinstance(observation_space.spaces[key], spaces.Box) for key in aligned]
+        rest = {key: space for key, space in observation_space.spaces.items() if key not in aligned}
+        self.encoder = ObservationEncoder(spaces.Dict(rest)) if rest else None
+        self.context = nn.Linear(self.encoder.output_dim, hidden[0]) if self.encoder else None
+        self.register_buffer("position", torch.linspace(-1.0, 1.0, num_actions))
+        self.bias = nn.Parameter(torch.zeros(num_actions))
+        widths = [len(aligned) + 1, *hidden]
+        self.convolutions = nn.ModuleList(
+            nn.Conv1d(fan_in, fan_out, 5, padding=2 * 2**i, dilation=2**i)
+            for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:]))
+        )
+        self.score = nn.Conv1d(hidden[-1], 1, 1)
+        self.output_dim = hidden[-1] + (self.encoder.output_dim if self.encoder else 0)
+
+    def features(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(per-action features (B, hidden[-1], A), the other keys' encoding (B, F) or None)."""
+        features = cast(dict[str, torch.Tensor], obs)
+        channels = []
+        for key, standardise in zip(self.aligned, self.standardised):
+            values = features[key].float()
+            if standardise:
+                values = (values - values.mean(dim=1, keepdim=True)) / (values.std(dim=1, keepdim=True) + 1e-6)
+            channels.append(values)
+        position = cast(torch.Tensor, self.position)
+        x = torch.stack([*channels, position.expand_as(channels[0])], dim=1)
+        context = self.encoder(obs) if self.encoder is not None else None
+        for i, convolution in enumerate(self.convolutions):
+            x = convolution(x)
+            if i == 0 and context is not None and self.context is not None:
+                x = x + self.context(context).unsqueeze(-1)
+            x = torch.relu(x)
+        return x, context
+
+    def forward(self, obs: Observation) -> torch.Tensor:
+        return self.score(self.features(obs)[0]).squeeze(1) + self.bias
+
+    def pooled(self, obs: Observation) -> torch.Tensor:
+        """(B, output_dim): the per-action features averaged over actions, with the other keys' encoding."""
+        x, context = self.features(obs)
+        return x.mean(dim=-1) if context is None else torch.cat([x.mean(dim=-1), context], dim=1)
+
+
 class PolicyNetwork(nn.Module):
-    """Action logits (B, A) and, optionally, a state value (B,) from a shared encoder."""
+    """Action logits (B, A) and, optionally, a state value (B,) from a shared encoder.
+
+    With ``per_action``, the logits come from an :class:`ActionScorer` and the value from its
+    pooled features; otherwise from dense layers on an :class:`ObservationEncoder`.
+    """
 
     def __init__(
         self,
@@ -151,19 +239,29 @@ class PolicyNetwork(nn.Module):
         num_actions: int,
         hidden: Sequence[int] = (64, 64),
         value_head: bool = False,
+        per_action: bool = False,
     ) -> None:
         super().__init__()
-        self.encoder = ObservationEncoder(observation_space)
-        self.policy = mlp([self.encoder.output_dim, *hidden, num_actions], activation=nn.Tanh)
+        self.encoder: ObservationEncoder | ActionScorer
+        self.policy: nn.Sequential | None = None  # dense layers on the encoder's features
+        if per_action:
+            self.encoder = ActionScorer(observation_space, num_actions, hidden)
+        else:
+            self.encoder = ObservationEncoder(observation_space)
+            self.policy = mlp([self.encoder.output_dim, *hidden, num_actions], activation=nn.Tanh)
         self.value = mlp([self.encoder.output_dim, *hidden, 1], activation=nn.Tanh) if value_head else None
 
     def forward(self, obs: Observation) -> torch.Tensor:
+        if self.policy is None:
+            return self.encoder(obs)
         return self.policy(self.encoder(obs))
 
     def state_value(self, obs: Observation) -> torch.Tensor:
         if self.value is None:
             raise RuntimeError("this policy network has no value head")
-        return self.value(self.encoder(obs)).squeeze(-1)
+        encoder = self.encoder
+        features = encoder.pooled(obs) if isinstance(encoder, ActionScorer) else encoder(obs)
+        return self.value(features).squeeze(-1)
 
 
 def masked_logits(logits: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:

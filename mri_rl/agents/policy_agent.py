@@ -26,10 +26,12 @@ class PolicyNetworkAgent(Agent):
     policy: PolicyNetwork
     optimizer: torch.optim.Optimizer
 
-    def _build_policy(self, net_arch: Sequence[int], learning_rate: float, value_head: bool = False) -> None:
-        self.policy = PolicyNetwork(self.observation_space, self.num_actions, net_arch, value_head=value_head).to(
-            self.device
-        )
+    def _build_policy(
+        self, net_arch: Sequence[int], learning_rate: float, value_head: bool = False, per_action: bool = False
+    ) -> None:
+        self.policy = PolicyNetwork(
+            self.observation_space, self.num_actions, net_arch, value_head=value_head, per_action=per_action
+        ).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=learning_rate)
 
     def _distribution(self, obs: Any, legal: torch.Tensor | None) -> torch.distributions.Categorical:

@@ -31,6 +31,7 @@ def make_episodes(
     look_ahead_batch_size: int = 256,
     slice_cache_mb: float = 1024,
     column_spectrum: bool = False,
+    column_energy: bool = False,
     **task_fields: Any,
 ) -> AcquisitionEpisodes:
     """The episode batch behind both environments, from their keyword arguments.
@@ -50,8 +51,9 @@ def make_episodes(
             changes where, not what: it is not part of the task or of any record).
         look_ahead_batch_size: reconstructions per call of the look-ahead.
         slice_cache_mb: slices kept in memory after their first read (0: always read).
-        column_spectrum: add the reconstruction's column power spectrum to the
-            observation (:func:`~mri_rl.envs.spaces.column_power_spectrum`).
+        column_spectrum, column_energy: observe the reconstruction's column power spectrum too
+            (:func:`~mri_rl.envs.spaces.column_power_spectrum`), its energy per k-space column
+            aligned with the actions (:func:`~mri_rl.envs.spaces.column_energy`).
         **task_fields: task fields to change: ``challenge``, ``budget`` (None: until every
             column is acquired), ``initial_lines``, ``reward_metric`` ("mse" or "nmse":
             reward = decrease; "ssim" or "psnr": increase), ``kspace_shape`` (which shape
@@ -68,14 +70,16 @@ def make_episodes(
     num_episodes = check_int("num_episodes", num_episodes)
     look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
     slice_cache_mb = check_number("slice_cache_mb", slice_cache_mb, 0)
-    if not isinstance(column_spectrum, (bool, np.bool_)):
-        raise ValueError(f"column_spectrum: expected True or False, got {column_spectrum!r}")
+    for name, flag in (("column_spectrum", column_spectrum), ("column_energy", column_energy)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name}: expected True or False, got {flag!r}")
     device = resolve_device(device)
     resolved, model, fingerprint = resolve_task(task, reconstructor, task_fields)
     check_precision(device, resolved.precision)
     source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
     resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
-    return AcquisitionEpisodes(source, model, num_episodes, resolved, device, look_ahead_batch_size, column_spectrum)
+    observations = (column_spectrum, column_energy)
+    return AcquisitionEpisodes(source, model, num_episodes, resolved, device, look_ahead_batch_size, *observations)
 
 
 def resolve_task(
@@ -182,7 +186,7 @@ class ActiveAcquisitionEnv(gym.Env):
         render_mode: None, or "rgb_array": ``render()`` returns the picture of
             :func:`episode_picture` (reconstruction, mask, target).
         **options: ``reconstructor``, ``on_bad_file``, ``device``, ``look_ahead_batch_size``,
-            ``slice_cache_mb``, ``column_spectrum`` and single task fields (``budget=8``),
+            ``slice_cache_mb``, ``column_spectrum``, ``column_energy`` and single task fields (``budget=8``),
             as documented in :func:`make_episodes`.
 
     Attributes:
@@ -190,7 +194,8 @@ class ActiveAcquisitionEnv(gym.Env):
 
     Observation: ``reconstruction`` float32 (1, h, w), scaled by the maximum of the
     initial zero-filled image, ``acquired`` int8 (W,) (1 = acquired) and, with
-    ``column_spectrum=True``, ``column_spectrum`` float32 (w // 2 + 1,). ``info`` holds
+    ``column_spectrum=True``, ``column_spectrum`` float32 (w // 2 + 1,), with ``column_energy=True``,
+    ``column_energy`` float32 (W,). ``info`` holds
     ``action_mask`` (1 = legal: not yet acquired) and the metrics ``mse`` (in units of the
     data range squared), ``nmse``, ``psnr``, ``ssim`` for evaluation only.
     """

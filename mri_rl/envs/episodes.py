@@ -21,7 +21,7 @@ from gymnasium import spaces
 
 from mri_rl.checks import check_int, resolve_device, show
 from mri_rl.envs.slice_source import SliceSource
-from mri_rl.envs.spaces import column_power_spectrum, observation_space
+from mri_rl.envs.spaces import column_energy, column_power_spectrum, observation_space
 from mri_rl.kspace import data_range, initial_mask, measured_width
 from mri_rl.metrics import HIGHER_IS_BETTER, image_metric, image_metrics, target_statistics
 from mri_rl.reconstruct.base import Reconstructor, check_precision
@@ -89,6 +89,7 @@ class AcquisitionEpisodes:
         device: where k-space and reconstructions live.
         look_ahead_batch_size: reconstructions per call when scoring candidate columns.
         column_spectrum: observe the reconstruction's column power spectrum too.
+        column_energy: observe the reconstruction's energy in each k-space column too.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class AcquisitionEpisodes:
         device: str | torch.device = "cpu",
         look_ahead_batch_size: int = 256,
         column_spectrum: bool = False,
+        column_energy: bool = False,
     ) -> None:
         if task.initial_lines >= source.measurable_columns:
             raise ValueError(
@@ -115,6 +117,7 @@ class AcquisitionEpisodes:
         self.task = task
         self.look_ahead_batch_size = look_ahead_batch_size
         self.column_spectrum = column_spectrum
+        self.column_energy = column_energy
         n, width, (h, w) = num_episodes, source.width, source.recon_size
         coils, rows = source.num_coils, source.kspace_shape[-2]
         self.num_episodes, self.width, self.recon_size = n, width, (h, w)
@@ -278,12 +281,12 @@ class AcquisitionEpisodes:
     # --------------------------------------------------------------- what agents see
     def observation_space(self) -> spaces.Dict:
         """The space of one episode's observation (see :meth:`observation`)."""
-        return observation_space(self.recon_size, self.width, self.column_spectrum)
+        return observation_space(self.recon_size, self.width, self.column_spectrum, self.column_energy)
 
     def observation(self, as_tensors: bool = False) -> dict[str, Any]:
         """Batched observation: ``reconstruction`` float32 (N, 1, h, w) scaled by observed
         data only, ``acquired`` int8 (N, W) and, when asked for, ``column_spectrum``
-        float32 (N, w // 2 + 1) of the scaled reconstruction.
+        float32 (N, w // 2 + 1) and ``column_energy`` float32 (N, W) of the scaled reconstruction.
 
         Numpy arrays, or with ``as_tensors`` torch tensors on :attr:`device` (no copy to the
         host: for a policy on the same device). Either way fresh arrays, no views of the
@@ -295,6 +298,8 @@ class AcquisitionEpisodes:
             tensors = {"reconstruction": scaled.unsqueeze(1), "acquired": self.acquired.to(torch.int8)}
             if self.column_spectrum:
                 tensors["column_spectrum"] = column_power_spectrum(scaled)
+            if self.column_energy:
+                tensors["column_energy"] = column_energy(scaled, self.width)
         if as_tensors:
             return tensors
         return {key: value.cpu().numpy() for key, value in tensors.items()}

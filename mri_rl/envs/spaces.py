@@ -1,4 +1,5 @@
-"""Observation space of the acquisition environments, and the column spectrum observation."""
+"""Observation space of the acquisition environments, and its optional k-space observations:
+the column spectrum and the column energy."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+#: The env options that each add an observation key of the same name.
+OPTIONAL_OBSERVATIONS = ("column_spectrum", "column_energy")
 
-def observation_space(recon_size: tuple[int, int], width: int, column_spectrum: bool = False) -> spaces.Dict:
-    """``Dict(reconstruction=Box(float32, (1, h, w)), acquired=MultiBinary(W)[, column_spectrum=Box((w // 2 + 1,))])``.
+
+def observation_space(
+    recon_size: tuple[int, int], width: int, column_spectrum: bool = False, column_energy: bool = False
+) -> spaces.Dict:
+    """``Dict(reconstruction=Box(float32, (1, h, w)), acquired=MultiBinary(W)[,
+    column_spectrum=Box((w // 2 + 1,))][, column_energy=Box((W,))])``.
 
     The reconstruction is divided by the maximum of the initial zero-filled image, so
     it is of order one but unbounded (a trained reconstructor may over- or undershoot).
@@ -21,6 +28,8 @@ def observation_space(recon_size: tuple[int, int], width: int, column_spectrum: 
         keys["column_spectrum"] = spaces.Box(
             low=-np.inf, high=np.inf, shape=(recon_size[1] // 2 + 1,), dtype=np.float32
         )
+    if column_energy:
+        keys["column_energy"] = spaces.Box(low=-np.inf, high=np.inf, shape=(width,), dtype=np.float32)
     return spaces.Dict(keys)
 
 
@@ -40,3 +49,32 @@ def column_power_spectrum(images: torch.Tensor) -> torch.Tensor:
     """
     power = torch.fft.rfft(images.float(), dim=-1, norm="ortho").abs().square().mean(dim=-2)
     return torch.log(power + 1e-6)
+
+
+def column_energy(images: torch.Tensor, width: int) -> torch.Tensor:
+    """Log energy that each image puts in each k-space column of the acquisition grid.
+
+    The image is zero-padded (or centre-cropped) along its columns to the k-space's ``width``
+    (the reconstruction is a centre crop of the field of view at the same pixel size), then
+    Fourier transformed along them with the centred convention of :mod:`mri_rl.kspace`: entry
+    ``c`` belongs to the same column as action ``c``. Unlike :func:`column_power_spectrum`, it
+    is aligned with the actions, so a network can score each column from its own energy and
+    its neighbours'.
+
+    Args:
+        images: float (N, h, w).
+        width: W, k-space columns.
+
+    Returns:
+        float32 (N, W): ``log(1e-6 + mean_rows |FFT_W(image)|^2)``.
+    """
+    images = images.float()
+    w = images.shape[-1]
+    if w < width:
+        left = (width - w) // 2
+        images = torch.nn.functional.pad(images, (left, width - w - left))
+    elif w > width:
+        start = (w - width) // 2
+        images = images[..., start : start + width]
+    spectrum = torch.fft.fftshift(torch.fft.fft(torch.fft.ifftshift(images, dim=-1), dim=-1, norm="ortho"), dim=-1)
+    return torch.log(spectrum.abs().square().mean(dim=-2) + 1e-6)

@@ -22,7 +22,7 @@ import json
 import re
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -33,7 +33,7 @@ from gymnasium import spaces
 from tqdm.auto import tqdm
 
 from mri_rl.agents import AGENTS
-from mri_rl.agents.base import read_agent_checkpoint
+from mri_rl.agents.base import Agent, read_agent_checkpoint
 from mri_rl.checkpointing import entry_error
 from mri_rl.checks import check_int, check_number, resolve_device
 from mri_rl.data.fastmri_files import resolve_split_folder
@@ -41,6 +41,7 @@ from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.distributed import ActorGroup, Workers, run_tasks
 from mri_rl.envs import ENV_ID
 from mri_rl.envs.slice_source import SliceSource
+from mri_rl.envs.spaces import OPTIONAL_OBSERVATIONS
 from mri_rl.evaluation.figures import Example, plot_examples
 from mri_rl.evaluation.report import read_rows_csv, write_report, write_rows_csv
 from mri_rl.evaluation.rollout import replay_orders, rollout_policy
@@ -181,19 +182,27 @@ def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
     return parsed
 
 
+def optional_observations(agents: Iterable[Agent]) -> tuple[str, ...]:
+    """The optional observation keys (:data:`~mri_rl.envs.spaces.OPTIONAL_OBSERVATIONS`) that any of
+    ``agents`` reads, so that one evaluation env serves them all (a key an agent does not read is
+    ignored by its network)."""
+    read = {key for agent in agents for key in getattr(agent.observation_space, "spaces", {})}
+    return tuple(key for key in OPTIONAL_OBSERVATIONS if key in read)
+
+
 def make_batched_env(
-    setup: EvaluationSetup, folder: Path, num_envs: int, column_spectrum: bool = False
+    setup: EvaluationSetup, folder: Path, num_envs: int, observations: tuple[str, ...] = ()
 ) -> gym.vector.VectorEnv:
     """The batched env of the setup's task over ``folder``, at most ``num_envs`` episodes at a
-    time: a folder of fewer slices gets one episode per slice (a second, small env), not padding."""
+    time: a folder of fewer slices gets one episode per slice (a second, small env), not padding.
+    ``observations``: optional observation keys to add (of :data:`~mri_rl.envs.spaces.OPTIONAL_OBSERVATIONS`)."""
 
     def build(n: int) -> gym.vector.VectorEnv:
         return gym.make_vec(
             ENV_ID,
             num_envs=n,
             vectorization_mode="vector_entry_point",
-            column_spectrum=column_spectrum,
-            **setup.env_kwargs(folder),
+            **(setup.env_kwargs(folder) | dict.fromkeys(observations, True)),
         )
 
     env = build(num_envs)
@@ -483,7 +492,7 @@ class ShardJob:
     """What a worker needs to roll one shard (picklable): :func:`roll_shard`'s argument.
 
     Attributes:
-        setup, folder, column_spectrum, digest: the evaluation env (``digest``: the data's
+        setup, folder, observations, digest: the evaluation env (``digest``: the data's
             fingerprint, so a worker never reuses an env of other data).
         shard: the policy, seed and slices.
         checkpoint: the learned policy's checkpoint (None: a baseline).
@@ -495,7 +504,7 @@ class ShardJob:
 
     setup: EvaluationSetup
     folder: Path
-    column_spectrum: bool
+    observations: tuple[str, ...]
     digest: str
     shard: Shard
     checkpoint: Path | None
@@ -509,19 +518,21 @@ class ShardJob:
 _ENVS: dict[str, gym.vector.VectorEnv] = {}
 
 
-def evaluation_env(setup: EvaluationSetup, folder: Path, column_spectrum: bool, digest: str) -> gym.vector.VectorEnv:
+def evaluation_env(
+    setup: EvaluationSetup, folder: Path, observations: tuple[str, ...], digest: str
+) -> gym.vector.VectorEnv:
     """The batched env of ``setup`` over ``folder`` (:func:`make_batched_env`), built once per process
     for these arguments and data (``digest``); the previous one is dropped."""
-    key = repr((setup, str(folder), column_spectrum, digest))
+    key = repr((setup, str(folder), observations, digest))
     if key not in _ENVS:
         _ENVS.clear()
-        _ENVS[key] = make_batched_env(setup, folder, setup.batch_size, column_spectrum=column_spectrum)
+        _ENVS[key] = make_batched_env(setup, folder, setup.batch_size, observations)
     return _ENVS[key]
 
 
 def roll_shard(job: ShardJob) -> Path:
     """Roll one shard and store its rows and record (atomically, record last); returns its CSV."""
-    env = evaluation_env(job.setup, job.folder, job.column_spectrum, job.digest)
+    env = evaluation_env(job.setup, job.folder, job.observations, job.digest)
     shard = job.shard
     agent = None if job.checkpoint is None else load_agent(job.checkpoint)
     policy = build_policy(shard.policy, agent, env, shard.seed, job.lbcs)
@@ -557,7 +568,7 @@ class RolloutContext:
 
     setup: EvaluationSetup
     folder: Path
-    column_spectrum: bool
+    observations: tuple[str, ...]
     evaluated: dict[str, Any]
     task: AcquisitionTask
     out_dir: Path
@@ -620,7 +631,7 @@ def plan_rollouts(
                         ShardJob(
                             setup=setup,
                             folder=context.folder,
-                            column_spectrum=context.column_spectrum,
+                            observations=context.observations,
                             digest=context.evaluated["digest"],
                             shard=shard,
                             checkpoint=path,
@@ -671,15 +682,15 @@ def evaluate_policies(
     check_split_folder(folder, setup.split, setup.any_folder)
     evaluated = data_fingerprint(folder)
     agents = {name: None if path is None else load_agent(path) for name, path in policies}
-    spectrum = any("column_spectrum" in getattr(a.observation_space, "spaces", {}) for a in agents.values() if a)
+    observations = optional_observations(agent for agent in agents.values() if agent)
     try:
-        env = evaluation_env(setup, folder, spectrum, evaluated["digest"])
+        env = evaluation_env(setup, folder, observations, evaluated["digest"])
         task = _acquisition_env(env).task
         mismatches = task_mismatches(policies, agents, env, setup.allow_task_mismatch)
         check_held_out(setup, agents, evaluated)
         if overwrite:
             clear_outputs(out_dir)
-        context = RolloutContext(setup, folder, spectrum, evaluated, task, out_dir, progress, workers)
+        context = RolloutContext(setup, folder, observations, evaluated, task, out_dir, progress, workers)
         rollouts, jobs = plan_rollouts(context, policies, mismatches, env, parts)
         roll_shards(jobs, workers, progress)
         rows = [row for rollout in rollouts for row in rollout.finish()]

@@ -26,6 +26,10 @@ AGENTS = {
     ),
     "reinforce": (REINFORCE, dict(episodes_per_update=4, net_arch=(16,), seed=0)),
     "dagger": (DAgger, dict(learning_starts=16, batch_size=16, net_arch=(16,), seed=0)),
+    "dagger_per_action": (
+        DAgger,
+        dict(learning_starts=16, batch_size=16, net_arch=(8, 8), per_action_head=True, seed=0),
+    ),
 }
 
 
@@ -52,7 +56,7 @@ def test_agents_train_on_the_mri_env_and_act_legally(name, num_envs, make_mri_en
         assert agent.buffer.observations["acquired"].dtype == np.int8
         assert agent.buffer.num_envs == num_envs
         assert np.isfinite(agent.last_loss)
-    if name == "dagger":
+    if name.startswith("dagger"):
         assert agent.labelled.size == agent.num_timesteps  # every real transition's state, labelled once
         assert np.isfinite(agent.last_loss)
 
@@ -137,5 +141,5 @@ def test_an_agent_records_its_env_task_and_data_through_save_and_load(name, tmp_
         )
     agent.record = {**agent.record, "settings": {"note": "set by a training run"}}
     assert cls.load(agent.save(tmp_path / "agent.pt")).record == agent.record
-    if name != "dagger":  # DAgger refuses an env without a look-ahead (test_dagger.py)
+    if not name.startswith("dagger"):  # DAgger refuses an env without a look-ahead (test_dagger.py)
         assert cls(gym.make("CartPole-v1"), **hp).record is None  # an env without a task records nothing

@@ -24,7 +24,9 @@ from mri_rl.evaluation.evaluate import (
     EvaluationSetup,
     evaluate_policies,
     example_slices,
+    load_agent,
     make_batched_env,
+    optional_observations,
     parse_policy_specs,
 )
 from mri_rl.evaluation.figures import DPI, acquisition_counts, examples_figure, masks_figure, pyplot
@@ -369,8 +371,13 @@ def test_stored_rollouts_are_reused_not_recomputed(singlecoil_root, tmp_path, mo
 
 
 # ------------------------------------------------------------------ learned policies
-def train_tiny_dqn(folder: Path, path: Path, steps: int = 50, task: AcquisitionTask = TASK) -> Path:
-    env = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=folder, task=task)
+def train_tiny_dqn(
+    folder: Path, path: Path, steps: int = 50, task: AcquisitionTask = TASK, **observations: bool
+) -> Path:
+    """A DQN trained ``steps`` steps and saved at ``path``; ``observations``: optional keys (column_energy=True)."""
+    env = gym.make_vec(
+        ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=folder, task=task, **observations
+    )
     agent = DQN(
         env,
         learning_starts=10,
@@ -397,6 +404,19 @@ def test_a_learned_dqn_policy_is_evaluated(singlecoil_root, tmp_path, test_volum
     assert len(rows) == TEST_SLICES * (BUDGET + 1)
     assert {(r["seed"], r["file"], r["slice"]) for r in rows} == {(0, test_volume, s) for s in range(TEST_SLICES)}
     assert all(r["acquired_columns"] == INITIAL_LINES + r["step"] for r in rows)  # legal actions only
+
+
+def test_policies_that_read_different_optional_observations_are_evaluated_side_by_side(singlecoil_root, tmp_path):
+    """One evaluation env serves both: it observes every optional key that any of them reads."""
+    train = singlecoil_root / "singlecoil_train"
+    spectral = train_tiny_dqn(train, tmp_path / "spectral.pt", steps=20, column_spectrum=True)
+    energetic = train_tiny_dqn(train, tmp_path / "energetic.pt", steps=20, column_energy=True)
+    agents = [load_agent(spectral), load_agent(energetic)]
+    assert optional_observations(agents) == ("column_spectrum", "column_energy")
+    assert optional_observations(agents[1:]) == ("column_energy",)
+    specs = [f"spectral={spectral}", f"energetic={energetic}"]
+    summary = evaluate_policies(make_setup(singlecoil_root), specs, tmp_path / "out", progress=False)
+    assert set(summary) == {"spectral", "energetic"}
 
 
 def test_a_checkpoint_of_another_geometry_is_refused(singlecoil_root, tmp_path):
