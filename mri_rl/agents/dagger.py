@@ -48,6 +48,10 @@ class DAggerSettings(AgentSettings):
             ``["ssim", "psnr"]``; names the env's ``look_ahead_gains`` knows.
         temperature: of the softmax over the teacher's standardised scores (smaller: closer
             to its argmax).
+        teacher_candidates: K, the legal actions the teacher scores per state (0: all of them):
+            the policy's K // 2 most likely and K - K // 2 others drawn at random. The labels
+            cost K reconstructions instead of one per legal action; the loss compares the
+            policy with the teacher on those K only.
         beta_start: probability that a row follows the teacher at the start of training.
         beta_fraction: share of training over which beta falls linearly to 0.
         learning_rate: Adam step size.
@@ -66,6 +70,7 @@ class DAggerSettings(AgentSettings):
 
     teacher_metrics: tuple[str, ...] = ("ssim", "psnr")
     temperature: float = field(default=0.5, metadata={"above": 0})
+    teacher_candidates: int = field(default=0, metadata={"min": 0})
     beta_start: float = field(default=1.0, metadata={"min": 0, "max": 1})
     beta_fraction: float = field(default=0.5, metadata={"min": 0, "max": 1})
     learning_rate: float = field(default=1e-3, metadata={"above": 0})
@@ -82,6 +87,8 @@ class DAggerSettings(AgentSettings):
         super().__post_init__()
         if not self.teacher_metrics:
             raise ValueError("DAggerSettings: teacher_metrics must name at least one metric")
+        if self.teacher_candidates == 1:
+            raise ValueError("DAggerSettings: teacher_candidates must be 0 (every legal action) or at least 2, got 1")
 
 
 class LabelledStates:
@@ -154,6 +161,20 @@ class DAgger(PolicyNetworkAgent):
         gains = self._look_ahead_gains(candidates, self.settings.teacher_metrics)  # (N, M, K)
         return scores_over_actions(candidates, balanced_scores(gains, valid), valid, self.num_actions)
 
+    def teacher_subset(self, logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
+        """bool (N, A): the legal actions the teacher scores (see ``teacher_candidates``), from the
+        policy's ``logits`` float (N, A) (-inf where illegal) and ``legal`` bool (N, A)."""
+        k = self.settings.teacher_candidates
+        if k == 0:
+            return legal
+        likely = np.zeros_like(legal)
+        np.put_along_axis(likely, np.argsort(-logits, axis=1, kind="stable")[:, : k // 2], True, axis=1)
+        likely &= legal
+        draws = np.where(legal & ~likely, self.rng.random(legal.shape), -1.0)
+        drawn = np.zeros_like(legal)
+        np.put_along_axis(drawn, np.argsort(-draws, axis=1, kind="stable")[:, : k - k // 2], True, axis=1)
+        return likely | (drawn & (draws >= 0))
+
     def learn(
         self,
         total_timesteps: int,
@@ -169,9 +190,10 @@ class DAgger(PolicyNetworkAgent):
             obs, legal = run.start()
             while run.running():
                 self.beta = self.beta_schedule(run.progress)
-                scores = self.teacher_scores(legal)
                 with torch.no_grad():
-                    own = self._act(self.to_tensor(obs), torch.as_tensor(legal, device=self.device), True)
+                    logits = masked_logits(self.policy(self.to_tensor(obs)), torch.as_tensor(legal, device=self.device))
+                own = logits.argmax(dim=1).cpu().numpy()
+                scores = self.teacher_scores(self.teacher_subset(logits.cpu().numpy(), legal))
                 follow = self.rng.random(len(own)) < self.beta
                 step = run.step(np.where(follow, scores.argmax(axis=1), own))
                 self.labelled.add(obs, scores, np.flatnonzero(step.valid))

@@ -43,10 +43,18 @@ class HiddenIndexEnv(gym.Env):
         return np.eye(self.action_space.n, dtype=np.float32)[self.hidden]
 
 
-def test_dagger_learns_the_teachers_choice_on_every_state():
+@pytest.mark.parametrize("candidates", [0, 2])  # 2: the teacher scores the policy's first choice and one other
+def test_dagger_learns_the_teachers_choice_on_every_state(candidates):
     env = SyncVectorEnv([HiddenIndexEnv, HiddenIndexEnv], autoreset_mode=AutoresetMode.NEXT_STEP)
     agent = DAgger(
-        env, teacher_metrics=("hit",), temperature=0.1, learning_starts=8, batch_size=16, net_arch=(16,), seed=0
+        env,
+        teacher_metrics=("hit",),
+        teacher_candidates=candidates,
+        temperature=0.1,
+        learning_starts=8,
+        batch_size=16,
+        net_arch=(16,),
+        seed=0,
     )
     agent.learn(400, progress_bar=False)
     assert agent.beta == 0.0  # the second half of training followed the policy alone
@@ -68,6 +76,20 @@ def test_the_teacher_standardises_each_metric_before_summing():
     np.testing.assert_array_equal(valid, [[True, True], [True, False]])
     scores = scores_over_actions(candidates, np.array([[0.5, 2.0], [1.0, 7.0]]), valid, 4)
     np.testing.assert_array_equal(scores, [[-np.inf, 0.5, -np.inf, 2.0], [1.0, -np.inf, -np.inf, -np.inf]])
+
+
+def test_the_teacher_scores_the_policys_likeliest_actions_and_random_others():
+    agent = DAgger(SyncVectorEnv([HiddenIndexEnv]), teacher_candidates=4, teacher_metrics=("hit",), seed=0)
+    logits = np.array([[5.0, 4.0, 3.0, 2.0, 1.0, -np.inf, 0.0], [1.0, 2.0, -np.inf, -np.inf, -np.inf, -np.inf, 0.0]])
+    legal = np.isfinite(logits)
+    drawn = set()
+    for _ in range(20):
+        subset = agent.teacher_subset(logits, legal)
+        assert subset[0, :2].all() and subset[0].sum() == 4 and not subset[0, 5]  # the two likeliest and two others
+        drawn |= set(np.flatnonzero(subset[0, 2:]) + 2)
+        np.testing.assert_array_equal(subset[1], legal[1])  # three legal actions: all of them
+    assert drawn == {2, 3, 4, 6}
+    np.testing.assert_array_equal(DAgger(SyncVectorEnv([HiddenIndexEnv])).teacher_subset(logits, legal), legal)
 
 
 class FirstSlice(gym.Wrapper):
@@ -113,6 +135,8 @@ def test_bad_teacher_settings_are_refused(make_mri_vec_env):
         DAggerSettings(teacher_metrics=())
     with pytest.raises(ValueError, match=re.escape("DAggerSettings: temperature")):
         DAggerSettings(temperature=0.0)
+    with pytest.raises(ValueError, match="teacher_candidates must be 0 .* or at least 2, got 1"):
+        DAggerSettings(teacher_candidates=1)
     agent = DAgger(make_mri_vec_env(2), teacher_metrics=("sharpness",), net_arch=(8,))
     with pytest.raises(ValueError, match=re.escape("got ['sharpness']")):  # the env names what it knows
         agent.learn(8, progress_bar=False)
