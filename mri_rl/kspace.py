@@ -26,6 +26,11 @@ def fft2c(image: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(image, dim=dims), dim=dims, norm="ortho"), dim=dims)
 
 
+def fft_columns_c(data: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal FFT along the last axis (the columns) only, as :func:`fft2c` along that axis."""
+    return torch.fft.fftshift(torch.fft.fft(torch.fft.ifftshift(data, dim=-1), dim=-1, norm="ortho"), dim=-1)
+
+
 def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D inverse FFT of complex (..., H, W) data (``fastmri.ifft2c``'s convention)."""
     dims = (-2, -1)

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from mri_rl.kspace import fft_columns_c
+
 #: The env options that each add an observation key of the same name.
 OPTIONAL_OBSERVATIONS = ("column_spectrum", "column_energy")
 
@@ -76,5 +78,4 @@ def column_energy(images: torch.Tensor, width: int) -> torch.Tensor:
     elif w > width:
         start = (w - width) // 2
         images = images[..., start : start + width]
-    spectrum = torch.fft.fftshift(torch.fft.fft(torch.fft.ifftshift(images, dim=-1), dim=-1, norm="ortho"), dim=-1)
-    return torch.log(spectrum.abs().square().mean(dim=-2) + 1e-6)
+    return torch.log(fft_columns_c(images).abs().square().mean(dim=-2) + 1e-6)
