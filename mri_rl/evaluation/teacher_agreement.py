@@ -1,0 +1,90 @@
+"""How closely an acquisition policy follows a greedy look-ahead teacher on the states it reaches itself.
+
+An imitation learner such as DAgger that falls short of its teacher either does not fit the teacher
+on the slices it trained on (too weak a model, too little training) or fits them and not new slices
+(too little data, or an observation that does not tell slices apart). Rolling the policy on train
+and on held-out slices, and asking the teacher about every state it reaches, tells the two apart:
+DAgger's guarantee bounds the learner's loss by exactly this imitation error on its own state
+distribution (Ross, Gordon & Bagnell, AISTATS 2011).
+
+The teacher is DAgger's and the greedy oracles': every free column scored by the env's one-step
+look-ahead gains on ``metrics``, each standardised over the free columns and summed
+(:func:`~mri_rl.agents.look_ahead.balanced_scores`; ``("ssim", "psnr")`` is ``oracle_ssim_psnr``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mri_rl.agents.collect import Collector
+from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, look_ahead_gains_of, scores_over_actions
+from mri_rl.agents.policy import Policy
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A policy against its teacher over the states it visited.
+
+    Attributes:
+        steps: states scored (slices x steps).
+        top1: share of the states where the policy took the teacher's best column (ties count).
+        regret: mean of the teacher's best score less its score of the column taken, in the
+            teacher's standardised units (0: always a best column).
+        rank: mean count of free columns the teacher scores above the one taken (0: its best).
+    """
+
+    steps: int
+    top1: float
+    regret: float
+    rank: float
+
+
+def teacher_agreement(
+    policy: Policy, env: Any, budget: int, metrics: Sequence[str], slice_indices: Sequence[int]
+) -> Agreement:
+    """Roll ``policy`` (deterministic) for ``budget`` steps on ``slice_indices`` of the batched MRI
+    ``env``, ``env.num_envs`` slices at a time, and score each step's column with the teacher.
+
+    Raises:
+        ValueError: no slice, or a budget below 1.
+    """
+    indices = [int(i) for i in slice_indices]
+    if not indices or budget < 1:
+        raise ValueError(f"teacher agreement needs slices and a budget >= 1, got {len(indices)} slice(s), {budget}")
+    gains_of = look_ahead_gains_of(env)
+    collector = Collector(env, env.single_action_space.n)
+    top1: list[np.ndarray] = []
+    regret: list[np.ndarray] = []
+    rank: list[np.ndarray] = []
+    for start in range(0, len(indices), env.num_envs):
+        chunk = indices[start : start + env.num_envs]
+        padded = chunk + [chunk[-1]] * (env.num_envs - len(chunk))
+        real = np.arange(env.num_envs) < len(chunk)
+        obs, legal, _ = collector.reset(options={"indices": padded})
+        if hasattr(policy, "reset"):
+            policy.reset(legal, padded)
+        for _ in range(budget):
+            if not (collector.in_first_episode & real).any():
+                break
+            candidates, valid = legal_candidates(legal)
+            gains = gains_of(candidates, tuple(metrics))
+            scores = scores_over_actions(candidates, balanced_scores(gains, valid), valid, legal.shape[1])
+            actions = np.asarray(policy.predict(obs, deterministic=True, action_mask=legal)[0])
+            taken = np.take_along_axis(scores, actions[:, None], axis=1)[:, 0]
+            best = scores.max(axis=1)
+            which = collector.in_first_episode & real
+            top1.append((taken >= best)[which])
+            regret.append((best - taken)[which])
+            rank.append((scores > taken[:, None]).sum(axis=1)[which])
+            step = collector.step(actions)
+            obs, legal = step.observations, step.legal
+    return Agreement(
+        steps=int(sum(len(t) for t in top1)),
+        top1=float(np.concatenate(top1).mean()),
+        regret=float(np.concatenate(regret).mean()),
+        rank=float(np.concatenate(rank).mean()),
+    )

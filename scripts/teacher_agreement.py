@@ -1,0 +1,58 @@
+"""How closely a trained acquisition policy follows the greedy look-ahead teacher, on train and on
+held-out slices (:func:`mri_rl.evaluation.teacher_agreement.teacher_agreement`).
+
+It reads a run folder of ``mri-rl train`` on the MRI env (``config.yaml`` and ``model.pt``), rolls the
+agent on ``--slices`` evenly spaced slices of the run's training data (``env_kwargs``) and of its
+evaluation data (``eval_env_kwargs``: val, if the run was made so), and prints per split:
+
+- top-1: share of the steps where the agent took the teacher's best column;
+- regret: the teacher's best score less its score of the column taken (standardised units);
+- rank: how many free columns the teacher scores above the one taken.
+
+Good agreement on train and poor on val means the policy generalises poorly (more or more varied
+training slices may help); poor agreement on both means it underfits its teacher (the model or the
+observation is the limit). Use it on train and val only: choosing on test is tuning on test.
+
+    python scripts/teacher_agreement.py runs/dagger/data0/seed0 --slices 16
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mri_rl.data.image_import import evenly_spaced
+from mri_rl.evaluation.evaluate import load_agent
+from mri_rl.evaluation.teacher_agreement import teacher_agreement
+from mri_rl.runs.training import TrainConfig, make_env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a run folder of mri-rl train (config.yaml, model.pt)")
+    parser.add_argument("--slices", type=int, default=16, help="evenly spaced slices per split (default: 16)")
+    parser.add_argument("--metrics", nargs="+", default=["ssim", "psnr"], help="the teacher's (default: ssim psnr)")
+    parser.add_argument("--model", default="model.pt", help="checkpoint in the run folder (default: model.pt)")
+    args = parser.parse_args()
+    config = TrainConfig.from_dict(yaml.safe_load((args.run / "config.yaml").read_text()), str(args.run))
+    agent = load_agent(args.run / args.model)
+    splits = {"train": config.env_kwargs, "eval": config.eval_env_kwargs or config.env_kwargs}
+    print(f"{args.run}: teacher {'+'.join(args.metrics)}, {args.slices} slices per split")
+    print("| split | data | steps | top-1 | regret | rank |\n|---|---|---|---|---|---|")
+    for split, kwargs in splits.items():
+        env = make_env(config, kwargs, num_envs=args.slices)
+        budget = env.unwrapped.task.budget or env.single_action_space.n  # None: until the columns run out
+        slices = evenly_spaced(np.arange(env.unwrapped.num_slices), args.slices)
+        agreement = teacher_agreement(agent, env, budget, args.metrics, slices.tolist())
+        print(
+            f"| {split} | {kwargs.get('data_path')} | {agreement.steps} | {agreement.top1:.0%} "
+            f"| {agreement.regret:.2f} | {agreement.rank:.1f} |"
+        )
+        env.close()
+
+
+if __name__ == "__main__":
+    main()

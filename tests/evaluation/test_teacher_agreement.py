@@ -1,0 +1,65 @@
+"""``teacher_agreement``: the teacher against itself agrees on every step; a policy that takes the
+teacher's worst column never does; padding rows of a short last batch are not counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from mri_rl.envs import ENV_ID
+from mri_rl.evaluation.teacher_agreement import teacher_agreement
+from mri_rl.policies import BalancedOraclePolicy, OraclePolicy
+
+BUDGET = 3
+
+
+def make_env(singlecoil_root: Path, num_envs: int) -> gym.vector.VectorEnv:
+    """The batched env on the tiny test split (3 slices, 16 columns), zero-filled, 2 initial lines."""
+    return gym.make_vec(
+        ENV_ID,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        data_path=singlecoil_root / "singlecoil_test",
+        reconstructor="zero_filled",
+        budget=BUDGET,
+        initial_lines=2,
+    )
+
+
+class WorstColumnPolicy(BalancedOraclePolicy):
+    """Takes the free column the SSIM + PSNR teacher scores lowest."""
+
+    def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
+        scores = super().scores(obs, action_masks)
+        return np.where(np.isfinite(scores), -scores, -np.inf)
+
+
+def test_the_teacher_agrees_with_itself(singlecoil_root):
+    env = make_env(singlecoil_root, 2)
+    agreement = teacher_agreement(BalancedOraclePolicy(env), env, BUDGET, ("ssim", "psnr"), [0, 1, 2])
+    assert agreement.steps == 3 * BUDGET  # the short second batch's padding row is not counted
+    assert (agreement.top1, agreement.regret, agreement.rank) == (1.0, 0.0, 0.0)
+
+
+def test_the_ssim_oracle_agrees_with_an_ssim_teacher(singlecoil_root):
+    env = make_env(singlecoil_root, 3)
+    agreement = teacher_agreement(OraclePolicy(env), env, BUDGET, ("ssim",), [0, 1, 2])
+    assert (agreement.top1, agreement.regret, agreement.rank) == (1.0, 0.0, 0.0)
+
+
+def test_the_worst_column_is_never_the_teachers_choice(singlecoil_root):
+    env = make_env(singlecoil_root, 3)
+    agreement = teacher_agreement(WorstColumnPolicy(env), env, BUDGET, ("ssim", "psnr"), [0, 1, 2])
+    assert agreement.top1 == 0.0
+    assert agreement.regret > 0.0
+    assert agreement.rank >= 1.0
+
+
+def test_no_slices_is_refused(singlecoil_root):
+    env = make_env(singlecoil_root, 1)
+    with pytest.raises(ValueError, match="0 slice"):
+        teacher_agreement(OraclePolicy(env), env, BUDGET, ("ssim",), [])
