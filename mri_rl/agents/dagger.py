@@ -161,12 +161,15 @@ class DAgger(PolicyNetworkAgent):
         gains = self._look_ahead_gains(candidates, self.settings.teacher_metrics)  # (N, M, K)
         return scores_over_actions(candidates, balanced_scores(gains, valid), valid, self.num_actions)
 
-    def teacher_subset(self, logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
+    def teacher_subset(self, logits: np.ndarray | torch.Tensor, legal: np.ndarray) -> np.ndarray:
         """bool (N, A): the legal actions the teacher scores (see ``teacher_candidates``), from the
-        policy's ``logits`` float (N, A) (-inf where illegal) and ``legal`` bool (N, A)."""
+        policy's ``logits`` float (N, A) (-inf where illegal; read only when K > 0, so a tensor on
+        the agent's device is copied to the host only then) and ``legal`` bool (N, A)."""
         k = self.settings.teacher_candidates
         if k == 0:
             return legal
+        if isinstance(logits, torch.Tensor):
+            logits = logits.cpu().numpy()
         likely = np.zeros_like(legal)
         np.put_along_axis(likely, np.argsort(-logits, axis=1, kind="stable")[:, : k // 2], True, axis=1)
         likely &= legal
@@ -193,7 +196,7 @@ class DAgger(PolicyNetworkAgent):
                 with torch.no_grad():
                     logits = masked_logits(self.policy(self.to_tensor(obs)), torch.as_tensor(legal, device=self.device))
                 own = logits.argmax(dim=1).cpu().numpy()
-                scores = self.teacher_scores(self.teacher_subset(logits.cpu().numpy(), legal))
+                scores = self.teacher_scores(self.teacher_subset(logits, legal))
                 follow = self.rng.random(len(own)) < self.beta
                 step = run.step(np.where(follow, scores.argmax(axis=1), own))
                 self.labelled.add(obs, scores, np.flatnonzero(step.valid))

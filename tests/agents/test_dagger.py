@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
@@ -83,8 +84,8 @@ def test_the_teacher_scores_the_policys_likeliest_actions_and_random_others():
     logits = np.array([[5.0, 4.0, 3.0, 2.0, 1.0, -np.inf, 0.0], [1.0, 2.0, -np.inf, -np.inf, -np.inf, -np.inf, 0.0]])
     legal = np.isfinite(logits)
     drawn = set()
-    for _ in range(20):
-        subset = agent.teacher_subset(logits, legal)
+    for draw in range(20):  # the logits as the policy's tensor or as an array
+        subset = agent.teacher_subset(torch.as_tensor(logits) if draw % 2 else logits, legal)
         assert subset[0, :2].all() and subset[0].sum() == 4 and not subset[0, 5]  # the two likeliest and two others
         drawn |= set(np.flatnonzero(subset[0, 2:]) + 2)
         np.testing.assert_array_equal(subset[1], legal[1])  # three legal actions: all of them
