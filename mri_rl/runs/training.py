@@ -179,13 +179,15 @@ def eval_env_kwargs(config: TrainConfig, env: Any) -> dict[str, Any]:
     return kwargs
 
 
-def check_eval_spaces(agent: Agent, eval_env: gym.Env) -> None:
-    """Refuse, before any training, an evaluation env whose observations or actions are not the
-    agent's, i.e. the training env's (e.g. ``eval_env_kwargs`` without the ``column_spectrum`` of
-    ``env_kwargs``).
+def check_eval_env(agent: Agent, env: Any, eval_env: gym.Env) -> None:
+    """Refuse, before any training, an evaluation env that is not the training env's task on other
+    data: other observations or actions than the agent's (e.g. ``eval_env_kwargs`` without the
+    ``column_spectrum`` of ``env_kwargs``), or, for an env with a task (the MRI env), another task
+    (``eval_env_kwargs`` replace ``env_kwargs``, so ones that give only a ``data_path`` would
+    silently evaluate on the default budget and reconstructor).
 
     Raises:
-        ValueError: naming both spaces.
+        ValueError: naming both spaces, or what differs between the tasks.
     """
     for name in ("observation", "action"):
         trained, evaluated = getattr(agent, f"{name}_space"), getattr(eval_env, f"{name}_space")
@@ -194,6 +196,13 @@ def check_eval_spaces(agent: Agent, eval_env: gym.Env) -> None:
                 f"eval_env_kwargs make an env with another {name} space than env_kwargs: {evaluated} vs "
                 f"{trained}; give eval_env_kwargs the same {name} options (e.g. column_spectrum)"
             )
+    task, eval_task = getattr(env.unwrapped, "task", None), getattr(eval_env.unwrapped, "task", None)
+    differences = task.differences(eval_task) if task is not None and eval_task is not None else []
+    if differences:
+        raise ValueError(
+            f"eval_env_kwargs make another task than env_kwargs (training vs evaluation): {'; '.join(differences)}; "
+            f"give eval_env_kwargs the same task settings (they replace env_kwargs, they are not merged)"
+        )
 
 
 def train_agent(
@@ -242,7 +251,7 @@ def train_agent(
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
         eval_env = make_env(config, eval_env_kwargs(config, env), num_envs=1)
-        check_eval_spaces(agent, eval_env)
+        check_eval_env(agent, env, eval_env)
         logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
         monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps)
         agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)

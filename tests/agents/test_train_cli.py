@@ -299,6 +299,29 @@ def test_an_eval_env_that_observes_otherwise_is_one_line_before_any_training(tmp
     assert "column_spectrum" in err and not (out / "checkpoint.pt").exists()
 
 
+def test_an_eval_env_of_another_task_is_one_line_before_any_training(tmp_path, mri_train_folder, capsys):
+    config = tmp_path / "mri.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "agent": "reinforce",
+                "env_id": "mri_rl/ActiveAcquisition-v0",
+                "total_steps": 40,
+                "num_envs": 2,
+                "env_kwargs": {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2},
+                "eval_env_kwargs": {"data_path": str(mri_train_folder), "initial_lines": 2},  # the default budget
+                "hyperparameters": {"episodes_per_update": 2, "net_arch": [8]},
+            }
+        )
+    )
+    out = tmp_path / "run"
+    args = ["train", "--agent", "reinforce", "--env", "mri_rl/ActiveAcquisition-v0", "--config", str(config)]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "eval_env_kwargs make another task than env_kwargs" in err
+    assert "budget: 4 vs 16" in err and not (out / "checkpoint.pt").exists()
+
+
 @pytest.mark.parametrize("agent", ["dagger", "greedy_reinforce"])
 def test_an_agent_that_needs_a_look_ahead_on_an_env_without_one_is_one_line(tmp_path, capsys, agent):
     args = ["train", "--agent", agent, "--env", "CartPole-v1", "--total-steps", "8", "--out", str(tmp_path / "run")]
