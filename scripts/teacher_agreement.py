@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--metrics", nargs="+", default=["ssim", "psnr"], help="the teacher's (default: ssim psnr)")
     parser.add_argument("--model", default="model.pt", help="checkpoint in the run folder (default: model.pt)")
     args = parser.parse_args()
+    for name in ("config.yaml", args.model):
+        if not (args.run / name).is_file():
+            parser.error(f"{args.run / name} does not exist: RUN must be a run folder of mri-rl train")
     config = TrainConfig.from_dict(yaml.safe_load((args.run / "config.yaml").read_text()), str(args.run))
     agent = load_agent(args.run / args.model)
     splits = {"train": config.env_kwargs, "eval": config.eval_env_kwargs or config.env_kwargs}
