@@ -56,7 +56,8 @@ class TrainConfig:
         eval_episodes: deterministic episodes of the final (and periodic) evaluation.
         eval_interval: env steps between periodic evaluations (None: only at the end).
         stop_at_return: stop as soon as a periodic evaluation reaches this mean return.
-        eval_env_kwargs: env kwargs for evaluation (default: ``env_kwargs``).
+        eval_env_kwargs: env kwargs for evaluation (default: ``env_kwargs``), in place of
+            ``env_kwargs``, not merged with them: the same task on other data (checked).
         checkpoint_interval: env steps between checkpoints.
         log_interval: env steps between rows of progress.csv.
         device: torch device ("cpu", "cuda", "cuda:1", "mps") of the agent, its replay
