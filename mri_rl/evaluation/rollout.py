@@ -63,12 +63,8 @@ def rollout_policy(
     rows: list[dict[str, Any]] = []
     chunks = [indices[i : i + num_envs] for i in range(0, len(indices), num_envs)]
     for chunk in tqdm(chunks, desc=f"{policy_name} seed {seed}", unit="batch", disable=not progress):
-        padded = chunk + [chunk[-1]] * (num_envs - len(chunk))
+        padded, real, obs, legal, info = start_batch(collector, policy, chunk)
         names = [unwrapped.slice_name(i) for i in padded]
-        real = np.arange(num_envs) < len(chunk)
-        obs, legal, info = collector.reset(options={"indices": padded})
-        if hasattr(policy, "reset"):
-            policy.reset(legal, padded)
         rows += metric_rows(info, names, real, policy_name, seed, 0)
         step_number = 0
         while (budget is None or step_number < budget) and (collector.in_first_episode & real).any():
@@ -82,6 +78,24 @@ def rollout_policy(
             rows += metric_rows(step.infos, names, which, policy_name, seed, step_number, actions)
             obs, legal = step.observations, step.legal
     return rows
+
+
+def start_batch(
+    collector: Collector, policy: Policy, chunk: list[int]
+) -> tuple[list[int], np.ndarray, Any, np.ndarray, dict[str, Any]]:
+    """Start one episode per slice of ``chunk`` (at most N slices; padded with its last slice to the
+    env's N) and the policy's ``reset``, if it has one.
+
+    Returns:
+        the padded slice ids (N,), bool (N,) True for the rows of ``chunk`` (not padding), and the
+        collector's observations, legal actions bool (N, A) and info.
+    """
+    num_envs = collector.env.num_envs
+    padded = chunk + [chunk[-1]] * (num_envs - len(chunk))
+    obs, legal, info = collector.reset(options={"indices": padded})
+    if hasattr(policy, "reset"):
+        policy.reset(legal, padded)
+    return padded, np.arange(num_envs) < len(chunk), obs, legal, info
 
 
 def metric_rows(

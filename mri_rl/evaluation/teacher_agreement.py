@@ -23,6 +23,7 @@ import numpy as np
 from mri_rl.agents.collect import Collector
 from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, look_ahead_gains_of, scores_over_actions
 from mri_rl.agents.policy import Policy
+from mri_rl.evaluation.rollout import start_batch
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,7 @@ def teacher_agreement(
     regret: list[np.ndarray] = []
     rank: list[np.ndarray] = []
     for start in range(0, len(indices), env.num_envs):
-        chunk = indices[start : start + env.num_envs]
-        padded = chunk + [chunk[-1]] * (env.num_envs - len(chunk))
-        real = np.arange(env.num_envs) < len(chunk)
-        obs, legal, _ = collector.reset(options={"indices": padded})
-        if hasattr(policy, "reset"):
-            policy.reset(legal, padded)
+        _, real, obs, legal, _ = start_batch(collector, policy, indices[start : start + env.num_envs])
         for _ in range(budget):
             if not (collector.in_first_episode & real).any():
                 break
