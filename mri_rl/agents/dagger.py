@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from mri_rl.agents.base import AgentSettings, Callback
-from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, look_ahead_gains_of, scores_over_actions
+from mri_rl.agents.look_ahead import balanced_action_scores, look_ahead_gains_of
 from mri_rl.agents.networks import masked_logits
 from mri_rl.agents.policy_agent import PolicyNetworkAgent
 from mri_rl.agents.replay import storage_dtype
@@ -157,9 +157,7 @@ class DAgger(PolicyNetworkAgent):
 
     def teacher_scores(self, legal: np.ndarray) -> np.ndarray:
         """float (N, A): the teacher's score of every legal action of each row now, -inf where illegal."""
-        candidates, valid = legal_candidates(legal)
-        gains = self._look_ahead_gains(candidates, self.settings.teacher_metrics)  # (N, M, K)
-        return scores_over_actions(candidates, balanced_scores(gains, valid), valid, self.num_actions)
+        return balanced_action_scores(self._look_ahead_gains, legal, self.settings.teacher_metrics)
 
     def teacher_subset(self, logits: np.ndarray | torch.Tensor, legal: np.ndarray) -> np.ndarray:
         """bool (N, A): the legal actions the teacher scores (see ``teacher_candidates``), from the

@@ -98,3 +98,19 @@ def scores_over_actions(
     scores = np.full((len(candidates), num_actions), -np.inf)
     np.put_along_axis(scores, candidates, candidate_scores, axis=1)
     return scores
+
+
+def balanced_action_scores(
+    look_ahead_gains: Callable[[np.ndarray, Sequence[str]], np.ndarray], legal: np.ndarray, metrics: Sequence[str]
+) -> np.ndarray:
+    """float (N, A): every legal action's look-ahead gains on ``metrics``, each standardised over the
+    row's legal actions and summed (:func:`balanced_scores`), -inf where illegal.
+
+    Args:
+        look_ahead_gains: a batched look-ahead, e.g. :func:`look_ahead_gains_of` of an env.
+        legal: bool (N, A), True where an action is legal.
+        metrics: M metric names the look-ahead knows.
+    """
+    candidates, valid = legal_candidates(legal)
+    gains = look_ahead_gains(candidates, tuple(metrics))  # (N, M, K)
+    return scores_over_actions(candidates, balanced_scores(gains, valid), valid, legal.shape[1])

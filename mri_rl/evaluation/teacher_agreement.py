@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mri_rl.agents.collect import Collector
-from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, look_ahead_gains_of, scores_over_actions
+from mri_rl.agents.look_ahead import balanced_action_scores, look_ahead_gains_of
 from mri_rl.agents.policy import Policy
 from mri_rl.evaluation.rollout import start_batch
 
@@ -66,9 +66,7 @@ def teacher_agreement(
         for _ in range(budget):
             if not (collector.in_first_episode & real).any():
                 break
-            candidates, valid = legal_candidates(legal)
-            gains = gains_of(candidates, tuple(metrics))
-            scores = scores_over_actions(candidates, balanced_scores(gains, valid), valid, legal.shape[1])
+            scores = balanced_action_scores(gains_of, legal, metrics)
             actions = np.asarray(policy.predict(obs, deterministic=True, action_mask=legal)[0])
             taken = np.take_along_axis(scores, actions[:, None], axis=1)[:, 0]
             best = scores.max(axis=1)
