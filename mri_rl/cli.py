@@ -527,7 +527,8 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     _add_precision_argument(train, "(MRI env only; sets env_kwargs precision; default: the config's, else 32)")
     _add_workers_arguments(
         train,
-        "Ray actors that step the env, ceil(num_envs / workers) sub-environments each, for one learner "
+        "Ray actors that step the env, num_envs / workers sub-environments each (num_envs must be a "
+        "multiple), for one learner "
         "that acts for all of them (with --seeds: seeds trained at once)",
     )
     train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")

@@ -2,14 +2,15 @@
 
 Every run is ``mri_rl.runs.training.train_agent`` in this process, as ``mri-rl train`` calls it.
 ``--workers 1`` steps the env here; ``--workers 2`` starts two Ray actors that each hold
-``ceil(num_envs / 2)`` sub-environments (at least one) while this process, the learner, acts for
+``ceil(num_envs / 2)`` sub-environments (at least one: ``num_envs`` is raised to a multiple of 2
+for those runs, as ``mri-rl train`` requires) while this process, the learner, acts for
 all of them. Each Ray actor has one CPU and so one torch thread (Ray sets ``OMP_NUM_THREADS=1``);
 this script calls ``torch.set_num_threads(1)``, so the learner uses one thread too.
 
 1. CartPole-v1, DQN, the packaged ``dqn_cartpole`` config (50,000 env steps, 20 deterministic
    evaluation episodes every 2,500 steps, stop at a mean return of 475). Per seed, workers 1 (one
-   env in this process) and workers 2 (two actors with one env each: ``num_envs`` is 1, so the
-   workers-2 run steps two envs), interleaved (seed 0 w1, seed 0 w2, seed 1 w1, ...) so that a slow
+   env in this process) and workers 2 (two actors with one env each: ``num_envs`` is 1, raised to 2
+   for the workers-2 run), interleaved (seed 0 w1, seed 0 w2, seed 1 w1, ...) so that a slow
    spell of a noisy machine hits both. Per run: ``solved_at_step`` of ``eval.json`` (the first
    periodic evaluation reaching 475; None if none did), the final evaluation's mean return, env
    steps trained, wall seconds of the whole ``train_agent`` call (Ray's start and stop, evaluations
@@ -77,7 +78,9 @@ def learn_rate(run_dir: Path) -> float | None:
 
 
 def timed_run(config: TrainConfig, run_dir: Path, count: int) -> dict[str, Any]:
-    """One ``train_agent`` call with ``count`` workers: its eval.json, wall seconds and rates."""
+    """One ``train_agent`` call with ``count`` workers, ``ceil(num_envs / count)`` envs each: its
+    eval.json, wall seconds and rates."""
+    config = replace(config, num_envs=count * -(-config.num_envs // count))
     start = time.perf_counter()
     result = train_agent(config, run_dir, progress_bar=False, workers=workers_of(count))
     wall = time.perf_counter() - start

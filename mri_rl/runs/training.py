@@ -161,13 +161,24 @@ def make_vector_env(config: TrainConfig, num_envs: int) -> VectorEnv:
 def make_training_env(config: TrainConfig, workers: Workers | None = None) -> Any:
     """The env agents train on: :func:`make_env`, or with Ray ``workers`` a
     :class:`~mri_rl.envs.remote.RemoteVectorEnv` of ``workers.count`` actors, each with
-    ``ceil(num_envs / count)`` of the sub-environments (so at least one each)."""
+    ``num_envs / count`` of the sub-environments.
+
+    Raises:
+        ValueError: ``num_envs`` not a multiple of the workers' count (the run would step another
+            number of sub-environments than its config records), or a GPU device without GPUs
+            for the actors.
+    """
     if workers is None or not workers.uses_ray:
         return make_env(config)
+    if config.num_envs % workers.count:
+        raise ValueError(
+            f"num_envs {config.num_envs} is not a multiple of --workers {workers.count}: each actor steps "
+            f"as many sub-environments; use num_envs {workers.count * -(-config.num_envs // workers.count)} "
+            f"(--num-envs) or a number of workers that divides {config.num_envs}"
+        )
     if config.device != "cpu" and not workers.gpus_per_worker:
         raise ValueError(f"--device {config.device} with --workers: give each actor a GPU with --gpus-per-worker")
-    per_worker = -(-config.num_envs // workers.count)
-    return RemoteVectorEnv(functools.partial(make_vector_env, config, per_worker), workers)
+    return RemoteVectorEnv(functools.partial(make_vector_env, config, config.num_envs // workers.count), workers)
 
 
 def eval_env_kwargs(config: TrainConfig, env: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from test_train_cli import train_args, write_config  # the same tiny CartPole runs (tests/agents is on sys.path)
 
 from mri_rl.agents import DQN
@@ -51,13 +52,16 @@ def test_workers_step_the_env_in_actors_and_resume_only_with_as_many(tmp_path, c
     pytest.importorskip("ray")
     config = write_config(tmp_path / "tiny.yaml", checkpoint_interval=100)
     out = tmp_path / "run"
-    assert main(train_args(out, config, "--workers", "2", total_steps=400)) == 0
+    assert main(train_args(out, config, "--workers", "2", total_steps=400)) == 2  # num_envs 1: not one per actor
+    assert "num_envs 1 is not a multiple of --workers 2" in capsys.readouterr().err
+    assert main(train_args(out, config, "--workers", "2", "--num-envs", "2", total_steps=400)) == 0
     agent = DQN.load(out / "model.pt")
     assert agent.num_timesteps >= 400 and agent.record["settings"]["workers"] == 2
     capsys.readouterr()
     assert main(train_args(out, config, "--resume")) == 2  # one process: another env
     assert "workers" in capsys.readouterr().err
     assert main(train_args(out, config, "--resume", "--workers", "2")) == 0  # the saved config: already done
+    assert yaml.safe_load((out / "config.yaml").read_text())["num_envs"] == 2  # what the actors stepped
     assert DQN.load(out / "model.pt").num_timesteps == agent.num_timesteps
 
 
