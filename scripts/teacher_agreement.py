@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from mri_rl.configs.schema import ConfigError
 from mri_rl.data.image_import import evenly_spaced
+from mri_rl.envs.registration import ENV_ID
 from mri_rl.evaluation.evaluate import load_agent
 from mri_rl.evaluation.teacher_agreement import teacher_agreement
 from mri_rl.runs.training import TrainConfig, make_env
@@ -40,7 +42,12 @@ def main() -> None:
     for name in ("config.yaml", args.model):
         if not (args.run / name).is_file():
             parser.error(f"{args.run / name} does not exist: RUN must be a run folder of mri-rl train")
-    config = TrainConfig.from_dict(yaml.safe_load((args.run / "config.yaml").read_text()), str(args.run))
+    try:
+        config = TrainConfig.from_dict(yaml.safe_load((args.run / "config.yaml").read_text()), str(args.run))
+    except ConfigError as error:
+        parser.error(f"{args.run / 'config.yaml'} is not a run's config: {error}")
+    if config.env_id != ENV_ID:
+        parser.error(f"{args.run} was trained on {config.env_id}: the teacher is the look-ahead of {ENV_ID}")
     agent = load_agent(args.run / args.model)
     splits = {"train": config.env_kwargs, "eval": config.eval_env_kwargs or config.env_kwargs}
     print(f"{args.run}: teacher {'+'.join(args.metrics)}, {args.slices} slices per split")

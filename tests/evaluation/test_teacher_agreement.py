@@ -3,12 +3,15 @@ teacher's worst column never does; padding rows of a short last batch are not co
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import yaml
 
 from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.teacher_agreement import teacher_agreement
@@ -63,3 +66,24 @@ def test_no_slices_is_refused(singlecoil_root):
     env = make_env(singlecoil_root, 1)
     with pytest.raises(ValueError, match="0 slice"):
         teacher_agreement(OraclePolicy(env), env, BUDGET, ("ssim",), [])
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (None, "config.yaml does not exist"),
+        ({"agent": "dqn", "env_id": "CartPole-v1"}, "missing required key(s) ['total_steps']"),
+        ({"agent": "dqn", "env_id": "CartPole-v1", "total_steps": 10}, "trained on CartPole-v1"),
+    ],
+)
+def test_the_script_refuses_what_it_cannot_score_in_one_line(tmp_path, config, expected):
+    """``scripts/teacher_agreement.py``: no run, a broken config or a run of another env is one usage error."""
+    run = tmp_path / "run"
+    if config is not None:
+        run.mkdir()
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        (run / "model.pt").write_bytes(b"")  # never read: the config is refused first
+    script = Path(__file__).parents[2] / "scripts" / "teacher_agreement.py"
+    done = subprocess.run([sys.executable, str(script), str(run)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert expected in done.stderr.strip().splitlines()[-1]
