@@ -12,6 +12,7 @@ must therefore be idempotent: write their output atomically and skip what is don
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ INSTALL_HINT = "Ray is not installed: pip install -e '.[distributed]' (or pip in
 #: Retries of a task whose worker process died (Ray retries only on system failures, not
 #: on exceptions the task raises: those stop the run with their own message).
 TASK_RETRIES = 3
+#: Seconds to wait for a Ray cluster's address to accept a connection.
+CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,43 @@ class Workers:
         if not 0 <= gpus <= 1 and not float(gpus).is_integer():
             raise ValueError(f"gpus_per_worker: expected a share in [0, 1] or a whole number of GPUs, got {gpus}")
         object.__setattr__(self, "gpus_per_worker", gpus)
-        if self.address is not None and not str(self.address).strip():
-            raise ValueError("address: expected a Ray cluster address (e.g. ray://host:10001 or auto), got ''")
+        if self.address is not None:
+            cluster_endpoint(self.address)  # raises on a malformed address
 
     @property
     def uses_ray(self) -> bool:
         return self.count > 1 or self.address is not None
+
+
+def cluster_endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray cluster ``address`` (``host:port`` or ``ray://host:port``); None for "auto".
+
+    Raises:
+        ValueError: another form, naming the address and the forms expected.
+    """
+    if address == "auto":
+        return None
+    host, _, port = str(address).removeprefix("ray://").rpartition(":")
+    if not host.strip() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"address: expected a Ray cluster address ray://HOST:PORT, HOST:PORT or auto, got {address!r}")
+    return host.strip("[]"), int(port)  # [::1]:6379: an IPv6 host in brackets
+
+
+def check_reachable(address: str) -> None:
+    """Raise ValueError unless something accepts connections at ``address`` within
+    :data:`CONNECT_TIMEOUT_S` ("auto" is left to Ray). Ray itself waits minutes for a cluster
+    that is not there, printing only warnings."""
+    endpoint = cluster_endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise ValueError(
+            f"cannot reach the Ray cluster at {address!r}: nothing accepts connections on "
+            f"{endpoint[0]}:{endpoint[1]} within {CONNECT_TIMEOUT_S:g} s ({error}); start one there with "
+            "`ray start --head`, or leave out --address for a local Ray instance"
+        ) from None
 
 
 def import_ray() -> Any:
@@ -82,6 +116,7 @@ def start_ray(workers: Workers) -> bool:
         if workers.address is None:
             ray.init(num_cpus=workers.count, num_gpus=math.ceil(workers.gpus_per_worker * workers.count), **options)
         else:
+            check_reachable(workers.address)
             ray.init(address=workers.address, **options)
     except ConnectionError as error:
         raise ValueError(f"cannot reach the Ray cluster at {workers.address!r}: {error}") from None

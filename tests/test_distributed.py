@@ -1,0 +1,66 @@
+"""``Workers``' cluster address: malformed ones are refused when given, and one where nothing listens
+is one clear error within seconds, not Ray's minutes of waiting."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from mri_rl.cli import main
+from mri_rl.distributed import CONNECT_TIMEOUT_S, Workers, check_reachable, cluster_endpoint, start_ray
+
+
+@pytest.mark.parametrize(
+    ("address", "endpoint"),
+    [
+        ("auto", None),
+        ("ray://head:10001", ("head", 10001)),
+        ("10.0.0.1:6379", ("10.0.0.1", 6379)),
+        ("[::1]:6379", ("::1", 6379)),
+    ],
+)
+def test_cluster_addresses_name_a_host_and_port(address, endpoint):
+    assert cluster_endpoint(address) == endpoint
+    assert Workers(count=2, address=address).address == address
+
+
+@pytest.mark.parametrize("address", ["", " ", "head", "head:", "ray://:10001", "head:port", "head:0", "head:70000"])
+def test_a_malformed_address_is_refused_naming_it(address):
+    with pytest.raises(ValueError, match="expected a Ray cluster address") as error:
+        Workers(count=2, address=address)
+    assert repr(address) in str(error.value)
+
+
+def free_port() -> int:
+    """A port that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_address_that_accepts_connections_passes_and_one_that_does_not_is_refused():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+    port = free_port()
+    with pytest.raises(ValueError, match=f"cannot reach the Ray cluster at '127.0.0.1:{port}'"):
+        check_reachable(f"127.0.0.1:{port}")
+
+
+def test_ray_is_not_started_for_a_cluster_that_is_not_there(capsys, tmp_path):
+    ray = pytest.importorskip("ray")
+    port = free_port()
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="ray start --head"):
+        start_ray(Workers(count=2, address=f"ray://127.0.0.1:{port}"))
+    assert time.perf_counter() - start < 2 * CONNECT_TIMEOUT_S and not ray.is_initialized()
+    # through the CLI: one usage line, before any training
+    args = ["train", "--agent", "dqn", "--env", "CartPole-v1", "--total-steps", "10", "--out", str(tmp_path / "run")]
+    assert main([*args, "--address", f"127.0.0.1:{port}", "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"127.0.0.1:{port}" in error[0]
+    assert main([*args, "--address", "head-without-port", "--no-progress"]) == 2
+    assert "'head-without-port'" in capsys.readouterr().err
