@@ -3,13 +3,14 @@ is one clear error within seconds, not Ray's minutes of waiting."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
 import pytest
 
 from mri_rl.cli import main
-from mri_rl.distributed import CONNECT_TIMEOUT_S, Workers, check_reachable, cluster_endpoint, start_ray
+from mri_rl.distributed import CONNECT_TIMEOUT_S, Workers, check_reachable, cluster_endpoint, run_tasks, start_ray
 
 
 @pytest.mark.parametrize(
@@ -64,3 +65,19 @@ def test_ray_is_not_started_for_a_cluster_that_is_not_there(capsys, tmp_path):
     assert len(error) == 1 and f"127.0.0.1:{port}" in error[0]
     assert main([*args, "--address", "head-without-port", "--no-progress"]) == 2
     assert "'head-without-port'" in capsys.readouterr().err
+
+
+def test_a_task_whose_worker_dies_is_run_again(tmp_path):
+    """The retry that sharded evaluation relies on: each task's first worker exits mid-task (as a
+    killed or out-of-memory process would), and Ray runs the task again on another."""
+    pytest.importorskip("ray")
+
+    def double_after_dying_once(marker: str, value: int) -> int:  # pickled by value: Ray cannot import tests
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        return 2 * value
+
+    arguments = [(str(tmp_path / f"died{i}"), i) for i in range(3)]
+    assert run_tasks(double_after_dying_once, arguments, Workers(count=2)) == [0, 2, 4]
+    assert all(os.path.exists(marker) for marker, _ in arguments)  # every task's first run died
