@@ -33,7 +33,7 @@ from gymnasium import spaces
 
 from mri_rl.agents.base import AgentSettings, Callback
 from mri_rl.agents.look_ahead import balanced_action_scores, look_ahead_gains_of
-from mri_rl.agents.networks import masked_logits
+from mri_rl.agents.networks import is_image_space, masked_logits
 from mri_rl.agents.policy_agent import PolicyNetworkAgent
 from mri_rl.agents.replay import storage_dtype
 from mri_rl.schedules import LinearSchedule
@@ -66,6 +66,11 @@ class DAggerSettings(AgentSettings):
             (:class:`~mri_rl.agents.networks.ActionScorer`; needs observation keys of shape (A,)),
             instead of dense layers from a pooled encoding.
         compact_images: keep image observations in float16 in the aggregate.
+        flip_rows: turn the image observations (C, H, W) of a random half of each minibatch upside
+            down (rows reversed), labels unchanged: an augmentation for teachers whose scores do not
+            depend on the order of the image rows, as column acquisition in MRI nearly so (reversing
+            the rows of the image leaves every k-space column where it is; only a reconstructor
+            that is not exactly flip-equivariant tells the two apart).
     """
 
     teacher_metrics: tuple[str, ...] = ("ssim", "psnr")
@@ -82,6 +87,7 @@ class DAggerSettings(AgentSettings):
     net_arch: tuple[int, ...] = field(default=(128, 128), metadata={"min": 1})
     per_action_head: bool = False
     compact_images: bool = True
+    flip_rows: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -108,6 +114,7 @@ class LabelledStates:
             for key, space in subspaces.items()
         }
         self.scores = np.zeros((capacity, num_actions), dtype=np.float32)  # -inf: illegal
+        self.image_keys = tuple(key for key, space in subspaces.items() if is_image_space(space))
         self.capacity = capacity
         self.size = 0
         self.next = 0
@@ -209,9 +216,22 @@ class DAgger(PolicyNetworkAgent):
         """One cross-entropy step towards the teacher's softmax on a minibatch of the aggregate."""
         assert self.labelled is not None
         obs, scores = self.labelled.sample(self.settings.batch_size, self.rng, self.device)
+        if self.settings.flip_rows:
+            obs = flip_image_rows(obs, self.labelled.image_keys, self.rng.random(len(scores)) < 0.5)
         legal = torch.isfinite(scores)
         target = torch.softmax(scores.masked_fill(~legal, float("-inf")) / self.settings.temperature, dim=1)
         log_probs = F.log_softmax(masked_logits(self.policy(obs), legal), dim=1)
         loss = -(target * log_probs.masked_fill(~legal, 0.0)).sum(dim=1).mean()
         self._gradient_step(loss, self.settings.max_grad_norm)
         return float(loss.detach())
+
+
+def flip_image_rows(observations: Any, image_keys: tuple[str, ...], which: np.ndarray) -> Any:
+    """``observations`` (a tensor, key "", or a dict of tensors with B rows) with the images (B, C, H, W)
+    of ``image_keys`` reversed along H in the rows where ``which`` bool (B,) is True."""
+    batch = observations if isinstance(observations, dict) else {"": observations}
+    rows = torch.as_tensor(which, device=next(iter(batch.values())).device)[:, None, None, None]
+    flipped = {
+        key: torch.where(rows, value.flip(-2), value) if key in image_keys else value for key, value in batch.items()
+    }
+    return flipped if isinstance(observations, dict) else flipped[""]

@@ -14,6 +14,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from mri_rl.agents import DAgger, DAggerSettings
+from mri_rl.agents.dagger import flip_image_rows
 from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions
 from mri_rl.policies import BalancedOraclePolicy
 
@@ -65,6 +66,44 @@ def test_dagger_learns_the_teachers_choice_on_every_state(candidates):
     avoid = DAgger(env, teacher_metrics=("miss",), temperature=0.1, learning_starts=8, batch_size=16, net_arch=(16,))
     avoid.learn(400, progress_bar=False)
     assert (avoid.predict(states)[0] != np.arange(4)).all()
+
+
+class HiddenColumnEnv(HiddenIndexEnv):
+    """:class:`HiddenIndexEnv` seen as an image (1, 8, 8) whose top row is lit at column s: the teacher's
+    choice depends on the column only, so the image upside down (bottom row lit) asks for the same one."""
+
+    def __init__(self) -> None:
+        super().__init__(num_actions=8)
+        self.observation_space = spaces.Box(0.0, 1.0, (1, 8, 8), dtype=np.float32)
+
+    def _observation(self) -> np.ndarray:
+        image = np.zeros((1, 8, 8), dtype=np.float32)
+        image[0, 0, self.hidden] = 1.0
+        return image
+
+
+def test_flipped_rows_teach_the_upside_down_images_too():
+    """Trained on top rows only, the policy with ``flip_rows`` also knows the bottom rows' answers."""
+    env = SyncVectorEnv([HiddenColumnEnv, HiddenColumnEnv], autoreset_mode=AutoresetMode.NEXT_STEP)
+    agent = DAgger(
+        env, teacher_metrics=("hit",), temperature=0.1, learning_starts=8, batch_size=32, flip_rows=True, seed=0
+    )
+    agent.learn(800, progress_bar=False)
+    upside_down = np.zeros((8, 1, 8, 8), dtype=np.float32)
+    upside_down[np.arange(8), 0, 7, np.arange(8)] = 1.0
+    np.testing.assert_array_equal(agent.predict(upside_down)[0], np.arange(8))
+    np.testing.assert_array_equal(agent.predict(upside_down[:, :, ::-1].copy())[0], np.arange(8))
+
+
+def test_flip_image_rows_reverses_the_chosen_images_only():
+    images = torch.arange(2 * 1 * 3 * 2, dtype=torch.float32).reshape(2, 1, 3, 2)
+    acquired = torch.tensor([[1, 0], [0, 1]])
+    which = np.array([False, True])
+    flipped = flip_image_rows({"image": images, "acquired": acquired}, ("image",), which)
+    torch.testing.assert_close(flipped["image"][0], images[0])
+    torch.testing.assert_close(flipped["image"][1], images[1, :, [2, 1, 0]])
+    assert flipped["acquired"] is acquired
+    torch.testing.assert_close(flip_image_rows(images, ("",), which), flipped["image"])  # a Box observation
 
 
 def test_the_teacher_standardises_each_metric_before_summing():
