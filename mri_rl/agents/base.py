@@ -204,6 +204,14 @@ class Agent:
         :func:`~mri_rl.checkpointing.load_module_state` and ``load_optimizer_state``)."""
         raise NotImplementedError
 
+    def _training_state(self) -> dict[str, Any]:
+        """What training needs beyond the learned state to go on as if never interrupted (e.g.
+        DAgger's labelled states), for resumable checkpoints only; none by default."""
+        return {}
+
+    def _load_training_state(self, state: dict[str, Any], path: str | Path) -> None:
+        """Load :meth:`_training_state`'s entries of the checkpoint ``path`` (an agent with an env)."""
+
     # ------------------------------------------------------------------ prediction
     def _is_batched(self, obs: Any) -> bool:
         space = self.observation_space
@@ -266,8 +274,10 @@ class Agent:
         return TrainingRun(self, total_timesteps, callback, progress_bar, reset_num_timesteps)
 
     # --------------------------------------------------------------- save and load
-    def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to resume: weights, optimiser, counters and RNG states."""
+    def checkpoint(self, resumable: bool = False) -> dict[str, Any]:
+        """Weights, optimiser, counters and RNG states; with ``resumable``, also what training
+        keeps besides (:meth:`_training_state`), which a final model leaves out."""
+        training = {"training_state": self._training_state()} if resumable else {}
         return {
             "format": AGENT_FORMAT,
             "algorithm": self.algorithm,
@@ -280,11 +290,12 @@ class Agent:
             "rng": {"numpy": _generator_state(self.rng), "torch": torch.get_rng_state()},
             "state": self._state(),
             "record": self.record,
+            **training,
         }
 
-    def save(self, path: str | Path) -> Path:
-        """Write :meth:`checkpoint` atomically, with its content checksum."""
-        return save_checkpoint(self.checkpoint(), path)
+    def save(self, path: str | Path, resumable: bool = False) -> Path:
+        """Write :meth:`checkpoint` (``resumable`` or not) atomically, with its content checksum."""
+        return save_checkpoint(self.checkpoint(resumable), path)
 
     @classmethod
     def load(cls, path: str | Path, env: gym.Env | VectorEnv | None = None, device: str = "cpu") -> Agent:
@@ -362,6 +373,8 @@ class Agent:
         with entry_errors(path, "rng.numpy"):
             self.rng.bit_generator.state = _generator_state_from(rng["numpy"])
         self._load_state(typed_entry(checkpoint, path, "state", dict), path)
+        if "training_state" in checkpoint and self.env is not None:  # without an env, nothing trains
+            self._load_training_state(typed_entry(checkpoint, path, "training_state", dict), path)
         with entry_errors(path, "rng.torch"):  # last: the global generator changes only for an agent that loads
             torch.set_rng_state(rng["torch"].cpu())
 

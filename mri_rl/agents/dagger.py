@@ -15,7 +15,8 @@ own greedy choice otherwise; beta falls linearly from ``beta_start`` to 0 over t
 ``beta_fraction`` of training, so the policy comes to learn on its own state distribution. Every
 labelled state is kept (dataset aggregation) up to ``buffer_size``, then the oldest are dropped;
 after each vector step, ``gradient_steps`` minibatches are drawn from the whole aggregate. The
-aggregate is not saved with checkpoints: a resumed run starts a new one.
+aggregate is saved with resumable checkpoints (``checkpoint.pt`` of a run, not ``model.pt``): a
+resumed run keeps the labels it paid for.
 
 Each step costs one reconstruction per legal action per row (the teacher), so this trains on
 fewer, far better labelled steps than RL does.
@@ -24,6 +25,7 @@ fewer, far better labelled steps than RL does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,7 @@ from mri_rl.agents.look_ahead import balanced_action_scores, look_ahead_gains_of
 from mri_rl.agents.networks import is_image_space, masked_logits
 from mri_rl.agents.policy_agent import PolicyNetworkAgent
 from mri_rl.agents.replay import storage_dtype
+from mri_rl.checkpointing import entry_errors
 from mri_rl.schedules import LinearSchedule
 
 
@@ -130,6 +133,38 @@ class LabelledStates:
             self.next = (self.next + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)
 
+    def state(self) -> dict[str, Any]:
+        """The kept states as tensors: ``observations`` per key (S, ...), ``scores`` (S, A), ``next``."""
+        kept = slice(0, self.size)
+        observations = {key: torch.from_numpy(store[kept].copy()) for key, store in self.observations.items()}
+        return {"observations": observations, "scores": torch.from_numpy(self.scores[kept].copy()), "next": self.next}
+
+    def load_state(self, state: dict[str, Any], path: str | Path, entry: str) -> None:
+        """Keep the states of :meth:`state`, read from entry ``entry`` of the checkpoint ``path``.
+
+        Raises:
+            CheckpointError: naming the file and the entry, when they do not fit this store
+                (other keys, shapes or dtypes, more states than its capacity).
+        """
+        with entry_errors(path, entry):
+            observations = {key: value.cpu().numpy() for key, value in dict(state["observations"]).items()}
+            scores, next_slot = state["scores"].cpu().numpy(), int(state["next"])
+            size = len(scores)
+            expected = {key: (store.shape[1:], store.dtype) for key, store in self.observations.items()}
+            found = {key: (value.shape[1:], value.dtype) for key, value in observations.items()}
+            fits = found == expected and all(len(value) == size for value in observations.values())
+            if not fits or tuple(scores.shape[1:]) != self.scores.shape[1:] or size > self.capacity:
+                raise ValueError(
+                    f"holds {size} states of {found} and scores {tuple(scores.shape)}; expected at most "
+                    f"{self.capacity} states of {expected} and scores (S, {self.scores.shape[1]})"
+                )
+            if not 0 <= next_slot < self.capacity or (size < self.capacity and next_slot != size % self.capacity):
+                raise ValueError(f"has next slot {next_slot} for {size} states of {self.capacity}")
+            for key, store in self.observations.items():
+                store[:size] = observations[key]
+            self.scores[:size] = scores
+            self.size, self.next = size, next_slot
+
     def sample(self, batch_size: int, rng: np.random.Generator, device: torch.device) -> tuple[Any, torch.Tensor]:
         """(observations, scores (B, A)) of ``batch_size`` states drawn uniformly, as tensors."""
         picked = rng.integers(self.size, size=batch_size)
@@ -161,6 +196,13 @@ class DAgger(PolicyNetworkAgent):
         if self.env is not None:
             self._look_ahead_gains = look_ahead_gains_of(self.env)
             self.labelled = LabelledStates(s.buffer_size, self.observation_space, self.num_actions, s.compact_images)
+
+    def _training_state(self) -> dict[str, Any]:
+        return {} if self.labelled is None else {"aggregate": self.labelled.state()}
+
+    def _load_training_state(self, state: dict[str, Any], path: str | Path) -> None:
+        if "aggregate" in state and self.labelled is not None:
+            self.labelled.load_state(state["aggregate"], path, "training_state.aggregate")
 
     def teacher_scores(self, legal: np.ndarray) -> np.ndarray:
         """float (N, A): the teacher's score of every legal action of each row now, -inf where illegal."""

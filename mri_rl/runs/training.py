@@ -267,7 +267,7 @@ def train_agent(
         logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
         monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps)
         agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
-        agent.save(checkpoint_path)
+        agent.save(checkpoint_path, resumable=True)
         agent.save(out_dir / "model.pt")
         result = final_evaluation(agent, eval_env, config, monitor, out_dir)
         logger.close()
@@ -336,7 +336,7 @@ class RunMonitor:
                 }
             )
         if schedule.due("checkpoint", steps):
-            agent.save(self.checkpoint_path)
+            agent.save(self.checkpoint_path, resumable=True)
         return self.solved_at_step is None
 
     def log_picture(self, steps: int) -> None:

@@ -16,6 +16,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from mri_rl.agents import DAgger, DAggerSettings
 from mri_rl.agents.dagger import flip_image_rows
 from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions
+from mri_rl.checkpointing import CheckpointError, save_checkpoint
 from mri_rl.policies import BalancedOraclePolicy
 
 
@@ -180,3 +181,35 @@ def test_bad_teacher_settings_are_refused(make_mri_vec_env):
     agent = DAgger(make_mri_vec_env(2), teacher_metrics=("sharpness",), net_arch=(8,))
     with pytest.raises(ValueError, match=re.escape("got ['sharpness']")):  # the env names what it knows
         agent.learn(8, progress_bar=False)
+
+
+def hidden_index_dagger(env_count: int = 2, **settings: Any) -> DAgger:
+    env = SyncVectorEnv([HiddenIndexEnv] * env_count, autoreset_mode=AutoresetMode.NEXT_STEP)
+    return DAgger(env, teacher_metrics=("hit",), learning_starts=8, batch_size=8, net_arch=(8,), seed=0, **settings)
+
+
+@pytest.mark.parametrize("buffer_size", [1000, 24])  # 24: the store has wrapped around
+def test_a_resumable_checkpoint_keeps_the_labelled_states_and_a_model_does_not(tmp_path, buffer_size):
+    agent = hidden_index_dagger(buffer_size=buffer_size)
+    agent.learn(40, progress_bar=False)
+    agent.save(tmp_path / "checkpoint.pt", resumable=True)
+    agent.save(tmp_path / "model.pt")
+    resumed = DAgger.load(tmp_path / "checkpoint.pt", env=agent.env)
+    kept, back = agent.labelled, resumed.labelled
+    assert (back.size, back.next) == (kept.size, kept.next) == (min(40, buffer_size), 40 % buffer_size)
+    np.testing.assert_array_equal(back.scores, kept.scores)
+    np.testing.assert_array_equal(back.observations[""], kept.observations[""])
+    fresh = DAgger.load(tmp_path / "model.pt", env=agent.env)  # a final model: no labels in it
+    assert fresh.labelled.size == 0
+    assert "training_state" not in torch.load(tmp_path / "model.pt", weights_only=True)
+    assert DAgger.load(tmp_path / "checkpoint.pt").labelled is None  # without an env, nothing to keep them in
+
+
+def test_labelled_states_that_do_not_fit_the_store_are_refused_naming_the_entry(tmp_path):
+    agent = hidden_index_dagger()
+    agent.learn(16, progress_bar=False)
+    checkpoint = agent.checkpoint(resumable=True)
+    checkpoint["training_state"]["aggregate"]["scores"] = torch.zeros(16, 5)  # 5 actions, not 4
+    save_checkpoint(checkpoint, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=r"entry 'training_state.aggregate' is unusable .*scores \(16, 5\)"):
+        DAgger.load(tmp_path / "checkpoint.pt", env=agent.env)

@@ -10,10 +10,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
-from mri_rl.agents import DQN
+from mri_rl.agents import DQN, Agent, DAgger
 from mri_rl.cli import main
 from mri_rl.configs import load_config
 from mri_rl.runs.run_logger import PROGRESS_COLUMNS
@@ -318,3 +319,42 @@ def test_an_agent_that_needs_a_look_ahead_on_an_env_without_one_is_one_line(tmp_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--agent {agent} on CartPole-v1: this agent needs an env with look_ahead" in err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_resumed_dagger_run_keeps_the_labels_it_paid_for(tmp_path, mri_train_folder, monkeypatch):
+    """checkpoint.pt holds DAgger's labelled states and model.pt does not; a run stopped after its
+    checkpoint at step 16 of 32 and resumed holds the labels of both halves, not only of the second."""
+    config = tmp_path / "dagger.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "agent": "dagger",
+                "env_id": "mri_rl/ActiveAcquisition-v0",
+                "total_steps": 32,
+                "num_envs": 2,
+                "checkpoint_interval": 16,
+                "env_kwargs": {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2},
+                "eval_episodes": 1,
+                "hyperparameters": {"learning_starts": 4, "batch_size": 4, "net_arch": [8]},
+            }
+        )
+    )
+    out = tmp_path / "run"
+    args = ["train", "--agent", "dagger", "--env", "mri_rl/ActiveAcquisition-v0", "--config", str(config)]
+    args += ["--out", str(out), "--no-progress"]
+
+    def save_then_stop(agent: DAgger, path: Path, resumable: bool = False) -> Path:
+        Agent.save(agent, path, resumable)
+        raise KeyboardInterrupt  # as if the process were stopped just after its first checkpoint
+
+    monkeypatch.setattr(DAgger, "save", save_then_stop)
+    assert main(args) == 130  # mri-rl: interrupted
+    monkeypatch.undo()
+
+    def labelled(name: str) -> int:
+        saved = torch.load(out / name, weights_only=True)
+        return len(saved["training_state"]["aggregate"]["scores"]) if "training_state" in saved else 0
+
+    assert labelled("checkpoint.pt") == 16 and not (out / "model.pt").exists()
+    assert main([*args, "--resume"]) == 0
+    assert (labelled("checkpoint.pt"), labelled("model.pt")) == (32, 0)
