@@ -69,7 +69,9 @@ def _is_bool(value: Any) -> bool:
 
 
 def _is_whole(value: Any) -> bool:
-    """Whether ``value`` is a number with an integer value (2.0 yes; 2.5, nan, 'a' no)."""
+    """Whether ``value`` is a real number with an integer value (2.0 yes; 2.5, nan, 3+0j, 'a' no)."""
+    if np.iscomplexobj(value):  # float() of a numpy complex drops the imaginary part with a warning
+        return False
     try:
         return float(value).is_integer()
     except (TypeError, ValueError, OverflowError):

@@ -268,6 +268,7 @@ def test_actions_of_every_integer_dtype_act_like_int64(make_env, singlecoil_trai
         (2.5, "actions must be integer column indices in [0, 16), got 2.5 (dtype float64)"),
         (float("nan"), "actions must be integer column indices in [0, 16), got nan (dtype float64)"),
         (3.0, "actions must be integer column indices in [0, 16), got 3.0 (dtype float64)"),
+        (np.complex128(3 + 0j), "actions must be integer column indices in [0, 16), got (3+0j) (dtype complex128)"),
         (True, "actions must be integer column indices in [0, 16), got True (dtype bool)"),
         (np.bool_(False), "actions must be integer column indices in [0, 16), got False (dtype bool)"),
         (np.array([3]), "expected actions of shape () (one integer), got shape (1,)"),
@@ -280,6 +281,7 @@ def test_actions_of_every_integer_dtype_act_like_int64(make_env, singlecoil_trai
     ],
     ids=repr,
 )
+@pytest.mark.filterwarnings("error")  # numpy's ComplexWarning too: a complex action is refused, not cast
 def test_a_bad_action_is_refused_naming_it_and_spends_nothing(make_env, singlecoil_train, action, message):
     env = make_env(singlecoil_train, budget=2)
     _, info = env.reset(seed=0)
