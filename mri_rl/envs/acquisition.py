@@ -28,7 +28,7 @@ def make_episodes(
     reconstructor: str | Path | Reconstructor | None = None,
     on_bad_file: str = "raise",
     device: str | torch.device = "cpu",
-    look_ahead_batch_size: int = 256,
+    look_ahead_batch_size: int | None = None,
     slice_cache_mb: float = 1024,
     column_spectrum: bool = False,
     column_energy: bool = False,
@@ -49,7 +49,8 @@ def make_episodes(
         on_bad_file: "raise" or "skip" bad files in ``data_path``.
         device: where the episodes' tensors live and reconstructions run (the device
             changes where, not what: it is not part of the task or of any record).
-        look_ahead_batch_size: reconstructions per call of the look-ahead.
+        look_ahead_batch_size: reconstructions per call of the look-ahead (None: by the device
+            and the image size, :func:`~mri_rl.envs.episodes.default_look_ahead_batch_size`).
         slice_cache_mb: slices kept in memory after their first read (0: always read).
         column_spectrum, column_energy: observe the reconstruction's column power spectrum too
             (:func:`~mri_rl.envs.spaces.column_power_spectrum`), its energy per k-space column
@@ -68,7 +69,8 @@ def make_episodes(
             fingerprint is not the file's now.
     """
     num_episodes = check_int("num_episodes", num_episodes)
-    look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
+    if look_ahead_batch_size is not None:
+        look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
     slice_cache_mb = check_number("slice_cache_mb", slice_cache_mb, 0)
     for name, flag in (("column_spectrum", column_spectrum), ("column_energy", column_energy)):
         if not isinstance(flag, (bool, np.bool_)):

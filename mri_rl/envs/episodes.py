@@ -29,6 +29,21 @@ from mri_rl.task import METRIC_NAMES, AcquisitionTask
 
 METRICS_CHUNK = 8  # episodes whose metrics are computed together
 NEW_EPISODE = -1  # in place of an added column: the episode (re)starts
+#: Image pixels per look-ahead reconstructor call on a CPU. Larger calls leave the caches: a
+#: 64 x 64 U-Net took about twice as long per image at 256 images per call as at 4 to 32, a
+#: 128 x 128 one 1.5x at 16 per call as at 2 to 4 (``scripts/bench_look_ahead.py``).
+CPU_LOOK_AHEAD_PIXELS = 64 * 64 * 16
+#: Look-ahead reconstructions per call on an accelerator (CUDA, MPS).
+ACCELERATOR_LOOK_AHEAD_BATCH = 256
+
+
+def default_look_ahead_batch_size(device: torch.device, recon_size: tuple[int, int]) -> int:
+    """Candidates per look-ahead call: :data:`CPU_LOOK_AHEAD_PIXELS` worth of (h, w) images on
+    a CPU (at least one: one 320 x 320 knee image), :data:`ACCELERATOR_LOOK_AHEAD_BATCH` elsewhere.
+    The chunking changes the speed only: each candidate is reconstructed and scored on its own."""
+    if device.type != "cpu":
+        return ACCELERATOR_LOOK_AHEAD_BATCH
+    return max(1, CPU_LOOK_AHEAD_PIXELS // (recon_size[0] * recon_size[1]))
 
 
 def column_indices(actions: Any, shape: tuple[int | None, ...], width: int, what: str = "actions") -> np.ndarray:
@@ -89,7 +104,8 @@ class AcquisitionEpisodes:
             initial lines, reward metric ("mse", "nmse": reward = decrease; "ssim",
             "psnr": increase) and the precision of the reconstructor's forward are read from it.
         device: where k-space and reconstructions live.
-        look_ahead_batch_size: reconstructions per call when scoring candidate columns.
+        look_ahead_batch_size: reconstructions per call when scoring candidate columns (None:
+            :func:`default_look_ahead_batch_size` of the device and the image size).
         column_spectrum: observe the reconstruction's column power spectrum too.
         column_energy: observe the reconstruction's energy in each k-space column too.
     """
@@ -101,7 +117,7 @@ class AcquisitionEpisodes:
         num_episodes: int,
         task: AcquisitionTask,
         device: str | torch.device = "cpu",
-        look_ahead_batch_size: int = 256,
+        look_ahead_batch_size: int | None = None,
         column_spectrum: bool = False,
         column_energy: bool = False,
     ) -> None:
@@ -111,8 +127,10 @@ class AcquisitionEpisodes:
                 f"{source.measurable_columns} measurable columns of {source.width}"
             )
         num_episodes = check_int("num_episodes", num_episodes)
-        look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
         self.device = resolve_device(device)
+        if look_ahead_batch_size is None:
+            look_ahead_batch_size = default_look_ahead_batch_size(self.device, source.recon_size)
+        look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
         check_precision(self.device, task.precision)
         reconstructor.check_compatible(source.challenge, source.kspace_shape, source.recon_size)
         self.source = source

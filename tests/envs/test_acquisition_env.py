@@ -15,6 +15,7 @@ from gymnasium.utils.env_checker import check_env
 
 from mri_rl.data import TARGET_KEYS
 from mri_rl.envs import ActiveAcquisitionEnv
+from mri_rl.envs.episodes import default_look_ahead_batch_size
 
 METRICS = ("mse", "nmse", "ssim", "psnr")
 LOWER_IS_BETTER = {"mse": True, "nmse": True, "ssim": False, "psnr": False}
@@ -549,7 +550,7 @@ def test_look_ahead_gains_are_the_stepped_changes_of_every_metric(make_env, sing
 
 def test_look_ahead_batch_size_does_not_matter(make_env, singlecoil_train):
     results = []
-    for batch_size in (1, 3, 1000):
+    for batch_size in (1, 3, 1000, None):
         env = make_env(singlecoil_train, look_ahead_batch_size=batch_size, reward_metric="psnr")
         env.reset(seed=4)
         env.step(1)
@@ -557,6 +558,22 @@ def test_look_ahead_batch_size_does_not_matter(make_env, singlecoil_train):
     for other in results[1:]:
         np.testing.assert_allclose(other, results[0], rtol=1e-6, atol=1e-9)
     assert results[0][1] == 0.0
+
+
+def test_default_look_ahead_batch_size_by_device_and_image_size(make_env, singlecoil_train):
+    """On a CPU, 16 images of 64 x 64 per call (4 of 128 x 128, one 320 x 320 knee image);
+    elsewhere 256; an env given no size takes the rule's."""
+    cpu = torch.device("cpu")
+    assert default_look_ahead_batch_size(cpu, (64, 64)) == 16
+    assert default_look_ahead_batch_size(cpu, (128, 128)) == 4
+    assert default_look_ahead_batch_size(cpu, (320, 320)) == 1
+    assert default_look_ahead_batch_size(cpu, (640, 640)) == 1
+    assert default_look_ahead_batch_size(torch.device("cuda", 1), (320, 320)) == 256
+    assert default_look_ahead_batch_size(torch.device("mps"), (64, 64)) == 256
+    env = make_env(singlecoil_train)
+    episodes = env.unwrapped.episodes
+    assert episodes.look_ahead_batch_size == default_look_ahead_batch_size(cpu, episodes.recon_size)
+    assert make_env(singlecoil_train, look_ahead_batch_size=5).unwrapped.episodes.look_ahead_batch_size == 5
 
 
 def test_look_ahead_rejects_bad_columns(make_env, singlecoil_train):
