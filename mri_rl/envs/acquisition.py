@@ -47,10 +47,8 @@ def make_episodes(
         reconstructor: "zero_filled", the path of an exported reconstructor checkpoint,
             or a :class:`~mri_rl.reconstruct.Reconstructor` (default: the task's).
         on_bad_file: "raise" or "skip" bad files in ``data_path``.
-        device: where the episodes' tensors live and reconstructions run (the device
-            changes where, not what: it is not part of the task or of any record).
-        look_ahead_batch_size: reconstructions per call of the look-ahead (None: by the device
-            and the image size, :func:`~mri_rl.envs.episodes.default_look_ahead_batch_size`).
+        device: where tensors live and reconstructions run (not part of the task or of any record).
+        look_ahead_batch_size: reconstructions per look-ahead call (None: by device and image size).
         slice_cache_mb: slices kept in memory after their first read (0: always read).
         column_spectrum, column_energy: observe the reconstruction's column power spectrum too
             (:func:`~mri_rl.envs.spaces.column_power_spectrum`), its energy per k-space column
