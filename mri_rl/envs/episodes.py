@@ -29,9 +29,9 @@ from mri_rl.task import METRIC_NAMES, AcquisitionTask
 
 METRICS_CHUNK = 8  # episodes whose metrics are computed together
 NEW_EPISODE = -1  # in place of an added column: the episode (re)starts
-#: Image pixels per look-ahead reconstructor call on a CPU. Larger calls leave the caches: a
-#: 64 x 64 U-Net took about twice as long per image at 256 images per call as at 4 to 32, a
-#: 128 x 128 one 1.5x at 16 per call as at 2 to 4 (``scripts/bench_look_ahead.py``).
+#: Image pixels per look-ahead reconstructor call on a CPU. Larger calls leave the caches: on a
+#: 2-core CPU a 64 x 64 U-Net look-ahead took 0.64x the time at 16 per call as at 256, and
+#: a 128 x 128 U-Net 1.5x as long per image at 16 per call as at 2 to 4 (README, Benchmarks).
 CPU_LOOK_AHEAD_PIXELS = 64 * 64 * 16
 #: Look-ahead reconstructions per call on an accelerator (CUDA, MPS).
 ACCELERATOR_LOOK_AHEAD_BATCH = 256
