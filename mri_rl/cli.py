@@ -535,23 +535,60 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its last checkpoint, with its saved config (--device and "
-        "--precision still apply; a run made at another precision is refused)",
+        help="continue the run in --out from its last checkpoint, with its saved config (config options that "
+        "ask for another are refused; --device and --precision still apply; a run made at another precision "
+        "is refused)",
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(handler=_run_train)
 
 
+#: ``mri-rl train`` options that set the run's config (besides --device and --precision).
+_CONFIG_OPTIONS = ("config", "env_kwargs", "total_steps", "seed", "num_envs")
+#: Config keys that --device and --precision set, which a resumed run keeps when they are not given.
+RESUME_MAY_DIFFER = ("device", "env_kwargs.precision", "eval_env_kwargs.precision")
+
+
 def _train_config(args: argparse.Namespace) -> Any:
-    """The run's config: the saved one on --resume, else the config file with command-line overrides."""
+    """The run's config: the saved one on --resume, else the config file with command-line overrides.
+
+    Raises:
+        ValueError: --resume with options that ask for another config than the saved one (they are
+            not applied silently).
+    """
+    from dataclasses import asdict
+
+    import yaml
+
+    from mri_rl.configs import load_config
+    from mri_rl.provenance import record_differences
+    from mri_rl.runs.training import TrainConfig
+
+    saved = args.out / "config.yaml"
+    if not (args.resume and saved.is_file()):
+        return _requested_train_config(args)
+    values, source = load_config(saved)
+    resumed = TrainConfig.from_dict(_device_and_precision(args, values), source)
+    if args.overrides or any(getattr(args, option) is not None for option in _CONFIG_OPTIONS):
+        asked = _requested_train_config(args, base=saved)
+        kept, wanted = (yaml.safe_load(yaml.safe_dump(asdict(c))) for c in (resumed, asked))
+        # The device may change on resume; the precision is checked against the run's record there.
+        differences = record_differences(kept, wanted, ignore=RESUME_MAY_DIFFER)
+        if differences:
+            raise ValueError(
+                f"--resume continues the run in {args.out} with its saved config ({saved}), but this command asks "
+                f"for another ({'; '.join(differences)}; saved vs asked): drop those options to resume as saved, "
+                "or choose another --out for a new run"
+            )
+    return resumed
+
+
+def _requested_train_config(args: argparse.Namespace, base: Path | None = None) -> Any:
+    """--config (else ``base``, else the agent's default config) with the command line's options applied."""
     from mri_rl.configs import apply_overrides, load_config
     from mri_rl.runs.training import TrainConfig, default_config_path
 
-    saved = args.out / "config.yaml"
-    if args.resume and saved.is_file():
-        values, source = load_config(saved)
-        return TrainConfig.from_dict(_device_and_precision(args, values), source)
-    config = args.config or default_config_path(args.agent, args.env_id)
+    config = args.config or base or default_config_path(args.agent, args.env_id)
     values, source = load_config(config) if config else ({}, "command line")
     if values.get("agent", args.agent) != args.agent:
         raise ValueError(f"{source} configures agent {values['agent']!r}, but --agent is {args.agent!r}")

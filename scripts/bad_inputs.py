@@ -627,7 +627,7 @@ def _resume_with(loader: str, path: Path, ws: Workspace) -> Verdict:
         run = ws.copy_run(ws.train_run())
         shutil.copyfile(path, run / "checkpoint.pt")
         return judge_cli(
-            ["train", *TRAIN_ARGS[:4], "--total-steps", "128", "--out", run, "--resume", "--no-progress"],
+            ["train", *TRAIN_ARGS[:4], "--out", run, "--resume", "--no-progress"],
             ["checkpoint.pt"],
         )
     run = ws.copy_run(ws.recon_run())

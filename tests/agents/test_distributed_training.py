@@ -58,9 +58,10 @@ def test_workers_step_the_env_in_actors_and_resume_only_with_as_many(tmp_path, c
     agent = DQN.load(out / "model.pt")
     assert agent.num_timesteps >= 400 and agent.record["settings"]["workers"] == 2
     capsys.readouterr()
-    assert main(train_args(out, config, "--resume")) == 2  # one process: another env
+    same = ("--resume", "--num-envs", "2")  # the command's own config options, as when it was made
+    assert main(train_args(out, config, *same, total_steps=400)) == 2  # one process: another env
     assert "workers" in capsys.readouterr().err
-    assert main(train_args(out, config, "--resume", "--workers", "2")) == 0  # the saved config: already done
+    assert main(train_args(out, config, *same, "--workers", "2", total_steps=400)) == 0  # already done
     assert yaml.safe_load((out / "config.yaml").read_text())["num_envs"] == 2  # what the actors stepped
     assert DQN.load(out / "model.pt").num_timesteps == agent.num_timesteps
 
