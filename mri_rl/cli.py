@@ -546,7 +546,7 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
 #: ``mri-rl train`` options that set the run's config (besides --device and --precision).
 _CONFIG_OPTIONS = ("config", "env_kwargs", "total_steps", "seed", "num_envs")
 #: Config keys that --device and --precision set, which a resumed run keeps when they are not given.
-RESUME_MAY_DIFFER = ("device", "env_kwargs.precision", "eval_env_kwargs.precision")
+_RESUME_MAY_DIFFER = ("device", "env_kwargs.precision", "eval_env_kwargs.precision")
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -573,7 +573,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         asked = _requested_train_config(args, base=saved)
         kept, wanted = (yaml.safe_load(yaml.safe_dump(asdict(c))) for c in (resumed, asked))
         # The device may change on resume; the precision is checked against the run's record there.
-        differences = record_differences(kept, wanted, ignore=RESUME_MAY_DIFFER)
+        differences = record_differences(kept, wanted, ignore=_RESUME_MAY_DIFFER)
         if differences:
             raise ValueError(
                 f"--resume continues the run in {args.out} with its saved config ({saved}), but this command asks "

@@ -146,7 +146,7 @@ def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_pat
     # Options that ask for another config than the saved one are refused, not ignored: one line, nothing read.
     assert main(train_args(out, config_path, "--resume", total_steps=10_000)) == 2
     assert "total_steps: 600 vs 10000" in capsys.readouterr().err and loaded_at == []
-    # The same command again resumes; so does a bare --resume (the saved config.yaml is the run's config).
+    # The same command again resumes (its options match the saved config.yaml).
     assert main(train_args(out, config_path, "--resume")) == 0
     assert loaded_at == [400]
     result = json.loads((out / "eval.json").read_text())
