@@ -171,19 +171,43 @@ def room_share(
     return pairs[(policy, reference)]["mean"] / room if room > 0 else float("nan")
 
 
+def _paired_cell(pair: dict[str, float], key: str) -> str:
+    """A paired difference and its wins, ``+0.0012 (20/32)``: SSIM to 4 decimals, PSNR (dB) to 3."""
+    return f"{pair['mean']:+.{4 if 'ssim' in key else 3}f} ({pair['wins']}/{pair['n']})"
+
+
 def paired_table(
     rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, float]]], key: str = "ssim_auc"
 ) -> str:
-    """:func:`paired_differences` as a markdown matrix, row minus column, best policy first."""
+    """:func:`paired_differences` of ``key`` as a markdown matrix, row minus column, best policy first."""
     pairs = paired_differences(rows, key)
     order = sorted(summary, key=lambda policy: -summary[policy][key]["mean"])
     lines = ["| row − column | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
     for a in order:
-        cells = [
-            f"{pairs[(a, b)]['mean']:+.4f} ({pairs[(a, b)]['wins']}/{pairs[(a, b)]['n']})" if (a, b) in pairs else ""
-            for b in order
-        ]
+        cells = [_paired_cell(pairs[(a, b)], key) if (a, b) in pairs else "" for b in order]
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def room_share_table(rows: list[dict[str, Any]], reference: str = "lbcs", oracle: str = "oracle") -> str:
+    """Each other policy's share of the room between ``reference`` and ``oracle`` in paired SSIM AUC
+    (:func:`room_share`), with its paired SSIM and PSNR AUC differences against ``reference``, as
+    a markdown table, largest share first; empty when either was not evaluated."""
+    ssim, psnr = paired_differences(rows, "ssim_auc"), paired_differences(rows, "psnr_auc")
+    if (oracle, reference) not in ssim:
+        return ""
+    room = ssim[(oracle, reference)]
+    others = {a for a, b in ssim if b == reference} - {oracle}
+    lines = [
+        f"The room: {oracle} − {reference} {_paired_cell(room, 'ssim_auc')} SSIM AUC, "
+        f"{_paired_cell(psnr[(oracle, reference)], 'psnr_auc')} dB PSNR AUC.\n",
+        f"| policy | share of the room | − {reference}: SSIM AUC | − {reference}: PSNR AUC (dB) |",
+        "|---|---|---|---|",
+    ]
+    for policy in sorted(others, key=lambda name: (-ssim[(name, reference)]["mean"], name)):
+        share = room_share(ssim, policy, reference, oracle)
+        gains = _paired_cell(ssim[(policy, reference)], "ssim_auc"), _paired_cell(psnr[(policy, reference)], "psnr_auc")
+        lines.append(f"| {policy} | {share:+.0%} | {gains[0]} | {gains[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -203,8 +227,9 @@ def markdown_table(summary: dict[str, dict[str, dict[str, float]]], keys: tuple[
 def summary_markdown(
     rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, float]]], title: str = ""
 ) -> str:
-    """The text of summary.md: the per-slice and per-volume tables, the paired SSIM AUC matrix,
-    and what the oracle is when it was evaluated."""
+    """The text of summary.md: the per-slice and per-volume tables, the paired SSIM and PSNR AUC
+    matrices, each policy's share of the LBCS-to-oracle room when both were evaluated, and what
+    the oracle is when it was evaluated."""
     header = f"# {title}\n\n" if title else ""
     per_slice = (
         "## Per slice\n\nAUC: area under the metric curve against the sampling rate (trapezoid rule) per "
@@ -217,10 +242,18 @@ def summary_markdown(
         "AUC and final value of these volume curves, mean ± std over volumes and seeds. Keys `*_volume` in "
         "summary.json.\n\n"
     )
-    paired = (
-        "\n## Paired SSIM AUC differences (per slice)\n\nRow − column: mean over the slices both policies saw "
+    paired = "".join(
+        f"\n## Paired {name} differences (per slice)\n\nRow − column: mean over the slices both policies saw "
         "(each policy's value per slice is its mean over seeds), and on how many slices the row is higher.\n\n"
-        + paired_table(rows, summary)
+        + paired_table(rows, summary, key)
+        for key, name in (("ssim_auc", "SSIM AUC"), ("psnr_auc", "PSNR AUC (dB)"))
+    )
+    shares = room_share_table(rows)
+    room = (
+        "\n## Share of the LBCS-to-oracle room (per slice)\n\n`(policy − lbcs) / (oracle − lbcs)` of the paired "
+        "SSIM AUC means; the room depends on how well LBCS was learned (`--lbcs-slices`).\n\n" + shares
+        if shares
+        else ""
     )
     oracle = f"\n{ORACLE_NOTE}" if ORACLE_NAMES & set(summary) else ""
     return (
@@ -230,6 +263,7 @@ def summary_markdown(
         + per_volume
         + markdown_table(summary, VOLUME_KEYS)
         + paired
+        + room
         + oracle
     )
 

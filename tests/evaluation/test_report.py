@@ -30,7 +30,9 @@ from mri_rl.evaluation.report import (
     read_rows_csv,
     read_summary,
     room_share,
+    room_share_table,
     summarize,
+    summary_markdown,
     volume_curves,
     write_report,
     write_rows_csv,
@@ -196,6 +198,32 @@ def test_paired_table_is_a_matrix_best_policy_first():
     assert lines[2] == "| b |  | +0.1000 (1/1) | +0.2500 (1/1) |"
     assert lines[3].startswith("| a | -0.1000 (0/1) |  |")
     assert len(lines) == 5
+
+
+def test_paired_psnr_table_gives_decibels_to_three_decimals():
+    rows = hand_rows()
+    lines = paired_table(rows, summarize(rows), "psnr_auc").splitlines()
+    assert lines[0] == "| row − column | b | a | c |"  # best PSNR AUC first: 11, 10, 6 dB
+    assert lines[2] == "| b |  | +1.000 (1/1) | +5.000 (1/1) |"
+
+
+def test_room_share_table_gives_each_policy_s_share_and_both_paired_metrics():
+    rows = hand_rows()
+    lines = room_share_table(rows, reference="c", oracle="b").splitlines()
+    assert lines[0] == "The room: b − c +0.2500 (1/1) SSIM AUC, +5.000 (1/1) dB PSNR AUC."
+    # a on slice 0 (the slice it shares with c): SSIM AUC 0.2 - 0.05, PSNR AUC 10 - 6
+    assert lines[-1] == "| a | +60% | +0.1500 (1/1) | +4.000 (1/1) |"
+    assert len(lines) == 5  # the room, a blank line, the header, its rule, a
+
+
+def test_summary_names_the_room_only_when_lbcs_and_the_oracle_were_evaluated():
+    rows = [{**r, "policy": {"b": "oracle", "c": "lbcs"}.get(r["policy"], r["policy"])} for r in hand_rows()]
+    markdown = summary_markdown(rows, summarize(rows))
+    assert "## Paired PSNR AUC (dB) differences" in markdown
+    assert "## Share of the LBCS-to-oracle room" in markdown
+    assert "| a | +60% | +0.1500 (1/1) | +4.000 (1/1) |" in markdown
+    assert room_share_table(hand_rows()) == ""  # neither lbcs nor oracle
+    assert "Share of the" not in summary_markdown(hand_rows(), summarize(hand_rows()))
 
 
 def test_markdown_table_has_one_row_per_policy_best_ssim_auc_first():
