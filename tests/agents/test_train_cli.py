@@ -146,8 +146,9 @@ def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_pat
     # Options that ask for another config than the saved one are refused, not ignored: one line, nothing read.
     assert main(train_args(out, config_path, "--resume", total_steps=10_000)) == 2
     assert "total_steps: 600 vs 10000" in capsys.readouterr().err and loaded_at == []
-    # The same command again resumes (its options match the saved config.yaml).
-    assert main(train_args(out, config_path, "--resume")) == 0
+    # A bare --resume (no config options) resumes with the saved config.yaml.
+    bare = ["train", "--agent", "dqn", "--env", "CartPole-v1", "--out", str(out), "--no-progress", "--resume"]
+    assert main(bare) == 0
     assert loaded_at == [400]
     result = json.loads((out / "eval.json").read_text())
     assert result["num_timesteps"] == 600
@@ -156,6 +157,11 @@ def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_pat
     steps = [int(r["steps"]) for r in rows]
     assert steps == [100, 200, 300, 400, 500, 600]  # the interrupted run's row 500 was replaced, not repeated
     assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) >= 1
+    # The command that made the run is accepted too (its options match): the finished run is loaded
+    # at its last step and evaluated again, nothing trained.
+    del loaded_at[:]
+    assert main(train_args(out, config_path, "--resume")) == 0
+    assert loaded_at == [600]
     capsys.readouterr()
 
 
