@@ -688,7 +688,10 @@ def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
         train.add_argument(flag, default=None, help="passed to pytorch_lightning.Trainer")
     train.add_argument("--num-nodes", type=_COUNT, default=None, help="passed to pytorch_lightning.Trainer")
     train.set_defaults(handler=_run_train_recon)
+    _add_eval_recon_command(commands)
 
+
+def _add_eval_recon_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "eval-recon",
         help="SSIM/PSNR/NMSE of a reconstructor per acceleration, zero-filled alongside",
@@ -698,6 +701,13 @@ def _add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--data", type=Path, required=True, help="fastMRI root or a folder of .h5 files")
     _add_task_arguments(evaluate, {"challenge", "initial_lines"}, required_challenge=True)
+    evaluate.add_argument(
+        "--precision",
+        dest="task_precision",
+        choices=PRECISIONS,
+        help="autocast of the reconstructor's forward, as a task's precision in the environment: 32 (float32), "
+        "bf16 (CPU and CUDA) or 16 (CUDA and MPS only); metrics stay float32 (default: 32)",
+    )
     evaluate.add_argument("--split", choices=SPLITS, default="val")
     evaluate.add_argument(
         "--any-folder", action="store_true", help="accept a --data folder whose name says another split than --split"
@@ -756,6 +766,7 @@ def _run_eval_recon(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=device,
         any_folder=args.any_folder,
+        precision=task.precision,
     )
     print(format_evaluation_table(rows))
     return 0

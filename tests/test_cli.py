@@ -128,6 +128,15 @@ def test_eval_recon_refuses_training_files_as_the_val_split(singlecoil_root, cap
     assert "| initial | 0.125 | zero_filled |" in capsys.readouterr().out
 
 
+def test_eval_recon_takes_the_precision_and_refuses_float16_on_the_cpu(singlecoil_root, capsys):
+    args = ["eval-recon", "--data", str(singlecoil_root), "--challenge", "singlecoil", "--reconstructor", "zero_filled"]
+    assert main([*args, "--precision", "bf16"]) == 0
+    assert "| initial |" in capsys.readouterr().out
+    assert main([*args, "--precision", "16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "precision 16 (float16 autocast) needs a CUDA or MPS device" in err
+
+
 def test_quickstart_checks_its_config_before_anything_runs(tmp_path, capsys):
     out = tmp_path / "run"
     assert (

@@ -38,7 +38,7 @@ from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.files import atomic_write_text
 from mri_rl.metrics import image_metrics
 from mri_rl.provenance import check_record, data_fingerprint, h5_files, make_record, read_json_record
-from mri_rl.reconstruct.base import Reconstructor
+from mri_rl.reconstruct.base import Reconstructor, autocast, check_precision
 from mri_rl.reconstruct.checkpoint import (
     TRAINABLE_KINDS,
     build_reconstructor,
@@ -381,6 +381,7 @@ def evaluate_reconstructor(
     batch_size: int = 8,
     device: str | torch.device = "cpu",
     any_folder: bool = False,
+    precision: str = "32",
 ) -> list[dict[str, Any]]:
     """Mean and std of SSIM, PSNR and NMSE over a split for each mask setting, beside zero-filled.
 
@@ -397,6 +398,8 @@ def evaluate_reconstructor(
         batch_size: slices per reconstructor call.
         device: where reconstructions run.
         any_folder: accept a folder whose name says another split than ``split``.
+        precision: "32", "bf16" or "16": the reconstructors' autocast, as a task's precision in
+            the environment (:func:`~mri_rl.reconstruct.base.autocast`); metrics stay float32.
 
     Returns:
         one row per (mask, reconstructor): ``mask``, ``reconstructor``, ``sampling_rate``
@@ -406,10 +409,11 @@ def evaluate_reconstructor(
     Raises:
         ValueError: a reconstructor that does not fit the data (challenge, target size), a
             folder named for another split, files the reconstructor was trained on, a batch
-            size below 1, or a device this machine lacks.
+            size below 1, a device this machine lacks, or a precision it has no arithmetic for.
     """
     batch_size, seed = check_int("batch_size", batch_size), check_int("seed", seed, 0)
     device = resolve_device(device)
+    check_precision(device, precision)
     folder = resolve_split_folder(data, challenge, split)
     check_split_folder(folder, split, any_folder)
     if isinstance(reconstructor, (str, Path)) and str(reconstructor) != "zero_filled":
@@ -424,7 +428,7 @@ def evaluate_reconstructor(
     rows = []
     for mask_name, sampler in masks.items():
         loader = DataLoader(MaskedSlices(slices, sampler, (seed,)), batch_size=batch_size)
-        rows += _mask_rows(mask_name, loader, candidates, recon_size, device, len(slices))
+        rows += _mask_rows(mask_name, loader, candidates, recon_size, device, len(slices), precision)
     return rows
 
 
@@ -435,15 +439,19 @@ def _mask_rows(
     recon_size: tuple[int, int],
     device: str | torch.device,
     num_images: int,
+    precision: str,
 ) -> list[dict[str, Any]]:
-    """One row per reconstructor of the mean and std of each metric over the ``loader``'s slices."""
+    """One row per reconstructor of the mean and std of each metric over the ``loader``'s slices,
+    each forward under ``precision``'s autocast."""
     scores: dict[str, dict[str, list[torch.Tensor]]] = {name: {m: [] for m in EVALUATED_METRICS} for name in candidates}
     rates = []
     for batch in loader:
         kspace, mask, target, data_range = (field.to(device) for field in batch)
         rates.append(mask.float().mean(dim=1).cpu())
         for name, candidate in candidates.items():
-            metrics = image_metrics(candidate(kspace, mask, recon_size).float(), target, data_range)
+            with autocast(kspace.device, precision):
+                images = candidate(kspace, mask, recon_size)
+            metrics = image_metrics(images.float(), target, data_range)
             for metric in EVALUATED_METRICS:
                 scores[name][metric].append(metrics[metric].cpu())
     rows = []

@@ -424,6 +424,19 @@ def test_evaluation_rows_compare_with_zero_filled(trained_unet, singlecoil_root)
     assert "| 4x | " in format_evaluation_table(rows)
 
 
+def test_evaluation_under_bf16_autocast_changes_the_network_s_figures_only_a_little(trained_unet, singlecoil_root):
+    masks = build_mask_samplers(EVALUATION_MASKS)
+    path = trained_unet / "reconstructor.pt"
+    full = evaluate_reconstructor(path, singlecoil_root, "singlecoil", "val", masks)
+    half = evaluate_reconstructor(path, singlecoil_root, "singlecoil", "val", masks, precision="bf16")
+    unet = [(a, b) for a, b in zip(full, half, strict=True) if a["reconstructor"] == "unet"]
+    assert any(a["ssim"] != b["ssim"] for a, b in unet)  # the forward ran in bfloat16
+    for a, b in unet:
+        assert b["ssim"] == pytest.approx(a["ssim"], abs=0.02) and b["psnr"] == pytest.approx(a["psnr"], abs=0.5)
+    with pytest.raises(ValueError, match="precision 16 .* needs a CUDA or MPS device"):
+        evaluate_reconstructor(path, singlecoil_root, "singlecoil", "val", masks, precision="16")
+
+
 # ----------------------------------------------------------------- errors
 def test_varnet_checkpoint_on_singlecoil_data_is_refused(trained_varnet, singlecoil_root):
     path = trained_varnet / "reconstructor.pt"
