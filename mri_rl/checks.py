@@ -103,6 +103,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+def same_device(first: str | torch.device, second: str | torch.device) -> bool:
+    """Whether two device names mean the same device: "cuda" is the current CUDA device (as a tensor
+    made on "cuda" reports, e.g. "cuda:0"), "mps" is "mps:0"; ``torch.device`` equality says no."""
+    import torch
+
+    def indexed(device: str | torch.device) -> tuple[str, int | None]:
+        device = torch.device(device)
+        if device.index is None and device.type in ("cuda", "mps"):
+            return device.type, torch.cuda.current_device() if device.type == "cuda" else 0
+        return device.type, device.index
+
+    return indexed(first) == indexed(second)
+
+
 def _why_unavailable(device: torch.device) -> str | None:
     """Why this machine cannot run on ``device`` (one of :data:`DEVICE_TYPES`), or None when it can."""
     import torch

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mri_rl.checks import check_int, check_number, resolve_device
+from mri_rl.checks import check_int, check_number, resolve_device, same_device
 
 
 @pytest.mark.parametrize("value", [3, np.int8(3), np.uint64(3), np.int64(3)])
@@ -103,6 +103,14 @@ def test_a_cuda_index_beyond_the_machines_devices_is_refused(monkeypatch):
         str(raised.value)
         == "device 'cuda:7' is not available on this machine: it has 2 CUDA device(s), cuda:0 to cuda:1"
     )
+
+
+def test_cuda_without_an_index_is_the_same_device_as_the_current_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert torch.device("cuda") != torch.device("cuda:1")  # why same_device exists
+    assert same_device("cuda", torch.device("cuda:1")) and same_device(torch.device("cuda:1"), "cuda")
+    assert not same_device("cuda", "cuda:0") and not same_device("cuda:0", "cpu")
+    assert same_device("mps", "mps:0") and same_device("cpu", torch.device("cpu"))
 
 
 def test_mps_on_a_machine_without_it_is_refused(monkeypatch):

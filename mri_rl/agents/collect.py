@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
+from mri_rl.checks import same_device
+
 
 def as_vector_env(env: gym.Env | VectorEnv) -> VectorEnv:
     """A vector env with next-step autoreset: ``env`` itself, or one env wrapped."""
@@ -104,7 +106,7 @@ class Collector:
         base: Any = env.unwrapped  # duck-typed: the option is ``tensor_observations`` and ``device``
         self._was_tensors: bool | None = getattr(base, "tensor_observations", None)  # None: no such option
         self.tensor_observations = (
-            device is not None and self._was_tensors is not None and torch.device(device) == base.device
+            device is not None and self._was_tensors is not None and same_device(device, base.device)
         )
         if self._was_tensors is not None:
             base.tensor_observations = self.tensor_observations
