@@ -192,7 +192,8 @@ def paired_table(
 def room_share_table(rows: list[dict[str, Any]], reference: str = "lbcs", oracle: str = "oracle") -> str:
     """Each other policy's share of the room between ``reference`` and ``oracle`` in paired SSIM AUC
     (:func:`room_share`), with its paired SSIM and PSNR AUC differences against ``reference``, as
-    a markdown table, largest share first; empty when either was not evaluated."""
+    a markdown table, largest share first ("no room" when the oracle is not above ``reference``);
+    empty when either was not evaluated."""
     ssim, psnr = paired_differences(rows, "ssim_auc"), paired_differences(rows, "psnr_auc")
     if (oracle, reference) not in ssim:
         return ""
@@ -207,7 +208,7 @@ def room_share_table(rows: list[dict[str, Any]], reference: str = "lbcs", oracle
     for policy in sorted(others, key=lambda name: (-ssim[(name, reference)]["mean"], name)):
         share = room_share(ssim, policy, reference, oracle)
         gains = _paired_cell(ssim[(policy, reference)], "ssim_auc"), _paired_cell(psnr[(policy, reference)], "psnr_auc")
-        lines.append(f"| {policy} | {share:+.0%} | {gains[0]} | {gains[1]} |")
+        lines.append(f"| {policy} | {'no room' if np.isnan(share) else f'{share:+.0%}'} | {gains[0]} | {gains[1]} |")
     return "\n".join(lines) + "\n"
 
 

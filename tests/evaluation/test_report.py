@@ -216,6 +216,12 @@ def test_room_share_table_gives_each_policy_s_share_and_both_paired_metrics():
     assert len(lines) == 5  # the room, a blank line, the header, its rule, a
 
 
+def test_room_share_table_says_no_room_when_the_oracle_is_not_above_the_reference():
+    lines = room_share_table(hand_rows(), reference="a", oracle="c").splitlines()
+    assert lines[0] == "The room: c − a -0.1500 (0/1) SSIM AUC, -4.000 (0/1) dB PSNR AUC."
+    assert lines[-1] == "| b | no room | +0.1000 (1/1) | +1.000 (1/1) |"  # b (seed mean) - a on slice 0
+
+
 def test_summary_names_the_room_only_when_lbcs_and_the_oracle_were_evaluated():
     rows = [{**r, "policy": {"b": "oracle", "c": "lbcs"}.get(r["policy"], r["policy"])} for r in hand_rows()]
     markdown = summary_markdown(rows, summarize(rows))
