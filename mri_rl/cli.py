@@ -798,7 +798,9 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         help="baselines (random lowtohigh equispaced lbcs oracle oracle_ssim_psnr; default: all but the last) "
-        "and NAME=AGENT_CHECKPOINT",
+        "and NAME=AGENT_CHECKPOINT; NAME=AGENT_CHECKPOINT@WEIGHT adds a low-to-high frequency prior to a "
+        "policy-network agent (DAgger, REINFORCE): it acquires the column of largest log-probability minus "
+        "WEIGHT times its low-to-high rank",
     )
     evaluate.add_argument(
         "--allow-task-mismatch",

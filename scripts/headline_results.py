@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config, _ = load_config(args.config, args.set)
-    policies = [name for name, _ in parse_policy_specs(list(config["evaluation"]["policies"]))]
+    policies = [spec.name for spec in parse_policy_specs(list(config["evaluation"]["policies"]))]
     learned = list(config["agents"])
     for data_seed in args.data_seeds:
         rows = run_data_seed(args, data_seed, policies)

@@ -38,6 +38,13 @@ class PolicyNetworkAgent(Agent):
         """The policy over the legal actions (``legal`` bool (B, A), or None: all legal)."""
         return torch.distributions.Categorical(logits=masked_logits(self.policy(obs), legal))
 
+    @torch.no_grad()
+    def log_probabilities(self, obs: Any, action_mask: np.ndarray) -> np.ndarray:
+        """float (B, A): the policy's log-probability of each action of a batch of observations,
+        over the legal actions ``action_mask`` bool (B, A); -inf where illegal."""
+        legal = torch.as_tensor(np.asarray(action_mask, dtype=bool), device=self.device)
+        return self._distribution(self.to_tensor(obs), legal).logits.cpu().numpy()
+
     def _act(self, obs: Any, action_mask: torch.Tensor | None, deterministic: bool) -> np.ndarray:
         distribution = self._distribution(obs, action_mask)
         actions = distribution.probs.argmax(dim=1) if deterministic else distribution.sample()

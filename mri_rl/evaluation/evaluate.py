@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import gymnasium as gym
 import numpy as np
@@ -56,6 +56,7 @@ from mri_rl.policies import (
     RandomPolicy,
     cached_lbcs_order,
 )
+from mri_rl.policies.frequency_prior import FrequencyPriorPolicy
 from mri_rl.policies.lbcs import LBCSEpisodes, greedy_order
 from mri_rl.provenance import (
     RecordMismatchError,
@@ -155,14 +156,38 @@ class EvaluationSetup:
         return {"data_path": folder, "task": self.task, "device": self.device}
 
 
-def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
-    """``["random", "dqn=runs/a/model.pt"]`` -> ``[("random", None), ("dqn", Path(...))]``.
+class PolicySpec(NamedTuple):
+    """One policy to evaluate: a baseline (``checkpoint`` None) or a learned one, with the weight of
+    its low-to-high frequency prior (:class:`~mri_rl.policies.frequency_prior.FrequencyPriorPolicy`;
+    0: none)."""
+
+    name: str
+    checkpoint: Path | None = None
+    frequency_prior: float = 0.0
+
+
+def _frequency_prior_weight(spec: str, text: str) -> float:
+    """The WEIGHT of ``NAME=CHECKPOINT@WEIGHT`` (``text``), a finite number >= 0."""
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = float("nan")
+    if not (np.isfinite(weight) and weight >= 0):
+        raise ValueError(f"policy {spec!r}: the frequency prior's weight after '@' must be a number >= 0, got {text!r}")
+    return weight
+
+
+def parse_policy_specs(specs: list[str]) -> list[PolicySpec]:
+    """``["random", "dqn=runs/a/model.pt", "dp=runs/b/model.pt@0.1"]`` -> ``PolicySpec("random")``,
+    ``PolicySpec("dqn", Path("runs/a/model.pt"))``, ``PolicySpec("dp", Path("runs/b/model.pt"), 0.1)``:
+    ``@WEIGHT`` after a checkpoint adds a low-to-high frequency prior of that weight (an '@' followed
+    by a '/' belongs to the path).
 
     Raises:
         ValueError: an unknown baseline, a name that is not a plain file name (letters,
-            digits, ``_``, ``-``, ``.``), or a name given twice.
+            digits, ``_``, ``-``, ``.``), a weight that is not a number >= 0, or a name given twice.
     """
-    parsed: list[tuple[str, Path | None]] = []
+    parsed: list[PolicySpec] = []
     for spec in specs:
         name, _, path = spec.partition("=")
         if path:
@@ -171,12 +196,15 @@ def parse_policy_specs(specs: list[str]) -> list[tuple[str, Path | None]]:
                     f"policy name {name!r} must be letters, digits, '_', '-' or '.', not starting "
                     f"with '.' (it names files in the output folder)"
                 )
-            parsed.append((name, Path(path)))
+            checkpoint, at, weight = path.rpartition("@")
+            if not at or "/" in weight:  # no '@', or one inside the path
+                checkpoint, at = path, ""
+            parsed.append(PolicySpec(name, Path(checkpoint), _frequency_prior_weight(spec, weight) if at else 0.0))
         elif name in BASELINE_NAMES:
-            parsed.append((name, None))
+            parsed.append(PolicySpec(name))
         else:
-            raise ValueError(f"unknown policy {spec!r}; expected one of {BASELINE_NAMES} or NAME=CHECKPOINT")
-    names = [name for name, _ in parsed]
+            raise ValueError(f"unknown policy {spec!r}; expected one of {BASELINE_NAMES} or NAME=CHECKPOINT[@WEIGHT]")
+    names = [spec.name for spec in parsed]
     if len(set(names)) != len(names):
         raise ValueError(f"policy names must be unique, got {names}")
     return parsed
@@ -317,12 +345,20 @@ def check_learned_policy(path: Path, agent: Any, env: gym.vector.VectorEnv, allo
     return differences
 
 
-def build_policy(name: str, agent: Any, env: gym.vector.VectorEnv, seed: int, lbcs: Sequence[int] | None):
-    """The policy called ``name``: ``agent`` when it is a learned one, else a baseline (``lbcs``:
-    the LBCS order, learned beforehand by :func:`lbcs_order`)."""
-    if agent is not None:
-        return agent
+def build_policy(
+    name: str,
+    agent: Any,
+    env: gym.vector.VectorEnv,
+    seed: int,
+    lbcs: Sequence[int] | None,
+    frequency_prior: float = 0.0,
+):
+    """The policy called ``name``: ``agent`` when it is a learned one (with a low-to-high prior of
+    weight ``frequency_prior`` when > 0), else a baseline (``lbcs``: the LBCS order, learned
+    beforehand by :func:`lbcs_order`)."""
     width = int(cast(spaces.Discrete, env.single_action_space).n)  # the MRI env's actions are columns
+    if agent is not None:
+        return FrequencyPriorPolicy(agent, width, frequency_prior) if frequency_prior else agent
     task = _acquisition_env(env).task
     if name == "random":
         return RandomPolicy(width, seed)
@@ -338,12 +374,19 @@ def build_policy(name: str, agent: Any, env: gym.vector.VectorEnv, seed: int, lb
 
 
 def task_mismatches(
-    policies: list[tuple[str, Path | None]], agents: dict[str, Any], env: gym.vector.VectorEnv, allow: bool
+    policies: list[PolicySpec], agents: dict[str, Any], env: gym.vector.VectorEnv, allow: bool
 ) -> dict[str, list[str]]:
-    """Per learned policy trained on another task, what differs (see :func:`check_learned_policy`)."""
+    """Per learned policy trained on another task, what differs (see :func:`check_learned_policy`).
+
+    Raises:
+        ValueError: as :func:`check_learned_policy`, or a frequency prior on an agent without
+            log-probabilities (a DQN).
+    """
     mismatches = {}
-    for name, path in policies:
+    for name, path, frequency_prior in policies:
         if path is not None:
+            if frequency_prior:
+                build_policy(name, agents[name], env, 0, None, frequency_prior)  # refuses a DQN now, not mid-run
             differences = check_learned_policy(path, agents[name], env, allow)
             if differences:
                 mismatches[name] = differences
@@ -368,8 +411,7 @@ def check_held_out(setup: EvaluationSetup, agents: dict[str, Any], evaluated: di
 
 
 def policy_record(
-    name: str,
-    path: Path | None,
+    spec: PolicySpec,
     seed: int,
     setup: EvaluationSetup,
     task: AcquisitionTask,
@@ -377,10 +419,13 @@ def policy_record(
     task_differences: list[str],
 ) -> dict[str, Any]:
     """The record of one (policy, seed) rollout: what a stored one must match to be reused."""
+    name, path = spec.name, spec.checkpoint
     data = {"evaluated": evaluated}
     settings: dict[str, Any] = {"policy": name, "seed": seed}
     if path is not None:
         settings["checkpoint"] = checkpoint_fingerprint(path)
+        if spec.frequency_prior:
+            settings["frequency_prior"] = spec.frequency_prior
         if task_differences:
             settings["task_mismatch"] = task_differences
     if name == "lbcs" and path is None:
@@ -496,6 +541,7 @@ class ShardJob:
             fingerprint, so a worker never reuses an env of other data).
         shard: the policy, seed and slices.
         checkpoint: the learned policy's checkpoint (None: a baseline).
+        frequency_prior: the weight of the learned policy's low-to-high prior (0: none).
         lbcs: the LBCS order (for ``lbcs`` only).
         out: the shard's CSV; its record goes beside it.
         record_text: that record, as written.
@@ -508,6 +554,7 @@ class ShardJob:
     digest: str
     shard: Shard
     checkpoint: Path | None
+    frequency_prior: float
     lbcs: tuple[int, ...] | None
     out: Path
     record_text: str
@@ -535,7 +582,7 @@ def roll_shard(job: ShardJob) -> Path:
     env = evaluation_env(job.setup, job.folder, job.observations, job.digest)
     shard = job.shard
     agent = None if job.checkpoint is None else load_agent(job.checkpoint)
-    policy = build_policy(shard.policy, agent, env, shard.seed, job.lbcs)
+    policy = build_policy(shard.policy, agent, env, shard.seed, job.lbcs, job.frequency_prior)
     budget = _acquisition_env(env).task.budget
     indices = list(range(shard.start, shard.stop))
     rows = rollout_policy(policy, env, budget, shard.policy, shard.seed, indices, progress=job.progress)
@@ -598,7 +645,7 @@ class Rollout:
 
 def plan_rollouts(
     context: RolloutContext,
-    policies: list[tuple[str, Path | None]],
+    policies: list[PolicySpec],
     mismatches: dict[str, list[str]],
     env: gym.vector.VectorEnv,
     parts: int,
@@ -611,9 +658,10 @@ def plan_rollouts(
     rollouts: list[Rollout] = []
     jobs: list[ShardJob] = []
     lbcs: tuple[int, ...] | None = None
-    for name, path in policies:
+    for spec in policies:
+        name, path = spec.name, spec.checkpoint
         for seed in setup.seeds if name == "random" else setup.seeds[:1]:
-            record = policy_record(name, path, seed, setup, task, context.evaluated, mismatches.get(name, []))
+            record = policy_record(spec, seed, setup, task, context.evaluated, mismatches.get(name, []))
             whole = partial / f"{name}_seed{seed}.csv"
             if stored_rows(whole, record) is not None:
                 rollouts.append(Rollout(whole, [], record, num_slices))
@@ -635,6 +683,7 @@ def plan_rollouts(
                             digest=context.evaluated["digest"],
                             shard=shard,
                             checkpoint=path,
+                            frequency_prior=spec.frequency_prior,
                             lbcs=lbcs,
                             out=out,
                             record_text=record_text(own),
@@ -660,7 +709,7 @@ def evaluate_policies(
 
     Args:
         setup: data, task and settings.
-        policy_specs: baseline names and ``NAME=CHECKPOINT`` learned policies.
+        policy_specs: baselines and ``NAME=CHECKPOINT[@WEIGHT]`` (:func:`parse_policy_specs`).
         out_dir: the results folder.
         progress: show progress bars.
         overwrite: delete the folder's earlier rollouts and report first.
@@ -681,7 +730,7 @@ def evaluate_policies(
     folder = resolve_split_folder(setup.data, setup.task.challenge, setup.split)
     check_split_folder(folder, setup.split, setup.any_folder)
     evaluated = data_fingerprint(folder)
-    agents = {name: None if path is None else load_agent(path) for name, path in policies}
+    agents = {name: None if path is None else load_agent(path) for name, path, _ in policies}
     observations = optional_observations(agent for agent in agents.values() if agent)
     try:
         env = evaluation_env(setup, folder, observations, evaluated["digest"])
@@ -700,7 +749,7 @@ def evaluate_policies(
         )
         width = int(cast(spaces.Discrete, env.single_action_space).n)
         summary = write_report(out_dir, rows, f"{folder.name}: {task.describe()}", report_record, width)
-        write_examples(env, rows, setup, [name for name, _ in policies], out_dir / "examples.png")
+        write_examples(env, rows, setup, [spec.name for spec in policies], out_dir / "examples.png")
     finally:
         _ENVS.clear()
     return summary
@@ -710,6 +759,7 @@ __all__ = [
     "BASELINE_NAMES",
     "DEFAULT_BASELINES",
     "EvaluationSetup",
+    "PolicySpec",
     "RecordMismatchError",
     "evaluate_policies",
     "parse_policy_specs",

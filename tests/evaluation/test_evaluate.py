@@ -16,12 +16,13 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from mri_rl.agents import DQN
+from mri_rl.agents import DQN, REINFORCE
 from mri_rl.data import SyntheticSpec, write_synthetic_dataset
 from mri_rl.envs import ENV_ID
 from mri_rl.evaluation import evaluate as evaluate_module
 from mri_rl.evaluation.evaluate import (
     EvaluationSetup,
+    PolicySpec,
     evaluate_policies,
     example_slices,
     load_agent,
@@ -419,6 +420,34 @@ def test_policies_that_read_different_optional_observations_are_evaluated_side_b
     assert set(summary) == {"spectral", "energetic"}
 
 
+def test_a_frequency_prior_of_large_weight_rolls_the_lowtohigh_order(singlecoil_root, tmp_path):
+    env = gym.make_vec(
+        ENV_ID,
+        num_envs=2,
+        vectorization_mode="vector_entry_point",
+        data_path=singlecoil_root / "singlecoil_train",
+        task=TASK,
+    )
+    checkpoint = REINFORCE(env, net_arch=(16,), seed=0).save(tmp_path / "pg.pt")
+    setup, out = make_setup(singlecoil_root, seeds=(0,)), tmp_path / "out"
+    evaluate_policies(setup, ["lowtohigh", f"pg={checkpoint}", f"pg_low={checkpoint}@1000"], out, progress=False)
+    rows = read_rows_csv(out / "metrics.csv")
+    assert episode_columns(rows, "pg_low") == episode_columns(rows, "lowtohigh")
+    settings = json.loads((out / "partial" / "pg_low_seed0.csv.record.json").read_text())["record"]["settings"]
+    assert settings["frequency_prior"] == 1000.0
+    plain = json.loads((out / "partial" / "pg_seed0.csv.record.json").read_text())["record"]["settings"]
+    assert "frequency_prior" not in plain  # records of policies without a prior are as before
+    with pytest.raises(RecordMismatchError, match="frequency_prior"):
+        evaluate_policies(setup, [f"pg_low={checkpoint}@0.5"], out, progress=False)
+
+
+def test_a_frequency_prior_on_a_dqn_is_refused_before_any_rollout(singlecoil_root, tmp_path):
+    checkpoint = train_tiny_dqn(singlecoil_root / "singlecoil_train", tmp_path / "dqn.pt", steps=12)
+    with pytest.raises(ValueError, match="frequency prior needs a policy-network agent"):
+        evaluate_policies(make_setup(singlecoil_root), [f"dqn={checkpoint}@0.1"], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_checkpoint_of_another_geometry_is_refused(singlecoil_root, tmp_path):
     other = tmp_path / "wide"
     spec = SyntheticSpec(challenge="singlecoil", num_slices=2, size=16, kspace_width=24, padding=3)
@@ -439,11 +468,19 @@ def test_a_file_that_is_not_an_agent_checkpoint_is_refused(singlecoil_root, tmp_
 
 # ------------------------------------------------------------------- argument errors
 def test_parse_policy_specs():
-    assert parse_policy_specs(["random", "dqn=runs/a/model.pt", "oracle"]) == [
-        ("random", None),
-        ("dqn", Path("runs/a/model.pt")),
-        ("oracle", None),
+    assert parse_policy_specs(["random", "dqn=runs/a/model.pt", "oracle", "pg=runs/@b/model.pt@0.25"]) == [
+        PolicySpec("random"),
+        PolicySpec("dqn", Path("runs/a/model.pt")),
+        PolicySpec("oracle"),
+        PolicySpec("pg", Path("runs/@b/model.pt"), 0.25),
     ]
+    assert parse_policy_specs(["pg=runs/@b/model.pt"]) == [PolicySpec("pg", Path("runs/@b/model.pt"))]
+
+
+@pytest.mark.parametrize("weight", ["-1", "x", "", "nan", "inf"])
+def test_a_frequency_prior_weight_that_is_not_a_number_at_least_zero_is_refused(weight):
+    with pytest.raises(ValueError, match=f"'pg=a.pt@{weight}': the frequency prior's weight after '@' must be"):
+        parse_policy_specs([f"pg=a.pt@{weight}"])
 
 
 @pytest.mark.parametrize("specs", [["bogus"], ["random", "Random"], ["dqn"], ["random", "lowtohigh", "ppo"]])
