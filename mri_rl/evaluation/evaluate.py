@@ -300,6 +300,20 @@ def lbcs_order(
     return cached_lbcs_order(cache_file, record, learn, FRESH_START)
 
 
+def load_agents(policies: list[PolicySpec]) -> dict[str, Any]:
+    """Each policy's agent (None for a baseline), loaded by :func:`load_agent`.
+
+    Raises:
+        CheckpointError: as :func:`load_agent`.
+        ValueError: a frequency prior on an agent without log-probabilities (a DQN), before any rollout.
+    """
+    agents: dict[str, Any] = {name: None if path is None else load_agent(path) for name, path, _ in policies}
+    for name, _, weight in policies:
+        if weight:
+            FrequencyPriorPolicy(agents[name], agents[name].num_actions, weight)  # the checks of its constructor
+    return agents
+
+
 def load_agent(path: Path) -> Any:
     """An agent checkpoint of any algorithm, without an env.
 
@@ -376,17 +390,10 @@ def build_policy(
 def task_mismatches(
     policies: list[PolicySpec], agents: dict[str, Any], env: gym.vector.VectorEnv, allow: bool
 ) -> dict[str, list[str]]:
-    """Per learned policy trained on another task, what differs (see :func:`check_learned_policy`).
-
-    Raises:
-        ValueError: as :func:`check_learned_policy`, or a frequency prior on an agent without
-            log-probabilities (a DQN).
-    """
+    """Per learned policy trained on another task, what differs (see :func:`check_learned_policy`)."""
     mismatches = {}
-    for name, path, frequency_prior in policies:
+    for name, path, _ in policies:
         if path is not None:
-            if frequency_prior:
-                build_policy(name, agents[name], env, 0, None, frequency_prior)  # refuses a DQN now, not mid-run
             differences = check_learned_policy(path, agents[name], env, allow)
             if differences:
                 mismatches[name] = differences
@@ -730,7 +737,7 @@ def evaluate_policies(
     folder = resolve_split_folder(setup.data, setup.task.challenge, setup.split)
     check_split_folder(folder, setup.split, setup.any_folder)
     evaluated = data_fingerprint(folder)
-    agents = {name: None if path is None else load_agent(path) for name, path, _ in policies}
+    agents = load_agents(policies)
     observations = optional_observations(agent for agent in agents.values() if agent)
     try:
         env = evaluation_env(setup, folder, observations, evaluated["digest"])
