@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from mri_rl.agents import AGENTS
 from mri_rl.agents.base import Agent, read_agent_checkpoint
 from mri_rl.checkpointing import entry_error
-from mri_rl.checks import check_int, check_number, resolve_device
+from mri_rl.checks import check_int, check_number, is_valid, resolve_device
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.distributed import ActorGroup, Workers, run_tasks
@@ -172,7 +172,7 @@ def _frequency_prior_weight(spec: str, text: str) -> float:
         weight = float(text)
     except ValueError:
         weight = float("nan")
-    if not (np.isfinite(weight) and weight >= 0):
+    if not is_valid(weight, False, 0):
         raise ValueError(f"policy {spec!r}: the frequency prior's weight after '@' must be a number >= 0, got {text!r}")
     return weight
 

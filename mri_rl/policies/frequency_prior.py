@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mri_rl.checks import is_valid
 from mri_rl.policies.baselines import AcquisitionPolicy
 
 
@@ -45,7 +46,7 @@ class FrequencyPriorPolicy(AcquisitionPolicy):
 
     def __init__(self, agent: LogProbabilityPolicy, width: int, weight: float) -> None:
         super().__init__(width)
-        if not (np.isfinite(weight) and weight >= 0):
+        if not is_valid(weight, False, 0):
             raise ValueError(f"the frequency prior's weight must be a finite number >= 0, got {weight}")
         if not callable(getattr(agent, "log_probabilities", None)):
             raise ValueError(
