@@ -49,6 +49,9 @@ class DAggerSettings(AgentSettings):
     Attributes:
         teacher_metrics: metrics whose look-ahead gains the teacher sums (standardised), e.g.
             ``["ssim", "psnr"]``; names the env's ``look_ahead_gains`` knows.
+        teacher_weights: the weight of each teacher metric's standardised gains in the sum, one
+            per ``teacher_metrics`` (empty: 1 each), e.g. ``[2, 1]`` with ``["ssim", "psnr"]``
+            counts SSIM twice: where the greedy teacher trades one metric for the other.
         temperature: of the softmax over the teacher's standardised scores (smaller: closer
             to its argmax).
         teacher_candidates: K, the legal actions the teacher scores per state (0: all of them):
@@ -77,6 +80,7 @@ class DAggerSettings(AgentSettings):
     """
 
     teacher_metrics: tuple[str, ...] = ("ssim", "psnr")
+    teacher_weights: tuple[float, ...] = field(default=(), metadata={"min": 0})
     temperature: float = field(default=0.5, metadata={"above": 0})
     teacher_candidates: int = field(default=0, metadata={"min": 0})
     beta_start: float = field(default=1.0, metadata={"min": 0, "max": 1})
@@ -96,6 +100,12 @@ class DAggerSettings(AgentSettings):
         super().__post_init__()
         if not self.teacher_metrics:
             raise ValueError("DAggerSettings: teacher_metrics must name at least one metric")
+        weights = self.teacher_weights
+        if weights and (len(weights) != len(self.teacher_metrics) or not any(weights)):
+            raise ValueError(
+                f"DAggerSettings: teacher_weights must give one weight >= 0 per teacher metric "
+                f"{list(self.teacher_metrics)}, not all 0 (or be empty: 1 each), got {list(weights)}"
+            )
         if self.teacher_candidates == 1:
             raise ValueError("DAggerSettings: teacher_candidates must be 0 (every legal action) or at least 2, got 1")
 
@@ -206,7 +216,8 @@ class DAgger(PolicyNetworkAgent):
 
     def teacher_scores(self, legal: np.ndarray) -> np.ndarray:
         """float (N, A): the teacher's score of every legal action of each row now, -inf where illegal."""
-        return balanced_action_scores(self._look_ahead_gains, legal, self.settings.teacher_metrics)
+        s = self.settings
+        return balanced_action_scores(self._look_ahead_gains, legal, s.teacher_metrics, s.teacher_weights or None)
 
     def teacher_subset(self, logits: np.ndarray | torch.Tensor, legal: np.ndarray) -> np.ndarray:
         """bool (N, A): the legal actions the teacher scores (see ``teacher_candidates``), from the

@@ -81,10 +81,14 @@ def standardised(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(weights > 0, z, 0.0)
 
 
-def balanced_scores(gains: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def balanced_scores(gains: np.ndarray, valid: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
     """float (N, K): the candidates' gains on M metrics (N, M, K), each standardised over the
-    valid candidates of its row, summed, so that no metric outweighs another by its scale."""
-    return standardised(gains, valid).sum(axis=1)
+    valid candidates of its row, summed with ``weights`` (M,) (None: 1 each), so that no metric
+    outweighs another by its scale, only by its weight."""
+    factors = np.ones(gains.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    if factors.shape != (gains.shape[1],):
+        raise ValueError(f"weights: expected one per metric ({gains.shape[1]}), got {factors.tolist()}")
+    return (standardised(gains, valid) * factors[None, :, None]).sum(axis=1)
 
 
 def scores_over_actions(
@@ -101,16 +105,20 @@ def scores_over_actions(
 
 
 def balanced_action_scores(
-    look_ahead_gains: Callable[[np.ndarray, Sequence[str]], np.ndarray], legal: np.ndarray, metrics: Sequence[str]
+    look_ahead_gains: Callable[[np.ndarray, Sequence[str]], np.ndarray],
+    legal: np.ndarray,
+    metrics: Sequence[str],
+    weights: Sequence[float] | None = None,
 ) -> np.ndarray:
     """float (N, A): every legal action's look-ahead gains on ``metrics``, each standardised over the
-    row's legal actions and summed (:func:`balanced_scores`), -inf where illegal.
+    row's legal actions and summed with ``weights`` (:func:`balanced_scores`), -inf where illegal.
 
     Args:
         look_ahead_gains: a batched look-ahead, e.g. :func:`look_ahead_gains_of` of an env.
         legal: bool (N, A), True where an action is legal.
         metrics: M metric names the look-ahead knows.
+        weights: M weights of the standardised gains (None: 1 each).
     """
     candidates, valid = legal_candidates(legal)
     gains = look_ahead_gains(candidates, tuple(metrics))  # (N, M, K)
-    return scores_over_actions(candidates, balanced_scores(gains, valid), valid, legal.shape[1])
+    return scores_over_actions(candidates, balanced_scores(gains, valid, weights), valid, legal.shape[1])

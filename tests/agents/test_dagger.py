@@ -119,6 +119,27 @@ def test_the_teacher_standardises_each_metric_before_summing():
     np.testing.assert_array_equal(scores, [[-np.inf, 0.5, -np.inf, 2.0], [1.0, -np.inf, -np.inf, -np.inf]])
 
 
+def test_the_teacher_weighs_each_standardised_metric():
+    gains = np.array([[[1.0, 2.0, 3.0, 9.0], [300.0, 100.0, 200.0, -5.0]]])  # as above: z-scores (-z, 0, z), (z, -z, 0)
+    valid = np.array([[True, True, True, False]])
+    z = np.sqrt(1.5)
+    np.testing.assert_allclose(balanced_scores(gains, valid, [2.0, 1.0]), [[-z, -z, 2 * z, 0.0]])
+    np.testing.assert_allclose(balanced_scores(gains, valid, [0.0, 1.0]), [[z, -z, 0.0, 0.0]])
+    np.testing.assert_array_equal(balanced_scores(gains, valid, [1.0, 1.0]), balanced_scores(gains, valid))
+    with pytest.raises(ValueError, match=re.escape("weights: expected one per metric (2), got [1.0]")):
+        balanced_scores(gains, valid, [1.0])
+
+
+@pytest.mark.parametrize(("weights", "picks_hidden"), [((3.0, 1.0), True), ((1.0, 3.0), False), ((1.0, 0.0), True)])
+def test_dagger_teacher_follows_its_metric_weights(weights, picks_hidden):
+    env = SyncVectorEnv([HiddenIndexEnv] * 3)
+    agent = DAgger(env, teacher_metrics=("hit", "miss"), teacher_weights=weights, net_arch=(8,), seed=0)
+    env.reset(seed=1)
+    hidden = np.array([e.unwrapped.hidden for e in env.envs])
+    choices = agent.teacher_scores(np.ones((3, 4), dtype=bool)).argmax(axis=1)
+    assert (choices == hidden).all() == picks_hidden and (choices != hidden).all() != picks_hidden
+
+
 def test_the_teacher_scores_the_policys_likeliest_actions_and_random_others():
     agent = DAgger(SyncVectorEnv([HiddenIndexEnv]), teacher_candidates=4, teacher_metrics=("hit",), seed=0)
     logits = np.array([[5.0, 4.0, 3.0, 2.0, 1.0, -np.inf, 0.0], [1.0, 2.0, -np.inf, -np.inf, -np.inf, -np.inf, 0.0]])
@@ -178,6 +199,12 @@ def test_bad_teacher_settings_are_refused(make_mri_vec_env):
         DAggerSettings(temperature=0.0)
     with pytest.raises(ValueError, match="teacher_candidates must be 0 .* or at least 2, got 1"):
         DAggerSettings(teacher_candidates=1)
+    with pytest.raises(ValueError, match=re.escape("one weight >= 0 per teacher metric ['ssim', 'psnr']")):
+        DAggerSettings(teacher_weights=(2.0,))
+    with pytest.raises(ValueError, match=re.escape("not all 0 (or be empty: 1 each), got [0.0, 0.0]")):
+        DAggerSettings(teacher_weights=(0.0, 0.0))
+    with pytest.raises(ValueError, match=re.escape("DAggerSettings: teacher_weights: must be >= 0")):
+        DAggerSettings(teacher_weights=(1.0, -1.0))
     agent = DAgger(make_mri_vec_env(2), teacher_metrics=("sharpness",), net_arch=(8,))
     with pytest.raises(ValueError, match=re.escape("got ['sharpness']")):  # the env names what it knows
         agent.learn(8, progress_bar=False)
