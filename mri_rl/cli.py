@@ -803,6 +803,15 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         "WEIGHT times its low-to-high rank",
     )
     evaluate.add_argument(
+        "--oracle-weights",
+        type=_number(integer=False, minimum=0),
+        nargs=2,
+        default=(1.0, 1.0),
+        metavar=("SSIM", "PSNR"),
+        help="oracle_ssim_psnr's weights of the standardised SSIM and PSNR gains, as DAgger's teacher_weights "
+        "(default: 1 1); recorded with its rollout",
+    )
+    evaluate.add_argument(
         "--allow-task-mismatch",
         action="store_true",
         help="evaluate learned policies trained on another task (the summary records what "
@@ -850,6 +859,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         allow_task_mismatch=args.allow_task_mismatch,
         any_folder=args.any_folder,
+        oracle_weights=tuple(args.oracle_weights),
     )
     policies = list(DEFAULT_BASELINES) if args.policies is None else args.policies
     summary = evaluate_policies(

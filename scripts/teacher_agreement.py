@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from mri_rl.agents.look_ahead import check_metric_weights
 from mri_rl.configs.schema import ConfigError
 from mri_rl.data.image_import import evenly_spaced
 from mri_rl.envs.registration import ENV_ID
@@ -36,7 +37,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a run folder of mri-rl train (config.yaml, model.pt)")
     parser.add_argument("--slices", type=int, default=16, help="evenly spaced slices per split (default: 16)")
-    parser.add_argument("--metrics", nargs="+", default=["ssim", "psnr"], help="the teacher's (default: ssim psnr)")
+    parser.add_argument(
+        "--metrics", nargs="+", default=None, help="the teacher's (default: the run's teacher_metrics, else ssim psnr)"
+    )
+    parser.add_argument(
+        "--weights",
+        type=float,
+        nargs="+",
+        default=None,
+        help="of the metrics' standardised gains (default: the run's teacher_weights with its metrics, else 1 each)",
+    )
     parser.add_argument("--model", default="model.pt", help="checkpoint in the run folder (default: model.pt)")
     args = parser.parse_args()
     for name in ("config.yaml", args.model):
@@ -49,14 +59,22 @@ def main() -> None:
     if config.env_id != ENV_ID:
         parser.error(f"{args.run} was trained on {config.env_id}: the teacher is the look-ahead of {ENV_ID}")
     agent = load_agent(args.run / args.model)
+    trained = config.hyperparameters
+    metrics = args.metrics or list(trained.get("teacher_metrics", ["ssim", "psnr"]))
+    weights = args.weights or (trained.get("teacher_weights") if args.metrics is None else None) or [1.0] * len(metrics)
+    try:
+        weights = list(check_metric_weights("--weights", weights, metrics))
+    except ValueError as error:
+        parser.error(str(error))
     splits = {"train": config.env_kwargs, "eval": config.eval_env_kwargs or config.env_kwargs}
-    print(f"{args.run}: teacher {'+'.join(args.metrics)}, {args.slices} slices per split")
+    teacher = " + ".join(f"{w:g} x {m}" for w, m in zip(weights, metrics))
+    print(f"{args.run}: teacher {teacher} (standardised gains), {args.slices} slices per split")
     print("| split | data | steps | top-1 | regret | rank |\n|---|---|---|---|---|---|")
     for split, kwargs in splits.items():
         env = make_env(config, kwargs, num_envs=args.slices)
         budget = env.unwrapped.task.budget or env.single_action_space.n  # None: until the columns run out
         slices = evenly_spaced(np.arange(env.unwrapped.num_slices), args.slices)
-        agreement = teacher_agreement(agent, env, budget, args.metrics, slices.tolist())
+        agreement = teacher_agreement(agent, env, budget, metrics, slices.tolist(), weights)
         print(
             f"| {split} | {kwargs.get('data_path')} | {agreement.steps} | {agreement.top1:.0%} "
             f"| {agreement.regret:.2f} | {agreement.rank:.1f} |"

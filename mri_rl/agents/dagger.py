@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from mri_rl.agents.base import AgentSettings, Callback
-from mri_rl.agents.look_ahead import balanced_action_scores, look_ahead_gains_of
+from mri_rl.agents.look_ahead import balanced_action_scores, check_metric_weights, look_ahead_gains_of
 from mri_rl.agents.networks import is_image_space, masked_logits
 from mri_rl.agents.policy_agent import PolicyNetworkAgent
 from mri_rl.agents.replay import storage_dtype
@@ -100,12 +100,8 @@ class DAggerSettings(AgentSettings):
         super().__post_init__()
         if not self.teacher_metrics:
             raise ValueError("DAggerSettings: teacher_metrics must name at least one metric")
-        weights = self.teacher_weights
-        if weights and (len(weights) != len(self.teacher_metrics) or not any(weights)):
-            raise ValueError(
-                f"DAggerSettings: teacher_weights must give one weight >= 0 per teacher metric "
-                f"{list(self.teacher_metrics)}, not all 0 (or be empty: 1 each), got {list(weights)}"
-            )
+        if self.teacher_weights:  # empty: 1 each
+            check_metric_weights("DAggerSettings: teacher_weights", self.teacher_weights, self.teacher_metrics)
         if self.teacher_candidates == 1:
             raise ValueError("DAggerSettings: teacher_candidates must be 0 (every legal action) or at least 2, got 1")
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import SyncVectorEnv, VectorEnv
 
+from mri_rl.checks import is_valid
+
 
 def _batched(env: VectorEnv, method: str) -> Callable[..., np.ndarray]:
     """``env``'s batched look-ahead ``method``, or one that loops over a SyncVectorEnv's envs.
@@ -79,6 +81,23 @@ def standardised(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     deviation = np.sqrt((((values - mean) * weights) ** 2).sum(axis=2, keepdims=True) / count)
     z = np.divide(values - mean, deviation, out=np.zeros_like(values), where=deviation > 0)
     return np.where(weights > 0, z, 0.0)
+
+
+def check_metric_weights(name: str, weights: Sequence[Any], metrics: Sequence[str]) -> tuple[float, ...]:
+    """``weights`` as floats when they give one finite weight >= 0 per metric of ``metrics``, not all 0
+    (the weights of :func:`balanced_scores`).
+
+    Raises:
+        ValueError: naming ``name``, the metrics and the weights given.
+    """
+    values: list[Any] = (
+        [weights] if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__") else list(weights)
+    )
+    if len(values) != len(metrics) or not all(is_valid(w, False, 0) for w in values) or not any(values):
+        raise ValueError(
+            f"{name}: expected one finite weight >= 0 per metric of {list(metrics)}, not all 0, got {values}"
+        )
+    return tuple(float(w) for w in values)
 
 
 def balanced_scores(gains: np.ndarray, valid: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from mri_rl.agents import AGENTS
 from mri_rl.agents.base import Agent, read_agent_checkpoint
+from mri_rl.agents.look_ahead import check_metric_weights
 from mri_rl.checkpointing import entry_error
 from mri_rl.checks import check_int, check_number, is_valid, resolve_device
 from mri_rl.data.fastmri_files import resolve_split_folder
@@ -112,6 +113,8 @@ class EvaluationSetup:
         examples: slices shown in examples.png (:func:`example_slices`).
         examples_sampling_rate: the sampling rate examples.png shows each policy at: the
             first step that reaches it (None: the last step, the end of the budget).
+        oracle_weights: ``oracle_ssim_psnr``'s weights of the standardised SSIM and PSNR gains
+            (:class:`~mri_rl.policies.baselines.BalancedOraclePolicy`; DAgger's ``teacher_weights``).
     """
 
     data: Path
@@ -126,6 +129,7 @@ class EvaluationSetup:
     any_folder: bool = False
     examples: int = 3
     examples_sampling_rate: float | None = None
+    oracle_weights: tuple[float, ...] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         """Check the settings before anything is read: the split, the counts, the seeds and the device.
@@ -150,6 +154,7 @@ class EvaluationSetup:
             if not 0 < rate <= 1:
                 raise ValueError(f"examples_sampling_rate: expected a number in (0, 1] or None, got {rate}")
             self.examples_sampling_rate = rate
+        self.oracle_weights = check_metric_weights("oracle_weights", self.oracle_weights, BalancedOraclePolicy.metrics)
         resolve_device(self.device)
 
     def env_kwargs(self, folder: Path) -> dict[str, Any]:
@@ -366,10 +371,11 @@ def build_policy(
     seed: int,
     lbcs: Sequence[int] | None,
     frequency_prior: float = 0.0,
+    oracle_weights: Sequence[float] = (1.0, 1.0),
 ):
     """The policy called ``name``: ``agent`` when it is a learned one (with a low-to-high prior of
     weight ``frequency_prior`` when > 0), else a baseline (``lbcs``: the LBCS order, learned
-    beforehand by :func:`lbcs_order`)."""
+    beforehand by :func:`lbcs_order`; ``oracle_weights``: those of ``oracle_ssim_psnr``)."""
     width = int(cast(spaces.Discrete, env.single_action_space).n)  # the MRI env's actions are columns
     if agent is not None:
         return FrequencyPriorPolicy(agent, width, frequency_prior) if frequency_prior else agent
@@ -384,7 +390,7 @@ def build_policy(
         if lbcs is None:
             raise ValueError("the lbcs policy needs its order: learn it with lbcs_order first")
         return LBCSPolicy(width, lbcs)
-    return BalancedOraclePolicy(env) if name == "oracle_ssim_psnr" else OraclePolicy(env)
+    return BalancedOraclePolicy(env, oracle_weights) if name == "oracle_ssim_psnr" else OraclePolicy(env)
 
 
 def task_mismatches(
@@ -438,7 +444,15 @@ def policy_record(
     if name == "lbcs" and path is None:
         data["lbcs_train"] = data_fingerprint(lbcs_train_folder(setup))
         settings["lbcs_slices"] = setup.lbcs_slices
+    if name == "oracle_ssim_psnr" and path is None:
+        settings.update(weighted_oracle_settings(setup))
     return make_record(task, data, settings)
+
+
+def weighted_oracle_settings(setup: EvaluationSetup) -> dict[str, Any]:
+    """``{"oracle_weights": [ssim, psnr]}`` for records when ``oracle_ssim_psnr``'s weights are not
+    the default equal ones (so records made before the weights existed stay valid), else empty."""
+    return {} if setup.oracle_weights == (1.0, 1.0) else {"oracle_weights": list(setup.oracle_weights)}
 
 
 def clear_outputs(out_dir: Path) -> None:
@@ -589,7 +603,7 @@ def roll_shard(job: ShardJob) -> Path:
     env = evaluation_env(job.setup, job.folder, job.observations, job.digest)
     shard = job.shard
     agent = None if job.checkpoint is None else load_agent(job.checkpoint)
-    policy = build_policy(shard.policy, agent, env, shard.seed, job.lbcs, job.frequency_prior)
+    policy = build_policy(shard.policy, agent, env, shard.seed, job.lbcs, job.frequency_prior, job.setup.oracle_weights)
     budget = _acquisition_env(env).task.budget
     indices = list(range(shard.start, shard.stop))
     rows = rollout_policy(policy, env, budget, shard.policy, shard.seed, indices, progress=job.progress)
@@ -751,11 +765,17 @@ def evaluate_policies(
         roll_shards(jobs, workers, progress)
         rows = [row for rollout in rollouts for row in rollout.finish()]
         settings = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
+        if any(spec.name == "oracle_ssim_psnr" and spec.checkpoint is None for spec in policies):
+            settings |= weighted_oracle_settings(setup)
         report_record = make_record(
             task, {"evaluated": evaluated}, settings | ({"task_mismatch": mismatches} if mismatches else {})
         )
         width = int(cast(spaces.Discrete, env.single_action_space).n)
-        summary = write_report(out_dir, rows, f"{folder.name}: {task.describe()}", report_record, width)
+        weights = settings.get("oracle_weights")
+        title = f"{folder.name}: {task.describe()}" + (
+            f"; oracle_ssim_psnr weighs SSIM {weights[0]:g}, PSNR {weights[1]:g}" if weights else ""
+        )
+        summary = write_report(out_dir, rows, title, report_record, width)
         write_examples(env, rows, setup, [spec.name for spec in policies], out_dir / "examples.png")
     finally:
         _ENVS.clear()

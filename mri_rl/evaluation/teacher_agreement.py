@@ -45,10 +45,16 @@ class Agreement:
 
 
 def teacher_agreement(
-    policy: Policy, env: Any, budget: int, metrics: Sequence[str], slice_indices: Sequence[int]
+    policy: Policy,
+    env: Any,
+    budget: int,
+    metrics: Sequence[str],
+    slice_indices: Sequence[int],
+    weights: Sequence[float] | None = None,
 ) -> Agreement:
     """Roll ``policy`` (deterministic) for ``budget`` steps on ``slice_indices`` of the batched MRI
-    ``env``, ``env.num_envs`` slices at a time, and score each step's column with the teacher.
+    ``env``, ``env.num_envs`` slices at a time, and score each step's column with the teacher
+    (``weights``: of the metrics' standardised gains, DAgger's ``teacher_weights``; None: 1 each).
 
     Raises:
         ValueError: no slice, or a budget below 1.
@@ -66,7 +72,7 @@ def teacher_agreement(
         for _ in range(budget):
             if not (collector.in_first_episode & real).any():
                 break
-            scores = balanced_action_scores(gains_of, legal, metrics)
+            scores = balanced_action_scores(gains_of, legal, metrics, weights)
             actions = np.asarray(policy.predict(obs, deterministic=True, action_mask=legal)[0])
             taken = np.take_along_axis(scores, actions[:, None], axis=1)[:, 0]
             best = scores.max(axis=1)

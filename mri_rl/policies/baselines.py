@@ -19,7 +19,8 @@ episodes start.
   upper bound: a column that helps little now but much later is never chosen early, so a
   fixed order can beat it over a whole budget.
 - ``oracle_ssim_psnr``: the same, greedy on SSIM and PSNR gains at once (each standardised
-  over the free columns, summed), so that neither metric is traded for the other.
+  over the free columns, summed, by default with equal weights), so that neither metric is
+  traded for the other.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions
+from mri_rl.agents.look_ahead import balanced_scores, check_metric_weights, legal_candidates, scores_over_actions
 from mri_rl.kspace import low_frequency_order
 
 
@@ -192,11 +193,23 @@ class BalancedOraclePolicy(OraclePolicy):
     PSNR gain, each standardised over the episode's free columns, summed; the column with the
     largest sum is acquired. Whatever the reward metric, it trades neither metric for the
     other as a greedy oracle on one of them does. Myopic, NOT an upper bound.
+
+    Args:
+        env: the batched acquisition env.
+        weights: the weights of the standardised SSIM and PSNR gains in the sum (DAgger's
+            ``teacher_weights``); (1, 0) ranks the columns as the SSIM oracle does.
+
+    Raises:
+        ValueError: not one finite weight >= 0 per metric, or both 0.
     """
 
     name = "oracle_ssim_psnr"
     metrics = ("ssim", "psnr")
 
+    def __init__(self, env: Any, weights: Sequence[float] = (1.0, 1.0)) -> None:
+        super().__init__(env)
+        self.weights = check_metric_weights("oracle weights", weights, self.metrics)
+
     def candidate_scores(self, candidates: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """float (N, K): the sum of the candidates' standardised SSIM and PSNR gains."""
-        return balanced_scores(self.env.look_ahead_gains(candidates, self.metrics), valid)
+        """float (N, K): the weighted sum of the candidates' standardised SSIM and PSNR gains."""
+        return balanced_scores(self.env.look_ahead_gains(candidates, self.metrics), valid, self.weights)

@@ -199,9 +199,12 @@ def test_bad_teacher_settings_are_refused(make_mri_vec_env):
         DAggerSettings(temperature=0.0)
     with pytest.raises(ValueError, match="teacher_candidates must be 0 .* or at least 2, got 1"):
         DAggerSettings(teacher_candidates=1)
-    with pytest.raises(ValueError, match=re.escape("one weight >= 0 per teacher metric ['ssim', 'psnr']")):
+    expected = (
+        "DAggerSettings: teacher_weights: expected one finite weight >= 0 per metric of ['ssim', 'psnr'], not all 0"
+    )
+    with pytest.raises(ValueError, match=re.escape(f"{expected}, got [2.0]")):
         DAggerSettings(teacher_weights=(2.0,))
-    with pytest.raises(ValueError, match=re.escape("not all 0 (or be empty: 1 each), got [0.0, 0.0]")):
+    with pytest.raises(ValueError, match=re.escape(f"{expected}, got [0.0, 0.0]")):
         DAggerSettings(teacher_weights=(0.0, 0.0))
     with pytest.raises(ValueError, match=re.escape("DAggerSettings: teacher_weights: must be >= 0")):
         DAggerSettings(teacher_weights=(1.0, -1.0))

@@ -371,6 +371,40 @@ def test_stored_rollouts_are_reused_not_recomputed(singlecoil_root, tmp_path, mo
     assert (tmp_path / "metrics.csv").read_bytes() == before
 
 
+def test_the_oracle_weighing_ssim_only_rolls_as_the_ssim_oracle_and_says_so(singlecoil_root, tmp_path):
+    setup = make_setup(singlecoil_root, seeds=(0,), oracle_weights=(1.0, 0.0))
+    evaluate_policies(setup, ["oracle", "oracle_ssim_psnr"], tmp_path, progress=False)
+    rows = read_rows_csv(tmp_path / "metrics.csv")
+    rolled = {
+        name: [{k: v for k, v in row.items() if k != "policy"} for row in rows if row["policy"] == name]
+        for name in ("oracle", "oracle_ssim_psnr")
+    }
+    assert rolled["oracle"] == rolled["oracle_ssim_psnr"] and len(rolled["oracle"]) == TEST_SLICES * (BUDGET + 1)
+    assert "oracle_ssim_psnr weighs SSIM 1, PSNR 0" in (tmp_path / "summary.md").read_text()
+    assert json.loads((tmp_path / "summary.json").read_text())["record"]["settings"]["oracle_weights"] == [1.0, 0.0]
+
+
+def test_a_weighted_oracle_rollout_is_reused_under_its_weights_only(singlecoil_root, tmp_path, monkeypatch):
+    weighted = make_setup(singlecoil_root, seeds=(0,), oracle_weights=(2.0, 1.0))
+    evaluate_policies(weighted, ["oracle_ssim_psnr"], tmp_path, progress=False)
+    before = (tmp_path / "metrics.csv").read_bytes()
+    with pytest.raises(
+        RecordMismatchError,
+        match=re.escape(
+            "oracle_ssim_psnr_seed0.csv was made under other settings than this run "
+            "(settings.oracle_weights: [2.0, 1.0] vs (none); recorded vs now)"
+        ),
+    ):
+        evaluate_policies(make_setup(singlecoil_root, seeds=(0,)), ["oracle_ssim_psnr"], tmp_path, progress=False)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a stored rollout was computed again")
+
+    monkeypatch.setattr(evaluate_module, "rollout_policy", fail)
+    evaluate_policies(weighted, ["oracle_ssim_psnr"], tmp_path, progress=False)
+    assert (tmp_path / "metrics.csv").read_bytes() == before
+
+
 # ------------------------------------------------------------------ learned policies
 def train_tiny_dqn(
     folder: Path, path: Path, steps: int = 50, task: AcquisitionTask = TASK, **observations: bool
@@ -502,6 +536,9 @@ def test_no_seed_raises(singlecoil_root, tmp_path):
         evaluate_policies(make_setup(singlecoil_root, seeds=()), ["random"], tmp_path, progress=False)
 
 
+ORACLE_WEIGHTS = "oracle_weights: expected one finite weight >= 0 per metric of ['ssim', 'psnr'], not all 0"
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -521,6 +558,10 @@ def test_no_seed_raises(singlecoil_root, tmp_path):
         ({"examples_sampling_rate": 0.0}, "examples_sampling_rate: expected a number in (0, 1] or None, got 0.0"),
         ({"examples_sampling_rate": 1.5}, "examples_sampling_rate: expected a number in (0, 1] or None, got 1.5"),
         ({"examples_sampling_rate": "all"}, "examples_sampling_rate: expected a finite number >= 0, got 'all'"),
+        ({"oracle_weights": (1.0,)}, f"{ORACLE_WEIGHTS}, got [1.0]"),
+        ({"oracle_weights": (0, 0)}, f"{ORACLE_WEIGHTS}, got [0, 0]"),
+        ({"oracle_weights": (-1.0, 1.0)}, f"{ORACLE_WEIGHTS}, got [-1.0, 1.0]"),
+        ({"oracle_weights": (float("inf"), 1.0)}, f"{ORACLE_WEIGHTS}, got [inf, 1.0]"),
     ],
 )
 def test_bad_settings_are_refused_when_the_setup_is_made(tmp_path, monkeypatch, overrides, message):

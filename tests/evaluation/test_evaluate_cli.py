@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from mri_rl.cli import main
 from mri_rl.evaluation.report import read_rows_csv, read_summary
 
@@ -92,3 +94,24 @@ def test_a_rerun_with_another_budget_stops_and_names_it(singlecoil_root, tmp_pat
     assert (out / "metrics.csv").read_bytes() == before
     assert main([*args, "--overwrite"]) == 0
     assert {r["step"] for r in read_rows_csv(out / "metrics.csv")} == {0, 1, 2, 3}
+
+
+def test_oracle_weights_that_are_all_zero_stop_before_anything_is_written(singlecoil_root, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(evaluate_args(singlecoil_root, out, "--oracle-weights", "0", "0")) == 2
+    err = capsys.readouterr().err
+    assert (
+        "oracle_weights: expected one finite weight >= 0 per metric of ['ssim', 'psnr'], not all 0, got [0.0, 0.0]"
+        in err
+    )
+    assert not out.exists()
+
+
+def test_oracle_weights_reach_the_rollout_record(singlecoil_root, tmp_path):
+    out = tmp_path / "results"
+    args = evaluate_args(singlecoil_root, out, "--oracle-weights", "2", "1")
+    args[args.index("lowtohigh")] = "oracle_ssim_psnr"
+    assert main(args) == 0
+    record = json.loads((out / "partial" / "oracle_ssim_psnr_seed0.csv.record.json").read_text())["record"]
+    assert record["settings"]["oracle_weights"] == [2.0, 1.0]
+    assert "random" in read_summary(out / "summary.json")

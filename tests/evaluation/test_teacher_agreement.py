@@ -54,6 +54,19 @@ def test_the_ssim_oracle_agrees_with_an_ssim_teacher(singlecoil_root):
     assert (agreement.top1, agreement.regret, agreement.rank) == (1.0, 0.0, 0.0)
 
 
+@pytest.mark.parametrize(
+    ("make_policy", "weights"),
+    [
+        (lambda env: BalancedOraclePolicy(env, (2.0, 1.0)), (2.0, 1.0)),
+        (OraclePolicy, (1.0, 0.0)),  # the SSIM oracle is the SSIM + PSNR teacher with PSNR weighed 0
+    ],
+)
+def test_a_weighted_teacher_agrees_with_the_oracle_of_its_weights(singlecoil_root, make_policy, weights):
+    env = make_env(singlecoil_root, 3)
+    agreement = teacher_agreement(make_policy(env), env, BUDGET, ("ssim", "psnr"), [0, 1, 2], weights)
+    assert (agreement.top1, agreement.regret, agreement.rank) == (1.0, 0.0, 0.0)
+
+
 def test_the_worst_column_is_never_the_teachers_choice(singlecoil_root):
     env = make_env(singlecoil_root, 3)
     agreement = teacher_agreement(WorstColumnPolicy(env), env, BUDGET, ("ssim", "psnr"), [0, 1, 2])

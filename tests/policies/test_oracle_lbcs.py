@@ -311,3 +311,59 @@ def test_learn_lbcs_order_when_slices_run_out_of_columns(make_vec_env, mixed_pad
     check.reset(options={"indices": list(range(5))})
     assert order[0] == int(np.argmax(np.where(free_at_start.any(axis=0), all_scores(check).mean(axis=0), -np.inf)))
     LBCSPolicy(24, order)  # a valid order
+
+
+def rolled_columns(policy, env, steps: int) -> np.ndarray:
+    """int (steps, N): the columns ``policy`` acquires on the N test slices, step by step."""
+    obs, info = env.reset(options={"indices": list(range(env.num_envs))})
+    columns = []
+    for _ in range(steps):
+        actions, _ = policy.predict(obs, action_mask=np.asarray(info["action_mask"], dtype=bool))
+        columns.append(np.asarray(actions))
+        obs, _, _, _, info = env.step(actions)
+    return np.array(columns)
+
+
+@pytest.mark.parametrize(("weights", "metric"), [((1.0, 0.0), "ssim"), ((0.0, 3.0), "psnr")])
+def test_the_balanced_oracle_weighing_one_metric_acquires_as_that_metrics_oracle(
+    make_vec_env, test_folder, weights, metric
+):
+    """Standardising is monotone per episode, so with the other metric's weight 0 it ranks the columns
+    as the greedy oracle on that metric does (the env's reward metric)."""
+    env = make_vec_env(test_folder, 3, reward_metric=metric)
+    weighted = rolled_columns(BalancedOraclePolicy(env, weights), env, BUDGET)
+    assert np.array_equal(weighted, rolled_columns(OraclePolicy(env), env, BUDGET))
+    other = (0.0, 1.0) if metric == "ssim" else (1.0, 0.0)
+    assert not np.array_equal(weighted, rolled_columns(BalancedOraclePolicy(env, other), env, BUDGET))
+
+
+class KnownGains:
+    """The env seam the oracle uses, with known look-ahead gains (N, M, K) per column."""
+
+    GAINS = np.array([[0.9, 0.5, 0.3, 0.2], [0.2, 1.0, 0.3, 0.1]])  # SSIM, PSNR gains of columns 0..3
+    single_action_space = gym.spaces.Discrete(4)
+
+    @property
+    def unwrapped(self):
+        return self
+
+    def look_ahead_gains(self, candidates, metrics):
+        return self.GAINS[:, candidates].transpose(1, 0, 2)
+
+
+def test_the_balanced_oracle_weighs_the_standardised_gains():
+    """Equal weights pick column 1 (the best PSNR gain), SSIM weighted twice picks column 0."""
+    free = np.ones((1, 4), dtype=bool)
+    gains = KnownGains.GAINS
+    z = (gains - gains.mean(axis=1, keepdims=True)) / gains.std(axis=1, keepdims=True)
+    for weights, best in (((1.0, 1.0), 1), ((2.0, 1.0), 0)):
+        scores = BalancedOraclePolicy(KnownGains(), weights).scores(None, free)[0]
+        np.testing.assert_allclose(scores, weights[0] * z[0] + weights[1] * z[1])
+        assert scores.argmax() == best
+
+
+@pytest.mark.parametrize("weights", [(1.0,), (1.0, 1.0, 1.0), (0.0, 0.0), (-1.0, 2.0), (float("nan"), 1.0), 2.0])
+def test_the_balanced_oracle_refuses_weights_that_are_not_one_per_metric_at_least_zero(weights):
+    expected = "oracle weights: expected one finite weight >= 0 per metric of ['ssim', 'psnr'], not all 0, got "
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        BalancedOraclePolicy(KnownGains(), weights)
