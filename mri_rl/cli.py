@@ -773,26 +773,8 @@ def _run_eval_recon(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------- evaluate
-def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="roll acquisition policies over a split: metrics.csv, summary.json/.md and pictures",
-        description="Roll every policy over every slice (batched across slices) and write metrics.csv (one row "
-        "per policy, seed, file, slice, step, with the column acquired), summary.json and summary.md (SSIM/PSNR "
-        "AUC against the sampling rate, final SSIM/PSNR, per slice and per volume as fastMRI aggregates, paired "
-        "differences), curves.png, masks.png (each policy's acquisition order) and examples.png (target, "
-        "reconstruction, error and mask of a few slices). "
-        "Finished (policy, seed) rollouts are kept in OUT/partial/ with the record of how they were "
-        "made, so an interrupted run resumes; a rerun under other settings is refused.",
-    )
-    evaluate.add_argument(
-        "--data", type=Path, required=True, help="folder of .h5 files, or a root with {challenge}_{split} folders"
-    )
-    evaluate.add_argument("--split", choices=SPLITS, default="test", help="(default: test)")
-    evaluate.add_argument(
-        "--any-folder", action="store_true", help="accept a --data folder whose name says another split than --split"
-    )
-    _add_task_arguments(evaluate, TASK_FLAGS | {"precision"})
+def _add_policy_arguments(evaluate: argparse.ArgumentParser) -> None:
+    """``mri-rl evaluate``'s flags of what is rolled: the policies, the oracle's weights, task mismatches."""
     evaluate.add_argument(
         "--policies",
         nargs="+",
@@ -817,6 +799,29 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         help="evaluate learned policies trained on another task (the summary records what "
         "differs) instead of refusing them",
     )
+
+
+def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="roll acquisition policies over a split: metrics.csv, summary.json/.md and pictures",
+        description="Roll every policy over every slice (batched across slices) and write metrics.csv (one row "
+        "per policy, seed, file, slice, step, with the column acquired), summary.json and summary.md (SSIM/PSNR "
+        "AUC against the sampling rate, final SSIM/PSNR, per slice and per volume as fastMRI aggregates, paired "
+        "differences), curves.png, masks.png (each policy's acquisition order) and examples.png (target, "
+        "reconstruction, error and mask of a few slices). "
+        "Finished (policy, seed) rollouts are kept in OUT/partial/ with the record of how they were "
+        "made, so an interrupted run resumes; a rerun under other settings is refused.",
+    )
+    evaluate.add_argument(
+        "--data", type=Path, required=True, help="folder of .h5 files, or a root with {challenge}_{split} folders"
+    )
+    evaluate.add_argument("--split", choices=SPLITS, default="test", help="(default: test)")
+    evaluate.add_argument(
+        "--any-folder", action="store_true", help="accept a --data folder whose name says another split than --split"
+    )
+    _add_task_arguments(evaluate, TASK_FLAGS | {"precision"})
+    _add_policy_arguments(evaluate)
     evaluate.add_argument("--seeds", type=_SEED, nargs="+", default=[0, 1, 2], help="(default: 0 1 2)")
     evaluate.add_argument("--batch-size", type=_COUNT, default=32, help="slices stepped together (default: 32)")
     evaluate.add_argument(

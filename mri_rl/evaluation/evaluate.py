@@ -714,6 +714,25 @@ def plan_rollouts(
     return rollouts, jobs
 
 
+def report_header(
+    setup: EvaluationSetup,
+    policy_specs: list[str],
+    policies: list[PolicySpec],
+    mismatches: dict[str, list[str]],
+    title: str,
+) -> tuple[dict[str, Any], str]:
+    """The settings the report's record holds (split, policies, seeds, learned policies' task
+    mismatches, the oracle's weights when ``oracle_ssim_psnr`` is rolled with unequal ones) and
+    ``title``, which names those weights too."""
+    settings: dict[str, Any] = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
+    if any(spec.name == "oracle_ssim_psnr" and spec.checkpoint is None for spec in policies):
+        settings |= weighted_oracle_settings(setup)
+    if mismatches:
+        settings["task_mismatch"] = mismatches
+    weights = settings.get("oracle_weights")
+    return settings, title + (f"; oracle_ssim_psnr weighs SSIM {weights[0]:g}, PSNR {weights[1]:g}" if weights else "")
+
+
 def evaluate_policies(
     setup: EvaluationSetup,
     policy_specs: list[str],
@@ -764,18 +783,9 @@ def evaluate_policies(
         rollouts, jobs = plan_rollouts(context, policies, mismatches, env, parts)
         roll_shards(jobs, workers, progress)
         rows = [row for rollout in rollouts for row in rollout.finish()]
-        settings = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
-        if any(spec.name == "oracle_ssim_psnr" and spec.checkpoint is None for spec in policies):
-            settings |= weighted_oracle_settings(setup)
-        report_record = make_record(
-            task, {"evaluated": evaluated}, settings | ({"task_mismatch": mismatches} if mismatches else {})
-        )
+        settings, title = report_header(setup, policy_specs, policies, mismatches, f"{folder.name}: {task.describe()}")
         width = int(cast(spaces.Discrete, env.single_action_space).n)
-        weights = settings.get("oracle_weights")
-        title = f"{folder.name}: {task.describe()}" + (
-            f"; oracle_ssim_psnr weighs SSIM {weights[0]:g}, PSNR {weights[1]:g}" if weights else ""
-        )
-        summary = write_report(out_dir, rows, title, report_record, width)
+        summary = write_report(out_dir, rows, title, make_record(task, {"evaluated": evaluated}, settings), width)
         write_examples(env, rows, setup, [spec.name for spec in policies], out_dir / "examples.png")
     finally:
         _ENVS.clear()
