@@ -788,7 +788,7 @@ def _add_policy_arguments(evaluate: argparse.ArgumentParser) -> None:
         "--oracle-weights",
         type=_number(integer=False, minimum=0),
         nargs=2,
-        default=(1.0, 1.0),
+        default=None,
         metavar=("SSIM", "PSNR"),
         help="oracle_ssim_psnr's weights of the standardised SSIM and PSNR gains, as DAgger's teacher_weights "
         "(default: 1 1); recorded with its rollout",
@@ -864,7 +864,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         allow_task_mismatch=args.allow_task_mismatch,
         any_folder=args.any_folder,
-        oracle_weights=tuple(args.oracle_weights),
+        oracle_weights=tuple(args.oracle_weights or EvaluationSetup.oracle_weights),
     )
     policies = list(DEFAULT_BASELINES) if args.policies is None else args.policies
     summary = evaluate_policies(

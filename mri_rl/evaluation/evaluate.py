@@ -129,7 +129,7 @@ class EvaluationSetup:
     any_folder: bool = False
     examples: int = 3
     examples_sampling_rate: float | None = None
-    oracle_weights: tuple[float, ...] = (1.0, 1.0)
+    oracle_weights: tuple[float, ...] = BalancedOraclePolicy.equal_weights
 
     def __post_init__(self) -> None:
         """Check the settings before anything is read: the split, the counts, the seeds and the device.
@@ -371,7 +371,7 @@ def build_policy(
     seed: int,
     lbcs: Sequence[int] | None,
     frequency_prior: float = 0.0,
-    oracle_weights: Sequence[float] = (1.0, 1.0),
+    oracle_weights: Sequence[float] = BalancedOraclePolicy.equal_weights,
 ):
     """The policy called ``name``: ``agent`` when it is a learned one (with a low-to-high prior of
     weight ``frequency_prior`` when > 0), else a baseline (``lbcs``: the LBCS order, learned
@@ -452,7 +452,8 @@ def policy_record(
 def weighted_oracle_settings(setup: EvaluationSetup) -> dict[str, Any]:
     """``{"oracle_weights": [ssim, psnr]}`` for records when ``oracle_ssim_psnr``'s weights are not
     the default equal ones (so records made before the weights existed stay valid), else empty."""
-    return {} if setup.oracle_weights == (1.0, 1.0) else {"oracle_weights": list(setup.oracle_weights)}
+    equal = setup.oracle_weights == BalancedOraclePolicy.equal_weights
+    return {} if equal else {"oracle_weights": list(setup.oracle_weights)}
 
 
 def clear_outputs(out_dir: Path) -> None:

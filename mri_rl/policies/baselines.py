@@ -205,8 +205,9 @@ class BalancedOraclePolicy(OraclePolicy):
 
     name = "oracle_ssim_psnr"
     metrics = ("ssim", "psnr")
+    equal_weights = (1.0, 1.0)
 
-    def __init__(self, env: Any, weights: Sequence[float] = (1.0, 1.0)) -> None:
+    def __init__(self, env: Any, weights: Sequence[float] = equal_weights) -> None:
         super().__init__(env)
         self.weights = check_metric_weights("oracle weights", weights, self.metrics)
 
