@@ -38,7 +38,7 @@ from mri_rl.agents.look_ahead import balanced_action_scores, check_metric_weight
 from mri_rl.agents.networks import is_image_space, masked_logits
 from mri_rl.agents.policy_agent import PolicyNetworkAgent
 from mri_rl.agents.replay import storage_dtype
-from mri_rl.checkpointing import entry_errors
+from mri_rl.checkpointing import entry_error, entry_errors
 from mri_rl.schedules import LinearSchedule
 
 
@@ -171,6 +171,42 @@ class LabelledStates:
             self.scores[:size] = scores
             self.size, self.next = size, next_slot
 
+    @classmethod
+    def of_checkpoint(
+        cls, checkpoint: dict[str, Any], path: str | Path, observation_space: spaces.Space, compact_images: bool
+    ) -> LabelledStates:
+        """The labelled states kept in a resumable DAgger ``checkpoint`` read from ``path``, in a store
+        of their own size (``observation_space``: the agent's; A from the scores).
+
+        Raises:
+            CheckpointError: naming the file, when it keeps no labelled states (a ``model.pt``, or not a
+                DAgger checkpoint) or they do not fit ``observation_space``.
+        """
+        state = checkpoint.get("training_state")
+        aggregate = state.get("aggregate") if isinstance(state, dict) else None
+        if not isinstance(aggregate, dict) or not isinstance(aggregate.get("scores"), torch.Tensor):
+            raise entry_error(
+                path,
+                "training_state.aggregate",
+                "is missing: the labelled states are kept in the resumable "
+                "checkpoint.pt of a DAgger run, not in its model.pt",
+            )
+        scores = aggregate["scores"]
+        store = cls(max(len(scores), 1), observation_space, int(scores.shape[-1]), compact_images)
+        store.load_state({**aggregate, "next": 0}, path, "training_state.aggregate")  # full: the next slot is 0
+        return store
+
+    def subset(self, indices: np.ndarray) -> LabelledStates:
+        """A new store of the kept states ``indices`` int (N,), N >= 1, in that order."""
+        indices = np.asarray(indices)
+        store = LabelledStates.__new__(LabelledStates)
+        store.observations = {key: values[indices].copy() for key, values in self.observations.items()}
+        store.scores = self.scores[indices].copy()
+        store.image_keys = self.image_keys
+        store.capacity = store.size = len(indices)
+        store.next = 0
+        return store
+
     def sample(self, batch_size: int, rng: np.random.Generator, device: torch.device) -> tuple[Any, torch.Tensor]:
         """(observations, scores (B, A)) of ``batch_size`` states drawn uniformly, as tensors."""
         picked = rng.integers(self.size, size=batch_size)
@@ -256,17 +292,23 @@ class DAgger(PolicyNetworkAgent):
                 self.labelled.add(obs, scores, np.flatnonzero(step.valid))
                 obs, legal = step.observations, step.legal
                 if self.labelled.size >= max(s.learning_starts, 1):
-                    for _ in range(s.gradient_steps):
-                        self.last_loss = self._train_step()
+                    self.fit(self.labelled, s.gradient_steps)
                 run.report()
         return self
 
-    def _train_step(self) -> float:
-        """One cross-entropy step towards the teacher's softmax on a minibatch of the aggregate."""
-        assert self.labelled is not None
-        obs, scores = self.labelled.sample(self.settings.batch_size, self.rng, self.device)
+    def fit(self, labelled: LabelledStates, gradient_steps: int) -> float:
+        """``gradient_steps`` cross-entropy steps towards the teacher's softmax on minibatches of
+        ``labelled`` alone, with no env step (DAgger's learning step; also to refit a kept aggregate,
+        see :mod:`mri_rl.evaluation.aggregate_fit`). Returns the last minibatch's loss."""
+        for _ in range(gradient_steps):
+            self.last_loss = self._train_step(labelled)
+        return self.last_loss
+
+    def _train_step(self, labelled: LabelledStates) -> float:
+        """One cross-entropy step towards the teacher's softmax on a minibatch of ``labelled``."""
+        obs, scores = labelled.sample(self.settings.batch_size, self.rng, self.device)
         if self.settings.flip_rows:
-            obs = flip_image_rows(obs, self.labelled.image_keys, self.rng.random(len(scores)) < 0.5)
+            obs = flip_image_rows(obs, labelled.image_keys, self.rng.random(len(scores)) < 0.5)
         legal = torch.isfinite(scores)
         target = torch.softmax(scores.masked_fill(~legal, float("-inf")) / self.settings.temperature, dim=1)
         log_probs = F.log_softmax(masked_logits(self.policy(obs), legal), dim=1)

@@ -43,6 +43,28 @@ class Agreement:
     regret: float
     rank: float
 
+    @classmethod
+    def of(cls, scores: np.ndarray, actions: np.ndarray) -> Agreement:
+        """The agreement of ``actions`` int (N,) with the teacher's ``scores`` float (N, A) of the same
+        N states (-inf where illegal).
+
+        Raises:
+            ValueError: no state, or scores and actions of other lengths.
+        """
+        scores, actions = np.asarray(scores), np.asarray(actions)
+        if len(scores) == 0 or scores.ndim != 2 or actions.shape != (len(scores),):
+            raise ValueError(
+                f"agreement needs scores (N, A) and actions (N,), N >= 1; got {scores.shape} and {actions.shape}"
+            )
+        taken = np.take_along_axis(scores, actions[:, None], axis=1)[:, 0]
+        best = scores.max(axis=1)
+        return cls(
+            steps=len(scores),
+            top1=float((taken >= best).mean()),
+            regret=float((best - taken).mean()),
+            rank=float((scores > taken[:, None]).sum(axis=1).mean()),
+        )
+
 
 def teacher_agreement(
     policy: Policy,
@@ -64,27 +86,18 @@ def teacher_agreement(
         raise ValueError(f"teacher agreement needs slices and a budget >= 1, got {len(indices)} slice(s), {budget}")
     gains_of = look_ahead_gains_of(env)
     collector = Collector(env, env.single_action_space.n)
-    top1: list[np.ndarray] = []
-    regret: list[np.ndarray] = []
-    rank: list[np.ndarray] = []
+    scored: list[np.ndarray] = []
+    taken: list[np.ndarray] = []
     for start in range(0, len(indices), env.num_envs):
         _, real, obs, legal, _ = start_batch(collector, policy, indices[start : start + env.num_envs])
         for _ in range(budget):
-            if not (collector.in_first_episode & real).any():
+            which = collector.in_first_episode & real
+            if not which.any():
                 break
             scores = balanced_action_scores(gains_of, legal, metrics, weights)
             actions = np.asarray(policy.predict(obs, deterministic=True, action_mask=legal)[0])
-            taken = np.take_along_axis(scores, actions[:, None], axis=1)[:, 0]
-            best = scores.max(axis=1)
-            which = collector.in_first_episode & real
-            top1.append((taken >= best)[which])
-            regret.append((best - taken)[which])
-            rank.append((scores > taken[:, None]).sum(axis=1)[which])
+            scored.append(scores[which])
+            taken.append(actions[which])
             step = collector.step(actions)
             obs, legal = step.observations, step.legal
-    return Agreement(
-        steps=int(sum(len(t) for t in top1)),
-        top1=float(np.concatenate(top1).mean()),
-        regret=float(np.concatenate(regret).mean()),
-        rank=float(np.concatenate(rank).mean()),
-    )
+    return Agreement.of(np.concatenate(scored), np.concatenate(taken))

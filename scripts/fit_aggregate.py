@@ -1,0 +1,60 @@
+"""Refit a fresh DAgger policy network on the teacher's labels a run kept, and print its agreement with
+the teacher on held-out labelled states as training goes on
+(:func:`mri_rl.evaluation.aggregate_fit.refit_aggregate`).
+
+The held-out states are drawn from the run's own labelled states (the same training slices), so this
+tells a network that cannot fit the teacher from one trained too little: if the held-out agreement
+still rises well past the run's gradient steps (``gradient_steps`` per vector step), the run stopped
+short. Whether the policy carries over to new slices is for ``scripts/teacher_agreement.py`` and
+``mri-rl evaluate`` on val.
+
+    python scripts/fit_aggregate.py runs/dagger/data0/seed0 --gradient-steps 8000
+    python scripts/fit_aggregate.py runs/dagger/data0/seed0 --gradient-steps 8000 --set net_arch=[256,256]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from mri_rl.checkpointing import CheckpointError
+from mri_rl.configs import apply_overrides
+from mri_rl.configs.schema import ConfigError
+from mri_rl.evaluation.aggregate_fit import refit_aggregate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a DAgger run folder of mri-rl train (its checkpoint.pt)")
+    parser.add_argument("--gradient-steps", type=int, required=True, help="of the refit, in all")
+    parser.add_argument("--reports", type=int, default=4, help="agreement rows over the steps (default: 4)")
+    parser.add_argument("--held-out", type=float, default=0.2, help="share of the states held out (default: 0.2)")
+    parser.add_argument("--seed", type=int, default=0, help="of the split, the weights and the batches (default: 0)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="a DAgger setting; repeatable"
+    )
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        overrides = apply_overrides({}, args.overrides, "the command line")
+        points = refit_aggregate(
+            args.run / "checkpoint.pt", args.gradient_steps, args.reports, args.held_out, args.seed, **overrides
+        )
+    except (CheckpointError, ConfigError, FileNotFoundError, TypeError, ValueError) as error:
+        parser.error(str(error))
+    changed = f" with {' '.join(args.overrides)}" if args.overrides else ""
+    print(f"{args.run}: a fresh network{changed}, {args.held_out:.0%} of the labelled states held out")
+    print("| gradient steps | held-out top-1 | held-out regret | train top-1 | train regret |\n|---|---|---|---|---|")
+    for point in points:
+        print(
+            f"| {point.gradient_steps} | {point.held_out.top1:.0%} | {point.held_out.regret:.2f} "
+            f"| {point.train.top1:.0%} | {point.train.regret:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
