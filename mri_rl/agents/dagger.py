@@ -24,6 +24,7 @@ fewer, far better labelled steps than RL does.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,10 +200,9 @@ class LabelledStates:
     def subset(self, indices: np.ndarray) -> LabelledStates:
         """A new store of the kept states ``indices`` int (N,), N >= 1, in that order."""
         indices = np.asarray(indices)
-        store = LabelledStates.__new__(LabelledStates)
+        store = copy.copy(self)  # the same keys and settings, new arrays
         store.observations = {key: values[indices].copy() for key, values in self.observations.items()}
         store.scores = self.scores[indices].copy()
-        store.image_keys = self.image_keys
         store.capacity = store.size = len(indices)
         store.next = 0
         return store
