@@ -72,6 +72,9 @@ class DAggerSettings(AgentSettings):
         per_action_head: score each action with one shared network over the action axis
             (:class:`~mri_rl.agents.networks.ActionScorer`; needs observation keys of shape (A,)),
             instead of dense layers from a pooled encoding.
+        image_columns: the image encoder keeps the column axis of its last feature maps
+            (:class:`~mri_rl.agents.networks.ImageEncoder`'s ``keep_columns``) instead of pooling
+            them over the whole image.
         compact_images: keep image observations in float16 in the aggregate.
         flip_rows: turn the image observations (C, H, W) of a random half of each minibatch upside
             down (rows reversed), labels unchanged: an augmentation for teachers whose scores do not
@@ -94,6 +97,7 @@ class DAggerSettings(AgentSettings):
     max_grad_norm: float = field(default=1.0, metadata={"above": 0})
     net_arch: tuple[int, ...] = field(default=(128, 128), metadata={"min": 1})
     per_action_head: bool = False
+    image_columns: bool = False
     compact_images: bool = True
     flip_rows: bool = False
 
@@ -231,7 +235,7 @@ class DAgger(PolicyNetworkAgent):
 
     def _build(self) -> None:
         s = self.settings
-        self._build_policy(s.net_arch, s.learning_rate, per_action=s.per_action_head)
+        self._build_policy(s.net_arch, s.learning_rate, per_action=s.per_action_head, image_columns=s.image_columns)
         self.beta_schedule = LinearSchedule(s.beta_start, 0.0, s.beta_fraction)
         self.beta = s.beta_start
         self.labelled: LabelledStates | None = None

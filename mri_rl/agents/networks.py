@@ -35,13 +35,16 @@ def is_image_space(space: spaces.Space) -> bool:
 
 
 class ImageEncoder(nn.Module):
-    """Strided convolutions and global average pooling, (B, C, H, W) -> (B, features).
+    """Strided convolutions and average pooling, (B, C, H, W) -> (B, features).
 
     Args:
         channels, height, width: image shape C, H, W.
         features: output size.
         conv_width: channels of the first convolution (doubled at each of ``depth`` layers).
         depth: strided convolutions.
+        keep_columns: average the last feature maps over their rows only and keep their
+            ceil(W / 2**depth) columns (where along the image width a feature lies: the axis along
+            which column undersampling aliases), instead of over the whole map.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class ImageEncoder(nn.Module):
         features: int = 64,
         conv_width: int = 16,
         depth: int = 4,
+        keep_columns: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -60,12 +64,14 @@ class ImageEncoder(nn.Module):
             fan_out = conv_width * 2**i
             layers += [nn.Conv2d(fan_in, fan_out, 3, stride=2, padding=1), nn.ReLU()]
             fan_in = fan_out
+            width = (width - 1) // 2 + 1  # a stride-2 convolution with padding 1
         self.convolutions = nn.Sequential(*layers)
-        self.project = nn.Sequential(nn.Linear(fan_in, features), nn.ReLU())
+        self.pooled_dims = (-2,) if keep_columns else (-2, -1)
+        self.project = nn.Sequential(nn.Linear(fan_in * (width if keep_columns else 1), features), nn.ReLU())
         self.output_dim = features
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.project(self.convolutions(image.float()).mean(dim=(-2, -1)))
+        return self.project(self.convolutions(image.float()).mean(dim=self.pooled_dims).flatten(1))
 
 
 class FlattenEncoder(nn.Module):
@@ -86,9 +92,10 @@ class ObservationEncoder(nn.Module):
         space: ``Box`` (flattened), an image ``Box`` (CNN) or a ``Dict`` of those and
             ``MultiBinary``/``Box`` vectors.
         image_features: output size of each image encoder.
+        image_columns: the image encoders keep the column axis (:class:`ImageEncoder`'s ``keep_columns``).
     """
 
-    def __init__(self, space: spaces.Space, image_features: int = 64) -> None:
+    def __init__(self, space: spaces.Space, image_features: int = 64, image_columns: bool = False) -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
         subspaces = dict(space.spaces) if isinstance(space, spaces.Dict) else {"obs": space}
@@ -98,7 +105,9 @@ class ObservationEncoder(nn.Module):
                 raise TypeError(f"observation key {key!r}: unsupported space {subspace}; expected Box or MultiBinary")
             if is_image_space(subspace):
                 channels, height, width = subspace.shape
-                encoders[key] = ImageEncoder(channels, height, width, features=image_features)
+                encoders[key] = ImageEncoder(
+                    channels, height, width, features=image_features, keep_columns=image_columns
+                )
             else:
                 encoders[key] = FlattenEncoder(subspace)
         self.encoders = nn.ModuleDict(encoders)
@@ -171,9 +180,12 @@ class ActionScorer(nn.Module):
         observation_space: a ``Dict`` with at least one key of shape (A,).
         num_actions: A.
         hidden: channels of each convolution (kernel 5).
+        image_columns: the other keys' image encoders keep the column axis (:class:`ObservationEncoder`).
     """
 
-    def __init__(self, observation_space: spaces.Space, num_actions: int, hidden: Sequence[int]) -> None:
+    def __init__(
+        self, observation_space: spaces.Space, num_actions: int, hidden: Sequence[int], image_columns: bool = False
+    ) -> None:
         super().__init__()
         aligned = action_aligned_keys(observation_space, num_actions)
         if not aligned or not hidden:
@@ -185,7 +197,7 @@ class ActionScorer(nn.Module):
         self.aligned = aligned
         self.standardised = [isinstance(observation_space.spaces[key], spaces.Box) for key in aligned]
         rest = {key: space for key, space in observation_space.spaces.items() if key not in aligned}
-        self.encoder = ObservationEncoder(spaces.Dict(rest)) if rest else None
+        self.encoder = ObservationEncoder(spaces.Dict(rest), image_columns=image_columns) if rest else None
         self.context = nn.Linear(self.encoder.output_dim, hidden[0]) if self.encoder else None
         self.register_buffer("position", torch.linspace(-1.0, 1.0, num_actions))
         self.bias = nn.Parameter(torch.zeros(num_actions))
@@ -229,7 +241,8 @@ class PolicyNetwork(nn.Module):
     """Action logits (B, A) and, optionally, a state value (B,) from a shared encoder.
 
     With ``per_action``, the logits come from an :class:`ActionScorer` and the value from its
-    pooled features; otherwise from dense layers on an :class:`ObservationEncoder`.
+    pooled features; otherwise from dense layers on an :class:`ObservationEncoder`. Either way the
+    image encoders keep the column axis with ``image_columns``.
     """
 
     def __init__(
@@ -239,14 +252,15 @@ class PolicyNetwork(nn.Module):
         hidden: Sequence[int] = (64, 64),
         value_head: bool = False,
         per_action: bool = False,
+        image_columns: bool = False,
     ) -> None:
         super().__init__()
         self.encoder: ObservationEncoder | ActionScorer
         self.policy: nn.Sequential | None = None  # dense layers on the encoder's features
         if per_action:
-            self.encoder = ActionScorer(observation_space, num_actions, hidden)
+            self.encoder = ActionScorer(observation_space, num_actions, hidden, image_columns)
         else:
-            self.encoder = ObservationEncoder(observation_space)
+            self.encoder = ObservationEncoder(observation_space, image_columns=image_columns)
             self.policy = mlp([self.encoder.output_dim, *hidden, num_actions], activation=nn.Tanh)
         self.value = mlp([self.encoder.output_dim, *hidden, 1], activation=nn.Tanh) if value_head else None
 

@@ -27,10 +27,20 @@ class PolicyNetworkAgent(Agent):
     optimizer: torch.optim.Optimizer
 
     def _build_policy(
-        self, net_arch: Sequence[int], learning_rate: float, value_head: bool = False, per_action: bool = False
+        self,
+        net_arch: Sequence[int],
+        learning_rate: float,
+        value_head: bool = False,
+        per_action: bool = False,
+        image_columns: bool = False,
     ) -> None:
         self.policy = PolicyNetwork(
-            self.observation_space, self.num_actions, net_arch, value_head=value_head, per_action=per_action
+            self.observation_space,
+            self.num_actions,
+            net_arch,
+            value_head=value_head,
+            per_action=per_action,
+            image_columns=image_columns,
         ).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=learning_rate)
 

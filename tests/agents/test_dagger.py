@@ -3,6 +3,7 @@ scores, and the errors it must raise."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from mri_rl.agents import DAgger, DAggerSettings
 from mri_rl.agents.dagger import flip_image_rows
 from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions
+from mri_rl.agents.networks import ImageEncoder
 from mri_rl.checkpointing import CheckpointError, save_checkpoint
 from mri_rl.policies import BalancedOraclePolicy
 
@@ -70,16 +72,19 @@ def test_dagger_learns_the_teachers_choice_on_every_state(candidates):
 
 
 class HiddenColumnEnv(HiddenIndexEnv):
-    """:class:`HiddenIndexEnv` seen as an image (1, 8, 8) whose top row is lit at column s: the teacher's
-    choice depends on the column only, so the image upside down (bottom row lit) asks for the same one."""
+    """:class:`HiddenIndexEnv` seen as an image (1, 8, ``spacing`` * A) with one pixel lit in row
+    ``row``, column ``spacing`` * s + ``spacing`` // 2: the teacher's choice is where along the
+    width the pixel lies. With the defaults (1, 8, 8), the top row is lit at column s, so the
+    image upside down (bottom row lit) asks for the same action."""
 
-    def __init__(self) -> None:
-        super().__init__(num_actions=8)
-        self.observation_space = spaces.Box(0.0, 1.0, (1, 8, 8), dtype=np.float32)
+    def __init__(self, num_actions: int = 8, spacing: int = 1, row: int = 0) -> None:
+        super().__init__(num_actions=num_actions)
+        self.observation_space = spaces.Box(0.0, 1.0, (1, 8, spacing * num_actions), dtype=np.float32)
+        self.spacing, self.row = spacing, row
 
     def _observation(self) -> np.ndarray:
-        image = np.zeros((1, 8, 8), dtype=np.float32)
-        image[0, 0, self.hidden] = 1.0
+        image = np.zeros(self.observation_space.shape, dtype=np.float32)
+        image[0, self.row, self.spacing * self.hidden + self.spacing // 2] = 1.0
         return image
 
 
@@ -94,6 +99,27 @@ def test_flipped_rows_teach_the_upside_down_images_too():
     upside_down[np.arange(8), 0, 7, np.arange(8)] = 1.0
     np.testing.assert_array_equal(agent.predict(upside_down)[0], np.arange(8))
     np.testing.assert_array_equal(agent.predict(upside_down[:, :, ::-1].copy())[0], np.arange(8))
+
+
+def test_an_image_encoder_that_keeps_its_columns_learns_where_along_the_width_the_answer_lies():
+    """Four blocks of 16 columns, one per action, in a (1, 8, 64) image."""
+    block = functools.partial(HiddenColumnEnv, num_actions=4, spacing=16, row=4)
+    env = SyncVectorEnv([block, block], autoreset_mode=AutoresetMode.NEXT_STEP)
+    agent = DAgger(
+        env, teacher_metrics=("hit",), temperature=0.1, learning_starts=8, batch_size=32, image_columns=True, seed=0
+    )
+    agent.learn(400, progress_bar=False)
+    images = np.zeros((4, 1, 8, 64), dtype=np.float32)
+    images[np.arange(4), 0, 4, 16 * np.arange(4) + 8] = 1.0
+    np.testing.assert_array_equal(agent.predict(images)[0], np.arange(4))
+
+
+@pytest.mark.parametrize(("width", "columns"), [(64, 4), (37, 3), (8, 1)])
+def test_an_image_encoder_that_keeps_its_columns_has_one_block_of_features_per_column(width, columns):
+    encoder = ImageEncoder(2, 16, width, features=5, keep_columns=True)
+    assert encoder.project[0].in_features == 128 * columns  # 16 * 2**3 channels after 4 layers
+    assert encoder(torch.zeros(3, 2, 16, width)).shape == (3, 5)
+    assert ImageEncoder(2, 16, width, features=5).project[0].in_features == 128
 
 
 def test_flip_image_rows_reverses_the_chosen_images_only():
