@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 import yaml
 
 from mri_rl.agents import DQN
@@ -17,7 +15,6 @@ from mri_rl.configs import ConfigError
 from mri_rl.data.anatomy import read_anatomy_settings
 from mri_rl.data.fastmri_files import inspect_volume
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
-from mri_rl.evaluation import evaluate as evaluate_module
 from mri_rl.evaluation.report import read_summary
 from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
@@ -69,15 +66,6 @@ AGENTS = {
     },
 }
 POLICIES = ["random", "lowtohigh", "equispaced", "lbcs", "oracle"]
-#: timings.yaml of a quick start that runs its stages one after the other.
-IN_SERIES_STAGES = [
-    "phantoms data",
-    "reconstructor training",
-    "dqn training",
-    "reinforce training",
-    "evaluation",
-    "total",
-]
 
 
 def write_tiny_config(folder: Path, root: Path, seed: int = 0) -> Path:
@@ -87,7 +75,6 @@ def write_tiny_config(folder: Path, root: Path, seed: int = 0) -> Path:
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(values))
     config = {
         "seed": seed,
-        "side_by_side": False,
         "data": {
             "source": "phantoms",
             "root": str(root),
@@ -143,7 +130,14 @@ def test_quickstart_runs_every_stage_and_writes_the_report(finished_quickstart):
     )
     assert trained["settings"]["total_steps"] == 48
     timings = yaml.safe_load((run / "timings.yaml").read_text())
-    assert list(timings) == IN_SERIES_STAGES
+    assert list(timings) == [
+        "phantoms data",
+        "reconstructor training",
+        "dqn training",
+        "reinforce training",
+        "evaluation",
+        "total",
+    ]
     assert read_synthetic_settings(folder / "data") == {"seed": 0, **vars(SyntheticSpec(num_slices=2, size=16))}
 
 
@@ -154,54 +148,6 @@ def test_a_rerun_skips_finished_stages_and_gives_the_same_summary(finished_quick
     assert run_quickstart(folder / "run", config, progress=False) == summary
     assert model.stat().st_mtime_ns == stamp
     assert "note" not in capsys.readouterr().out
-
-
-def test_side_by_side_trains_the_same_agents_and_writes_the_same_report(finished_quickstart, tmp_path, monkeypatch):
-    """The agents and the baselines' rollouts in three processes of one thread each give the
-    in-series run's numbers (the tests run torch on one thread too)."""
-    folder, config, summary = finished_quickstart
-    monkeypatch.setattr("mri_rl.runs.quickstart.available_cpus", lambda: 2)  # side by side on any machine
-    rolled_here: list[str] = []  # in this process: the final evaluation's rollouts
-    roll = evaluate_module.roll_shards
-
-    def roll_and_note(jobs, *args):
-        rolled_here.extend(job.shard.policy for job in jobs)
-        roll(jobs, *args)
-
-    monkeypatch.setattr(evaluate_module, "roll_shards", roll_and_note)
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "reconstructor").symlink_to(folder / "run" / "reconstructor")
-    assert run_quickstart(run, config, progress=False, overrides=["side_by_side=true"]) == summary
-    assert sorted(rolled_here) == ["dqn", "reinforce"]  # the baselines' rollouts were reused
-    finished = folder / "run"
-    assert (run / "evaluation" / "metrics.csv").read_bytes() == (finished / "evaluation" / "metrics.csv").read_bytes()
-    for name in ("dqn", "reinforce"):  # the same weights, record, counters and random states
-        ours, theirs = (torch.load(r / name / "model.pt", weights_only=True) for r in (run, finished))
-        assert ours["record"]["task"].pop("reconstructor") == str(run / "reconstructor" / "reconstructor.pt")
-        theirs["record"]["task"].pop("reconstructor")  # the same file (its fingerprint is compared)
-        ours.pop("checksum"), theirs.pop("checksum")  # of the content, the path included
-        assert_same_checkpoint(ours, theirs, name)
-    timings = yaml.safe_load((run / "timings.yaml").read_text())
-    assert list(timings) == [*IN_SERIES_STAGES[:4], "baseline evaluation", "side by side", *IN_SERIES_STAGES[4:]]
-    assert timings["side by side"] <= timings["total"]
-
-
-def assert_same_checkpoint(ours: Any, theirs: Any, where: str) -> None:
-    """Nested dicts, lists and tensors equal to the last bit."""
-    assert type(ours) is type(theirs), where
-    if isinstance(theirs, dict):
-        assert ours.keys() == theirs.keys(), where
-        for key in theirs:
-            assert_same_checkpoint(ours[key], theirs[key], f"{where}.{key}")
-    elif isinstance(theirs, (list, tuple)):
-        assert len(ours) == len(theirs), where
-        for i, (a, b) in enumerate(zip(ours, theirs)):
-            assert_same_checkpoint(a, b, f"{where}[{i}]")
-    elif isinstance(theirs, torch.Tensor):
-        assert torch.equal(ours, theirs), where
-    else:
-        assert ours == theirs, where
 
 
 def reuse_stages(finished: Path, run: Path) -> None:

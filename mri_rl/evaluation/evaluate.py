@@ -742,9 +742,11 @@ def evaluate_policies(
     overwrite: bool = False,
     workers: Workers | None = None,
     shards_per_rollout: int | None = None,
-    report: bool = True,
 ) -> dict[str, Any]:
     """Roll every policy; write metrics.csv (+ record), summary.json/.md, curves/masks/examples.png.
+
+    Rollouts are split into shards of whole batches (:mod:`~mri_rl.evaluation.shards`) rolled by
+    ``workers``: the files are byte-identical to a single-process run's.
 
     Args:
         setup: data, task and settings.
@@ -752,13 +754,11 @@ def evaluate_policies(
         out_dir: the results folder.
         progress: show progress bars.
         overwrite: delete the folder's earlier rollouts and report first.
-        workers: where shards of whole batches run (:mod:`~mri_rl.evaluation.shards`; default: this
-            process; :class:`~mri_rl.distributed.Workers`): the files are a single process's, byte for byte.
+        workers: where shards run (default: this process; :class:`~mri_rl.distributed.Workers`).
         shards_per_rollout: shards per (policy, seed) (default: the workers' count).
-        report: False: only store the rollouts in ``out_dir/partial``, for later calls to reuse.
 
     Returns:
-        The summary (see :func:`mri_rl.evaluation.report.summarize`); empty without ``report``.
+        The summary (see :func:`mri_rl.evaluation.report.summarize`).
 
     Raises:
         RecordMismatchError: a stored rollout or LBCS order of another task, data or policy.
@@ -784,8 +784,6 @@ def evaluate_policies(
         rollouts, jobs = plan_rollouts(context, policies, mismatches, env, parts)
         roll_shards(jobs, workers, progress)
         rows = [row for rollout in rollouts for row in rollout.finish()]
-        if not report:
-            return {}
         settings, title = report_header(setup, policy_specs, policies, mismatches, f"{folder.name}: {task.describe()}")
         width = int(cast(spaces.Discrete, env.single_action_space).n)
         summary = write_report(out_dir, rows, title, make_record(task, {"evaluated": evaluated}, settings), width)

@@ -45,10 +45,8 @@ from mri_rl.reconstruct.train import (
     training_folders,
 )
 from mri_rl.reconstruct.train import validate_config as validate_recon_config
-from mri_rl.runs.side_by_side import run_side_by_side, threads_per_stage
 from mri_rl.runs.training import TrainConfig, make_env, run_record, train_agent
 from mri_rl.task import AcquisitionTask
-from mri_rl.threads import available_cpus
 
 FRESH_START = "pass --overwrite (deletes this quick start's stages) or choose a new --out"
 
@@ -157,9 +155,7 @@ class EvaluationStage:
 
 @dataclass
 class QuickstartConfig:
-    """The quick start's config (the packaged ``quickstart.yaml``). ``side_by_side``: on a CPU
-    with at least two cores, train the agents and evaluate the baselines at once, one process
-    each (:meth:`Quickstart.agents`)."""
+    """The quick start's config (the packaged ``quickstart.yaml``)."""
 
     data: DataStage
     reconstructor: ReconstructorStage
@@ -167,7 +163,6 @@ class QuickstartConfig:
     evaluation: EvaluationStage
     task: AcquisitionTask = field(default_factory=AcquisitionTask)
     seed: int = field(default=0, metadata={"min": 0})
-    side_by_side: bool = True
 
     @classmethod
     def from_file(cls, config: str | Path, overrides: Sequence[str] = ()) -> QuickstartConfig:
@@ -319,35 +314,9 @@ class Quickstart:
         self.stage(f"{name} training")
         return model
 
-    def runs_side_by_side(self) -> bool:
-        """Whether :meth:`agents` runs its stages side by side: asked for, on a CPU with cores to spare."""
-        on_cpu = resolve_device(self.device).type == "cpu"
-        return self.config.side_by_side and bool(self.config.agents) and on_cpu and available_cpus() >= 2
-
-    def agents(self, task: AcquisitionTask) -> dict[str, Path]:
-        """Train every agent (:meth:`agent`); with :meth:`runs_side_by_side`, each in its own
-        process beside a third that rolls out the baselines for :meth:`evaluation` to reuse,
-        each process with its share of the CPUs' threads (:mod:`mri_rl.runs.side_by_side`)."""
-        names = list(self.config.agents)
-        if not self.runs_side_by_side():
-            return {name: self.agent(name, task) for name in names}
-        calls = [functools.partial(_in_new_process, self, "agent", name, task) for name in names]
-        calls.append(functools.partial(_in_new_process, self, "baselines", task))
-        threads = threads_per_stage(len(calls))
-        print(
-            f"[quickstart] {', '.join(names)} training and the baselines' evaluation side by side: "
-            f"{len(calls)} processes of {threads} torch thread(s), without progress bars",
-            flush=True,
-        )
-        results = run_side_by_side(calls, threads)
-        for name, (_, seconds) in zip([f"{name} training" for name in names] + ["baseline evaluation"], results):
-            self.timings[name] = round(seconds, 1)
-        self.stage("side by side")
-        return {name: result for name, (result, _) in zip(names, results)}
-
-    def evaluation_setup(self, task: AcquisitionTask) -> EvaluationSetup:
+    def evaluation(self, task: AcquisitionTask, models: dict[str, Path], overwrite: bool) -> dict[str, Any]:
         cfg = self.config.evaluation
-        return EvaluationSetup(
+        setup = EvaluationSetup(
             data=self.root,
             task=task,
             split="test",
@@ -356,26 +325,12 @@ class Quickstart:
             lbcs_slices=cfg.lbcs_slices,
             device=self.device,
         )
-
-    def baselines(self, task: AcquisitionTask) -> None:
-        """Roll out the baselines into ``out/evaluation/partial``, without a report."""
-        baselines = list(self.config.evaluation.policies)
-        evaluate_policies(self.evaluation_setup(task), baselines, self.out / "evaluation", self.progress, report=False)
-        self.stage("baseline evaluation")
-
-    def evaluation(self, task: AcquisitionTask, models: dict[str, Path]) -> dict[str, Any]:
-        """Evaluate the baselines and the agents (reusing stored rollouts) and write the report."""
-        policies = list(self.config.evaluation.policies) + [f"{name}={path}" for name, path in models.items()]
-        summary = evaluate_policies(self.evaluation_setup(task), policies, self.out / "evaluation", self.progress)
+        policies = list(cfg.policies) + [f"{name}={path}" for name, path in models.items()]
+        summary = evaluate_policies(
+            setup, policies, self.out / "evaluation", progress=self.progress, overwrite=overwrite
+        )
         self.stage("evaluation")
         return summary
-
-
-def _in_new_process(quick: Quickstart, method: str, *args: Any) -> Any:
-    """Call a stage of ``quick`` in a process of its own (:func:`run_side_by_side`): its clock
-    starts now, and it shows no progress bars (the processes share one terminal)."""
-    quick.progress, quick._started = False, time.perf_counter()
-    return getattr(quick, method)(*args)
 
 
 def clear_stages(out: Path, agents: Sequence[str]) -> None:
@@ -420,7 +375,7 @@ def run_quickstart(
         ValueError: a device this machine lacks, or precision "16" on the CPU.
         RecordMismatchError: a finished stage made under other settings.
     """
-    started, out = time.perf_counter(), Path(out)
+    out = Path(out)
     settings = QuickstartConfig.from_file(config, overrides)
     if precision is not None:
         settings.task = settings.task.with_changes(precision=precision)
@@ -431,9 +386,9 @@ def run_quickstart(
     quick.data(overwrite)
     reconstructor = quick.reconstructor()
     task = quick.task.with_changes(reconstructor=str(reconstructor))
-    models = quick.agents(task)
-    summary = quick.evaluation(task, models)
-    quick.timings["total"] = round(time.perf_counter() - started, 1)
+    models = {name: quick.agent(name, task) for name in quick.config.agents}
+    summary = quick.evaluation(task, models, overwrite)
+    quick.timings["total"] = round(sum(quick.timings.values()), 1)
     atomic_write_text(out / "timings.yaml", yaml.safe_dump(quick.timings, sort_keys=False))
     print(markdown_table(summary))
     print(
