@@ -307,7 +307,7 @@ def test_the_phantom_quickstart_extends_the_anatomy_one():
     assert (anatomy.reconstructor.max_epochs, phantoms.reconstructor.max_epochs) == (15, 20)
     assert phantoms.reconstructor.model == anatomy.reconstructor.model == {"chans": 16}
     steps = {name: (anatomy.agents[name].total_steps, phantoms.agents[name].total_steps) for name in anatomy.agents}
-    assert steps == {"dqn": (8000, 32000), "reinforce": (4000, 16000)}
+    assert steps == {"dqn": (4000, 32000), "reinforce": (2000, 16000)}
 
 
 def test_quickstart_layout_is_the_anatomys_only():
