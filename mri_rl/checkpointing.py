@@ -113,11 +113,15 @@ def non_finite_entry(checkpoint: Mapping[str, Any], weights: tuple[str, ...]) ->
 
 def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
     """``torch.save`` ``checkpoint`` with its ``"checksum"``, atomically (temporary file, then
-    rename): an interruption or a full disk leaves the old file or the new one, never a part."""
+    rename): an interruption or a full disk leaves the old file or the new one, never a part.
+
+    Equal contents give equal bytes wherever they are saved: ``torch.save`` is given an open file,
+    not the temporary path, whose random name it would write into the archive and so into the
+    file's hash (:func:`mri_rl.provenance.checkpoint_fingerprint`)."""
     path = Path(path)
     contents = {**checkpoint, CHECKSUM_KEY: content_checksum(checkpoint)}
-    with atomic_output(path) as temporary:
-        torch.save(contents, temporary)
+    with atomic_output(path) as temporary, open(temporary, "wb") as file:
+        torch.save(contents, file)
     return path
 
 

@@ -30,7 +30,7 @@ from mri_rl.checkpointing import (
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import load_agent
 from mri_rl.files import atomic_write_text
-from mri_rl.provenance import make_record
+from mri_rl.provenance import checkpoint_fingerprint, make_record
 from mri_rl.reconstruct import UnetReconstructor, export_reconstructor, load_reconstructor
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 from mri_rl.reconstruct.lightning import ReconstructionModule, VerifiedCheckpointIO, load_module
@@ -88,6 +88,18 @@ def test_a_saved_checkpoint_reads_back_equal(tmp_path):
     assert load_checkpoint(path, "x", ("state_dict",))["format"] == "x"
     with pytest.raises(CheckpointError, match="format 'x'; expected 'y'"):
         load_checkpoint(path, "y", ())
+
+
+def test_equal_contents_saved_anywhere_are_equal_bytes(tmp_path):
+    # The file's hash is the reconstructor's fingerprint in every record: two saves of the same
+    # weights (another run, another folder) must not differ by the temporary file's random name.
+    contents = {"format": "x", "state_dict": {"w": torch.arange(6.0)}}
+    first = save_checkpoint(contents, tmp_path / "a" / "model.pt")
+    second = save_checkpoint(contents, tmp_path / "b" / "other.pt")
+    assert first.read_bytes() == second.read_bytes()
+    assert checkpoint_fingerprint(first) == checkpoint_fingerprint(second)
+    changed = save_checkpoint({**contents, "state_dict": {"w": torch.arange(6.0) + 1}}, tmp_path / "c.pt")
+    assert checkpoint_fingerprint(changed) != checkpoint_fingerprint(first)
 
 
 def test_the_checksum_sees_every_value_and_key():
@@ -581,8 +593,8 @@ def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_temporary(tmp_path, 
     before = path.read_bytes()
 
     def disk_full(obj: Any, f: Any) -> None:
-        Path(f).write_bytes(b"partial")
-        raise OSError(errno.ENOSPC, "No space left on device", str(f))
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device", f.name)
 
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(OSError) as error:
