@@ -57,6 +57,8 @@ class _FreeCPUs:
     last_check = -float("inf")
     previous: tuple[float, int, int] | None = None  # (time, machine busy ticks, own ticks)
     last_set: int | None = None  # the count this module last left torch with
+    counts_used: set[int] = set()  # every count this module left torch with since configure_threads
+    decision: dict[str, Any] = {}  # what configure_threads last decided
 
 
 def configure_threads(
@@ -84,12 +86,13 @@ def configure_threads(
         "user": {name: value for name, value in environ.items() if name.startswith(THREAD_PREFIXES)},
         "torch_loaded_first": "torch" in modules,
     }
-    _FreeCPUs.cpus = 0
+    _FreeCPUs.cpus, _FreeCPUs.counts_used = 0, set()
     if environ.get(OPT_OUT) == OPT_OUT_VALUE:
-        return {**record, "policy": OPT_OUT_VALUE}
-    if cpus <= FEW_CPUS and not any(name in environ for name in COUNT_VARIABLES):
+        record["policy"] = OPT_OUT_VALUE
+    elif cpus <= FEW_CPUS and not any(name in environ for name in COUNT_VARIABLES):
         _FreeCPUs.cpus, _FreeCPUs.last_check, _FreeCPUs.previous, _FreeCPUs.last_set = cpus, -float("inf"), None, None
         record["policy"] = "follow_free_cpus"
+    _FreeCPUs.decision = record
     return record
 
 
@@ -147,4 +150,18 @@ def follow_free_cpus(modules: Mapping[str, Any] = sys.modules) -> int | None:
     if current != wanted:
         torch.set_num_threads(wanted)
     _FreeCPUs.last_set = wanted
+    _FreeCPUs.counts_used.add(wanted)
     return wanted
+
+
+def thread_report(modules: Mapping[str, Any] = sys.modules) -> dict[str, Any]:
+    """How torch's threads were set in this process so far, for a run's files: what
+    :func:`configure_threads` decided, and ``torch_threads``, the counts torch ran with (those
+    :func:`follow_free_cpus` set, and the count now; empty without torch).
+
+    The count decides how reductions are split, so training under another count gives other last
+    bits: a result is reproducible bit for bit only under one count (``OMP_NUM_THREADS``).
+    """
+    torch = modules.get("torch")
+    counts = _FreeCPUs.counts_used | ({torch.get_num_threads()} if torch is not None else set())
+    return {**_FreeCPUs.decision, "torch_threads": sorted(counts)}

@@ -21,6 +21,7 @@ from mri_rl.threads import (
     configure_threads,
     cpus_used_elsewhere,
     follow_free_cpus,
+    thread_report,
 )
 
 
@@ -42,9 +43,9 @@ class FakeTorch:
 def restore_policy():
     """Each test configures its own policy; the session's is put back after."""
     state = threads._FreeCPUs
-    saved = (state.cpus, state.last_check, state.previous, state.last_set)
+    saved = (state.cpus, state.last_check, state.previous, state.last_set, state.counts_used, state.decision)
     yield
-    state.cpus, state.last_check, state.previous, state.last_set = saved
+    state.cpus, state.last_check, state.previous, state.last_set, state.counts_used, state.decision = saved
 
 
 @pytest.mark.parametrize("cpus", [1, 2])
@@ -92,6 +93,30 @@ def test_the_count_drops_beside_a_busy_program_and_comes_back(monkeypatch):
     busy[0] = 0.2
     threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
     assert follow_free_cpus({"torch": torch}) == 2 and torch.calls == [1, 2]
+
+
+def test_the_report_lists_every_count_torch_ran_with(monkeypatch):
+    configure_threads({}, cpus=2, modules={})
+    torch, busy = FakeTorch(), [0.0]
+    monkeypatch.setattr(threads, "cpus_used_elsewhere", lambda: busy[0])
+    assert thread_report({"torch": torch})["torch_threads"] == [2]  # before the first look: torch's own count
+    busy[0] = 1.0
+    assert follow_free_cpus({"torch": torch}) == 1
+    report = thread_report({"torch": torch})
+    assert report["policy"] == "follow_free_cpus" and report["torch_threads"] == [1]
+    busy[0] = 0.0
+    threads._FreeCPUs.last_check -= threads.CHECK_INTERVAL
+    assert follow_free_cpus({"torch": torch}) == 2
+    assert thread_report({"torch": torch})["torch_threads"] == [1, 2]
+    configure_threads({"OMP_NUM_THREADS": "1"}, cpus=2, modules={})  # a new decision starts a new list
+    assert thread_report({"torch": FakeTorch(1)}) == {
+        "policy": "torch",
+        "cpus": 2,
+        "user": {"OMP_NUM_THREADS": "1"},
+        "torch_loaded_first": False,
+        "torch_threads": [1],
+    }
+    assert thread_report({})["torch_threads"] == []
 
 
 def test_a_count_the_program_sets_itself_wins(monkeypatch):

@@ -57,6 +57,7 @@ from mri_rl.reconstruct.trainable import TrainableReconstructor
 from mri_rl.reconstruct.training_masks import MaskSampler, build_mask_sampler, build_mask_samplers
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
 from mri_rl.task import AcquisitionTask
+from mri_rl.threads import thread_report
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -226,7 +227,8 @@ def train_reconstructor(
 ) -> Path:
     """Train a reconstructor with Lightning and export the best one (by val SSIM).
 
-    Writes into ``out``: ``record.json`` (how the run is made, checked on ``resume``),
+    Writes into ``out``: ``record.json`` (how the run is made, checked on ``resume``; once
+    trained, with torch's thread counts beside it: :func:`~mri_rl.threads.thread_report`),
     ``tensorboard/`` (logs), ``checkpoints/`` (``last.ckpt`` and the best Lightning
     checkpoint) and ``reconstructor.pt`` (the export with its record, loadable with
     :func:`~mri_rl.reconstruct.load_reconstructor` and the envs' ``reconstructor=``).
@@ -282,14 +284,20 @@ def train_reconstructor(
     module = ReconstructionModule(
         kind, model_hparams, task.challenge, datamodule.recon_size, **config_section(config, "optimization")
     )
-    atomic_write_text(out / RECORD_NAME, json.dumps({"record": record}, indent=1) + "\n")
+    _write_record(out, record)
     trainer, checkpoint = _fit(module, datamodule, out, trainer_options, last if resume else None)
     if trainer.is_global_zero:
         best = checkpoint.best_model_path or checkpoint.last_model_path
         best_module = load_module(best)
         export_reconstructor(best_module.reconstructor, out / EXPORT_NAME, record)
+        _write_record(out, record, threads=thread_report())  # the count decides the weights' last bits
     trainer.strategy.barrier()
     return out / EXPORT_NAME
+
+
+def _write_record(out: Path, record: dict[str, Any], **beside: Any) -> None:
+    """``out/record.json``: ``record`` (compared on ``resume``) and what is said ``beside`` it (not compared)."""
+    atomic_write_text(out / RECORD_NAME, json.dumps({"record": record, **beside}, indent=1) + "\n")
 
 
 def _fit(

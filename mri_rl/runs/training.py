@@ -9,7 +9,8 @@ Run folder::
     out/tensorboard/      the same scalars for TensorBoard; for an env that renders rgb_array
                           pictures (the MRI env), the picture of the last evaluation
                           episode at each evaluation, the final one included (image ``eval/picture``)
-    out/eval.json         final deterministic evaluation: mean_return, std_return, episodes
+    out/eval.json         final deterministic evaluation: mean_return, std_return, episodes;
+                          and torch's thread counts (:func:`~mri_rl.threads.thread_report`)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from mri_rl.envs.remote import RemoteVectorEnv
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record, data_fingerprint, make_record
 from mri_rl.runs.run_logger import RunLogger
+from mri_rl.threads import thread_report
 
 
 @dataclass
@@ -290,6 +292,7 @@ def final_evaluation(
         "episodes": config.eval_episodes,
         "returns": returns,
         "num_timesteps": agent.num_timesteps,
+        "threads": thread_report(),  # of the process that finished the run
     }
     atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2))
     return result

@@ -14,6 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
+import mri_rl
 from mri_rl.agents import DQN, Agent, DAgger
 from mri_rl.cli import main
 from mri_rl.configs import load_config
@@ -97,6 +98,8 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     assert result["episodes"] == 2 and len(result["returns"]) == 2
     assert result["mean_return"] == pytest.approx(sum(result["returns"]) / 2)
     assert result["std_return"] >= 0 and result["num_timesteps"] == 600
+    assert result["threads"]["policy"] == mri_rl.THREADS["policy"]
+    assert torch.get_num_threads() in result["threads"]["torch_threads"]
 
     model = DQN.load(out / "model.pt")
     assert model.num_timesteps == 600 and model.settings.net_arch == (32,)

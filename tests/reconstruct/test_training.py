@@ -501,7 +501,9 @@ def test_the_export_records_its_task_data_and_config(trained_unet, singlecoil_ro
     assert record["data"]["train"]["files"] == sorted(p.name for p in (singlecoil_root / "singlecoil_train").iterdir())
     assert record["data"]["val"]["digest"] == data_fingerprint(singlecoil_root / "singlecoil_val")["digest"]
     assert record["settings"]["config"]["model"] == MODELS["unet"] and record["settings"]["max_epochs"] == 1
-    assert json.loads((trained_unet / "record.json").read_text())["record"] == record
+    stored = json.loads((trained_unet / "record.json").read_text())
+    assert stored["record"] == record
+    assert torch.get_num_threads() in stored["threads"]["torch_threads"]  # said beside the record, not in it
 
 
 def test_evaluating_a_reconstructor_on_its_training_files_is_refused(trained_unet, singlecoil_root):
