@@ -143,6 +143,7 @@ def follow_free_cpus(modules: Mapping[str, Any] = sys.modules) -> int | None:
     if current != (_FreeCPUs.cpus if _FreeCPUs.last_set is None else _FreeCPUs.last_set):
         _FreeCPUs.cpus = 0  # the program set its own count (torch.set_num_threads): it wins from now on
         return None
+    _FreeCPUs.counts_used.add(current)  # what torch ran with up to this look (the first one decides nothing)
     elsewhere = cpus_used_elsewhere()
     if elsewhere is None:
         return None
@@ -157,7 +158,7 @@ def follow_free_cpus(modules: Mapping[str, Any] = sys.modules) -> int | None:
 def thread_report(modules: Mapping[str, Any] = sys.modules) -> dict[str, Any]:
     """How torch's threads were set in this process so far, for a run's files: what
     :func:`configure_threads` decided, and ``torch_threads``, the counts torch ran with (those
-    :func:`follow_free_cpus` set, and the count now; empty without torch).
+    :func:`follow_free_cpus` found and set, and the count now; empty without torch).
 
     The count decides how reductions are split, so training under another count gives other last
     bits: a result is reproducible bit for bit only under one count (``OMP_NUM_THREADS``).
