@@ -57,7 +57,7 @@ class _FreeCPUs:
     last_check = -float("inf")
     previous: tuple[float, int, int] | None = None  # (time, machine busy ticks, own ticks)
     last_set: int | None = None  # the count this module last left torch with
-    counts_used: set[int] = set()  # every count this module left torch with since configure_threads
+    counts_used: set[int] = set()  # every count torch had or was given at a look since configure_threads
     decision: dict[str, Any] = {}  # what configure_threads last decided
 
 
