@@ -187,6 +187,7 @@ def test_data_written_with_other_settings_is_refused_then_rewritten_on_overwrite
         ("task.budget=2", "task.budget: 3 vs 2"),  # the reconstructor's masks
         ("reconstructor.max_epochs=2", "settings.max_epochs: 1 vs 2"),  # the reconstructor's training
         ("reconstructor.model.chans=8", "settings.config.model.chans: 4 vs 8"),
+        ("reconstructor.seed=1", "settings.config.seed: 0 vs 1"),  # another U-Net of the same data
     ],
 )
 def test_a_finished_stage_made_under_other_settings_is_refused(finished_quickstart, tmp_path, override, named):

@@ -122,11 +122,17 @@ def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, Simulatio
 
 @dataclass
 class ReconstructorStage:
-    """The reconstructor: a packaged config (or path), its epochs and model overrides."""
+    """The reconstructor: a packaged config (or path), its epochs, model overrides and seed.
+
+    ``seed`` (None: the config's ``seed:``) makes another U-Net of the same data and settings: a
+    reconstructor axis beside the data and training seeds. The quick start's top-level ``seed``
+    does not reach the reconstructor.
+    """
 
     config: str = "recon_unet"
     max_epochs: int | None = field(default=None, metadata={"min": 1})
     model: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = field(default=None, metadata={"min": 0})
 
 
 @dataclass
@@ -223,7 +229,11 @@ class Quickstart:
         self._started = time.perf_counter()
         recon_values, recon_source = load_config(config.reconstructor.config)
         recon_values["model"] = {**recon_values.get("model", {}), **config.reconstructor.model}
-        validate_recon_config(recon_values, f"{recon_source} (with the quick start's model overrides)", self.task)
+        if config.reconstructor.seed is not None:
+            recon_values["seed"] = config.reconstructor.seed
+        validate_recon_config(
+            recon_values, f"{recon_source} (with the quick start's model overrides and seed)", self.task
+        )
         self.recon_config = recon_values
         self.agent_configs = {name: self._agent_config(stage) for name, stage in config.agents.items()}
 
