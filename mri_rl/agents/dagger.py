@@ -81,6 +81,15 @@ class DAggerSettings(AgentSettings):
             depend on the order of the image rows, as column acquisition in MRI nearly so (reversing
             the rows of the image leaves every k-space column where it is; only a reconstructor
             that is not exactly flip-equivariant tells the two apart).
+        flip_columns: mirror k-space about its centre in a random half of each minibatch: column
+            c becomes W - 1 - c in the observations of one value per column (shape (A,), e.g.
+            ``acquired``, ``column_energy``) and in the teacher's scores, and the images (C, H, w)
+            are mirrored as the magnitude images of the mirrored k-space are
+            (:func:`mirror_k_space_columns`). An augmentation for teachers whose scores a mirrored
+            slice mirrors, as column acquisition nearly does: a magnitude reconstructor sees the
+            mirrored image, and only one that is not exactly mirror-equivariant, or a set of
+            legal columns that is not symmetric (padding), tells the two apart. The column
+            spectrum of a mirrored image is its own, so it is kept.
     """
 
     teacher_metrics: tuple[str, ...] = ("ssim", "psnr")
@@ -100,6 +109,7 @@ class DAggerSettings(AgentSettings):
     image_columns: bool = False
     compact_images: bool = True
     flip_rows: bool = False
+    flip_columns: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -129,6 +139,7 @@ class LabelledStates:
         }
         self.scores = np.zeros((capacity, num_actions), dtype=np.float32)  # -inf: illegal
         self.image_keys = tuple(key for key, space in subspaces.items() if is_image_space(space))
+        self.column_keys = tuple(key for key, space in subspaces.items() if space.shape == (num_actions,))
         self.capacity = capacity
         self.size = 0
         self.next = 0
@@ -313,6 +324,9 @@ class DAgger(PolicyNetworkAgent):
         obs, scores = labelled.sample(self.settings.batch_size, self.rng, self.device)
         if self.settings.flip_rows:
             obs = flip_image_rows(obs, labelled.image_keys, self.rng.random(len(scores)) < 0.5)
+        if self.settings.flip_columns:
+            which = self.rng.random(len(scores)) < 0.5
+            obs, scores = mirror_k_space_columns(obs, scores, labelled.image_keys, labelled.column_keys, which)
         legal = torch.isfinite(scores)
         target = torch.softmax(scores.masked_fill(~legal, float("-inf")) / self.settings.temperature, dim=1)
         log_probs = F.log_softmax(masked_logits(self.policy(obs), legal), dim=1)
@@ -330,3 +344,35 @@ def flip_image_rows(observations: Any, image_keys: tuple[str, ...], which: np.nd
         key: torch.where(rows, value.flip(-2), value) if key in image_keys else value for key, value in batch.items()
     }
     return flipped if isinstance(observations, dict) else flipped[""]
+
+
+def mirror_k_space_columns(
+    observations: Any,
+    scores: torch.Tensor,
+    image_keys: tuple[str, ...],
+    column_keys: tuple[str, ...],
+    which: np.ndarray,
+) -> tuple[Any, torch.Tensor]:
+    """``observations`` (a tensor, key "", or a dict of tensors with B rows) and ``scores`` float (B, A)
+    as they would be for k-space mirrored about its centre, in the rows where ``which`` bool (B,) is True.
+
+    Column c of A becomes A - 1 - c in ``scores`` and in the values (B, A) of ``column_keys``. With the
+    centred FFT, that k-space holds frequency -u - 1 where the original holds u, so its magnitude
+    image is the original's mirrored about the centre column, x -> -x: along the width w, pixel j
+    becomes (w - j) mod w for an even w and w - 1 - j for an odd one (exact when the image is not
+    cropped along its width). The images (B, C, H, w) of ``image_keys`` are mirrored so.
+    """
+    batch = observations if isinstance(observations, dict) else {"": observations}
+    rows = torch.as_tensor(which, device=scores.device)
+
+    def mirrored(key: str, value: torch.Tensor) -> torch.Tensor:
+        if key in image_keys:
+            width = value.shape[-1]
+            return torch.where(rows[:, None, None, None], value.flip(-1).roll(1 - width % 2, dims=-1), value)
+        if key in column_keys:
+            return torch.where(rows[:, None], value.flip(-1), value)
+        return value
+
+    changed = {key: mirrored(key, value) for key, value in batch.items()}
+    scores = torch.where(rows[:, None], scores.flip(-1), scores)
+    return (changed if isinstance(observations, dict) else changed[""]), scores

@@ -15,11 +15,12 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from mri_rl.agents import DAgger, DAggerSettings
-from mri_rl.agents.dagger import flip_image_rows
+from mri_rl.agents.dagger import flip_image_rows, mirror_k_space_columns
 from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions
 from mri_rl.agents.networks import ImageEncoder
 from mri_rl.checkpointing import CheckpointError, save_checkpoint
 from mri_rl.policies import BalancedOraclePolicy
+from mri_rl.reconstruct.base import zero_filled_image
 
 
 class HiddenIndexEnv(gym.Env):
@@ -99,6 +100,57 @@ def test_flipped_rows_teach_the_upside_down_images_too():
     upside_down[np.arange(8), 0, 7, np.arange(8)] = 1.0
     np.testing.assert_array_equal(agent.predict(upside_down)[0], np.arange(8))
     np.testing.assert_array_equal(agent.predict(upside_down[:, :, ::-1].copy())[0], np.arange(8))
+
+
+class LeftHalfIndexEnv(HiddenIndexEnv):
+    """:class:`HiddenIndexEnv` whose hidden index is drawn from the left half of the actions only."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.hidden = int(self.np_random.integers(self.action_space.n // 2))
+        return self._observation(), {}
+
+
+@pytest.mark.parametrize("flip_columns", [False, True])
+def test_mirrored_columns_teach_the_other_half_of_k_space(flip_columns):
+    """The one-hot observation is a value per column, so its mirror asks for the mirrored action:
+    trained on the left half only, the policy knows the right half's answers with ``flip_columns``."""
+    env = SyncVectorEnv([lambda: LeftHalfIndexEnv(8)] * 2, autoreset_mode=AutoresetMode.NEXT_STEP)
+    agent = DAgger(
+        env,
+        teacher_metrics=("hit",),
+        temperature=0.1,
+        learning_starts=8,
+        batch_size=32,
+        flip_columns=flip_columns,
+        seed=0,
+    )
+    agent.learn(800, progress_bar=False)
+    states = np.eye(8, dtype=np.float32)
+    np.testing.assert_array_equal(agent.predict(states[:4])[0], np.arange(4))
+    right_half = agent.predict(states[4:])[0]
+    assert (right_half == np.arange(4, 8)).all() == flip_columns
+
+
+@pytest.mark.parametrize("width", [8, 7])
+def test_mirrored_images_are_the_magnitude_images_of_the_mirrored_k_space(width):
+    """Known answer: the zero-filled magnitude image (cropped along H only) of k-space whose columns
+    are reversed is what ``mirror_k_space_columns`` makes of the original's."""
+    generator = torch.Generator().manual_seed(0)
+    kspace = torch.randn(2, 1, 12, width, dtype=torch.complex64, generator=generator)
+    kspace[:, :, :, [1, 4]] = 0  # unacquired columns
+    images = zero_filled_image(kspace, (6, width)).unsqueeze(1)  # (B, 1, h, w)
+    acquired = (kspace[:, 0, 0] != 0).to(torch.int8)  # (B, W)
+    scores = torch.randn(2, width, generator=generator)
+    which = np.array([True, False])
+    obs, mirrored_scores = mirror_k_space_columns(
+        {"reconstruction": images, "acquired": acquired}, scores, ("reconstruction",), ("acquired",), which
+    )
+    expected = zero_filled_image(kspace.flip(-1), (6, width))
+    torch.testing.assert_close(obs["reconstruction"][0, 0], expected[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(obs["reconstruction"][1], images[1])
+    np.testing.assert_array_equal(obs["acquired"][0].numpy(), acquired[0].flip(-1).numpy())
+    torch.testing.assert_close(mirrored_scores, torch.stack([scores[0].flip(-1), scores[1]]))
 
 
 def test_an_image_encoder_that_keeps_its_columns_learns_where_along_the_width_the_answer_lies():
