@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 import sys
 import time
 from collections.abc import Mapping, MutableMapping
@@ -157,12 +158,32 @@ def follow_free_cpus(modules: Mapping[str, Any] = sys.modules) -> int | None:
 
 def thread_report(modules: Mapping[str, Any] = sys.modules) -> dict[str, Any]:
     """How torch's threads were set in this process so far, for a run's files: what
-    :func:`configure_threads` decided, and ``torch_threads``, the counts torch ran with (those
-    :func:`follow_free_cpus` found and set, and the count now; empty without torch).
+    :func:`configure_threads` decided, ``torch_threads``, the counts torch ran with (those
+    :func:`follow_free_cpus` found and set, and the count now; empty without torch), and ``cpu``
+    (:func:`cpu_report`).
 
     The count decides how reductions are split, so training under another count gives other last
-    bits: a result is reproducible bit for bit only under one count (``OMP_NUM_THREADS``).
+    bits: a result is reproducible bit for bit only under one count (``OMP_NUM_THREADS``), and on
+    one kind of CPU.
     """
     torch = modules.get("torch")
     counts = _FreeCPUs.counts_used | ({torch.get_num_threads()} if torch is not None else set())
-    return {**_FreeCPUs.decision, "torch_threads": sorted(counts)}
+    return {**_FreeCPUs.decision, "torch_threads": sorted(counts), "cpu": cpu_report(modules)}
+
+
+def cpu_report(modules: Mapping[str, Any] = sys.modules) -> dict[str, Any]:
+    """The CPU torch's kernels ran on: ``model`` (``/proc/cpuinfo``'s model name, else the
+    platform's processor) and ``torch_capability``, the instruction set torch picked its kernels
+    for (e.g. "AVX2", "AVX512"; None without torch). Kernels for another instruction set round
+    differently: the same U-Net training, byte-identical data and one thread gave other weights on
+    another machine."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        model = names[0] if names else model
+    torch = modules.get("torch")
+    capability = torch.backends.cpu.get_cpu_capability() if torch is not None else None
+    return {"model": model, "torch_capability": capability}

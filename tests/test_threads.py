@@ -8,8 +8,10 @@ import os
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from mri_rl import threads
 from mri_rl.threads import (
@@ -19,6 +21,7 @@ from mri_rl.threads import (
     THREAD_PREFIXES,
     available_cpus,
     configure_threads,
+    cpu_report,
     cpus_used_elsewhere,
     follow_free_cpus,
     thread_report,
@@ -30,6 +33,7 @@ class FakeTorch:
 
     def __init__(self, count: int = 2) -> None:
         self.count, self.calls = count, []
+        self.backends = SimpleNamespace(cpu=SimpleNamespace(get_cpu_capability=lambda: "FAKE"))
 
     def get_num_threads(self) -> int:
         return self.count
@@ -115,8 +119,16 @@ def test_the_report_lists_every_count_torch_ran_with(monkeypatch):
         "user": {"OMP_NUM_THREADS": "1"},
         "torch_loaded_first": False,
         "torch_threads": [1],
+        "cpu": {"model": cpu_report()["model"], "torch_capability": "FAKE"},
     }
     assert thread_report({})["torch_threads"] == []
+
+
+def test_the_cpu_report_names_the_instruction_set_torch_picked_its_kernels_for():
+    report = cpu_report()
+    assert report["torch_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert isinstance(report["model"], str) and report["model"]
+    assert cpu_report({})["torch_capability"] is None  # without torch
 
 
 def test_a_count_the_program_sets_itself_wins(monkeypatch):

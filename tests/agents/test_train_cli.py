@@ -100,6 +100,7 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     assert result["std_return"] >= 0 and result["num_timesteps"] == 600
     assert result["threads"]["policy"] == mri_rl.THREADS["policy"]
     assert torch.get_num_threads() in result["threads"]["torch_threads"]
+    assert result["threads"]["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
 
     model = DQN.load(out / "model.pt")
     assert model.num_timesteps == 600 and model.settings.net_arch == (32,)

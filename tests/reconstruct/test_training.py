@@ -504,6 +504,7 @@ def test_the_export_records_its_task_data_and_config(trained_unet, singlecoil_ro
     stored = json.loads((trained_unet / "record.json").read_text())
     assert stored["record"] == record
     assert torch.get_num_threads() in stored["threads"]["torch_threads"]  # said beside the record, not in it
+    assert stored["threads"]["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_evaluating_a_reconstructor_on_its_training_files_is_refused(trained_unet, singlecoil_root):
