@@ -875,6 +875,38 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- orders
+def _add_orders_command(commands: argparse._SubParsersAction) -> None:
+    orders = commands.add_parser(
+        "orders",
+        help="record the acquisition orders a learned policy takes, for a reconstructor trained on its masks",
+        description="Roll a learned policy (greedy, on the task it was trained on) once on every slice of a "
+        "folder, its training slices included, and write each episode's acquired columns to a JSON orders "
+        "file. A reconstructor config then trains on the masks the policy passes through with "
+        "masks: {train: {kind: orders, path: FILE}} (alone or as a mixture component).",
+    )
+    orders.add_argument("--policy", type=Path, required=True, help="an agent checkpoint, e.g. runs/dagger/model.pt")
+    orders.add_argument("--data", type=Path, required=True, help="a folder of .h5 files, e.g. DATA/singlecoil_train")
+    orders.add_argument("--batch-size", type=_COUNT, default=32, help="slices stepped together (default: 32)")
+    _add_device_argument(orders, "the environment's reconstructions and the policy")
+    orders.add_argument("--out", type=Path, required=True, help="the orders file to write, e.g. orders.json")
+    orders.add_argument("--no-progress", action="store_true")
+    orders.set_defaults(handler=_run_orders)
+
+
+def _run_orders(args: argparse.Namespace) -> int:
+    from mri_rl.acquisition_orders import write_orders
+    from mri_rl.evaluation.policy_orders import record_policy_orders
+
+    recorded = record_policy_orders(
+        args.policy, args.data, args.batch_size, _device(args.device), progress=not args.no_progress
+    )
+    write_orders(args.out, recorded)
+    steps = sum(len(order) for order in recorded.orders)
+    print(f"wrote {args.out}: {len(recorded.orders)} episodes, {steps} acquisitions")
+    return 0
+
+
 # ----------------------------------------------------------------------- quickstart
 def _add_quickstart_command(commands: argparse._SubParsersAction) -> None:
     quickstart = commands.add_parser(
@@ -938,6 +970,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reconstructor_commands(commands)
     _add_train_command(commands)
     _add_evaluate_command(commands)
+    _add_orders_command(commands)
     _add_quickstart_command(commands)
     return parser
 

@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mri_rl"
 
 #: Bottom-up layers (DESIGN.md): a module may import its own layer and those below.
 LAYERS = [
-    {"task", "provenance", "files", "checkpointing", "configs", "schedules", "checks", "threads", "distributed"},
+    {"task", "provenance", "files", "checkpointing", "configs", "schedules", "checks", "threads", "distributed"}
+    | {"acquisition_orders"},
     {"kspace"},
     {"metrics"},
     {"data"},

@@ -80,6 +80,17 @@ def rollout_policy(
     return rows
 
 
+def acquisition_orders(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], list[int]]:
+    """Each episode's acquired columns, in order, from the rows of one policy and seed
+    (:func:`rollout_policy`): (file, slice) -> columns of steps 1, 2, ..."""
+    orders: dict[tuple[str, int], list[int]] = {}
+    for row in sorted(rows, key=lambda row: row["step"]):
+        order = orders.setdefault((row["file"], row["slice"]), [])
+        if row["step"] > 0:
+            order.append(row["column"])
+    return orders
+
+
 def start_batch(
     collector: Collector, policy: Policy, chunk: list[int]
 ) -> tuple[list[int], np.ndarray, Any, np.ndarray, dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mri_rl.agents.policy import Policy
-from mri_rl.evaluation.rollout import rollout_policy
+from mri_rl.evaluation.rollout import acquisition_orders, rollout_policy
 from mri_rl.policies.neighbour_orders import TeacherOrders
 
 
@@ -21,10 +21,7 @@ def collect_teacher_orders(teacher: Policy, env: Any, budget: int, slice_indices
         raise ValueError(f"teacher orders need distinct slices, got {indices}")
     rows = rollout_policy(teacher, env, budget, "teacher", 0, indices, progress=False)
     names = [env.unwrapped.slice_name(i) for i in indices]
-    orders: dict[tuple[str, int], list[int]] = {name: [] for name in names}
-    for row in sorted(rows, key=lambda row: row["step"]):
-        if row["step"] > 0:
-            orders[(row["file"], row["slice"])].append(row["column"])
+    orders = acquisition_orders(rows)
     observations = []
     for start in range(0, len(indices), env.num_envs):
         chunk = indices[start : start + env.num_envs]

@@ -37,7 +37,14 @@ from mri_rl.data.fastmri_files import FastMRISliceDataset, inspect_volume, resol
 from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.files import atomic_write_text
 from mri_rl.metrics import image_metrics
-from mri_rl.provenance import check_record, data_fingerprint, h5_files, make_record, read_json_record
+from mri_rl.provenance import (
+    check_record,
+    checkpoint_fingerprint,
+    data_fingerprint,
+    h5_files,
+    make_record,
+    read_json_record,
+)
 from mri_rl.reconstruct.base import Reconstructor, autocast, check_precision
 from mri_rl.reconstruct.checkpoint import (
     TRAINABLE_KINDS,
@@ -54,7 +61,7 @@ from mri_rl.reconstruct.lightning import (
 )
 from mri_rl.reconstruct.masked_slices import MaskedSlices, split_geometry
 from mri_rl.reconstruct.trainable import TrainableReconstructor
-from mri_rl.reconstruct.training_masks import MaskSampler, build_mask_sampler, build_mask_samplers
+from mri_rl.reconstruct.training_masks import MaskSampler, build_mask_sampler, build_mask_samplers, orders_files
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
 from mri_rl.task import AcquisitionTask
 from mri_rl.threads import thread_report
@@ -194,7 +201,8 @@ def reconstructor_record(
     task: AcquisitionTask, train: Path, val: Path, config: Mapping[str, Any], max_epochs: int | None
 ) -> dict[str, Any]:
     """How a reconstructor is made: the task it serves (its masks; the geometry of the first
-    training volume), the data, the config and the epochs it trains for (``max_epochs``).
+    training volume), the data, the config, the epochs it trains for (``max_epochs``) and the
+    fingerprints of the orders files its training masks come from (``kind: orders``), if any.
 
     The task's ``precision`` (the env's autocast) is recorded as the default: training does not
     use it (Lightning's ``precision`` does that), so envs at any precision share a reconstructor.
@@ -206,11 +214,11 @@ def reconstructor_record(
         kspace_shape=geometry,
         precision=AcquisitionTask.precision,
     )
-    return make_record(
-        served,
-        {"train": data_fingerprint(train), "val": data_fingerprint(val)},
-        {"config": dict(config), "max_epochs": max_epochs},
-    )
+    settings: dict[str, Any] = {"config": dict(config), "max_epochs": max_epochs}
+    orders = orders_files(config.get("masks", {}).get("train"))
+    if orders:
+        settings["orders_files"] = {path: checkpoint_fingerprint(path) for path in orders if Path(path).is_file()}
+    return make_record(served, {"train": data_fingerprint(train), "val": data_fingerprint(val)}, settings)
 
 
 def train_reconstructor(

@@ -10,6 +10,8 @@ Masks depend only on the seed, so the same (seed, slice) always gets the same ma
   their reconstructor on such masks).
 - :class:`FastMRIMaskSampler`: fastMRI's random or equispaced 1-D Cartesian masks at fixed
   accelerations (Zbontar et al., 2018), e.g. the standard 4x and 8x.
+- :class:`OrdersMaskSampler`: the masks a recorded policy passes through (``mri-rl orders``), for a
+  reconstructor trained on that policy's own masks.
 - :class:`MixtureMaskSampler`: one of several samplers, drawn per slice with given weights.
 
 :func:`build_mask_sampler` builds any of them from a config dictionary.
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 from fastmri.data.subsample import EquispacedMaskFractionFunc, MaskFunc, RandomMaskFunc
 
+from mri_rl.acquisition_orders import read_orders
 from mri_rl.kspace import initial_mask, low_frequency_order
 from mri_rl.task import AcquisitionTask
 
@@ -141,6 +144,44 @@ class FastMRIMaskSampler(MaskSampler):
         return mask
 
 
+class OrdersMaskSampler(MaskSampler):
+    """Masks that a recorded policy passes through: the initial lines plus the first k columns of one
+    recorded episode, the episode and k in [0, episode length] drawn uniformly.
+
+    A reconstructor trained on random masks rewards the columns it was trained on; trained on these
+    (mixed with others), it serves the policy's own mask distribution (one round of alternating
+    policy and reconstructor training, as Zhang et al., CVPR 2019, train the two jointly).
+
+    Args:
+        path: an orders file (:mod:`mri_rl.acquisition_orders`, written by ``mri-rl orders``).
+        initial_lines: the task's initial lines, which the orders must have started from (None: the file's).
+
+    Raises:
+        FileNotFoundError, AcquisitionOrdersError: the file is missing or cannot be read.
+        ValueError: the orders started from other initial lines.
+    """
+
+    def __init__(self, path: str, initial_lines: int | None = None) -> None:
+        self.path = path
+        self.orders = read_orders(path)
+        if initial_lines is not None and initial_lines != self.orders.initial_lines:
+            raise ValueError(
+                f"the orders in {path} start from {self.orders.initial_lines} initial lines, but the task "
+                f"acquires {initial_lines}: record them with the task's policy"
+            )
+
+    def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
+        if width != self.orders.width:
+            raise ValueError(
+                f"the orders in {self.path} index {self.orders.width} columns, but the k-space has {width}"
+            )
+        mask = initial_mask(width, padding_left, padding_right, self.orders.initial_lines)
+        rng = np.random.default_rng(seed_tuple(seed))
+        order = self.orders.orders[int(rng.integers(len(self.orders.orders)))]
+        mask[list(order[: int(rng.integers(len(order) + 1))])] = True
+        return mask
+
+
 class MixtureMaskSampler(MaskSampler):
     """Draws each mask from one of several samplers, picked with probability ``weights``.
 
@@ -205,6 +246,7 @@ def build_mask_sampler(config: Mapping[str, Any], task: AcquisitionTask | None =
 
         {kind: acquisition, budget: 28}         # initial_lines (and budget) default to the task's
         {kind: random, center_fractions: [0.08], accelerations: [4]}      # or kind: equispaced
+        {kind: orders, path: runs/dagger/orders.json}   # a policy's masks (`mri-rl orders`)
         {kind: mixture, components: [{weight: 0.5, kind: ..., ...}, ...]}
 
     Args:
@@ -226,6 +268,8 @@ def build_mask_sampler(config: Mapping[str, Any], task: AcquisitionTask | None =
             return AcquisitionMaskSampler(**_acquisition_options(options, task))
         if kind in FastMRIMaskSampler.PATTERNS:
             return FastMRIMaskSampler(kind, **options)
+        if kind == "orders":
+            return OrdersMaskSampler(**options, initial_lines=None if task is None else task.initial_lines)
         if kind == "mixture":
             components = [dict(component) for component in options.pop("components")]
             if options:
@@ -235,8 +279,20 @@ def build_mask_sampler(config: Mapping[str, Any], task: AcquisitionTask | None =
     except (TypeError, KeyError) as error:
         raise ValueError(f"bad {kind} mask config {dict(config)}: {error}") from None
     raise ValueError(
-        f"unknown mask kind {kind!r}; expected acquisition, mixture or one of {sorted(FastMRIMaskSampler.PATTERNS)}"
+        f"unknown mask kind {kind!r}; expected acquisition, orders, mixture or one of "
+        f"{sorted(FastMRIMaskSampler.PATTERNS)}"
     )
+
+
+def orders_files(config: Any) -> list[str]:
+    """The paths of the orders files that a mask sampler config (:func:`build_mask_sampler`) reads,
+    mixture components included, so that a record can fingerprint what its masks came from."""
+    if not isinstance(config, Mapping):
+        return []
+    if config.get("kind") == "orders":
+        return [str(config.get("path"))]
+    components = config.get("components") if config.get("kind") == "mixture" else None
+    return [path for component in components or [] for path in orders_files(component)]
 
 
 def build_mask_samplers(
