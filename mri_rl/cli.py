@@ -782,7 +782,8 @@ def _add_policy_arguments(evaluate: argparse.ArgumentParser) -> None:
         help="baselines (random lowtohigh equispaced lbcs oracle oracle_ssim_psnr; default: all but the last) "
         "and NAME=AGENT_CHECKPOINT; NAME=AGENT_CHECKPOINT@WEIGHT adds a low-to-high frequency prior to a "
         "policy-network agent (DAgger, REINFORCE): it acquires the column of largest log-probability minus "
-        "WEIGHT times its low-to-high rank",
+        "WEIGHT times its low-to-high rank; NAME=CKPT+CKPT[+...][@WEIGHT] rolls an ensemble of such agents "
+        "(trained on one task and data, e.g. with other seeds) by their mean log-probability",
     )
     evaluate.add_argument(
         "--oracle-weights",

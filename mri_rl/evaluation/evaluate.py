@@ -57,8 +57,8 @@ from mri_rl.policies import (
     RandomPolicy,
     cached_lbcs_order,
 )
-from mri_rl.policies.frequency_prior import FrequencyPriorPolicy
 from mri_rl.policies.lbcs import LBCSEpisodes, greedy_order
+from mri_rl.policies.product_of_experts import ProductOfExpertsPolicy
 from mri_rl.provenance import (
     RecordMismatchError,
     check_record,
@@ -162,12 +162,12 @@ class EvaluationSetup:
 
 
 class PolicySpec(NamedTuple):
-    """One policy to evaluate: a baseline (``checkpoint`` None) or a learned one, with the weight of
-    its low-to-high frequency prior (:class:`~mri_rl.policies.frequency_prior.FrequencyPriorPolicy`;
-    0: none)."""
+    """One policy to evaluate: a baseline (no ``checkpoints``) or a learned one (one checkpoint, or
+    several: an ensemble), with the weight of its low-to-high frequency prior
+    (:class:`~mri_rl.policies.product_of_experts.ProductOfExpertsPolicy`; 0: none)."""
 
     name: str
-    checkpoint: Path | None = None
+    checkpoints: tuple[Path, ...] = ()
     frequency_prior: float = 0.0
 
 
@@ -183,14 +183,17 @@ def _frequency_prior_weight(spec: str, text: str) -> float:
 
 
 def parse_policy_specs(specs: list[str]) -> list[PolicySpec]:
-    """``["random", "dqn=runs/a/model.pt", "dp=runs/b/model.pt@0.1"]`` -> ``PolicySpec("random")``,
-    ``PolicySpec("dqn", Path("runs/a/model.pt"))``, ``PolicySpec("dp", Path("runs/b/model.pt"), 0.1)``:
-    ``@WEIGHT`` after a checkpoint adds a low-to-high frequency prior of that weight (an '@' followed
-    by a '/' belongs to the path).
+    """``["random", "dqn=runs/a/model.pt", "dp=runs/b/model.pt@0.1", "e=a.pt+b.pt"]`` ->
+    ``PolicySpec("random")``, ``PolicySpec("dqn", (Path("runs/a/model.pt"),))``,
+    ``PolicySpec("dp", (Path("runs/b/model.pt"),), 0.1)``, ``PolicySpec("e", (Path("a.pt"), Path("b.pt")))``:
+    ``@WEIGHT`` after the checkpoints adds a low-to-high frequency prior of that weight (an '@'
+    followed by a '/' belongs to the path), and checkpoints joined by '+' are an ensemble, rolled as
+    the product of their policies (:class:`~mri_rl.policies.product_of_experts.ProductOfExpertsPolicy`).
 
     Raises:
         ValueError: an unknown baseline, a name that is not a plain file name (letters,
-            digits, ``_``, ``-``, ``.``), a weight that is not a number >= 0, or a name given twice.
+            digits, ``_``, ``-``, ``.``), a weight that is not a number >= 0, an empty or repeated
+            checkpoint in an ensemble, or a name given twice.
     """
     parsed: list[PolicySpec] = []
     for spec in specs:
@@ -204,11 +207,19 @@ def parse_policy_specs(specs: list[str]) -> list[PolicySpec]:
             checkpoint, at, weight = path.rpartition("@")
             if not at or "/" in weight:  # no '@', or one inside the path
                 checkpoint, at = path, ""
-            parsed.append(PolicySpec(name, Path(checkpoint), _frequency_prior_weight(spec, weight) if at else 0.0))
+            members = checkpoint.split("+")
+            if "" in members or len(set(members)) != len(members):
+                raise ValueError(
+                    f"policy {spec!r}: an ensemble's checkpoints, joined by '+', must be distinct and non-empty"
+                )
+            weight_value = _frequency_prior_weight(spec, weight) if at else 0.0
+            parsed.append(PolicySpec(name, tuple(Path(member) for member in members), weight_value))
         elif name in BASELINE_NAMES:
             parsed.append(PolicySpec(name))
         else:
-            raise ValueError(f"unknown policy {spec!r}; expected one of {BASELINE_NAMES} or NAME=CHECKPOINT[@WEIGHT]")
+            raise ValueError(
+                f"unknown policy {spec!r}; expected one of {BASELINE_NAMES} or NAME=CHECKPOINT[+CHECKPOINT...][@WEIGHT]"
+            )
     names = [spec.name for spec in parsed]
     if len(set(names)) != len(names):
         raise ValueError(f"policy names must be unique, got {names}")
@@ -305,17 +316,27 @@ def lbcs_order(
     return cached_lbcs_order(cache_file, record, learn, FRESH_START)
 
 
-def load_agents(policies: list[PolicySpec]) -> dict[str, Any]:
-    """Each policy's agent (None for a baseline), loaded by :func:`load_agent`.
+def load_agents(policies: list[PolicySpec]) -> dict[str, tuple[Any, ...]]:
+    """Each policy's agents, loaded by :func:`load_agent`: one per checkpoint (none for a baseline).
 
     Raises:
         CheckpointError: as :func:`load_agent`.
-        ValueError: a frequency prior on an agent without log-probabilities (a DQN), before any rollout.
+        ValueError: a frequency prior or an ensemble of agents without log-probabilities (DQNs), or an
+            ensemble whose members were trained on other tasks or data, before any rollout.
     """
-    agents: dict[str, Any] = {name: None if path is None else load_agent(path) for name, path, _ in policies}
-    for name, _, weight in policies:
-        if weight:
-            FrequencyPriorPolicy(agents[name], agents[name].num_actions, weight)  # the checks of its constructor
+    agents = {spec.name: tuple(load_agent(path) for path in spec.checkpoints) for spec in policies}
+    for spec in policies:
+        members = agents[spec.name]
+        if spec.frequency_prior or len(members) > 1:
+            ProductOfExpertsPolicy(members, members[0].num_actions, spec.frequency_prior)  # its constructor's checks
+        for path, member in zip(spec.checkpoints[1:], members[1:], strict=True):
+            trained = {key: (member.record or {}).get(key) for key in ("task", "data")}
+            first = {key: (members[0].record or {}).get(key) for key in ("task", "data")}
+            if trained != first:
+                raise ValueError(
+                    f"policy {spec.name!r}: the ensemble's members must be trained on one task and data, but "
+                    f"{path} and {spec.checkpoints[0]} were not"
+                )
     return agents
 
 
@@ -366,19 +387,22 @@ def check_learned_policy(path: Path, agent: Any, env: gym.vector.VectorEnv, allo
 
 def build_policy(
     name: str,
-    agent: Any,
+    agents: Sequence[Any],
     env: gym.vector.VectorEnv,
     seed: int,
     lbcs: Sequence[int] | None,
     frequency_prior: float = 0.0,
     oracle_weights: Sequence[float] = BalancedOraclePolicy.equal_weights,
 ):
-    """The policy called ``name``: ``agent`` when it is a learned one (with a low-to-high prior of
-    weight ``frequency_prior`` when > 0), else a baseline (``lbcs``: the LBCS order, learned
-    beforehand by :func:`lbcs_order`; ``oracle_weights``: those of ``oracle_ssim_psnr``)."""
+    """The policy called ``name``: its ``agents`` when it is a learned one (one agent as it is; with a
+    low-to-high prior of weight ``frequency_prior`` > 0 or several agents, their product of experts),
+    else a baseline (``lbcs``: the LBCS order, learned beforehand by :func:`lbcs_order`;
+    ``oracle_weights``: those of ``oracle_ssim_psnr``)."""
     width = int(cast(spaces.Discrete, env.single_action_space).n)  # the MRI env's actions are columns
-    if agent is not None:
-        return FrequencyPriorPolicy(agent, width, frequency_prior) if frequency_prior else agent
+    if len(agents) == 1 and not frequency_prior:
+        return agents[0]
+    if agents:
+        return ProductOfExpertsPolicy(agents, width, frequency_prior)
     task = _acquisition_env(env).task
     if name == "random":
         return RandomPolicy(width, seed)
@@ -394,19 +418,20 @@ def build_policy(
 
 
 def task_mismatches(
-    policies: list[PolicySpec], agents: dict[str, Any], env: gym.vector.VectorEnv, allow: bool
+    policies: list[PolicySpec], agents: dict[str, tuple[Any, ...]], env: gym.vector.VectorEnv, allow: bool
 ) -> dict[str, list[str]]:
-    """Per learned policy trained on another task, what differs (see :func:`check_learned_policy`)."""
+    """Per learned policy trained on another task, what differs (see :func:`check_learned_policy`;
+    an ensemble's members share one task, checked by :func:`load_agents`)."""
     mismatches = {}
-    for name, path, _ in policies:
-        if path is not None:
-            differences = check_learned_policy(path, agents[name], env, allow)
+    for spec in policies:
+        for path, agent in zip(spec.checkpoints, agents[spec.name], strict=True):
+            differences = check_learned_policy(path, agent, env, allow)
             if differences:
-                mismatches[name] = differences
+                mismatches[spec.name] = differences
     return mismatches
 
 
-def check_held_out(setup: EvaluationSetup, agents: dict[str, Any], evaluated: dict[str, Any]) -> None:
+def check_held_out(setup: EvaluationSetup, agents: dict[str, tuple[Any, ...]], evaluated: dict[str, Any]) -> None:
     """No evaluated file may be in the training set of the reconstructor, LBCS or an agent.
 
     Raises:
@@ -415,11 +440,11 @@ def check_held_out(setup: EvaluationSetup, agents: dict[str, Any], evaluated: di
     if setup.task.reconstructor != ZERO_FILLED:
         recon_data = (read_reconstructor_record(setup.task.reconstructor) or {}).get("data") or {}
         check_disjoint(recon_data.get("train"), evaluated, f"the reconstructor {setup.task.reconstructor}")
-    for name, agent in agents.items():
-        if agent is None and name == "lbcs":
+    for name, members in agents.items():
+        if not members and name == "lbcs":
             folder = lbcs_train_folder(setup)
             check_disjoint(data_fingerprint(folder), evaluated, f"lbcs ({folder})")
-        elif agent is not None:
+        for agent in members:
             check_disjoint(((agent.record or {}).get("data") or {}).get("train"), evaluated, f"policy {name}")
 
 
@@ -432,19 +457,23 @@ def policy_record(
     task_differences: list[str],
 ) -> dict[str, Any]:
     """The record of one (policy, seed) rollout: what a stored one must match to be reused."""
-    name, path = spec.name, spec.checkpoint
+    name, learned = spec.name, bool(spec.checkpoints)
     data = {"evaluated": evaluated}
     settings: dict[str, Any] = {"policy": name, "seed": seed}
-    if path is not None:
-        settings["checkpoint"] = checkpoint_fingerprint(path)
+    if learned:
+        fingerprints = [checkpoint_fingerprint(path) for path in spec.checkpoints]
+        if len(fingerprints) == 1:
+            settings["checkpoint"] = fingerprints[0]  # as before ensembles existed, so stored rollouts stay valid
+        else:
+            settings["checkpoints"] = fingerprints
         if spec.frequency_prior:
             settings["frequency_prior"] = spec.frequency_prior
         if task_differences:
             settings["task_mismatch"] = task_differences
-    if name == "lbcs" and path is None:
+    if name == "lbcs" and not learned:
         data["lbcs_train"] = data_fingerprint(lbcs_train_folder(setup))
         settings["lbcs_slices"] = setup.lbcs_slices
-    if name == "oracle_ssim_psnr" and path is None:
+    if name == "oracle_ssim_psnr" and not learned:
         settings.update(weighted_oracle_settings(setup))
     return make_record(task, data, settings)
 
@@ -562,7 +591,7 @@ class ShardJob:
         setup, folder, observations, digest: the evaluation env (``digest``: the data's
             fingerprint, so a worker never reuses an env of other data).
         shard: the policy, seed and slices.
-        checkpoint: the learned policy's checkpoint (None: a baseline).
+        checkpoints: the learned policy's checkpoints (several: an ensemble; none: a baseline).
         frequency_prior: the weight of the learned policy's low-to-high prior (0: none).
         lbcs: the LBCS order (for ``lbcs`` only).
         out: the shard's CSV; its record goes beside it.
@@ -575,7 +604,7 @@ class ShardJob:
     observations: tuple[str, ...]
     digest: str
     shard: Shard
-    checkpoint: Path | None
+    checkpoints: tuple[Path, ...]
     frequency_prior: float
     lbcs: tuple[int, ...] | None
     out: Path
@@ -603,8 +632,10 @@ def roll_shard(job: ShardJob) -> Path:
     """Roll one shard and store its rows and record (atomically, record last); returns its CSV."""
     env = evaluation_env(job.setup, job.folder, job.observations, job.digest)
     shard = job.shard
-    agent = None if job.checkpoint is None else load_agent(job.checkpoint)
-    policy = build_policy(shard.policy, agent, env, shard.seed, job.lbcs, job.frequency_prior, job.setup.oracle_weights)
+    agents = [load_agent(path) for path in job.checkpoints]
+    policy = build_policy(
+        shard.policy, agents, env, shard.seed, job.lbcs, job.frequency_prior, job.setup.oracle_weights
+    )
     budget = _acquisition_env(env).task.budget
     indices = list(range(shard.start, shard.stop))
     rows = rollout_policy(policy, env, budget, shard.policy, shard.seed, indices, progress=job.progress)
@@ -681,14 +712,14 @@ def plan_rollouts(
     jobs: list[ShardJob] = []
     lbcs: tuple[int, ...] | None = None
     for spec in policies:
-        name, path = spec.name, spec.checkpoint
+        name, learned = spec.name, bool(spec.checkpoints)
         for seed in setup.seeds if name == "random" else setup.seeds[:1]:
             record = policy_record(spec, seed, setup, task, context.evaluated, mismatches.get(name, []))
             whole = partial / f"{name}_seed{seed}.csv"
             if stored_rows(whole, record) is not None:
                 rollouts.append(Rollout(whole, [], record, num_slices))
                 continue
-            if name == "lbcs" and path is None and lbcs is None:
+            if name == "lbcs" and not learned and lbcs is None:
                 cache = context.out_dir / "lbcs_order.json"
                 train = lbcs_train_folder(setup)
                 lbcs = tuple(lbcs_order(setup, task, train, cache, context.progress, context.workers))
@@ -704,7 +735,7 @@ def plan_rollouts(
                             observations=context.observations,
                             digest=context.evaluated["digest"],
                             shard=shard,
-                            checkpoint=path,
+                            checkpoints=spec.checkpoints,
                             frequency_prior=spec.frequency_prior,
                             lbcs=lbcs,
                             out=out,
@@ -726,7 +757,7 @@ def report_header(
     mismatches, the oracle's weights when ``oracle_ssim_psnr`` is rolled with unequal ones) and
     ``title``, which names those weights too."""
     settings: dict[str, Any] = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
-    if any(spec.name == "oracle_ssim_psnr" and spec.checkpoint is None for spec in policies):
+    if any(spec.name == "oracle_ssim_psnr" and not spec.checkpoints for spec in policies):
         settings |= weighted_oracle_settings(setup)
     if mismatches:
         settings["task_mismatch"] = mismatches
@@ -750,7 +781,7 @@ def evaluate_policies(
 
     Args:
         setup: data, task and settings.
-        policy_specs: baselines and ``NAME=CHECKPOINT[@WEIGHT]`` (:func:`parse_policy_specs`).
+        policy_specs: baselines and ``NAME=CHECKPOINT[+CHECKPOINT...][@WEIGHT]`` (:func:`parse_policy_specs`).
         out_dir: the results folder.
         progress: show progress bars.
         overwrite: delete the folder's earlier rollouts and report first.
@@ -772,7 +803,7 @@ def evaluate_policies(
     check_split_folder(folder, setup.split, setup.any_folder)
     evaluated = data_fingerprint(folder)
     agents = load_agents(policies)
-    observations = optional_observations(agent for agent in agents.values() if agent)
+    observations = optional_observations(agent for members in agents.values() for agent in members)
     try:
         env = evaluation_env(setup, folder, observations, evaluated["digest"])
         task = _acquisition_env(env).task

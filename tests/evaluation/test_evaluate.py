@@ -454,15 +454,14 @@ def test_policies_that_read_different_optional_observations_are_evaluated_side_b
     assert set(summary) == {"spectral", "energetic"}
 
 
+def save_untrained_reinforce(data: Path, path: Path, seed: int = 0, task: AcquisitionTask = TASK) -> Path:
+    """A REINFORCE agent of ``seed`` made on ``task`` over ``data``, saved untrained at ``path``."""
+    env = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=data, task=task)
+    return REINFORCE(env, net_arch=(16,), seed=seed).save(path)
+
+
 def test_a_frequency_prior_of_large_weight_rolls_the_lowtohigh_order(singlecoil_root, tmp_path):
-    env = gym.make_vec(
-        ENV_ID,
-        num_envs=2,
-        vectorization_mode="vector_entry_point",
-        data_path=singlecoil_root / "singlecoil_train",
-        task=TASK,
-    )
-    checkpoint = REINFORCE(env, net_arch=(16,), seed=0).save(tmp_path / "pg.pt")
+    checkpoint = save_untrained_reinforce(singlecoil_root / "singlecoil_train", tmp_path / "pg.pt")
     setup, out = make_setup(singlecoil_root, seeds=(0,)), tmp_path / "out"
     evaluate_policies(setup, ["lowtohigh", f"pg={checkpoint}", f"pg_low={checkpoint}@1000"], out, progress=False)
     rows = read_rows_csv(out / "metrics.csv")
@@ -475,10 +474,45 @@ def test_a_frequency_prior_of_large_weight_rolls_the_lowtohigh_order(singlecoil_
         evaluate_policies(setup, [f"pg_low={checkpoint}@0.5"], out, progress=False)
 
 
-def test_a_frequency_prior_on_a_dqn_is_refused_before_any_rollout(singlecoil_root, tmp_path):
+def test_an_ensemble_of_one_policy_twice_rolls_that_policy_and_records_each_member(singlecoil_root, tmp_path):
+    train = singlecoil_root / "singlecoil_train"
+    first, other = (
+        save_untrained_reinforce(train, tmp_path / "a.pt"),
+        save_untrained_reinforce(train, tmp_path / "c.pt", 1),
+    )
+    copy = tmp_path / "b.pt"
+    copy.write_bytes(first.read_bytes())
+    setup, out = make_setup(singlecoil_root, seeds=(0,)), tmp_path / "out"
+    evaluate_policies(setup, [f"pg={first}", f"twice={first}+{copy}", f"pair={first}+{other}"], out, progress=False)
+    rows = read_rows_csv(out / "metrics.csv")
+    assert episode_columns(rows, "twice") == episode_columns(rows, "pg")
+    assert episode_columns(rows, "pair") != episode_columns(rows, "pg")  # a member of another seed changes the orders
+    settings = json.loads((out / "partial" / "twice_seed0.csv.record.json").read_text())["record"]["settings"]
+    assert settings["checkpoints"] == [checkpoint_fingerprint(first), checkpoint_fingerprint(copy)]
+    copy.write_bytes(other.read_bytes())  # a member changed since: its stored rollout is refused
+    with pytest.raises(RecordMismatchError, match="checkpoints"):
+        evaluate_policies(setup, [f"twice={first}+{copy}"], out, progress=False)
+
+
+def test_an_ensemble_of_members_trained_on_other_tasks_is_refused_before_any_rollout(singlecoil_root, tmp_path):
+    train = singlecoil_root / "singlecoil_train"
+    first = save_untrained_reinforce(train, tmp_path / "a.pt")
+    longer = save_untrained_reinforce(
+        train, tmp_path / "b.pt", task=AcquisitionTask(budget=BUDGET + 1, initial_lines=2)
+    )
+    with pytest.raises(ValueError, match=f"members must be trained on one task and data, but {longer} and {first}"):
+        evaluate_policies(make_setup(singlecoil_root), [f"e={first}+{longer}"], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("suffix", ["@0.1", "+{other}"], ids=["frequency prior", "ensemble"])
+def test_a_frequency_prior_or_ensemble_of_dqns_is_refused_before_any_rollout(singlecoil_root, tmp_path, suffix):
     checkpoint = train_tiny_dqn(singlecoil_root / "singlecoil_train", tmp_path / "dqn.pt", steps=12)
-    with pytest.raises(ValueError, match="frequency prior needs a policy-network agent"):
-        evaluate_policies(make_setup(singlecoil_root), [f"dqn={checkpoint}@0.1"], tmp_path / "out", progress=False)
+    other = tmp_path / "copy.pt"
+    other.write_bytes(checkpoint.read_bytes())
+    spec = f"dqn={checkpoint}" + suffix.format(other=other)
+    with pytest.raises(ValueError, match="a frequency prior or an ensemble needs policy-network agents"):
+        evaluate_policies(make_setup(singlecoil_root), [spec], tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
 
 
@@ -504,11 +538,20 @@ def test_a_file_that_is_not_an_agent_checkpoint_is_refused(singlecoil_root, tmp_
 def test_parse_policy_specs():
     assert parse_policy_specs(["random", "dqn=runs/a/model.pt", "oracle", "pg=runs/@b/model.pt@0.25"]) == [
         PolicySpec("random"),
-        PolicySpec("dqn", Path("runs/a/model.pt")),
+        PolicySpec("dqn", (Path("runs/a/model.pt"),)),
         PolicySpec("oracle"),
-        PolicySpec("pg", Path("runs/@b/model.pt"), 0.25),
+        PolicySpec("pg", (Path("runs/@b/model.pt"),), 0.25),
     ]
-    assert parse_policy_specs(["pg=runs/@b/model.pt"]) == [PolicySpec("pg", Path("runs/@b/model.pt"))]
+    assert parse_policy_specs(["pg=runs/@b/model.pt"]) == [PolicySpec("pg", (Path("runs/@b/model.pt"),))]
+    assert parse_policy_specs(["e=a.pt+runs/@b/b.pt@0.1"]) == [
+        PolicySpec("e", (Path("a.pt"), Path("runs/@b/b.pt")), 0.1)
+    ]
+
+
+@pytest.mark.parametrize("checkpoints", ["a.pt+", "+a.pt", "a.pt++b.pt", "a.pt+a.pt"])
+def test_an_ensemble_of_empty_or_repeated_checkpoints_is_refused(checkpoints):
+    with pytest.raises(ValueError, match=f"'e={re.escape(checkpoints)}': an ensemble's checkpoints, joined by"):
+        parse_policy_specs([f"e={checkpoints}"])
 
 
 @pytest.mark.parametrize("weight", ["-1", "x", "", "nan", "inf"])
