@@ -329,10 +329,9 @@ def load_agents(policies: list[PolicySpec]) -> dict[str, tuple[Any, ...]]:
         members = agents[spec.name]
         if spec.frequency_prior or len(members) > 1:
             ProductOfExpertsPolicy(members, members[0].num_actions, spec.frequency_prior)  # its constructor's checks
-        for path, member in zip(spec.checkpoints[1:], members[1:], strict=True):
-            trained = {key: (member.record or {}).get(key) for key in ("task", "data")}
-            first = {key: (members[0].record or {}).get(key) for key in ("task", "data")}
-            if trained != first:
+        trained = [{key: (member.record or {}).get(key) for key in ("task", "data")} for member in members]
+        for path, other in zip(spec.checkpoints[1:], trained[1:], strict=True):
+            if other != trained[0]:
                 raise ValueError(
                     f"policy {spec.name!r}: the ensemble's members must be trained on one task and data, but "
                     f"{path} and {spec.checkpoints[0]} were not"
