@@ -886,7 +886,12 @@ def _add_orders_command(commands: argparse._SubParsersAction) -> None:
         "file. A reconstructor config then trains on the masks the policy passes through with "
         "masks: {train: {kind: orders, path: FILE}} (alone or as a mixture component).",
     )
-    orders.add_argument("--policy", type=Path, required=True, help="an agent checkpoint, e.g. runs/dagger/model.pt")
+    orders.add_argument(
+        "--policy",
+        required=True,
+        help="an agent checkpoint, e.g. runs/dagger/model.pt, or CHECKPOINT+CHECKPOINT...[@WEIGHT] as in "
+        "mri-rl evaluate: an ensemble, with a low-to-high frequency prior",
+    )
     orders.add_argument("--data", type=Path, required=True, help="a folder of .h5 files, e.g. DATA/singlecoil_train")
     orders.add_argument("--batch-size", type=_COUNT, default=32, help="slices stepped together (default: 32)")
     _add_device_argument(orders, "the environment's reconstructions and the policy")

@@ -182,6 +182,24 @@ def _frequency_prior_weight(spec: str, text: str) -> float:
     return weight
 
 
+def parse_learned_policy(text: str, spec: str) -> tuple[tuple[Path, ...], float]:
+    """``"a.pt+b.pt@0.1"`` -> ``((Path("a.pt"), Path("b.pt")), 0.1)``: the checkpoints of a learned
+    policy, joined by '+' for an ensemble, and the weight of its low-to-high frequency prior after
+    '@' (0 when absent; an '@' followed by a '/' belongs to the path).
+
+    Raises:
+        ValueError: an empty or repeated checkpoint, or a weight that is not a number >= 0, naming
+            ``spec`` (what the user wrote).
+    """
+    checkpoint, at, weight = text.rpartition("@")
+    if not at or "/" in weight:  # no '@', or one inside the path
+        checkpoint, at = text, ""
+    members = checkpoint.split("+")
+    if "" in members or len(set(members)) != len(members):
+        raise ValueError(f"policy {spec!r}: an ensemble's checkpoints, joined by '+', must be distinct and non-empty")
+    return tuple(Path(member) for member in members), _frequency_prior_weight(spec, weight) if at else 0.0
+
+
 def parse_policy_specs(specs: list[str]) -> list[PolicySpec]:
     """``["random", "dqn=runs/a/model.pt", "dp=runs/b/model.pt@0.1", "e=a.pt+b.pt"]`` ->
     ``PolicySpec("random")``, ``PolicySpec("dqn", (Path("runs/a/model.pt"),))``,
@@ -204,16 +222,7 @@ def parse_policy_specs(specs: list[str]) -> list[PolicySpec]:
                     f"policy name {name!r} must be letters, digits, '_', '-' or '.', not starting "
                     f"with '.' (it names files in the output folder)"
                 )
-            checkpoint, at, weight = path.rpartition("@")
-            if not at or "/" in weight:  # no '@', or one inside the path
-                checkpoint, at = path, ""
-            members = checkpoint.split("+")
-            if "" in members or len(set(members)) != len(members):
-                raise ValueError(
-                    f"policy {spec!r}: an ensemble's checkpoints, joined by '+', must be distinct and non-empty"
-                )
-            weight_value = _frequency_prior_weight(spec, weight) if at else 0.0
-            parsed.append(PolicySpec(name, tuple(Path(member) for member in members), weight_value))
+            parsed.append(PolicySpec(name, *parse_learned_policy(path, spec)))
         elif name in BASELINE_NAMES:
             parsed.append(PolicySpec(name))
         else:

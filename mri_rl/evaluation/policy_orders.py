@@ -5,17 +5,20 @@ the masks a reconstructor trained for that policy learns from (``masks: {kind: o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from gymnasium import spaces
 
 from mri_rl.acquisition_orders import AcquisitionOrders
 from mri_rl.evaluation.evaluate import (
     EvaluationSetup,
+    PolicySpec,
+    build_policy,
     check_learned_policy,
-    load_agent,
+    load_agents,
     make_batched_env,
     optional_observations,
+    parse_learned_policy,
 )
 from mri_rl.evaluation.rollout import acquisition_orders, rollout_policy
 from mri_rl.provenance import checkpoint_fingerprint, data_fingerprint, make_record
@@ -23,34 +26,42 @@ from mri_rl.task import AcquisitionTask
 
 
 def record_policy_orders(
-    checkpoint: str | Path, folder: str | Path, batch_size: int = 32, device: str = "cpu", progress: bool = True
+    policy: str | Path, folder: str | Path, batch_size: int = 32, device: str = "cpu", progress: bool = True
 ) -> AcquisitionOrders:
-    """Roll the agent in ``checkpoint`` (greedy, as it is evaluated) once on every slice of ``folder``,
+    """Roll the learned policy ``policy`` (greedy, as it is evaluated) once on every slice of ``folder``,
     on the task it was trained on, and keep each episode's order.
 
-    Unlike ``mri-rl evaluate``, any folder is accepted, the policy's training slices included: the
-    orders are training masks, not results.
+    ``policy`` is an agent checkpoint, or ``CHECKPOINT[+CHECKPOINT...][@WEIGHT]`` as in
+    ``mri-rl evaluate`` (:func:`~mri_rl.evaluation.evaluate.parse_learned_policy`): an ensemble and a
+    low-to-high frequency prior. Unlike ``mri-rl evaluate``, any folder is accepted, the policy's
+    training slices included: the orders are training masks, not results.
 
     Raises:
         CheckpointError: not an agent checkpoint.
-        ValueError: a checkpoint with no record of its task; spaces that do not fit the data.
+        ValueError: a checkpoint with no record of its task; spaces that do not fit the data; an
+            ensemble or prior that ``mri-rl evaluate`` refuses.
     """
-    checkpoint, folder = Path(checkpoint), Path(folder)
-    agent = load_agent(checkpoint)
-    trained = (agent.record or {}).get("task")
+    spec = PolicySpec("policy", *parse_learned_policy(str(policy), str(policy)))
+    folder = Path(folder)
+    agents = load_agents([spec])[spec.name]
+    first = spec.checkpoints[0]
+    trained = (agents[0].record or {}).get("task")
     if trained is None:
-        raise ValueError(f"{checkpoint} has no record of the task it was trained on, so its orders cannot be replayed")
-    task = AcquisitionTask.from_dict(trained, f"{checkpoint}: task")
+        raise ValueError(f"{first} has no record of the task it was trained on, so its orders cannot be replayed")
+    task = AcquisitionTask.from_dict(trained, f"{first}: task")
     setup = EvaluationSetup(data=folder, task=task, split="train", batch_size=batch_size, device=device)
-    env = make_batched_env(setup, folder, batch_size, optional_observations([agent]))
-    check_learned_policy(checkpoint, agent, env)
-    rows = rollout_policy(agent, env, task.budget, checkpoint.stem, 0, progress=progress)
-    orders = acquisition_orders(rows)
-    record = make_record(
-        task,
-        {"slices": data_fingerprint(folder)},
-        {"policy": str(checkpoint), "policy_fingerprint": checkpoint_fingerprint(checkpoint)},
-    )
+    env = make_batched_env(setup, folder, batch_size, optional_observations(agents))
+    for path, agent in zip(spec.checkpoints, agents, strict=True):
+        check_learned_policy(path, agent, env)
+    acting = build_policy(spec.name, agents, env, 0, None, spec.frequency_prior)
+    orders = acquisition_orders(rollout_policy(acting, env, task.budget, first.stem, 0, progress=progress))
+    fingerprints = [checkpoint_fingerprint(path) for path in spec.checkpoints]
+    settings: dict[str, Any] = {"policy": str(policy), "frequency_prior": spec.frequency_prior}
+    if len(fingerprints) == 1:
+        settings["policy_fingerprint"] = fingerprints[0]
+    else:
+        settings["policy_fingerprints"] = fingerprints
+    record = make_record(task, {"slices": data_fingerprint(folder)}, settings)
     return AcquisitionOrders(
         width=int(cast(spaces.Discrete, env.single_action_space).n),  # the MRI env's actions are columns
         initial_lines=task.initial_lines,
