@@ -851,7 +851,8 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from mri_rl.evaluation.evaluate import DEFAULT_BASELINES, EvaluationSetup, evaluate_policies
+    from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
+    from mri_rl.evaluation.policy_specs import DEFAULT_BASELINES
     from mri_rl.evaluation.report import markdown_table
 
     setup = EvaluationSetup(

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mri_rl.configs import load_config
-from mri_rl.evaluation.evaluate import parse_policy_specs
+from mri_rl.evaluation.policy_specs import parse_policy_specs
 from mri_rl.evaluation.report import paired_differences, read_rows_csv, room_share
 from mri_rl.reconstruct.train import EXPORT_NAME
 from mri_rl.runs.quickstart import run_quickstart

@@ -28,7 +28,7 @@ from mri_rl.agents.look_ahead import check_metric_weights
 from mri_rl.configs.schema import ConfigError
 from mri_rl.data.image_import import evenly_spaced
 from mri_rl.envs.registration import ENV_ID
-from mri_rl.evaluation.evaluate import load_agent
+from mri_rl.evaluation.policy_specs import load_agent
 from mri_rl.evaluation.teacher_agreement import teacher_agreement
 from mri_rl.runs.training import TrainConfig, make_env
 

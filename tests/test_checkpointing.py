@@ -28,7 +28,7 @@ from mri_rl.checkpointing import (
     save_checkpoint,
 )
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
-from mri_rl.evaluation.evaluate import load_agent
+from mri_rl.evaluation.policy_specs import load_agent
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import checkpoint_fingerprint, make_record
 from mri_rl.reconstruct import UnetReconstructor, export_reconstructor, load_reconstructor

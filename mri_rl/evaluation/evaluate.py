@@ -19,46 +19,44 @@ order recorded in the rows (their ``column``) on those slices only.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
-from mri_rl.agents import AGENTS
-from mri_rl.agents.base import Agent, read_agent_checkpoint
 from mri_rl.agents.look_ahead import check_metric_weights
-from mri_rl.checkpointing import entry_error
-from mri_rl.checks import check_int, check_number, is_valid, resolve_device
+from mri_rl.checks import check_int, check_number, resolve_device
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.distributed import ActorGroup, Workers, run_tasks
 from mri_rl.envs import ENV_ID
 from mri_rl.envs.slice_source import SliceSource
-from mri_rl.envs.spaces import OPTIONAL_OBSERVATIONS
 from mri_rl.evaluation.figures import Example, plot_examples
+from mri_rl.evaluation.policy_specs import (
+    PolicySpec,
+    acquisition_env,
+    build_policy,
+    load_agent,
+    load_agents,
+    optional_observations,
+    parse_policy_specs,
+    task_mismatches,
+)
 from mri_rl.evaluation.report import read_rows_csv, write_report, write_rows_csv
 from mri_rl.evaluation.rollout import replay_orders, rollout_policy
 from mri_rl.evaluation.shards import Shard, join_shards, plan_shards, stale_shard_files
 from mri_rl.files import atomic_write_text
 from mri_rl.policies import (
     BalancedOraclePolicy,
-    EquispacedPolicy,
-    LBCSPolicy,
-    LowToHighPolicy,
-    OraclePolicy,
-    RandomPolicy,
     cached_lbcs_order,
 )
 from mri_rl.policies.lbcs import LBCSEpisodes, greedy_order
-from mri_rl.policies.product_of_experts import ProductOfExpertsPolicy
 from mri_rl.provenance import (
     RecordMismatchError,
     check_record,
@@ -71,13 +69,6 @@ from mri_rl.provenance import (
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 from mri_rl.task import DEFAULT_TASK, SPLITS, ZERO_FILLED, AcquisitionTask
 
-if TYPE_CHECKING:
-    from mri_rl.envs.vector import BatchedActiveAcquisitionEnv
-
-BASELINE_NAMES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle", "oracle_ssim_psnr")
-#: The baselines ``mri-rl evaluate`` rolls when given no --policies (not the second oracle).
-DEFAULT_BASELINES = BASELINE_NAMES[:5]
-POLICY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 FRESH_START = "pass --overwrite (deletes this folder's rollouts and report) or choose a new --out"
 #: What evaluate_policies writes into its folder; --overwrite deletes exactly these.
 OUTPUTS = (
@@ -161,88 +152,6 @@ class EvaluationSetup:
         return {"data_path": folder, "task": self.task, "device": self.device}
 
 
-class PolicySpec(NamedTuple):
-    """One policy to evaluate: a baseline (no ``checkpoints``) or a learned one (one checkpoint, or
-    several: an ensemble), with the weight of its low-to-high frequency prior
-    (:class:`~mri_rl.policies.product_of_experts.ProductOfExpertsPolicy`; 0: none)."""
-
-    name: str
-    checkpoints: tuple[Path, ...] = ()
-    frequency_prior: float = 0.0
-
-
-def _frequency_prior_weight(spec: str, text: str) -> float:
-    """The WEIGHT of ``NAME=CHECKPOINT@WEIGHT`` (``text``), a finite number >= 0."""
-    try:
-        weight = float(text)
-    except ValueError:
-        weight = float("nan")
-    if not is_valid(weight, False, 0):
-        raise ValueError(f"policy {spec!r}: the frequency prior's weight after '@' must be a number >= 0, got {text!r}")
-    return weight
-
-
-def parse_learned_policy(text: str, spec: str) -> tuple[tuple[Path, ...], float]:
-    """``"a.pt+b.pt@0.1"`` -> ``((Path("a.pt"), Path("b.pt")), 0.1)``: the checkpoints of a learned
-    policy, joined by '+' for an ensemble, and the weight of its low-to-high frequency prior after
-    '@' (0 when absent; an '@' followed by a '/' belongs to the path).
-
-    Raises:
-        ValueError: an empty or repeated checkpoint, or a weight that is not a number >= 0, naming
-            ``spec`` (what the user wrote).
-    """
-    checkpoint, at, weight = text.rpartition("@")
-    if not at or "/" in weight:  # no '@', or one inside the path
-        checkpoint, at = text, ""
-    members = checkpoint.split("+")
-    if "" in members or len(set(members)) != len(members):
-        raise ValueError(f"policy {spec!r}: an ensemble's checkpoints, joined by '+', must be distinct and non-empty")
-    return tuple(Path(member) for member in members), _frequency_prior_weight(spec, weight) if at else 0.0
-
-
-def parse_policy_specs(specs: list[str]) -> list[PolicySpec]:
-    """``["random", "dqn=runs/a/model.pt", "dp=runs/b/model.pt@0.1", "e=a.pt+b.pt"]`` ->
-    ``PolicySpec("random")``, ``PolicySpec("dqn", (Path("runs/a/model.pt"),))``,
-    ``PolicySpec("dp", (Path("runs/b/model.pt"),), 0.1)``, ``PolicySpec("e", (Path("a.pt"), Path("b.pt")))``:
-    ``@WEIGHT`` after the checkpoints adds a low-to-high frequency prior of that weight (an '@'
-    followed by a '/' belongs to the path), and checkpoints joined by '+' are an ensemble, rolled as
-    the product of their policies (:class:`~mri_rl.policies.product_of_experts.ProductOfExpertsPolicy`).
-
-    Raises:
-        ValueError: an unknown baseline, a name that is not a plain file name (letters,
-            digits, ``_``, ``-``, ``.``), a weight that is not a number >= 0, an empty or repeated
-            checkpoint in an ensemble, or a name given twice.
-    """
-    parsed: list[PolicySpec] = []
-    for spec in specs:
-        name, _, path = spec.partition("=")
-        if path:
-            if not POLICY_NAME.fullmatch(name):
-                raise ValueError(
-                    f"policy name {name!r} must be letters, digits, '_', '-' or '.', not starting "
-                    f"with '.' (it names files in the output folder)"
-                )
-            parsed.append(PolicySpec(name, *parse_learned_policy(path, spec)))
-        elif name in BASELINE_NAMES:
-            parsed.append(PolicySpec(name))
-        else:
-            raise ValueError(
-                f"unknown policy {spec!r}; expected one of {BASELINE_NAMES} or NAME=CHECKPOINT[+CHECKPOINT...][@WEIGHT]"
-            )
-    names = [spec.name for spec in parsed]
-    if len(set(names)) != len(names):
-        raise ValueError(f"policy names must be unique, got {names}")
-    return parsed
-
-
-def optional_observations(agents: Iterable[Agent]) -> tuple[str, ...]:
-    """The optional observation keys (:data:`~mri_rl.envs.spaces.OPTIONAL_OBSERVATIONS`) that any of
-    ``agents`` reads, so that one evaluation env serves them all (a key an agent does not read is
-    ignored by its network)."""
-    read = {key for agent in agents for key in getattr(agent.observation_space, "spaces", {})}
-    return tuple(key for key in OPTIONAL_OBSERVATIONS if key in read)
-
-
 def make_batched_env(
     setup: EvaluationSetup, folder: Path, num_envs: int, observations: tuple[str, ...] = ()
 ) -> gym.vector.VectorEnv:
@@ -259,13 +168,8 @@ def make_batched_env(
         )
 
     env = build(num_envs)
-    num_slices = _acquisition_env(env).num_slices
+    num_slices = acquisition_env(env).num_slices
     return env if num_slices >= num_envs else build(num_slices)
-
-
-def _acquisition_env(env: gym.vector.VectorEnv) -> BatchedActiveAcquisitionEnv:
-    """The MRI env under ``env`` (one made by :func:`make_batched_env`)."""
-    return cast("BatchedActiveAcquisitionEnv", env.unwrapped)
 
 
 def lbcs_train_folder(setup: EvaluationSetup) -> Path:
@@ -323,120 +227,6 @@ def lbcs_order(
             )
 
     return cached_lbcs_order(cache_file, record, learn, FRESH_START)
-
-
-def load_agents(policies: list[PolicySpec]) -> dict[str, tuple[Any, ...]]:
-    """Each policy's agents, loaded by :func:`load_agent`: one per checkpoint (none for a baseline).
-
-    Raises:
-        CheckpointError: as :func:`load_agent`.
-        ValueError: a frequency prior or an ensemble of agents without log-probabilities (DQNs), or an
-            ensemble whose members were trained on other tasks or data, before any rollout.
-    """
-    agents = {spec.name: tuple(load_agent(path) for path in spec.checkpoints) for spec in policies}
-    for spec in policies:
-        members = agents[spec.name]
-        if spec.frequency_prior or len(members) > 1:
-            ProductOfExpertsPolicy(members, members[0].num_actions, spec.frequency_prior)  # its constructor's checks
-        trained = [{key: (member.record or {}).get(key) for key in ("task", "data")} for member in members]
-        for path, other in zip(spec.checkpoints[1:], trained[1:], strict=True):
-            if other != trained[0]:
-                raise ValueError(
-                    f"policy {spec.name!r}: the ensemble's members must be trained on one task and data, but "
-                    f"{path} and {spec.checkpoints[0]} were not"
-                )
-    return agents
-
-
-def load_agent(path: Path) -> Any:
-    """An agent checkpoint of any algorithm, without an env.
-
-    Raises:
-        CheckpointError: not an agent checkpoint, of an unknown algorithm, or an entry that does not
-            make an agent (its record included: a dict of the provenance keys, or None).
-    """
-    checkpoint = read_agent_checkpoint(path)
-    algorithm = checkpoint.get("algorithm")
-    if not isinstance(algorithm, str) or algorithm not in AGENTS:
-        raise entry_error(path, "algorithm", f"is {algorithm!r}, no known algorithm; known: {sorted(AGENTS)}")
-    return AGENTS[algorithm].from_checkpoint(checkpoint, path)
-
-
-def check_learned_policy(path: Path, agent: Any, env: gym.vector.VectorEnv, allow_task_mismatch: bool = False):
-    """Check an agent against the evaluation env: its observation keys are the env's (the env may
-    observe more, e.g. the column spectrum for another agent) and its task is the env's.
-
-    Returns:
-        What differs between the task the agent was trained on and the env's (empty when they match).
-
-    Raises:
-        ValueError: other spaces; or another task unless ``allow_task_mismatch``.
-    """
-    env_space = cast(spaces.Dict, env.single_observation_space)  # the MRI env observes a Dict
-    keys = getattr(agent.observation_space, "spaces", {})
-    same_keys = keys and all(key in env_space.spaces and env_space[key] == space for key, space in keys.items())
-    if not (same_keys or agent.observation_space == env_space) or agent.action_space != env.single_action_space:
-        raise ValueError(
-            f"{path} was trained on other observation/action spaces than this data's "
-            f"({agent.observation_space} vs {env_space})"
-        )
-    trained_task = (agent.record or {}).get("task")
-    if trained_task is None:
-        differences = ["no record of the task it was trained on"]
-    else:
-        differences = AcquisitionTask.from_dict(trained_task).differences(_acquisition_env(env).task)
-    if differences and not allow_task_mismatch:
-        raise ValueError(
-            f"{path} was trained on another task than this evaluation's ({'; '.join(differences)}; "
-            f"trained vs evaluated): pass --allow-task-mismatch to evaluate it anyway"
-        )
-    return differences
-
-
-def build_policy(
-    name: str,
-    agents: Sequence[Any],
-    env: gym.vector.VectorEnv,
-    seed: int,
-    lbcs: Sequence[int] | None,
-    frequency_prior: float = 0.0,
-    oracle_weights: Sequence[float] = BalancedOraclePolicy.equal_weights,
-):
-    """The policy called ``name``: its ``agents`` when it is a learned one (one agent as it is; with a
-    low-to-high prior of weight ``frequency_prior`` > 0 or several agents, their product of experts),
-    else a baseline (``lbcs``: the LBCS order, learned beforehand by :func:`lbcs_order`;
-    ``oracle_weights``: those of ``oracle_ssim_psnr``)."""
-    width = int(cast(spaces.Discrete, env.single_action_space).n)  # the MRI env's actions are columns
-    if len(agents) == 1 and not frequency_prior:
-        return agents[0]
-    if agents:
-        return ProductOfExpertsPolicy(agents, width, frequency_prior)
-    task = _acquisition_env(env).task
-    if name == "random":
-        return RandomPolicy(width, seed)
-    if name == "lowtohigh":
-        return LowToHighPolicy(width)
-    if name == "equispaced":
-        return EquispacedPolicy(width, task.budget)
-    if name == "lbcs":
-        if lbcs is None:
-            raise ValueError("the lbcs policy needs its order: learn it with lbcs_order first")
-        return LBCSPolicy(width, lbcs)
-    return BalancedOraclePolicy(env, oracle_weights) if name == "oracle_ssim_psnr" else OraclePolicy(env)
-
-
-def task_mismatches(
-    policies: list[PolicySpec], agents: dict[str, tuple[Any, ...]], env: gym.vector.VectorEnv, allow: bool
-) -> dict[str, list[str]]:
-    """Per learned policy trained on another task, what differs (see :func:`check_learned_policy`;
-    an ensemble's members share one task, checked by :func:`load_agents`)."""
-    mismatches = {}
-    for spec in policies:
-        for path, agent in zip(spec.checkpoints, agents[spec.name], strict=True):
-            differences = check_learned_policy(path, agent, env, allow)
-            if differences:
-                mismatches[spec.name] = differences
-    return mismatches
 
 
 def check_held_out(setup: EvaluationSetup, agents: dict[str, tuple[Any, ...]], evaluated: dict[str, Any]) -> None:
@@ -562,7 +352,7 @@ def write_examples(
 ) -> None:
     """Write examples.png: :func:`example_slices` replayed with each policy's recorded order (its first
     seed) to ``setup.examples_sampling_rate``. The env's episodes are overwritten."""
-    unwrapped = _acquisition_env(env)
+    unwrapped = acquisition_env(env)
     names = [unwrapped.slice_name(i) for i in range(unwrapped.num_slices)]
     chosen = example_slices(names, setup.examples)
     wanted = {names[i]: i for i in chosen}
@@ -644,7 +434,7 @@ def roll_shard(job: ShardJob) -> Path:
     policy = build_policy(
         shard.policy, agents, env, shard.seed, job.lbcs, job.frequency_prior, job.setup.oracle_weights
     )
-    budget = _acquisition_env(env).task.budget
+    budget = acquisition_env(env).task.budget
     indices = list(range(shard.start, shard.stop))
     rows = rollout_policy(policy, env, budget, shard.policy, shard.seed, indices, progress=job.progress)
     sidecar_path(job.out).unlink(missing_ok=True)
@@ -715,7 +505,7 @@ def plan_rollouts(
     or shard whose record matches is reused (one of another record is refused). Learns the LBCS
     order first when LBCS must be rolled."""
     setup, task, partial = context.setup, context.task, context.out_dir / "partial"
-    num_slices = _acquisition_env(env).num_slices
+    num_slices = acquisition_env(env).num_slices
     rollouts: list[Rollout] = []
     jobs: list[ShardJob] = []
     lbcs: tuple[int, ...] | None = None
@@ -789,7 +579,8 @@ def evaluate_policies(
 
     Args:
         setup: data, task and settings.
-        policy_specs: baselines and ``NAME=CHECKPOINT[+CHECKPOINT...][@WEIGHT]`` (:func:`parse_policy_specs`).
+        policy_specs: baselines and ``NAME=CHECKPOINT[+CHECKPOINT...][@WEIGHT]``
+            (:func:`~mri_rl.evaluation.policy_specs.parse_policy_specs`).
         out_dir: the results folder.
         progress: show progress bars.
         overwrite: delete the folder's earlier rollouts and report first.
@@ -814,7 +605,7 @@ def evaluate_policies(
     observations = optional_observations(agent for members in agents.values() for agent in members)
     try:
         env = evaluation_env(setup, folder, observations, evaluated["digest"])
-        task = _acquisition_env(env).task
+        task = acquisition_env(env).task
         mismatches = task_mismatches(policies, agents, env, setup.allow_task_mismatch)
         check_held_out(setup, agents, evaluated)
         if overwrite:
@@ -832,12 +623,4 @@ def evaluate_policies(
     return summary
 
 
-__all__ = [
-    "BASELINE_NAMES",
-    "DEFAULT_BASELINES",
-    "EvaluationSetup",
-    "PolicySpec",
-    "RecordMismatchError",
-    "evaluate_policies",
-    "parse_policy_specs",
-]
+__all__ = ["EvaluationSetup", "RecordMismatchError", "evaluate_policies"]

@@ -10,13 +10,12 @@ from typing import Any, cast
 from gymnasium import spaces
 
 from mri_rl.acquisition_orders import AcquisitionOrders
-from mri_rl.evaluation.evaluate import (
-    EvaluationSetup,
+from mri_rl.evaluation.evaluate import EvaluationSetup, make_batched_env
+from mri_rl.evaluation.policy_specs import (
     PolicySpec,
     build_policy,
     check_learned_policy,
     load_agents,
-    make_batched_env,
     optional_observations,
     parse_learned_policy,
 )
@@ -32,7 +31,7 @@ def record_policy_orders(
     on the task it was trained on, and keep each episode's order.
 
     ``policy`` is an agent checkpoint, or ``CHECKPOINT[+CHECKPOINT...][@WEIGHT]`` as in
-    ``mri-rl evaluate`` (:func:`~mri_rl.evaluation.evaluate.parse_learned_policy`): an ensemble and a
+    ``mri-rl evaluate`` (:func:`~mri_rl.evaluation.policy_specs.parse_learned_policy`): an ensemble and a
     low-to-high frequency prior. Unlike ``mri-rl evaluate``, any folder is accepted, the policy's
     training slices included: the orders are training masks, not results.
 

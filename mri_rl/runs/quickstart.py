@@ -32,7 +32,8 @@ from mri_rl.configs import load_config
 from mri_rl.configs.schema import ConfigError, from_mapping
 from mri_rl.data.simulated_kspace import SimulationSpec
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, synthetic_settings, write_synthetic_dataset
-from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, parse_policy_specs
+from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
+from mri_rl.evaluation.policy_specs import parse_policy_specs
 from mri_rl.evaluation.report import markdown_table
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record

@@ -20,17 +20,9 @@ from mri_rl.agents import DQN, REINFORCE
 from mri_rl.data import SyntheticSpec, write_synthetic_dataset
 from mri_rl.envs import ENV_ID
 from mri_rl.evaluation import evaluate as evaluate_module
-from mri_rl.evaluation.evaluate import (
-    EvaluationSetup,
-    PolicySpec,
-    evaluate_policies,
-    example_slices,
-    load_agent,
-    make_batched_env,
-    optional_observations,
-    parse_policy_specs,
-)
+from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, example_slices, make_batched_env
 from mri_rl.evaluation.figures import DPI, acquisition_counts, examples_figure, masks_figure, pyplot
+from mri_rl.evaluation.policy_specs import PolicySpec, load_agent, optional_observations, parse_policy_specs
 from mri_rl.evaluation.report import read_rows_csv, read_summary, volume_curves
 from mri_rl.evaluation.rollout import NO_COLUMN, replay_orders
 from mri_rl.kspace import low_frequency_order
