@@ -30,6 +30,7 @@ from mri_rl.evaluation.report import (
     read_rows_csv,
     read_summary,
     room_share,
+    room_share_interval,
     room_share_table,
     summarize,
     summary_markdown,
@@ -212,14 +213,70 @@ def test_room_share_table_gives_each_policy_s_share_and_both_paired_metrics():
     lines = room_share_table(rows, reference="c", oracle="b").splitlines()
     assert lines[0] == "The room: b − c +0.2500 (1/1) SSIM AUC, +5.000 (1/1) dB PSNR AUC."
     # a on slice 0 (the slice it shares with c): SSIM AUC 0.2 - 0.05, PSNR AUC 10 - 6
-    assert lines[-1] == "| a | +60% | +0.1500 (1/1) | +4.000 (1/1) |"
+    assert lines[-1] == "| a | +60% | n/a | +0.1500 (1/1) | +4.000 (1/1) |"  # one volume: no interval
     assert len(lines) == 5  # the room, a blank line, the header, its rule, a
 
 
 def test_room_share_table_says_no_room_when_the_oracle_is_not_above_the_reference():
     lines = room_share_table(hand_rows(), reference="a", oracle="c").splitlines()
     assert lines[0] == "The room: c − a -0.1500 (0/1) SSIM AUC, -4.000 (0/1) dB PSNR AUC."
-    assert lines[-1] == "| b | no room | +0.1000 (1/1) | +1.000 (1/1) |"  # b (seed mean) - a on slice 0
+    assert lines[-1] == "| b | no room | n/a | +0.1000 (1/1) | +1.000 (1/1) |"  # b (seed mean) - a on slice 0
+
+
+def volume_rows(ssim_by_policy_and_file: dict[tuple[str, str], list[float]]) -> list[dict]:
+    """Constant SSIM curves (AUC = 0.5 × SSIM over rates 0.25 to 0.75), one slice per value, seed 0."""
+    return [
+        row(policy, 0, slice_, step, ssim, 20.0, file=file)
+        for (policy, file), values in ssim_by_policy_and_file.items()
+        for slice_, ssim in enumerate(values)
+        for step in range(3)
+    ]
+
+
+def test_room_share_interval_collapses_when_every_volume_gives_the_same_share():
+    # half of the room in each volume, with rooms of different size: every resample gives 50%
+    rows = volume_rows(
+        {("r", "x.h5"): [0.2, 0.2], ("o", "x.h5"): [0.6, 0.4], ("p", "x.h5"): [0.4, 0.3],
+         ("r", "y.h5"): [0.2], ("o", "y.h5"): [0.8], ("p", "y.h5"): [0.5]}
+    )  # fmt: skip
+    assert room_share_interval(rows, "p", "r", "o") == pytest.approx((0.5, 0.5))
+
+
+def test_room_share_interval_resamples_volumes_not_slices():
+    # volume x: the policy is the reference (share 0) on four slices; volume y: the oracle (share 1)
+    # on one. Resampling the two volumes: xx 0, xy 1/5 (four slices of x, one of y), yy 1, so
+    # the 95% interval runs from 0 to 1 while the point share is 1/5.
+    rows = volume_rows(
+        {("r", "x.h5"): [0.2] * 4, ("o", "x.h5"): [0.6] * 4, ("p", "x.h5"): [0.2] * 4,
+         ("r", "y.h5"): [0.2], ("o", "y.h5"): [0.6], ("p", "y.h5"): [0.6]}
+    )  # fmt: skip
+    assert room_share(paired_differences(rows), "p", "r", "o") == pytest.approx(0.2)
+    assert room_share_interval(rows, "p", "r", "o") == pytest.approx((0.0, 1.0))
+    assert room_share_interval(rows, "p", "r", "o", seed=3) == pytest.approx((0.0, 1.0))
+    narrow = room_share_interval(rows, "p", "r", "o", level=0.4)  # the 30% and 70% quantiles: xy
+    assert narrow == pytest.approx((0.2, 0.2))
+
+
+def test_room_share_interval_is_undefined_for_one_volume_or_a_resample_without_room():
+    one_volume = volume_rows({("r", "x.h5"): [0.2, 0.3], ("o", "x.h5"): [0.6, 0.6], ("p", "x.h5"): [0.4, 0.4]})
+    assert np.isnan(room_share_interval(one_volume, "p", "r", "o")).all()
+    # in volume y the oracle is below the reference: a resample of y alone has no room
+    rows = one_volume + volume_rows({("r", "y.h5"): [0.5], ("o", "y.h5"): [0.4], ("p", "y.h5"): [0.4]})
+    assert np.isnan(room_share_interval(rows, "p", "r", "o")).all()
+    assert np.isnan(room_share_interval(rows, "missing", "r", "o")).all()  # a policy not evaluated
+
+
+def test_room_share_interval_refuses_a_level_outside_zero_to_one():
+    with pytest.raises(ValueError, match="level must be in"):
+        room_share_interval(hand_rows(), "a", "c", "b", level=95)
+
+
+def test_room_share_table_gives_the_interval_over_volumes():
+    rows = volume_rows(
+        {("lbcs", "x.h5"): [0.2] * 4, ("oracle", "x.h5"): [0.6] * 4, ("p", "x.h5"): [0.2] * 4,
+         ("lbcs", "y.h5"): [0.2], ("oracle", "y.h5"): [0.6], ("p", "y.h5"): [0.6]}
+    )  # fmt: skip
+    assert room_share_table(rows).splitlines()[-1] == "| p | +20% | +0% to +100% | +0.0400 (1/5) | +0.000 (0/5) |"
 
 
 def test_summary_names_the_room_only_when_lbcs_and_the_oracle_were_evaluated():
@@ -227,7 +284,7 @@ def test_summary_names_the_room_only_when_lbcs_and_the_oracle_were_evaluated():
     markdown = summary_markdown(rows, summarize(rows))
     assert "## Paired PSNR AUC (dB) differences" in markdown
     assert "## Share of the LBCS-to-oracle room" in markdown
-    assert "| a | +60% | +0.1500 (1/1) | +4.000 (1/1) |" in markdown
+    assert "| a | +60% | n/a | +0.1500 (1/1) | +4.000 (1/1) |" in markdown
     assert room_share_table(hand_rows()) == ""  # neither lbcs nor oracle
     assert "Share of the" not in summary_markdown(hand_rows(), summarize(hand_rows()))
 
