@@ -1,0 +1,59 @@
+"""Shares of the LBCS-to-oracle room per kind of volume, the kinds read from a file attribute.
+
+A split's share pools its volumes. When the volumes differ in kind, a policy may gain on one kind
+and lose on another, and the pooled share hides it. fastMRI's knee files say their contrast in the
+``acquisition`` attribute (``CORPD_FBK``, ``CORPDFS_FBK``); the MNI152 volumes of ``mri-rl data
+anatomy`` say their ``orientation`` (axial, coronal, sagittal).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mri_rl.data.fastmri_files import inspect_volume
+from mri_rl.evaluation.report import room_share_table
+
+
+def volume_kinds(folder: str | Path, files: Iterable[str], attribute: str, challenge: str) -> dict[str, str]:
+    """File name -> the text of its ``attribute``, for the ``files`` (names, as in ``metrics.csv``) in ``folder``.
+
+    Raises:
+        FileNotFoundError: a file is not in ``folder``.
+        ValueError: a file lacks the attribute (naming the file and the text attributes it has), or is
+            not a readable fastMRI volume (:class:`~mri_rl.data.fastmri_files.FastMRIDataError`).
+    """
+    folder = Path(folder)
+    kinds = {}
+    for name in sorted(set(files)):
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the evaluation rolled {name}, which is not in {folder}")
+        metadata = inspect_volume(path, challenge, require_target=False).fastmri_metadata
+        if attribute not in metadata:
+            have = ", ".join(sorted(key for key, value in metadata.items() if isinstance(value, str)))
+            raise ValueError(f"{path} has no attribute {attribute!r}; its text attributes: {have or 'none'}")
+        kinds[name] = str(metadata[attribute])
+    return kinds
+
+
+def room_share_by_kind(
+    rows: list[dict[str, Any]], kinds: dict[str, str], attribute: str, reference: str = "lbcs", oracle: str = "oracle"
+) -> str:
+    """Markdown: :func:`~mri_rl.evaluation.report.room_share_table` for all ``rows``, then for the rows
+    of each kind of volume (``kinds``: file name -> kind, :func:`volume_kinds`), kinds in sorted order.
+
+    Raises:
+        KeyError: a row's file has no kind.
+    """
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[kinds[row["file"]]].append(row)
+    sections = []
+    for kind, group in [("all", rows), *sorted(groups.items())]:
+        volumes = len({row["file"] for row in group})
+        table = room_share_table(group, reference, oracle) or f"(needs {reference} and {oracle} among the policies)\n"
+        sections.append(f"## {attribute} = {kind} ({volumes} volume{'s' * (volumes != 1)})\n\n{table}")
+    return "\n".join(sections)

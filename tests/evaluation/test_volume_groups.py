@@ -1,0 +1,61 @@
+"""Shares per kind of volume: kinds read from real files, each kind's table from its own rows, and
+clear errors for a missing file or attribute."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import pytest
+
+from mri_rl.evaluation.report import room_share_table
+from mri_rl.evaluation.volume_groups import room_share_by_kind, volume_kinds
+from tests.evaluation.test_report import volume_rows
+
+
+@pytest.fixture
+def two_kinds(tmp_path: Path, singlecoil_root: Path) -> Path:
+    """The two train volumes of ``singlecoil_root``, copied, their ``acquisition`` set to PD and PDFS."""
+    for path, kind in zip(sorted((singlecoil_root / "singlecoil_train").glob("*.h5")), ("PD", "PDFS"), strict=True):
+        copy = tmp_path / path.name
+        shutil.copy2(path, copy)
+        with h5py.File(copy, "r+") as hf:
+            hf.attrs["acquisition"] = kind
+    return tmp_path
+
+
+def test_volume_kinds_reads_each_file_s_attribute(two_kinds: Path):
+    first, second = sorted(path.name for path in two_kinds.glob("*.h5"))
+    assert volume_kinds(two_kinds, [second, first, first], "acquisition", "singlecoil") == {
+        first: "PD",
+        second: "PDFS",
+    }
+
+
+def test_volume_kinds_names_the_file_and_what_it_has(two_kinds: Path):
+    name = sorted(path.name for path in two_kinds.glob("*.h5"))[0]
+    with pytest.raises(ValueError, match=rf"{name} has no attribute 'orientation'; its text attributes: .*acquisition"):
+        volume_kinds(two_kinds, [name], "orientation", "singlecoil")
+    with pytest.raises(FileNotFoundError, match="the evaluation rolled gone.h5, which is not in"):
+        volume_kinds(two_kinds, ["gone.h5"], "acquisition", "singlecoil")
+
+
+def test_each_kind_gets_the_table_of_its_own_rows():
+    # kind PD (x.h5): the policy is LBCS, share 0; kind PDFS (y.h5): the policy is the oracle, share 1
+    rows = volume_rows(
+        {("lbcs", "x.h5"): [0.2] * 4, ("oracle", "x.h5"): [0.6] * 4, ("p", "x.h5"): [0.2] * 4,
+         ("lbcs", "y.h5"): [0.2], ("oracle", "y.h5"): [0.6], ("p", "y.h5"): [0.6]}
+    )  # fmt: skip
+    text = room_share_by_kind(rows, {"x.h5": "PD", "y.h5": "PDFS"}, "acquisition")
+    sections = text.split("## ")[1:]
+    assert [section.splitlines()[0] for section in sections] == [
+        "acquisition = all (2 volumes)",
+        "acquisition = PD (1 volume)",
+        "acquisition = PDFS (1 volume)",
+    ]
+    assert room_share_table(rows) in sections[0]
+    assert "| p | +0% | n/a | +0.0000 (0/4) |" in sections[1]
+    assert "| p | +100% | n/a | +0.2000 (1/1) |" in sections[2]
+    with pytest.raises(KeyError):
+        room_share_by_kind(rows, {"x.h5": "PD"}, "acquisition")  # y.h5 has no kind
