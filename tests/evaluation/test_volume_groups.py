@@ -8,10 +8,10 @@ from pathlib import Path
 
 import h5py
 import pytest
+from test_report import volume_rows  # pytest puts this folder (no __init__.py) on sys.path
 
 from mri_rl.evaluation.report import room_share_table
 from mri_rl.evaluation.volume_groups import room_share_by_kind, volume_kinds
-from tests.evaluation.test_report import volume_rows
 
 
 @pytest.fixture
