@@ -38,6 +38,8 @@ SLICE_KEYS = ("ssim_auc", "psnr_auc", "final_ssim", "final_psnr")
 VOLUME_KEYS = tuple(f"{key}_volume" for key in SLICE_KEYS)
 #: Every key of a policy's summary.
 SUMMARY_KEYS = SLICE_KEYS + VOLUME_KEYS
+#: The level and bootstrap resamples of each share's interval in summary.md (:func:`room_share_interval`).
+INTERVAL_LEVEL, INTERVAL_RESAMPLES = 0.95, 4000
 _MSE_FLOOR = 1e-20  # as the per-slice PSNR: an exact volume stays finite (200 dB)
 ORACLE_NOTE = (
     "oracle: greedy with the ground truth: each step acquires the column that most improves the reward "
@@ -181,8 +183,8 @@ def room_share_interval(
     policy: str,
     reference: str = "lbcs",
     oracle: str = "oracle",
-    level: float = 0.95,
-    resamples: int = 4000,
+    level: float = INTERVAL_LEVEL,
+    resamples: int = INTERVAL_RESAMPLES,
     seed: int = 0,
 ) -> tuple[float, float]:
     """A percentile bootstrap interval of ``policy``'s :func:`room_share` in SSIM AUC that
@@ -203,14 +205,26 @@ def room_share_interval(
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    means = _image_means(rows, "ssim_auc")
+    return _share_interval(_image_means(rows, "ssim_auc"), policy, reference, oracle, level, resamples, seed)
+
+
+def _share_interval(
+    means: dict[str, dict[tuple[str, int], float]],
+    policy: str,
+    reference: str,
+    oracle: str,
+    level: float,
+    resamples: int,
+    seed: int,
+) -> tuple[float, float]:
+    """:func:`room_share_interval` from each policy's SSIM AUC per image (:func:`_image_means`)."""
     images = sorted(set(means.get(policy, {})) & set(means.get(reference, {})) & set(means.get(oracle, {})))
-    files = sorted({file for file, _ in images})
+    files = {file: index for index, file in enumerate(sorted({file for file, _ in images}))}
     if len(files) < 2:
         return float("nan"), float("nan")
     gain, room = np.zeros(len(files)), np.zeros(len(files))
     for image in images:
-        volume = files.index(image[0])
+        volume = files[image[0]]
         gain[volume] += means[policy][image] - means[reference][image]
         room[volume] += means[oracle][image] - means[reference][image]
     draws = np.random.default_rng(seed).integers(len(files), size=(resamples, len(files)))
@@ -249,6 +263,7 @@ def room_share_table(rows: list[dict[str, Any]], reference: str = "lbcs", oracle
     if (oracle, reference) not in ssim:
         return ""
     room = ssim[(oracle, reference)]
+    means = _image_means(rows, "ssim_auc")  # once for every policy's interval
     others = {a for a, b in ssim if b == reference} - {oracle}
     lines = [
         f"The room: {oracle} − {reference} {_paired_cell(room, 'ssim_auc')} SSIM AUC, "
@@ -259,7 +274,7 @@ def room_share_table(rows: list[dict[str, Any]], reference: str = "lbcs", oracle
     ]
     for policy in sorted(others, key=lambda name: (-ssim[(name, reference)]["mean"], name)):
         share = room_share(ssim, policy, reference, oracle)
-        low, high = room_share_interval(rows, policy, reference, oracle)
+        low, high = _share_interval(means, policy, reference, oracle, INTERVAL_LEVEL, INTERVAL_RESAMPLES, seed=0)
         interval = "n/a" if np.isnan(low) else f"{low:+.0%} to {high:+.0%}"
         gains = _paired_cell(ssim[(policy, reference)], "ssim_auc"), _paired_cell(psnr[(policy, reference)], "psnr_auc")
         lines.append(
