@@ -14,6 +14,11 @@ training slices may help); poor agreement on both means it underfits its teacher
 observation is the limit). Use it on train and val only: choosing on test is tuning on test.
 
     python scripts/teacher_agreement.py runs/dagger/data0/seed0 --slices 16
+
+With ``--attribute orientation`` (or fastMRI's ``acquisition``) it takes ``--slices`` slices of each kind
+of volume per split, and prints a row per kind: a policy may imitate its teacher on one kind and not
+on another. ``--eval-data FOLDER`` rolls on that folder instead of the run's evaluation data (e.g. val
+for a run trained without it).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from mri_rl.data.image_import import evenly_spaced
 from mri_rl.envs.registration import ENV_ID
 from mri_rl.evaluation.policy_specs import load_agent
 from mri_rl.evaluation.teacher_agreement import teacher_agreement
+from mri_rl.evaluation.volume_groups import slices_of_each_kind
 from mri_rl.runs.training import TrainConfig, make_env
 
 
@@ -48,6 +54,12 @@ def main() -> None:
         help="of the metrics' standardised gains (default: the run's teacher_weights with its metrics, else 1 each)",
     )
     parser.add_argument("--model", default="model.pt", help="checkpoint in the run folder (default: model.pt)")
+    parser.add_argument(
+        "--attribute", default=None, help="a file attribute whose kinds of volume get a row each (e.g. orientation)"
+    )
+    parser.add_argument(
+        "--eval-data", type=Path, default=None, help="data folder of the eval split (default: the run's eval data)"
+    )
     args = parser.parse_args()
     for name in ("config.yaml", args.model):
         if not (args.run / name).is_file():
@@ -66,19 +78,30 @@ def main() -> None:
         weights = list(check_metric_weights("--weights", weights, metrics))
     except ValueError as error:
         parser.error(str(error))
-    splits = {"train": config.env_kwargs, "eval": config.eval_env_kwargs or config.env_kwargs}
+    eval_kwargs = config.eval_env_kwargs or config.env_kwargs
+    if args.eval_data is not None:
+        if not args.eval_data.is_dir():
+            parser.error(f"--eval-data {args.eval_data} is not a folder")
+        eval_kwargs = {**eval_kwargs, "data_path": str(args.eval_data)}
+    splits = {"train": config.env_kwargs, "eval": eval_kwargs}
     teacher = " + ".join(f"{w:g} x {m}" for w, m in zip(weights, metrics))
-    print(f"{args.run}: teacher {teacher} (standardised gains), {args.slices} slices per split")
-    print("| split | data | steps | top-1 | regret | rank |\n|---|---|---|---|---|---|")
+    per = f"of each {args.attribute} " if args.attribute else ""
+    print(f"{args.run}: teacher {teacher} (standardised gains), {args.slices} slices {per}per split")
+    print("| split | data | kind | steps | top-1 | regret | rank |\n|---|---|---|---|---|---|---|")
     for split, kwargs in splits.items():
         env = make_env(config, kwargs, num_envs=args.slices)
         budget = env.unwrapped.task.budget or env.single_action_space.n  # None: until the columns run out
-        slices = evenly_spaced(np.arange(env.unwrapped.num_slices), args.slices)
-        agreement = teacher_agreement(agent, env, budget, metrics, slices.tolist(), weights)
-        print(
-            f"| {split} | {kwargs.get('data_path')} | {agreement.steps} | {agreement.top1:.0%} "
-            f"| {agreement.regret:.2f} | {agreement.rank:.1f} |"
-        )
+        try:
+            groups = slices_of_each_kind(env.unwrapped, args.attribute)
+        except ValueError as error:
+            parser.error(str(error))
+        for kind, indices in groups.items():
+            slices = evenly_spaced(np.asarray(indices), args.slices)
+            agreement = teacher_agreement(agent, env, budget, metrics, slices.tolist(), weights)
+            print(
+                f"| {split} | {kwargs.get('data_path')} | {kind} | {agreement.steps} | {agreement.top1:.0%} "
+                f"| {agreement.regret:.2f} | {agreement.rank:.1f} |"
+            )
         env.close()
 
 

@@ -39,6 +39,26 @@ def volume_kinds(folder: str | Path, files: Iterable[str], attribute: str, chall
     return kinds
 
 
+def slices_of_each_kind(env: Any, attribute: str | None) -> dict[str, list[int]]:
+    """Kind of volume -> the indices of its slices in the batched MRI ``env`` (its ``num_slices`` and
+    ``slice_name``), kinds in sorted order, read from the files' ``attribute`` (None: every slice, kind
+    "all").
+
+    Raises:
+        ValueError: a file lacks the attribute (see :func:`volume_kinds`).
+    """
+    indices = range(env.num_slices)
+    if attribute is None:
+        return {"all": list(indices)}
+    names = [env.slice_name(index)[0] for index in indices]
+    source = env.episodes.source
+    kinds = volume_kinds(source.folder, names, attribute, source.challenge)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, name in zip(indices, names, strict=True):
+        groups[kinds[name]].append(index)
+    return dict(sorted(groups.items()))
+
+
 def room_share_by_kind(
     rows: list[dict[str, Any]], kinds: dict[str, str], attribute: str, reference: str = "lbcs", oracle: str = "oracle"
 ) -> str:

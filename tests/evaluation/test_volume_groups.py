@@ -6,12 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import gymnasium as gym
 import h5py
 import pytest
 from test_report import volume_rows  # pytest puts this folder (no __init__.py) on sys.path
 
+from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.report import room_share_table
-from mri_rl.evaluation.volume_groups import room_share_by_kind, volume_kinds
+from mri_rl.evaluation.volume_groups import room_share_by_kind, slices_of_each_kind, volume_kinds
 
 
 @pytest.fixture
@@ -59,3 +61,19 @@ def test_each_kind_gets_the_table_of_its_own_rows():
     assert "| p | +100% | n/a | +0.2000 (1/1) |" in sections[2]
     with pytest.raises(KeyError):
         room_share_by_kind(rows, {"x.h5": "PD"}, "acquisition")  # y.h5 has no kind
+
+
+def test_slices_of_each_kind_groups_the_env_s_slices_by_their_file(two_kinds: Path):
+    env = gym.make_vec(
+        ENV_ID, num_envs=1, vectorization_mode="vector_entry_point", data_path=two_kinds, reconstructor="zero_filled"
+    )
+    files = [env.unwrapped.slice_name(index)[0] for index in range(env.unwrapped.num_slices)]
+    first, second = sorted(set(files))
+    groups = slices_of_each_kind(env.unwrapped, "acquisition")
+    assert list(groups) == ["PD", "PDFS"]
+    assert groups["PD"] == [index for index, name in enumerate(files) if name == first]
+    assert groups["PDFS"] == [index for index, name in enumerate(files) if name == second]
+    assert slices_of_each_kind(env.unwrapped, None) == {"all": list(range(len(files)))}
+    with pytest.raises(ValueError, match="has no attribute 'orientation'"):
+        slices_of_each_kind(env.unwrapped, "orientation")
+    env.close()
