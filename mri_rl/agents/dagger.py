@@ -8,7 +8,11 @@ legal actions and summed (for SSIM and PSNR, the ``oracle_ssim_psnr`` baseline's
 policy network learns by cross-entropy towards ``softmax(score / temperature)`` over the legal
 actions: soft targets keep the teacher's ranking, not only its choice (distillation, Hinton, Vinyals
 & Dean 2015). Pineda et al. (MICCAI 2020) gave their DDQN an evaluator of each column's
-look-ahead score for the same reason: it is a far less noisy signal than one-step rewards.
+look-ahead score for the same reason: it is a far less noisy signal than one-step rewards. With
+``weigh_states_by``, each state's loss counts in proportion to what is at stake there, the spread of
+one metric's gains over the scored actions, so that a costly error counts more than a cheap one
+(cost-sensitive imitation, as in AggreVaTe: Ross & Bagnell, "Reinforcement and imitation learning via
+interactive no-regret learning", 2014).
 
 Each row of the vector env follows the teacher's choice with probability beta and the policy's
 own greedy choice otherwise; beta falls linearly from ``beta_start`` to 0 over the first
@@ -55,6 +59,11 @@ class DAggerSettings(AgentSettings):
             counts SSIM twice: where the greedy teacher trades one metric for the other.
         temperature: of the softmax over the teacher's standardised scores (smaller: closer
             to its argmax).
+        weigh_states_by: one of ``teacher_metrics``, e.g. ``"ssim"``: each state's cross-entropy is
+            weighted by the standard deviation of that metric's look-ahead gains over the actions
+            the teacher scored there (the scale its standardisation divided away), relative to the
+            minibatch's sum, so states where the choice is worth more of that metric count more.
+            Empty: every state counts the same.
         teacher_candidates: K, the legal actions the teacher scores per state (0: all of them):
             the policy's K // 2 most likely and K - K // 2 others drawn at random. The labels
             cost K reconstructions instead of one per legal action; the loss compares the
@@ -95,6 +104,7 @@ class DAggerSettings(AgentSettings):
     teacher_metrics: tuple[str, ...] = ("ssim", "psnr")
     teacher_weights: tuple[float, ...] = field(default=(), metadata={"min": 0})
     temperature: float = field(default=0.5, metadata={"above": 0})
+    weigh_states_by: str = ""
     teacher_candidates: int = field(default=0, metadata={"min": 0})
     beta_start: float = field(default=1.0, metadata={"min": 0, "max": 1})
     beta_fraction: float = field(default=0.5, metadata={"min": 0, "max": 1})
@@ -117,12 +127,18 @@ class DAggerSettings(AgentSettings):
             raise ValueError("DAggerSettings: teacher_metrics must name at least one metric")
         if self.teacher_weights:  # empty: 1 each
             check_metric_weights("DAggerSettings: teacher_weights", self.teacher_weights, self.teacher_metrics)
+        if self.weigh_states_by and self.weigh_states_by not in self.teacher_metrics:
+            raise ValueError(
+                f"DAggerSettings: weigh_states_by must be empty or one of teacher_metrics "
+                f"{list(self.teacher_metrics)}, got {self.weigh_states_by!r}"
+            )
         if self.teacher_candidates == 1:
             raise ValueError("DAggerSettings: teacher_candidates must be 0 (every legal action) or at least 2, got 1")
 
 
 class LabelledStates:
-    """The aggregate: observations and the teacher's scores, in a circular store.
+    """The aggregate: observations, the teacher's scores and each state's stake (its weight in the
+    loss, see ``weigh_states_by``), in a circular store.
 
     Args:
         capacity: states kept.
@@ -138,31 +154,37 @@ class LabelledStates:
             for key, space in subspaces.items()
         }
         self.scores = np.zeros((capacity, num_actions), dtype=np.float32)  # -inf: illegal
+        self.stakes = np.ones(capacity, dtype=np.float32)
         self.image_keys = tuple(key for key, space in subspaces.items() if is_image_space(space))
         self.column_keys = tuple(key for key, space in subspaces.items() if space.shape == (num_actions,))
         self.capacity = capacity
         self.size = 0
         self.next = 0
 
-    def add(self, observations: Any, scores: np.ndarray, rows: np.ndarray) -> None:
-        """Keep ``rows`` of a batch: observations (N, ...) per key and scores float (N, A)."""
+    def add(self, observations: Any, scores: np.ndarray, stakes: np.ndarray, rows: np.ndarray) -> None:
+        """Keep ``rows`` of a batch: observations (N, ...) per key, scores float (N, A) and stakes
+        float (N,)."""
         batch = observations if isinstance(observations, dict) else {"": observations}
         for row in rows:
             for key, store in self.observations.items():
                 value = batch[key][row]
                 store[self.next] = value.cpu().numpy() if isinstance(value, torch.Tensor) else value
             self.scores[self.next] = scores[row]
+            self.stakes[self.next] = stakes[row]
             self.next = (self.next + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)
 
     def state(self) -> dict[str, Any]:
-        """The kept states as tensors: ``observations`` per key (S, ...), ``scores`` (S, A), ``next``."""
+        """The kept states as tensors: ``observations`` per key (S, ...), ``scores`` (S, A), ``stakes``
+        (S,), ``next``."""
         kept = slice(0, self.size)
         observations = {key: torch.from_numpy(store[kept].copy()) for key, store in self.observations.items()}
-        return {"observations": observations, "scores": torch.from_numpy(self.scores[kept].copy()), "next": self.next}
+        scores, stakes = (torch.from_numpy(values[kept].copy()) for values in (self.scores, self.stakes))
+        return {"observations": observations, "scores": scores, "stakes": stakes, "next": self.next}
 
     def load_state(self, state: dict[str, Any], path: str | Path, entry: str) -> None:
-        """Keep the states of :meth:`state`, read from entry ``entry`` of the checkpoint ``path``.
+        """Keep the states of :meth:`state`, read from entry ``entry`` of the checkpoint ``path``
+        (an aggregate kept before states had stakes counts each state the same: stakes 1).
 
         Raises:
             CheckpointError: naming the file and the entry, when they do not fit this store
@@ -172,6 +194,7 @@ class LabelledStates:
             observations = {key: value.cpu().numpy() for key, value in dict(state["observations"]).items()}
             scores, next_slot = state["scores"].cpu().numpy(), int(state["next"])
             size = len(scores)
+            stakes = state["stakes"].cpu().numpy() if "stakes" in state else np.ones(size, dtype=np.float32)
             expected = {key: (store.shape[1:], store.dtype) for key, store in self.observations.items()}
             found = {key: (value.shape[1:], value.dtype) for key, value in observations.items()}
             fits = found == expected and all(len(value) == size for value in observations.values())
@@ -180,11 +203,14 @@ class LabelledStates:
                     f"holds {size} states of {found} and scores {tuple(scores.shape)}; expected at most "
                     f"{self.capacity} states of {expected} and scores (S, {self.scores.shape[1]})"
                 )
+            if stakes.shape != (size,) or not (np.isfinite(stakes) & (stakes >= 0)).all():
+                raise ValueError(f"has stakes of shape {tuple(stakes.shape)}; expected ({size},), finite and >= 0")
             if not 0 <= next_slot < self.capacity or (size < self.capacity and next_slot != size % self.capacity):
                 raise ValueError(f"has next slot {next_slot} for {size} states of {self.capacity}")
             for key, store in self.observations.items():
                 store[:size] = observations[key]
             self.scores[:size] = scores
+            self.stakes[:size] = stakes
             self.size, self.next = size, next_slot
 
     @classmethod
@@ -218,16 +244,19 @@ class LabelledStates:
         store = copy.copy(self)  # the same keys and settings, new arrays
         store.observations = {key: values[indices].copy() for key, values in self.observations.items()}
         store.scores = self.scores[indices].copy()
+        store.stakes = self.stakes[indices].copy()
         store.capacity = store.size = len(indices)
         store.next = 0
         return store
 
-    def sample(self, batch_size: int, rng: np.random.Generator, device: torch.device) -> tuple[Any, torch.Tensor]:
-        """(observations, scores (B, A)) of ``batch_size`` states drawn uniformly, as tensors."""
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, device: torch.device
+    ) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """(observations, scores (B, A), stakes (B,)) of ``batch_size`` states drawn uniformly, as tensors."""
         picked = rng.integers(self.size, size=batch_size)
         observations = {key: torch.as_tensor(store[picked], device=device) for key, store in self.observations.items()}
-        scores = torch.as_tensor(self.scores[picked], device=device)
-        return (observations[""] if "" in observations else observations), scores
+        scores, stakes = (torch.as_tensor(values[picked], device=device) for values in (self.scores, self.stakes))
+        return (observations[""] if "" in observations else observations), scores, stakes
 
 
 class DAgger(PolicyNetworkAgent):
@@ -261,10 +290,17 @@ class DAgger(PolicyNetworkAgent):
         if "aggregate" in state and self.labelled is not None:
             self.labelled.load_state(state["aggregate"], path, "training_state.aggregate")
 
-    def teacher_scores(self, legal: np.ndarray) -> np.ndarray:
-        """float (N, A): the teacher's score of every legal action of each row now, -inf where illegal."""
+    def teacher_labels(self, legal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher's labels of each row now, for the actions ``legal`` bool (N, A): its score of
+        each, float (N, A), -inf elsewhere, and the state's stake float (N,): the spread of the
+        ``weigh_states_by`` metric's gains over them (1 without it)."""
         s = self.settings
-        return balanced_action_scores(self._look_ahead_gains, legal, s.teacher_metrics, s.teacher_weights or None)
+        scores, spreads = balanced_action_scores(
+            self._look_ahead_gains, legal, s.teacher_metrics, s.teacher_weights or None
+        )
+        if not s.weigh_states_by:
+            return scores, np.ones(len(scores))
+        return scores, spreads[:, s.teacher_metrics.index(s.weigh_states_by)]
 
     def teacher_subset(self, logits: np.ndarray | torch.Tensor, legal: np.ndarray) -> np.ndarray:
         """bool (N, A): the legal actions the teacher scores (see ``teacher_candidates``), from the
@@ -301,10 +337,10 @@ class DAgger(PolicyNetworkAgent):
                 with torch.no_grad():
                     logits = masked_logits(self.policy(self.to_tensor(obs)), torch.as_tensor(legal, device=self.device))
                 own = logits.argmax(dim=1).cpu().numpy()
-                scores = self.teacher_scores(self.teacher_subset(logits, legal))
+                scores, stakes = self.teacher_labels(self.teacher_subset(logits, legal))
                 follow = self.rng.random(len(own)) < self.beta
                 step = run.step(np.where(follow, scores.argmax(axis=1), own))
-                self.labelled.add(obs, scores, np.flatnonzero(step.valid))
+                self.labelled.add(obs, scores, stakes, np.flatnonzero(step.valid))
                 obs, legal = step.observations, step.legal
                 if self.labelled.size >= max(s.learning_starts, 1):
                     self.fit(self.labelled, s.gradient_steps)
@@ -320,8 +356,9 @@ class DAgger(PolicyNetworkAgent):
         return self.last_loss
 
     def _train_step(self, labelled: LabelledStates) -> float:
-        """One cross-entropy step towards the teacher's softmax on a minibatch of ``labelled``."""
-        obs, scores = labelled.sample(self.settings.batch_size, self.rng, self.device)
+        """One cross-entropy step towards the teacher's softmax on a minibatch of ``labelled`` (each
+        state weighted by its stake with ``weigh_states_by``)."""
+        obs, scores, stakes = labelled.sample(self.settings.batch_size, self.rng, self.device)
         if self.settings.flip_rows:
             obs = flip_image_rows(obs, labelled.image_keys, self.rng.random(len(scores)) < 0.5)
         if self.settings.flip_columns:
@@ -330,7 +367,11 @@ class DAgger(PolicyNetworkAgent):
         legal = torch.isfinite(scores)
         target = torch.softmax(scores.masked_fill(~legal, float("-inf")) / self.settings.temperature, dim=1)
         log_probs = F.log_softmax(masked_logits(self.policy(obs), legal), dim=1)
-        loss = -(target * log_probs.masked_fill(~legal, 0.0)).sum(dim=1).mean()
+        losses = -(target * log_probs.masked_fill(~legal, 0.0)).sum(dim=1)
+        if self.settings.weigh_states_by:
+            loss = (stakes * losses).sum() / stakes.sum().clamp_min(torch.finfo(stakes.dtype).tiny)
+        else:
+            loss = losses.mean()
         self._gradient_step(loss, self.settings.max_grad_norm)
         return float(loss.detach())
 

@@ -72,15 +72,27 @@ def legal_candidates(legal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return candidates, np.arange(width)[None, :] < count[:, None]
 
 
-def standardised(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``values`` (N, M, K) less their mean, over their standard deviation, over the valid K
-    of each row and metric (``valid`` bool (N, K)); 0 where invalid or where all are equal."""
+def _mean_and_spread(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and standard deviation, each (N, M, 1), of ``values`` (N, M, K) over the valid K of
+    each row and metric (``valid`` bool (N, K))."""
     weights = valid[:, None, :].astype(np.float64)
     count = np.maximum(weights.sum(axis=2, keepdims=True), 1.0)
     mean = (values * weights).sum(axis=2, keepdims=True) / count
-    deviation = np.sqrt((((values - mean) * weights) ** 2).sum(axis=2, keepdims=True) / count)
+    return mean, np.sqrt((((values - mean) * weights) ** 2).sum(axis=2, keepdims=True) / count)
+
+
+def spreads(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """float (N, M): the standard deviation of ``values`` (N, M, K) over the valid K of each row and
+    metric (``valid`` bool (N, K)), the scale :func:`standardised` divides by; 0 where all are equal."""
+    return _mean_and_spread(values, valid)[1][:, :, 0]
+
+
+def standardised(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``values`` (N, M, K) less their mean, over their standard deviation, over the valid K
+    of each row and metric (``valid`` bool (N, K)); 0 where invalid or where all are equal."""
+    mean, deviation = _mean_and_spread(values, valid)
     z = np.divide(values - mean, deviation, out=np.zeros_like(values), where=deviation > 0)
-    return np.where(weights > 0, z, 0.0)
+    return np.where(valid[:, None, :], z, 0.0)
 
 
 def check_metric_weights(name: str, weights: Sequence[Any], metrics: Sequence[str]) -> tuple[float, ...]:
@@ -128,16 +140,22 @@ def balanced_action_scores(
     legal: np.ndarray,
     metrics: Sequence[str],
     weights: Sequence[float] | None = None,
-) -> np.ndarray:
-    """float (N, A): every legal action's look-ahead gains on ``metrics``, each standardised over the
-    row's legal actions and summed with ``weights`` (:func:`balanced_scores`), -inf where illegal.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every legal action's look-ahead gains on ``metrics``, each standardised over the row's legal
+    actions and summed with ``weights`` (:func:`balanced_scores`).
 
     Args:
         look_ahead_gains: a batched look-ahead, e.g. :func:`look_ahead_gains_of` of an env.
         legal: bool (N, A), True where an action is legal.
         metrics: M metric names the look-ahead knows.
         weights: M weights of the standardised gains (None: 1 each).
+
+    Returns:
+        scores float (N, A), -inf where illegal, and the spread float (N, M) of each metric's gains
+        over the row's legal actions (:func:`spreads`: what is at stake in the choice, in that
+        metric's units).
     """
     candidates, valid = legal_candidates(legal)
     gains = look_ahead_gains(candidates, tuple(metrics))  # (N, M, K)
-    return scores_over_actions(candidates, balanced_scores(gains, valid, weights), valid, legal.shape[1])
+    scores = scores_over_actions(candidates, balanced_scores(gains, valid, weights), valid, legal.shape[1])
+    return scores, spreads(gains, valid)

@@ -94,7 +94,7 @@ def teacher_agreement(
             which = collector.in_first_episode & real
             if not which.any():
                 break
-            scores = balanced_action_scores(gains_of, legal, metrics, weights)
+            scores = balanced_action_scores(gains_of, legal, metrics, weights)[0]
             actions = np.asarray(policy.predict(obs, deterministic=True, action_mask=legal)[0])
             scored.append(scores[which])
             taken.append(actions[which])

@@ -60,8 +60,10 @@ def test_the_kept_labels_come_back_from_the_checkpoint(labelled_run):
     assert store.size == resumed.labelled.size == 240
     np.testing.assert_array_equal(store.scores, resumed.labelled.scores[:240])
     np.testing.assert_array_equal(store.observations[""], resumed.labelled.observations[""][:240])
+    store.stakes[:] = np.arange(240)
     part = store.subset(np.array([5, 0]))
     assert (part.size, part.capacity, part.next) == (2, 2, 0)
+    np.testing.assert_array_equal(part.stakes, [5, 0])
     np.testing.assert_array_equal(part.scores, store.scores[[5, 0]])
     np.testing.assert_array_equal(part.observations[""], store.observations[""][[5, 0]])
 

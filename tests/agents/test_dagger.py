@@ -16,7 +16,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from mri_rl.agents import DAgger, DAggerSettings
 from mri_rl.agents.dagger import flip_image_rows, mirror_k_space_columns
-from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions
+from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions, spreads
 from mri_rl.agents.networks import ImageEncoder
 from mri_rl.checkpointing import CheckpointError, save_checkpoint
 from mri_rl.policies import BalancedOraclePolicy
@@ -190,6 +190,7 @@ def test_the_teacher_standardises_each_metric_before_summing():
     valid = np.array([[True, True, True, False]])
     z = np.sqrt(1.5)  # the z-score of the largest of three evenly spaced values
     np.testing.assert_allclose(balanced_scores(gains, valid), [[0.0, -z, z, 0.0]])  # raw sums favour column 0
+    np.testing.assert_allclose(spreads(gains, valid), [[np.sqrt(2 / 3), 100 * np.sqrt(2 / 3)]])  # what was divided
     candidates, valid = legal_candidates(np.array([[False, True, False, True], [True, False, False, False]]))
     np.testing.assert_array_equal(candidates, [[1, 3], [0, 0]])
     np.testing.assert_array_equal(valid, [[True, True], [True, False]])
@@ -214,7 +215,7 @@ def test_dagger_teacher_follows_its_metric_weights(weights, picks_hidden):
     agent = DAgger(env, teacher_metrics=("hit", "miss"), teacher_weights=weights, net_arch=(8,), seed=0)
     env.reset(seed=1)
     hidden = np.array([e.unwrapped.hidden for e in env.envs])
-    choices = agent.teacher_scores(np.ones((3, 4), dtype=bool)).argmax(axis=1)
+    choices = agent.teacher_labels(np.ones((3, 4), dtype=bool))[0].argmax(axis=1)
     assert (choices == hidden).all() == picks_hidden and (choices != hidden).all() != picks_hidden
 
 
@@ -230,6 +231,40 @@ def test_the_teacher_scores_the_policys_likeliest_actions_and_random_others():
         np.testing.assert_array_equal(subset[1], legal[1])  # three legal actions: all of them
     assert drawn == {2, 3, 4, 6}
     np.testing.assert_array_equal(DAgger(SyncVectorEnv([HiddenIndexEnv])).teacher_subset(logits, legal), legal)
+
+
+class UnseenStakesEnv(HiddenIndexEnv):
+    """:class:`HiddenIndexEnv` whose observation says nothing (all zeros): index 1 is hidden three
+    times in four and pays ``small``, index 0 once in four and pays ``large``. A policy that counts
+    every state the same picks 1, the common case; one that weighs each state by what is at stake
+    there picks 0 when 0.25 * ``large`` > 0.75 * ``small``."""
+
+    small, large = 0.1, 10.0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.hidden = int(self.np_random.random() < 0.25) ^ 1
+        return self._observation(), {}
+
+    def look_ahead_gains(self, candidates: np.ndarray, metrics: Any) -> np.ndarray:
+        return super().look_ahead_gains(candidates, metrics) * (self.large if self.hidden == 0 else self.small)
+
+    def _observation(self) -> np.ndarray:
+        return np.zeros(self.action_space.n, dtype=np.float32)
+
+
+@pytest.mark.parametrize(("weigh_states_by", "picked"), [("", 1), ("hit", 0)])
+def test_states_weighed_by_their_stake_teach_the_costly_choice(weigh_states_by, picked):
+    env = SyncVectorEnv([UnseenStakesEnv] * 4, autoreset_mode=AutoresetMode.NEXT_STEP)
+    settings = {"teacher_metrics": ("hit",), "temperature": 0.1, "learning_starts": 16, "batch_size": 32}
+    agent = DAgger(env, weigh_states_by=weigh_states_by, net_arch=(8,), seed=0, **settings)
+    agent.learn(400, progress_bar=False)
+    assert agent.predict(np.zeros((1, 4), dtype=np.float32))[0][0] == picked
+    kept = agent.labelled.stakes[: agent.labelled.size]
+    hidden_is_zero = agent.labelled.scores[: agent.labelled.size].argmax(axis=1) == 0
+    one_hit_in_four = np.sqrt(0.1875)  # the standard deviation of (1, 0, 0, 0)
+    expected = np.where(hidden_is_zero, 10.0, 0.1) * one_hit_in_four if weigh_states_by else np.ones(len(kept))
+    np.testing.assert_allclose(kept, expected, rtol=1e-6)
 
 
 class FirstSlice(gym.Wrapper):
@@ -256,7 +291,7 @@ def test_dagger_on_one_mri_slice_acquires_what_the_ssim_psnr_oracle_would_at_eve
     oracle = BalancedOraclePolicy(env)
     obs, info = env.reset(options={"indices": [0]})
     legal = info["action_mask"].astype(bool)
-    np.testing.assert_allclose(DAgger(env).teacher_scores(legal), oracle.scores(obs, legal))  # the same teacher
+    np.testing.assert_allclose(DAgger(env).teacher_labels(legal)[0], oracle.scores(obs, legal))  # the same teacher
     for _ in range(4):  # budget 4
         teacher = oracle.scores(obs, legal)[0]
         action = agent.predict(obs, action_mask=legal)[0]
@@ -286,6 +321,8 @@ def test_bad_teacher_settings_are_refused(make_mri_vec_env):
         DAggerSettings(teacher_weights=(0.0, 0.0))
     with pytest.raises(ValueError, match=re.escape("DAggerSettings: teacher_weights: must be >= 0")):
         DAggerSettings(teacher_weights=(1.0, -1.0))
+    with pytest.raises(ValueError, match=re.escape("weigh_states_by must be empty or one of teacher_metrics ['ssim']")):
+        DAggerSettings(teacher_metrics=("ssim",), weigh_states_by="psnr")
     agent = DAgger(make_mri_vec_env(2), teacher_metrics=("sharpness",), net_arch=(8,))
     with pytest.raises(ValueError, match=re.escape("got ['sharpness']")):  # the env names what it knows
         agent.learn(8, progress_bar=False)
@@ -298,7 +335,7 @@ def hidden_index_dagger(env_count: int = 2, **settings: Any) -> DAgger:
 
 @pytest.mark.parametrize("buffer_size", [1000, 24])  # 24: the store has wrapped around
 def test_a_resumable_checkpoint_keeps_the_labelled_states_and_a_model_does_not(tmp_path, buffer_size):
-    agent = hidden_index_dagger(buffer_size=buffer_size)
+    agent = hidden_index_dagger(buffer_size=buffer_size, weigh_states_by="hit")
     agent.learn(40, progress_bar=False)
     agent.save(tmp_path / "checkpoint.pt", resumable=True)
     agent.save(tmp_path / "model.pt")
@@ -306,6 +343,8 @@ def test_a_resumable_checkpoint_keeps_the_labelled_states_and_a_model_does_not(t
     kept, back = agent.labelled, resumed.labelled
     assert (back.size, back.next) == (kept.size, kept.next) == (min(40, buffer_size), 40 % buffer_size)
     np.testing.assert_array_equal(back.scores, kept.scores)
+    np.testing.assert_array_equal(back.stakes, kept.stakes)
+    assert (kept.stakes[: kept.size] == np.float32(np.sqrt(0.1875))).all()  # one hit in four legal actions
     np.testing.assert_array_equal(back.observations[""], kept.observations[""])
     fresh = DAgger.load(tmp_path / "model.pt", env=agent.env)  # a final model: no labels in it
     assert fresh.labelled.size == 0
@@ -321,3 +360,19 @@ def test_labelled_states_that_do_not_fit_the_store_are_refused_naming_the_entry(
     save_checkpoint(checkpoint, tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointError, match=r"entry 'training_state.aggregate' is unusable .*scores \(16, 5\)"):
         DAgger.load(tmp_path / "checkpoint.pt", env=agent.env)
+    checkpoint = agent.checkpoint(resumable=True)
+    checkpoint["training_state"]["aggregate"]["stakes"] = -torch.ones(16)
+    save_checkpoint(checkpoint, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=r"unusable .*stakes of shape \(16,\); expected \(16,\), finite"):
+        DAgger.load(tmp_path / "checkpoint.pt", env=agent.env)
+
+
+def test_labelled_states_kept_before_states_had_stakes_count_the_same(tmp_path):
+    agent = hidden_index_dagger(weigh_states_by="hit")
+    agent.learn(16, progress_bar=False)
+    checkpoint = agent.checkpoint(resumable=True)
+    del checkpoint["training_state"]["aggregate"]["stakes"]
+    save_checkpoint(checkpoint, tmp_path / "checkpoint.pt")
+    resumed = DAgger.load(tmp_path / "checkpoint.pt", env=agent.env).labelled
+    np.testing.assert_array_equal(resumed.stakes[:16], np.ones(16))
+    np.testing.assert_array_equal(resumed.scores[:16], agent.labelled.scores[:16])
