@@ -8,15 +8,25 @@ volume-resampled 95% interval and its paired SSIM and PSNR AUC differences to LB
 
     python scripts/share_by_attribute.py runs/quickstart/evaluation/metrics.csv \\
         --data runs/quickstart/data --split test --attribute orientation [--policies dqn reinforce]
+
+``--join NAME=METRICS.csv`` (repeatable; one policy per file) adds the rows of other evaluations as
+policy NAME, e.g. LBCS learned on each orientation's training volumes and rolled on that
+orientation's test volumes (``mri-rl evaluate --policies lbcs`` on folders of one kind each); with
+``--reference NAME`` the shares are taken against it instead of the evaluation's LBCS:
+
+    python scripts/share_by_attribute.py runs/a/metrics.csv --data DATA --attribute orientation \\
+        --join lbcs_kind=runs/axial/metrics.csv --join lbcs_kind=runs/coronal/metrics.csv \\
+        --join lbcs_kind=runs/sagittal/metrics.csv --reference lbcs_kind
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 from pathlib import Path
 
 from mri_rl.data.fastmri_files import resolve_split_folder
-from mri_rl.evaluation.report import read_rows_csv
+from mri_rl.evaluation.report import join_policy_rows, read_rows_csv
 from mri_rl.evaluation.volume_groups import room_share_by_kind, volume_kinds
 
 
@@ -28,16 +38,29 @@ def main() -> None:
     parser.add_argument("--challenge", default="singlecoil")
     parser.add_argument("--attribute", default="acquisition", help="the file attribute to group by")
     parser.add_argument("--policies", nargs="+", help="the policies to show beside lbcs and oracle (default: all)")
+    parser.add_argument(
+        "--join", action="append", default=[], metavar="NAME=METRICS.csv",
+        help="the rows of another evaluation of one policy, as policy NAME; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--reference", default="lbcs", help="the policy the shares are taken against (default: lbcs)")
     args = parser.parse_args()
+    joins: dict[str, list[Path]] = defaultdict(list)
+    for text in args.join:
+        name, _, path = text.partition("=")
+        if not name or not path:
+            parser.error(f"--join {text!r}: expected NAME=METRICS.csv")
+        joins[name].append(Path(path))
     try:
         rows = read_rows_csv(args.metrics)
         if args.policies:
-            rows = [row for row in rows if row["policy"] in {*args.policies, "lbcs", "oracle"}]
+            rows = [row for row in rows if row["policy"] in {*args.policies, "lbcs", "oracle", args.reference}]
+        for name, paths in joins.items():
+            rows = join_policy_rows(rows, name, [(str(path), read_rows_csv(path)) for path in paths])
         folder = resolve_split_folder(args.data, args.challenge, args.split)
         kinds = volume_kinds(folder, {row["file"] for row in rows}, args.attribute, args.challenge)
     except (OSError, ValueError) as error:
         parser.error(str(error))
-    print(room_share_by_kind(rows, kinds, args.attribute))
+    print(room_share_by_kind(rows, kinds, args.attribute, reference=args.reference))
 
 
 if __name__ == "__main__":

@@ -368,6 +368,42 @@ def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
         ]
 
 
+def join_policy_rows(
+    rows: list[dict[str, Any]], name: str, parts: Iterable[tuple[str, list[dict[str, Any]]]]
+) -> list[dict[str, Any]]:
+    """``rows`` and, as policy ``name``, the rows of other evaluations that each rolled one policy: e.g.
+    an LBCS order learned per kind of volume and rolled on each kind's files, joined to the
+    evaluation of every kind so that shares can be taken against it (``reference=name``).
+
+    Args:
+        rows: one evaluation's rows (:func:`read_rows_csv`).
+        name: the policy name the joined rows take; not one of ``rows``' policies.
+        parts: ``(source, rows)`` per other evaluation (``source`` names it in errors), one
+            policy each.
+
+    Raises:
+        ValueError: ``name`` already names a policy of ``rows``; a part with no rows or with
+            rows of several policies; a step of one episode (seed, file, slice, step) given twice.
+    """
+    if name in {row["policy"] for row in rows}:
+        raise ValueError(f"policy {name!r} is already in the evaluation; join the other rows under another name")
+    joined, seen = list(rows), set()
+    for source, part in parts:
+        policies = sorted({row["policy"] for row in part})
+        if len(policies) != 1:
+            raise ValueError(f"{source}: expected the rows of one policy, found {policies or 'none'}")
+        for row in part:
+            step = (row["seed"], row["file"], row["slice"], row["step"])
+            if step in seen:
+                raise ValueError(
+                    f"{source}: seed {step[0]}, {step[1]} slice {step[2]} step {step[3]} is already among "
+                    f"the rows joined as {name!r} (the same evaluation given twice?)"
+                )
+            seen.add(step)
+            joined.append({**row, "policy": name})
+    return joined
+
+
 def write_report(
     out_dir: str | Path,
     rows: list[dict[str, Any]],

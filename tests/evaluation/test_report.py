@@ -24,6 +24,7 @@ from mri_rl.evaluation.report import (
     SUMMARY_KEYS,
     VOLUME_KEYS,
     curve_auc,
+    join_policy_rows,
     markdown_table,
     paired_differences,
     paired_table,
@@ -264,6 +265,38 @@ def test_room_share_interval_is_undefined_for_one_volume_or_a_resample_without_r
     rows = one_volume + volume_rows({("r", "y.h5"): [0.5], ("o", "y.h5"): [0.4], ("p", "y.h5"): [0.4]})
     assert np.isnan(room_share_interval(rows, "p", "r", "o")).all()
     assert np.isnan(room_share_interval(rows, "missing", "r", "o")).all()  # a policy not evaluated
+
+
+def test_joined_rows_are_a_reference_per_kind_of_volume(tmp_path):
+    # main evaluation: LBCS 0.2, oracle 0.6, policy p 0.4 on both volumes. Joined as k: an order
+    # learned per kind, rolled on x (0.4, as good as p there) and on y (0.2) in two evaluations
+    # written to CSV and read back. Against k: p gains 0 on x and 0.2 on y, the room is 0.2 and
+    # 0.4, so p's share is 1/3; k's own share of the LBCS room is 1/4.
+    rows = volume_rows({(policy, file): [value] for file in ("x.h5", "y.h5") for policy, value in
+                        (("lbcs", 0.2), ("oracle", 0.6), ("p", 0.4))})  # fmt: skip
+    parts = []
+    for file, value in (("x.h5", 0.4), ("y.h5", 0.2)):
+        write_rows_csv(tmp_path / f"{file}.csv", volume_rows({("lbcs", file): [value]}))
+        parts.append((f"{file}.csv", read_rows_csv(tmp_path / f"{file}.csv")))
+    joined = join_policy_rows(rows, "k", parts)
+    assert len(joined) == len(rows) + 6 and rows == joined[: len(rows)]
+    ssim = paired_differences(joined)
+    assert room_share(ssim, "p", reference="k") == pytest.approx(1 / 3)
+    assert room_share(ssim, "k") == pytest.approx(1 / 4)
+    assert "| p | +33% |" in room_share_table(joined, reference="k")
+
+
+def test_joining_refuses_a_taken_name_several_policies_and_a_step_twice():
+    rows = volume_rows({("lbcs", "x.h5"): [0.2], ("oracle", "x.h5"): [0.6]})
+    lbcs_rows = volume_rows({("lbcs", "y.h5"): [0.3]})
+    with pytest.raises(ValueError, match="policy 'oracle' is already in the evaluation"):
+        join_policy_rows(rows, "oracle", [("a.csv", lbcs_rows)])
+    with pytest.raises(ValueError, match=r"b.csv: expected the rows of one policy, found \['lbcs', 'oracle'\]"):
+        join_policy_rows(rows, "k", [("b.csv", rows)])
+    with pytest.raises(ValueError, match="c.csv: expected the rows of one policy, found none"):
+        join_policy_rows(rows, "k", [("c.csv", [])])
+    with pytest.raises(ValueError, match="d.csv: seed 0, y.h5 slice 0 step 0 is already among the rows joined as 'k'"):
+        join_policy_rows(rows, "k", [("a.csv", lbcs_rows), ("d.csv", lbcs_rows)])
 
 
 def test_room_share_interval_refuses_a_level_outside_zero_to_one():

@@ -4,6 +4,8 @@ clear errors for a missing file or attribute."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -12,7 +14,7 @@ import pytest
 from test_report import volume_rows  # pytest puts this folder (no __init__.py) on sys.path
 
 from mri_rl.envs import ENV_ID
-from mri_rl.evaluation.report import room_share_table
+from mri_rl.evaluation.report import room_share_table, write_rows_csv
 from mri_rl.evaluation.volume_groups import room_share_by_kind, slices_of_each_kind, volume_kinds
 
 
@@ -77,3 +79,40 @@ def test_slices_of_each_kind_groups_the_env_s_slices_by_their_file(two_kinds: Pa
     with pytest.raises(ValueError, match="has no attribute 'orientation'"):
         slices_of_each_kind(env.unwrapped, "orientation")
     env.close()
+
+
+def run_share_script(*args: str) -> subprocess.CompletedProcess:
+    script = Path(__file__).parents[2] / "scripts" / "share_by_attribute.py"
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_the_script_takes_shares_against_rows_joined_per_kind(tmp_path: Path, two_kinds: Path):
+    """``scripts/share_by_attribute.py --join``: an order per kind, rolled in two other evaluations, as
+    the reference; p is that order on the PD volume and 0.2 above it on the PDFS volume."""
+    pd_file, pdfs_file = sorted(path.name for path in two_kinds.glob("*.h5"))
+    main_rows = volume_rows({(policy, file): [value] for file in (pd_file, pdfs_file) for policy, value in
+                             (("lbcs", 0.2), ("oracle", 0.6), ("p", 0.4))})  # fmt: skip
+    write_rows_csv(tmp_path / "metrics.csv", main_rows)
+    joins = []
+    for file, value in ((pd_file, 0.4), (pdfs_file, 0.2)):
+        write_rows_csv(tmp_path / f"{file}.csv", volume_rows({("lbcs", file): [value]}))
+        joins += ["--join", f"per_kind={tmp_path / f'{file}.csv'}"]
+    common = [str(tmp_path / "metrics.csv"), "--data", str(two_kinds), "--attribute", "acquisition", *joins]
+    done = run_share_script(*common, "--reference", "per_kind")
+    assert done.returncode == 0, done.stderr
+    sections = done.stdout.split("## ")[1:]
+    assert "| p | +33% |" in sections[0]  # gains 0 and 0.2 over rooms 0.2 and 0.4
+    assert "| p | +0% |" in sections[1] and "| p | +50% |" in sections[2]  # PD, PDFS
+    against_lbcs = run_share_script(*common).stdout.split("## ")[1]
+    assert "| per_kind | +25% |" in against_lbcs and "| p | +50% |" in against_lbcs
+
+
+@pytest.mark.parametrize(
+    ("join", "expected"),
+    [("per_kind", "--join 'per_kind': expected NAME=METRICS.csv"), ("k=gone.csv", "gone.csv")],
+)
+def test_the_script_refuses_a_bad_join_in_one_line(tmp_path: Path, join: str, expected: str):
+    write_rows_csv(tmp_path / "metrics.csv", volume_rows({("lbcs", "x.h5"): [0.2], ("oracle", "x.h5"): [0.6]}))
+    done = run_share_script(str(tmp_path / "metrics.csv"), "--data", str(tmp_path), "--join", join)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert expected in done.stderr.strip().splitlines()[-1]
