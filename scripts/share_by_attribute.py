@@ -12,7 +12,9 @@ volume-resampled 95% interval and its paired SSIM and PSNR AUC differences to LB
 ``--join NAME=METRICS.csv`` (repeatable; one policy per file) adds the rows of other evaluations as
 policy NAME, e.g. LBCS learned on each orientation's training volumes and rolled on that
 orientation's test volumes (``mri-rl evaluate --policies lbcs`` on folders of one kind each); with
-``--reference NAME`` the shares are taken against it instead of the evaluation's LBCS:
+``--reference NAME`` the shares are taken against it instead of the evaluation's LBCS. A joined
+evaluation rolled under another task (another reconstructor, budget or initial lines, as their
+``metrics.csv.record.json`` say) is refused:
 
     python scripts/share_by_attribute.py runs/a/metrics.csv --data DATA --attribute orientation \\
         --join lbcs_kind=runs/axial/metrics.csv --join lbcs_kind=runs/coronal/metrics.csv \\
@@ -28,6 +30,21 @@ from pathlib import Path
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.evaluation.report import join_policy_rows, read_rows_csv
 from mri_rl.evaluation.volume_groups import room_share_by_kind, volume_kinds
+from mri_rl.provenance import read_json_record, record_differences, sidecar_path
+
+
+def check_same_task(metrics: Path, joined: Path) -> None:
+    """Refuse ``joined`` (a metrics.csv) when its record's task differs from ``metrics``'s; a file
+    without a record is not checked."""
+    records = [read_json_record(sidecar_path(path)) for path in (metrics, joined)]
+    if any(record is None or "task" not in record for record in records):
+        return
+    differences = record_differences({"task": records[1]["task"]}, {"task": records[0]["task"]})
+    if differences:
+        raise ValueError(
+            f"{joined} was rolled under another task than {metrics} ({'; '.join(differences)}): "
+            f"its shares would compare other things"
+        )
 
 
 def main() -> None:
@@ -55,6 +72,8 @@ def main() -> None:
         if args.policies:
             rows = [row for row in rows if row["policy"] in {*args.policies, "lbcs", "oracle", args.reference}]
         for name, paths in joins.items():
+            for path in paths:
+                check_same_task(args.metrics, path)
             rows = join_policy_rows(rows, name, [(str(path), read_rows_csv(path)) for path in paths])
         folder = resolve_split_folder(args.data, args.challenge, args.split)
         kinds = volume_kinds(folder, {row["file"] for row in rows}, args.attribute, args.challenge)

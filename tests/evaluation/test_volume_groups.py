@@ -3,9 +3,11 @@ clear errors for a missing file or attribute."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,6 +18,8 @@ from test_report import volume_rows  # pytest puts this folder (no __init__.py) 
 from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.report import room_share_table, write_rows_csv
 from mri_rl.evaluation.volume_groups import room_share_by_kind, slices_of_each_kind, volume_kinds
+from mri_rl.provenance import make_record, sidecar_path
+from mri_rl.task import DEFAULT_TASK
 
 
 @pytest.fixture
@@ -116,3 +120,19 @@ def test_the_script_refuses_a_bad_join_in_one_line(tmp_path: Path, join: str, ex
     done = run_share_script(str(tmp_path / "metrics.csv"), "--data", str(tmp_path), "--join", join)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert expected in done.stderr.strip().splitlines()[-1]
+
+
+def test_the_script_refuses_rows_rolled_under_another_task(tmp_path: Path):
+    """A joined evaluation whose record has another budget (e.g. another regime) is one usage error
+    naming the file and the difference; with the same task it is joined."""
+    rows = volume_rows({("lbcs", "x.h5"): [0.2], ("oracle", "x.h5"): [0.6]})
+    for name, task in (("metrics", DEFAULT_TASK), ("same", DEFAULT_TASK), ("other", replace(DEFAULT_TASK, budget=24))):
+        write_rows_csv(tmp_path / f"{name}.csv", rows if name == "metrics" else volume_rows({("lbcs", "x.h5"): [0.3]}))
+        sidecar_path(tmp_path / f"{name}.csv").write_text(json.dumps({"record": make_record(task)}))
+    common = [str(tmp_path / "metrics.csv"), "--data", str(tmp_path), "--attribute", "acquisition"]
+    refused = run_share_script(*common, "--join", f"k={tmp_path / 'other.csv'}")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "other.csv was rolled under another task than" in refused.stderr and "budget" in refused.stderr
+    joined = run_share_script(*common, "--join", f"k={tmp_path / 'same.csv'}")
+    assert "same.csv was rolled" not in joined.stderr  # passes the check; the next step wants a data folder
+    assert "is neither a folder of .h5 files nor a fastMRI root" in joined.stderr
