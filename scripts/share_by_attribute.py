@@ -75,6 +75,9 @@ def main() -> None:
             for path in paths:
                 check_same_task(args.metrics, path)
             rows = join_policy_rows(rows, name, [(str(path), read_rows_csv(path)) for path in paths])
+        policies = sorted({row["policy"] for row in rows})
+        if args.reference not in policies:
+            raise ValueError(f"--reference {args.reference!r} is not among the policies {policies}")
         folder = resolve_split_folder(args.data, args.challenge, args.split)
         kinds = volume_kinds(folder, {row["file"] for row in rows}, args.attribute, args.challenge)
     except (OSError, ValueError) as error:

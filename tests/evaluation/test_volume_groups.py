@@ -112,12 +112,16 @@ def test_the_script_takes_shares_against_rows_joined_per_kind(tmp_path: Path, tw
 
 
 @pytest.mark.parametrize(
-    ("join", "expected"),
-    [("per_kind", "--join 'per_kind': expected NAME=METRICS.csv"), ("k=gone.csv", "gone.csv")],
+    ("options", "expected"),
+    [
+        (["--join", "per_kind"], "--join 'per_kind': expected NAME=METRICS.csv"),
+        (["--join", "k=gone.csv"], "gone.csv"),
+        (["--reference", "lbcs_kind"], "--reference 'lbcs_kind' is not among the policies ['lbcs', 'oracle']"),
+    ],
 )
-def test_the_script_refuses_a_bad_join_in_one_line(tmp_path: Path, join: str, expected: str):
+def test_the_script_refuses_a_bad_join_or_reference_in_one_line(tmp_path: Path, options: list[str], expected: str):
     write_rows_csv(tmp_path / "metrics.csv", volume_rows({("lbcs", "x.h5"): [0.2], ("oracle", "x.h5"): [0.6]}))
-    done = run_share_script(str(tmp_path / "metrics.csv"), "--data", str(tmp_path), "--join", join)
+    done = run_share_script(str(tmp_path / "metrics.csv"), "--data", str(tmp_path), *options)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert expected in done.stderr.strip().splitlines()[-1]
 
