@@ -779,7 +779,8 @@ def _add_policy_arguments(evaluate: argparse.ArgumentParser) -> None:
         "--policies",
         nargs="+",
         default=None,
-        help="baselines (random lowtohigh equispaced lbcs oracle oracle_ssim_psnr; default: all but the last) "
+        help="baselines (default: random lowtohigh equispaced lbcs oracle; also lbcs_kind, one LBCS order per "
+        "kind of volume, with --lbcs-by, and oracle_ssim_psnr) "
         "and NAME=AGENT_CHECKPOINT; NAME=AGENT_CHECKPOINT@WEIGHT adds a low-to-high frequency prior to a "
         "policy-network agent (DAgger, REINFORCE): it acquires the column of largest log-probability minus "
         "WEIGHT times its low-to-high rank; NAME=CKPT+CKPT[+...][@WEIGHT] rolls an ensemble of such agents "
@@ -832,7 +833,18 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         help="where LBCS learns its order (default: DATA/{challenge}_train)",
     )
     evaluate.add_argument(
-        "--lbcs-slices", type=_COUNT, default=32, help="training slices LBCS averages over (default: 32)"
+        "--lbcs-slices",
+        type=_COUNT,
+        default=32,
+        help="training slices LBCS averages over (default: 32; lbcs_kind: per kind)",
+    )
+    evaluate.add_argument(
+        "--lbcs-by",
+        metavar="ATTRIBUTE",
+        default=None,
+        help="the file attribute whose kinds of volume the lbcs_kind baseline learns an LBCS order for each, "
+        "on the training volumes of that kind (fastMRI knee: acquisition; mri-rl data anatomy: orientation); "
+        "summary.md then also gives the shares of the room above it",
     )
     _add_device_argument(evaluate, "the environment's reconstructions and the learned policies")
     _add_workers_arguments(
@@ -863,6 +875,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lbcs_train_data=args.lbcs_train_data,
         lbcs_slices=args.lbcs_slices,
+        lbcs_by=args.lbcs_by,
         device=args.device,
         allow_task_mismatch=args.allow_task_mismatch,
         any_folder=args.any_folder,

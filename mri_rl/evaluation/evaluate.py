@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,15 +30,21 @@ import numpy as np
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
-from mri_rl.agents.look_ahead import check_metric_weights
-from mri_rl.checks import check_int, check_number, resolve_device
+from mri_rl.checks import check_int
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.data.splits import check_disjoint, check_split_folder
-from mri_rl.distributed import ActorGroup, Workers, run_tasks
-from mri_rl.envs import ENV_ID
-from mri_rl.envs.slice_source import SliceSource
+from mri_rl.distributed import Workers, run_tasks
 from mri_rl.evaluation.figures import Example, plot_examples
+from mri_rl.evaluation.lbcs_orders import (
+    KIND_ORDERS,
+    KindOrders,
+    kind_attribute,
+    lbcs_kind_orders,
+    lbcs_order,
+    lbcs_train_folder,
+)
 from mri_rl.evaluation.policy_specs import (
+    LBCS_NAMES,
     PolicySpec,
     acquisition_env,
     build_policy,
@@ -50,13 +56,10 @@ from mri_rl.evaluation.policy_specs import (
 )
 from mri_rl.evaluation.report import read_rows_csv, write_report, write_rows_csv
 from mri_rl.evaluation.rollout import replay_orders, rollout_policy
+from mri_rl.evaluation.setup import FRESH_START, EvaluationSetup, make_batched_env
 from mri_rl.evaluation.shards import Shard, join_shards, plan_shards, stale_shard_files
 from mri_rl.files import atomic_write_text
-from mri_rl.policies import (
-    BalancedOraclePolicy,
-    cached_lbcs_order,
-)
-from mri_rl.policies.lbcs import LBCSEpisodes, greedy_order
+from mri_rl.policies import BalancedOraclePolicy
 from mri_rl.provenance import (
     RecordMismatchError,
     check_record,
@@ -67,13 +70,13 @@ from mri_rl.provenance import (
     sidecar_path,
 )
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
-from mri_rl.task import DEFAULT_TASK, SPLITS, ZERO_FILLED, AcquisitionTask
+from mri_rl.task import ZERO_FILLED, AcquisitionTask
 
-FRESH_START = "pass --overwrite (deletes this folder's rollouts and report) or choose a new --out"
 #: What evaluate_policies writes into its folder; --overwrite deletes exactly these.
 OUTPUTS = (
     "partial",
     "lbcs_order.json",
+    KIND_ORDERS,
     "metrics.csv",
     "metrics.csv.record.json",
     "summary.json",
@@ -82,151 +85,6 @@ OUTPUTS = (
     "masks.png",
     "examples.png",
 )
-
-
-@dataclass
-class EvaluationSetup:
-    """What every policy is evaluated on, and how.
-
-    Attributes:
-        data: a folder of ``.h5`` files or a fastMRI root with ``{challenge}_{split}``.
-        task: the acquisition task (budget, initial lines, reward metric, reconstructor...).
-        split: which split; a folder whose name says another split is refused.
-        seeds: evaluation seeds.
-        batch_size: slices stepped together.
-        lbcs_train_data: where LBCS learns its order (default: the root's train split).
-        lbcs_slices: training slices LBCS averages over.
-        device: torch device of the reconstructor ("cpu", "cuda", "cuda:1", "mps"); one this
-            machine does not have is refused at construction.
-        allow_task_mismatch: evaluate learned policies trained on another task (the
-            summary records what differs) instead of refusing them.
-        any_folder: accept a folder whose name says another split than ``split``.
-        examples: slices shown in examples.png (:func:`example_slices`).
-        examples_sampling_rate: the sampling rate examples.png shows each policy at: the
-            first step that reaches it (None: the last step, the end of the budget).
-        oracle_weights: ``oracle_ssim_psnr``'s weights of the standardised SSIM and PSNR gains
-            (:class:`~mri_rl.policies.baselines.BalancedOraclePolicy`; DAgger's ``teacher_weights``).
-    """
-
-    data: Path
-    task: AcquisitionTask = field(default=DEFAULT_TASK)
-    split: str = "test"
-    seeds: tuple[int, ...] = (0, 1, 2)
-    batch_size: int = 32
-    lbcs_train_data: Path | None = None
-    lbcs_slices: int = 32
-    device: str = "cpu"
-    allow_task_mismatch: bool = False
-    any_folder: bool = False
-    examples: int = 3
-    examples_sampling_rate: float | None = None
-    oracle_weights: tuple[float, ...] = BalancedOraclePolicy.equal_weights
-
-    def __post_init__(self) -> None:
-        """Check the settings before anything is read: the split, the counts, the seeds and the device.
-
-        Raises:
-            ValueError: naming the bad value and what was expected.
-        """
-        if self.split not in SPLITS:
-            raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {self.split!r}")
-        self.batch_size = check_int("batch_size", self.batch_size)
-        self.lbcs_slices = check_int("lbcs_slices", self.lbcs_slices)
-        if isinstance(self.seeds, (str, bytes)) or not hasattr(self.seeds, "__iter__"):
-            raise ValueError(f"seeds: expected a sequence of integers >= 0, got {self.seeds!r}")
-        self.seeds = tuple(check_int("seeds", seed, 0) for seed in self.seeds)
-        if not self.seeds:
-            raise ValueError("seeds: give at least one seed")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: expected distinct seeds, got {list(self.seeds)}")
-        self.examples = check_int("examples", self.examples)
-        if self.examples_sampling_rate is not None:
-            rate = check_number("examples_sampling_rate", self.examples_sampling_rate, 0)
-            if not 0 < rate <= 1:
-                raise ValueError(f"examples_sampling_rate: expected a number in (0, 1] or None, got {rate}")
-            self.examples_sampling_rate = rate
-        self.oracle_weights = check_metric_weights("oracle_weights", self.oracle_weights, BalancedOraclePolicy.metrics)
-        resolve_device(self.device)
-
-    def env_kwargs(self, folder: Path) -> dict[str, Any]:
-        return {"data_path": folder, "task": self.task, "device": self.device}
-
-
-def make_batched_env(
-    setup: EvaluationSetup, folder: Path, num_envs: int, observations: tuple[str, ...] = ()
-) -> gym.vector.VectorEnv:
-    """The batched env of the setup's task over ``folder``, at most ``num_envs`` episodes at a
-    time: a folder of fewer slices gets one episode per slice (a second, small env), not padding.
-    ``observations``: optional observation keys to add (of :data:`~mri_rl.envs.spaces.OPTIONAL_OBSERVATIONS`)."""
-
-    def build(n: int) -> gym.vector.VectorEnv:
-        return gym.make_vec(
-            ENV_ID,
-            num_envs=n,
-            vectorization_mode="vector_entry_point",
-            **(setup.env_kwargs(folder) | dict.fromkeys(observations, True)),
-        )
-
-    env = build(num_envs)
-    num_slices = acquisition_env(env).num_slices
-    return env if num_slices >= num_envs else build(num_slices)
-
-
-def lbcs_train_folder(setup: EvaluationSetup) -> Path:
-    """Where LBCS learns its order: ``lbcs_train_data``'s train split, or the root's."""
-    if setup.lbcs_train_data is not None:
-        return resolve_split_folder(setup.lbcs_train_data, setup.task.challenge, "train")
-    candidate = Path(setup.data) / f"{setup.task.challenge}_train"
-    if not candidate.is_dir():
-        raise ValueError(f"lbcs learns on training slices: {candidate} does not exist; pass --lbcs-train-data")
-    return candidate
-
-
-class LBCSScorer:
-    """The LBCS training episodes of one worker, scoring its share of the columns
-    (:class:`~mri_rl.policies.lbcs.LBCSEpisodes` in an env of the setup's task)."""
-
-    def __init__(self, setup: EvaluationSetup, folder: Path, indices: list[int], columns: list[int]) -> None:
-        self.episodes = LBCSEpisodes(make_batched_env(setup, folder, setup.lbcs_slices), indices, columns)
-
-    def mean_gains(self, order: list[int]) -> np.ndarray:
-        return self.episodes.mean_gains(order)
-
-    def acquire(self, column: int) -> None:
-        self.episodes.acquire(column)
-
-
-def lbcs_order(
-    setup: EvaluationSetup,
-    task: AcquisitionTask,
-    folder: Path,
-    cache_file: Path,
-    progress: bool,
-    workers: Workers | None = None,
-) -> list[int]:
-    """The LBCS order learned on the training slices of ``folder`` (cached in ``cache_file``); with
-    several ``workers``, each scores a contiguous share of the columns at every step.
-
-    Raises:
-        RecordMismatchError: the cache was learned under another task, data or slices.
-    """
-    workers = workers or Workers()
-    source = SliceSource(folder, task.challenge)  # headers only: the slices and the width
-    total, width = len(source), source.width
-    indices = np.unique(np.linspace(0, total - 1, min(setup.lbcs_slices, total)).round().astype(int)).tolist()
-    record = make_record(task, {"lbcs_train": data_fingerprint(folder)}, {"lbcs_slices": indices})
-
-    def learn() -> list[int]:
-        shares = [part.tolist() for part in np.array_split(np.arange(width), min(workers.count, width))]
-        with ActorGroup(LBCSScorer, [(setup, folder, indices, share) for share in shares], workers) as scorers:
-            return greedy_order(
-                lambda order: np.concatenate(scorers.call("mean_gains", order)),
-                lambda column: scorers.call("acquire", column),
-                width if task.budget is None else task.budget,
-                progress,
-            )
-
-    return cached_lbcs_order(cache_file, record, learn, FRESH_START)
 
 
 def check_held_out(setup: EvaluationSetup, agents: dict[str, tuple[Any, ...]], evaluated: dict[str, Any]) -> None:
@@ -239,7 +97,7 @@ def check_held_out(setup: EvaluationSetup, agents: dict[str, tuple[Any, ...]], e
         recon_data = (read_reconstructor_record(setup.task.reconstructor) or {}).get("data") or {}
         check_disjoint(recon_data.get("train"), evaluated, f"the reconstructor {setup.task.reconstructor}")
     for name, members in agents.items():
-        if not members and name == "lbcs":
+        if not members and name in LBCS_NAMES:
             folder = lbcs_train_folder(setup)
             check_disjoint(data_fingerprint(folder), evaluated, f"lbcs ({folder})")
         for agent in members:
@@ -268,9 +126,11 @@ def policy_record(
             settings["frequency_prior"] = spec.frequency_prior
         if task_differences:
             settings["task_mismatch"] = task_differences
-    if name == "lbcs" and not learned:
+    if name in LBCS_NAMES and not learned:
         data["lbcs_train"] = data_fingerprint(lbcs_train_folder(setup))
         settings["lbcs_slices"] = setup.lbcs_slices
+    if name == "lbcs_kind" and not learned:
+        settings["lbcs_by"] = setup.lbcs_by
     if name == "oracle_ssim_psnr" and not learned:
         settings.update(weighted_oracle_settings(setup))
     return make_record(task, data, settings)
@@ -392,6 +252,7 @@ class ShardJob:
         checkpoints: the learned policy's checkpoints (several: an ensemble; none: a baseline).
         frequency_prior: the weight of the learned policy's low-to-high prior (0: none).
         lbcs: the LBCS order (for ``lbcs`` only).
+        lbcs_kind: the LBCS orders per kind of volume (for ``lbcs_kind`` only).
         out: the shard's CSV; its record goes beside it.
         record_text: that record, as written.
         progress: show the rollout's progress bar.
@@ -405,6 +266,7 @@ class ShardJob:
     checkpoints: tuple[Path, ...]
     frequency_prior: float
     lbcs: tuple[int, ...] | None
+    lbcs_kind: KindOrders | None
     out: Path
     record_text: str
     progress: bool
@@ -432,7 +294,7 @@ def roll_shard(job: ShardJob) -> Path:
     shard = job.shard
     agents = [load_agent(path) for path in job.checkpoints]
     policy = build_policy(
-        shard.policy, agents, env, shard.seed, job.lbcs, job.frequency_prior, job.setup.oracle_weights
+        shard.policy, agents, env, shard.seed, job.lbcs, job.frequency_prior, job.setup.oracle_weights, job.lbcs_kind
     )
     budget = acquisition_env(env).task.budget
     indices = list(range(shard.start, shard.stop))
@@ -503,12 +365,13 @@ def plan_rollouts(
 ) -> tuple[list[Rollout], list[ShardJob]]:
     """Every (policy, seed) rollout in report order, and the shards still to roll: a stored rollout
     or shard whose record matches is reused (one of another record is refused). Learns the LBCS
-    order first when LBCS must be rolled."""
+    order (orders, per kind) first when ``lbcs`` (``lbcs_kind``) must be rolled."""
     setup, task, partial = context.setup, context.task, context.out_dir / "partial"
     num_slices = acquisition_env(env).num_slices
     rollouts: list[Rollout] = []
     jobs: list[ShardJob] = []
     lbcs: tuple[int, ...] | None = None
+    lbcs_kind: KindOrders | None = None
     for spec in policies:
         name, learned = spec.name, bool(spec.checkpoints)
         for seed in setup.seeds if name == "random" else setup.seeds[:1]:
@@ -521,6 +384,9 @@ def plan_rollouts(
                 cache = context.out_dir / "lbcs_order.json"
                 train = lbcs_train_folder(setup)
                 lbcs = tuple(lbcs_order(setup, task, train, cache, context.progress, context.workers))
+            if name == "lbcs_kind" and not learned and lbcs_kind is None:
+                source = acquisition_env(env).episodes.source
+                lbcs_kind = lbcs_kind_orders(setup, task, source, context.out_dir, context.progress, context.workers)
             shards = plan_shards(name, seed, num_slices, env.num_envs, parts)
             rollouts.append(Rollout(whole, shards, record, num_slices))
             for shard in shards:
@@ -536,6 +402,7 @@ def plan_rollouts(
                             checkpoints=spec.checkpoints,
                             frequency_prior=spec.frequency_prior,
                             lbcs=lbcs,
+                            lbcs_kind=lbcs_kind,
                             out=out,
                             record_text=record_text(own),
                             progress=context.progress and not context.workers.uses_ray,
@@ -555,6 +422,8 @@ def report_header(
     mismatches, the oracle's weights when ``oracle_ssim_psnr`` is rolled with unequal ones) and
     ``title``, which names those weights too."""
     settings: dict[str, Any] = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
+    if any(spec.name == "lbcs_kind" and not spec.checkpoints for spec in policies):
+        settings["lbcs_by"] = setup.lbcs_by
     if any(spec.name == "oracle_ssim_psnr" and not spec.checkpoints for spec in policies):
         settings |= weighted_oracle_settings(setup)
     if mismatches:
@@ -598,6 +467,8 @@ def evaluate_policies(
     out_dir, workers = Path(out_dir), workers or Workers()
     parts = check_int("shards_per_rollout", shards_per_rollout or workers.count)
     policies = parse_policy_specs(policy_specs)
+    if any(spec.name == "lbcs_kind" and not spec.checkpoints for spec in policies):
+        kind_attribute(setup)  # refuses a missing --lbcs-by before anything is read
     folder = resolve_split_folder(setup.data, setup.task.challenge, setup.split)
     check_split_folder(folder, setup.split, setup.any_folder)
     evaluated = data_fingerprint(folder)

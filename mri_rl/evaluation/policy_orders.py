@@ -10,7 +10,6 @@ from typing import Any, cast
 from gymnasium import spaces
 
 from mri_rl.acquisition_orders import AcquisitionOrders
-from mri_rl.evaluation.evaluate import EvaluationSetup, make_batched_env
 from mri_rl.evaluation.policy_specs import (
     PolicySpec,
     build_policy,
@@ -20,6 +19,7 @@ from mri_rl.evaluation.policy_specs import (
     parse_learned_policy,
 )
 from mri_rl.evaluation.rollout import acquisition_orders, rollout_policy
+from mri_rl.evaluation.setup import EvaluationSetup, make_batched_env
 from mri_rl.provenance import checkpoint_fingerprint, data_fingerprint, make_record
 from mri_rl.task import AcquisitionTask
 

@@ -7,7 +7,7 @@ evaluation env, and the policy objects built (a baseline, one agent, or a produc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -22,6 +22,7 @@ from mri_rl.envs.spaces import OPTIONAL_OBSERVATIONS
 from mri_rl.policies import (
     BalancedOraclePolicy,
     EquispacedPolicy,
+    LBCSByKindPolicy,
     LBCSPolicy,
     LowToHighPolicy,
     OraclePolicy,
@@ -33,9 +34,12 @@ from mri_rl.task import AcquisitionTask
 if TYPE_CHECKING:
     from mri_rl.envs.vector import BatchedActiveAcquisitionEnv
 
-BASELINE_NAMES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle", "oracle_ssim_psnr")
-#: The baselines ``mri-rl evaluate`` rolls when given no --policies (not the second oracle).
-DEFAULT_BASELINES = BASELINE_NAMES[:5]
+BASELINE_NAMES = ("random", "lowtohigh", "equispaced", "lbcs", "lbcs_kind", "oracle", "oracle_ssim_psnr")
+#: The baselines ``mri-rl evaluate`` rolls when given no --policies (not the per-kind LBCS, which needs
+#: ``--lbcs-by``, nor the second oracle).
+DEFAULT_BASELINES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle")
+#: The baselines that follow orders learned on training slices (their training data is recorded and held out).
+LBCS_NAMES = ("lbcs", "lbcs_kind")
 POLICY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
@@ -123,7 +127,7 @@ def optional_observations(agents: Iterable[Agent]) -> tuple[str, ...]:
 
 def acquisition_env(env: gym.vector.VectorEnv) -> BatchedActiveAcquisitionEnv:
     """The MRI env under ``env`` (a batched one, e.g. of
-    :func:`~mri_rl.evaluation.evaluate.make_batched_env`)."""
+    :func:`~mri_rl.evaluation.setup.make_batched_env`)."""
     return cast("BatchedActiveAcquisitionEnv", env.unwrapped)
 
 
@@ -203,11 +207,14 @@ def build_policy(
     lbcs: Sequence[int] | None,
     frequency_prior: float = 0.0,
     oracle_weights: Sequence[float] = BalancedOraclePolicy.equal_weights,
+    lbcs_kind: tuple[Mapping[str, Sequence[int]], Sequence[str]] | None = None,
 ):
     """The policy called ``name``: its ``agents`` when it is a learned one (one agent as it is; with a
     low-to-high prior of weight ``frequency_prior`` > 0 or several agents, their product of experts),
     else a baseline (``lbcs``: the LBCS order, learned beforehand by
-    :func:`~mri_rl.evaluation.evaluate.lbcs_order`; ``oracle_weights``: those of ``oracle_ssim_psnr``)."""
+    :func:`~mri_rl.evaluation.lbcs_orders.lbcs_order`; ``lbcs_kind``: the orders per kind and each
+    slice's kind, :func:`~mri_rl.evaluation.lbcs_orders.lbcs_kind_orders`; ``oracle_weights``: those
+    of ``oracle_ssim_psnr``)."""
     width = int(cast(spaces.Discrete, env.single_action_space).n)  # the MRI env's actions are columns
     if len(agents) == 1 and not frequency_prior:
         return agents[0]
@@ -224,6 +231,10 @@ def build_policy(
         if lbcs is None:
             raise ValueError("the lbcs policy needs its order: learn it with lbcs_order first")
         return LBCSPolicy(width, lbcs)
+    if name == "lbcs_kind":
+        if lbcs_kind is None:
+            raise ValueError("the lbcs_kind policy needs its orders: learn them with lbcs_kind_orders first")
+        return LBCSByKindPolicy(width, *lbcs_kind)
     return BalancedOraclePolicy(env, oracle_weights) if name == "oracle_ssim_psnr" else OraclePolicy(env)
 
 

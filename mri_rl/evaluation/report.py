@@ -300,7 +300,8 @@ def summary_markdown(
     rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, float]]], title: str = ""
 ) -> str:
     """The text of summary.md: the per-slice and per-volume tables, the paired SSIM and PSNR AUC
-    matrices, each policy's share of the LBCS-to-oracle room when both were evaluated, and what
+    matrices, each policy's share of the LBCS-to-oracle room when both were evaluated (and of the room
+    above ``lbcs_kind`` when it was), and what
     the oracle is when it was evaluated."""
     header = f"# {title}\n\n" if title else ""
     per_slice = (
@@ -328,6 +329,15 @@ def summary_markdown(
         if shares
         else ""
     )
+    kind_shares = room_share_table(rows, "lbcs_kind")
+    kind_room = (
+        "\n## Share of the room above LBCS learned per kind of volume\n\n`(policy − lbcs_kind) / (oracle − "
+        "lbcs_kind)`: the same against one LBCS order per kind of volume (`--lbcs-by`), learned on the training "
+        "volumes of that kind; a stronger fixed reference when the kinds differ in which columns matter.\n\n"
+        + kind_shares
+        if kind_shares
+        else ""
+    )
     oracle = f"\n{ORACLE_NOTE}" if ORACLE_NAMES & set(summary) else ""
     return (
         header
@@ -337,6 +347,7 @@ def summary_markdown(
         + markdown_table(summary, VOLUME_KEYS)
         + paired
         + room
+        + kind_room
         + oracle
     )
 

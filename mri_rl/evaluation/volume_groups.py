@@ -39,23 +39,31 @@ def volume_kinds(folder: str | Path, files: Iterable[str], attribute: str, chall
     return kinds
 
 
-def slices_of_each_kind(env: Any, attribute: str | None) -> dict[str, list[int]]:
-    """Kind of volume -> the indices of its slices in the batched MRI ``env`` (its ``num_slices`` and
-    ``slice_name``), kinds in sorted order, read from the files' ``attribute`` (None: every slice, kind
-    "all").
+def kind_of_each_slice(source: Any, attribute: str) -> list[str]:
+    """The kind of each slice of ``source`` (a :class:`~mri_rl.envs.slice_source.SliceSource`), by
+    slice index, read from its file's ``attribute``.
 
     Raises:
         ValueError: a file lacks the attribute (see :func:`volume_kinds`).
     """
-    indices = range(env.num_slices)
-    if attribute is None:
-        return {"all": list(indices)}
-    names = [env.slice_name(index)[0] for index in indices]
-    source = env.episodes.source
+    names = [source.describe(index)[0] for index in range(len(source))]
     kinds = volume_kinds(source.folder, names, attribute, source.challenge)
+    return [kinds[name] for name in names]
+
+
+def slices_of_each_kind(env: Any, attribute: str | None) -> dict[str, list[int]]:
+    """Kind of volume -> the indices of its slices in the batched MRI ``env`` (its ``num_slices`` and
+    ``episodes.source``), kinds in sorted order, read from the files' ``attribute`` (None: every slice,
+    kind "all").
+
+    Raises:
+        ValueError: a file lacks the attribute (see :func:`volume_kinds`).
+    """
+    if attribute is None:
+        return {"all": list(range(env.num_slices))}
     groups: dict[str, list[int]] = defaultdict(list)
-    for index, name in zip(indices, names, strict=True):
-        groups[kinds[name]].append(index)
+    for index, kind in enumerate(kind_of_each_slice(env.episodes.source, attribute)):
+        groups[kind].append(index)
     return dict(sorted(groups.items()))
 
 

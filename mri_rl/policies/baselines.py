@@ -13,6 +13,9 @@ episodes start.
   sensing (Gözcü et al., IEEE TMI 2018; Sanchez et al., "Scalable learning-based
   sampling optimization for compressive dynamic MRI", ICASSP 2020): at each step the
   column that most improves the mean reward over training slices.
+- ``lbcs_kind``: one LBCS order per kind of volume (e.g. fastMRI's ``acquisition``, PD or
+  PDFS), each learned on the training slices of its kind; an episode follows its slice's kind.
+  It uses what the scanner knows before the first line (the protocol), nothing the data says.
 - ``oracle``: greedy with the ground truth: each step acquires the column that most
   improves the reward metric against the target (every free column scored by the env's
   batched look-ahead). It reads the target, so it is no policy; and it is myopic, NOT an
@@ -25,7 +28,7 @@ episodes start.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -106,6 +109,18 @@ def fixed_order_scores(order: Sequence[int], frequency_rank: np.ndarray) -> np.n
     return -rank
 
 
+def checked_order(order: Sequence[int], width: int) -> list[int]:
+    """``order`` as a list of ints.
+
+    Raises:
+        ValueError: a column repeated or outside ``[0, width)``.
+    """
+    columns = [int(c) for c in order]
+    if len(set(columns)) != len(columns) or any(not 0 <= c < width for c in columns):
+        raise ValueError(f"order must list distinct columns in [0, {width}), got {columns}")
+    return columns
+
+
 class FixedOrderPolicy(AcquisitionPolicy):
     """Columns in a fixed order; columns outside it come after, from low to high frequency."""
 
@@ -113,11 +128,8 @@ class FixedOrderPolicy(AcquisitionPolicy):
 
     def __init__(self, width: int, order: Sequence[int]) -> None:
         super().__init__(width)
-        order = [int(c) for c in order]
-        if len(set(order)) != len(order) or any(not 0 <= c < width for c in order):
-            raise ValueError(f"order must list distinct columns in [0, {width}), got {order}")
-        self.order = order
-        self._scores = fixed_order_scores(order, self.frequency_rank)
+        self.order = checked_order(order, width)
+        self._scores = fixed_order_scores(self.order, self.frequency_rank)
 
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self._scores, action_masks.shape)
@@ -127,6 +139,50 @@ class LBCSPolicy(FixedOrderPolicy):
     """The learned non-adaptive greedy order (see :func:`mri_rl.policies.lbcs.learn_lbcs_order`)."""
 
     name = "lbcs"
+
+
+class LBCSByKindPolicy(AcquisitionPolicy):
+    """One LBCS order per kind of volume: each episode follows the order of its slice's kind (as
+    :class:`FixedOrderPolicy`, columns outside the order after it, low to high frequency).
+
+    Args:
+        width: k-space columns.
+        orders: kind -> its order (learned on the training slices of that kind).
+        slice_kinds: the kind of each slice of the data, by slice index (the ``slice_ids`` that
+            :meth:`reset` is given).
+
+    Raises:
+        ValueError: an order that is not distinct columns in ``[0, width)``, or a slice of a kind
+            without an order.
+    """
+
+    name = "lbcs_kind"
+
+    def __init__(self, width: int, orders: Mapping[str, Sequence[int]], slice_kinds: Sequence[str]) -> None:
+        super().__init__(width)
+        self.kind_scores = {
+            kind: fixed_order_scores(checked_order(order, width), self.frequency_rank) for kind, order in orders.items()
+        }
+        missing = sorted(set(slice_kinds) - set(orders))
+        if missing:
+            raise ValueError(f"no order for the kind(s) {missing} of some slices; orders for {sorted(orders)}")
+        self.slice_kinds = list(slice_kinds)
+        self.episode_scores = np.zeros((0, width))
+
+    def reset(self, action_masks: np.ndarray, slice_ids: Sequence[int] | None = None) -> None:
+        """Each episode takes the order of its slice's kind.
+
+        Raises:
+            ValueError: without ``slice_ids`` (the policy cannot tell the episodes' kinds).
+        """
+        if slice_ids is None:
+            raise ValueError(f"the {self.name} policy needs the slice of each episode at reset")
+        self.episode_scores = np.stack([self.kind_scores[self.slice_kinds[index]] for index in slice_ids])
+
+    def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
+        if self.episode_scores.shape != action_masks.shape:
+            raise RuntimeError("call reset(action_masks, slice_ids) at the start of the episodes")
+        return self.episode_scores
 
 
 class EquispacedPolicy(AcquisitionPolicy):
