@@ -9,16 +9,20 @@ volume-resampled 95% interval and its paired SSIM and PSNR AUC differences to LB
     python scripts/share_by_attribute.py runs/quickstart/evaluation/metrics.csv \\
         --data runs/quickstart/data --split test --attribute orientation [--policies dqn reinforce]
 
+``--reference NAME`` takes the shares against another policy than the evaluation's LBCS, e.g. the
+``lbcs_kind`` baseline (one LBCS order per kind of volume: ``mri-rl evaluate --policies lbcs lbcs_kind
+oracle ... --lbcs-by orientation``):
+
+    python scripts/share_by_attribute.py runs/a/metrics.csv --data DATA --attribute orientation --reference lbcs_kind
+
 ``--join NAME=METRICS.csv`` (repeatable; one policy per file) adds the rows of other evaluations as
-policy NAME, e.g. LBCS learned on each orientation's training volumes and rolled on that
-orientation's test volumes (``mri-rl evaluate --policies lbcs`` on folders of one kind each); with
-``--reference NAME`` the shares are taken against it instead of the evaluation's LBCS. A joined
-evaluation rolled under another task (another reconstructor, budget or initial lines, as their
+policy NAME, e.g. a reference rolled elsewhere on the folders of one kind each. A joined evaluation
+rolled under another task (another reconstructor, budget or initial lines, as their
 ``metrics.csv.record.json`` say) is refused:
 
     python scripts/share_by_attribute.py runs/a/metrics.csv --data DATA --attribute orientation \\
-        --join lbcs_kind=runs/axial/metrics.csv --join lbcs_kind=runs/coronal/metrics.csv \\
-        --join lbcs_kind=runs/sagittal/metrics.csv --reference lbcs_kind
+        --join lbcs_orient=runs/axial/metrics.csv --join lbcs_orient=runs/coronal/metrics.csv \\
+        --join lbcs_orient=runs/sagittal/metrics.csv --reference lbcs_orient
 """
 
 from __future__ import annotations
