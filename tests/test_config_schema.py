@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -282,18 +282,19 @@ def test_packaged_quickstart_config_loads():
 
 
 @pytest.mark.parametrize(
-    "policies, message",
+    "overrides, message",
     [
-        ("[bogus]", "unknown policy 'bogus'"),
-        ("[random, random]", "policy names must be unique"),
-        ("[dqn=runs/x.pt]", "baselines only (the trained agents are added)"),
+        (["evaluation.policies=[bogus]"], "unknown policy 'bogus'"),
+        (["evaluation.policies=[random, random]"], "policy names must be unique"),
+        (["evaluation.policies=[dqn=runs/x.pt]"], "baselines only (the trained agents are added)"),
+        (["evaluation.lbcs_by=null"], "the lbcs_kind policy needs lbcs_by (--lbcs-by ATTRIBUTE)"),
     ],
 )
-def test_quickstart_policies_are_checked_on_load(policies, message):
+def test_quickstart_policies_are_checked_on_load(overrides, message):
     from mri_rl.runs.quickstart import QuickstartConfig
 
     with pytest.raises(ConfigError, match=re.escape(message)):
-        QuickstartConfig.from_file("quickstart", [f"evaluation.policies={policies}"])
+        QuickstartConfig.from_file("quickstart", overrides)
 
 
 def test_the_phantom_quickstart_extends_the_anatomy_one():
@@ -303,7 +304,13 @@ def test_the_phantom_quickstart_extends_the_anatomy_one():
     phantoms = QuickstartConfig.from_file("quickstart_phantoms")
     assert (anatomy.data.source, anatomy.data.root, anatomy.data.striation) == ("anatomy", "data/anatomy", None)
     assert (phantoms.data.source, phantoms.data.root, phantoms.data.striation) == ("phantoms", "data/synthetic", 0.2)
-    assert phantoms.data.volumes == anatomy.data.volumes and phantoms.evaluation == anatomy.evaluation
+    assert phantoms.data.volumes == anatomy.data.volumes
+    # the phantoms have no orientation, so no LBCS order per orientation; the rest is the anatomy's
+    assert (anatomy.evaluation.lbcs_by, phantoms.evaluation.lbcs_by) == ("orientation", None)
+    assert anatomy.evaluation.policies == [*phantoms.evaluation.policies[:4], "lbcs_kind", "oracle"]
+    assert (
+        replace(phantoms.evaluation, policies=anatomy.evaluation.policies, lbcs_by="orientation") == anatomy.evaluation
+    )
     assert (anatomy.reconstructor.max_epochs, phantoms.reconstructor.max_epochs) == (15, 20)
     assert phantoms.reconstructor.model == anatomy.reconstructor.model == {"chans": 16}
     steps = {name: (anatomy.agents[name].total_steps, phantoms.agents[name].total_steps) for name in anatomy.agents}

@@ -468,7 +468,7 @@ def evaluate_policies(
     parts = check_int("shards_per_rollout", shards_per_rollout or workers.count)
     policies = parse_policy_specs(policy_specs)
     if any(spec.name == "lbcs_kind" and not spec.checkpoints for spec in policies):
-        kind_attribute(setup)  # refuses a missing --lbcs-by before anything is read
+        kind_attribute(setup.lbcs_by)  # refuses a missing --lbcs-by before anything is read
     folder = resolve_split_folder(setup.data, setup.task.challenge, setup.split)
     check_split_folder(folder, setup.split, setup.any_folder)
     evaluated = data_fingerprint(folder)

@@ -108,18 +108,18 @@ def kind_cache_file(out_dir: Path, attribute: str, kind: str) -> Path:
     return out_dir / KIND_ORDERS / (re.sub(r"[^A-Za-z0-9_.=-]", "_", f"{attribute}={kind}") + ".json")
 
 
-def kind_attribute(setup: EvaluationSetup) -> str:
-    """The file attribute ``lbcs_kind`` reads the kinds of volume from (``setup.lbcs_by``).
+def kind_attribute(lbcs_by: str | None) -> str:
+    """The file attribute ``lbcs_kind`` reads the kinds of volume from (an evaluation's ``lbcs_by``).
 
     Raises:
         ValueError: it is unset.
     """
-    if setup.lbcs_by is None:
+    if lbcs_by is None:
         raise ValueError(
             "the lbcs_kind policy needs lbcs_by (--lbcs-by ATTRIBUTE): the file attribute whose kinds of volume get "
             "an order each, e.g. acquisition (fastMRI knee) or orientation (mri-rl data anatomy)"
         )
-    return setup.lbcs_by
+    return lbcs_by
 
 
 def lbcs_kind_orders(
@@ -139,7 +139,7 @@ def lbcs_kind_orders(
             training volume; two kinds whose cache names collide.
         RecordMismatchError: a cache learned under another task, data, slices or kind.
     """
-    attribute = kind_attribute(setup)
+    attribute = kind_attribute(setup.lbcs_by)
     folder = lbcs_train_folder(setup)
     train_kinds = kind_of_each_slice(SliceSource(folder, task.challenge), attribute)
     slice_kinds = tuple(kind_of_each_slice(evaluated, attribute))

@@ -33,6 +33,7 @@ from mri_rl.configs.schema import ConfigError, from_mapping
 from mri_rl.data.simulated_kspace import SimulationSpec
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
+from mri_rl.evaluation.lbcs_orders import kind_attribute
 from mri_rl.evaluation.policy_specs import parse_policy_specs
 from mri_rl.evaluation.report import markdown_table
 from mri_rl.files import atomic_write_text
@@ -147,17 +148,21 @@ class AgentStage:
 
 @dataclass
 class EvaluationStage:
-    """The evaluation: the baselines beside the trained agents, seeds and batching."""
+    """The evaluation: the baselines beside the trained agents, seeds and batching; ``lbcs_by``: the file
+    attribute whose kinds of volume ``lbcs_kind`` learns an order for each."""
 
     policies: list[str]
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lbcs_slices: int = field(default=32, metadata={"min": 1})
     batch_size: int = field(default=32, metadata={"min": 1})
+    lbcs_by: str | None = None
 
     def __post_init__(self) -> None:
         if any("=" in spec for spec in self.policies):
             raise ValueError(f"policies: baselines only (the trained agents are added), got {self.policies}")
         parse_policy_specs(self.policies)  # unknown or repeated names
+        if "lbcs_kind" in self.policies:
+            kind_attribute(self.lbcs_by)
 
 
 @dataclass
@@ -334,6 +339,7 @@ class Quickstart:
             seeds=tuple(cfg.seeds),
             batch_size=cfg.batch_size,
             lbcs_slices=cfg.lbcs_slices,
+            lbcs_by=cfg.lbcs_by,
             device=self.device,
         )
         policies = list(cfg.policies) + [f"{name}={path}" for name, path in models.items()]
