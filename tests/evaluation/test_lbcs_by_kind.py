@@ -165,3 +165,10 @@ def test_the_cli_flag_reaches_the_evaluation(kinds_root, tmp_path, capsys):
     assert caches == ["acquisition=PD.json", "acquisition=PDFS.json"]
     assert main([*args[:-2], "--policies", "lbcs_kind", "--out", str(tmp_path / "none")]) != 0
     assert "--lbcs-by ATTRIBUTE" in capsys.readouterr().err
+
+
+def test_shards_roll_each_episode_with_its_own_kind_s_order(kinds_root, kind_run, tmp_path):
+    # the 6 test slices in batches of 2: three shards per rollout, each finding its episodes' kinds
+    policies = ["lbcs", "lbcs_kind", "oracle"]
+    evaluate_policies(make_setup(kinds_root), policies, tmp_path, progress=False, shards_per_rollout=3)
+    assert (tmp_path / "metrics.csv").read_bytes() == (kind_run / "metrics.csv").read_bytes()
