@@ -4,8 +4,9 @@
 - ``lbcs_kind``: one order per kind of volume (:func:`lbcs_kind_orders`), the kinds read from a
   file attribute (fastMRI knee: ``acquisition``, PD or PDFS; ``mri-rl data anatomy``:
   ``orientation``), each learned on the training slices of its kind. A scanner knows the
-  protocol before the first line, so this is a fixed reference a deployment could use; when the
-  kinds differ in which columns matter, it is a stronger one than a single order.
+  protocol before the first line, so this is a fixed reference a deployment could use. It is
+  stronger than one order where the kinds differ in which columns matter, and weaker where each
+  order fits its kind's training slices too closely.
 """
 
 from __future__ import annotations

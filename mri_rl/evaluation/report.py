@@ -333,8 +333,8 @@ def summary_markdown(
     kind_room = (
         "\n## Share of the room above LBCS learned per kind of volume\n\n`(policy − lbcs_kind) / (oracle − "
         "lbcs_kind)`: the same against one LBCS order per kind of volume (`--lbcs-by`), learned on the training "
-        "volumes of that kind; a stronger fixed reference when the kinds differ in which columns matter.\n\n"
-        + kind_shares
+        "volumes of that kind: a second fixed reference, stronger than one order where the kinds differ in which "
+        "columns matter, weaker where each order fits its kind's training slices too closely.\n\n" + kind_shares
         if kind_shares
         else ""
     )
