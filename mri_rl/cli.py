@@ -882,6 +882,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         oracle_weights=tuple(args.oracle_weights or EvaluationSetup.oracle_weights),
     )
     policies = list(DEFAULT_BASELINES) if args.policies is None else args.policies
+    if args.lbcs_by is not None and "lbcs_kind" not in policies:
+        raise ValueError(f"--lbcs-by {args.lbcs_by} is for the lbcs_kind baseline: add lbcs_kind to --policies")
     summary = evaluate_policies(
         setup, policies, args.out, progress=not args.no_progress, overwrite=args.overwrite, workers=_workers(args)
     )

@@ -163,8 +163,12 @@ def test_the_cli_flag_reaches_the_evaluation(kinds_root, tmp_path, capsys):
     assert main([*args, "--lbcs-by", "acquisition"]) == 0
     caches = sorted(path.name for path in (out / KIND_ORDERS).iterdir())
     assert caches == ["acquisition=PD.json", "acquisition=PDFS.json"]
-    assert main([*args[:-2], "--policies", "lbcs_kind", "--out", str(tmp_path / "none")]) != 0
+    capsys.readouterr()
+    assert main([*args[:-2], "--policies", "lbcs_kind", "--out", str(tmp_path / "none")]) == 2
     assert "--lbcs-by ATTRIBUTE" in capsys.readouterr().err
+    assert main([*args[:-2], "--policies", "lbcs", "--lbcs-by", "acquisition", "--out", str(tmp_path / "no")]) == 2
+    assert "--lbcs-by acquisition is for the lbcs_kind baseline" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists() and not (tmp_path / "no").exists()
 
 
 def test_shards_roll_each_episode_with_its_own_kind_s_order(kinds_root, kind_run, tmp_path):
