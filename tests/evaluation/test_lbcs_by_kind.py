@@ -176,3 +176,13 @@ def test_shards_roll_each_episode_with_its_own_kind_s_order(kinds_root, kind_run
     policies = ["lbcs", "lbcs_kind", "oracle"]
     evaluate_policies(make_setup(kinds_root), policies, tmp_path, progress=False, shards_per_rollout=3)
     assert (tmp_path / "metrics.csv").read_bytes() == (kind_run / "metrics.csv").read_bytes()
+
+
+def test_a_kind_s_cache_is_a_plain_file_name_and_colliding_names_are_refused(kinds_root, tmp_path):
+    assert kind_cache_file(tmp_path, "acquisition", "CORPD/FBK 3T").name == "acquisition=CORPD_FBK_3T.json"
+    colliding = tmp_path / "colliding"
+    shutil.copytree(kinds_root, colliding)
+    for split in ("train", "test"):
+        set_kinds(colliding / f"singlecoil_{split}", ("P D", "P_D"))
+    with pytest.raises(ValueError, match=r"the kinds \['P D', 'P_D'\] of acquisition do not make distinct file names"):
+        evaluate_policies(make_setup(colliding), ["lbcs_kind"], tmp_path / "out", progress=False)
