@@ -2,7 +2,8 @@
 
 Their learned state is a :class:`~mri_rl.agents.networks.PolicyNetwork` (action logits over the
 legal actions, optionally a state value) and its Adam optimiser; they act by its most likely legal
-action, or by a sample of it when not deterministic.
+action, or by a sample of it when not deterministic. One of them can start from another's policy
+(:meth:`PolicyNetworkAgent.start_from_policy`): RL fine-tuning of a policy learned by imitation.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from mri_rl.agents.base import Agent
+from mri_rl.agents.base import Agent, read_agent_checkpoint, space_from_dict
 from mri_rl.agents.networks import PolicyNetwork, masked_logits
-from mri_rl.checkpointing import load_module_state, load_optimizer_state
+from mri_rl.checkpointing import entry_error, entry_errors, load_module_state, load_optimizer_state, typed_entry
+from mri_rl.task import AcquisitionTask
+
+#: The parts of a :class:`~mri_rl.agents.networks.PolicyNetwork` that make its action logits.
+POLICY_PARTS = ("encoder", "policy")
 
 
 class PolicyNetworkAgent(Agent):
@@ -66,6 +71,56 @@ class PolicyNetworkAgent(Agent):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), max_grad_norm)
         self.optimizer.step()
+
+    def start_from_policy(self, path: str | Path) -> None:
+        """Copy the action logits' weights (encoder and policy layers; not a value head, nor the
+        optimiser) of the policy-network agent saved at ``path`` into this one's network.
+
+        The saved agent (any of DAgger, REINFORCE, greedy REINFORCE) must have this agent's spaces,
+        network layout (``net_arch``, ``per_action``, ``image_columns``) and, when both record one,
+        acquisition task.
+
+        Raises:
+            FileNotFoundError: no such file.
+            CheckpointError: not a verified agent checkpoint, no policy network in it, or weights
+                of another layout (naming the file and the entry).
+            ValueError: other spaces or another task than this agent's.
+        """
+        checkpoint = read_agent_checkpoint(path, str(self.device))
+        for name in ("observation_space", "action_space"):
+            with entry_errors(path, name):
+                saved = space_from_dict(typed_entry(checkpoint, path, name, dict))
+            if saved != getattr(self, name):
+                raise ValueError(f"{path} was trained with {name} {saved}; this agent has {getattr(self, name)}")
+        self._check_same_task(checkpoint.get("record"), path)
+        weights = typed_entry(checkpoint, path, "state", dict).get("policy")
+        if not isinstance(weights, dict):
+            algorithm = checkpoint.get("algorithm")
+            raise entry_error(path, "state.policy", f"is missing: a {algorithm!r} agent has no policy network")
+        for part in POLICY_PARTS:
+            module = getattr(self.policy, part)
+            prefix = f"{part}."
+            found = {key.removeprefix(prefix): value for key, value in weights.items() if key.startswith(prefix)}
+            if module is None:  # a per-action network: its encoder makes the logits
+                if found:
+                    raise entry_error(path, f"state.policy.{part}", "is there; this agent's network has none")
+                continue
+            load_module_state(module, found, path, f"state.policy.{part}")
+
+    def _check_same_task(self, record: Any, path: str | Path) -> None:
+        """Raise ValueError when ``record`` (of the agent at ``path``) and this agent's record both
+        hold an acquisition task, and the tasks differ in more than the reward."""
+        saved = record.get("task") if isinstance(record, dict) else None
+        own = (self.record or {}).get("task")
+        if saved is None or own is None:
+            return
+        differences = [
+            difference  # the reward does not change what the policy sees: fine-tuning may change it
+            for difference in AcquisitionTask.from_dict(saved).differences(AcquisitionTask.from_dict(own))
+            if not difference.startswith("reward_metric")
+        ]
+        if differences:
+            raise ValueError(f"{path} was trained on another task ({'; '.join(differences)}; saved vs this agent's)")
 
     def _state(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}

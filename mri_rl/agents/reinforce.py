@@ -63,7 +63,10 @@ class PolicyGradientAgent(PolicyNetworkAgent):
         reset_num_timesteps: bool = True,
     ) -> PolicyGradientAgent:
         """Train for ``total_timesteps`` env steps (see :class:`~mri_rl.agents.base.TrainingRun`),
-        one update per ``episodes_per_update`` complete episodes."""
+        one update per ``episodes_per_update`` complete episodes. An agent that has not trained
+        yet first copies the policy of ``init_policy`` when that is set."""
+        if self.settings.init_policy and self.num_timesteps == 0:
+            self.start_from_policy(self.settings.init_policy)
         with self._training(total_timesteps, callback, progress_bar, reset_num_timesteps) as run:
             obs, legal = run.start()
             running = [Episode() for _ in range(run.num_envs)]
@@ -154,6 +157,7 @@ class PolicyGradientSettings(AgentSettings):
     max_importance_weight: float = field(default=10.0, metadata={"above": 0})
     max_grad_norm: float = field(default=1.0, metadata={"above": 0})
     net_arch: tuple[int, ...] = field(default=(64, 64), metadata={"min": 1})
+    init_policy: str = ""
 
 
 @dataclass(frozen=True)

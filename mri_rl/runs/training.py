@@ -36,7 +36,7 @@ from mri_rl.configs.schema import from_mapping
 from mri_rl.distributed import Workers
 from mri_rl.envs.remote import RemoteVectorEnv
 from mri_rl.files import atomic_write_text
-from mri_rl.provenance import check_record, data_fingerprint, make_record
+from mri_rl.provenance import check_record, checkpoint_fingerprint, data_fingerprint, make_record
 from mri_rl.runs.run_logger import RunLogger
 from mri_rl.threads import thread_report
 
@@ -112,12 +112,22 @@ def default_config_path(agent: str, env_id: str) -> Path | None:
 
 
 def run_record(config: TrainConfig, env: Any) -> dict[str, Any]:
-    """How an agent run is made: its settings and, for an env with a task (the MRI env),
-    the task and the fingerprints of the training and evaluation data."""
+    """How an agent run is made: its settings, the fingerprint of the policy it starts from
+    (``init_policy``) and, for an env with a task (the MRI env), the task and the fingerprints
+    of the training and evaluation data.
+
+    Raises:
+        FileNotFoundError: an ``init_policy`` that is no file.
+    """
     # The env kwargs are recorded as the task and data fingerprints instead. The device is left
     # out: it changes where the run computes, not what, so a run may resume on another device.
     unrecorded = ("env_kwargs", "eval_env_kwargs", "device")
     settings = {key: value for key, value in asdict(config).items() if key not in unrecorded}
+    init_policy = config.hyperparameters.get("init_policy")
+    if init_policy:
+        if not Path(init_policy).is_file():
+            raise FileNotFoundError(f"init_policy: no file {init_policy} (a saved agent's model.pt)")
+        settings["init_policy_fingerprint"] = checkpoint_fingerprint(init_policy)
     task = getattr(env.unwrapped, "task", None)
     data = {}
     for role, kwargs in (("train", config.env_kwargs), ("eval", config.eval_env_kwargs)):

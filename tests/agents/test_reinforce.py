@@ -1,4 +1,5 @@
-"""REINFORCE against known answers: a two-armed bandit, reward-to-go, importance weights, masks, greedy."""
+"""REINFORCE against known answers: a two-armed bandit, reward-to-go, importance weights, masks, greedy,
+starting from a saved policy."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from mri_rl.agents import REINFORCE, GreedyREINFORCE
+from mri_rl.agents import DQN, REINFORCE, DAgger, GreedyREINFORCE
 from mri_rl.agents.reinforce import Episode
+from mri_rl.checkpointing import CheckpointError
 
 
 class TwoArmedBandit(gym.Env):
@@ -363,3 +365,60 @@ def test_save_load_round_trip(tmp_path, chain_factory, chain_observations):
     assert resumed.num_timesteps == 140
     with pytest.raises(ValueError):
         REINFORCE.load(path, env=chain_factory(4))
+
+
+# ------------------------------------------------------------ starting from a saved policy
+def _bandit_expert(tmp_path) -> tuple[REINFORCE, object]:
+    """A REINFORCE agent that has learned the bandit's better arm, and its saved model."""
+    expert = REINFORCE(TwoArmedBandit(), learning_rate=0.02, baseline="mean", net_arch=(16,), seed=0)
+    expert.learn(160, progress_bar=False)
+    return expert, expert.save(tmp_path / "expert.pt")
+
+
+def test_fine_tuning_starts_from_the_saved_policy_and_not_from_its_own_seed(tmp_path):
+    expert, path = _bandit_expert(tmp_path)
+    obs = np.ones((1, 1), np.float32)
+    assert prob_of(expert, obs)[0, 1] > 0.9
+    tuned = REINFORCE(TwoArmedBandit(), baseline="value", net_arch=(16,), init_policy=str(path), seed=0)
+    assert prob_of(tuned, obs)[0, 1] < 0.5  # seed 0's fresh network, until training starts
+    fresh_value = copy.deepcopy(tuned.policy.value.state_dict())
+    tuned.learn(0, progress_bar=False)
+    np.testing.assert_array_equal(prob_of(tuned, obs), prob_of(expert, obs))  # the expert's logits, exactly
+    for key, weight in tuned.policy.value.state_dict().items():  # the expert has no value head: its own
+        torch.testing.assert_close(weight, fresh_value[key], rtol=0, atol=0)
+    tuned.learn(16, progress_bar=False)
+    assert tuned.num_timesteps == 16 and np.mean(tuned.episode_returns) > 0.8  # acts as the expert from step 1
+    resumed = REINFORCE.load(tuned.save(tmp_path / "tuned.pt"), env=TwoArmedBandit())
+    path.unlink()  # a resumed run does not read the policy it started from again
+    before = prob_of(resumed, obs)
+    resumed.learn(0, progress_bar=False, reset_num_timesteps=False)
+    np.testing.assert_array_equal(prob_of(resumed, obs), before)
+
+
+def test_starting_from_a_policy_that_does_not_fit_is_refused(tmp_path, chain_factory):
+    _, path = _bandit_expert(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        REINFORCE(TwoArmedBandit(), init_policy=str(tmp_path / "none.pt")).learn(0, progress_bar=False)
+    wider = REINFORCE(TwoArmedBandit(), net_arch=(32,), init_policy=str(path))
+    with pytest.raises(CheckpointError, match=r"expert\.pt.*state\.policy\.policy"):
+        wider.learn(0, progress_bar=False)
+    with pytest.raises(ValueError, match=r"expert\.pt was trained with observation_space"):
+        REINFORCE(chain_factory(5), net_arch=(16,), init_policy=str(path)).learn(0, progress_bar=False)
+    q_learner = DQN(TwoArmedBandit(), net_arch=(16,)).save(tmp_path / "dqn.pt")
+    with pytest.raises(CheckpointError, match=r"dqn\.pt.*'dqn' agent has no policy network"):
+        REINFORCE(TwoArmedBandit(), net_arch=(16,), init_policy=str(q_learner)).learn(0, progress_bar=False)
+
+
+def test_an_mri_dagger_student_fine_tuned_by_reinforce_on_its_task(tmp_path, make_mri_vec_env):
+    student = DAgger(make_mri_vec_env(2), learning_starts=8, batch_size=8, net_arch=(8,), seed=0)
+    student.learn(16, progress_bar=False)
+    path = student.save(tmp_path / "student.pt")
+    env = make_mri_vec_env(2, reward_metric="psnr")  # another reward: still the student's task
+    tuned = REINFORCE(env, baseline="value", net_arch=(8,), init_policy=str(path), seed=1)
+    tuned.learn(0, progress_bar=False)
+    obs, info = env.reset(seed=3)
+    legal = info["action_mask"].astype(bool)
+    np.testing.assert_array_equal(tuned.log_probabilities(obs, legal), student.log_probabilities(obs, legal))
+    other_budget = REINFORCE(make_mri_vec_env(2, budget=3), net_arch=(8,), init_policy=str(path))
+    with pytest.raises(ValueError, match=r"student\.pt was trained on another task \(budget: 4 vs 3"):
+        other_budget.learn(0, progress_bar=False)

@@ -15,9 +15,10 @@ import yaml
 from PIL import Image
 
 import mri_rl
-from mri_rl.agents import DQN, Agent, DAgger
+from mri_rl.agents import DQN, REINFORCE, Agent, DAgger
 from mri_rl.cli import main
 from mri_rl.configs import load_config
+from mri_rl.provenance import checkpoint_fingerprint
 from mri_rl.runs.run_logger import PROGRESS_COLUMNS
 from mri_rl.runs.training import TrainConfig, train_agent
 
@@ -371,3 +372,28 @@ def test_a_resumed_dagger_run_keeps_the_labels_it_paid_for(tmp_path, mri_train_f
     assert labelled("checkpoint.pt") == 16 and not (out / "model.pt").exists()
     assert main([*args, "--resume"]) == 0
     assert (labelled("checkpoint.pt"), labelled("model.pt")) == (32, 0)
+
+
+def test_a_fine_tuning_run_records_the_policy_it_starts_from(tmp_path, mri_train_folder, capsys):
+    env_kwargs = {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2}
+    student = DAgger(gym.make_vec("mri_rl/ActiveAcquisition-v0", num_envs=2, **env_kwargs), net_arch=(8,), seed=0)
+    start = student.save(tmp_path / "student.pt")
+    config = write_config(
+        tmp_path / "tune.yaml",
+        agent="reinforce",
+        env_id="mri_rl/ActiveAcquisition-v0",
+        total_steps=16,
+        num_envs=2,
+        env_kwargs=env_kwargs,
+        hyperparameters={"episodes_per_update": 2, "net_arch": [8], "init_policy": str(start)},
+    )
+    args = ["train", "--agent", "reinforce", "--env", "mri_rl/ActiveAcquisition-v0", "--no-progress", "--config"]
+    assert main([*args, str(config), "--out", str(tmp_path / "run")]) == 0
+    tuned = REINFORCE.load(tmp_path / "run" / "model.pt")
+    assert tuned.record["settings"]["init_policy_fingerprint"] == checkpoint_fingerprint(start)
+    assert tuned.settings.init_policy == str(start)
+    gone = {**yaml.safe_load(config.read_text()), "hyperparameters": {"init_policy": str(tmp_path / "gone.pt")}}
+    missing = write_config(tmp_path / "missing.yaml", **gone)
+    assert main([*args, str(missing), "--out", str(tmp_path / "run2")]) == 2
+    assert f"init_policy: no file {tmp_path / 'gone.pt'}" in capsys.readouterr().err
+    assert not (tmp_path / "run2" / "checkpoint.pt").exists()
