@@ -319,8 +319,8 @@ class Agent:
         algorithm = checkpoint.get("algorithm")
         if algorithm != cls.algorithm:
             raise entry_error(path, "algorithm", f"is {algorithm!r}: the file holds no {cls.algorithm!r} agent")
-        observation_space = _space_entry(checkpoint, path, "observation_space")
-        action_space = _space_entry(checkpoint, path, "action_space")
+        observation_space = space_entry(checkpoint, path, "observation_space")
+        action_space = space_entry(checkpoint, path, "action_space")
         if not isinstance(action_space, spaces.Discrete):
             raise entry_error(path, "action_space", f"is {action_space}; the agents act in a Discrete space")
         if env is not None:
@@ -379,7 +379,7 @@ class Agent:
             torch.set_rng_state(rng["torch"].cpu())
 
 
-def _space_entry(checkpoint: dict[str, Any], path: str | Path, key: str) -> spaces.Space:
+def space_entry(checkpoint: dict[str, Any], path: str | Path, key: str) -> spaces.Space:
     """The space of checkpoint entry ``key`` (see :func:`space_from_dict`)."""
     with entry_errors(path, key):
         return space_from_dict(typed_entry(checkpoint, path, key, dict))

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mri_rl.agents.base import Agent, read_agent_checkpoint, space_from_dict
+from mri_rl.agents.base import Agent, read_agent_checkpoint, space_entry
 from mri_rl.agents.networks import PolicyNetwork, masked_logits
-from mri_rl.checkpointing import entry_error, entry_errors, load_module_state, load_optimizer_state, typed_entry
+from mri_rl.checkpointing import entry_error, load_module_state, load_optimizer_state, typed_entry
 from mri_rl.task import AcquisitionTask
 
 #: The parts of a :class:`~mri_rl.agents.networks.PolicyNetwork` that make its action logits.
@@ -88,8 +88,7 @@ class PolicyNetworkAgent(Agent):
         """
         checkpoint = read_agent_checkpoint(path, str(self.device))
         for name in ("observation_space", "action_space"):
-            with entry_errors(path, name):
-                saved = space_from_dict(typed_entry(checkpoint, path, name, dict))
+            saved = space_entry(checkpoint, path, name)
             if saved != getattr(self, name):
                 raise ValueError(f"{path} was trained with {name} {saved}; this agent has {getattr(self, name)}")
         self._check_same_task(checkpoint.get("record"), path)
