@@ -111,23 +111,27 @@ def default_config_path(agent: str, env_id: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def run_record(config: TrainConfig, env: Any) -> dict[str, Any]:
+def run_record(config: TrainConfig, env: Any, resume: bool = False) -> dict[str, Any]:
     """How an agent run is made: its settings, the fingerprint of the policy it starts from
     (``init_policy``) and, for an env with a task (the MRI env), the task and the fingerprints
     of the training and evaluation data.
 
+    A resumed run has copied its ``init_policy`` already and never reads it again, so with
+    ``resume`` a file that is gone leaves its fingerprint out (the checkpoint keeps the one
+    it recorded); a file that is there is fingerprinted and compared as usual.
+
     Raises:
-        FileNotFoundError: an ``init_policy`` that is no file.
+        FileNotFoundError: an ``init_policy`` that is no file, unless ``resume``.
     """
     # The env kwargs are recorded as the task and data fingerprints instead. The device is left
     # out: it changes where the run computes, not what, so a run may resume on another device.
     unrecorded = ("env_kwargs", "eval_env_kwargs", "device")
     settings = {key: value for key, value in asdict(config).items() if key not in unrecorded}
     init_policy = config.hyperparameters.get("init_policy")
-    if init_policy:
-        if not Path(init_policy).is_file():
-            raise FileNotFoundError(f"init_policy: no file {init_policy} (a saved agent's model.pt)")
+    if init_policy and Path(init_policy).is_file():
         settings["init_policy_fingerprint"] = checkpoint_fingerprint(init_policy)
+    elif init_policy and not resume:
+        raise FileNotFoundError(f"init_policy: no file {init_policy} (a saved agent's model.pt)")
     task = getattr(env.unwrapped, "task", None)
     data = {}
     for role, kwargs in (("train", config.env_kwargs), ("eval", config.eval_env_kwargs)):
@@ -259,13 +263,14 @@ def train_agent(
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
     env = make_training_env(config, workers)
     try:
-        record = run_record(config, env)
+        record = run_record(config, env, resume)
         if workers is not None and workers.uses_ray:
             record["settings"]["workers"] = workers.count
         agent_class = AGENTS[config.agent]
         if resume:
             agent: Agent = agent_class.load(checkpoint_path, env=env, device=config.device)
-            check_record(agent.record, record, checkpoint_path, fresh_start)
+            gone = () if "init_policy_fingerprint" in record["settings"] else ("settings.init_policy_fingerprint",)
+            check_record(agent.record, record, checkpoint_path, fresh_start, ignore=gone)
         else:
             try:
                 agent = agent_class(env, config.settings(), seed=config.seed, device=config.device)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -374,19 +375,36 @@ def test_a_resumed_dagger_run_keeps_the_labels_it_paid_for(tmp_path, mri_train_f
     assert (labelled("checkpoint.pt"), labelled("model.pt")) == (32, 0)
 
 
-def test_a_fine_tuning_run_records_the_policy_it_starts_from(tmp_path, mri_train_folder, capsys):
-    env_kwargs = {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2}
-    student = DAgger(gym.make_vec("mri_rl/ActiveAcquisition-v0", num_envs=2, **env_kwargs), net_arch=(8,), seed=0)
-    start = student.save(tmp_path / "student.pt")
-    config = write_config(
-        tmp_path / "tune.yaml",
-        agent="reinforce",
-        env_id="mri_rl/ActiveAcquisition-v0",
-        total_steps=16,
-        num_envs=2,
-        env_kwargs=env_kwargs,
-        hyperparameters={"episodes_per_update": 2, "net_arch": [8], "init_policy": str(start)},
+def save_student(path: Path, mri_train_folder: Path, seed: int = 0) -> Path:
+    """A DAgger student (untrained, net_arch [8]) of the tiny MRI task, saved at ``path``."""
+    env = gym.make_vec("mri_rl/ActiveAcquisition-v0", num_envs=2, **tiny_mri_kwargs(mri_train_folder))
+    return DAgger(env, net_arch=(8,), seed=seed).save(path)
+
+
+def tiny_mri_kwargs(mri_train_folder: Path) -> dict[str, Any]:
+    return {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2}
+
+
+def fine_tuning_config(path: Path, mri_train_folder: Path, start: Path, **changes: Any) -> Path:
+    """REINFORCE on the tiny MRI task, starting from the policy at ``start``."""
+    hyperparameters = {"episodes_per_update": 2, "net_arch": [8], "init_policy": str(start)}
+    return write_config(
+        path,
+        **{
+            "agent": "reinforce",
+            "env_id": "mri_rl/ActiveAcquisition-v0",
+            "total_steps": 16,
+            "num_envs": 2,
+            "env_kwargs": tiny_mri_kwargs(mri_train_folder),
+            "hyperparameters": hyperparameters,
+            **changes,
+        },
     )
+
+
+def test_a_fine_tuning_run_records_the_policy_it_starts_from(tmp_path, mri_train_folder, capsys):
+    start = save_student(tmp_path / "student.pt", mri_train_folder)
+    config = fine_tuning_config(tmp_path / "tune.yaml", mri_train_folder, start)
     args = ["train", "--agent", "reinforce", "--env", "mri_rl/ActiveAcquisition-v0", "--no-progress", "--config"]
     assert main([*args, str(config), "--out", str(tmp_path / "run")]) == 0
     tuned = REINFORCE.load(tmp_path / "run" / "model.pt")
@@ -397,3 +415,34 @@ def test_a_fine_tuning_run_records_the_policy_it_starts_from(tmp_path, mri_train
     assert main([*args, str(missing), "--out", str(tmp_path / "run2")]) == 2
     assert f"init_policy: no file {tmp_path / 'gone.pt'}" in capsys.readouterr().err
     assert not (tmp_path / "run2" / "checkpoint.pt").exists()
+
+
+def test_a_fine_tuning_run_resumes_without_the_policy_it_started_from(tmp_path, mri_train_folder, monkeypatch, capsys):
+    """The copy is made at step 0 only: a run stopped after its checkpoint resumes when its
+    ``init_policy`` file is gone (keeping the recorded fingerprint), not when another file is there."""
+    start = save_student(tmp_path / "student.pt", mri_train_folder)
+    fingerprint = checkpoint_fingerprint(start)
+    config = fine_tuning_config(
+        tmp_path / "tune.yaml", mri_train_folder, start, total_steps=32, checkpoint_interval=16, eval_episodes=1
+    )
+    out = tmp_path / "run"
+    args = ["train", "--agent", "reinforce", "--env", "mri_rl/ActiveAcquisition-v0", "--config", str(config)]
+    args += ["--out", str(out), "--no-progress"]
+
+    def save_then_stop(agent: REINFORCE, path: Path, resumable: bool = False) -> Path:
+        Agent.save(agent, path, resumable)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(REINFORCE, "save", save_then_stop)
+    assert main(args) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    save_student(start, mri_train_folder, seed=1)
+    assert checkpoint_fingerprint(start) != fingerprint
+    assert main([*args, "--resume"]) == 2  # another file where the run's policy was
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "settings.init_policy_fingerprint" in err
+    start.unlink()
+    assert main([*args, "--resume"]) == 0
+    resumed = REINFORCE.load(out / "model.pt")
+    assert resumed.num_timesteps == 32 and resumed.record["settings"]["init_policy_fingerprint"] == fingerprint
