@@ -27,16 +27,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from mri_rl.agents.look_ahead import check_metric_weights
-from mri_rl.configs.schema import ConfigError
 from mri_rl.data.image_import import evenly_spaced
-from mri_rl.envs.registration import ENV_ID
 from mri_rl.evaluation.policy_specs import load_agent
 from mri_rl.evaluation.teacher_agreement import teacher_agreement
 from mri_rl.evaluation.volume_groups import slices_of_each_kind
-from mri_rl.runs.training import TrainConfig, make_env
+from mri_rl.runs.training import make_env, read_mri_run, run_eval_kwargs
 
 
 def main() -> None:
@@ -61,15 +58,10 @@ def main() -> None:
         "--eval-data", type=Path, default=None, help="data folder of the eval split (default: the run's eval data)"
     )
     args = parser.parse_args()
-    for name in ("config.yaml", args.model):
-        if not (args.run / name).is_file():
-            parser.error(f"{args.run / name} does not exist: RUN must be a run folder of mri-rl train")
     try:
-        config = TrainConfig.from_dict(yaml.safe_load((args.run / "config.yaml").read_text()), str(args.run))
-    except ConfigError as error:
-        parser.error(f"{args.run / 'config.yaml'} is not a run's config: {error}")
-    if config.env_id != ENV_ID:
-        parser.error(f"{args.run} was trained on {config.env_id}: the teacher is the look-ahead of {ENV_ID}")
+        config = read_mri_run(args.run, args.model)
+    except ValueError as error:
+        parser.error(str(error))
     agent = load_agent(args.run / args.model)
     trained = config.hyperparameters
     metrics = args.metrics or list(trained.get("teacher_metrics", ["ssim", "psnr"]))
@@ -78,11 +70,10 @@ def main() -> None:
         weights = list(check_metric_weights("--weights", weights, metrics))
     except ValueError as error:
         parser.error(str(error))
-    eval_kwargs = config.eval_env_kwargs or config.env_kwargs
-    if args.eval_data is not None:
-        if not args.eval_data.is_dir():
-            parser.error(f"--eval-data {args.eval_data} is not a folder")
-        eval_kwargs = {**eval_kwargs, "data_path": str(args.eval_data)}
+    try:
+        eval_kwargs = run_eval_kwargs(config, args.eval_data)
+    except ValueError as error:
+        parser.error(str(error))
     splits = {"train": config.env_kwargs, "eval": eval_kwargs}
     teacher = " + ".join(f"{w:g} x {m}" for w, m in zip(weights, metrics))
     per = f"of each {args.attribute} " if args.attribute else ""

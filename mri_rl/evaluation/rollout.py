@@ -3,7 +3,7 @@ replaying a recorded acquisition order to get its images back."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +89,36 @@ def acquisition_orders(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], 
         if row["step"] > 0:
             order.append(row["column"])
     return orders
+
+
+def visit_own_states(
+    policy: Policy,
+    env: Any,
+    budget: int,
+    slice_indices: Sequence[int],
+    act: Callable[[Any, np.ndarray, np.ndarray], np.ndarray],
+) -> None:
+    """One episode per slice of ``slice_indices``, ``env.num_envs`` slices at a time, for ``budget``
+    steps, on the states the acting policy reaches itself: at each step ``act(obs, legal, which)``
+    gives the batch's actions int (N,) from its observations and legal actions bool (N, A);
+    ``which`` bool (N,) marks the rows still in their first episode on a real slice (not padding),
+    the rows to count. ``policy`` is the one whose ``reset`` starts each batch (:func:`start_batch`).
+
+    Raises:
+        ValueError: no slice, or a budget below 1.
+    """
+    indices = [int(i) for i in slice_indices]
+    if not indices or budget < 1:
+        raise ValueError(f"rolling on own states needs slices and a budget >= 1, got {len(indices)} slice(s), {budget}")
+    collector = Collector(env, env.single_action_space.n)
+    for start in range(0, len(indices), env.num_envs):
+        _, real, obs, legal, _ = start_batch(collector, policy, indices[start : start + env.num_envs])
+        for _ in range(budget):
+            which = collector.in_first_episode & real
+            if not which.any():
+                break
+            step = collector.step(np.asarray(act(obs, legal, which)))
+            obs, legal = step.observations, step.legal
 
 
 def start_batch(

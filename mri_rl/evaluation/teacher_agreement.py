@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from mri_rl.agents.collect import Collector
 from mri_rl.agents.look_ahead import balanced_action_scores, look_ahead_gains_of
 from mri_rl.agents.policy import Policy
-from mri_rl.evaluation.rollout import start_batch
+from mri_rl.evaluation.rollout import visit_own_states
 
 
 @dataclass(frozen=True)
@@ -81,23 +80,15 @@ def teacher_agreement(
     Raises:
         ValueError: no slice, or a budget below 1.
     """
-    indices = [int(i) for i in slice_indices]
-    if not indices or budget < 1:
-        raise ValueError(f"teacher agreement needs slices and a budget >= 1, got {len(indices)} slice(s), {budget}")
     gains_of = look_ahead_gains_of(env)
-    collector = Collector(env, env.single_action_space.n)
     scored: list[np.ndarray] = []
     taken: list[np.ndarray] = []
-    for start in range(0, len(indices), env.num_envs):
-        _, real, obs, legal, _ = start_batch(collector, policy, indices[start : start + env.num_envs])
-        for _ in range(budget):
-            which = collector.in_first_episode & real
-            if not which.any():
-                break
-            scores = balanced_action_scores(gains_of, legal, metrics, weights)[0]
-            actions = np.asarray(policy.predict(obs, deterministic=True, action_mask=legal)[0])
-            scored.append(scores[which])
-            taken.append(actions[which])
-            step = collector.step(actions)
-            obs, legal = step.observations, step.legal
+
+    def act(obs: Any, legal: np.ndarray, which: np.ndarray) -> np.ndarray:
+        scored.append(balanced_action_scores(gains_of, legal, metrics, weights)[0][which])
+        actions = np.asarray(policy.predict(obs, deterministic=True, action_mask=legal)[0])
+        taken.append(actions[which])
+        return actions
+
+    visit_own_states(policy, env, budget, slice_indices, act)
     return Agreement.of(np.concatenate(scored), np.concatenate(taken))

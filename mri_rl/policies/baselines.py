@@ -60,8 +60,13 @@ class AcquisitionPolicy:
         if action_mask is None:
             raise ValueError(f"the {self.name} policy needs the action mask of each episode")
         masks = np.asarray(action_mask, dtype=bool).reshape(-1, self.width)
-        scores = np.where(masks, self.scores(obs, masks), -np.inf)
-        return scores.argmax(axis=1), None
+        return best_legal_columns(self.scores(obs, masks), masks), None
+
+
+def best_legal_columns(scores: np.ndarray, action_masks: np.ndarray) -> np.ndarray:
+    """int (N,): each row's best-scored column of ``scores`` (N, W) among its legal ones ``action_masks``
+    bool (N, W); the first of tied columns."""
+    return np.where(action_masks, scores, -np.inf).argmax(axis=1)
 
 
 class RandomPolicy(AcquisitionPolicy):

@@ -64,6 +64,13 @@ class ProductOfExpertsPolicy(AcquisitionPolicy):
         self.agents = tuple(agents)
         self.weight = float(weight)
 
+    def member_log_probabilities(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
+        """float (K, N, W): each member's log-probabilities of the N observations' columns, -inf where illegal."""
+        return np.stack([agent.log_probabilities(obs, action_masks) for agent in self.agents])
+
+    def pool(self, member_log_probabilities: np.ndarray) -> np.ndarray:
+        """The scores (N, W) of the members' log-probabilities (K, N, W): their mean less the prior."""
+        return member_log_probabilities.mean(axis=0) - self.weight * self.frequency_rank
+
     def scores(self, obs: Any, action_masks: np.ndarray) -> np.ndarray:
-        log_probabilities = np.mean([agent.log_probabilities(obs, action_masks) for agent in self.agents], axis=0)
-        return log_probabilities - self.weight * self.frequency_rank
+        return self.pool(self.member_log_probabilities(obs, action_masks))

@@ -32,7 +32,7 @@ from mri_rl.agents import AGENTS, Agent, evaluate_agent
 from mri_rl.agents.collect import as_vector_env
 from mri_rl.checks import resolve_device
 from mri_rl.configs import CONFIG_DIR
-from mri_rl.configs.schema import from_mapping
+from mri_rl.configs.schema import ConfigError, from_mapping
 from mri_rl.distributed import Workers
 from mri_rl.envs.remote import RemoteVectorEnv
 from mri_rl.files import atomic_write_text
@@ -101,6 +101,42 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Check keys, types and ranges; every problem is one :class:`ConfigError` line naming ``source``."""
         return from_mapping(cls, values, source)
+
+
+def read_mri_run(run: str | Path, model: str = "model.pt") -> TrainConfig:
+    """The config of a finished ``mri-rl train`` run of the MRI env (folder ``run`` with
+    ``config.yaml`` and ``model``), for tools that re-roll its agent.
+
+    Raises:
+        ValueError: a missing file, a config that is not a run's, or a run of another env; the
+            message names the file.
+    """
+    run = Path(run)
+    for name in ("config.yaml", model):
+        if not (run / name).is_file():
+            raise ValueError(f"{run / name} does not exist: {run} must be a run folder of mri-rl train")
+    try:
+        config = TrainConfig.from_dict(yaml.safe_load((run / "config.yaml").read_text()), str(run))
+    except (ConfigError, yaml.YAMLError) as error:
+        raise ValueError(f"{run / 'config.yaml'} is not a run's config: {error}") from None
+    if not is_mri_env(config.env_id):
+        raise ValueError(f"{run} was trained on {config.env_id}, not on the MRI env")
+    return config
+
+
+def run_eval_kwargs(config: TrainConfig, eval_data: str | Path | None = None) -> dict[str, Any]:
+    """The env kwargs a run evaluates with (``eval_env_kwargs``, default ``env_kwargs``), on the
+    folder ``eval_data`` instead of the run's own when given.
+
+    Raises:
+        ValueError: an ``eval_data`` that is no folder.
+    """
+    kwargs = dict(config.eval_env_kwargs or config.env_kwargs)
+    if eval_data is not None:
+        if not Path(eval_data).is_dir():
+            raise ValueError(f"--eval-data {eval_data} is not a folder")
+        kwargs["data_path"] = str(eval_data)
+    return kwargs
 
 
 def default_config_path(agent: str, env_id: str) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from mri_rl.cli import main
 from mri_rl.configs import load_config
 from mri_rl.provenance import checkpoint_fingerprint
 from mri_rl.runs.run_logger import PROGRESS_COLUMNS
-from mri_rl.runs.training import TrainConfig, train_agent
+from mri_rl.runs.training import TrainConfig, read_mri_run, run_eval_kwargs, train_agent
 
 TINY_DQN = {
     "agent": "dqn",
@@ -446,3 +447,39 @@ def test_a_fine_tuning_run_resumes_without_the_policy_it_started_from(tmp_path, 
     assert main([*args, "--resume"]) == 0
     resumed = REINFORCE.load(out / "model.pt")
     assert resumed.num_timesteps == 32 and resumed.record["settings"]["init_policy_fingerprint"] == fingerprint
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, "config.yaml does not exist"),
+        ({"config.yaml": "agent: dqn\n"}, "model.pt does not exist"),
+        ({"config.yaml": "agent: dqn\nenv_id: CartPole-v1\n", "model.pt": ""}, "missing required key(s)"),
+        ({"config.yaml": "agent: [dqn\n", "model.pt": ""}, "is not a run's config"),
+        ({"config.yaml": "{agent: dqn, env_id: CartPole-v1, total_steps: 1}", "model.pt": ""}, "on CartPole-v1"),
+    ],
+)
+def test_a_folder_that_is_no_mri_run_is_refused_naming_the_file(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        read_mri_run(tmp_path)
+
+
+def test_a_run_is_read_back_and_evaluated_on_its_own_or_another_folder(tmp_path, mri_train_folder):
+    start = save_student(tmp_path / "student.pt", mri_train_folder)
+    config = fine_tuning_config(tmp_path / "tune.yaml", mri_train_folder, start)
+    run = tmp_path / "run"
+    assert (
+        main(
+            ["train", "--agent", "reinforce", "--env", "mri_rl/ActiveAcquisition-v0", "--no-progress"]
+            + ["--config", str(config), "--out", str(run)]
+        )
+        == 0
+    )
+    read = read_mri_run(run)
+    assert read.agent == "reinforce" and read.env_kwargs == tiny_mri_kwargs(mri_train_folder)
+    assert run_eval_kwargs(read) == tiny_mri_kwargs(mri_train_folder)  # no eval_env_kwargs: the training data
+    assert run_eval_kwargs(read, tmp_path)["data_path"] == str(tmp_path)
+    with pytest.raises(ValueError, match=f"--eval-data {tmp_path / 'none'} is not a folder"):
+        run_eval_kwargs(read, tmp_path / "none")
