@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from mri_rl import __version__
-from mri_rl.cli import _task, build_parser, main
+from mri_rl.cli import build_parser, main
+from mri_rl.cli.arguments import task_of
 from mri_rl.task import DEFAULT_TASK
 
 HEAVY_MODULES = ("torch", "pytorch_lightning", "fastmri", "h5py", "matplotlib")
@@ -38,14 +39,14 @@ def evaluate_namespace(*flags: str):
 
 
 def test_task_flags_change_only_what_they_name():
-    assert _task(evaluate_namespace()) == DEFAULT_TASK
-    task = _task(evaluate_namespace("--budget", "7", "--reward-metric", "psnr"))
+    assert task_of(evaluate_namespace()) == DEFAULT_TASK
+    task = task_of(evaluate_namespace("--budget", "7", "--reward-metric", "psnr"))
     assert task == DEFAULT_TASK.with_changes(budget=7, reward_metric="psnr")
-    assert _task(evaluate_namespace("--budget", "all")).budget is None
+    assert task_of(evaluate_namespace("--budget", "all")).budget is None
     recon = build_parser().parse_args(
         ["train-recon", "--data", "d", "--out", "o", "--challenge", "multicoil", "--initial-lines", "2"]
     )
-    assert _task(recon) == DEFAULT_TASK.with_changes(challenge="multicoil", initial_lines=2)
+    assert task_of(recon) == DEFAULT_TASK.with_changes(challenge="multicoil", initial_lines=2)
 
 
 @pytest.mark.parametrize("budget", ["0", "-3", "2.5", "lots"])

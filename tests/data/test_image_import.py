@@ -15,6 +15,7 @@ from fastmri.data import SliceDataset
 from fastmri.data.transforms import center_crop
 
 from mri_rl import cli
+from mri_rl.cli.data import ORIENTATION_CHOICES
 from mri_rl.data.fastmri_files import inspect_volume
 from mri_rl.data.image_import import (
     IMAGE_SCALE,
@@ -431,7 +432,7 @@ def test_settings_validation():
     with pytest.raises(ValueError, match="subject_pattern"):
         ImportSettings(subject_pattern="(")
     assert ImportSettings(orientations=("axial", "axial")).orientations == ("axial",)
-    assert tuple(ORIENTATIONS) == cli._ORIENTATIONS  # the parser's choices, kept without importing the module
+    assert tuple(ORIENTATIONS) == ORIENTATION_CHOICES  # the parser's choices, kept without importing the module
 
 
 # --------------------------------------------------------------------------- knee-like geometry, end to end
