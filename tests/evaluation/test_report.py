@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +36,7 @@ from mri_rl.evaluation.report import (
     room_share,
     room_share_interval,
     room_share_table,
+    share_difference_table,
     summarize,
     summary_markdown,
     volume_curves,
@@ -265,6 +269,59 @@ def test_room_share_interval_is_undefined_for_one_volume_or_a_resample_without_r
     rows = one_volume + volume_rows({("r", "y.h5"): [0.5], ("o", "y.h5"): [0.4], ("p", "y.h5"): [0.4]})
     assert np.isnan(room_share_interval(rows, "p", "r", "o")).all()
     assert np.isnan(room_share_interval(rows, "missing", "r", "o")).all()  # a policy not evaluated
+
+
+def two_policy_rows() -> list[dict]:
+    """Three volumes of other rooms; p takes 3/4 of each volume's room, q 1/4."""
+    return volume_rows(
+        {("r", "x.h5"): [0.2, 0.2], ("o", "x.h5"): [0.6, 0.4], ("p", "x.h5"): [0.5, 0.35], ("q", "x.h5"): [0.3, 0.25],
+         ("r", "y.h5"): [0.2], ("o", "y.h5"): [0.6], ("p", "y.h5"): [0.5], ("q", "y.h5"): [0.3],
+         ("r", "z.h5"): [0.4], ("o", "z.h5"): [0.8], ("p", "z.h5"): [0.7], ("q", "z.h5"): [0.5]}
+    )  # fmt: skip
+
+
+def test_a_share_difference_that_every_volume_gives_has_a_collapsed_interval():
+    rows = two_policy_rows()
+    pairs = paired_differences(rows)
+    difference = room_share(pairs, "p", "r", "o") - room_share(pairs, "q", "r", "o")
+    assert difference == pytest.approx(0.5)
+    assert room_share_interval(rows, "p", "r", "o", other="q") == pytest.approx((0.5, 0.5))
+    assert room_share_interval(rows, "q", "r", "o", other="p") == pytest.approx((-0.5, -0.5))
+
+
+def test_the_difference_against_the_reference_is_the_share_s_own_interval():
+    rows = volume_rows(
+        {("r", "x.h5"): [0.2] * 4, ("o", "x.h5"): [0.6] * 4, ("p", "x.h5"): [0.2] * 4,
+         ("r", "y.h5"): [0.2], ("o", "y.h5"): [0.6], ("p", "y.h5"): [0.6]}
+    )  # fmt: skip
+    for seed in (0, 3):
+        expected = room_share_interval(rows, "p", "r", "o", seed=seed)
+        assert room_share_interval(rows, "p", "r", "o", seed=seed, other="r") == expected == (0.0, 1.0)
+
+
+def test_the_share_difference_table_gives_both_shares_the_difference_and_the_paired_metrics():
+    table = share_difference_table(two_policy_rows(), [("p", "q")], reference="r", oracle="o")
+    # p − q in SSIM AUC: 0.5 × (0.2, 0.1, 0.2, 0.2) per slice, mean 0.0875, every slice won; PSNR equal
+    assert "| p − q | +75.0% − +25.0% | +50.0% | +50.0% to +50.0% | +0.0875 (4/4) | +0.000 (0/4) |" in table
+    with pytest.raises(KeyError, match="'s' is not among the evaluated policies"):
+        share_difference_table(two_policy_rows(), [("p", "s")], reference="r", oracle="o")
+    with pytest.raises(ValueError, match="two policies"):
+        share_difference_table(two_policy_rows(), [("p", "p")], reference="r", oracle="o")
+
+
+def test_the_share_difference_script_reads_an_evaluation_back(tmp_path, script_usage_error):
+    """``scripts/share_difference.py``: the table of a written metrics.csv; a policy not evaluated, a
+    comparison without its colon and a missing file are one usage error each."""
+    metrics = tmp_path / "metrics.csv"
+    write_rows_csv(metrics, two_policy_rows())
+    script = Path(__file__).parents[2] / "scripts" / "share_difference.py"
+    command = [sys.executable, str(script), str(metrics), "p:q", "--reference", "r", "--oracle", "o"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    assert "| p − q | +75.0% − +25.0% | +50.0% |" in done.stdout
+    not_evaluated = script_usage_error("share_difference.py", str(metrics), "p:s", "--reference", "r", "--oracle", "o")
+    assert "'s' is not among the evaluated policies" in not_evaluated
+    assert "expected POLICY:OTHER, got 'p'" in script_usage_error("share_difference.py", str(metrics), "p")
+    assert "none.csv does not exist" in script_usage_error("share_difference.py", str(tmp_path / "none.csv"), "p:q")
 
 
 def test_joined_rows_are_a_reference_per_kind_of_volume(tmp_path):

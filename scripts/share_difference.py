@@ -1,0 +1,45 @@
+"""Whether one policy's share of the LBCS-to-oracle room is above another's by more than the volumes'
+spread: both shares, their difference and its paired 95% interval with whole volumes resampled
+(:func:`mri_rl.evaluation.report.room_share_interval` with ``other``), and the paired SSIM and PSNR AUC
+differences, from an evaluation's ``metrics.csv``.
+
+A choice between two settings read on a small val split (a few volumes) is only as sure as this
+interval: a lead of a few points whose interval spans zero is not a lead.
+
+    python scripts/share_difference.py runs/a/metrics.csv f012p:e012p f0:s0 [--reference lbcs] [--oracle oracle]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mri_rl.evaluation.report import read_rows_csv, share_difference_table
+
+
+def comparison(text: str) -> tuple[str, str]:
+    """``POLICY:OTHER`` -> ``(POLICY, OTHER)``."""
+    policy, colon, other = text.partition(":")
+    if not (colon and policy and other):
+        raise argparse.ArgumentTypeError(f"expected POLICY:OTHER, got {text!r}")
+    return policy, other
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("metrics", type=Path, help="an evaluation's metrics.csv")
+    parser.add_argument("comparisons", type=comparison, nargs="+", metavar="POLICY:OTHER", help="policy − other")
+    parser.add_argument("--reference", default="lbcs", help="the room's lower end (default: lbcs)")
+    parser.add_argument("--oracle", default="oracle", help="the room's upper end (default: oracle)")
+    args = parser.parse_args()
+    if not args.metrics.is_file():
+        parser.error(f"{args.metrics} does not exist: give an evaluation's metrics.csv")
+    try:
+        rows = read_rows_csv(args.metrics)
+        print(share_difference_table(rows, args.comparisons, args.reference, args.oracle), end="")
+    except (KeyError, ValueError) as error:
+        parser.error(f"{args.metrics}: {str(error).strip(chr(34))}")
+
+
+if __name__ == "__main__":
+    main()
