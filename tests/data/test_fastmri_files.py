@@ -16,12 +16,12 @@ from mri_rl.data.fastmri_files import (
     FastMRIDataError,
     FastMRISliceDataset,
     KspaceSlice,
-    global_heap_problem,
     inspect_volume,
     list_volumes,
     resolve_split_folder,
     write_volume,
 )
+from mri_rl.data.hdf5_global_heap import global_heap_problem
 from mri_rl.data.ismrmrd_header import build_header, parse_geometry
 from mri_rl.kspace import KspaceGeometry
 
