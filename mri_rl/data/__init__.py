@@ -16,7 +16,8 @@ from mri_rl.data.fastmri_files import (
     resolve_split_folder,
     write_volume,
 )
-from mri_rl.data.image_import import ImageImportError, ImportSettings, import_images
+from mri_rl.data.image_import import ImportSettings, import_images
+from mri_rl.data.image_sources import ImageImportError
 from mri_rl.data.simulated_kspace import SimulationSpec
 from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 from mri_rl.kspace import KspaceGeometry

@@ -20,7 +20,6 @@ from mri_rl.data.fastmri_files import inspect_volume
 from mri_rl.data.image_import import (
     IMAGE_SCALE,
     ORIENTATIONS,
-    ImageImportError,
     ImportSettings,
     evenly_spaced,
     import_images,
@@ -29,6 +28,7 @@ from mri_rl.data.image_import import (
     slab_ranges,
     split_counts,
 )
+from mri_rl.data.image_sources import ImageImportError
 from mri_rl.data.simulated_kspace import SimulationSpec
 
 nib = pytest.importorskip("nibabel")
