@@ -173,9 +173,11 @@ def room_share(
 ) -> float:
     """The share of the room between ``reference`` and ``oracle`` that ``policy`` captures:
     ``(policy - reference) / (oracle - reference)`` of the paired means in ``pairs``
-    (:func:`paired_differences`); NaN when the oracle is not above the reference (no room)."""
+    (:func:`paired_differences`); NaN when the oracle is not above the reference (no room). The
+    reference's own share is 0."""
     room = pairs[(oracle, reference)]["mean"]
-    return pairs[(policy, reference)]["mean"] / room if room > 0 else float("nan")
+    gain = 0.0 if policy == reference else pairs[(policy, reference)]["mean"]
+    return gain / room if room > 0 else float("nan")
 
 
 def room_share_interval(

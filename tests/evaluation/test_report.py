@@ -303,6 +303,8 @@ def test_the_share_difference_table_gives_both_shares_the_difference_and_the_pai
     table = share_difference_table(two_policy_rows(), [("p", "q")], reference="r", oracle="o")
     # p − q in SSIM AUC: 0.5 × (0.2, 0.1, 0.2, 0.2) per slice, mean 0.0875, every slice won; PSNR equal
     assert "| p − q | +75.0% − +25.0% | +50.0% | +50.0% to +50.0% | +0.0875 (4/4) | +0.000 (0/4) |" in table
+    against_reference = share_difference_table(two_policy_rows(), [("p", "r")], reference="r", oracle="o")
+    assert "| p − r | +75.0% − +0.0% | +75.0% | +75.0% to +75.0% |" in against_reference
     with pytest.raises(KeyError, match="'s' is not among the evaluated policies"):
         share_difference_table(two_policy_rows(), [("p", "s")], reference="r", oracle="o")
     with pytest.raises(ValueError, match="two policies"):
