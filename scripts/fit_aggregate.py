@@ -10,6 +10,14 @@ short. Whether the policy carries over to new slices is for ``scripts/teacher_ag
 
     python scripts/fit_aggregate.py runs/dagger/data0/seed0 --gradient-steps 8000
     python scripts/fit_aggregate.py runs/dagger/data0/seed0 --gradient-steps 8000 --set net_arch=[256,256]
+
+With ``--save PATH`` it fits on every kept state instead, with no held-out report, and saves the network
+as a policy that carries the run's record (:func:`mri_rl.evaluation.aggregate_fit.refit_policy`), for
+``mri-rl evaluate --policies NAME=PATH``: a cheap screen of a training setting (e.g. ``--set
+temperature=2.0``) on the labels the run already paid for, against a refit of the run's own settings made
+the same way. The states are the run's own, not those a policy of the new setting would visit.
+
+    python scripts/fit_aggregate.py runs/dagger/data0/seed0 --gradient-steps 2000 --set temperature=2.0 --save r20.pt
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import torch
 from mri_rl.checkpointing import CheckpointError
 from mri_rl.configs import apply_overrides
 from mri_rl.configs.schema import ConfigError
-from mri_rl.evaluation.aggregate_fit import refit_aggregate
+from mri_rl.evaluation.aggregate_fit import refit_aggregate, refit_policy
 
 
 def main() -> None:
@@ -36,17 +44,23 @@ def main() -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="a DAgger setting; repeatable"
     )
+    parser.add_argument("--save", type=Path, default=None, help="fit on every kept state and save the policy here")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    changed = f" with {' '.join(args.overrides)}" if args.overrides else ""
     try:
         overrides = apply_overrides({}, args.overrides, "the command line")
+        if args.save is not None:
+            refit_policy(args.run / "checkpoint.pt", args.gradient_steps, args.seed, **overrides).save(args.save)
+            print(f"{args.run}: a fresh network{changed}, {args.gradient_steps} gradient steps on every kept state")
+            print(f"saved {args.save}")
+            return
         points = refit_aggregate(
             args.run / "checkpoint.pt", args.gradient_steps, args.reports, args.held_out, args.seed, **overrides
         )
     except (CheckpointError, ConfigError, FileNotFoundError, TypeError, ValueError) as error:
         parser.error(str(error))
-    changed = f" with {' '.join(args.overrides)}" if args.overrides else ""
     print(f"{args.run}: a fresh network{changed}, {args.held_out:.0%} of the labelled states held out")
     print("| gradient steps | held-out top-1 | held-out regret | train top-1 | train regret |\n|---|---|---|---|---|")
     for point in points:

@@ -76,19 +76,13 @@ def refit_aggregate(
     reports = check_int("reports", reports, 1)
     if not 0.0 < held_out < 1.0:
         raise ValueError(f"held_out: expected a share in (0, 1), got {held_out!r}")
-    saved = read_agent_checkpoint(checkpoint)
-    trained = DAgger.from_checkpoint(saved, checkpoint)  # checks the algorithm, spaces and settings
-    settings = DAgger.make_settings(trained.settings, overrides)
-    labelled = LabelledStates.of_checkpoint(saved, checkpoint, trained.observation_space, settings.compact_images)
+    agent, labelled = _fresh_network_and_labels(checkpoint, seed, overrides)
     apart = int(round(held_out * labelled.size))
     if not 0 < apart < labelled.size:
         raise ValueError(f"{checkpoint} keeps {labelled.size} labelled states: too few to hold {held_out:.0%} apart")
     order = np.random.default_rng(seed).permutation(labelled.size)
     train, test = labelled.subset(order[apart:]), labelled.subset(order[:apart])
     train_scored = train.subset(np.arange(min(apart, train.size)))
-    agent = DAgger(
-        None, settings, seed=seed, observation_space=trained.observation_space, action_space=trained.action_space
-    )
     points: list[FitPoint] = []
     done = 0
     for report in range(1, reports + 1):
@@ -97,3 +91,35 @@ def refit_aggregate(
         done = target
         points.append(FitPoint(done, agreement_on(agent, test), agreement_on(agent, train_scored)))
     return points
+
+
+def refit_policy(checkpoint: str | Path, gradient_steps: int, seed: int = 0, **overrides: Any) -> DAgger:
+    """A fresh DAgger policy network (the run's settings, or ``overrides`` such as ``temperature=2.0``)
+    fitted on every labelled state kept in ``checkpoint`` for ``gradient_steps``, carrying the run's
+    record (task and data), so that ``mri-rl evaluate`` takes it as the run's policy. A cheap screen of
+    a training setting: no look-ahead is paid again, but the states are the run's own, not those the
+    new setting's policy would visit (DAgger's later iterations are not redone).
+
+    Raises:
+        as :func:`refit_aggregate`.
+    """
+    gradient_steps = check_int("gradient_steps", gradient_steps, 1)
+    agent, labelled = _fresh_network_and_labels(checkpoint, seed, overrides)
+    agent.fit(labelled, gradient_steps)
+    return agent
+
+
+def _fresh_network_and_labels(
+    checkpoint: str | Path, seed: int, overrides: dict[str, Any]
+) -> tuple[DAgger, LabelledStates]:
+    """A fresh DAgger network of the run's settings with ``overrides`` (weights seeded by ``seed``, the
+    run's record) and the labelled states the run's ``checkpoint`` kept."""
+    saved = read_agent_checkpoint(checkpoint)
+    trained = DAgger.from_checkpoint(saved, checkpoint)  # checks the algorithm, spaces and settings
+    settings = DAgger.make_settings(trained.settings, overrides)
+    labelled = LabelledStates.of_checkpoint(saved, checkpoint, trained.observation_space, settings.compact_images)
+    agent = DAgger(
+        None, settings, seed=seed, observation_space=trained.observation_space, action_space=trained.action_space
+    )
+    agent.record = trained.record
+    return agent, labelled

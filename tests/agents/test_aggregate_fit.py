@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from test_dagger import HiddenIndexEnv  # the toy env of DAgger's own tests (tests/agents is on sys.path)
 
@@ -17,8 +18,9 @@ from mri_rl.agents import DAgger
 from mri_rl.agents.base import read_agent_checkpoint
 from mri_rl.agents.dagger import LabelledStates
 from mri_rl.checkpointing import CheckpointError
-from mri_rl.evaluation.aggregate_fit import agreement_on, refit_aggregate
+from mri_rl.evaluation.aggregate_fit import agreement_on, refit_aggregate, refit_policy
 from mri_rl.evaluation.teacher_agreement import Agreement
+from mri_rl.provenance import make_record
 
 
 def test_the_agreement_of_known_choices():
@@ -79,6 +81,23 @@ def test_a_refit_learns_what_the_run_had_not_and_scores_held_out_states(labelled
     assert again == points  # same seed, same figures
 
 
+def test_a_refitted_policy_learns_every_kept_label_and_carries_the_run_s_record(labelled_run, tmp_path):
+    run = DAgger.load(labelled_run / "checkpoint.pt", env=SyncVectorEnv([HiddenIndexEnv]))  # with its labels
+    run.record = make_record(settings={"seed": 0, "total_steps": 240})  # as mri-rl train records a run
+    recorded = run.save(tmp_path / "checkpoint.pt", resumable=True)
+    policy = refit_policy(recorded, 300, seed=0, learning_rate=1e-2, temperature=0.5)
+    assert agreement_on(policy, kept_labels(labelled_run)).top1 == 1.0  # what the run itself had not learned
+    assert policy.settings.temperature == 0.5 and run.settings.temperature == 0.1
+    assert policy.record == run.record
+    saved = DAgger.load(policy.save(tmp_path / "refit.pt"))
+    labels = kept_labels(labelled_run)
+    obs, legal = labels.observations[""][:8], np.isfinite(labels.scores[:8])
+    np.testing.assert_array_equal(saved.log_probabilities(obs, legal), policy.log_probabilities(obs, legal))
+    again = refit_policy(labelled_run / "checkpoint.pt", 300, seed=0, learning_rate=1e-2, temperature=0.5)
+    for mine, theirs in zip(policy.policy.parameters(), again.policy.parameters()):
+        assert torch.equal(mine, theirs)  # same seed, same network
+
+
 def test_a_model_without_labels_is_refused_naming_the_file(labelled_run):
     with pytest.raises(CheckpointError, match=re.escape(f"{labelled_run / 'model.pt'}") + ".*not in its model.pt"):
         refit_aggregate(labelled_run / "model.pt", 10)
@@ -107,3 +126,12 @@ def test_the_script_prints_the_table_and_refuses_an_unknown_setting(labelled_run
     assert done.stdout.splitlines()[-1].startswith("| 20 | ")
     done = subprocess.run([*command, "--set", "nope=1"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "unknown dagger setting(s) ['nope']" in done.stderr
+
+
+def test_the_script_saves_a_refitted_policy(labelled_run, tmp_path):
+    script = Path(__file__).parents[2] / "scripts" / "fit_aggregate.py"
+    command = [sys.executable, str(script), str(labelled_run), "--gradient-steps", "20", "--set", "temperature=2.0"]
+    done = subprocess.run([*command, "--save", str(tmp_path / "r.pt")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"saved {tmp_path / 'r.pt'}"
+    assert DAgger.load(tmp_path / "r.pt").settings.temperature == 2.0
