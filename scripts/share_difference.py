@@ -36,9 +36,12 @@ def main() -> None:
         parser.error(f"{args.metrics} does not exist: give an evaluation's metrics.csv")
     try:
         rows = read_rows_csv(args.metrics)
+    except ValueError as error:  # names the file and the line
+        parser.error(str(error))
+    try:
         print(share_difference_table(rows, args.comparisons, args.reference, args.oracle), end="")
     except (KeyError, ValueError) as error:
-        parser.error(f"{args.metrics}: {str(error).strip(chr(34))}")
+        parser.error(f"{args.metrics}: {error.args[0] if error.args else error}")
 
 
 if __name__ == "__main__":

@@ -416,13 +416,24 @@ def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
     """Inverse of :func:`write_rows_csv` (numbers parsed; ``column`` an int, -1 at step 0).
 
     A file written before the ``column`` was recorded reads without that key.
+
+    Raises:
+        ValueError: a row with a missing, extra or non-numeric value (a cut or edited file), naming
+            the file and the line.
     """
-    integer = {"seed", "slice", "step", "column", "acquired_columns"}
+    integer, text = {"seed", "slice", "step", "column", "acquired_columns"}, {"policy", "file"}
+    rows = []
     with Path(path).open(newline="") as f:
-        return [
-            {k: (int(v) if k in integer else v if k in ("policy", "file") else float(v)) for k, v in row.items()}
-            for row in csv.DictReader(f)
-        ]
+        reader = csv.DictReader(f)
+        for row in reader:
+            try:
+                rows.append({k: (int(v) if k in integer else v if k in text else float(v)) for k, v in row.items()})
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{path} line {reader.line_num}: not a row of metrics ({dict(row)}): expected a value in every "
+                    "column of mri-rl evaluate's metrics.csv, numbers but for policy and file"
+                ) from None
+    return rows
 
 
 def join_policy_rows(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -425,6 +426,17 @@ def test_rows_csv_round_trip_keeps_types_and_values(tmp_path):
     assert np.isnan(back[1]["ssim"])
     assert list(back[0]) == list(METRIC_COLUMNS)
     assert [p.name for p in path.parent.iterdir()] == ["rows.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("damage", ["cut", "text"])
+def test_a_damaged_rows_csv_is_one_error_naming_the_file_and_line(tmp_path, damage):
+    path = tmp_path / "metrics.csv"
+    write_rows_csv(path, hand_rows())
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3][: len(lines[3]) // 2] if damage == "cut" else lines[3].replace(",0.", ",zero.", 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path} line 4: not a row of metrics")):
+        read_rows_csv(path)
 
 
 def test_rows_csv_of_no_rows_is_a_header(tmp_path):
