@@ -89,7 +89,9 @@ class DAggerSettings(AgentSettings):
             down (rows reversed), labels unchanged: an augmentation for teachers whose scores do not
             depend on the order of the image rows, as column acquisition in MRI nearly so (reversing
             the rows of the image leaves every k-space column where it is; only a reconstructor
-            that is not exactly flip-equivariant tells the two apart).
+            that is not exactly flip-equivariant tells the two apart). Every image key is turned,
+            the env's ``reconstructor_features`` too, which is only near what a U-Net computes for
+            the turned image (its kernels are not symmetric).
         flip_columns: mirror k-space about its centre in a random half of each minibatch: column
             c becomes W - 1 - c in the observations of one value per column (shape (A,), e.g.
             ``acquired``, ``column_energy``) and in the teacher's scores, and the images (C, H, w)

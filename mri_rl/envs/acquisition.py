@@ -14,6 +14,7 @@ from gymnasium import spaces
 from mri_rl.checks import check_int, check_number, resolve_device
 from mri_rl.envs.episodes import NEW_EPISODE, AcquisitionEpisodes, column_indices
 from mri_rl.envs.slice_source import SliceSource
+from mri_rl.envs.spaces import OPTIONAL_OBSERVATIONS
 from mri_rl.provenance import checkpoint_fingerprint, data_fingerprint, make_record
 from mri_rl.reconstruct.base import Reconstructor, check_precision
 from mri_rl.reconstruct.checkpoint import build_reconstructor
@@ -32,13 +33,13 @@ def make_episodes(
     slice_cache_mb: float = 1024,
     column_spectrum: bool = False,
     column_energy: bool = False,
+    reconstructor_features: bool = False,
     **task_fields: Any,
 ) -> AcquisitionEpisodes:
     """The episode batch behind both environments, from their keyword arguments.
 
-    The task is ``task`` (default: :data:`~mri_rl.task.DEFAULT_TASK`) with ``task_fields``
-    and a path ``reconstructor`` applied, then bound to the data and the reconstructor:
-    its ``kspace_shape`` and ``reconstructor_fingerprint`` are filled in.
+    The task is ``task`` (default: :data:`~mri_rl.task.DEFAULT_TASK`) with ``task_fields`` and a path
+    ``reconstructor`` applied, bound to the data and reconstructor (kspace_shape, fingerprint set).
 
     Args:
         num_episodes: N, episodes stepped together.
@@ -50,9 +51,9 @@ def make_episodes(
         device: where tensors live and reconstructions run (not part of the task or of any record).
         look_ahead_batch_size: reconstructions per look-ahead call (None: by device and image size).
         slice_cache_mb: slices kept in memory after their first read (0: always read).
-        column_spectrum, column_energy: observe the reconstruction's column power spectrum too
-            (:func:`~mri_rl.envs.spaces.column_power_spectrum`), its energy per k-space column
-            aligned with the actions (:func:`~mri_rl.envs.spaces.column_energy`).
+        column_spectrum, column_energy, reconstructor_features: observe the reconstruction's column
+            power spectrum too (:func:`~mri_rl.envs.spaces.column_power_spectrum`), its energy per
+            k-space column (:func:`~mri_rl.envs.spaces.column_energy`), the reconstructor's feature maps.
         **task_fields: task fields to change: ``challenge``, ``budget`` (None: until every
             column is acquired), ``initial_lines``, ``reward_metric`` ("mse" or "nmse":
             reward = decrease; "ssim" or "psnr": increase), ``kspace_shape`` (which shape
@@ -70,7 +71,8 @@ def make_episodes(
     if look_ahead_batch_size is not None:
         look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
     slice_cache_mb = check_number("slice_cache_mb", slice_cache_mb, 0)
-    for name, flag in (("column_spectrum", column_spectrum), ("column_energy", column_energy)):
+    observations = (column_spectrum, column_energy, reconstructor_features)
+    for name, flag in zip(OPTIONAL_OBSERVATIONS, observations, strict=True):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name}: expected True or False, got {flag!r}")
     device = resolve_device(device)
@@ -78,7 +80,6 @@ def make_episodes(
     check_precision(device, resolved.precision)
     source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
     resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
-    observations = (column_spectrum, column_energy)
     return AcquisitionEpisodes(source, model, num_episodes, resolved, device, look_ahead_batch_size, *observations)
 
 
@@ -186,7 +187,8 @@ class ActiveAcquisitionEnv(gym.Env):
         render_mode: None, or "rgb_array": ``render()`` returns the picture of
             :func:`episode_picture` (reconstruction, mask, target).
         **options: ``reconstructor``, ``on_bad_file``, ``device``, ``look_ahead_batch_size``,
-            ``slice_cache_mb``, ``column_spectrum``, ``column_energy`` and single task fields (``budget=8``),
+            ``slice_cache_mb``, ``column_spectrum``, ``column_energy``, ``reconstructor_features`` and
+            single task fields (``budget=8``),
             as documented in :func:`make_episodes`.
 
     Attributes:
@@ -195,7 +197,8 @@ class ActiveAcquisitionEnv(gym.Env):
     Observation: ``reconstruction`` float32 (1, h, w), scaled by the maximum of the
     initial zero-filled image, ``acquired`` int8 (W,) (1 = acquired) and, with
     ``column_spectrum=True``, ``column_spectrum`` float32 (w // 2 + 1,), with ``column_energy=True``,
-    ``column_energy`` float32 (W,). ``info`` holds
+    ``column_energy`` float32 (W,), with ``reconstructor_features=True``, ``reconstructor_features``
+    float32 (C, rows, columns) (:func:`~mri_rl.envs.spaces.feature_grid`). ``info`` holds
     ``action_mask`` (1 = legal: not yet acquired) and the metrics ``mse`` (in units of the
     data range squared), ``nmse``, ``psnr``, ``ssim`` for evaluation only.
     """

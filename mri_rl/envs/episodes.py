@@ -12,7 +12,8 @@ not yet acquired (``info["action_mask"]`` and ``action_masks()``, Gymnasium's na
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,10 @@ from gymnasium import spaces
 
 from mri_rl.checks import check_int, resolve_device, show
 from mri_rl.envs.slice_source import SliceSource
-from mri_rl.envs.spaces import column_energy, column_power_spectrum, observation_space
+from mri_rl.envs.spaces import column_energy, column_power_spectrum, feature_grid, observation_space, pooled_features
 from mri_rl.kspace import data_range, initial_mask, measured_width
 from mri_rl.metrics import HIGHER_IS_BETTER, image_metric, image_metrics, target_statistics
-from mri_rl.reconstruct.base import Reconstructor, check_precision
+from mri_rl.reconstruct.base import FeatureLayer, Reconstructor, check_precision
 from mri_rl.task import METRIC_NAMES, AcquisitionTask
 
 METRICS_CHUNK = 8  # episodes whose metrics are computed together
@@ -93,6 +94,17 @@ def _is_whole(value: Any) -> bool:
         return False
 
 
+def observed_feature_layer(reconstructor: Reconstructor) -> FeatureLayer:
+    """The reconstructor's feature layer, for ``reconstructor_features``; ValueError if it has none."""
+    layer = reconstructor.feature_layer()
+    if layer is None:
+        raise ValueError(
+            f"reconstructor_features: the {type(reconstructor).__name__} reconstructor has no feature "
+            "maps to observe (a U-Net reconstructor has); leave it False"
+        )
+    return layer
+
+
 class AcquisitionEpisodes:
     """The state of ``num_episodes`` episodes as batched tensors.
 
@@ -108,6 +120,13 @@ class AcquisitionEpisodes:
             :func:`default_look_ahead_batch_size` of the device and the image size).
         column_spectrum: observe the reconstruction's column power spectrum too.
         column_energy: observe the reconstruction's energy in each k-space column too.
+        reconstructor_features: observe the feature maps of the reconstructor's
+            :meth:`~mri_rl.reconstruct.base.Reconstructor.feature_layer` too, averaged down to
+            :func:`~mri_rl.envs.spaces.feature_grid` (the U-Net's last decoder block: what it
+            inferred of the image, of which the reconstruction is one channel).
+
+    Raises:
+        ValueError: ``reconstructor_features`` for a reconstructor without a feature layer.
     """
 
     def __init__(
@@ -120,6 +139,7 @@ class AcquisitionEpisodes:
         look_ahead_batch_size: int | None = None,
         column_spectrum: bool = False,
         column_energy: bool = False,
+        reconstructor_features: bool = False,
     ) -> None:
         if task.initial_lines >= source.measurable_columns:
             raise ValueError(
@@ -138,6 +158,7 @@ class AcquisitionEpisodes:
         self.look_ahead_batch_size = look_ahead_batch_size
         self.column_spectrum = column_spectrum
         self.column_energy = column_energy
+        self.feature_layer = observed_feature_layer(reconstructor) if reconstructor_features else None
         n, width, (h, w) = num_episodes, source.width, source.recon_size
         coils, rows = source.num_coils, source.kspace_shape[-2]
         self.num_episodes, self.width, self.recon_size = n, width, (h, w)
@@ -154,6 +175,11 @@ class AcquisitionEpisodes:
         self.acquired = torch.zeros((n, width), dtype=torch.bool, device=self.device)
         self.reconstruction = torch.zeros((n, h, w), device=self.device)
         self.observation_scale = torch.ones((n, 1, 1), device=self.device)
+        self.features = (
+            None
+            if self.feature_layer is None
+            else torch.zeros((n, self.feature_layer.channels, *feature_grid((h, w))), device=self.device)
+        )
         self.metrics = {name: torch.zeros(n, dtype=torch.float64, device=self.device) for name in METRIC_NAMES}
         self.steps = np.zeros(n, dtype=np.int64)
         self.measurable = np.zeros(n, dtype=np.int64)  # measured (non-padded) columns per episode
@@ -216,10 +242,13 @@ class AcquisitionEpisodes:
             return
         rows_t = torch.as_tensor(rows, device=self.device)
         added = torch.as_tensor(np.asarray(added_columns, dtype=np.int64), device=self.device)
-        reconstruction = self.reconstructions.update(self.kspace, self.acquired, rows_t, added).float()  # (R, h, w)
+        with self.captured_features() as features:
+            reconstruction = self.reconstructions.update(self.kspace, self.acquired, rows_t, added).float()  # (R, h, w)
         # All episodes in order (the usual batched step): views instead of gathered copies.
         index = slice(None) if np.array_equal(rows, np.arange(self.num_episodes)) else rows_t
         self.reconstruction[index] = reconstruction
+        if self.features is not None:
+            self.features[index] = pooled_features(torch.cat(features), self.recon_size)
         for start in range(0, len(rows), METRICS_CHUNK):
             # A few episodes at a time: the dozen passes of SSIM then stay in the CPU cache.
             part = slice(start, start + METRICS_CHUNK)
@@ -233,6 +262,20 @@ class AcquisitionEpisodes:
             fresh = rows_t[new]
             scale = self.reconstructions.zero_filled(self.kspace, self.acquired, fresh).flatten(1).amax(dim=1)
             self.observation_scale[fresh] = torch.where(scale > 0, scale, torch.ones_like(scale))[:, None, None]
+
+    @contextlib.contextmanager
+    def captured_features(self) -> Iterator[list[torch.Tensor]]:
+        """A list that collects the outputs of the feature layer (in call order) while the context
+        is open; stays empty without ``reconstructor_features`` (the look-ahead never opens it)."""
+        outputs: list[torch.Tensor] = []
+        if self.feature_layer is None:
+            yield outputs
+            return
+        hook = self.feature_layer.module.register_forward_hook(lambda _module, _inputs, out: outputs.append(out))
+        try:
+            yield outputs
+        finally:
+            hook.remove()
 
     def improvement(self, before: torch.Tensor, after: torch.Tensor, metric: str | None = None) -> torch.Tensor:
         """Reward: decrease of mse/nmse, increase of ssim/psnr (of ``metric``; default the reward metric)."""
@@ -301,12 +344,15 @@ class AcquisitionEpisodes:
     # --------------------------------------------------------------- what agents see
     def observation_space(self) -> spaces.Dict:
         """The space of one episode's observation (see :meth:`observation`)."""
-        return observation_space(self.recon_size, self.width, self.column_spectrum, self.column_energy)
+        channels = 0 if self.feature_layer is None else self.feature_layer.channels
+        return observation_space(self.recon_size, self.width, self.column_spectrum, self.column_energy, channels)
 
     def observation(self, as_tensors: bool = False) -> dict[str, Any]:
         """Batched observation: ``reconstruction`` float32 (N, 1, h, w) scaled by observed
         data only, ``acquired`` int8 (N, W) and, when asked for, ``column_spectrum``
-        float32 (N, w // 2 + 1) and ``column_energy`` float32 (N, W) of the scaled reconstruction.
+        float32 (N, w // 2 + 1) and ``column_energy`` float32 (N, W) of the scaled reconstruction,
+        and ``reconstructor_features`` float32 (N, C, rows, columns) of the last reconstruction
+        (unscaled: the U-Net's input is normalised by its own mean and deviation).
 
         Numpy arrays, or with ``as_tensors`` torch tensors on :attr:`device` (no copy to the
         host: for a policy on the same device). Either way fresh arrays, no views of the
@@ -320,6 +366,8 @@ class AcquisitionEpisodes:
                 tensors["column_spectrum"] = column_power_spectrum(scaled)
             if self.column_energy:
                 tensors["column_energy"] = column_energy(scaled, self.width)
+            if self.features is not None:
+                tensors["reconstructor_features"] = self.features.clone()
         if as_tensors:
             return tensors
         return {key: value.cpu().numpy() for key, value in tensors.items()}

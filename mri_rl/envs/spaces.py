@@ -1,5 +1,6 @@
-"""Observation space of the acquisition environments, and its optional k-space observations:
-the column spectrum and the column energy."""
+"""Observation space of the acquisition environments, and its optional observations: the column
+spectrum and the column energy (k-space views of the reconstruction) and the reconstructor's
+feature maps."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ from gymnasium import spaces
 from mri_rl.kspace import fft_columns_c
 
 #: The env options that each add an observation key of the same name.
-OPTIONAL_OBSERVATIONS = ("column_spectrum", "column_energy")
+OPTIONAL_OBSERVATIONS = ("column_spectrum", "column_energy", "reconstructor_features")
+#: Rows and columns the reconstructor's feature maps are averaged down to, at most (:func:`feature_grid`).
+FEATURE_GRID = 32
 
 
 def observation_space(
-    recon_size: tuple[int, int], width: int, column_spectrum: bool = False, column_energy: bool = False
+    recon_size: tuple[int, int],
+    width: int,
+    column_spectrum: bool = False,
+    column_energy: bool = False,
+    feature_channels: int = 0,
 ) -> spaces.Dict:
     """``Dict(reconstruction=Box(float32, (1, h, w)), acquired=MultiBinary(W)[,
-    column_spectrum=Box((w // 2 + 1,))][, column_energy=Box((W,))])``.
+    column_spectrum=Box((w // 2 + 1,))][, column_energy=Box((W,))][,
+    reconstructor_features=Box((feature_channels, *feature_grid((h, w))))])``.
 
     The reconstruction is divided by the maximum of the initial zero-filled image, so
     it is of order one but unbounded (a trained reconstructor may over- or undershoot).
@@ -32,7 +40,25 @@ def observation_space(
         )
     if column_energy:
         keys["column_energy"] = spaces.Box(low=-np.inf, high=np.inf, shape=(width,), dtype=np.float32)
+    if feature_channels:
+        shape = (feature_channels, *feature_grid(recon_size))
+        keys["reconstructor_features"] = spaces.Box(low=-np.inf, high=np.inf, shape=shape, dtype=np.float32)
     return spaces.Dict(keys)
+
+
+def feature_grid(recon_size: tuple[int, int]) -> tuple[int, int]:
+    """(rows, columns) of the observed feature maps of an (h, w) image: averages over k x k blocks,
+    k = max(1, min(h, w) // FEATURE_GRID), so (32, 32) for 64 x 64 images and for fastMRI's 320 x 320,
+    and the image's own size below 64 pixels (a replay memory keeps them per transition)."""
+    h, w = recon_size
+    k = max(1, min(h, w) // FEATURE_GRID)
+    return h // k, w // k
+
+
+def pooled_features(features: torch.Tensor, recon_size: tuple[int, int]) -> torch.Tensor:
+    """A reconstructor's feature maps float (N, C, h', w') averaged down to :func:`feature_grid`'s
+    size: float32 (N, C, rows, columns)."""
+    return torch.nn.functional.adaptive_avg_pool2d(features.float(), feature_grid(recon_size))
 
 
 def column_power_spectrum(images: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from fastmri.data.transforms import center_crop
@@ -149,6 +149,14 @@ def root_sum_of_squares(coil_images: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((coil_images.real**2 + coil_images.imag**2).sum(dim=1))
 
 
+class FeatureLayer(NamedTuple):
+    """A layer of a reconstructor whose output an environment can observe: ``module``, whose output
+    is float (B, ``channels``, h', w') for a batch of B reconstructions."""
+
+    module: torch.nn.Module
+    channels: int
+
+
 class Reconstructor(torch.nn.Module, ABC):
     """Base class of reconstructors; subclasses implement :meth:`forward`."""
 
@@ -183,6 +191,12 @@ class Reconstructor(torch.nn.Module, ABC):
         reconstructor has an exact shortcut.
         """
         return EpisodeReconstructions(self, output_size, precision)
+
+    def feature_layer(self) -> FeatureLayer | None:
+        """The layer whose feature maps the environment observes with ``reconstructor_features``
+        (what the network has inferred of the image, beyond its one output channel), or None
+        (the default) when the reconstructor has none to offer."""
+        return None
 
     def fingerprint(self) -> str:
         """Identifies the weights: ``state:`` and 16 hex digits of a SHA-256 over the class

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from fastmri.models import Unet
 
-from mri_rl.reconstruct.base import zero_filled_image
+from mri_rl.reconstruct.base import FeatureLayer, zero_filled_image
 from mri_rl.reconstruct.trainable import TrainableReconstructor
 
 
@@ -52,3 +52,9 @@ class UnetReconstructor(TrainableReconstructor):
     def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
         normalised, mean, std = self.normalise(zero_filled_image(masked_kspace, output_size))
         return self.unet(normalised.unsqueeze(1)).squeeze(1) * std + mean
+
+    def feature_layer(self) -> FeatureLayer:
+        """The last convolution block of the U-Net's decoder: its ``chans`` feature maps at the image's
+        size, from which the final 1x1 convolution makes the image."""
+        last_block = self.unet.up_conv[-1][0]
+        return FeatureLayer(last_block, self.unet.chans)

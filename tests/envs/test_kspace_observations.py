@@ -1,5 +1,6 @@
-"""The k-space observations (column power spectrum, column energy): known answers, and the env's
-``column_spectrum`` and ``column_energy`` options."""
+"""The optional observations (column power spectrum, column energy, the reconstructor's feature
+maps): known answers, and the env's ``column_spectrum``, ``column_energy`` and
+``reconstructor_features`` options."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from mri_rl.envs.spaces import column_energy, column_power_spectrum
+from mri_rl.envs.spaces import column_energy, column_power_spectrum, feature_grid, pooled_features
+from mri_rl.reconstruct import UnetReconstructor
 
 
 @pytest.mark.parametrize("frequency", [0, 3, 7])
@@ -76,3 +78,53 @@ def test_the_env_observes_the_column_energy_of_its_reconstruction_when_asked(mak
     np.testing.assert_allclose(obs["column_energy"], expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="column_energy: expected True or False, got 'yes'"):
         make_env(singlecoil_train, column_energy="yes")
+
+
+@pytest.mark.parametrize(
+    ("recon_size", "grid"), [((16, 16), (16, 16)), ((64, 64), (32, 32)), ((320, 320), (32, 32)), ((100, 64), (50, 32))]
+)
+def test_feature_grid_averages_blocks_down_to_about_32(recon_size, grid):
+    assert feature_grid(recon_size) == grid
+
+
+def test_pooled_features_are_block_means():
+    features = torch.arange(2 * 3 * 64 * 64, dtype=torch.float32).reshape(2, 3, 64, 64)
+    pooled = pooled_features(features, (64, 64))
+    assert pooled.shape == (2, 3, 32, 32)
+    assert pooled[1, 2, 5, 7].item() == pytest.approx(features[1, 2, 10:12, 14:16].mean().item())
+
+
+def _decoder_features(model: UnetReconstructor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The U-Net's last decoder block's output for masked ``kspace`` (B, C, H, W), by a hook of the test's own."""
+    outputs: list[torch.Tensor] = []
+    hook = model.unet.up_conv[-1][0].register_forward_hook(lambda _m, _i, out: outputs.append(out))
+    try:
+        with torch.no_grad():
+            model(kspace * mask[:, None, None, :], mask, (16, 16))
+    finally:
+        hook.remove()
+    return outputs[0]
+
+
+def test_the_env_observes_the_unets_feature_maps_of_its_reconstruction(make_vec_env, singlecoil_train):
+    torch.manual_seed(0)
+    model = UnetReconstructor(chans=4, num_pool_layers=2, recon_size=(16, 16)).eval()
+    env = make_vec_env(singlecoil_train, 3, reconstructor=model, reconstructor_features=True)
+    assert env.single_observation_space["reconstructor_features"] == spaces.Box(
+        -np.inf, np.inf, (4, 16, 16), np.float32
+    )
+    obs, info = env.reset(seed=0)
+    obs, *_ = env.step(np.array([int(np.flatnonzero(mask)[0]) for mask in info["action_mask"]]))
+    episodes = env.unwrapped.episodes
+    expected = _decoder_features(model, episodes.kspace, episodes.acquired)
+    np.testing.assert_allclose(obs["reconstructor_features"], expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(obs["reconstructor_features"][0], obs["reconstructor_features"][1])
+    env.unwrapped.look_ahead(np.tile(np.arange(4), (3, 1)))  # U-Net calls that do not change the state
+    np.testing.assert_array_equal(episodes.observation()["reconstructor_features"], obs["reconstructor_features"])
+
+
+def test_reconstructor_features_need_a_reconstructor_with_feature_maps(make_env, singlecoil_train):
+    with pytest.raises(ValueError, match="ZeroFilledReconstructor reconstructor has no feature maps"):
+        make_env(singlecoil_train, reconstructor_features=True)
+    with pytest.raises(ValueError, match="reconstructor_features: expected True or False, got 1"):
+        make_env(singlecoil_train, reconstructor_features=1)

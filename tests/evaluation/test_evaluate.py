@@ -446,6 +446,26 @@ def test_policies_that_read_different_optional_observations_are_evaluated_side_b
     assert set(summary) == {"spectral", "energetic"}
 
 
+def test_a_policy_that_reads_the_unets_feature_maps_is_evaluated_with_them(singlecoil_root, tmp_path):
+    """The evaluation env observes the feature maps that the policy was trained on (16 x 16 images:
+    4 maps of 16 x 16), and the policy's rollout acquires legal columns only."""
+    exported = export_reconstructor(
+        UnetReconstructor(chans=4, num_pool_layers=1, recon_size=(16, 16)), tmp_path / "u.pt"
+    )
+    task = TASK.with_changes(reconstructor=str(exported))
+    checkpoint = train_tiny_dqn(
+        singlecoil_root / "singlecoil_train", tmp_path / "dqn.pt", steps=20, task=task, reconstructor_features=True
+    )
+    agent = load_agent(checkpoint)
+    assert agent.observation_space["reconstructor_features"].shape == (4, 16, 16)
+    assert optional_observations([agent]) == ("reconstructor_features",)
+    out = tmp_path / "out"
+    evaluate_policies(make_setup(singlecoil_root, seeds=(0,), task=task), [f"dqn={checkpoint}"], out, progress=False)
+    rows = read_rows_csv(out / "metrics.csv")
+    assert len(rows) == TEST_SLICES * (BUDGET + 1)
+    assert all(r["acquired_columns"] == INITIAL_LINES + r["step"] for r in rows)
+
+
 def save_untrained_reinforce(data: Path, path: Path, seed: int = 0, task: AcquisitionTask = TASK) -> Path:
     """A REINFORCE agent of ``seed`` made on ``task`` over ``data``, saved untrained at ``path``."""
     env = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", data_path=data, task=task)
