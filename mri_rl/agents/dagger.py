@@ -8,7 +8,10 @@ legal actions and summed (for SSIM and PSNR, the ``oracle_ssim_psnr`` baseline's
 policy network learns by cross-entropy towards ``softmax(score / temperature)`` over the legal
 actions: soft targets keep the teacher's ranking, not only its choice (distillation, Hinton, Vinyals
 & Dean 2015). Pineda et al. (MICCAI 2020) gave their DDQN an evaluator of each column's
-look-ahead score for the same reason: it is a far less noisy signal than one-step rewards. With
+look-ahead score for the same reason: it is a far less noisy signal than one-step rewards; with
+``imitation_loss="score_regression"`` the policy's logits are such an evaluator, regressed on the
+scores (divided by the temperature), so its first choice estimates ``argmax E[score | observation]``
+where cross-entropy's estimates the teacher's likeliest first choice. With
 ``weigh_states_by``, each state's loss counts in proportion to what is at stake there, the spread of
 one metric's gains over the scored actions, so that a costly error counts more than a cheap one
 (cost-sensitive imitation, as in AggreVaTe: Ross & Bagnell, "Reinforcement and imitation learning via
@@ -46,6 +49,9 @@ from mri_rl.agents.replay import storage_dtype
 from mri_rl.checkpointing import entry_error, entry_errors
 from mri_rl.schedules import LinearSchedule
 
+#: What the policy network is fitted with (:attr:`DAggerSettings.imitation_loss`).
+IMITATION_LOSSES = ("cross_entropy", "score_regression")
+
 
 @dataclass(frozen=True)
 class DAggerSettings(AgentSettings):
@@ -58,7 +64,12 @@ class DAggerSettings(AgentSettings):
             per ``teacher_metrics`` (empty: 1 each), e.g. ``[2, 1]`` with ``["ssim", "psnr"]``
             counts SSIM twice: where the greedy teacher trades one metric for the other.
         temperature: of the softmax over the teacher's standardised scores (smaller: closer
-            to its argmax).
+            to its argmax); with ``score_regression``, the logits' targets are the scores divided by it.
+        imitation_loss: "cross_entropy" towards the teacher's softmax, or "score_regression": the
+            squared error between the logits and ``score / temperature``, both centred over the
+            scored actions (:func:`score_regression_losses`). Where the observation does not
+            determine the teacher's scores, regression learns their expectation (and its argmax
+            the best choice on average), cross-entropy the chance of each action being best.
         weigh_states_by: one of ``teacher_metrics``, e.g. ``"ssim"``: each state's cross-entropy is
             weighted by the standard deviation of that metric's look-ahead gains over the actions
             the teacher scored there (the scale its standardisation divided away), relative to the
@@ -106,6 +117,7 @@ class DAggerSettings(AgentSettings):
     teacher_metrics: tuple[str, ...] = ("ssim", "psnr")
     teacher_weights: tuple[float, ...] = field(default=(), metadata={"min": 0})
     temperature: float = field(default=0.5, metadata={"above": 0})
+    imitation_loss: str = "cross_entropy"
     weigh_states_by: str = ""
     teacher_candidates: int = field(default=0, metadata={"min": 0})
     beta_start: float = field(default=1.0, metadata={"min": 0, "max": 1})
@@ -133,6 +145,10 @@ class DAggerSettings(AgentSettings):
             raise ValueError(
                 f"DAggerSettings: weigh_states_by must be empty or one of teacher_metrics "
                 f"{list(self.teacher_metrics)}, got {self.weigh_states_by!r}"
+            )
+        if self.imitation_loss not in IMITATION_LOSSES:
+            raise ValueError(
+                f"DAggerSettings: imitation_loss must be one of {list(IMITATION_LOSSES)}, got {self.imitation_loss!r}"
             )
         if self.teacher_candidates == 1:
             raise ValueError("DAggerSettings: teacher_candidates must be 0 (every legal action) or at least 2, got 1")
@@ -358,8 +374,8 @@ class DAgger(PolicyNetworkAgent):
         return self.last_loss
 
     def _train_step(self, labelled: LabelledStates) -> float:
-        """One cross-entropy step towards the teacher's softmax on a minibatch of ``labelled`` (each
-        state weighted by its stake with ``weigh_states_by``)."""
+        """One step of the imitation loss (cross-entropy towards the teacher's softmax, or score
+        regression) on a minibatch of ``labelled`` (each state weighted by its stake with ``weigh_states_by``)."""
         obs, scores, stakes = labelled.sample(self.settings.batch_size, self.rng, self.device)
         if self.settings.flip_rows:
             obs = flip_image_rows(obs, labelled.image_keys, self.rng.random(len(scores)) < 0.5)
@@ -367,15 +383,33 @@ class DAgger(PolicyNetworkAgent):
             which = self.rng.random(len(scores)) < 0.5
             obs, scores = mirror_k_space_columns(obs, scores, labelled.image_keys, labelled.column_keys, which)
         legal = torch.isfinite(scores)
-        target = torch.softmax(scores.masked_fill(~legal, float("-inf")) / self.settings.temperature, dim=1)
-        log_probs = F.log_softmax(masked_logits(self.policy(obs), legal), dim=1)
-        losses = -(target * log_probs.masked_fill(~legal, 0.0)).sum(dim=1)
+        logits, temperature = self.policy(obs), self.settings.temperature
+        if self.settings.imitation_loss == "score_regression":
+            losses = score_regression_losses(logits, scores / temperature, legal)
+        else:
+            target = torch.softmax(scores.masked_fill(~legal, float("-inf")) / temperature, dim=1)
+            log_probs = F.log_softmax(masked_logits(logits, legal), dim=1)
+            losses = -(target * log_probs.masked_fill(~legal, 0.0)).sum(dim=1)
         if self.settings.weigh_states_by:
             loss = (stakes * losses).sum() / stakes.sum().clamp_min(torch.finfo(stakes.dtype).tiny)
         else:
             loss = losses.mean()
         self._gradient_step(loss, self.settings.max_grad_norm)
         return float(loss.detach())
+
+
+def score_regression_losses(logits: torch.Tensor, targets: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+    """Per state, the mean squared difference between ``logits`` and ``targets`` float (B, A), each
+    centred by its mean over the ``legal`` bool (B, A) actions, over those actions: float (B,). A
+    softmax policy ignores a constant added to the logits, so only their differences are fitted."""
+    count = legal.sum(dim=1, keepdim=True).clamp_min(1)
+
+    def centred(values: torch.Tensor) -> torch.Tensor:
+        kept = torch.where(legal, values, torch.zeros_like(values))
+        return kept - kept.sum(dim=1, keepdim=True) / count
+
+    squared = (centred(logits) - centred(targets)).square()
+    return torch.where(legal, squared, torch.zeros_like(squared)).sum(dim=1) / count.squeeze(1)
 
 
 def flip_image_rows(observations: Any, image_keys: tuple[str, ...], which: np.ndarray) -> Any:

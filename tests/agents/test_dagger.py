@@ -15,7 +15,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from mri_rl.agents import DAgger, DAggerSettings
-from mri_rl.agents.dagger import flip_image_rows, mirror_k_space_columns
+from mri_rl.agents.dagger import flip_image_rows, mirror_k_space_columns, score_regression_losses
 from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions, spreads
 from mri_rl.agents.networks import ImageEncoder
 from mri_rl.checkpointing import CheckpointError, save_checkpoint
@@ -267,6 +267,58 @@ def test_states_weighed_by_their_stake_teach_the_costly_choice(weigh_states_by, 
     np.testing.assert_allclose(kept, expected, rtol=1e-6)
 
 
+class NearTieEnv(HiddenIndexEnv):
+    """One-step episodes whose observation says nothing (all zeros). Three times in five the teacher
+    scores action 1 just above action 0 (gains 1.0 and 0.9), else action 0 alone (gain 1): the
+    teacher's likeliest first choice is 1, its best choice on average (the highest expected score) 0."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.hidden = int(self.np_random.random() < 0.6)
+        return self._observation(), {}
+
+    def look_ahead_gains(self, candidates: np.ndarray, metrics: Any) -> np.ndarray:
+        gains = np.array([0.9, 1.0, 0.0, 0.0]) if self.hidden else np.array([1.0, 0.0, 0.0, 0.0])
+        return gains[np.asarray(candidates)][None]  # (1 metric, K)
+
+    def _observation(self) -> np.ndarray:
+        return np.zeros(self.action_space.n, dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("imitation_loss", "temperature", "picked"),
+    [("cross_entropy", 0.05, 1), ("score_regression", 0.05, 0), ("score_regression", 0.5, 0)],
+)
+def test_score_regression_learns_the_expected_score_and_cross_entropy_the_likeliest_choice(
+    imitation_loss, temperature, picked
+):
+    env = SyncVectorEnv([NearTieEnv] * 4, autoreset_mode=AutoresetMode.NEXT_STEP)
+    settings = {
+        "teacher_metrics": ("hit",),
+        "learning_starts": 16,
+        "batch_size": 32,
+        "learning_rate": 0.01,
+        "gradient_steps": 8,
+    }
+    agent = DAgger(env, imitation_loss=imitation_loss, temperature=temperature, net_arch=(8,), seed=0, **settings)
+    agent.learn(400, progress_bar=False)
+    state = np.zeros((1, 4), dtype=np.float32)
+    assert agent.predict(state)[0][0] == picked
+    if imitation_loss == "score_regression":  # the centred logits are the mean kept score / temperature
+        expected = agent.labelled.scores[: agent.labelled.size].mean(axis=0)
+        logits = agent.policy(torch.as_tensor(state))[0].detach().numpy() * temperature
+        np.testing.assert_allclose(logits - logits.mean(), expected - expected.mean(), atol=0.05)
+
+
+def test_score_regression_losses_fit_the_centred_scores_of_the_legal_actions_only():
+    legal = torch.tensor([[True, True, False], [True, True, True]])
+    targets = torch.tensor([[2.0, 0.0, float("-inf")], [1.0, 2.0, 3.0]])
+    logits = torch.tensor([[5.0, 3.0, 100.0], [0.0, 0.0, 0.0]])  # row 0: the targets plus 3, and an illegal 100
+    losses = score_regression_losses(logits, targets, legal)
+    assert losses[0].item() == 0.0
+    assert losses[1].item() == pytest.approx(2.0 / 3.0)  # centred targets (-1, 0, 1), logits all 0
+
+
 class FirstSlice(gym.Wrapper):
     """Every episode on slice 0 of the data."""
 
@@ -312,6 +364,10 @@ def test_bad_teacher_settings_are_refused(make_mri_vec_env):
         DAggerSettings(temperature=0.0)
     with pytest.raises(ValueError, match="teacher_candidates must be 0 .* or at least 2, got 1"):
         DAggerSettings(teacher_candidates=1)
+    with pytest.raises(
+        ValueError, match=re.escape("imitation_loss must be one of ['cross_entropy', 'score_regression'], got 'mse'")
+    ):
+        DAggerSettings(imitation_loss="mse")
     expected = (
         "DAggerSettings: teacher_weights: expected one finite weight >= 0 per metric of ['ssim', 'psnr'], not all 0"
     )
