@@ -103,6 +103,12 @@ class DAggerSettings(AgentSettings):
             that is not exactly flip-equivariant tells the two apart). Every image key is turned,
             the env's ``reconstructor_features`` too, which is only near what a U-Net computes for
             the turned image (its kernels are not symmetric).
+        shift_images: roll the image observations (C, H, W) of each minibatch state circularly by a
+            random number of pixels in [-k, k] along its rows and another along its columns, labels
+            unchanged (0: off). Moving the object in the image multiplies its k-space by a phase
+            ramp, which leaves every column's magnitude where it is, so a teacher of a magnitude
+            reconstructor nearly does not see it; only the reconstructor's response at the image's
+            edges and to the wrapped part tells the two apart.
         flip_columns: mirror k-space about its centre in a random half of each minibatch: column
             c becomes W - 1 - c in the observations of one value per column (shape (A,), e.g.
             ``acquired``, ``column_energy``) and in the teacher's scores, and the images (C, H, w)
@@ -134,6 +140,7 @@ class DAggerSettings(AgentSettings):
     compact_images: bool = True
     flip_rows: bool = False
     flip_columns: bool = False
+    shift_images: int = field(default=0, metadata={"min": 0})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -379,6 +386,9 @@ class DAgger(PolicyNetworkAgent):
         obs, scores, stakes = labelled.sample(self.settings.batch_size, self.rng, self.device)
         if self.settings.flip_rows:
             obs = flip_image_rows(obs, labelled.image_keys, self.rng.random(len(scores)) < 0.5)
+        if self.settings.shift_images:
+            k = self.settings.shift_images
+            obs = roll_images(obs, labelled.image_keys, self.rng.integers(-k, k + 1, size=(len(scores), 2)))
         if self.settings.flip_columns:
             which = self.rng.random(len(scores)) < 0.5
             obs, scores = mirror_k_space_columns(obs, scores, labelled.image_keys, labelled.column_keys, which)
@@ -421,6 +431,24 @@ def flip_image_rows(observations: Any, image_keys: tuple[str, ...], which: np.nd
         key: torch.where(rows, value.flip(-2), value) if key in image_keys else value for key, value in batch.items()
     }
     return flipped if isinstance(observations, dict) else flipped[""]
+
+
+def roll_images(observations: Any, image_keys: tuple[str, ...], shifts: np.ndarray) -> Any:
+    """``observations`` (a tensor, key "", or a dict of tensors with B rows) with each image (B, C, H, W)
+    of ``image_keys`` rolled circularly by ``shifts`` int (B, 2): row b by ``shifts[b, 0]`` pixels along H
+    and ``shifts[b, 1]`` along W (``torch.roll`` of each image on its own)."""
+    batch = observations if isinstance(observations, dict) else {"": observations}
+
+    def rolled(value: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = value.shape
+        by = torch.as_tensor(shifts, device=value.device)
+        rows = (torch.arange(h, device=value.device) - by[:, :1]) % h  # (B, H): the source row of each row
+        columns = (torch.arange(w, device=value.device) - by[:, 1:]) % w
+        value = value.gather(2, rows[:, None, :, None].expand(b, c, h, w))
+        return value.gather(3, columns[:, None, None, :].expand(b, c, h, w))
+
+    shifted = {key: rolled(value) if key in image_keys else value for key, value in batch.items()}
+    return shifted if isinstance(observations, dict) else shifted[""]
 
 
 def mirror_k_space_columns(

@@ -15,7 +15,13 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from mri_rl.agents import DAgger, DAggerSettings
-from mri_rl.agents.dagger import flip_image_rows, mirror_k_space_columns, score_regression_losses
+from mri_rl.agents.dagger import (
+    LabelledStates,
+    flip_image_rows,
+    mirror_k_space_columns,
+    roll_images,
+    score_regression_losses,
+)
 from mri_rl.agents.look_ahead import balanced_scores, legal_candidates, scores_over_actions, spreads
 from mri_rl.agents.networks import ImageEncoder
 from mri_rl.checkpointing import CheckpointError, save_checkpoint
@@ -183,6 +189,37 @@ def test_flip_image_rows_reverses_the_chosen_images_only():
     torch.testing.assert_close(flipped["image"][1], images[1, :, [2, 1, 0]])
     assert flipped["acquired"] is acquired
     torch.testing.assert_close(flip_image_rows(images, ("",), which), flipped["image"])  # a Box observation
+
+
+def test_roll_images_rolls_each_image_by_its_own_shift():
+    images = torch.randn(3, 2, 5, 7)
+    shifts = np.array([[1, -2], [0, 3], [-4, 0]])
+    acquired = torch.ones(3, 7)
+    rolled = roll_images({"image": images, "acquired": acquired}, ("image",), shifts)
+    for b, (rows, columns) in enumerate(shifts.tolist()):
+        torch.testing.assert_close(rolled["image"][b], torch.roll(images[b], (rows, columns), dims=(-2, -1)))
+    assert rolled["acquired"] is acquired
+    torch.testing.assert_close(roll_images(images, ("",), shifts), rolled["image"])  # a Box observation
+
+
+def test_with_shift_images_the_network_learns_on_rolled_copies_of_each_image():
+    """One kept state; every image of the minibatches the network is fitted on is that image rolled
+    by at most k pixels each way, and not all by zero."""
+    env = SyncVectorEnv([HiddenColumnEnv], autoreset_mode=AutoresetMode.NEXT_STEP)
+    agent = DAgger(env, teacher_metrics=("hit",), batch_size=16, shift_images=2, net_arch=(8,), seed=0)
+    labelled = LabelledStates(4, env.single_observation_space, 8, compact_images=False)
+    image = np.random.default_rng(0).random((1, 1, 8, 8)).astype(np.float32)
+    labelled.add(image, np.zeros((1, 8), dtype=np.float32), np.ones(1), np.array([0]))
+    seen: list[torch.Tensor] = []
+    agent.policy.register_forward_pre_hook(lambda _module, inputs: seen.append(inputs[0].detach().clone()))
+    agent.fit(labelled, 2)
+    rolls = {
+        (r, c): torch.roll(torch.from_numpy(image[0]), (r, c), dims=(-2, -1))
+        for r in range(-2, 3)
+        for c in range(-2, 3)
+    }
+    shifts = [next(shift for shift, rolled in rolls.items() if torch.equal(x, rolled)) for x in torch.cat(seen)]
+    assert len(shifts) == 32 and len(set(shifts)) > 1
 
 
 def test_the_teacher_standardises_each_metric_before_summing():
