@@ -32,6 +32,7 @@ fewer, far better labelled steps than RL does.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -422,22 +423,31 @@ def score_regression_losses(logits: torch.Tensor, targets: torch.Tensor, legal: 
     return torch.where(legal, squared, torch.zeros_like(squared)).sum(dim=1) / count.squeeze(1)
 
 
-def flip_image_rows(observations: Any, image_keys: tuple[str, ...], which: np.ndarray) -> Any:
-    """``observations`` (a tensor, key "", or a dict of tensors with B rows) with the images (B, C, H, W)
-    of ``image_keys`` reversed along H in the rows where ``which`` bool (B,) is True."""
+def transform_images(
+    observations: Any, image_keys: tuple[str, ...], transform: Callable[[torch.Tensor], torch.Tensor]
+) -> Any:
+    """``observations`` (a tensor, key "", or a dict of tensors with B rows) with ``transform`` applied
+    to the images (B, C, H, W) of ``image_keys``, the other keys as they are, in the same form."""
     batch = observations if isinstance(observations, dict) else {"": observations}
-    rows = torch.as_tensor(which, device=next(iter(batch.values())).device)[:, None, None, None]
-    flipped = {
-        key: torch.where(rows, value.flip(-2), value) if key in image_keys else value for key, value in batch.items()
-    }
-    return flipped if isinstance(observations, dict) else flipped[""]
+    changed = {key: transform(value) if key in image_keys else value for key, value in batch.items()}
+    return changed if isinstance(observations, dict) else changed[""]
+
+
+def flip_image_rows(observations: Any, image_keys: tuple[str, ...], which: np.ndarray) -> Any:
+    """``observations`` (see :func:`transform_images`) with the images of ``image_keys`` reversed along H
+    in the rows where ``which`` bool (B,) is True."""
+
+    def flipped(value: torch.Tensor) -> torch.Tensor:
+        rows = torch.as_tensor(which, device=value.device)[:, None, None, None]
+        return torch.where(rows, value.flip(-2), value)
+
+    return transform_images(observations, image_keys, flipped)
 
 
 def roll_images(observations: Any, image_keys: tuple[str, ...], shifts: np.ndarray) -> Any:
-    """``observations`` (a tensor, key "", or a dict of tensors with B rows) with each image (B, C, H, W)
-    of ``image_keys`` rolled circularly by ``shifts`` int (B, 2): row b by ``shifts[b, 0]`` pixels along H
-    and ``shifts[b, 1]`` along W (``torch.roll`` of each image on its own)."""
-    batch = observations if isinstance(observations, dict) else {"": observations}
+    """``observations`` (see :func:`transform_images`) with each image of ``image_keys`` rolled
+    circularly by ``shifts`` int (B, 2): row b by ``shifts[b, 0]`` pixels along H and ``shifts[b, 1]``
+    along W (``torch.roll`` of each image on its own)."""
 
     def rolled(value: torch.Tensor) -> torch.Tensor:
         b, c, h, w = value.shape
@@ -447,8 +457,7 @@ def roll_images(observations: Any, image_keys: tuple[str, ...], shifts: np.ndarr
         value = value.gather(2, rows[:, None, :, None].expand(b, c, h, w))
         return value.gather(3, columns[:, None, None, :].expand(b, c, h, w))
 
-    shifted = {key: rolled(value) if key in image_keys else value for key, value in batch.items()}
-    return shifted if isinstance(observations, dict) else shifted[""]
+    return transform_images(observations, image_keys, rolled)
 
 
 def mirror_k_space_columns(
