@@ -18,6 +18,11 @@ temperature=2.0``) on the labels the run already paid for, against a refit of th
 the same way. The states are the run's own, not those a policy of the new setting would visit.
 
     python scripts/fit_aggregate.py runs/dagger/data0/seed0 --gradient-steps 2000 --set temperature=2.0 --save r20.pt
+
+Given several run folders of one task and teacher (e.g. training seeds 0, 1, 2 of one config), it fits on all
+their kept labels together: a screen of more labelled states than one run keeps, at no new look-ahead.
+
+    python scripts/fit_aggregate.py runs/dagger/data0/seed0 runs/dagger/data0/seed1 --gradient-steps 4000 --save u2.pt
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from mri_rl.evaluation.aggregate_fit import refit_aggregate, refit_policy
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="a DAgger run folder of mri-rl train (its checkpoint.pt)")
+    parser.add_argument(
+        "runs", type=Path, nargs="+", help="DAgger run folders of mri-rl train (their checkpoint.pt), labels joined"
+    )
     parser.add_argument("--gradient-steps", type=int, required=True, help="of the refit, in all")
     parser.add_argument("--reports", type=int, default=4, help="agreement rows over the steps (default: 4)")
     parser.add_argument("--held-out", type=float, default=0.2, help="share of the states held out (default: 0.2)")
@@ -49,19 +56,19 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     changed = f" with {' '.join(args.overrides)}" if args.overrides else ""
+    checkpoints = [run / "checkpoint.pt" for run in args.runs]
+    runs = " + ".join(str(run) for run in args.runs)
     try:
         overrides = apply_overrides({}, args.overrides, "the command line")
         if args.save is not None:
-            refit_policy(args.run / "checkpoint.pt", args.gradient_steps, args.seed, **overrides).save(args.save)
-            print(f"{args.run}: a fresh network{changed}, {args.gradient_steps} gradient steps on every kept state")
+            refit_policy(checkpoints, args.gradient_steps, args.seed, **overrides).save(args.save)
+            print(f"{runs}: a fresh network{changed}, {args.gradient_steps} gradient steps on every kept state")
             print(f"saved {args.save}")
             return
-        points = refit_aggregate(
-            args.run / "checkpoint.pt", args.gradient_steps, args.reports, args.held_out, args.seed, **overrides
-        )
+        points = refit_aggregate(checkpoints, args.gradient_steps, args.reports, args.held_out, args.seed, **overrides)
     except (CheckpointError, ConfigError, FileNotFoundError, TypeError, ValueError) as error:
         parser.error(str(error))
-    print(f"{args.run}: a fresh network{changed}, {args.held_out:.0%} of the labelled states held out")
+    print(f"{runs}: a fresh network{changed}, {args.held_out:.0%} of the labelled states held out")
     print("| gradient steps | held-out top-1 | held-out regret | train top-1 | train regret |\n|---|---|---|---|---|")
     for point in points:
         print(

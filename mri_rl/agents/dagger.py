@@ -275,6 +275,35 @@ class LabelledStates:
         store.next = 0
         return store
 
+    @classmethod
+    def joined(cls, stores: list[LabelledStates]) -> LabelledStates:
+        """One store of the kept states of ``stores`` (at least one), in order: e.g. the aggregates of
+        several runs of one task and teacher.
+
+        Raises:
+            ValueError: when the stores' observation keys, shapes or dtypes, or their numbers of actions, differ.
+        """
+        if not stores:
+            raise ValueError("joined: expected at least one store of labelled states, got none")
+        first = stores[0]
+        layout = {key: (values.shape[1:], values.dtype) for key, values in first.observations.items()}
+        for index, store in enumerate(stores[1:], start=1):
+            found = {key: (values.shape[1:], values.dtype) for key, values in store.observations.items()}
+            if found != layout or store.scores.shape[1:] != first.scores.shape[1:]:
+                raise ValueError(
+                    f"joined: store {index} holds states of {found} and scores (S, {store.scores.shape[1]}); "
+                    f"expected those of store 0: {layout} and scores (S, {first.scores.shape[1]})"
+                )
+        union = copy.copy(first)  # the same keys and settings, new arrays
+        union.observations = {
+            key: np.concatenate([store.observations[key][: store.size] for store in stores]) for key in layout
+        }
+        union.scores = np.concatenate([store.scores[: store.size] for store in stores])
+        union.stakes = np.concatenate([store.stakes[: store.size] for store in stores])
+        union.capacity = union.size = len(union.scores)
+        union.next = 0
+        return union
+
     def sample(
         self, batch_size: int, rng: np.random.Generator, device: torch.device
     ) -> tuple[Any, torch.Tensor, torch.Tensor]:

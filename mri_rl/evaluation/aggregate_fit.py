@@ -15,18 +15,23 @@ the policy generalises to new slices.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mri_rl.agents.base import read_agent_checkpoint
+from mri_rl.agents.base import Agent, read_agent_checkpoint
 from mri_rl.agents.dagger import DAgger, LabelledStates
 from mri_rl.checks import check_int
 from mri_rl.evaluation.teacher_agreement import Agreement
 
 SCORED_BATCH = 256  # labelled states per forward pass when scoring
+
+Checkpoints = str | Path | Sequence[str | Path]
+"""One DAgger run's resumable ``checkpoint.pt``, or several runs' of one task and teacher, whose kept
+labels are joined."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ def agreement_on(agent: DAgger, labelled: LabelledStates) -> Agreement:
 
 
 def refit_aggregate(
-    checkpoint: str | Path,
+    checkpoint: Checkpoints,
     gradient_steps: int,
     reports: int = 4,
     held_out: float = 0.2,
@@ -60,7 +65,8 @@ def refit_aggregate(
     **overrides: Any,
 ) -> list[FitPoint]:
     """Refit a fresh DAgger policy network on the labelled states kept in ``checkpoint`` (a DAgger
-    run's resumable ``checkpoint.pt``) and score it ``reports`` times over ``gradient_steps``.
+    run's resumable ``checkpoint.pt``, or several runs' joined) and score it ``reports`` times over
+    ``gradient_steps``.
 
     Args:
         held_out: the share of the labelled states kept apart (at random, by ``seed``).
@@ -69,7 +75,8 @@ def refit_aggregate(
 
     Raises:
         CheckpointError: naming the file, when it is not a DAgger checkpoint that keeps labelled states.
-        ValueError: a count or share out of range, or too few states to split.
+        ValueError: a count or share out of range, too few states to split, or runs whose labels
+            differ in kind (task, data, teacher or spaces).
         TypeError: an unknown setting.
     """
     gradient_steps = check_int("gradient_steps", gradient_steps, 1)
@@ -93,12 +100,14 @@ def refit_aggregate(
     return points
 
 
-def refit_policy(checkpoint: str | Path, gradient_steps: int, seed: int = 0, **overrides: Any) -> DAgger:
+def refit_policy(checkpoint: Checkpoints, gradient_steps: int, seed: int = 0, **overrides: Any) -> DAgger:
     """A fresh DAgger policy network (the run's settings, or ``overrides`` such as ``temperature=2.0``)
     fitted on every labelled state kept in ``checkpoint`` for ``gradient_steps``, carrying the run's
     record (task and data), so that ``mri-rl evaluate`` takes it as the run's policy. A cheap screen of
     a training setting: no look-ahead is paid again, but the states are the run's own, not those the
-    new setting's policy would visit (DAgger's later iterations are not redone).
+    new setting's policy would visit (DAgger's later iterations are not redone). Given several runs of
+    one task and teacher (e.g. other training seeds), it fits on all their labels: a screen of more
+    labelled states (the first run's settings and record are kept).
 
     Raises:
         as :func:`refit_aggregate`.
@@ -110,16 +119,48 @@ def refit_policy(checkpoint: str | Path, gradient_steps: int, seed: int = 0, **o
 
 
 def _fresh_network_and_labels(
-    checkpoint: str | Path, seed: int, overrides: dict[str, Any]
+    checkpoints: Checkpoints, seed: int, overrides: dict[str, Any]
 ) -> tuple[DAgger, LabelledStates]:
-    """A fresh DAgger network of the run's settings with ``overrides`` (weights seeded by ``seed``, the
-    run's record) and the labelled states the run's ``checkpoint`` kept."""
-    saved = read_agent_checkpoint(checkpoint)
-    trained = DAgger.from_checkpoint(saved, checkpoint)  # checks the algorithm, spaces and settings
-    settings = DAgger.make_settings(trained.settings, overrides)
-    labelled = LabelledStates.of_checkpoint(saved, checkpoint, trained.observation_space, settings.compact_images)
-    agent = DAgger(
-        None, settings, seed=seed, observation_space=trained.observation_space, action_space=trained.action_space
+    """A fresh DAgger network of the first run's settings with ``overrides`` (weights seeded by
+    ``seed``, that run's record) and the labelled states the runs' ``checkpoints`` kept, joined.
+
+    Raises:
+        ValueError: when a run's task, data, teacher or spaces differ from the first run's, naming both files.
+    """
+    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    if not paths:
+        raise ValueError("expected at least one DAgger checkpoint, got none")
+    saved = [read_agent_checkpoint(path) for path in paths]
+    trained = [DAgger.from_checkpoint(state, path) for state, path in zip(saved, paths)]  # checks each
+    first = trained[0]
+    for path, other in zip(paths[1:], trained[1:]):
+        differs = _label_difference(first, other)
+        if differs:
+            raise ValueError(f"{path}: its labels are not of the same kind as {paths[0]}'s: {differs} differ")
+    settings = DAgger.make_settings(first.settings, overrides)
+    labelled = LabelledStates.joined(
+        [
+            LabelledStates.of_checkpoint(state, path, first.observation_space, settings.compact_images)
+            for state, path in zip(saved, paths)
+        ]
     )
-    agent.record = trained.record
+    agent = DAgger(
+        None, settings, seed=seed, observation_space=first.observation_space, action_space=first.action_space
+    )
+    agent.record = first.record
     return agent, labelled
+
+
+def _label_difference(first: Agent, other: Agent) -> str:
+    """What makes ``other``'s kept labels unlike ``first``'s (e.g. ``"task"``), or "" when alike: the
+    spaces, the teacher (metrics and weights) and the recorded task and data."""
+    differs = []
+    if (first.observation_space, first.action_space) != (other.observation_space, other.action_space):
+        differs.append("observation or action spaces")
+    teacher = ("teacher_metrics", "teacher_weights")
+    if any(getattr(first.settings, name) != getattr(other.settings, name) for name in teacher):
+        differs.append("teacher_metrics or teacher_weights")
+    for part in ("task", "data"):
+        if (first.record or {}).get(part) != (other.record or {}).get(part):
+            differs.append(f"recorded {part}")
+    return ", ".join(differs)

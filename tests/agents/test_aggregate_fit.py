@@ -21,6 +21,7 @@ from mri_rl.checkpointing import CheckpointError
 from mri_rl.evaluation.aggregate_fit import agreement_on, refit_aggregate, refit_policy
 from mri_rl.evaluation.teacher_agreement import Agreement
 from mri_rl.provenance import make_record
+from mri_rl.task import DEFAULT_TASK
 
 
 def test_the_agreement_of_known_choices():
@@ -135,3 +136,98 @@ def test_the_script_saves_a_refitted_policy(labelled_run, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == f"saved {tmp_path / 'r.pt'}"
     assert DAgger.load(tmp_path / "r.pt").settings.temperature == 2.0
+
+
+class HalfIndexEnv(HiddenIndexEnv):
+    """The hidden-index toy with its index drawn from the lower half of [0, 4) or the upper half only."""
+
+    def __init__(self, upper: bool) -> None:
+        super().__init__(num_actions=4)
+        self.upper = upper
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.hidden = int(self.np_random.integers(2)) + (2 if self.upper else 0)
+        return self._observation(), {}
+
+
+def half_run(folder: Path, upper: bool, **settings) -> Path:
+    """A DAgger run on one half of the toy's indices that keeps 120 labelled states and took no step."""
+    env = SyncVectorEnv([lambda: HalfIndexEnv(upper)] * 2, autoreset_mode=AutoresetMode.NEXT_STEP)
+    agent = DAgger(
+        env, teacher_metrics=("hit",), temperature=0.1, learning_starts=10_000, net_arch=(16,), seed=0, **settings
+    )
+    agent.learn(120, progress_bar=False)
+    folder.mkdir()
+    agent.save(folder / "checkpoint.pt", resumable=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def half_runs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("halves")
+    return half_run(root / "lower", upper=False), half_run(root / "upper", upper=True)
+
+
+def half_labels(run: Path) -> LabelledStates:
+    path = run / "checkpoint.pt"
+    return LabelledStates.of_checkpoint(read_agent_checkpoint(path), path, HalfIndexEnv(False).observation_space, True)
+
+
+def test_joined_stores_hold_every_run_s_states_in_order(half_runs):
+    lower, upper = (half_labels(run) for run in half_runs)
+    union = LabelledStates.joined([lower, upper])
+    assert (union.size, union.capacity, union.next) == (240, 240, 0)
+    np.testing.assert_array_equal(
+        union.observations[""], np.concatenate([lower.observations[""], upper.observations[""]])
+    )
+    np.testing.assert_array_equal(union.scores, np.concatenate([lower.scores, upper.scores]))
+    assert set(union.observations[""].argmax(axis=1)) == {0, 1, 2, 3}  # both halves of the toy
+
+
+def test_a_refit_on_two_runs_learns_the_states_of_both(half_runs):
+    lower, upper = half_runs
+    joined = refit_policy([lower / "checkpoint.pt", upper / "checkpoint.pt"], 300, seed=0, learning_rate=1e-2)
+    assert agreement_on(joined, half_labels(lower)).top1 == 1.0
+    assert agreement_on(joined, half_labels(upper)).top1 == 1.0
+    alone = refit_policy(lower / "checkpoint.pt", 300, seed=0, learning_rate=1e-2)
+    assert agreement_on(alone, half_labels(lower)).top1 == 1.0
+    assert agreement_on(alone, half_labels(upper)).top1 < 0.5  # states it never saw labelled
+
+
+def test_runs_of_another_teacher_or_action_count_are_not_joined(half_runs, tmp_path):
+    weighted = half_run(tmp_path / "weighted", upper=True, teacher_weights=(2.0,))
+    with pytest.raises(
+        ValueError, match=re.escape(f"{weighted / 'checkpoint.pt'}: its labels are not of the same kind")
+    ):
+        refit_policy([half_runs[0] / "checkpoint.pt", weighted / "checkpoint.pt"], 10)
+    with pytest.raises(ValueError, match="teacher_metrics or teacher_weights differ"):
+        refit_aggregate([half_runs[0] / "checkpoint.pt", weighted / "checkpoint.pt"], 10)
+    for folder, seed in ((tmp_path / "seed0", 0), (tmp_path / "seed1", 1)):  # two seeds of one task: joined
+        run = DAgger.load(half_runs[1] / "checkpoint.pt", env=SyncVectorEnv([lambda: HalfIndexEnv(True)]))
+        run.record = make_record(task=DEFAULT_TASK, settings={"seed": seed})
+        run.save(folder / "checkpoint.pt", resumable=True)
+    assert refit_policy(
+        [tmp_path / "seed0/checkpoint.pt", tmp_path / "seed1/checkpoint.pt"], 1
+    ).record == run.record | {"settings": {"seed": 0}}
+    run.record = make_record(task=DEFAULT_TASK.with_changes(budget=DEFAULT_TASK.budget + 1))
+    run.save(tmp_path / "other/checkpoint.pt", resumable=True)
+    with pytest.raises(ValueError, match="recorded task differ"):
+        refit_policy([tmp_path / "seed0/checkpoint.pt", tmp_path / "other/checkpoint.pt"], 1)
+    three = LabelledStates(5, HiddenIndexEnv(num_actions=3).observation_space, 3, True)
+    with pytest.raises(
+        ValueError, match=r"joined: store 1 holds states of .* scores \(S, 3\); expected those of store 0"
+    ):
+        LabelledStates.joined([half_labels(half_runs[0]), three])
+    with pytest.raises(ValueError, match="at least one store"):
+        LabelledStates.joined([])
+
+
+def test_the_script_fits_on_several_runs(half_runs):
+    script = Path(__file__).parents[2] / "scripts" / "fit_aggregate.py"
+    command = [sys.executable, str(script), *map(str, half_runs), "--gradient-steps", "20", "--reports", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        f"{half_runs[0]} + {half_runs[1]}: a fresh network, 20% of the labelled states held out"
+    )
