@@ -86,7 +86,8 @@ def refit_aggregate(
     agent, labelled = _fresh_network_and_labels(checkpoint, seed, overrides)
     apart = int(round(held_out * labelled.size))
     if not 0 < apart < labelled.size:
-        raise ValueError(f"{checkpoint} keeps {labelled.size} labelled states: too few to hold {held_out:.0%} apart")
+        runs = " + ".join(str(path) for path in _checkpoint_paths(checkpoint))
+        raise ValueError(f"{runs} keeps {labelled.size} labelled states: too few to hold {held_out:.0%} apart")
     order = np.random.default_rng(seed).permutation(labelled.size)
     train, test = labelled.subset(order[apart:]), labelled.subset(order[:apart])
     train_scored = train.subset(np.arange(min(apart, train.size)))
@@ -127,9 +128,7 @@ def _fresh_network_and_labels(
     Raises:
         ValueError: when a run's task, data, teacher or spaces differ from the first run's, naming both files.
     """
-    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
-    if not paths:
-        raise ValueError("expected at least one DAgger checkpoint, got none")
+    paths = _checkpoint_paths(checkpoints)
     saved = [read_agent_checkpoint(path) for path in paths]
     trained = [DAgger.from_checkpoint(state, path) for state, path in zip(saved, paths)]  # checks each
     first = trained[0]
@@ -149,6 +148,18 @@ def _fresh_network_and_labels(
     )
     agent.record = first.record
     return agent, labelled
+
+
+def _checkpoint_paths(checkpoints: Checkpoints) -> list[str | Path]:
+    """``checkpoints`` as a list of one or more paths.
+
+    Raises:
+        ValueError: when none is given.
+    """
+    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    if not paths:
+        raise ValueError("expected at least one DAgger checkpoint, got none")
+    return paths
 
 
 def _label_difference(first: Agent, other: Agent) -> str:
