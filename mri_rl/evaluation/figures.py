@@ -19,6 +19,7 @@ inch, so the file's pixel size is the figure's size in inches times :data:`DPI`.
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ DPI = 100
 ORACLE_LABEL = "greedy oracle (uses the target)"
 ORACLE_NAMES = frozenset({"oracle", "oracle_ssim_psnr"})  # the baselines that read the target
 METRIC_LABELS = {"ssim": "SSIM", "psnr": "PSNR (dB)"}
+TITLE_FONTSIZE = 10  # points
 _MASK_INITIAL, _MASK_ACQUIRED, _MASK_FREE = (0.55, 0.55, 0.55), (1.0, 0.8, 0.1), (0.05, 0.05, 0.05)
 
 
@@ -138,6 +140,14 @@ def _draw_lines(axis: Axes, lines: dict[str, tuple[np.ndarray, np.ndarray, np.nd
         axis.fill_between(rate, mean - error, mean + error, color=colours[policy], alpha=0.15, linewidth=0)
 
 
+def set_wrapped_title(figure: Figure, title: str) -> None:
+    """Give ``figure`` the title ``title`` at :data:`TITLE_FONTSIZE`, each of its lines wrapped to the
+    figure's width: a run's title names its reconstructor's path, which may be wider than the figure."""
+    characters = max(20, int(figure.get_figwidth() * 72 / (0.6 * TITLE_FONTSIZE)))  # 0.6 em a character
+    lines = [part for line in title.split("\n") for part in textwrap.wrap(line, characters) or [""]]
+    figure.suptitle("\n".join(lines), fontsize=TITLE_FONTSIZE)
+
+
 def curves_figure(rows: list[dict[str, Any]], title: str = "") -> Figure:
     """The figure of ``curves.png`` (see the module's docstring): 2 x 2 panels, one legend below.
 
@@ -165,7 +175,7 @@ def curves_figure(rows: list[dict[str, Any]], title: str = "") -> Figure:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=9)
     if title:
-        figure.suptitle(title)
+        set_wrapped_title(figure, title)
     return figure
 
 
@@ -217,7 +227,7 @@ def masks_figure(counts: dict[str, np.ndarray], title: str = "") -> Figure:
         axis.set_xlabel("k-space column")
         axis.set_ylabel("step")
     if title:
-        figure.suptitle(f"{title}\ncolumn acquired at each step (initial lines not drawn)", fontsize=10)
+        set_wrapped_title(figure, f"{title}\ncolumn acquired at each step (initial lines not drawn)")
     return figure
 
 
@@ -300,7 +310,7 @@ def examples_figure(examples: list[Example], policies: list[str], title: str = "
     for index, example in enumerate(examples):
         _example_rows(figure, axes[3 * index : 3 * index + 3], example, policies)
     if title:
-        figure.suptitle(title, fontsize=10)
+        set_wrapped_title(figure, title)
     return figure
 
 

@@ -550,6 +550,23 @@ def test_curves_figure_draws_the_oracle_dashed_and_the_paired_differences():
     pyplot().close(figure)
 
 
+@pytest.mark.parametrize("draw", ["curves", "masks"])
+def test_a_title_wider_than_the_figure_is_wrapped_inside_it(draw):
+    title = "singlecoil_test: budget 16 from 4 initial lines, " + "/very/long/path" * 12 + "/reconstructor.pt"
+    if draw == "curves":
+        figure = curves_figure(hand_rows(), title)
+    else:
+        figure = masks_figure({"a": acquisition_counts(hand_rows(), width=6)["a"]}, title)
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)
+    text = figure.get_suptitle()
+    assert len(text.splitlines()) >= 2  # one line did not fit
+    assert "".join(text.split()).startswith("".join(title.split()))  # nothing lost, only line breaks added
+    box, frame = figure._suptitle.get_window_extent(renderer), figure.bbox
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1
+    pyplot().close(figure)
+
+
 def test_acquisition_counts_sum_to_episodes_times_steps():
     counts = acquisition_counts(hand_rows(), width=6)
     assert set(counts) == {"a", "b", "c"} and all(table.shape == (2, 6) for table in counts.values())
