@@ -106,7 +106,7 @@ def add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="delete the rollouts and report of an earlier evaluation in --out first",
     )
-    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(handler=_run_evaluate)
 
 
@@ -159,7 +159,7 @@ def add_orders_command(commands: argparse._SubParsersAction) -> None:
     orders.add_argument("--batch-size", type=COUNT, default=32, help="slices stepped together (default: 32)")
     add_device_argument(orders, "the environment's reconstructions and the policy")
     orders.add_argument("--out", type=Path, required=True, help="the orders file to write, e.g. orders.json")
-    orders.add_argument("--no-progress", action="store_true")
+    orders.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     orders.set_defaults(handler=_run_orders)
 
 

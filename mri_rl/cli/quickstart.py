@@ -42,7 +42,7 @@ def add_quickstart_command(commands: argparse._SubParsersAction) -> None:
         help="delete the stages of an earlier quick start in --out (and rewrite a data root written "
         "with other settings) instead of stopping",
     )
-    quickstart.add_argument("--no-progress", action="store_true")
+    quickstart.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     quickstart.set_defaults(handler=_run_quickstart)
 
 

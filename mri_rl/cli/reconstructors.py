@@ -80,8 +80,10 @@ def _add_eval_recon_command(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--reconstructor", required=True, help="exported checkpoint (or zero_filled)")
     evaluate.add_argument("--config", default=None, help="config whose masks.evaluation to use (default: recon_{kind})")
     add_set_argument(evaluate)
-    evaluate.add_argument("--seed", type=SEED, default=0)
-    evaluate.add_argument("--batch-size", type=COUNT, default=8)
+    evaluate.add_argument(
+        "--seed", type=SEED, default=0, help="base seed of the random masks (slice i gets (seed, i)); default 0"
+    )
+    evaluate.add_argument("--batch-size", type=COUNT, default=8, help="slices per reconstructor call (default 8)")
     add_device_argument(evaluate, "the reconstructions and metrics")
     evaluate.set_defaults(handler=_run_eval_recon)
 
