@@ -4,12 +4,15 @@ that skips finished stages."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from mri_rl.agents import DQN
+from mri_rl.agents import DQN, GreedyREINFORCE
+from mri_rl.agents.base import read_agent_checkpoint
 from mri_rl.cli import main
 from mri_rl.configs import ConfigError
 from mri_rl.data.anatomy import read_anatomy_settings
@@ -311,3 +314,71 @@ def test_a_data_settings_difference_is_one_short_line_even_for_nested_settings(t
     (difference,) = data_differences(tmp_path, source, SimulationSpec(), 0, {})
     assert "layout None (config: 'interleaved')" in difference and "blocks None" in difference
     assert len(difference) < 250 and "\n" not in difference
+
+
+def pooled_config(folder: Path, config: Path, ensembles: dict[str, str]) -> Path:
+    """The tiny config with two greedy REINFORCE agents of one config, seeds 0 and 1, and ``ensembles``."""
+    values = yaml.safe_load(config.read_text())
+    agent = str(folder / "reinforce.yaml")
+    values["agents"] = {"a": {"config": agent, "seed": 0}, "b": {"config": agent, "seed": 1}}
+    values["evaluation"]["ensembles"] = ensembles
+    path = folder / "pooled.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_agents_of_one_config_train_with_their_own_seeds_and_are_pooled(finished_quickstart, tmp_path):
+    folder, config, summary = finished_quickstart
+    pooled = pooled_config(folder, config, {"ab": "a+b", "ab_prior": "a+b@0.1"})
+    run = tmp_path / "run"
+    shutil.copytree(folder / "run" / "reconstructor", run / "reconstructor")  # reused: made the same way
+    pooled_summary = run_quickstart(run, pooled, progress=False)
+    assert set(pooled_summary) == {*POLICIES, "a", "b", "ab", "ab_prior"}
+    seeds = [GreedyREINFORCE.load(run / name / "model.pt").record["settings"]["seed"] for name in ("a", "b")]
+    assert seeds == [0, 1]
+    # seed 0 is the quick start's own: agent a is the first run's reinforce, to the last bit
+    weights = {name: read_agent_checkpoint(run / name / "model.pt")["state"]["policy"] for name in ("a", "b")}
+    first = read_agent_checkpoint(folder / "run" / "reinforce" / "model.pt")["state"]["policy"]
+    assert all(torch.equal(weights["a"][key], first[key]) for key in first)
+    assert not all(torch.equal(weights["b"][key], first[key]) for key in first)
+    assert pooled_summary["a"] == summary["reinforce"]
+
+
+@pytest.mark.parametrize(
+    ("ensembles", "message"),
+    [
+        ({"ab": "a+c"}, "evaluation.ensembles.ab: ['c'] are not agents of this config; its agents: ['a', 'b']"),
+        ({"ab": "a+a"}, "evaluation.ensembles.ab: policy 'ab=a+a': an ensemble's checkpoints, joined by '+', must be"),
+        ({"a": "a+b"}, "evaluation.ensembles.a: the name must be new"),
+        ({"lbcs": "a+b"}, "evaluation.ensembles.lbcs: the name must be new"),
+        ({"ab": "a+b@-1"}, "evaluation.ensembles.ab: policy 'ab=a+b@-1': the frequency prior's weight after '@' must"),
+    ],
+)
+def test_an_ensemble_of_unknown_agents_or_with_a_taken_name_is_refused_on_load(tmp_path, ensembles, message):
+    config = write_tiny_config(tmp_path, tmp_path / "data")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        QuickstartConfig.from_file(pooled_config(tmp_path, config, ensembles))
+
+
+def test_ensembles_become_evaluate_specs_of_the_agents_models(tmp_path):
+    config = write_tiny_config(tmp_path, tmp_path / "data")
+    settings = QuickstartConfig.from_file(pooled_config(tmp_path, config, {"ab": "b+a", "ab_prior": "a+b@0.1"}))
+    models = {"a": Path("run/a/model.pt"), "b": Path("run/b/model.pt")}
+    assert settings.ensemble_specs(models) == [
+        "ab=run/b/model.pt+run/a/model.pt",
+        "ab_prior=run/a/model.pt+run/b/model.pt@0.1",
+    ]
+
+
+def test_the_packaged_dagger_ensembles_pool_three_seeds_of_dagger_mri():
+    standard, harder = (QuickstartConfig.from_file(name) for name in ("dagger_ensemble", "dagger_ensemble_harder"))
+    for settings in (standard, harder):
+        assert {name: (stage.config, stage.seed) for name, stage in settings.agents.items()} == {
+            f"student{seed}": ("dagger_mri", seed) for seed in range(3)
+        }
+        assert settings.data.layout == "interleaved" and settings.evaluation.lbcs_slices == 16
+        assert settings.evaluation.ensembles["students_prior"] == "student0+student1+student2@0.1"
+    assert (standard.task.initial_lines, standard.task.budget) == (4, 16)
+    assert (harder.task.initial_lines, harder.task.budget) == (2, 24)
+    assert {stage.hyperparameters["beta_fraction"] for stage in harder.agents.values()} == {0.064}
+    assert harder.data == standard.data  # one data folder serves both regimes

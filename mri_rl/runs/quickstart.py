@@ -34,7 +34,7 @@ from mri_rl.data.simulated_kspace import SimulationSpec
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.lbcs_orders import kind_attribute
-from mri_rl.evaluation.policy_specs import parse_policy_specs
+from mri_rl.evaluation.policy_specs import BASELINE_NAMES, POLICY_NAME, parse_learned_policy, parse_policy_specs
 from mri_rl.evaluation.report import markdown_table
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record
@@ -139,23 +139,31 @@ class ReconstructorStage:
 
 @dataclass
 class AgentStage:
-    """An agent: a packaged config (or path), with optional overrides of its steps and hyperparameters."""
+    """An agent: a packaged config (or path), with optional overrides of its steps and hyperparameters,
+    and its training seed (None: the quick start's ``seed``). Agents of one config and several seeds
+    can be pooled in the evaluation (:attr:`EvaluationStage.ensembles`)."""
 
     config: str
     total_steps: int | None = field(default=None, metadata={"min": 1})
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = field(default=None, metadata={"min": 0})
 
 
 @dataclass
 class EvaluationStage:
     """The evaluation: the baselines beside the trained agents, seeds and batching; ``lbcs_by``: the file
-    attribute whose kinds of volume ``lbcs_kind`` learns an order for each."""
+    attribute whose kinds of volume ``lbcs_kind`` learns an order for each; ``ensembles``: more
+    policies made of the trained agents, by name, each ``"A+B+C"`` or ``"A+B+C@WEIGHT"`` of agent
+    names: their product of experts, with a low-to-high prior of that weight
+    (:class:`~mri_rl.policies.product_of_experts.ProductOfExpertsPolicy`; ``mri-rl evaluate``'s
+    ``NAME=A.pt+B.pt+C.pt@WEIGHT``)."""
 
     policies: list[str]
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lbcs_slices: int = field(default=32, metadata={"min": 1})
     batch_size: int = field(default=32, metadata={"min": 1})
     lbcs_by: str | None = None
+    ensembles: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if any("=" in spec for spec in self.policies):
@@ -175,6 +183,29 @@ class QuickstartConfig:
     evaluation: EvaluationStage
     task: AcquisitionTask = field(default_factory=AcquisitionTask)
     seed: int = field(default=0, metadata={"min": 0})
+
+    def __post_init__(self) -> None:
+        for name, members in self.evaluation.ensembles.items():
+            where = f"evaluation.ensembles.{name}"
+            if not POLICY_NAME.fullmatch(name) or name in BASELINE_NAMES or name in self.agents:
+                raise ValueError(f"{where}: the name must be new (no baseline's or agent's), of letters, digits, _ . -")
+            try:
+                agents, _ = parse_learned_policy(members, f"{name}={members}")
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
+            unknown = [str(agent) for agent in agents if str(agent) not in self.agents]
+            if unknown:
+                raise ValueError(f"{where}: {unknown} are not agents of this config; its agents: {sorted(self.agents)}")
+
+    def ensemble_specs(self, models: dict[str, Path]) -> list[str]:
+        """The ensembles as ``mri-rl evaluate`` policy specs, ``NAME=A.pt+B.pt@WEIGHT``, from the agents'
+        trained ``models`` by name."""
+        specs = []
+        for name, members in self.evaluation.ensembles.items():
+            agents, weight = parse_learned_policy(members, members)
+            paths = "+".join(str(models[str(agent)]) for agent in agents)
+            specs.append(f"{name}={paths}@{weight!r}" if weight else f"{name}={paths}")
+        return specs
 
     @classmethod
     def from_file(cls, config: str | Path, overrides: Sequence[str] = ()) -> QuickstartConfig:
@@ -304,17 +335,17 @@ class Quickstart:
 
     def agent(self, name: str, task: AcquisitionTask) -> Path:
         """Train agent ``name`` unless its run folder holds a model made the same way."""
-        run_dir = self.out / name
+        run_dir, stage = self.out / name, self.config.agents[name]
         challenge = task.challenge
         values = dict(self.agent_configs[name])
         options = values.get("env_kwargs", {})  # e.g. column_spectrum
         values.update(
             env_kwargs={**options, "data_path": str(self.root / f"{challenge}_train"), "task": task.to_dict()},
             eval_env_kwargs={**options, "data_path": str(self.root / f"{challenge}_val"), "task": task.to_dict()},
-            seed=self.config.seed,
+            seed=self.config.seed if stage.seed is None else stage.seed,
             device=self.device,  # not recorded: a stage made on another device is reused
         )
-        config = TrainConfig.from_dict(values, self.config.agents[name].config)
+        config = TrainConfig.from_dict(values, stage.config)
         model = run_dir / "model.pt"
         if model.is_file():
             stored = AGENTS[config.agent].load(model).record
@@ -342,7 +373,8 @@ class Quickstart:
             lbcs_by=cfg.lbcs_by,
             device=self.device,
         )
-        policies = list(cfg.policies) + [f"{name}={path}" for name, path in models.items()]
+        policies = [*cfg.policies, *(f"{name}={path}" for name, path in models.items())]
+        policies += self.config.ensemble_specs(models)
         summary = evaluate_policies(
             setup, policies, self.out / "evaluation", progress=self.progress, overwrite=overwrite
         )
