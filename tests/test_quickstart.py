@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -18,7 +19,7 @@ from mri_rl.configs import ConfigError
 from mri_rl.data.anatomy import read_anatomy_settings
 from mri_rl.data.fastmri_files import inspect_volume
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_synthetic_dataset
-from mri_rl.evaluation.report import read_summary
+from mri_rl.evaluation.report import paired_differences, read_rows_csv, read_summary, room_share
 from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
 from mri_rl.runs.quickstart import Quickstart, QuickstartConfig, lightning_device, run_quickstart
@@ -342,6 +343,12 @@ def test_agents_of_one_config_train_with_their_own_seeds_and_are_pooled(finished
     assert all(torch.equal(weights["a"][key], first[key]) for key in first)
     assert not all(torch.equal(weights["b"][key], first[key]) for key in first)
     assert pooled_summary["a"] == summary["reinforce"]
+    # summary.md gives the spread of the pooled agents' shares, the members of both ensembles in one row
+    rows = read_rows_csv(run / "evaluation" / "metrics.csv")
+    shares = [room_share(paired_differences(rows), name) for name in ("a", "b")]
+    spread = f"{np.mean(shares):+.1%} ± {np.std(shares, ddof=1):.1%}"
+    row = f"| ab, ab_prior | a, b | {shares[0]:+.1%}, {shares[1]:+.1%} | {spread} |"
+    assert row in (run / "evaluation" / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ from mri_rl.evaluation.policy_specs import (
     PolicySpec,
     acquisition_env,
     build_policy,
+    ensemble_members,
     load_agent,
     load_agents,
     optional_observations,
@@ -487,7 +488,8 @@ def evaluate_policies(
         rows = [row for rollout in rollouts for row in rollout.finish()]
         settings, title = report_header(setup, policy_specs, policies, mismatches, f"{folder.name}: {task.describe()}")
         width = int(cast(spaces.Discrete, env.single_action_space).n)
-        summary = write_report(out_dir, rows, title, make_record(task, {"evaluated": evaluated}, settings), width)
+        record = make_record(task, {"evaluated": evaluated}, settings)
+        summary = write_report(out_dir, rows, title, record, width, ensemble_members(policies))
         write_examples(env, rows, setup, [spec.name for spec in policies], out_dir / "examples.png")
     finally:
         _ENVS.clear()

@@ -21,7 +21,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +292,48 @@ def room_share_table(rows: list[dict[str, Any]], reference: str = "lbcs", oracle
     return "\n".join(lines) + "\n"
 
 
+def member_spread_table(
+    rows: list[dict[str, Any]], groups: Mapping[str, Sequence[str]], reference: str = "lbcs", oracle: str = "oracle"
+) -> str:
+    """Markdown: each ensemble's members rolled one by one (e.g. one agent per training seed), their
+    shares of the room between ``reference`` and ``oracle`` (:func:`room_share`) and the mean ± std of
+    those shares over the members (std with n − 1: the spread a new member would show), with the
+    range of their paired PSNR AUC differences and SSIM AUC wins against ``reference``.
+
+    Args:
+        rows: rollout rows.
+        groups: ensemble name -> the names its members were rolled under
+            (:func:`~mri_rl.evaluation.policy_specs.ensemble_members`); ensembles of the same members
+            share one row.
+
+    Returns:
+        The table; empty when the room cannot be taken (``reference`` or ``oracle`` not evaluated)
+        or no group of two or more members was rolled in full.
+    """
+    ssim, psnr = paired_differences(rows, "ssim_auc"), paired_differences(rows, "psnr_auc")
+    if (oracle, reference) not in ssim:
+        return ""
+    ensembles: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for name, members in groups.items():
+        if len(members) > 1 and all((member, reference) in ssim for member in members):
+            ensembles[tuple(members)].append(name)
+    lines = [
+        f"| ensembles | members | members' shares | mean ± std | − {reference}: PSNR AUC (dB) | SSIM AUC won |",
+        "|---|---|---|---|---|---|",
+    ]
+    for members, names in ensembles.items():
+        shares = np.array([room_share(ssim, member, reference, oracle) for member in members])
+        spread = "no room" if np.isnan(shares).any() else f"{shares.mean():+.1%} ± {shares.std(ddof=1):.1%}"
+        each = ", ".join("no room" if np.isnan(share) else f"{share:+.1%}" for share in shares)
+        decibels = [psnr[(member, reference)]["mean"] for member in members]
+        won = ", ".join(f"{ssim[(member, reference)]['wins']}/{ssim[(member, reference)]['n']}" for member in members)
+        lines.append(
+            f"| {', '.join(names)} | {', '.join(members)} | {each} | {spread} "
+            f"| {min(decibels):+.3f} to {max(decibels):+.3f} | {won} |"
+        )
+    return "\n".join(lines) + "\n" if ensembles else ""
+
+
 def share_difference_table(
     rows: list[dict[str, Any]], comparisons: list[tuple[str, str]], reference: str = "lbcs", oracle: str = "oracle"
 ) -> str:
@@ -343,12 +385,16 @@ def markdown_table(summary: dict[str, dict[str, dict[str, float]]], keys: tuple[
 
 
 def summary_markdown(
-    rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, float]]], title: str = ""
+    rows: list[dict[str, Any]],
+    summary: dict[str, dict[str, dict[str, float]]],
+    title: str = "",
+    member_groups: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The text of summary.md: the per-slice and per-volume tables, the paired SSIM and PSNR AUC
     matrices, each policy's share of the LBCS-to-oracle room when both were evaluated (and of the room
-    above ``lbcs_kind`` when it was), and what
-    the oracle is when it was evaluated."""
+    above ``lbcs_kind`` when it was), the spread of those shares over each ensemble's members rolled
+    one by one (``member_groups``, :func:`member_spread_table`), and what the oracle is when it was
+    evaluated."""
     header = f"# {title}\n\n" if title else ""
     per_slice = (
         "## Per slice\n\nAUC: area under the metric curve against the sampling rate (trapezoid rule) per "
@@ -384,6 +430,13 @@ def summary_markdown(
         if kind_shares
         else ""
     )
+    spreads = "".join(
+        f"\n## The ensembles' members one by one, against {reference}\n\nEach member's share of the room "
+        f"above {reference} as in the table above, and their mean ± std over the members: with one member per "
+        "training seed, the spread over training seeds.\n\n" + table
+        for reference in ("lbcs", "lbcs_kind")
+        if (table := member_spread_table(rows, member_groups or {}, reference))
+    )
     oracle = f"\n{ORACLE_NOTE}" if ORACLE_NAMES & set(summary) else ""
     return (
         header
@@ -394,6 +447,7 @@ def summary_markdown(
         + paired
         + room
         + kind_room
+        + spreads
         + oracle
     )
 
@@ -478,6 +532,7 @@ def write_report(
     title: str = "",
     record: dict[str, Any] | None = None,
     width: int | None = None,
+    member_groups: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Write metrics.csv, summary.json, summary.md, curves.png and masks.png; returns the summary.
 
@@ -490,6 +545,8 @@ def write_report(
             (``metrics.csv.record.json``).
         width: W, the k-space columns, the x axis of masks.png (default: the largest
             acquired column + 1).
+        member_groups: ensemble name -> its members' policy names, for the spread of their shares
+            in summary.md (:func:`member_spread_table`).
     """
     out_dir = Path(out_dir)
     rows = sorted(rows, key=lambda r: (r["policy"], r["seed"], r["file"], r["slice"], r["step"]))
@@ -499,7 +556,7 @@ def write_report(
     atomic_write_text(
         out_dir / "summary.json", json.dumps({"record": record, "policies": summary}, indent=2, sort_keys=True) + "\n"
     )
-    atomic_write_text(out_dir / "summary.md", summary_markdown(rows, summary, title))
+    atomic_write_text(out_dir / "summary.md", summary_markdown(rows, summary, title, member_groups))
     plot_curves(rows, out_dir / "curves.png", title)
     plot_masks(rows, out_dir / "masks.png", width, title)
     return summary

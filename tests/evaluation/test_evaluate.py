@@ -22,7 +22,13 @@ from mri_rl.envs import ENV_ID
 from mri_rl.evaluation import evaluate as evaluate_module
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, example_slices, make_batched_env
 from mri_rl.evaluation.figures import DPI, acquisition_counts, examples_figure, masks_figure, pyplot
-from mri_rl.evaluation.policy_specs import PolicySpec, load_agent, optional_observations, parse_policy_specs
+from mri_rl.evaluation.policy_specs import (
+    PolicySpec,
+    ensemble_members,
+    load_agent,
+    optional_observations,
+    parse_policy_specs,
+)
 from mri_rl.evaluation.report import read_rows_csv, read_summary, volume_curves
 from mri_rl.evaluation.rollout import NO_COLUMN, replay_orders
 from mri_rl.kspace import low_frequency_order
@@ -558,6 +564,15 @@ def test_parse_policy_specs():
     assert parse_policy_specs(["e=a.pt+runs/@b/b.pt@0.1"]) == [
         PolicySpec("e", (Path("a.pt"), Path("runs/@b/b.pt")), 0.1)
     ]
+
+
+def test_an_ensemble_s_members_are_the_policies_that_roll_its_checkpoints_alone():
+    specs = parse_policy_specs(
+        ["lbcs", "a=x.pt", "b=y.pt", "bp=y.pt@0.1", "e=x.pt+y.pt", "ep=y.pt+x.pt@0.1", "f=x.pt+z.pt"]
+    )
+    # members in the ensemble's order; bp has a prior, so it is not y alone; z.pt is not rolled alone
+    assert ensemble_members(specs) == {"e": ("a", "b"), "ep": ("b", "a")}
+    assert ensemble_members(parse_policy_specs(["a=x.pt", "b=y.pt"])) == {}
 
 
 @pytest.mark.parametrize("checkpoints", ["a.pt+", "+a.pt", "a.pt++b.pt", "a.pt+a.pt"])

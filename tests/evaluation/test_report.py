@@ -30,6 +30,7 @@ from mri_rl.evaluation.report import (
     curve_auc,
     join_policy_rows,
     markdown_table,
+    member_spread_table,
     paired_differences,
     paired_table,
     read_rows_csv,
@@ -370,6 +371,27 @@ def test_room_share_table_gives_the_interval_over_volumes():
          ("lbcs", "y.h5"): [0.2], ("oracle", "y.h5"): [0.6], ("p", "y.h5"): [0.6]}
     )  # fmt: skip
     assert room_share_table(rows).splitlines()[-1] == "| p | +20% | +0% to +100% | +0.0400 (1/5) | +0.000 (0/5) |"
+
+
+def test_the_members_spread_is_the_mean_and_std_of_their_shares_one_row_per_set_of_members():
+    renamed = {"r": "lbcs", "o": "oracle"}
+    rows = [{**r, "policy": renamed.get(r["policy"], r["policy"])} for r in two_policy_rows()]
+    groups = {"e": ("p", "q"), "e_prior": ("p", "q")}  # p takes 3/4 of the room, q 1/4: std (n - 1) 0.354
+    lines = member_spread_table(rows, groups).splitlines()
+    assert lines[2:] == ["| e, e_prior | p, q | +75.0%, +25.0% | +50.0% ± 35.4% | +0.000 to +0.000 | 4/4, 4/4 |"]
+    assert member_spread_table(rows, {"e": ("p", "missing")}) == ""  # a member not rolled
+    assert member_spread_table(rows, {"e": ("p",)}) == ""  # one member has no spread
+    assert member_spread_table(two_policy_rows(), groups) == ""  # neither lbcs nor the oracle
+
+
+def test_summary_gives_the_members_spread_against_each_reference_evaluated():
+    rows = [{**r, "policy": {"r": "lbcs", "o": "oracle"}.get(r["policy"], r["policy"])} for r in two_policy_rows()]
+    rows += [{**r, "policy": "lbcs_kind"} for r in rows if r["policy"] == "lbcs"]
+    markdown = summary_markdown(rows, summarize(rows), member_groups={"e": ("p", "q")})
+    assert "## The ensembles' members one by one, against lbcs\n" in markdown
+    assert "## The ensembles' members one by one, against lbcs_kind\n" in markdown
+    assert markdown.count("| e | p, q | +75.0%, +25.0% | +50.0% ± 35.4% |") == 2
+    assert "members one by one" not in summary_markdown(rows, summarize(rows))
 
 
 def test_summary_names_the_room_only_when_lbcs_and_the_oracle_were_evaluated():
