@@ -462,8 +462,7 @@ def evaluate_policies(
 
     Raises:
         RecordMismatchError: a stored rollout or LBCS order of another task, data or policy.
-        ValueError: bad arguments, a folder of another split, a learned policy of another task,
-            or evaluation files that a policy or the reconstructor was trained on.
+        ValueError: bad arguments, another split's folder, a policy of another task, or files a model was trained on.
     """
     out_dir, workers = Path(out_dir), workers or Workers()
     parts = check_int("shards_per_rollout", shards_per_rollout or workers.count)

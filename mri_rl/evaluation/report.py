@@ -384,6 +384,18 @@ def markdown_table(summary: dict[str, dict[str, dict[str, float]]], keys: tuple[
     return "\n".join(lines) + "\n"
 
 
+def member_spread_sections(rows: list[dict[str, Any]], member_groups: Mapping[str, Sequence[str]]) -> str:
+    """summary.md's sections of :func:`member_spread_table`, against ``lbcs`` and against ``lbcs_kind``,
+    each where it can be taken."""
+    return "".join(
+        f"\n## The ensembles' members one by one, against {reference}\n\nEach member's share of the room "
+        f"above {reference} as in the table above, and their mean ± std over the members: with one member per "
+        "training seed, the spread over training seeds.\n\n" + table
+        for reference in ("lbcs", "lbcs_kind")
+        if (table := member_spread_table(rows, member_groups, reference))
+    )
+
+
 def summary_markdown(
     rows: list[dict[str, Any]],
     summary: dict[str, dict[str, dict[str, float]]],
@@ -430,13 +442,6 @@ def summary_markdown(
         if kind_shares
         else ""
     )
-    spreads = "".join(
-        f"\n## The ensembles' members one by one, against {reference}\n\nEach member's share of the room "
-        f"above {reference} as in the table above, and their mean ± std over the members: with one member per "
-        "training seed, the spread over training seeds.\n\n" + table
-        for reference in ("lbcs", "lbcs_kind")
-        if (table := member_spread_table(rows, member_groups or {}, reference))
-    )
     oracle = f"\n{ORACLE_NOTE}" if ORACLE_NAMES & set(summary) else ""
     return (
         header
@@ -447,7 +452,7 @@ def summary_markdown(
         + paired
         + room
         + kind_room
-        + spreads
+        + member_spread_sections(rows, member_groups or {})
         + oracle
     )
 
