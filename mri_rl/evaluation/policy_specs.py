@@ -120,14 +120,14 @@ def parse_policy_specs(specs: list[str]) -> list[PolicySpec]:
 def ensemble_members(policies: Sequence[PolicySpec]) -> dict[str, tuple[str, ...]]:
     """Each ensemble whose members were also rolled one by one: ensemble name -> the members' policy
     names, in the ensemble's order. A member counts as rolled alone when some policy is its checkpoint,
-    the same path, without a frequency prior; ``a=x.pt b=y.pt e=x.pt+y.pt@0.1`` gives ``{"e": ("a", "b")}``.
-    An ensemble with a member not rolled alone is left out."""
+    the same file (paths compared resolved), without a frequency prior; ``a=x.pt b=y.pt e=x.pt+y.pt@0.1``
+    gives ``{"e": ("a", "b")}``. An ensemble with a member not rolled alone is left out."""
     singles = (spec for spec in policies if len(spec.checkpoints) == 1 and not spec.frequency_prior)
-    alone = {spec.checkpoints[0]: spec.name for spec in singles}
+    alone = {spec.checkpoints[0].resolve(): spec.name for spec in singles}
     return {
-        spec.name: tuple(alone[path] for path in spec.checkpoints)
+        spec.name: tuple(alone[path.resolve()] for path in spec.checkpoints)
         for spec in policies
-        if len(spec.checkpoints) > 1 and all(path in alone for path in spec.checkpoints)
+        if len(spec.checkpoints) > 1 and all(path.resolve() in alone for path in spec.checkpoints)
     }
 
 

@@ -573,6 +573,10 @@ def test_an_ensemble_s_members_are_the_policies_that_roll_its_checkpoints_alone(
     # members in the ensemble's order; bp has a prior, so it is not y alone; z.pt is not rolled alone
     assert ensemble_members(specs) == {"e": ("a", "b"), "ep": ("b", "a")}
     assert ensemble_members(parse_policy_specs(["a=x.pt", "b=y.pt"])) == {}
+    # one file written two ways is one member
+    assert ensemble_members(parse_policy_specs(["a=./runs/x.pt", "b=y.pt", "e=runs/../runs/x.pt+y.pt"])) == {
+        "e": ("a", "b")
+    }
 
 
 @pytest.mark.parametrize("checkpoints", ["a.pt+", "+a.pt", "a.pt++b.pt", "a.pt+a.pt"])
