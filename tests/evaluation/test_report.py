@@ -373,9 +373,13 @@ def test_room_share_table_gives_the_interval_over_volumes():
     assert room_share_table(rows).splitlines()[-1] == "| p | +20% | +0% to +100% | +0.0400 (1/5) | +0.000 (0/5) |"
 
 
+def two_policy_rows_of_lbcs_and_the_oracle() -> list[dict]:
+    """:func:`two_policy_rows` with the reference named ``lbcs`` and the oracle ``oracle``."""
+    return [{**r, "policy": {"r": "lbcs", "o": "oracle"}.get(r["policy"], r["policy"])} for r in two_policy_rows()]
+
+
 def test_the_members_spread_is_the_mean_and_std_of_their_shares_one_row_per_set_of_members():
-    renamed = {"r": "lbcs", "o": "oracle"}
-    rows = [{**r, "policy": renamed.get(r["policy"], r["policy"])} for r in two_policy_rows()]
+    rows = two_policy_rows_of_lbcs_and_the_oracle()
     groups = {"e": ("p", "q"), "e_prior": ("p", "q")}  # p takes 3/4 of the room, q 1/4: std (n - 1) 0.354
     lines = member_spread_table(rows, groups).splitlines()
     assert lines[2:] == ["| e, e_prior | p, q | +75.0%, +25.0% | +50.0% ± 35.4% | +0.000 to +0.000 | 4/4, 4/4 |"]
@@ -385,7 +389,7 @@ def test_the_members_spread_is_the_mean_and_std_of_their_shares_one_row_per_set_
 
 
 def test_summary_gives_the_members_spread_against_each_reference_evaluated():
-    rows = [{**r, "policy": {"r": "lbcs", "o": "oracle"}.get(r["policy"], r["policy"])} for r in two_policy_rows()]
+    rows = two_policy_rows_of_lbcs_and_the_oracle()
     rows += [{**r, "policy": "lbcs_kind"} for r in rows if r["policy"] == "lbcs"]
     markdown = summary_markdown(rows, summarize(rows), member_groups={"e": ("p", "q")})
     assert "## The ensembles' members one by one, against lbcs\n" in markdown
