@@ -4,7 +4,8 @@
 
 It reads an evaluation's ``metrics.csv`` and the folder it was rolled on, and prints per kind what
 ``summary.md`` prints for the whole split: the room, and each policy's share with its
-volume-resampled 95% interval and its paired SSIM and PSNR AUC differences to LBCS.
+95% interval (resampling the split's independent units: :mod:`mri_rl.evaluation.resampling_units`) and its
+paired SSIM and PSNR AUC differences to LBCS.
 
     python scripts/share_by_attribute.py runs/quickstart/evaluation/metrics.csv \\
         --data runs/quickstart/data --split test --attribute orientation [--policies dqn reinforce]
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from mri_rl.data.fastmri_files import resolve_split_folder
 from mri_rl.evaluation.report import join_policy_rows, read_rows_csv
+from mri_rl.evaluation.resampling_units import resampling_units
 from mri_rl.evaluation.volume_groups import room_share_by_kind, volume_kinds
 from mri_rl.provenance import read_json_record, record_differences, sidecar_path
 
@@ -84,9 +86,10 @@ def main() -> None:
             raise ValueError(f"--reference {args.reference!r} is not among the policies {policies}")
         folder = resolve_split_folder(args.data, args.challenge, args.split)
         kinds = volume_kinds(folder, {row["file"] for row in rows}, args.attribute, args.challenge)
+        units = resampling_units(folder, {(row["file"], row["slice"]) for row in rows}, args.challenge)
     except (OSError, ValueError) as error:
         parser.error(str(error))
-    print(room_share_by_kind(rows, kinds, args.attribute, reference=args.reference))
+    print(room_share_by_kind(rows, kinds, args.attribute, reference=args.reference, units=units))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """Whether one policy's share of the LBCS-to-oracle room is above another's by more than the volumes'
 spread: both shares, their difference and its paired 95% interval with whole volumes resampled
 (:func:`mri_rl.evaluation.report.room_share_interval` with ``other``), and the paired SSIM and PSNR AUC
-differences, from an evaluation's ``metrics.csv``.
+differences, from an evaluation's ``metrics.csv``. With ``--data`` (the folder it was rolled on) the
+interval resamples the split's independent units instead, as summary.md does: template slices for
+``mri-rl data anatomy`` volumes (:mod:`mri_rl.evaluation.resampling_units`).
 
 A choice between two settings read on a small val split (a few volumes) is only as sure as this
 interval: a lead of a few points whose interval spans zero is not a lead.
 
-    python scripts/share_difference.py runs/a/metrics.csv f012p:e012p f0:s0 [--reference lbcs] [--oracle oracle]
+    python scripts/share_difference.py runs/a/metrics.csv f012p:e012p f0:s0 [--reference lbcs] [--oracle oracle] \\
+        [--data DATA --split val]
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mri_rl.evaluation.report import read_rows_csv, share_difference_table
+from mri_rl.data.fastmri_files import resolve_split_folder
+from mri_rl.evaluation.report import VOLUMES, read_rows_csv, share_difference_table
+from mri_rl.evaluation.resampling_units import resampling_units
 
 
 def comparison(text: str) -> tuple[str, str]:
@@ -31,15 +36,22 @@ def main() -> None:
     parser.add_argument("comparisons", type=comparison, nargs="+", metavar="POLICY:OTHER", help="policy − other")
     parser.add_argument("--reference", default="lbcs", help="the room's lower end (default: lbcs)")
     parser.add_argument("--oracle", default="oracle", help="the room's upper end (default: oracle)")
+    parser.add_argument("--data", type=Path, help="the data it was rolled on: resample its independent units")
+    parser.add_argument("--split", default="val", help="with --data: the split it was rolled on (default: val)")
+    parser.add_argument("--challenge", default="singlecoil")
     args = parser.parse_args()
     if not args.metrics.is_file():
         parser.error(f"{args.metrics} does not exist: give an evaluation's metrics.csv")
     try:
         rows = read_rows_csv(args.metrics)
-    except ValueError as error:  # names the file and the line
+        units = VOLUMES
+        if args.data is not None:
+            folder = resolve_split_folder(args.data, args.challenge, args.split)
+            units = resampling_units(folder, {(row["file"], row["slice"]) for row in rows}, args.challenge)
+    except (OSError, ValueError) as error:  # names the file (and the line)
         parser.error(str(error))
     try:
-        print(share_difference_table(rows, args.comparisons, args.reference, args.oracle), end="")
+        print(share_difference_table(rows, args.comparisons, args.reference, args.oracle, units), end="")
     except (KeyError, ValueError) as error:
         parser.error(f"{args.metrics}: {error.args[0] if error.args else error}")
 

@@ -56,6 +56,7 @@ from mri_rl.evaluation.policy_specs import (
     task_mismatches,
 )
 from mri_rl.evaluation.report import read_rows_csv, write_report, write_rows_csv
+from mri_rl.evaluation.resampling_units import resampling_units
 from mri_rl.evaluation.rollout import replay_orders, rollout_policy
 from mri_rl.evaluation.setup import FRESH_START, EvaluationSetup, make_batched_env
 from mri_rl.evaluation.shards import Shard, join_shards, plan_shards, stale_shard_files
@@ -488,7 +489,8 @@ def evaluate_policies(
         settings, title = report_header(setup, policy_specs, policies, mismatches, f"{folder.name}: {task.describe()}")
         width = int(cast(spaces.Discrete, env.single_action_space).n)
         record = make_record(task, {"evaluated": evaluated}, settings)
-        summary = write_report(out_dir, rows, title, record, width, ensemble_members(policies))
+        units = resampling_units(folder, {(row["file"], row["slice"]) for row in rows}, task.challenge)
+        summary = write_report(out_dir, rows, title, record, width, ensemble_members(policies), units)
         write_examples(env, rows, setup, [spec.name for spec in policies], out_dir / "examples.png")
     finally:
         _ENVS.clear()

@@ -23,7 +23,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,6 +40,29 @@ VOLUME_KEYS = tuple(f"{key}_volume" for key in SLICE_KEYS)
 SUMMARY_KEYS = SLICE_KEYS + VOLUME_KEYS
 #: The level and bootstrap resamples of each share's interval in summary.md (:func:`room_share_interval`).
 INTERVAL_LEVEL, INTERVAL_RESAMPLES = 0.95, 4000
+
+
+class ResamplingUnits(NamedTuple):
+    """What the bootstrap intervals of the room shares resample: the independent units the images were
+    drawn from (:mod:`mri_rl.evaluation.resampling_units`).
+
+    Attributes:
+        name: the units in the plural, as the tables say it ("volumes", "subjects", "template slices").
+        of: image ``(file, slice)`` -> its unit (any hashable); None: each image's file, a volume.
+        reason: why these are the units, for summary.md.
+    """
+
+    name: str = "volumes"
+    of: Mapping[tuple[str, int], Any] | None = None
+    reason: str = "the slices of one volume are not independent"
+
+    def unit(self, image: tuple[str, int]) -> Any:
+        """The unit of one image ``(file, slice)``."""
+        return image[0] if self.of is None else self.of[image]
+
+
+#: Whole volumes: the default, right where every volume is another subject (fastMRI).
+VOLUMES = ResamplingUnits()
 _MSE_FLOOR = 1e-20  # as the per-slice PSNR: an exact volume stays finite (200 dB)
 ORACLE_NOTE = (
     "oracle: greedy with the ground truth: each step acquires the column that most improves the reward "
@@ -189,16 +212,18 @@ def room_share_interval(
     resamples: int = INTERVAL_RESAMPLES,
     seed: int = 0,
     other: str | None = None,
+    units: ResamplingUnits = VOLUMES,
 ) -> tuple[float, float]:
     """A percentile bootstrap interval of ``policy``'s :func:`room_share` in SSIM AUC that
-    resamples whole volumes (files) with replacement, not slices: the slices of one volume
-    share anatomy, orientation and contrast, so they are not independent (the cluster
-    bootstrap; Davison & Hinkley, *Bootstrap Methods and their Application*, 1997, §3.8).
+    resamples whole ``units`` with replacement, not slices: by default volumes (files), whose
+    slices share anatomy, orientation and contrast, so they are not independent (the cluster
+    bootstrap; Davison & Hinkley, *Bootstrap Methods and their Application*, 1997, §3.8); where
+    volumes share anatomy themselves (slices of one template brain), the units that do not.
 
-    Each resample draws as many volumes as there are, and its share is the ratio of the summed
-    paired gains, ``Σ (policy − reference) / Σ (oracle − reference)`` over the drawn volumes'
+    Each resample draws as many units as there are, and its share is the ratio of the summed
+    paired gains, ``Σ (policy − reference) / Σ (oracle − reference)`` over the drawn units'
     slices (each slice's value its mean over seeds), as :func:`room_share` does over all of them.
-    Deterministic for a given ``seed``. With few volumes the interval is coarse: four volumes
+    Deterministic for a given ``seed``. With few units the interval is coarse: four volumes
     have 35 distinct resamples.
 
     With ``other``, the interval of the difference ``room_share(policy) − room_share(other)``,
@@ -207,12 +232,13 @@ def room_share_interval(
 
     Returns:
         ``(low, high)``, the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles; NaN for both
-        with fewer than two volumes, or when some resample leaves no room (oracle not above
+        with fewer than two units, or when some resample leaves no room (oracle not above
         the reference), where the share is undefined.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    return _share_interval(_image_means(rows, "ssim_auc"), policy, reference, oracle, level, resamples, seed, other)
+    means = _image_means(rows, "ssim_auc")
+    return _share_interval(means, policy, reference, oracle, other, units, level, resamples, seed)
 
 
 def _share_interval(
@@ -220,23 +246,24 @@ def _share_interval(
     policy: str,
     reference: str,
     oracle: str,
-    level: float,
-    resamples: int,
-    seed: int,
     other: str | None = None,
+    units: ResamplingUnits = VOLUMES,
+    level: float = INTERVAL_LEVEL,
+    resamples: int = INTERVAL_RESAMPLES,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """:func:`room_share_interval` from each policy's SSIM AUC per image (:func:`_image_means`)."""
     other = reference if other is None else other
     images = sorted(set.intersection(*(set(means.get(name, {})) for name in (policy, other, reference, oracle))))
-    files = {file: index for index, file in enumerate(sorted({file for file, _ in images}))}
-    if len(files) < 2:
+    index = {unit: i for i, unit in enumerate(sorted({units.unit(image) for image in images}, key=repr))}
+    if len(index) < 2:
         return float("nan"), float("nan")
-    gain, room = np.zeros(len(files)), np.zeros(len(files))
+    gain, room = np.zeros(len(index)), np.zeros(len(index))
     for image in images:
-        volume = files[image[0]]
-        gain[volume] += means[policy][image] - means[other][image]
-        room[volume] += means[oracle][image] - means[reference][image]
-    draws = np.random.default_rng(seed).integers(len(files), size=(resamples, len(files)))
+        unit = index[units.unit(image)]
+        gain[unit] += means[policy][image] - means[other][image]
+        room[unit] += means[oracle][image] - means[reference][image]
+    draws = np.random.default_rng(seed).integers(len(index), size=(resamples, len(index)))
     drawn_gain, drawn_room = gain[draws].sum(axis=1), room[draws].sum(axis=1)
     if (drawn_room <= 0).any():
         return float("nan"), float("nan")
@@ -262,9 +289,11 @@ def paired_table(
     return "\n".join(lines) + "\n"
 
 
-def room_share_table(rows: list[dict[str, Any]], reference: str = "lbcs", oracle: str = "oracle") -> str:
+def room_share_table(
+    rows: list[dict[str, Any]], reference: str = "lbcs", oracle: str = "oracle", units: ResamplingUnits = VOLUMES
+) -> str:
     """Each other policy's share of the room between ``reference`` and ``oracle`` in paired SSIM AUC
-    (:func:`room_share`) and its 95% interval with volumes resampled (:func:`room_share_interval`),
+    (:func:`room_share`) and its 95% interval with ``units`` resampled (:func:`room_share_interval`),
     with its paired SSIM and PSNR AUC differences against ``reference``, as a markdown table,
     largest share first ("no room" when the oracle is not above ``reference``; "n/a" for an
     undefined interval); empty when either was not evaluated."""
@@ -277,13 +306,13 @@ def room_share_table(rows: list[dict[str, Any]], reference: str = "lbcs", oracle
     lines = [
         f"The room: {oracle} − {reference} {_paired_cell(room, 'ssim_auc')} SSIM AUC, "
         f"{_paired_cell(psnr[(oracle, reference)], 'psnr_auc')} dB PSNR AUC.\n",
-        f"| policy | share of the room | 95% interval, volumes resampled | − {reference}: SSIM AUC "
+        f"| policy | share of the room | 95% interval, {units.name} resampled | − {reference}: SSIM AUC "
         f"| − {reference}: PSNR AUC (dB) |",
         "|---|---|---|---|---|",
     ]
     for policy in sorted(others, key=lambda name: (-ssim[(name, reference)]["mean"], name)):
         share = room_share(ssim, policy, reference, oracle)
-        low, high = _share_interval(means, policy, reference, oracle, INTERVAL_LEVEL, INTERVAL_RESAMPLES, seed=0)
+        low, high = _share_interval(means, policy, reference, oracle, units=units)
         interval = "n/a" if np.isnan(low) else f"{low:+.0%} to {high:+.0%}"
         gains = _paired_cell(ssim[(policy, reference)], "ssim_auc"), _paired_cell(psnr[(policy, reference)], "psnr_auc")
         lines.append(
@@ -335,11 +364,15 @@ def member_spread_table(
 
 
 def share_difference_table(
-    rows: list[dict[str, Any]], comparisons: list[tuple[str, str]], reference: str = "lbcs", oracle: str = "oracle"
+    rows: list[dict[str, Any]],
+    comparisons: list[tuple[str, str]],
+    reference: str = "lbcs",
+    oracle: str = "oracle",
+    units: ResamplingUnits = VOLUMES,
 ) -> str:
     """Markdown: for each ``(policy, other)`` of ``comparisons``, both shares of the room between
     ``reference`` and ``oracle`` (:func:`room_share`), their difference with its paired 95% interval,
-    volumes resampled (:func:`room_share_interval` with ``other``), and ``policy − other`` in paired SSIM
+    ``units`` resampled (:func:`room_share_interval` with ``other``), and ``policy − other`` in paired SSIM
     and PSNR AUC.
 
     Raises:
@@ -355,13 +388,13 @@ def share_difference_table(
             raise KeyError(f"{name!r} is not among the evaluated policies {sorted(evaluated)}")
     means = _image_means(rows, "ssim_auc")
     lines = [
-        f"| policy − other | share of the room ({reference} to {oracle}) | difference | 95% interval, volumes "
+        f"| policy − other | share of the room ({reference} to {oracle}) | difference | 95% interval, {units.name} "
         "resampled | policy − other: SSIM AUC | policy − other: PSNR AUC (dB) |",
         "|---|---|---|---|---|---|",
     ]
     for policy, other in comparisons:
         shares = [room_share(ssim, name, reference, oracle) for name in (policy, other)]
-        low, high = _share_interval(means, policy, reference, oracle, INTERVAL_LEVEL, INTERVAL_RESAMPLES, 0, other)
+        low, high = _share_interval(means, policy, reference, oracle, other, units)
         interval = "n/a" if np.isnan(low) else f"{low:+.1%} to {high:+.1%}"
         cells = [_paired_cell(table[(policy, other)], key) for table, key in ((ssim, "ssim_auc"), (psnr, "psnr_auc"))]
         lines.append(
@@ -401,12 +434,13 @@ def summary_markdown(
     summary: dict[str, dict[str, dict[str, float]]],
     title: str = "",
     member_groups: Mapping[str, Sequence[str]] | None = None,
+    units: ResamplingUnits = VOLUMES,
 ) -> str:
     """The text of summary.md: the per-slice and per-volume tables, the paired SSIM and PSNR AUC
     matrices, each policy's share of the LBCS-to-oracle room when both were evaluated (and of the room
-    above ``lbcs_kind`` when it was), the spread of those shares over each ensemble's members rolled
-    one by one (``member_groups``, :func:`member_spread_table`), and what the oracle is when it was
-    evaluated."""
+    above ``lbcs_kind`` when it was) with intervals that resample ``units``, the spread of those shares
+    over each ensemble's members rolled one by one (``member_groups``, :func:`member_spread_table`),
+    and what the oracle is when it was evaluated."""
     header = f"# {title}\n\n" if title else ""
     per_slice = (
         "## Per slice\n\nAUC: area under the metric curve against the sampling rate (trapezoid rule) per "
@@ -425,15 +459,16 @@ def summary_markdown(
         + paired_table(rows, summary, key)
         for key, name in (("ssim_auc", "SSIM AUC"), ("psnr_auc", "PSNR AUC (dB)"))
     )
-    shares = room_share_table(rows)
+    shares = room_share_table(rows, units=units)
+    count = len({units.unit((row["file"], row["slice"])) for row in rows})
     room = (
         "\n## Share of the LBCS-to-oracle room (per slice)\n\n`(policy − lbcs) / (oracle − lbcs)` of the paired "
         "SSIM AUC means; the room depends on how well LBCS was learned (`--lbcs-slices`). The interval "
-        "resamples whole volumes (their slices are not independent); with few volumes it is coarse.\n\n" + shares
+        f"resamples whole {units.name} ({count} here: {units.reason}); with few it is coarse.\n\n" + shares
         if shares
         else ""
     )
-    kind_shares = room_share_table(rows, "lbcs_kind")
+    kind_shares = room_share_table(rows, "lbcs_kind", units=units)
     kind_room = (
         "\n## Share of the room above LBCS learned per kind of volume\n\n`(policy − lbcs_kind) / (oracle − "
         "lbcs_kind)`: the same against one LBCS order per kind of volume (`--lbcs-by`), learned on the training "
@@ -538,6 +573,7 @@ def write_report(
     record: dict[str, Any] | None = None,
     width: int | None = None,
     member_groups: Mapping[str, Sequence[str]] | None = None,
+    units: ResamplingUnits = VOLUMES,
 ) -> dict[str, Any]:
     """Write metrics.csv, summary.json, summary.md, curves.png and masks.png; returns the summary.
 
@@ -552,6 +588,7 @@ def write_report(
             acquired column + 1).
         member_groups: ensemble name -> its members' policy names, for the spread of their shares
             in summary.md (:func:`member_spread_table`).
+        units: what the share intervals of summary.md resample (default: volumes).
     """
     out_dir = Path(out_dir)
     rows = sorted(rows, key=lambda r: (r["policy"], r["seed"], r["file"], r["slice"], r["step"]))
@@ -561,7 +598,7 @@ def write_report(
     atomic_write_text(
         out_dir / "summary.json", json.dumps({"record": record, "policies": summary}, indent=2, sort_keys=True) + "\n"
     )
-    atomic_write_text(out_dir / "summary.md", summary_markdown(rows, summary, title, member_groups))
+    atomic_write_text(out_dir / "summary.md", summary_markdown(rows, summary, title, member_groups, units))
     plot_curves(rows, out_dir / "curves.png", title)
     plot_masks(rows, out_dir / "masks.png", width, title)
     return summary

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mri_rl.data.fastmri_files import inspect_volume
-from mri_rl.evaluation.report import room_share_table
+from mri_rl.evaluation.report import VOLUMES, ResamplingUnits, room_share_table
+from mri_rl.evaluation.resampling_units import file_attributes
 
 
 def volume_kinds(folder: str | Path, files: Iterable[str], attribute: str, challenge: str) -> dict[str, str]:
@@ -27,14 +27,10 @@ def volume_kinds(folder: str | Path, files: Iterable[str], attribute: str, chall
     """
     folder = Path(folder)
     kinds = {}
-    for name in sorted(set(files)):
-        path = folder / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: the evaluation rolled {name}, which is not in {folder}")
-        metadata = inspect_volume(path, challenge, require_target=False).fastmri_metadata
+    for name, metadata in file_attributes(folder, files, challenge).items():
         if attribute not in metadata:
             have = ", ".join(sorted(key for key, value in metadata.items() if isinstance(value, str)))
-            raise ValueError(f"{path} has no attribute {attribute!r}; its text attributes: {have or 'none'}")
+            raise ValueError(f"{folder / name} has no attribute {attribute!r}; its text attributes: {have or 'none'}")
         kinds[name] = str(metadata[attribute])
     return kinds
 
@@ -68,10 +64,16 @@ def slices_of_each_kind(env: Any, attribute: str | None) -> dict[str, list[int]]
 
 
 def room_share_by_kind(
-    rows: list[dict[str, Any]], kinds: dict[str, str], attribute: str, reference: str = "lbcs", oracle: str = "oracle"
+    rows: list[dict[str, Any]],
+    kinds: dict[str, str],
+    attribute: str,
+    reference: str = "lbcs",
+    oracle: str = "oracle",
+    units: ResamplingUnits = VOLUMES,
 ) -> str:
     """Markdown: :func:`~mri_rl.evaluation.report.room_share_table` for all ``rows``, then for the rows
-    of each kind of volume (``kinds``: file name -> kind, :func:`volume_kinds`), kinds in sorted order.
+    of each kind of volume (``kinds``: file name -> kind, :func:`volume_kinds`), kinds in sorted order;
+    the intervals resample ``units``.
 
     Raises:
         KeyError: a row's file has no kind.
@@ -82,6 +84,7 @@ def room_share_by_kind(
     sections = []
     for kind, group in [("all", rows), *sorted(groups.items())]:
         volumes = len({row["file"] for row in group})
-        table = room_share_table(group, reference, oracle) or f"(needs {reference} and {oracle} among the policies)\n"
+        table = room_share_table(group, reference, oracle, units)
+        table = table or f"(needs {reference} and {oracle} among the policies)\n"
         sections.append(f"## {attribute} = {kind} ({volumes} volume{'s' * (volumes != 1)})\n\n{table}")
     return "\n".join(sections)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import gymnasium as gym
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -784,3 +786,20 @@ def test_a_rollout_whose_record_was_not_written_is_computed_again(singlecoil_roo
     (out / "partial" / "lowtohigh_seed0.csv.record.json").unlink()  # a crash between the two writes
     evaluate_policies(setup, ["lowtohigh"], out, progress=False)
     assert (out / "metrics.csv").read_bytes() == reference
+
+
+def test_volumes_cut_from_one_template_are_resampled_by_template_slice(singlecoil_root, tmp_path, test_volume):
+    # the test volume's three slices read three template slices: three units, though one volume
+    root = tmp_path / "data"
+    shutil.copytree(singlecoil_root, root)
+    with h5py.File(root / "singlecoil_test" / test_volume, "r+") as hf:
+        hf.attrs["orientation"] = "axial"
+        hf.attrs["template_slices"] = np.array([30, 31, 40])
+    evaluate_policies(make_setup(root, seeds=(0,)), ["lowtohigh", "lbcs", "oracle"], tmp_path / "out", progress=False)
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "The interval resamples whole template slices (3 here: the volumes are slices of one template" in markdown
+    assert "| policy | share of the room | 95% interval, template slices resampled |" in markdown
+    plain = make_setup(singlecoil_root, seeds=(0,))
+    evaluate_policies(plain, ["lowtohigh", "lbcs", "oracle"], tmp_path / "plain", progress=False)
+    plain_markdown = (tmp_path / "plain" / "summary.md").read_text()
+    assert "resamples whole volumes (1 here: the slices of one volume" in plain_markdown

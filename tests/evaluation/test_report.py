@@ -27,6 +27,7 @@ from mri_rl.evaluation.report import (
     SLICE_KEYS,
     SUMMARY_KEYS,
     VOLUME_KEYS,
+    ResamplingUnits,
     curve_auc,
     join_policy_rows,
     markdown_table,
@@ -262,6 +263,24 @@ def test_room_share_interval_resamples_volumes_not_slices():
     assert room_share_interval(rows, "p", "r", "o", seed=3) == pytest.approx((0.0, 1.0))
     narrow = room_share_interval(rows, "p", "r", "o", level=0.4)  # the 30% and 70% quantiles: xy
     assert narrow == pytest.approx((0.2, 0.2))
+
+
+def test_units_shared_by_volumes_are_resampled_whole():
+    # two volumes whose slice 0 reads template slice A (the policy is the reference there) and slice 1
+    # template slice B (the policy is the oracle). Every volume gives 1/2, so resampling volumes
+    # collapses the interval; resampling the template slices (AA 0, AB 1/2, BB 1) does not.
+    rows = volume_rows(
+        {("r", "x.h5"): [0.2, 0.2], ("o", "x.h5"): [0.6, 0.6], ("p", "x.h5"): [0.2, 0.6],
+         ("r", "y.h5"): [0.2, 0.2], ("o", "y.h5"): [0.6, 0.6], ("p", "y.h5"): [0.2, 0.6]}
+    )  # fmt: skip
+    template = ResamplingUnits("template slices", {(f, s): "AB"[s] for f in ("x.h5", "y.h5") for s in (0, 1)})
+    assert room_share_interval(rows, "p", "r", "o") == pytest.approx((0.5, 0.5))
+    assert room_share_interval(rows, "p", "r", "o", units=template) == pytest.approx((0.0, 1.0))
+    named = [{**row, "policy": {"r": "lbcs", "o": "oracle"}.get(row["policy"], row["policy"])} for row in rows]
+    markdown = summary_markdown(named, summarize(named), units=template._replace(reason="why"))
+    assert "The interval resamples whole template slices (2 here: why)" in markdown
+    assert "| policy | share of the room | 95% interval, template slices resampled |" in markdown
+    assert "| p | +50% | +0% to +100% |" in markdown
 
 
 def test_room_share_interval_is_undefined_for_one_volume_or_a_resample_without_room():

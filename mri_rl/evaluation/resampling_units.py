@@ -1,0 +1,87 @@
+"""Which images of a split are independent: the units that the room shares' bootstrap intervals
+resample (:class:`~mri_rl.evaluation.report.ResamplingUnits`), read from the files' attributes.
+
+A bootstrap interval is only as wide as the units it resamples are independent (the cluster
+bootstrap; Davison & Hinkley, *Bootstrap Methods and their Application*, 1997, §3.8):
+
+- volumes of ``mri-rl data anatomy`` are all cut from one template brain, each under a small random
+  affine, and each records which template slice each of its slices reads (``template_slices``, with
+  its ``orientation``). Twenty-four test volumes of 8 slices may read fewer than thirty distinct
+  template slices, so volumes are not independent and the template slices are the units;
+- volumes that say their subject (``patient_id``, as fastMRI's files and ``mri-rl data import``'s
+  do), where some subject has more than one volume: the subjects;
+- otherwise each volume (file) is one unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mri_rl.data.fastmri_files import inspect_volume
+from mri_rl.evaluation.report import VOLUMES, ResamplingUnits
+
+TEMPLATE_SLICES = ResamplingUnits(
+    "template slices",
+    reason=(
+        "the volumes are slices of one template brain, each under a small random affine: slices that read one "
+        "template slice share its anatomy whichever volume they are in, so volumes are not independent"
+    ),
+)
+SUBJECTS = ResamplingUnits("subjects", reason="the volumes of one subject are not independent")
+
+
+def file_attributes(folder: Path, names: Iterable[str], challenge: str) -> dict[str, dict[str, Any]]:
+    """File name -> its attributes (as fastmri reads them), for the ``names`` in ``folder``.
+
+    Raises:
+        FileNotFoundError: a file is not in ``folder``.
+        FastMRIDataError: a file that is not a readable fastMRI volume.
+    """
+    attributes = {}
+    for name in sorted(set(names)):
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the evaluation rolled {name}, which is not in {folder}")
+        attributes[name] = inspect_volume(path, challenge, require_target=False).fastmri_metadata
+    return attributes
+
+
+def template_slice_units(
+    folder: Path, images: list[tuple[str, int]], attributes: dict[str, dict[str, Any]]
+) -> ResamplingUnits:
+    """:data:`TEMPLATE_SLICES` for ``images`` ``(file, slice)``: each image's unit is its file's
+    ``(orientation, template slice)``.
+
+    Raises:
+        ValueError: a slice beyond its file's ``template_slices``, naming the file.
+    """
+    of = {}
+    for name, index in images:
+        recorded = attributes[name]["template_slices"]
+        if not 0 <= index < len(recorded):
+            raise ValueError(
+                f"{folder / name}: slice {index} was rolled, but template_slices records {len(recorded)} slices"
+            )
+        of[(name, index)] = (str(attributes[name].get("orientation", "")), int(recorded[index]))
+    return TEMPLATE_SLICES._replace(of=of)
+
+
+def resampling_units(folder: str | Path, images: Iterable[tuple[str, int]], challenge: str) -> ResamplingUnits:
+    """The independent units of the rolled ``images`` ``(file name, slice)`` of ``folder``: template
+    slices, subjects or volumes, as the module docstring says.
+
+    Raises:
+        FileNotFoundError: a file is not in ``folder``.
+        ValueError: a file that is not a readable fastMRI volume, or whose ``template_slices`` do not
+            cover its rolled slices.
+    """
+    folder, images = Path(folder), sorted(set(images))
+    attributes = file_attributes(folder, (name for name, _ in images), challenge)
+    if attributes and all("template_slices" in attrs for attrs in attributes.values()):
+        return template_slice_units(folder, images, attributes)
+    subjects = {name: attrs.get("patient_id") for name, attrs in attributes.items()}
+    if None not in subjects.values() and len(set(subjects.values())) < len(subjects):
+        return SUBJECTS._replace(of={(name, index): str(subjects[name]) for name, index in images})
+    return VOLUMES
