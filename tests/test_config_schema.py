@@ -330,6 +330,21 @@ def test_quickstart_layout_is_the_anatomys_only():
         QuickstartConfig.from_file("quickstart", ["data.layout=checkerboard"])
 
 
+def test_quickstart_slice_offset_is_the_anatomys_only_and_reaches_the_writer():
+    from mri_rl.runs.quickstart import QuickstartConfig, data_source
+
+    config = QuickstartConfig.from_file("quickstart", ["data.slice_offset=random"])
+    source, spec = data_source(config.data, "singlecoil")
+    assert source.settings(spec, 0)["slice_offset"] == "random"
+    assert source.write.keywords == {"layout": "slabs", "slice_offset": "random"}
+    default = data_source(QuickstartConfig.from_file("quickstart").data, "singlecoil")[0]
+    assert "slice_offset" not in default.settings(spec, 0) and default.write.keywords["slice_offset"] == "centre"
+    with pytest.raises(ConfigError, match="data.slice_offset: only the anatomy has one"):
+        QuickstartConfig.from_file("quickstart_phantoms", ["data.slice_offset=random"])
+    with pytest.raises(ConfigError, match="data.slice_offset"):
+        QuickstartConfig.from_file("quickstart", ["data.slice_offset=edge"])
+
+
 def test_extends_merges_mappings_key_by_key_and_replaces_the_rest(tmp_path):
     (tmp_path / "base.yaml").write_text("a: {x: 1, y: [1, 2]}\nb: 1\nc: keep\n")
     (tmp_path / "child.yaml").write_text("extends: base.yaml\na: {y: [3]}\nb: {z: 2}\n")

@@ -261,6 +261,14 @@ def _add_data_anatomy_command(data_commands: argparse._SubParsersAction) -> None
         help="how the splits share each slicing axis: one slab per split (train, val, test from one end to the "
         "other) or interleaved short blocks, so that every split spans the whole brain (default: slabs)",
     )
+    command.add_argument(
+        "--slice-offset",
+        choices=("centre", "random"),
+        default="centre",
+        help="where each volume's evenly spaced slices lie in their intervals: the centre (every volume of a split "
+        "reads the same template slices, up to its affine) or a random offset per volume (the volumes read "
+        "different slices and together cover the split's; default: centre)",
+    )
     _add_volume_arguments(command)
     _add_acquisition_arguments(command)
     command.set_defaults(handler=_run_data_anatomy)
@@ -273,7 +281,13 @@ def _run_data_anatomy(args: argparse.Namespace) -> int:
     volumes = _volumes(args)
     try:
         written = write_anatomy_dataset(
-            args.out_dir, spec, volumes, seed=args.seed, progress=not args.no_progress, layout=args.layout
+            args.out_dir,
+            spec,
+            volumes,
+            seed=args.seed,
+            progress=not args.no_progress,
+            layout=args.layout,
+            slice_offset=args.slice_offset,
         )
     except ImportError as error:  # nilearn missing: one line, like the other expected failures
         raise ValueError(str(error)) from None

@@ -64,6 +64,11 @@ LAYOUTS = ("slabs", "interleaved")
 #: :data:`INTERLEAVE_GUARD` slices left out.
 INTERLEAVE_BLOCKS = {"train": 9, "val": 3, "test": 3}
 INTERLEAVE_GUARD = 2
+#: Where each volume's evenly spaced slices lie within their intervals (:func:`evenly_spaced`'s offset):
+#: "centre", the middle of each, so that every volume of a split reads the same template slices up to
+#: its affine; or "random", an offset drawn per volume, so that the volumes of a split read different
+#: slices and together cover all of its usable ones (a stratified sample).
+SLICE_OFFSETS = ("centre", "random")
 #: A slice is usable when at least this fraction of its pixels is brain (above 5% of the maximum).
 MIN_FOREGROUND = 0.1
 MAX_ROTATION_DEGREES = 10.0
@@ -199,10 +204,13 @@ def transformed_slab(
     return planes[usable], indices[usable], spacing
 
 
-def anatomy_settings(spec: SimulationSpec, seed: int, layout: str = "slabs") -> dict[str, Any]:
-    """What :func:`write_anatomy_dataset` records: the seed, the spec, the source and the slabs, and for
-    the interleaved layout the layout and its blocks (needs nilearn)."""
-    interleaved = {}
+def anatomy_settings(
+    spec: SimulationSpec, seed: int, layout: str = "slabs", slice_offset: str = "centre"
+) -> dict[str, Any]:
+    """What :func:`write_anatomy_dataset` records: the seed, the spec, the source and the slabs, for
+    the interleaved layout the layout and its blocks (needs nilearn), and a slice offset other than
+    "centre" (absent: "centre", as before the option existed)."""
+    interleaved: dict[str, Any] = {}
     if layout != "slabs":
         blocks = {
             o: {s: [list(r) for r in ranges] for s, ranges in split_ranges(o, layout).items()}
@@ -223,6 +231,7 @@ def anatomy_settings(spec: SimulationSpec, seed: int, layout: str = "slabs") -> 
         "slab_axes": {o: "RAS+ voxel axis " + "xyz"[ORIENTATIONS[o][0]] for o in ORIENTATION_CYCLE},
         "note": NOTE,
         **interleaved,
+        **({} if slice_offset == "centre" else {"slice_offset": slice_offset}),
     }
 
 
@@ -233,6 +242,7 @@ def write_anatomy_dataset(
     seed: int = 0,
     progress: bool = True,
     layout: str = "slabs",
+    slice_offset: str = "centre",
 ) -> list[Path]:
     """Write MNI152-template volumes into fastMRI's folder layout ``out_dir/{challenge}_{split}``.
 
@@ -242,20 +252,23 @@ def write_anatomy_dataset(
     Args:
         out_dir: root folder (created if needed).
         spec: the acquisition; ``num_slices`` slices per volume, evenly spaced through the usable slices
-            of the split's slab (None: all of them).
+            of the split's slab (None: all of them), where ``slice_offset`` says.
         volumes: number of volumes per split, e.g. ``{"train": 8, "val": 2, "test": 2}``.
         seed: base seed.
         progress: show a progress bar.
         layout: "slabs" (one slab per split) or "interleaved" (:func:`template_blocks`), see :data:`LAYOUTS`.
+        slice_offset: "centre" or "random", see :data:`SLICE_OFFSETS`.
 
     Returns:
         Paths of the written files, ``anatomy_s{seed}_{split}_{i:03d}.h5``, in order;
         ``out_dir/{challenge}_anatomy_settings.json`` records :func:`anatomy_settings`.
 
     Raises:
-        ImportError: nilearn is missing. ValueError: an unknown layout, or a split holds fewer usable
-        slices than ``num_slices``.
+        ImportError: nilearn is missing. ValueError: an unknown layout or slice offset, or a split holds
+        fewer usable slices than ``num_slices``.
     """
+    if slice_offset not in SLICE_OFFSETS:
+        raise ValueError(f"slice_offset: expected one of {SLICE_OFFSETS}, got {slice_offset!r}")
     load_template()  # the missing-nilearn error before anything is written
     split_ranges(ORIENTATION_CYCLE[0], layout)  # an unknown layout, before anything is written
 
@@ -270,7 +283,8 @@ def write_anatomy_dataset(
                 f"{len(planes)} usable slice(s) under volume {index}'s affine; ask for at most that many "
                 f"slices per volume (num_slices)"
             )
-        chosen = evenly_spaced(np.arange(len(planes)), spec.num_slices)
+        offset = 0.5 if slice_offset == "centre" else float(rng.random())  # "centre" draws nothing: files as before
+        chosen = evenly_spaced(np.arange(len(planes)), spec.num_slices, offset)
         magnitudes = fit_to_grid(planes[chosen] * IMAGE_SCALE, spacing, spec)
         total = template_slices(orientation)[0].shape[0]
         kspace, target = simulate_kspace(magnitudes, slice_depths(positions[chosen], total), spec, rng)
@@ -284,7 +298,7 @@ def write_anatomy_dataset(
         return kspace, target, attrs
 
     naming = ("anatomy", SETTINGS_FILE)
-    settings = anatomy_settings(spec, seed, layout)
+    settings = anatomy_settings(spec, seed, layout, slice_offset)
     return write_simulated_dataset(out_dir, spec, volumes, seed, make_volume, naming, settings, progress)
 
 

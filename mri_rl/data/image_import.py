@@ -160,11 +160,18 @@ def foreground_fractions(slices: np.ndarray, volume_max: float) -> np.ndarray:
     return (slices > FOREGROUND_LEVEL * volume_max).mean(axis=(1, 2))
 
 
-def evenly_spaced(candidates: np.ndarray, count: int | None) -> np.ndarray:
-    """At most ``count`` of ``candidates``, evenly spaced through them (the middle one for 1); all for None."""
+def evenly_spaced(candidates: np.ndarray, count: int | None, offset: float = 0.5) -> np.ndarray:
+    """At most ``count`` of ``candidates``, evenly spaced through them; all for None.
+
+    ``candidates`` are cut into ``count`` equal intervals and one is taken from each, at ``offset`` in
+    [0, 1) of its interval: 0.5 its middle (the middle candidate for ``count`` 1), a random offset a
+    stratified sample (each interval, a different candidate for another offset).
+    """
+    if not 0 <= offset < 1:
+        raise ValueError(f"offset must be in [0, 1), got {offset}")
     if count is None or count >= len(candidates):
         return candidates
-    return candidates[np.floor((np.arange(count) + 0.5) * len(candidates) / count).astype(int)]
+    return candidates[np.floor((np.arange(count) + offset) * len(candidates) / count).astype(int)]
 
 
 def split_counts(count: int, fractions: Mapping[str, float]) -> dict[str, int]:

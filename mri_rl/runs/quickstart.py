@@ -64,8 +64,9 @@ class VolumeCounts:
 class DataStage:
     """The data: the source ("anatomy": MNI152 template slices; "phantoms": the synthetic
     phantoms), where, how many volumes per split, their size, the phantoms' striation, the
-    anatomy's split layout ("slabs" or "interleaved", :mod:`mri_rl.data.anatomy`), and the
-    seed that draws them (default: the quick start's seed)."""
+    anatomy's split layout ("slabs" or "interleaved", :mod:`mri_rl.data.anatomy`) and slice offset
+    ("centre" or "random": :data:`mri_rl.data.anatomy.SLICE_OFFSETS`), and the seed that draws them
+    (default: the quick start's seed)."""
 
     volumes: VolumeCounts
     source: Literal["anatomy", "phantoms"] = "anatomy"
@@ -75,12 +76,15 @@ class DataStage:
     size: int = field(default=SyntheticSpec.size, metadata={"min": 8})
     striation: float | None = field(default=None, metadata={"min": 0})
     layout: Literal["slabs", "interleaved"] | None = None
+    slice_offset: Literal["centre", "random"] | None = None
 
     def __post_init__(self) -> None:
         if self.source == "anatomy" and self.striation is not None:
             raise ConfigError("data.striation: only the phantoms have a striation; drop it for data.source anatomy")
         if self.source == "phantoms" and self.layout is not None:
             raise ConfigError("data.layout: only the anatomy has a split layout; drop it for data.source phantoms")
+        if self.source == "phantoms" and self.slice_offset is not None:
+            raise ConfigError("data.slice_offset: only the anatomy has one; drop it for data.source phantoms")
 
 
 #: Settings values in messages: nested ones cut short (the settings file holds them whole).
@@ -111,12 +115,12 @@ def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, Simulatio
     from mri_rl.data.anatomy import anatomy_settings, read_anatomy_settings, write_anatomy_dataset
 
     spec = SimulationSpec(challenge=challenge, num_slices=stage.slices, size=stage.size)
-    layout = stage.layout or "slabs"
+    layout, slice_offset = stage.layout or "slabs", stage.slice_offset or "centre"
     return (
         DataSource(
-            functools.partial(write_anatomy_dataset, layout=layout),
+            functools.partial(write_anatomy_dataset, layout=layout, slice_offset=slice_offset),
             read_anatomy_settings,
-            functools.partial(anatomy_settings, layout=layout),
+            functools.partial(anatomy_settings, layout=layout, slice_offset=slice_offset),
         ),
         spec,
     )

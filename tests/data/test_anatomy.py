@@ -178,3 +178,33 @@ def test_cli_layout_flag_writes_the_interleaved_layout(tmp_path):
     argv = ["data", "anatomy", str(tmp_path), "--volumes", "1", "--val-volumes", "0", "--test-volumes", "0"]
     assert cli.main([*argv, "--slices", "1", "--size", "16", "--layout", "interleaved", "--no-progress"]) == 0
     assert read_anatomy_settings(tmp_path)["layout"] == "interleaved"
+    offset = ["--slice-offset", "random", "--no-progress"]
+    assert cli.main([*argv[:2], str(tmp_path / "drawn"), *argv[3:], "--slices", "1", "--size", "16", *offset]) == 0
+    assert read_anatomy_settings(tmp_path / "drawn")["slice_offset"] == "random"
+
+
+def test_a_random_slice_offset_reads_other_template_slices_per_volume_and_is_recorded(tmp_path):
+    # six axial train volumes (every third of eighteen) of 2 slices: with the centre offset every volume
+    # reads nearly the same two template slices (its affine moves them by a slice or two at most); with
+    # a random offset per volume, the six together read many more
+    spec = dataclasses.replace(SPEC, num_slices=2)
+    volumes = {"train": 18}
+
+    def axial_slices(root, offset):
+        written = write_anatomy_dataset(root, spec, volumes, progress=False, layout="interleaved", slice_offset=offset)
+        return {int(k) for path in written[::3] for k in read(path)[2]["template_slices"]}
+
+    centre, drawn = axial_slices(tmp_path / "centre", "centre"), axial_slices(tmp_path / "random", "random")
+    assert len(drawn) >= len(centre) + 4
+    assert "slice_offset" not in read_anatomy_settings(tmp_path / "centre", "multicoil")  # as before the option
+    assert read_anatomy_settings(tmp_path / "random", "multicoil")["slice_offset"] == "random"
+    again = write_anatomy_dataset(
+        tmp_path / "again", spec, volumes, progress=False, layout="interleaved", slice_offset="random"
+    )
+    assert (
+        read(again[0])[2]["template_slices"].tolist()
+        == read(sorted((tmp_path / "random").rglob("*.h5"))[0])[2]["template_slices"].tolist()
+    )
+    with pytest.raises(ValueError, match=r"slice_offset: expected one of \('centre', 'random'\), got 'edge'"):
+        write_anatomy_dataset(tmp_path / "bad", spec, volumes, progress=False, slice_offset="edge")
+    assert not (tmp_path / "bad").exists()

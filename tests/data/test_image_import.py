@@ -452,3 +452,15 @@ def test_knee_geometry_import_of_the_mni_template_passes_data_check(tmp_path, ca
     assert "0 bad" in capsys.readouterr().out
     record = json.loads((out / "singlecoil_import_settings.json").read_text())
     assert record["split_by"] == "slab" and record["padding"] == 20
+
+
+@pytest.mark.parametrize(("offset", "expected"), [(0.5, [2, 7]), (0.0, [0, 5]), (0.99, [4, 9]), (0.3, [1, 6])])
+def test_evenly_spaced_takes_one_candidate_per_interval_at_the_offset(offset, expected):
+    assert evenly_spaced(np.arange(10), 2, offset).tolist() == expected
+    assert evenly_spaced(np.arange(10), None, offset).tolist() == list(range(10))
+
+
+@pytest.mark.parametrize("offset", [1.0, -0.1, float("nan")])
+def test_evenly_spaced_refuses_an_offset_outside_the_unit_interval(offset):
+    with pytest.raises(ValueError, match=r"offset must be in \[0, 1\)"):
+        evenly_spaced(np.arange(10), 2, offset)
