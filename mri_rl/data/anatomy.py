@@ -204,6 +204,24 @@ def transformed_slab(
     return planes[usable], indices[usable], spacing
 
 
+def volume_slices(
+    usable: int, num_slices: int | None, slice_offset: str, rng: np.random.Generator, where: str = "the slices"
+) -> np.ndarray:
+    """Which of a volume's ``usable`` slices it keeps: ``num_slices`` evenly spaced (all for None), at the
+    centre of their intervals or at an offset drawn from ``rng`` (:data:`SLICE_OFFSETS`; "centre" draws
+    nothing, so its files are those written before the option existed).
+
+    Raises:
+        ValueError: fewer usable slices than ``num_slices``, naming ``where`` they come from.
+    """
+    if num_slices is not None and usable < num_slices:
+        raise ValueError(
+            f"{where} hold {usable} usable slice(s); ask for at most that many slices per volume (num_slices)"
+        )
+    offset = 0.5 if slice_offset == "centre" else float(rng.random())
+    return evenly_spaced(np.arange(usable), num_slices, offset)
+
+
 def anatomy_settings(
     spec: SimulationSpec, seed: int, layout: str = "slabs", slice_offset: str = "centre"
 ) -> dict[str, Any]:
@@ -277,14 +295,8 @@ def write_anatomy_dataset(
         ranges = split_ranges(orientation, layout)[split]
         matrix, shift = draw_affine(rng)
         planes, positions, spacing = transformed_slab(orientation, ranges, matrix, shift)
-        if spec.num_slices is not None and len(planes) < spec.num_slices:
-            raise ValueError(
-                f"the {split} slices {[list(r) for r in ranges]} of the {orientation} template hold "
-                f"{len(planes)} usable slice(s) under volume {index}'s affine; ask for at most that many "
-                f"slices per volume (num_slices)"
-            )
-        offset = 0.5 if slice_offset == "centre" else float(rng.random())  # "centre" draws nothing: files as before
-        chosen = evenly_spaced(np.arange(len(planes)), spec.num_slices, offset)
+        where = f"the {split} slices {[list(r) for r in ranges]} of the {orientation} template (volume {index})"
+        chosen = volume_slices(len(planes), spec.num_slices, slice_offset, rng, where)
         magnitudes = fit_to_grid(planes[chosen] * IMAGE_SCALE, spacing, spec)
         total = template_slices(orientation)[0].shape[0]
         kspace, target = simulate_kspace(magnitudes, slice_depths(positions[chosen], total), spec, rng)

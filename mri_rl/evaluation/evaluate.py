@@ -434,6 +434,24 @@ def report_header(
     return settings, title + (f"; oracle_ssim_psnr weighs SSIM {weights[0]:g}, PSNR {weights[1]:g}" if weights else "")
 
 
+def write_evaluation_report(
+    context: RolloutContext,
+    rows: list[dict[str, Any]],
+    policy_specs: list[str],
+    policies: list[PolicySpec],
+    mismatches: dict[str, list[str]],
+    width: int,
+) -> dict[str, Any]:
+    """:func:`~mri_rl.evaluation.report.write_report` of an evaluation's ``rows``: its title and record,
+    its ensembles' members, and share intervals that resample the folder's independent units
+    (:mod:`~mri_rl.evaluation.resampling_units`); returns the summary."""
+    title = f"{context.folder.name}: {context.task.describe()}"
+    settings, title = report_header(context.setup, policy_specs, policies, mismatches, title)
+    record = make_record(context.task, {"evaluated": context.evaluated}, settings)
+    units = resampling_units(context.folder, {(row["file"], row["slice"]) for row in rows}, context.task.challenge)
+    return write_report(context.out_dir, rows, title, record, width, ensemble_members(policies), units)
+
+
 def evaluate_policies(
     setup: EvaluationSetup,
     policy_specs: list[str],
@@ -486,11 +504,8 @@ def evaluate_policies(
         rollouts, jobs = plan_rollouts(context, policies, mismatches, env, parts)
         roll_shards(jobs, workers, progress)
         rows = [row for rollout in rollouts for row in rollout.finish()]
-        settings, title = report_header(setup, policy_specs, policies, mismatches, f"{folder.name}: {task.describe()}")
         width = int(cast(spaces.Discrete, env.single_action_space).n)
-        record = make_record(task, {"evaluated": evaluated}, settings)
-        units = resampling_units(folder, {(row["file"], row["slice"]) for row in rows}, task.challenge)
-        summary = write_report(out_dir, rows, title, record, width, ensemble_members(policies), units)
+        summary = write_evaluation_report(context, rows, policy_specs, policies, mismatches, width)
         write_examples(env, rows, setup, [spec.name for spec in policies], out_dir / "examples.png")
     finally:
         _ENVS.clear()

@@ -429,6 +429,12 @@ def member_spread_sections(rows: list[dict[str, Any]], member_groups: Mapping[st
     )
 
 
+def interval_note(rows: Iterable[dict[str, Any]], units: ResamplingUnits) -> str:
+    """summary.md's sentence on what the share intervals of ``rows`` resample, and how many of them."""
+    count = len({units.unit((row["file"], row["slice"])) for row in rows})
+    return f"The interval resamples whole {units.name} ({count} here: {units.reason}); with few it is coarse."
+
+
 def summary_markdown(
     rows: list[dict[str, Any]],
     summary: dict[str, dict[str, dict[str, float]]],
@@ -460,11 +466,10 @@ def summary_markdown(
         for key, name in (("ssim_auc", "SSIM AUC"), ("psnr_auc", "PSNR AUC (dB)"))
     )
     shares = room_share_table(rows, units=units)
-    count = len({units.unit((row["file"], row["slice"])) for row in rows})
     room = (
         "\n## Share of the LBCS-to-oracle room (per slice)\n\n`(policy − lbcs) / (oracle − lbcs)` of the paired "
-        "SSIM AUC means; the room depends on how well LBCS was learned (`--lbcs-slices`). The interval "
-        f"resamples whole {units.name} ({count} here: {units.reason}); with few it is coarse.\n\n" + shares
+        f"SSIM AUC means; the room depends on how well LBCS was learned (`--lbcs-slices`). {interval_note(rows, units)}"
+        "\n\n" + shares
         if shares
         else ""
     )
