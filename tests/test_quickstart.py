@@ -3,6 +3,7 @@ that skips finished stages."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -388,4 +389,9 @@ def test_the_packaged_dagger_ensembles_pool_three_seeds_of_dagger_mri():
     assert (standard.task.initial_lines, standard.task.budget) == (4, 16)
     assert (harder.task.initial_lines, harder.task.budget) == (2, 24)
     assert {stage.hyperparameters["beta_fraction"] for stage in harder.agents.values()} == {0.064}
-    assert harder.data == standard.data  # one data folder serves both regimes
+    # the harder regime's data read more of the template, in a folder of their own; the rest is shared
+    assert (standard.data.slice_offset or "centre", harder.data.slice_offset) == ("centre", "random")
+    assert harder.data.root != standard.data.root
+    assert dataclasses.replace(harder.data, root=standard.data.root, slice_offset=standard.data.slice_offset) == (
+        standard.data
+    )
