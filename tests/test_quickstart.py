@@ -318,6 +318,20 @@ def test_a_data_settings_difference_is_one_short_line_even_for_nested_settings(t
     assert len(difference) < 250 and "\n" not in difference
 
 
+def test_a_setting_recorded_only_in_the_folder_is_named(tmp_path):
+    from mri_rl.data.simulated_kspace import SimulationSpec
+    from mri_rl.runs.quickstart import DataSource, data_differences
+
+    source = DataSource(
+        write=lambda *args, **kwargs: [],
+        read_settings=lambda root, challenge: {"seed": 0, "slice_offset": "random"},
+        settings=lambda spec, seed: {"seed": 0},  # centre, the default, is not recorded
+    )
+    assert data_differences(tmp_path, source, SimulationSpec(), 0, {}) == [
+        f"{tmp_path} was not written with this config's data settings (slice_offset 'random' (config: None))"
+    ]
+
+
 def pooled_config(folder: Path, config: Path, ensembles: dict[str, str]) -> Path:
     """The tiny config with two greedy REINFORCE agents of one config, seeds 0 and 1, and ``ensembles``."""
     values = yaml.safe_load(config.read_text())

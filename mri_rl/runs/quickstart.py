@@ -232,10 +232,10 @@ def data_differences(
         changed = (
             "no record of its settings"
             if recorded is None
-            else ", ".join(
-                f"{key} {_SHORT.repr(recorded.get(key))} (config: {_SHORT.repr(value)})"
-                for key, value in configured.items()
-                if recorded.get(key) != value
+            else ", ".join(  # keys of either side: a setting recorded only off its default is one side's
+                f"{key} {_SHORT.repr(recorded.get(key))} (config: {_SHORT.repr(configured.get(key))})"
+                for key in {**configured, **recorded}
+                if recorded.get(key) != configured.get(key)
             )
         )
         differences.append(f"{root} was not written with this config's data settings ({changed})")
