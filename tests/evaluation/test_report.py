@@ -3,6 +3,7 @@ with known contents."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -647,3 +648,32 @@ def test_the_png_files_have_the_figures_pixel_size(tmp_path):
         width, height = figure.get_size_inches() * DPI
         assert Image.open(tmp_path / name).size == (round(width), round(height)), name
         pyplot().close(figure)
+
+
+def test_shares_over_runs_spread_each_policy_over_runs_and_pool_them(tmp_path, script_usage_error):
+    """``scripts/shares_over_runs.py``: two runs on the same images, read back from CSV. In the first p
+    takes 3/4 of the room and q 1/4; in the second p 1/4 and q none, so over the runs p takes
+    +50% ± 35.4% and q +12.5% ± 17.7%, and the four shares pooled +31.2% ± 31.5%. Runs on other
+    images, a policy not rolled and a label without its ``=`` are usage errors."""
+    second = volume_rows(
+        {("r", "x.h5"): [0.2, 0.2], ("o", "x.h5"): [0.6, 0.4], ("p", "x.h5"): [0.3, 0.25], ("q", "x.h5"): [0.2, 0.2],
+         ("r", "y.h5"): [0.2], ("o", "y.h5"): [0.6], ("p", "y.h5"): [0.3], ("q", "y.h5"): [0.2],
+         ("r", "z.h5"): [0.4], ("o", "z.h5"): [0.8], ("p", "z.h5"): [0.5], ("q", "z.h5"): [0.4]}
+    )  # fmt: skip
+    one_volume = [r for r in second if r["file"] == "x.h5"]
+    for name, rows in (("a", two_policy_rows()), ("b", second), ("c", one_volume)):
+        write_rows_csv(tmp_path / f"{name}.csv", rows)
+    script = Path(__file__).parents[2] / "scripts" / "shares_over_runs.py"
+    runs = [f"one={tmp_path / 'a.csv'}", f"two={tmp_path / 'b.csv'}"]
+    options = ("--reference", "r", "--oracle", "o")
+    command = [sys.executable, str(script), *runs, "--policies", "p", "q", *options]
+    lines = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    # the room: half of the SSIM gap per slice, (0.4, 0.2, 0.4, 0.4) / 2, mean 0.175; PSNR equal
+    assert lines[2] == "| one | +0.1750 / +0.000 | +75.0%; +0.000; 4/4 | +25.0%; +0.000; 4/4 | +50.0% ± 35.4% |"
+    assert lines[3] == "| two | +0.1750 / +0.000 | +25.0%; +0.000; 4/4 | +0.0%; +0.000; 0/4 | +12.5% ± 17.7% |"
+    assert lines[4] == "| over the 2 runs | | +50.0% ± 35.4% | +12.5% ± 17.7% | +31.2% ± 31.5% (all 4) |"
+    script_error = functools.partial(script_usage_error, "shares_over_runs.py")
+    other_images = script_error(runs[0], f"x={tmp_path / 'c.csv'}", "--policies", "p", *options)
+    assert "run 'x' was rolled on 2 images and 'one' on 4, not the same ones" in other_images
+    assert "did not roll both 's' and 'r'" in script_error(*runs, "--policies", "s", *options)
+    assert "expected LABEL=METRICS.csv, got 'one'" in script_error("one", "--policies", "p")

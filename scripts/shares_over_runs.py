@@ -1,0 +1,101 @@
+"""Shares of the LBCS-to-oracle room over several runs of one configuration: the reconstructor axis.
+
+A learned policy's share ``(policy − reference) / (oracle − reference)`` (paired SSIM AUC,
+:func:`mri_rl.evaluation.report.room_share`) depends on the U-Net it was trained and rolled with as
+much as on its training seed: U-Nets of one command differ with the seed and the torch thread
+count. This prints, from the evaluations of several runs on the *same* images (one U-Net each, e.g.
+``mri-rl quickstart --set reconstructor.seed=K`` rolled with ``mri-rl evaluate`` on one split):
+
+- per run, the room in SSIM and PSNR AUC and, per policy, its share; its paired PSNR AUC difference
+  to the reference (dB); the images it wins in SSIM AUC, and the mean ± std of the run's shares;
+- per policy, the mean ± std of its share over the runs (std with n − 1);
+- all shares of the runs pooled (runs × policies): with one policy per training seed (give single
+  students, not their ensembles), the spread over U-Nets and training seeds together.
+
+    python scripts/shares_over_runs.py unet0=runs/a/rval/metrics.csv unet1=runs/b/rval/metrics.csv \\
+        unet2=runs/c/rval/metrics.csv --policies student0 student1 student2 [--reference lbcs]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from mri_rl.evaluation.report import paired_differences, read_rows_csv, room_share
+
+
+def labelled_path(text: str) -> tuple[str, Path]:
+    """``LABEL=PATH`` -> ``(LABEL, PATH)``."""
+    label, equals, path = text.partition("=")
+    if not (equals and label and path):
+        raise argparse.ArgumentTypeError(f"expected LABEL=METRICS.csv, got {text!r}")
+    return label, Path(path)
+
+
+def spread(values: list[float]) -> str:
+    """``mean ± std`` of shares (std with n − 1; the mean alone for one value)."""
+    array = np.array(values)
+    if len(array) < 2:
+        return f"{array.mean():+.1%}"
+    return f"{array.mean():+.1%} ± {array.std(ddof=1):.1%}"
+
+
+def shares_table(runs: dict[str, list[dict]], policies: list[str], reference: str, oracle: str) -> str:
+    """Markdown: one row per run, then the spread of each policy's share over the runs and of all
+    shares pooled. Raises ``ValueError`` when a run lacks a policy or the runs hold other images."""
+    images = {label: {(row["file"], row["slice"]) for row in rows} for label, rows in runs.items()}
+    first = next(iter(images))
+    for label, held in images.items():
+        if held != images[first]:
+            raise ValueError(
+                f"run {label!r} was rolled on {len(held)} images and {first!r} on {len(images[first])}, "
+                "not the same ones: roll every run on one split"
+            )
+    lines = [
+        f"| run | room: SSIM AUC / PSNR AUC (dB) | {' | '.join(policies)} | mean ± std |",
+        "|---" * (len(policies) + 3) + "|",
+    ]
+    per_policy: dict[str, list[float]] = {policy: [] for policy in policies}
+    for label, rows in runs.items():
+        ssim, psnr = paired_differences(rows, "ssim_auc"), paired_differences(rows, "psnr_auc")
+        for name in (*policies, oracle):
+            if (name, reference) not in ssim:
+                raise ValueError(f"run {label!r} did not roll both {name!r} and {reference!r}")
+        cells = []
+        for policy in policies:
+            share = room_share(ssim, policy, reference, oracle)
+            per_policy[policy].append(share)
+            pair = ssim[(policy, reference)]
+            cells.append(f"{share:+.1%}; {psnr[(policy, reference)]['mean']:+.3f}; {pair['wins']}/{pair['n']}")
+        room = f"{ssim[(oracle, reference)]['mean']:+.4f} / {psnr[(oracle, reference)]['mean']:+.3f}"
+        lines.append(f"| {label} | {room} | {' | '.join(cells)} | {spread([per_policy[p][-1] for p in policies])} |")
+    over_runs = " | ".join(spread(per_policy[policy]) for policy in policies)
+    pooled = [share for shares in per_policy.values() for share in shares]
+    lines.append(f"| over the {len(runs)} runs | | {over_runs} | {spread(pooled)} (all {len(pooled)}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=labelled_path, nargs="+", metavar="LABEL=METRICS.csv")
+    parser.add_argument("--policies", nargs="+", required=True, help="e.g. student0 student1 student2")
+    parser.add_argument("--reference", default="lbcs", help="the room's lower end (default: lbcs)")
+    parser.add_argument("--oracle", default="oracle", help="the room's upper end (default: oracle)")
+    args = parser.parse_args()
+    labels = [label for label, _ in args.runs]
+    if len(set(labels)) != len(labels):
+        parser.error(f"run labels must differ, got {labels}")
+    for label, path in args.runs:
+        if not path.is_file():
+            parser.error(f"{label}: {path} does not exist: give an evaluation's metrics.csv")
+    try:
+        runs = {label: read_rows_csv(path) for label, path in args.runs}
+        print(shares_table(runs, args.policies, args.reference, args.oracle), end="")
+    except ValueError as error:
+        parser.exit(2, f"shares_over_runs: {error}\n")
+
+
+if __name__ == "__main__":
+    main()
