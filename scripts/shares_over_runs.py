@@ -9,11 +9,15 @@ count. This prints, from the evaluations of several runs on the *same* images (o
 - per run, the room in SSIM and PSNR AUC and, per policy, its share; its paired PSNR AUC difference
   to the reference (dB); the images it wins in SSIM AUC, and the mean ± std of the run's shares;
 - per policy, the mean ± std of its share over the runs (std with n − 1);
+- with several references (``--reference lbcs lbcs_kind lowtohigh``), each run's room from the
+  strongest of them on that run's images: which fixed order is strongest changes with the U-Net,
+  and a weak reference flatters every share. Picking it on the same images can only lower the
+  shares of policies below the oracle;
 - all shares of the runs pooled (runs × policies): with one policy per training seed (give single
   students, not their ensembles), the spread over U-Nets and training seeds together.
 
     python scripts/shares_over_runs.py unet0=runs/a/rval/metrics.csv unet1=runs/b/rval/metrics.csv \\
-        unet2=runs/c/rval/metrics.csv --policies student0 student1 student2 [--reference lbcs]
+        unet2=runs/c/rval/metrics.csv --policies student0 student1 student2 [--reference lbcs [lowtohigh ...]]
 """
 
 from __future__ import annotations
@@ -42,9 +46,8 @@ def spread(values: list[float]) -> str:
     return f"{array.mean():+.1%} ± {array.std(ddof=1):.1%}"
 
 
-def shares_table(runs: dict[str, list[dict]], policies: list[str], reference: str, oracle: str) -> str:
-    """Markdown: one row per run, then the spread of each policy's share over the runs and of all
-    shares pooled. Raises ``ValueError`` when a run lacks a policy or the runs hold other images."""
+def check_same_images(runs: dict[str, list[dict]]) -> None:
+    """Raise ``ValueError`` unless every run was rolled on the same images ``(file, slice)``."""
     images = {label: {(row["file"], row["slice"]) for row in rows} for label, rows in runs.items()}
     first = next(iter(images))
     for label, held in images.items():
@@ -53,6 +56,19 @@ def shares_table(runs: dict[str, list[dict]], policies: list[str], reference: st
                 f"run {label!r} was rolled on {len(held)} images and {first!r} on {len(images[first])}, "
                 "not the same ones: roll every run on one split"
             )
+
+
+def strongest(ssim: dict[tuple[str, str], dict[str, float]], references: list[str], oracle: str) -> str:
+    """Of ``references``, the one nearest the oracle in paired SSIM AUC: the smallest room."""
+    return min(references, key=lambda reference: ssim[(oracle, reference)]["mean"])
+
+
+def shares_table(runs: dict[str, list[dict]], policies: list[str], references: list[str], oracle: str) -> str:
+    """Markdown: one row per run, then the spread of each policy's share over the runs and of all
+    shares pooled. With several ``references`` each run's room starts at the strongest of them on
+    that run (:func:`strongest`; named in its row). Raises ``ValueError`` when a run lacks a policy or
+    a reference, or the runs hold other images."""
+    check_same_images(runs)
     lines = [
         f"| run | room: SSIM AUC / PSNR AUC (dB) | {' | '.join(policies)} | mean ± std |",
         "|---" * (len(policies) + 3) + "|",
@@ -61,16 +77,22 @@ def shares_table(runs: dict[str, list[dict]], policies: list[str], reference: st
     for label, rows in runs.items():
         ssim, psnr = paired_differences(rows, "ssim_auc"), paired_differences(rows, "psnr_auc")
         for name in (*policies, oracle):
-            if (name, reference) not in ssim:
-                raise ValueError(f"run {label!r} did not roll both {name!r} and {reference!r}")
+            for reference in references:
+                if name != reference and (name, reference) not in ssim:
+                    raise ValueError(f"run {label!r} did not roll both {name!r} and {reference!r}")
+        reference = strongest(ssim, references, oracle)
         cells = []
         for policy in policies:
             share = room_share(ssim, policy, reference, oracle)
             per_policy[policy].append(share)
+            if policy == reference:
+                cells.append("+0.0% (the reference)")
+                continue
             pair = ssim[(policy, reference)]
             cells.append(f"{share:+.1%}; {psnr[(policy, reference)]['mean']:+.3f}; {pair['wins']}/{pair['n']}")
         room = f"{ssim[(oracle, reference)]['mean']:+.4f} / {psnr[(oracle, reference)]['mean']:+.3f}"
-        lines.append(f"| {label} | {room} | {' | '.join(cells)} | {spread([per_policy[p][-1] for p in policies])} |")
+        name = f"{label} ({reference})" if len(references) > 1 else label
+        lines.append(f"| {name} | {room} | {' | '.join(cells)} | {spread([per_policy[p][-1] for p in policies])} |")
     over_runs = " | ".join(spread(per_policy[policy]) for policy in policies)
     pooled = [share for shares in per_policy.values() for share in shares]
     lines.append(f"| over the {len(runs)} runs | | {over_runs} | {spread(pooled)} (all {len(pooled)}) |")
@@ -81,7 +103,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=labelled_path, nargs="+", metavar="LABEL=METRICS.csv")
     parser.add_argument("--policies", nargs="+", required=True, help="e.g. student0 student1 student2")
-    parser.add_argument("--reference", default="lbcs", help="the room's lower end (default: lbcs)")
+    parser.add_argument(
+        "--reference",
+        nargs="+",
+        default=["lbcs"],
+        help="the room's lower end (default: lbcs); several: per run the strongest of them (nearest the oracle)",
+    )
     parser.add_argument("--oracle", default="oracle", help="the room's upper end (default: oracle)")
     args = parser.parse_args()
     labels = [label for label, _ in args.runs]

@@ -653,8 +653,9 @@ def test_the_png_files_have_the_figures_pixel_size(tmp_path):
 def test_shares_over_runs_spread_each_policy_over_runs_and_pool_them(tmp_path, script_usage_error):
     """``scripts/shares_over_runs.py``: two runs on the same images, read back from CSV. In the first p
     takes 3/4 of the room and q 1/4; in the second p 1/4 and q none, so over the runs p takes
-    +50% ± 35.4% and q +12.5% ± 17.7%, and the four shares pooled +31.2% ± 31.5%. Runs on other
-    images, a policy not rolled and a label without its ``=`` are usage errors."""
+    +50% ± 35.4% and q +12.5% ± 17.7%, and the four shares pooled +31.2% ± 31.5%. With references r
+    and q each run's room starts at the stronger. Runs on other images, a policy not rolled and a
+    label without its ``=`` are usage errors."""
     second = volume_rows(
         {("r", "x.h5"): [0.2, 0.2], ("o", "x.h5"): [0.6, 0.4], ("p", "x.h5"): [0.3, 0.25], ("q", "x.h5"): [0.2, 0.2],
          ("r", "y.h5"): [0.2], ("o", "y.h5"): [0.6], ("p", "y.h5"): [0.3], ("q", "y.h5"): [0.2],
@@ -672,6 +673,12 @@ def test_shares_over_runs_spread_each_policy_over_runs_and_pool_them(tmp_path, s
     assert lines[2] == "| one | +0.1750 / +0.000 | +75.0%; +0.000; 4/4 | +25.0%; +0.000; 4/4 | +50.0% ± 35.4% |"
     assert lines[3] == "| two | +0.1750 / +0.000 | +25.0%; +0.000; 4/4 | +0.0%; +0.000; 0/4 | +12.5% ± 17.7% |"
     assert lines[4] == "| over the 2 runs | | +50.0% ± 35.4% | +12.5% ± 17.7% | +31.2% ± 31.5% (all 4) |"
+    # two references: in run one q is the stronger (a quarter of r's room above r), so the room is
+    # 3/4 of r's and p takes (3/4 - 1/4) / (3/4) of it; in run two q is r, and r is kept
+    command = [sys.executable, str(script), *runs, "--policies", "p", "q", "--reference", "r", "q", "--oracle", "o"]
+    lines = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    assert lines[2].startswith("| one (q) | +0.1313 / +0.000 | +66.7%; +0.000; 4/4 | +0.0% (the reference) |")
+    assert lines[3].startswith("| two (r) | +0.1750 / +0.000 | +25.0%; +0.000; 4/4 | +0.0%; +0.000; 0/4 |")
     script_error = functools.partial(script_usage_error, "shares_over_runs.py")
     other_images = script_error(runs[0], f"x={tmp_path / 'c.csv'}", "--policies", "p", *options)
     assert "run 'x' was rolled on 2 images and 'one' on 4, not the same ones" in other_images
