@@ -12,17 +12,19 @@ count. This prints, from the evaluations of several runs on the *same* images (o
 - with several references (``--reference lbcs lbcs_kind lowtohigh``), each run's room from the
   strongest of them on that run's images: which fixed order is strongest changes with the U-Net,
   and a weak reference flatters every share. Picking it on the same images can only lower the
-  shares of policies below the oracle;
+  shares of policies below the oracle; ``--reference val`` takes instead each run's reference chosen
+  on val (``mri-rl evaluate --reference-from``, recorded in the summary.json beside its metrics.csv);
 - all shares of the runs pooled (runs × policies): with one policy per training seed (give single
   students, not their ensembles), the spread over U-Nets and training seeds together.
 
     python scripts/shares_over_runs.py unet0=runs/a/rval/metrics.csv unet1=runs/b/rval/metrics.csv \\
-        unet2=runs/c/rval/metrics.csv --policies student0 student1 student2 [--reference lbcs [lowtohigh ...]]
+        unet2=runs/c/rval/metrics.csv --policies student0 student1 student2 [--reference lbcs [lowtohigh ...] | val]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +65,25 @@ def strongest(ssim: dict[tuple[str, str], dict[str, float]], references: list[st
     return min(references, key=lambda reference: ssim[(oracle, reference)]["mean"])
 
 
-def shares_table(runs: dict[str, list[dict]], policies: list[str], references: list[str], oracle: str) -> str:
+def chosen_on_val(metrics: Path) -> str:
+    """The reference an evaluation chose on val (``settings.reference`` of the summary.json beside
+    ``metrics``). Raises ``ValueError`` when there is none."""
+    summary = metrics.with_name("summary.json")
+    try:
+        return json.loads(summary.read_text())["record"]["settings"]["reference"]["policy"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"{summary} records no reference chosen on val: evaluate that run with --reference-from VAL_EVALUATION"
+        ) from None
+
+
+def shares_table(
+    runs: dict[str, list[dict]], policies: list[str], references: dict[str, list[str]], oracle: str, named: bool
+) -> str:
     """Markdown: one row per run, then the spread of each policy's share over the runs and of all
-    shares pooled. With several ``references`` each run's room starts at the strongest of them on
-    that run (:func:`strongest`; named in its row). Raises ``ValueError`` when a run lacks a policy or
-    a reference, or the runs hold other images."""
+    shares pooled. Each run's room starts at the strongest of its ``references`` on that run
+    (:func:`strongest`), named in its row when ``named``. Raises ``ValueError`` when a run lacks a
+    policy or a reference, or the runs hold other images."""
     check_same_images(runs)
     lines = [
         f"| run | room: SSIM AUC / PSNR AUC (dB) | {' | '.join(policies)} | mean ± std |",
@@ -77,10 +93,10 @@ def shares_table(runs: dict[str, list[dict]], policies: list[str], references: l
     for label, rows in runs.items():
         ssim, psnr = paired_differences(rows, "ssim_auc"), paired_differences(rows, "psnr_auc")
         for name in (*policies, oracle):
-            for reference in references:
+            for reference in references[label]:
                 if name != reference and (name, reference) not in ssim:
                     raise ValueError(f"run {label!r} did not roll both {name!r} and {reference!r}")
-        reference = strongest(ssim, references, oracle)
+        reference = strongest(ssim, references[label], oracle)
         cells = []
         for policy in policies:
             share = room_share(ssim, policy, reference, oracle)
@@ -91,7 +107,7 @@ def shares_table(runs: dict[str, list[dict]], policies: list[str], references: l
             pair = ssim[(policy, reference)]
             cells.append(f"{share:+.1%}; {psnr[(policy, reference)]['mean']:+.3f}; {pair['wins']}/{pair['n']}")
         room = f"{ssim[(oracle, reference)]['mean']:+.4f} / {psnr[(oracle, reference)]['mean']:+.3f}"
-        name = f"{label} ({reference})" if len(references) > 1 else label
+        name = f"{label} ({reference})" if named else label
         lines.append(f"| {name} | {room} | {' | '.join(cells)} | {spread([per_policy[p][-1] for p in policies])} |")
     over_runs = " | ".join(spread(per_policy[policy]) for policy in policies)
     pooled = [share for shares in per_policy.values() for share in shares]
@@ -107,7 +123,8 @@ def main() -> None:
         "--reference",
         nargs="+",
         default=["lbcs"],
-        help="the room's lower end (default: lbcs); several: per run the strongest of them (nearest the oracle)",
+        help="the room's lower end (default: lbcs); several: per run the strongest of them (nearest the oracle); "
+        "val: each run's reference chosen on val, recorded beside its metrics.csv",
     )
     parser.add_argument("--oracle", default="oracle", help="the room's upper end (default: oracle)")
     args = parser.parse_args()
@@ -119,7 +136,10 @@ def main() -> None:
             parser.error(f"{label}: {path} does not exist: give an evaluation's metrics.csv")
     try:
         runs = {label: read_rows_csv(path) for label, path in args.runs}
-        print(shares_table(runs, args.policies, args.reference, args.oracle), end="")
+        chosen = args.reference == ["val"]
+        references = {label: [chosen_on_val(path)] if chosen else args.reference for label, path in args.runs}
+        named = chosen or len(args.reference) > 1
+        print(shares_table(runs, args.policies, references, args.oracle, named), end="")
     except ValueError as error:
         parser.exit(2, f"shares_over_runs: {error}\n")
 

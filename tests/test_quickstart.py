@@ -4,6 +4,7 @@ that skips finished stages."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 from pathlib import Path
@@ -364,6 +365,37 @@ def test_agents_of_one_config_train_with_their_own_seeds_and_are_pooled(finished
     spread = f"{np.mean(shares):+.1%} ± {np.std(shares, ddof=1):.1%}"
     row = f"| ab, ab_prior | a, b | {shares[0]:+.1%}, {shares[1]:+.1%} | {spread} |"
     assert row in (run / "evaluation" / "summary.md").read_text()
+
+
+def test_a_reference_chosen_on_val_rolls_the_fixed_orders_there_and_lends_the_test_its_lbcs_order(
+    finished_quickstart, tmp_path
+):
+    folder, config, _ = finished_quickstart
+    run = tmp_path / "run"
+    run.mkdir()
+    for stage in ("reconstructor", "dqn", "reinforce"):
+        (run / stage).symlink_to(folder / "run" / stage)
+    run_quickstart(run, config, progress=False, overrides=["evaluation.reference_on_val=true"])
+    on_val = read_summary(run / "val_reference" / "summary.json")
+    assert set(on_val) == {"lowtohigh", "equispaced", "lbcs"}  # the fixed orders of POLICIES
+    strongest = max(on_val, key=lambda name: on_val[name]["ssim_auc"]["mean"])
+    record = json.loads((run / "evaluation" / "summary.json").read_text())["record"]
+    assert record["settings"]["reference"]["policy"] == strongest
+    assert (
+        f"## Share of the room above the reference chosen on val ({strongest})"
+        in (run / "evaluation" / "summary.md").read_text()
+    )
+    lent = (run / "evaluation" / "lbcs_order.json").read_bytes()
+    assert lent == (run / "val_reference" / "lbcs_order.json").read_bytes()
+    timings = list(yaml.safe_load((run / "timings.yaml").read_text()))
+    assert timings[-3:] == ["fixed orders on val", "evaluation", "total"]
+
+
+def test_a_reference_on_val_without_a_fixed_order_to_choose_is_refused_on_load(tmp_path):
+    config = write_tiny_config(tmp_path, tmp_path / "data")
+    overrides = ["evaluation.reference_on_val=true", "evaluation.policies=[random, oracle]"]
+    with pytest.raises(ConfigError, match=r"reference_on_val: it is chosen among the fixed orders .* has none"):
+        QuickstartConfig.from_file(config, overrides)
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,40 @@ def _add_policy_arguments(evaluate: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_lbcs_arguments(evaluate: argparse.ArgumentParser) -> None:
+    """``mri-rl evaluate``'s flags of the learned fixed orders (LBCS, per kind) and of the reference chosen on val."""
+    evaluate.add_argument(
+        "--lbcs-train-data",
+        type=Path,
+        default=None,
+        help="where LBCS learns its order (default: DATA/{challenge}_train)",
+    )
+    evaluate.add_argument(
+        "--lbcs-slices",
+        type=COUNT,
+        default=32,
+        help="training slices LBCS averages over (default: 32; lbcs_kind: per kind)",
+    )
+    evaluate.add_argument(
+        "--lbcs-by",
+        metavar="ATTRIBUTE",
+        default=None,
+        help="the file attribute whose kinds of volume the lbcs_kind baseline learns an LBCS order for each, "
+        "on the training volumes of that kind (fastMRI knee: acquisition; mri-rl data anatomy: orientation); "
+        "summary.md then also gives the shares of the room above it",
+    )
+    evaluate.add_argument(
+        "--reference-from",
+        type=Path,
+        metavar="VAL_EVALUATION",
+        default=None,
+        help="the --out folder of an evaluation of the val split with this task and reconstructor: the fixed order "
+        "(lbcs, lbcs_kind, lowtohigh, equispaced) rolled in both with the highest SSIM AUC there becomes a further "
+        "reference, and summary.md gives each policy's share of the room above it; LBCS orders must be learned "
+        "as here (same --lbcs-train-data, --lbcs-slices, --lbcs-by)",
+    )
+
+
 def add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "evaluate",
@@ -74,26 +108,7 @@ def add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     _add_policy_arguments(evaluate)
     evaluate.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2], help="(default: 0 1 2)")
     evaluate.add_argument("--batch-size", type=COUNT, default=32, help="slices stepped together (default: 32)")
-    evaluate.add_argument(
-        "--lbcs-train-data",
-        type=Path,
-        default=None,
-        help="where LBCS learns its order (default: DATA/{challenge}_train)",
-    )
-    evaluate.add_argument(
-        "--lbcs-slices",
-        type=COUNT,
-        default=32,
-        help="training slices LBCS averages over (default: 32; lbcs_kind: per kind)",
-    )
-    evaluate.add_argument(
-        "--lbcs-by",
-        metavar="ATTRIBUTE",
-        default=None,
-        help="the file attribute whose kinds of volume the lbcs_kind baseline learns an LBCS order for each, "
-        "on the training volumes of that kind (fastMRI knee: acquisition; mri-rl data anatomy: orientation); "
-        "summary.md then also gives the shares of the room above it",
-    )
+    _add_lbcs_arguments(evaluate)
     add_device_argument(evaluate, "the environment's reconstructions and the learned policies")
     add_workers_arguments(
         evaluate,
@@ -128,6 +143,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         allow_task_mismatch=args.allow_task_mismatch,
         any_folder=args.any_folder,
         oracle_weights=tuple(args.oracle_weights or EvaluationSetup.oracle_weights),
+        reference_from=args.reference_from,
     )
     policies = list(DEFAULT_BASELINES) if args.policies is None else args.policies
     if args.lbcs_by is not None and "lbcs_kind" not in policies:

@@ -55,7 +55,8 @@ from mri_rl.evaluation.policy_specs import (
     parse_policy_specs,
     task_mismatches,
 )
-from mri_rl.evaluation.report import read_rows_csv, write_report, write_rows_csv
+from mri_rl.evaluation.reference_choice import ChosenReference, check_same_lbcs_orders, choose_reference
+from mri_rl.evaluation.report import RoomReference, read_rows_csv, write_report, write_rows_csv
 from mri_rl.evaluation.resampling_units import resampling_units
 from mri_rl.evaluation.rollout import replay_orders, rollout_policy
 from mri_rl.evaluation.setup import FRESH_START, EvaluationSetup, make_batched_env
@@ -336,6 +337,7 @@ class RolloutContext:
     out_dir: Path
     progress: bool
     workers: Workers
+    reference: ChosenReference | None = None  # the fixed order chosen on val (setup.reference_from)
 
 
 @dataclass
@@ -443,13 +445,31 @@ def write_evaluation_report(
     width: int,
 ) -> dict[str, Any]:
     """:func:`~mri_rl.evaluation.report.write_report` of an evaluation's ``rows``: its title and record,
-    its ensembles' members, and share intervals that resample the folder's independent units
-    (:mod:`~mri_rl.evaluation.resampling_units`); returns the summary."""
+    its ensembles' members, share intervals that resample the folder's independent units
+    (:mod:`~mri_rl.evaluation.resampling_units`) and the shares above the reference chosen on val
+    (``context.reference``, recorded as ``settings.reference``, once its LBCS orders are checked
+    against those rolled here); returns the summary."""
     title = f"{context.folder.name}: {context.task.describe()}"
     settings, title = report_header(context.setup, policy_specs, policies, mismatches, title)
+    reference = context.reference
+    if reference is not None:
+        check_same_lbcs_orders(reference, context.out_dir)
+        settings["reference"] = reference.record()
     record = make_record(context.task, {"evaluated": context.evaluated}, settings)
     units = resampling_units(context.folder, {(row["file"], row["slice"]) for row in rows}, context.task.challenge)
-    return write_report(context.out_dir, rows, title, record, width, ensemble_members(policies), units)
+    room_reference = None if reference is None else RoomReference(reference.policy, reference.why())
+    return write_report(context.out_dir, rows, title, record, width, ensemble_members(policies), units, room_reference)
+
+
+def chosen_reference(
+    setup: EvaluationSetup, task: AcquisitionTask, evaluated_digest: str, policies: list[PolicySpec]
+) -> ChosenReference | None:
+    """The fixed order among the baselines rolled that was strongest on the val evaluation
+    ``setup.reference_from`` (:func:`~mri_rl.evaluation.reference_choice.choose_reference`); None without one."""
+    if setup.reference_from is None:
+        return None
+    baselines = [spec.name for spec in policies if not spec.checkpoints]
+    return choose_reference(setup.reference_from, task, evaluated_digest, baselines)
 
 
 def evaluate_policies(
@@ -481,7 +501,8 @@ def evaluate_policies(
 
     Raises:
         RecordMismatchError: a stored rollout or LBCS order of another task, data or policy.
-        ValueError: bad arguments, another split's folder, a policy of another task, or files a model was trained on.
+        ValueError: bad arguments, another split's folder, a policy of another task, files a model was trained on,
+            or a bad ``setup.reference_from`` (:mod:`~mri_rl.evaluation.reference_choice`).
     """
     out_dir, workers = Path(out_dir), workers or Workers()
     parts = check_int("shards_per_rollout", shards_per_rollout or workers.count)
@@ -500,7 +521,8 @@ def evaluate_policies(
         check_held_out(setup, agents, evaluated)
         if overwrite:
             clear_outputs(out_dir)
-        context = RolloutContext(setup, folder, observations, evaluated, task, out_dir, progress, workers)
+        reference = chosen_reference(setup, task, evaluated["digest"], policies)
+        context = RolloutContext(setup, folder, observations, evaluated, task, out_dir, progress, workers, reference)
         rollouts, jobs = plan_rollouts(context, policies, mismatches, env, parts)
         roll_shards(jobs, workers, progress)
         rows = [row for rollout in rollouts for row in rollout.finish()]

@@ -62,6 +62,21 @@ class ResamplingUnits(NamedTuple):
 
 
 #: Whole volumes: the default, right where every volume is another subject (fastMRI).
+
+
+class RoomReference(NamedTuple):
+    """A fixed order chosen outside the evaluated split (e.g. the strongest on val,
+    :mod:`~mri_rl.evaluation.reference_choice`) that summary.md also takes the shares against.
+
+    Attributes:
+        policy: its policy name, rolled in the evaluation.
+        why: markdown saying how it was chosen.
+    """
+
+    policy: str
+    why: str
+
+
 VOLUMES = ResamplingUnits()
 _MSE_FLOOR = 1e-20  # as the per-slice PSNR: an exact volume stays finite (200 dB)
 ORACLE_NOTE = (
@@ -417,14 +432,17 @@ def markdown_table(summary: dict[str, dict[str, dict[str, float]]], keys: tuple[
     return "\n".join(lines) + "\n"
 
 
-def member_spread_sections(rows: list[dict[str, Any]], member_groups: Mapping[str, Sequence[str]]) -> str:
-    """summary.md's sections of :func:`member_spread_table`, against ``lbcs`` and against ``lbcs_kind``,
-    each where it can be taken."""
+def member_spread_sections(
+    rows: list[dict[str, Any]], member_groups: Mapping[str, Sequence[str]], chosen: str | None = None
+) -> str:
+    """summary.md's sections of :func:`member_spread_table`, against ``lbcs``, ``lbcs_kind`` and the
+    reference ``chosen`` on val, each where it can be taken."""
+    references = dict.fromkeys(["lbcs", "lbcs_kind", *([chosen] if chosen else [])])
     return "".join(
         f"\n## The ensembles' members one by one, against {reference}\n\nEach member's share of the room "
         f"above {reference} as in the table above, and their mean ± std over the members: with one member per "
         "training seed, the spread over training seeds.\n\n" + table
-        for reference in ("lbcs", "lbcs_kind")
+        for reference in references
         if (table := member_spread_table(rows, member_groups, reference))
     )
 
@@ -435,18 +453,48 @@ def interval_note(rows: Iterable[dict[str, Any]], units: ResamplingUnits) -> str
     return f"The interval resamples whole {units.name} ({count} here: {units.reason}); with few it is coarse."
 
 
+def room_sections(rows: list[dict[str, Any]], units: ResamplingUnits, reference: RoomReference | None) -> str:
+    """summary.md's share tables: above LBCS and above ``lbcs_kind`` when they and the oracle were
+    rolled, and above ``reference`` when given (:func:`room_share_table`)."""
+    shares = room_share_table(rows, units=units)
+    room = (
+        "\n## Share of the LBCS-to-oracle room (per slice)\n\n`(policy − lbcs) / (oracle − lbcs)` of the paired "
+        f"SSIM AUC means; the room depends on how well LBCS was learned (`--lbcs-slices`). {interval_note(rows, units)}"
+        "\n\n" + shares
+        if shares
+        else ""
+    )
+    kind_shares = room_share_table(rows, "lbcs_kind", units=units)
+    kind_room = (
+        "\n## Share of the room above LBCS learned per kind of volume\n\n`(policy − lbcs_kind) / (oracle − "
+        "lbcs_kind)`: the same against one LBCS order per kind of volume (`--lbcs-by`), learned on the training "
+        "volumes of that kind: a second fixed reference, stronger than one order where the kinds differ in which "
+        "columns matter, weaker where each order fits its kind's training slices too closely.\n\n" + kind_shares
+        if kind_shares
+        else ""
+    )
+    chosen_room = (
+        f"\n## Share of the room above the reference chosen on val ({reference.policy})\n\n{reference.why}\n"
+        + (room_share_table(rows, reference.policy, units=units) or "No room: the oracle was not rolled.\n")
+        if reference
+        else ""
+    )
+    return room + kind_room + chosen_room
+
+
 def summary_markdown(
     rows: list[dict[str, Any]],
     summary: dict[str, dict[str, dict[str, float]]],
     title: str = "",
     member_groups: Mapping[str, Sequence[str]] | None = None,
     units: ResamplingUnits = VOLUMES,
+    reference: RoomReference | None = None,
 ) -> str:
     """The text of summary.md: the per-slice and per-volume tables, the paired SSIM and PSNR AUC
     matrices, each policy's share of the LBCS-to-oracle room when both were evaluated (and of the room
-    above ``lbcs_kind`` when it was) with intervals that resample ``units``, the spread of those shares
-    over each ensemble's members rolled one by one (``member_groups``, :func:`member_spread_table`),
-    and what the oracle is when it was evaluated."""
+    above ``lbcs_kind`` when it was, and above ``reference`` when given) with intervals that resample
+    ``units``, the spread of those shares over each ensemble's members rolled one by one
+    (``member_groups``, :func:`member_spread_table`), and what the oracle is when it was evaluated."""
     header = f"# {title}\n\n" if title else ""
     per_slice = (
         "## Per slice\n\nAUC: area under the metric curve against the sampling rate (trapezoid rule) per "
@@ -465,23 +513,7 @@ def summary_markdown(
         + paired_table(rows, summary, key)
         for key, name in (("ssim_auc", "SSIM AUC"), ("psnr_auc", "PSNR AUC (dB)"))
     )
-    shares = room_share_table(rows, units=units)
-    room = (
-        "\n## Share of the LBCS-to-oracle room (per slice)\n\n`(policy − lbcs) / (oracle − lbcs)` of the paired "
-        f"SSIM AUC means; the room depends on how well LBCS was learned (`--lbcs-slices`). {interval_note(rows, units)}"
-        "\n\n" + shares
-        if shares
-        else ""
-    )
-    kind_shares = room_share_table(rows, "lbcs_kind", units=units)
-    kind_room = (
-        "\n## Share of the room above LBCS learned per kind of volume\n\n`(policy − lbcs_kind) / (oracle − "
-        "lbcs_kind)`: the same against one LBCS order per kind of volume (`--lbcs-by`), learned on the training "
-        "volumes of that kind: a second fixed reference, stronger than one order where the kinds differ in which "
-        "columns matter, weaker where each order fits its kind's training slices too closely.\n\n" + kind_shares
-        if kind_shares
-        else ""
-    )
+    rooms = room_sections(rows, units, reference)
     oracle = f"\n{ORACLE_NOTE}" if ORACLE_NAMES & set(summary) else ""
     return (
         header
@@ -490,9 +522,8 @@ def summary_markdown(
         + per_volume
         + markdown_table(summary, VOLUME_KEYS)
         + paired
-        + room
-        + kind_room
-        + member_spread_sections(rows, member_groups or {})
+        + rooms
+        + member_spread_sections(rows, member_groups or {}, reference.policy if reference else None)
         + oracle
     )
 
@@ -579,6 +610,7 @@ def write_report(
     width: int | None = None,
     member_groups: Mapping[str, Sequence[str]] | None = None,
     units: ResamplingUnits = VOLUMES,
+    reference: RoomReference | None = None,
 ) -> dict[str, Any]:
     """Write metrics.csv, summary.json, summary.md, curves.png and masks.png; returns the summary.
 
@@ -594,6 +626,7 @@ def write_report(
         member_groups: ensemble name -> its members' policy names, for the spread of their shares
             in summary.md (:func:`member_spread_table`).
         units: what the share intervals of summary.md resample (default: volumes).
+        reference: a fixed order chosen outside this split that summary.md takes the shares against too.
     """
     out_dir = Path(out_dir)
     rows = sorted(rows, key=lambda r: (r["policy"], r["seed"], r["file"], r["slice"], r["step"]))
@@ -603,7 +636,7 @@ def write_report(
     atomic_write_text(
         out_dir / "summary.json", json.dumps({"record": record, "policies": summary}, indent=2, sort_keys=True) + "\n"
     )
-    atomic_write_text(out_dir / "summary.md", summary_markdown(rows, summary, title, member_groups, units))
+    atomic_write_text(out_dir / "summary.md", summary_markdown(rows, summary, title, member_groups, units, reference))
     plot_curves(rows, out_dir / "curves.png", title)
     plot_masks(rows, out_dir / "masks.png", width, title)
     return summary

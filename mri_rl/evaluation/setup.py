@@ -46,6 +46,9 @@ class EvaluationSetup:
             first step that reaches it (None: the last step, the end of the budget).
         oracle_weights: ``oracle_ssim_psnr``'s weights of the standardised SSIM and PSNR gains
             (:class:`~mri_rl.policies.baselines.BalancedOraclePolicy`; DAgger's ``teacher_weights``).
+        reference_from: an evaluation of the val split (its folder) whose strongest fixed order in
+            SSIM AUC becomes a further reference of the room shares
+            (:mod:`~mri_rl.evaluation.reference_choice`); None: none.
     """
 
     data: Path
@@ -62,6 +65,7 @@ class EvaluationSetup:
     examples: int = 3
     examples_sampling_rate: float | None = None
     oracle_weights: tuple[float, ...] = BalancedOraclePolicy.equal_weights
+    reference_from: Path | None = None
 
     def __post_init__(self) -> None:
         """Check the settings before anything is read: the split, the counts, the seeds and the device.

@@ -20,7 +20,7 @@ import reprlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, synthe
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.lbcs_orders import kind_attribute
 from mri_rl.evaluation.policy_specs import BASELINE_NAMES, POLICY_NAME, parse_learned_policy, parse_policy_specs
+from mri_rl.evaluation.reference_choice import FIXED_ORDERS, lend_lbcs_orders
 from mri_rl.evaluation.report import markdown_table
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import check_record
@@ -160,7 +161,9 @@ class EvaluationStage:
     policies made of the trained agents, by name, each ``"A+B+C"`` or ``"A+B+C@WEIGHT"`` of agent
     names: their product of experts, with a low-to-high prior of that weight
     (:class:`~mri_rl.policies.product_of_experts.ProductOfExpertsPolicy`; ``mri-rl evaluate``'s
-    ``NAME=A.pt+B.pt+C.pt@WEIGHT``)."""
+    ``NAME=A.pt+B.pt+C.pt@WEIGHT``); ``reference_on_val``: roll the fixed orders among ``policies``
+    on the val split first (``OUT/val_reference``) and take the shares against the strongest there
+    too (``mri-rl evaluate --reference-from``, :mod:`~mri_rl.evaluation.reference_choice`)."""
 
     policies: list[str]
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -168,6 +171,7 @@ class EvaluationStage:
     batch_size: int = field(default=32, metadata={"min": 1})
     lbcs_by: str | None = None
     ensembles: dict[str, str] = field(default_factory=dict)
+    reference_on_val: bool = False
 
     def __post_init__(self) -> None:
         if any("=" in spec for spec in self.policies):
@@ -175,6 +179,16 @@ class EvaluationStage:
         parse_policy_specs(self.policies)  # unknown or repeated names
         if "lbcs_kind" in self.policies:
             kind_attribute(self.lbcs_by)
+        if self.reference_on_val and not self.fixed_orders:
+            raise ValueError(
+                f"reference_on_val: it is chosen among the fixed orders ({', '.join(FIXED_ORDERS)}), and policies "
+                f"{self.policies} has none"
+            )
+
+    @property
+    def fixed_orders(self) -> list[str]:
+        """The policies whose order does not read the slice: the candidates for the reference chosen on val."""
+        return [name for name in self.policies if name in FIXED_ORDERS]
 
 
 @dataclass
@@ -365,7 +379,17 @@ class Quickstart:
         self.stage(f"{name} training")
         return model
 
-    def evaluation(self, task: AcquisitionTask, models: dict[str, Path], overwrite: bool) -> dict[str, Any]:
+    def val_reference(self, setup: EvaluationSetup) -> Path:
+        """Roll the fixed orders on val into ``OUT/val_reference``, the test evaluation's
+        ``reference_from``, and lend it their LBCS orders (learned on the same training slices)."""
+        folder = self.out / "val_reference"
+        val = replace(setup, split="val", seeds=setup.seeds[:1])
+        evaluate_policies(val, self.config.evaluation.fixed_orders, folder, progress=self.progress)
+        lend_lbcs_orders(folder, self.out / "evaluation")
+        self.stage("fixed orders on val")
+        return folder
+
+    def evaluation(self, task: AcquisitionTask, models: dict[str, Path]) -> dict[str, Any]:
         cfg = self.config.evaluation
         setup = EvaluationSetup(
             data=self.root,
@@ -377,18 +401,18 @@ class Quickstart:
             lbcs_by=cfg.lbcs_by,
             device=self.device,
         )
+        if cfg.reference_on_val:
+            setup.reference_from = self.val_reference(setup)
         policies = [*cfg.policies, *(f"{name}={path}" for name, path in models.items())]
         policies += self.config.ensemble_specs(models)
-        summary = evaluate_policies(
-            setup, policies, self.out / "evaluation", progress=self.progress, overwrite=overwrite
-        )
+        summary = evaluate_policies(setup, policies, self.out / "evaluation", progress=self.progress)
         self.stage("evaluation")
         return summary
 
 
 def clear_stages(out: Path, agents: Sequence[str]) -> None:
     """Delete what an earlier quick start wrote into ``out`` (its stages and timings only)."""
-    for name in ("reconstructor", "evaluation", *agents):
+    for name in ("reconstructor", "val_reference", "evaluation", *agents):
         stage = out / name
         if stage.is_symlink():
             stage.unlink()
@@ -440,7 +464,7 @@ def run_quickstart(
     reconstructor = quick.reconstructor()
     task = quick.task.with_changes(reconstructor=str(reconstructor))
     models = {name: quick.agent(name, task) for name in quick.config.agents}
-    summary = quick.evaluation(task, models, overwrite)
+    summary = quick.evaluation(task, models)  # an overwritten evaluation was cleared with the stages
     quick.timings["total"] = round(sum(quick.timings.values()), 1)
     atomic_write_text(out / "timings.yaml", yaml.safe_dump(quick.timings, sort_keys=False))
     print(markdown_table(summary))

@@ -29,6 +29,7 @@ from mri_rl.evaluation.report import (
     SUMMARY_KEYS,
     VOLUME_KEYS,
     ResamplingUnits,
+    RoomReference,
     curve_auc,
     join_policy_rows,
     markdown_table,
@@ -416,6 +417,16 @@ def test_summary_gives_the_members_spread_against_each_reference_evaluated():
     assert "## The ensembles' members one by one, against lbcs_kind\n" in markdown
     assert markdown.count("| e | p, q | +75.0%, +25.0% | +50.0% ± 35.4% |") == 2
     assert "members one by one" not in summary_markdown(rows, summarize(rows))
+    # a reference chosen on val, z, the order q rolled: q takes a quarter of the room above lbcs, so
+    # p takes (3/4 − 1/4) / (3/4) of the room above z; lbcs_kind, chosen, gets no second section
+    rows += [{**r, "policy": "z"} for r in rows if r["policy"] == "q"]
+    groups = {"e": ("p", "q")}
+    with_z = summary_markdown(rows, summarize(rows), member_groups=groups, reference=RoomReference("z", "Why."))
+    assert "## Share of the room above the reference chosen on val (z)\n\nWhy.\n" in with_z
+    assert "## The ensembles' members one by one, against z\n" in with_z
+    assert "| e | p, q | +66.7%, +0.0% | +33.3% ± 47.1% |" in with_z
+    with_kind = summary_markdown(rows, summarize(rows), member_groups=groups, reference=RoomReference("lbcs_kind", ""))
+    assert with_kind.count("## The ensembles' members one by one, against lbcs_kind\n") == 1
 
 
 def test_summary_names_the_room_only_when_lbcs_and_the_oracle_were_evaluated():
@@ -654,8 +665,9 @@ def test_shares_over_runs_spread_each_policy_over_runs_and_pool_them(tmp_path, s
     """``scripts/shares_over_runs.py``: two runs on the same images, read back from CSV. In the first p
     takes 3/4 of the room and q 1/4; in the second p 1/4 and q none, so over the runs p takes
     +50% ± 35.4% and q +12.5% ± 17.7%, and the four shares pooled +31.2% ± 31.5%. With references r
-    and q each run's room starts at the stronger. Runs on other images, a policy not rolled and a
-    label without its ``=`` are usage errors."""
+    and q each run's room starts at the stronger, and so it does with ``--reference val`` when each
+    run's summary.json records that one as chosen on val. A run without that record, runs on other
+    images, a policy not rolled and a label without its ``=`` are usage errors."""
     second = volume_rows(
         {("r", "x.h5"): [0.2, 0.2], ("o", "x.h5"): [0.6, 0.4], ("p", "x.h5"): [0.3, 0.25], ("q", "x.h5"): [0.2, 0.2],
          ("r", "y.h5"): [0.2], ("o", "y.h5"): [0.6], ("p", "y.h5"): [0.3], ("q", "y.h5"): [0.2],
@@ -679,7 +691,20 @@ def test_shares_over_runs_spread_each_policy_over_runs_and_pool_them(tmp_path, s
     lines = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
     assert lines[2].startswith("| one (q) | +0.1313 / +0.000 | +66.7%; +0.000; 4/4 | +0.0% (the reference) |")
     assert lines[3].startswith("| two (r) | +0.1750 / +0.000 | +25.0%; +0.000; 4/4 | +0.0%; +0.000; 0/4 |")
+    # references chosen on val, as each run's summary.json records them: q in run one, r in run two
+    for name, chosen in (("a", "q"), ("b", "r")):
+        record = {"record": {"settings": {"reference": {"policy": chosen}}}, "policies": {}}
+        (tmp_path / name).mkdir()
+        (tmp_path / f"{name}.csv").rename(tmp_path / name / "metrics.csv")
+        (tmp_path / name / "summary.json").write_text(json.dumps(record))
+    runs = [f"one={tmp_path / 'a' / 'metrics.csv'}", f"two={tmp_path / 'b' / 'metrics.csv'}"]
+    command = [sys.executable, str(script), *runs, "--policies", "p", "q", "--reference", "val", "--oracle", "o"]
+    lines = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    assert lines[2].startswith("| one (q) | +0.1313 / +0.000 | +66.7%; +0.000; 4/4 | +0.0% (the reference) |")
+    assert lines[3].startswith("| two (r) | +0.1750 / +0.000 | +25.0%; +0.000; 4/4 | +0.0%; +0.000; 0/4 |")
     script_error = functools.partial(script_usage_error, "shares_over_runs.py")
+    unchosen = script_error(runs[0], f"x={tmp_path / 'c.csv'}", "--policies", "p", "--reference", "val")
+    assert f"{tmp_path / 'summary.json'} records no reference chosen on val" in unchosen
     other_images = script_error(runs[0], f"x={tmp_path / 'c.csv'}", "--policies", "p", *options)
     assert "run 'x' was rolled on 2 images and 'one' on 4, not the same ones" in other_images
     assert "did not roll both 's' and 'r'" in script_error(*runs, "--policies", "s", *options)
