@@ -61,9 +61,6 @@ class ResamplingUnits(NamedTuple):
         return image[0] if self.of is None else self.of[image]
 
 
-#: Whole volumes: the default, right where every volume is another subject (fastMRI).
-
-
 class RoomReference(NamedTuple):
     """A fixed order chosen outside the evaluated split (e.g. the strongest on val,
     :mod:`~mri_rl.evaluation.reference_choice`) that summary.md also takes the shares against.
@@ -77,6 +74,7 @@ class RoomReference(NamedTuple):
     why: str
 
 
+#: Whole volumes: the default, right where every volume is another subject (fastMRI).
 VOLUMES = ResamplingUnits()
 _MSE_FLOOR = 1e-20  # as the per-slice PSNR: an exact volume stays finite (200 dB)
 ORACLE_NOTE = (
