@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mri_rl.evaluation.report import paired_differences, read_rows_csv, room_share
+from mri_rl.evaluation.report import check_same_images, paired_differences, read_rows_csv, room_share
 
 
 def labelled_path(text: str) -> tuple[str, Path]:
@@ -46,18 +46,6 @@ def spread(values: list[float]) -> str:
     if len(array) < 2:
         return f"{array.mean():+.1%}"
     return f"{array.mean():+.1%} ± {array.std(ddof=1):.1%}"
-
-
-def check_same_images(runs: dict[str, list[dict]]) -> None:
-    """Raise ``ValueError`` unless every run was rolled on the same images ``(file, slice)``."""
-    images = {label: {(row["file"], row["slice"]) for row in rows} for label, rows in runs.items()}
-    first = next(iter(images))
-    for label, held in images.items():
-        if held != images[first]:
-            raise ValueError(
-                f"run {label!r} was rolled on {len(held)} images and {first!r} on {len(images[first])}, "
-                "not the same ones: roll every run on one split"
-            )
 
 
 def strongest(ssim: dict[tuple[str, str], dict[str, float]], references: list[str], oracle: str) -> str:

@@ -417,6 +417,45 @@ def share_difference_table(
     return "\n".join(lines) + "\n"
 
 
+def check_same_images(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Raise ``ValueError`` unless every run (label -> rows) was rolled on the same images ``(file, slice)``."""
+    images = {label: {(row["file"], row["slice"]) for row in rows} for label, rows in runs.items()}
+    first = next(iter(images))
+    for label, held in images.items():
+        if held != images[first]:
+            raise ValueError(
+                f"run {label!r} was rolled on {len(held)} images and {first!r} on {len(images[first])}, "
+                "not the same ones: roll every run on one split"
+            )
+
+
+def run_difference_table(first: list[dict[str, Any]], second: list[dict[str, Any]], policies: list[str]) -> str:
+    """Markdown: each policy of two evaluations of the same images (two runs: another U-Net, more epochs),
+    ``second − first`` in paired SSIM and PSNR AUC per image, with the images where it rose. What a
+    change to the run did to each policy, whatever it did to their shares of the room.
+
+    Raises:
+        ValueError: the runs hold other images (:func:`check_same_images`), or a policy is not in both.
+    """
+    check_same_images({"first": first, "second": second})
+    for label, rows in (("first", first), ("second", second)):
+        missing = sorted(set(policies) - {row["policy"] for row in rows})
+        if missing:
+            raise ValueError(f"the {label} run did not roll {missing}")
+    rows = [
+        {**row, "policy": f"{label} {row['policy']}"}
+        for label, run in (("first", first), ("second", second))
+        for row in run
+        if row["policy"] in policies
+    ]
+    tables = {key: paired_differences(rows, key) for key in ("ssim_auc", "psnr_auc")}
+    lines = ["| policy | second − first: SSIM AUC | second − first: PSNR AUC (dB) |", "|---|---|---|"]
+    for policy in policies:
+        cells = [_paired_cell(table[(f"second {policy}", f"first {policy}")], key) for key, table in tables.items()]
+        lines.append(f"| {policy} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(summary: dict[str, dict[str, dict[str, float]]], keys: tuple[str, ...] = SLICE_KEYS) -> str:
     """The summary's ``keys`` (SSIM AUC, PSNR AUC, final SSIM, final PSNR: :data:`SLICE_KEYS`
     or :data:`VOLUME_KEYS`) as a markdown table, best SSIM AUC first."""

@@ -41,6 +41,7 @@ from mri_rl.evaluation.report import (
     room_share,
     room_share_interval,
     room_share_table,
+    run_difference_table,
     share_difference_table,
     summarize,
     summary_markdown,
@@ -709,3 +710,28 @@ def test_shares_over_runs_spread_each_policy_over_runs_and_pool_them(tmp_path, s
     assert "run 'x' was rolled on 2 images and 'one' on 4, not the same ones" in other_images
     assert "did not roll both 's' and 'r'" in script_error(*runs, "--policies", "s", *options)
     assert "expected LABEL=METRICS.csv, got 'one'" in script_error("one", "--policies", "p")
+
+
+def test_compare_runs_gives_each_policys_paired_change_between_two_runs(tmp_path, script_usage_error):
+    """``scripts/compare_runs.py``: in the second run p's SSIM is 0.1 higher on every image (AUC +0.05,
+    4 of 4 up) and q's 0.02 lower on one of four (AUC −0.01 there, mean −0.0025, none up); PSNR is the
+    same. Runs on other images, a policy one run did not roll and a missing file are usage errors."""
+    first = two_policy_rows()
+    second = [
+        {**r, "ssim": r["ssim"] + {"p": 0.1, "q": -0.02 if r["file"] == "z.h5" else 0.0}.get(r["policy"], 0.0)}
+        for r in first
+    ]
+    for name, rows in (("a", first), ("b", second), ("c", [r for r in first if r["file"] == "x.h5"])):
+        write_rows_csv(tmp_path / f"{name}.csv", rows)
+    script = Path(__file__).parents[2] / "scripts" / "compare_runs.py"
+    command = [sys.executable, str(script), str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--policies", "p", "q"]
+    lines = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    assert lines[2:] == ["| p | +0.0500 (4/4) | +0.000 (0/4) |", "| q | -0.0025 (0/4) | +0.000 (0/4) |"]
+    assert run_difference_table(second, first, ["p"]).splitlines()[2] == "| p | -0.0500 (0/4) | +0.000 (0/4) |"
+    script_error = functools.partial(script_usage_error, "compare_runs.py")
+    other_images = script_error(str(tmp_path / "a.csv"), str(tmp_path / "c.csv"), "--policies", "p")
+    assert "run 'second' was rolled on 2 images and 'first' on 4, not the same ones" in other_images
+    unrolled = script_error(str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--policies", "p", "s")
+    assert "the first run did not roll ['s']" in unrolled
+    missing = script_error(str(tmp_path / "nope.csv"), str(tmp_path / "b.csv"), "--policies", "p")
+    assert f"{tmp_path / 'nope.csv'} does not exist: give an evaluation's metrics.csv" in missing
