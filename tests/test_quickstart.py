@@ -435,6 +435,9 @@ def test_the_packaged_dagger_ensembles_pool_three_seeds_of_dagger_mri():
     assert (standard.task.initial_lines, standard.task.budget) == (4, 16)
     assert (harder.task.initial_lines, harder.task.budget) == (2, 24)
     assert {stage.hyperparameters["beta_fraction"] for stage in harder.agents.values()} == {0.064}
+    # the harder regime's U-Net trains to convergence (chosen on val); the rest of the reconstructor stage is shared
+    assert (standard.reconstructor.max_epochs, harder.reconstructor.max_epochs) == (15, 40)
+    assert dataclasses.replace(harder.reconstructor, max_epochs=15) == standard.reconstructor
     # the harder regime's data read more of the template, in a folder of their own; the rest is shared
     assert (standard.data.slice_offset or "centre", harder.data.slice_offset) == ("centre", "random")
     assert harder.data.root != standard.data.root
