@@ -435,9 +435,16 @@ def run_difference_table(first: list[dict[str, Any]], second: list[dict[str, Any
     change to the run did to each policy, whatever it did to their shares of the room.
 
     Raises:
-        ValueError: the runs hold other images (:func:`check_same_images`), or a policy is not in both.
+        ValueError: the runs hold other images (:func:`check_same_images`) or other sampling rates (another
+            budget or initial lines), or a policy is not in both.
     """
     check_same_images({"first": first, "second": second})
+    rates = [sorted({round(row["sampling_rate"], 6) for row in run}) for run in (first, second)]
+    if rates[0] != rates[1]:
+        raise ValueError(
+            f"the first run samples {rates[0][0]:g} to {rates[0][-1]:g} of k-space and the second "
+            f"{rates[1][0]:g} to {rates[1][-1]:g}: compare runs of one task (budget, initial lines)"
+        )
     for label, rows in (("first", first), ("second", second)):
         missing = sorted(set(policies) - {row["policy"] for row in rows})
         if missing:

@@ -715,7 +715,8 @@ def test_shares_over_runs_spread_each_policy_over_runs_and_pool_them(tmp_path, s
 def test_compare_runs_gives_each_policys_paired_change_between_two_runs(tmp_path, script_usage_error):
     """``scripts/compare_runs.py``: in the second run p's SSIM is 0.1 higher on every image (AUC +0.05,
     4 of 4 up) and q's 0.02 lower on one of four (AUC −0.01 there, mean −0.0025, none up); PSNR is the
-    same. Runs on other images, a policy one run did not roll and a missing file are usage errors."""
+    same. Runs on other images or sampling rates, a policy one run did not roll and a missing file are
+    usage errors."""
     first = two_policy_rows()
     second = [
         {**r, "ssim": r["ssim"] + {"p": 0.1, "q": -0.02 if r["file"] == "z.h5" else 0.0}.get(r["policy"], 0.0)}
@@ -733,5 +734,9 @@ def test_compare_runs_gives_each_policys_paired_change_between_two_runs(tmp_path
     assert "run 'second' was rolled on 2 images and 'first' on 4, not the same ones" in other_images
     unrolled = script_error(str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--policies", "p", "s")
     assert "the first run did not roll ['s']" in unrolled
+    longer = [{**r, "sampling_rate": r["sampling_rate"] + 0.125} for r in second]  # another budget
+    write_rows_csv(tmp_path / "d.csv", longer)
+    other_task = script_error(str(tmp_path / "a.csv"), str(tmp_path / "d.csv"), "--policies", "p")
+    assert "the first run samples 0.25 to 0.75 of k-space and the second 0.375 to 0.875" in other_task
     missing = script_error(str(tmp_path / "nope.csv"), str(tmp_path / "b.csv"), "--policies", "p")
     assert f"{tmp_path / 'nope.csv'} does not exist: give an evaluation's metrics.csv" in missing
