@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mri_rl.evaluation.report import check_same_images, paired_differences, read_rows_csv, room_share
+from mri_rl.evaluation.report import check_comparable_runs, paired_differences, read_rows_csv, room_share
 
 
 def labelled_path(text: str) -> tuple[str, Path]:
@@ -71,8 +71,8 @@ def shares_table(
     """Markdown: one row per run, then the spread of each policy's share over the runs and of all
     shares pooled. Each run's room starts at the strongest of its ``references`` on that run
     (:func:`strongest`), named in its row when ``named``. Raises ``ValueError`` when a run lacks a
-    policy or a reference, or the runs hold other images."""
-    check_same_images(runs)
+    policy or a reference, or the runs hold other images or sampling rates (another task)."""
+    check_comparable_runs(runs)
     lines = [
         f"| run | room: SSIM AUC / PSNR AUC (dB) | {' | '.join(policies)} | mean ± std |",
         "|---" * (len(policies) + 3) + "|",

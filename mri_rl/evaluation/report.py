@@ -417,15 +417,22 @@ def share_difference_table(
     return "\n".join(lines) + "\n"
 
 
-def check_same_images(runs: dict[str, list[dict[str, Any]]]) -> None:
-    """Raise ``ValueError`` unless every run (label -> rows) was rolled on the same images ``(file, slice)``."""
+def check_comparable_runs(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Raise ``ValueError`` unless every run (label -> rows) was rolled on the same images ``(file, slice)``
+    and at the same sampling rates: one split and one task (budget, initial lines)."""
     images = {label: {(row["file"], row["slice"]) for row in rows} for label, rows in runs.items()}
+    rates = {label: sorted({round(row["sampling_rate"], 6) for row in rows}) for label, rows in runs.items()}
     first = next(iter(images))
-    for label, held in images.items():
-        if held != images[first]:
+    for label in runs:
+        if images[label] != images[first]:
             raise ValueError(
-                f"run {label!r} was rolled on {len(held)} images and {first!r} on {len(images[first])}, "
+                f"run {label!r} was rolled on {len(images[label])} images and {first!r} on {len(images[first])}, "
                 "not the same ones: roll every run on one split"
+            )
+        if rates[label] != rates[first]:
+            raise ValueError(
+                f"run {label!r} samples {rates[label][0]:g} to {rates[label][-1]:g} of k-space and {first!r} "
+                f"{rates[first][0]:g} to {rates[first][-1]:g}: compare runs of one task (budget, initial lines)"
             )
 
 
@@ -435,16 +442,10 @@ def run_difference_table(first: list[dict[str, Any]], second: list[dict[str, Any
     change to the run did to each policy, whatever it did to their shares of the room.
 
     Raises:
-        ValueError: the runs hold other images (:func:`check_same_images`) or other sampling rates (another
-            budget or initial lines), or a policy is not in both.
+        ValueError: the runs hold other images or other sampling rates (:func:`check_comparable_runs`), or a
+            policy is not in both.
     """
-    check_same_images({"first": first, "second": second})
-    rates = [sorted({round(row["sampling_rate"], 6) for row in run}) for run in (first, second)]
-    if rates[0] != rates[1]:
-        raise ValueError(
-            f"the first run samples {rates[0][0]:g} to {rates[0][-1]:g} of k-space and the second "
-            f"{rates[1][0]:g} to {rates[1][-1]:g}: compare runs of one task (budget, initial lines)"
-        )
+    check_comparable_runs({"first": first, "second": second})
     for label, rows in (("first", first), ("second", second)):
         missing = sorted(set(policies) - {row["policy"] for row in rows})
         if missing:

@@ -668,7 +668,8 @@ def test_shares_over_runs_spread_each_policy_over_runs_and_pool_them(tmp_path, s
     +50% ± 35.4% and q +12.5% ± 17.7%, and the four shares pooled +31.2% ± 31.5%. With references r
     and q each run's room starts at the stronger, and so it does with ``--reference val`` when each
     run's summary.json records that one as chosen on val. A run without that record, runs on other
-    images, a policy not rolled and a label without its ``=`` are usage errors."""
+    images or of another task (sampling rates), a policy not rolled and a label without its ``=`` are
+    usage errors."""
     second = volume_rows(
         {("r", "x.h5"): [0.2, 0.2], ("o", "x.h5"): [0.6, 0.4], ("p", "x.h5"): [0.3, 0.25], ("q", "x.h5"): [0.2, 0.2],
          ("r", "y.h5"): [0.2], ("o", "y.h5"): [0.6], ("p", "y.h5"): [0.3], ("q", "y.h5"): [0.2],
@@ -708,6 +709,10 @@ def test_shares_over_runs_spread_each_policy_over_runs_and_pool_them(tmp_path, s
     assert f"{tmp_path / 'summary.json'} records no reference chosen on val" in unchosen
     other_images = script_error(runs[0], f"x={tmp_path / 'c.csv'}", "--policies", "p", *options)
     assert "run 'x' was rolled on 2 images and 'one' on 4, not the same ones" in other_images
+    longer = [{**row, "sampling_rate": row["sampling_rate"] + 0.125} for row in second]  # another budget
+    write_rows_csv(tmp_path / "d.csv", longer)
+    other_task = script_error(runs[0], f"x={tmp_path / 'd.csv'}", "--policies", "p", *options)
+    assert "run 'x' samples 0.375 to 0.875 of k-space and 'one' 0.25 to 0.75" in other_task
     assert "did not roll both 's' and 'r'" in script_error(*runs, "--policies", "s", *options)
     assert "expected LABEL=METRICS.csv, got 'one'" in script_error("one", "--policies", "p")
 
@@ -737,6 +742,6 @@ def test_compare_runs_gives_each_policys_paired_change_between_two_runs(tmp_path
     longer = [{**r, "sampling_rate": r["sampling_rate"] + 0.125} for r in second]  # another budget
     write_rows_csv(tmp_path / "d.csv", longer)
     other_task = script_error(str(tmp_path / "a.csv"), str(tmp_path / "d.csv"), "--policies", "p")
-    assert "the first run samples 0.25 to 0.75 of k-space and the second 0.375 to 0.875" in other_task
+    assert "run 'second' samples 0.375 to 0.875 of k-space and 'first' 0.25 to 0.75" in other_task
     missing = script_error(str(tmp_path / "nope.csv"), str(tmp_path / "b.csv"), "--policies", "p")
     assert f"{tmp_path / 'nope.csv'} does not exist: give an evaluation's metrics.csv" in missing
