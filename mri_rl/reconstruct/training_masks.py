@@ -226,7 +226,9 @@ def _acquisition_options(options: dict[str, Any], task: AcquisitionTask | None) 
     if budget is not None and task.budget is not None and 0 < budget < task.budget:
         raise ValueError(
             f"acquisition masks cover at most {budget} columns beyond the initial lines, but the task "
-            f"acquires {task.budget}: raise the mask budget or drop it (it defaults to the task's)"
+            f"acquires {task.budget}: set the mask budget to at least {task.budget} in a copy of the "
+            "reconstructor config (the quick start takes it as reconstructor.config=PATH) or drop it "
+            "(it defaults to the task's)"
         )
     return options
 

@@ -154,6 +154,16 @@ def test_mixture_and_config_factory():
         AcquisitionMaskSampler(2, 3)(16, 0, 16, -1)
 
 
+def test_acquisition_masks_take_the_task_s_budget_and_refuse_one_below_it():
+    task = AcquisitionTask(initial_lines=2, budget=6)
+    assert build_mask_sampler({"kind": "acquisition"}, task).budget == 6
+    assert build_mask_sampler({"kind": "acquisition", "budget": 9}, task).budget == 9
+    too_few = {"kind": "mixture", "components": [{"weight": 1.0, "kind": "acquisition", "budget": 5}]}
+    message = r"cover at most 5 columns .* the task acquires 6: set the mask budget to at least 6"
+    with pytest.raises(ValueError, match=message):
+        build_mask_sampler(too_few, task)
+
+
 @pytest.mark.parametrize(
     "config, message",
     [
