@@ -3,13 +3,15 @@ spread: both shares, their difference and its paired 95% interval with whole vol
 (:func:`mri_rl.evaluation.report.room_share_interval` with ``other``), and the paired SSIM and PSNR AUC
 differences, from an evaluation's ``metrics.csv``. With ``--data`` (the folder it was rolled on) the
 interval resamples the split's independent units instead, as summary.md does: template slices for
-``mri-rl data anatomy`` volumes (:mod:`mri_rl.evaluation.resampling_units`).
+``mri-rl data anatomy`` volumes (:mod:`mri_rl.evaluation.resampling_units`). With ``--steps K`` every
+episode is cut after K acquisitions first (:func:`mri_rl.evaluation.report.rows_up_to_step`): the shares
+at budget K, for where along the episode a policy gains its share.
 
 A choice between two settings read on a small val split (a few volumes) is only as sure as this
 interval: a lead of a few points whose interval spans zero is not a lead.
 
     python scripts/share_difference.py runs/a/metrics.csv f012p:e012p f0:s0 [--reference lbcs] [--oracle oracle] \\
-        [--data DATA --split val]
+        [--data DATA --split val] [--steps K]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from mri_rl.data.fastmri_files import resolve_split_folder
-from mri_rl.evaluation.report import VOLUMES, read_rows_csv, share_difference_table
+from mri_rl.evaluation.report import VOLUMES, read_rows_csv, rows_up_to_step, share_difference_table
 from mri_rl.evaluation.resampling_units import resampling_units
 
 
@@ -39,11 +41,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="the data it was rolled on: resample its independent units")
     parser.add_argument("--split", default="val", help="with --data: the split it was rolled on (default: val)")
     parser.add_argument("--challenge", default="singlecoil")
+    parser.add_argument("--steps", type=int, help="cut every episode after this many acquisitions (default: whole)")
     args = parser.parse_args()
     if not args.metrics.is_file():
         parser.error(f"{args.metrics} does not exist: give an evaluation's metrics.csv")
     try:
         rows = read_rows_csv(args.metrics)
+        if args.steps is not None:
+            rows = rows_up_to_step(rows, args.steps)
         units = VOLUMES
         if args.data is not None:
             folder = resolve_split_folder(args.data, args.challenge, args.split)

@@ -38,6 +38,8 @@ SLICE_KEYS = ("ssim_auc", "psnr_auc", "final_ssim", "final_psnr")
 VOLUME_KEYS = tuple(f"{key}_volume" for key in SLICE_KEYS)
 #: Every key of a policy's summary.
 SUMMARY_KEYS = SLICE_KEYS + VOLUME_KEYS
+#: The columns of metrics.csv that name one episode.
+EPISODE_KEYS = ("policy", "seed", "file", "slice")
 #: The level and bootstrap resamples of each share's interval in summary.md (:func:`room_share_interval`).
 INTERVAL_LEVEL, INTERVAL_RESAMPLES = 0.95, 4000
 
@@ -109,7 +111,7 @@ def _curve_values(rate: np.ndarray, curves: dict[str, np.ndarray], suffix: str =
 
 def _episode_values(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[tuple, dict[str, float]]]:
     """Per episode ``(policy, seed, file, slice)``: its SSIM and PSNR AUCs and final values (:data:`SLICE_KEYS`)."""
-    for episode, steps in _group(rows, ("policy", "seed", "file", "slice")).items():
+    for episode, steps in _group(rows, EPISODE_KEYS).items():
         steps = sorted(steps, key=lambda r: r["step"])
         rate = np.array([r["sampling_rate"] for r in steps])
         yield (
@@ -171,6 +173,21 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
         }
         for policy, v in per_policy.items()
     }
+
+
+def rows_up_to_step(rows: Iterable[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
+    """The rows of steps 0 to ``steps``: every episode cut after its ``steps``-th acquisition, as if the
+    budget were ``steps``; the AUCs of the cut rows span those steps' sampling rates only.
+
+    Raises:
+        ValueError: ``steps`` below 1, or past the last step of an episode (its AUC would span fewer
+            steps than the others').
+    """
+    rows = list(rows)
+    last = min((max(row["step"] for row in episode) for episode in _group(rows, EPISODE_KEYS).values()), default=0)
+    if not 1 <= steps <= last:
+        raise ValueError(f"cannot cut the episodes at step {steps}: they end at step {last}; cut at 1 to {last}")
+    return [row for row in rows if row["step"] <= steps]
 
 
 def _image_means(rows: Iterable[dict[str, Any]], key: str) -> dict[str, dict[tuple[str, int], float]]:

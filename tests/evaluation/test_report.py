@@ -41,6 +41,7 @@ from mri_rl.evaluation.report import (
     room_share,
     room_share_interval,
     room_share_table,
+    rows_up_to_step,
     run_difference_table,
     share_difference_table,
     summarize,
@@ -141,6 +142,23 @@ def test_summarize_hand_made_rows():
             assert summary[policy][key]["mean"] == pytest.approx(mean, abs=1e-12), (policy, key)
             assert summary[policy][key]["std"] == pytest.approx(std, abs=1e-12), (policy, key)
             assert summary[policy][key]["n"] == (1 if policy == "c" else 2)
+
+
+def test_episodes_cut_at_a_step_give_the_aucs_of_that_budget():
+    # steps 0 and 1 at rates 0.25 and 0.5: AUC 0.25 * (y0 + y1) / 2
+    cut = summarize(rows_up_to_step(hand_rows(), 1))
+    assert cut["a"]["ssim_auc"]["mean"] == pytest.approx((0.075 + 0.15) / 2)
+    assert cut["b"]["psnr_auc"]["mean"] == pytest.approx((5.5 + 5.0) / 2)
+    assert cut["c"]["final_ssim"]["mean"] == pytest.approx(0.1)
+    assert summarize(rows_up_to_step(hand_rows(), 2)) == summarize(hand_rows())
+    for steps in (0, 3):
+        with pytest.raises(
+            ValueError, match=f"cannot cut the episodes at step {steps}: they end at step 2; cut at 1 to 2"
+        ):
+            rows_up_to_step(hand_rows(), steps)
+    shorter = [r for r in hand_rows() if not (r["policy"] == "c" and r["step"] == 2)]
+    with pytest.raises(ValueError, match="they end at step 1"):
+        rows_up_to_step(shorter, 2)
 
 
 def test_per_volume_metrics_by_hand():
@@ -348,6 +366,12 @@ def test_the_share_difference_script_reads_an_evaluation_back(tmp_path, script_u
     assert "'s' is not among the evaluated policies" in not_evaluated
     assert "expected POLICY:OTHER, got 'p'" in script_usage_error("share_difference.py", str(metrics), "p")
     assert "none.csv does not exist" in script_usage_error("share_difference.py", str(tmp_path / "none.csv"), "p:q")
+    cut = subprocess.run([*command, "--steps", "1"], capture_output=True, text=True, timeout=120, check=True)
+    assert "| p − q | +75.0% − +25.0% | +50.0% | +50.0% to +50.0% | +0.0437 (4/4) |" in cut.stdout
+    too_far = script_usage_error(
+        "share_difference.py", str(metrics), "p:q", "--reference", "r", "--oracle", "o", "--steps", "3"
+    )
+    assert "cannot cut the episodes at step 3: they end at step 2" in too_far
 
 
 def test_joined_rows_are_a_reference_per_kind_of_volume(tmp_path):
