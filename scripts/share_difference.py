@@ -47,8 +47,6 @@ def main() -> None:
         parser.error(f"{args.metrics} does not exist: give an evaluation's metrics.csv")
     try:
         rows = read_rows_csv(args.metrics)
-        if args.steps is not None:
-            rows = rows_up_to_step(rows, args.steps)
         units = VOLUMES
         if args.data is not None:
             folder = resolve_split_folder(args.data, args.challenge, args.split)
@@ -56,6 +54,8 @@ def main() -> None:
     except (OSError, ValueError) as error:  # names the file (and the line)
         parser.error(str(error))
     try:
+        if args.steps is not None:
+            rows = rows_up_to_step(rows, args.steps)
         print(share_difference_table(rows, args.comparisons, args.reference, args.oracle, units), end="")
     except (KeyError, ValueError) as error:
         parser.error(f"{args.metrics}: {error.args[0] if error.args else error}")
