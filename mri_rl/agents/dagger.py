@@ -83,6 +83,9 @@ class DAggerSettings(AgentSettings):
         beta_start: probability that a row follows the teacher at the start of training.
         beta_fraction: share of training over which beta falls linearly to 0.
         learning_rate: Adam step size.
+        weight_decay: decoupled weight decay of the policy network (AdamW, Loshchilov & Hutter,
+            ICLR 2019): each gradient step shrinks the weights by ``learning_rate * weight_decay`` of
+            themselves (0: off), against a policy that fits its training slices' labels but not new slices'.
         buffer_size: labelled states kept (the aggregate).
         batch_size: states per gradient step.
         gradient_steps: gradient steps after each vector step.
@@ -130,6 +133,7 @@ class DAggerSettings(AgentSettings):
     beta_start: float = field(default=1.0, metadata={"min": 0, "max": 1})
     beta_fraction: float = field(default=0.5, metadata={"min": 0, "max": 1})
     learning_rate: float = field(default=1e-3, metadata={"above": 0})
+    weight_decay: float = field(default=0.0, metadata={"min": 0})
     buffer_size: int = field(default=20_000, metadata={"min": 1})
     batch_size: int = field(default=64, metadata={"min": 1})
     gradient_steps: int = field(default=1, metadata={"min": 1})
@@ -330,7 +334,13 @@ class DAgger(PolicyNetworkAgent):
 
     def _build(self) -> None:
         s = self.settings
-        self._build_policy(s.net_arch, s.learning_rate, per_action=s.per_action_head, image_columns=s.image_columns)
+        self._build_policy(
+            s.net_arch,
+            s.learning_rate,
+            per_action=s.per_action_head,
+            image_columns=s.image_columns,
+            weight_decay=s.weight_decay,
+        )
         self.beta_schedule = LinearSchedule(s.beta_start, 0.0, s.beta_fraction)
         self.beta = s.beta_start
         self.labelled: LabelledStates | None = None

@@ -38,7 +38,11 @@ class PolicyNetworkAgent(Agent):
         value_head: bool = False,
         per_action: bool = False,
         image_columns: bool = False,
+        weight_decay: float = 0.0,
     ) -> None:
+        """The policy network and its Adam optimiser; ``weight_decay`` is decoupled from the gradient
+        (AdamW: Loshchilov & Hutter, ICLR 2019), each step shrinking the weights by ``learning_rate *
+        weight_decay`` of themselves; 0 is plain Adam."""
         self.policy = PolicyNetwork(
             self.observation_space,
             self.num_actions,
@@ -47,7 +51,9 @@ class PolicyNetworkAgent(Agent):
             per_action=per_action,
             image_columns=image_columns,
         ).to(self.device)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=learning_rate)
+        self.optimizer = torch.optim.Adam(
+            self.policy.parameters(), lr=learning_rate, weight_decay=weight_decay, decoupled_weight_decay=True
+        )
 
     def _distribution(self, obs: Any, legal: torch.Tensor | None) -> torch.distributions.Categorical:
         """The policy over the legal actions (``legal`` bool (B, A), or None: all legal)."""

@@ -426,6 +426,22 @@ def hidden_index_dagger(env_count: int = 2, **settings: Any) -> DAgger:
     return DAgger(env, teacher_metrics=("hit",), learning_starts=8, batch_size=8, net_arch=(8,), seed=0, **settings)
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_weight_decay_shrinks_every_weight_by_the_step_times_the_decay(weight_decay):
+    """A loss with zero gradients leaves Adam's step at 0, so only the decoupled decay moves the
+    weights: each becomes (1 - learning_rate * weight_decay) of itself, exactly; 0 leaves them."""
+    agent = hidden_index_dagger(learning_rate=0.01, weight_decay=weight_decay)
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    agent._gradient_step(sum(p.sum() for p in agent.policy.parameters()) * 0.0, max_grad_norm=1.0)
+    for old, new in zip(before, agent.policy.parameters(), strict=True):
+        torch.testing.assert_close(new.detach(), old * (1 - 0.01 * weight_decay), rtol=0, atol=1e-7)
+
+
+def test_a_negative_weight_decay_is_refused():
+    with pytest.raises(ValueError, match=re.escape("DAggerSettings: weight_decay")):
+        DAggerSettings(weight_decay=-0.1)
+
+
 @pytest.mark.parametrize("buffer_size", [1000, 24])  # 24: the store has wrapped around
 def test_a_resumable_checkpoint_keeps_the_labelled_states_and_a_model_does_not(tmp_path, buffer_size):
     agent = hidden_index_dagger(buffer_size=buffer_size, weigh_states_by="hit")
