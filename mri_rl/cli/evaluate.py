@@ -28,7 +28,8 @@ def _add_policy_arguments(evaluate: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         help="baselines (default: random lowtohigh equispaced lbcs oracle; also lbcs_kind, one LBCS order per "
-        "kind of volume, with --lbcs-by, and oracle_ssim_psnr) "
+        "kind of volume, with --lbcs-by, oracle_ssim_psnr, and oracle_rollout, the roll-out of the LBCS order "
+        "with the ground truth) "
         "and NAME=AGENT_CHECKPOINT; NAME=AGENT_CHECKPOINT@WEIGHT adds a low-to-high frequency prior to a "
         "policy-network agent (DAgger, REINFORCE): it acquires the column of largest log-probability minus "
         "WEIGHT times its low-to-high rank; NAME=CKPT+CKPT[+...][@WEIGHT] rolls an ensemble of such agents "

@@ -94,6 +94,14 @@ def _is_whole(value: Any) -> bool:
         return False
 
 
+def checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
+    """``metrics`` as a tuple; ValueError unless they are one or more of :data:`~mri_rl.task.METRIC_NAMES`."""
+    metrics = tuple(metrics)
+    if not metrics or not set(metrics) <= set(METRIC_NAMES):
+        raise ValueError(f"metrics: expected one or more of {METRIC_NAMES}, got {list(metrics)}")
+    return metrics
+
+
 def observed_feature_layer(reconstructor: Reconstructor) -> FeatureLayer:
     """The reconstructor's feature layer, for ``reconstructor_features``; ValueError if it has none."""
     layer = reconstructor.feature_layer()
@@ -314,10 +322,7 @@ class AcquisitionEpisodes:
             ValueError: not integer columns in [0, W) of shape (R, K) (see :func:`column_indices`),
                 or an unknown metric.
         """
-        metrics = tuple(metrics)
-        unknown = sorted(set(metrics) - set(METRIC_NAMES))
-        if unknown or not metrics:
-            raise ValueError(f"metrics: expected one or more of {METRIC_NAMES}, got {list(metrics)}")
+        metrics = checked_metrics(metrics)
         candidates = column_indices(candidates, (len(rows), None), self.width, "candidates")
         rows_t = torch.as_tensor(rows, device=self.device)
         pair_rows = rows_t.repeat_interleave(candidates.shape[1])
@@ -330,16 +335,51 @@ class AcquisitionEpisodes:
                 self.kspace, self.acquired, todo_rows, pair_columns[todo], self.look_ahead_batch_size
             ):
                 chunk_rows = todo_rows[chunk]
-                images = (reconstruction.float(), self.target[chunk_rows], self.data_range[chunk_rows])
-                statistics = self.target_statistics.select(chunk_rows)
-                after = (
-                    {metrics[0]: image_metric(metrics[0], *images, statistics)}
-                    if len(metrics) == 1
-                    else image_metrics(*images, statistics)
-                )
+                after = self._scored(reconstruction, chunk_rows, metrics)
                 for m, name in enumerate(metrics):
                     gains[m, todo[chunk]] = self.improvement(self.metrics[name][chunk_rows], after[name], name)
         return gains.reshape(len(metrics), *candidates.shape).permute(1, 0, 2).cpu().numpy()
+
+    @torch.inference_mode()
+    def mask_metrics(self, rows: np.ndarray, masks: np.ndarray, metrics: Sequence[str]) -> np.ndarray:
+        """The metrics of episodes' reconstructions under masks of the caller's, without changing state
+        (e.g. every mask along continuations of the episodes, for a roll-out; chunked as the look-ahead).
+
+        Args:
+            rows: int (P,) the episode of each mask (its k-space and target).
+            masks: bool (P, W).
+            metrics: M metric names (of ``mse``, ``nmse``, ``psnr``, ``ssim``).
+
+        Returns:
+            float64 (M, P), as :attr:`metrics` would hold them with those masks acquired.
+
+        Raises:
+            ValueError: masks not of shape (P, W), or an unknown metric.
+        """
+        metrics = checked_metrics(metrics)
+        masks = np.asarray(masks, dtype=bool)
+        if masks.shape != (len(rows), self.width):
+            raise ValueError(f"masks: expected shape ({len(rows)}, {self.width}), got {masks.shape}")
+        rows_t = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=self.device)
+        values = torch.zeros((len(metrics), len(rows_t)), dtype=torch.float64, device=self.device)
+        masks_t = torch.as_tensor(masks, device=self.device)
+        for chunk, reconstruction in self.reconstructions.under_masks(
+            self.kspace, rows_t, masks_t, self.look_ahead_batch_size
+        ):
+            scored = self._scored(reconstruction, rows_t[chunk], metrics)
+            for m, name in enumerate(metrics):
+                values[m, chunk] = scored[name].double()
+        return values.cpu().numpy()
+
+    def _scored(
+        self, reconstruction: torch.Tensor, rows: torch.Tensor, metrics: tuple[str, ...]
+    ) -> dict[str, torch.Tensor]:
+        """``metrics`` (each (R,)) of reconstructions (R, h, w) of episodes ``rows`` against their targets."""
+        images = (reconstruction.float(), self.target[rows], self.data_range[rows])
+        statistics = self.target_statistics.select(rows)
+        if len(metrics) == 1:
+            return {metrics[0]: image_metric(metrics[0], *images, statistics)}
+        return image_metrics(*images, statistics)
 
     # --------------------------------------------------------------- what agents see
     def observation_space(self) -> spaces.Dict:

@@ -45,6 +45,7 @@ from mri_rl.evaluation.lbcs_orders import (
 )
 from mri_rl.evaluation.policy_specs import (
     LBCS_NAMES,
+    LBCS_ORDER_USERS,
     PolicySpec,
     acquisition_env,
     build_policy,
@@ -63,6 +64,7 @@ from mri_rl.evaluation.setup import FRESH_START, EvaluationSetup, make_batched_e
 from mri_rl.evaluation.shards import Shard, join_shards, plan_shards, stale_shard_files
 from mri_rl.files import atomic_write_text
 from mri_rl.policies import BalancedOraclePolicy
+from mri_rl.policies.rollout_oracle import DEFAULT_CANDIDATES
 from mri_rl.provenance import (
     RecordMismatchError,
     check_record,
@@ -100,7 +102,7 @@ def check_held_out(setup: EvaluationSetup, agents: dict[str, tuple[Any, ...]], e
         recon_data = (read_reconstructor_record(setup.task.reconstructor) or {}).get("data") or {}
         check_disjoint(recon_data.get("train"), evaluated, f"the reconstructor {setup.task.reconstructor}")
     for name, members in agents.items():
-        if not members and name in LBCS_NAMES:
+        if not members and name in (*LBCS_NAMES, *LBCS_ORDER_USERS):
             folder = lbcs_train_folder(setup)
             check_disjoint(data_fingerprint(folder), evaluated, f"lbcs ({folder})")
         for agent in members:
@@ -129,9 +131,11 @@ def policy_record(
             settings["frequency_prior"] = spec.frequency_prior
         if task_differences:
             settings["task_mismatch"] = task_differences
-    if name in LBCS_NAMES and not learned:
+    if name in (*LBCS_NAMES, *LBCS_ORDER_USERS) and not learned:
         data["lbcs_train"] = data_fingerprint(lbcs_train_folder(setup))
         settings["lbcs_slices"] = setup.lbcs_slices
+    if name == "oracle_rollout" and not learned:
+        settings["rollout_candidates"] = DEFAULT_CANDIDATES
     if name == "lbcs_kind" and not learned:
         settings["lbcs_by"] = setup.lbcs_by
     if name == "oracle_ssim_psnr" and not learned:
@@ -369,7 +373,7 @@ def plan_rollouts(
 ) -> tuple[list[Rollout], list[ShardJob]]:
     """Every (policy, seed) rollout in report order, and the shards still to roll: a stored rollout
     or shard whose record matches is reused (one of another record is refused). Learns the LBCS
-    order (orders, per kind) first when ``lbcs`` (``lbcs_kind``) must be rolled."""
+    order (orders, per kind) first when ``lbcs`` or ``oracle_rollout`` (``lbcs_kind``) must be rolled."""
     setup, task, partial = context.setup, context.task, context.out_dir / "partial"
     num_slices = acquisition_env(env).num_slices
     rollouts: list[Rollout] = []
@@ -384,7 +388,7 @@ def plan_rollouts(
             if stored_rows(whole, record) is not None:
                 rollouts.append(Rollout(whole, [], record, num_slices))
                 continue
-            if name == "lbcs" and not learned and lbcs is None:
+            if name in LBCS_ORDER_USERS and not learned and lbcs is None:
                 cache = context.out_dir / "lbcs_order.json"
                 train = lbcs_train_folder(setup)
                 lbcs = tuple(lbcs_order(setup, task, train, cache, context.progress, context.workers))

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 DPI = 100
 ORACLE_LABEL = "greedy oracle (uses the target)"
-ORACLE_NAMES = frozenset({"oracle", "oracle_ssim_psnr"})  # the baselines that read the target
+ORACLE_NAMES = frozenset({"oracle", "oracle_ssim_psnr", "oracle_rollout"})  # the baselines that read the target
 METRIC_LABELS = {"ssim": "SSIM", "psnr": "PSNR (dB)"}
 TITLE_FONTSIZE = 10  # points
 _MASK_INITIAL, _MASK_ACQUIRED, _MASK_FREE = (0.55, 0.55, 0.55), (1.0, 0.8, 0.1), (0.05, 0.05, 0.05)

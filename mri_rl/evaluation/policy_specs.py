@@ -27,6 +27,7 @@ from mri_rl.policies import (
     LowToHighPolicy,
     OraclePolicy,
     RandomPolicy,
+    RolloutOraclePolicy,
 )
 from mri_rl.policies.product_of_experts import ProductOfExpertsPolicy
 from mri_rl.task import AcquisitionTask
@@ -34,12 +35,23 @@ from mri_rl.task import AcquisitionTask
 if TYPE_CHECKING:
     from mri_rl.envs.vector import BatchedActiveAcquisitionEnv
 
-BASELINE_NAMES = ("random", "lowtohigh", "equispaced", "lbcs", "lbcs_kind", "oracle", "oracle_ssim_psnr")
+BASELINE_NAMES = (
+    "random",
+    "lowtohigh",
+    "equispaced",
+    "lbcs",
+    "lbcs_kind",
+    "oracle",
+    "oracle_ssim_psnr",
+    "oracle_rollout",
+)
 #: The baselines ``mri-rl evaluate`` rolls when given no --policies (not the per-kind LBCS, which needs
 #: ``--lbcs-by``, nor the second oracle).
 DEFAULT_BASELINES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle")
 #: The baselines that follow orders learned on training slices (their training data is recorded and held out).
 LBCS_NAMES = ("lbcs", "lbcs_kind")
+#: The baselines that need the LBCS order: ``lbcs``, and ``oracle_rollout``, whose base policy it is.
+LBCS_ORDER_USERS = ("lbcs", "oracle_rollout")
 POLICY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
@@ -226,9 +238,10 @@ def build_policy(
     """The policy called ``name``: its ``agents`` when it is a learned one (one agent as it is; with a
     low-to-high prior of weight ``frequency_prior`` > 0 or several agents, their product of experts),
     else a baseline (``lbcs``: the LBCS order, learned beforehand by
-    :func:`~mri_rl.evaluation.lbcs_orders.lbcs_order`; ``lbcs_kind``: the orders per kind and each
-    slice's kind, :func:`~mri_rl.evaluation.lbcs_orders.lbcs_kind_orders`; ``oracle_weights``: those
-    of ``oracle_ssim_psnr``)."""
+    :func:`~mri_rl.evaluation.lbcs_orders.lbcs_order`, also the base order of ``oracle_rollout``;
+    ``lbcs_kind``: the orders per kind and each slice's kind,
+    :func:`~mri_rl.evaluation.lbcs_orders.lbcs_kind_orders`; ``oracle_weights``: those of
+    ``oracle_ssim_psnr``)."""
     width = int(cast(spaces.Discrete, env.single_action_space).n)  # the MRI env's actions are columns
     if len(agents) == 1 and not frequency_prior:
         return agents[0]
@@ -241,10 +254,10 @@ def build_policy(
         return LowToHighPolicy(width)
     if name == "equispaced":
         return EquispacedPolicy(width, task.budget)
-    if name == "lbcs":
+    if name in LBCS_ORDER_USERS:
         if lbcs is None:
-            raise ValueError("the lbcs policy needs its order: learn it with lbcs_order first")
-        return LBCSPolicy(width, lbcs)
+            raise ValueError(f"the {name} policy needs the LBCS order: learn it with lbcs_order first")
+        return LBCSPolicy(width, lbcs) if name == "lbcs" else RolloutOraclePolicy(env, lbcs)
     if name == "lbcs_kind":
         if lbcs_kind is None:
             raise ValueError("the lbcs_kind policy needs its orders: learn them with lbcs_kind_orders first")

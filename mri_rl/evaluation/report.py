@@ -83,7 +83,9 @@ ORACLE_NOTE = (
     "oracle: greedy with the ground truth: each step acquires the column that most improves the reward "
     "metric against the target (oracle_ssim_psnr: the sum of its SSIM and PSNR gains, each standardised "
     "over the free columns). It reads the target, so it is no policy, and it is myopic, NOT an upper "
-    "bound: a fixed order can end above it.\n"
+    "bound: a fixed order can end above it. oracle_rollout reads the target too: each step it scores the "
+    "greedy oracle's best columns and LBCS's next one by the reward metric's AUC over the rest of the "
+    "episode (the column, then the LBCS order), never ending below LBCS on that AUC; not an upper bound either.\n"
 )
 
 

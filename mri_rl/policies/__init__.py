@@ -14,6 +14,7 @@ from mri_rl.policies.baselines import (
 )
 from mri_rl.policies.lbcs import cached_lbcs_order, learn_lbcs_order
 from mri_rl.policies.neighbour_orders import NeighbourOrderPolicy, TeacherOrders
+from mri_rl.policies.rollout_oracle import RolloutOraclePolicy
 
 __all__ = [
     "AcquisitionPolicy",
@@ -26,6 +27,7 @@ __all__ = [
     "NeighbourOrderPolicy",
     "OraclePolicy",
     "RandomPolicy",
+    "RolloutOraclePolicy",
     "TeacherOrders",
     "cached_lbcs_order",
     "learn_lbcs_order",

@@ -136,12 +136,28 @@ class EpisodeReconstructions:
         Yields:
             (slice of the P candidates, float32 (len, h, w) reconstructions).
         """
+        masks = mask[pair_rows].clone()
+        masks[torch.arange(len(pair_rows), device=mask.device), pair_columns] = True
+        yield from self.under_masks(kspace, pair_rows, masks, batch_size)
+
+    def under_masks(
+        self, kspace: torch.Tensor, pair_rows: torch.Tensor, masks: torch.Tensor, batch_size: int
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
+        """Reconstructions of episodes under masks of the caller's, in chunks (e.g. the masks of whole
+        continuations of an episode, for a roll-out).
+
+        Args:
+            kspace: complex (N, C, H, W), every episode's full k-space.
+            pair_rows: int (P,) the episode of each mask.
+            masks: bool (P, W).
+            batch_size: masks per reconstructor call.
+
+        Yields:
+            (slice of the P masks, float32 (len, h, w) reconstructions).
+        """
         for start in range(0, len(pair_rows), batch_size):
             chunk = slice(start, start + batch_size)
-            rows = pair_rows[chunk]
-            candidate_mask = mask[rows].clone()
-            candidate_mask[torch.arange(len(rows), device=mask.device), pair_columns[chunk]] = True
-            yield chunk, self.reconstruct(apply_mask(kspace[rows], candidate_mask), candidate_mask)
+            yield chunk, self.reconstruct(apply_mask(kspace[pair_rows[chunk]], masks[chunk]), masks[chunk])
 
 
 def root_sum_of_squares(coil_images: torch.Tensor) -> torch.Tensor:

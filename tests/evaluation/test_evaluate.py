@@ -31,7 +31,7 @@ from mri_rl.evaluation.policy_specs import (
     optional_observations,
     parse_policy_specs,
 )
-from mri_rl.evaluation.report import read_rows_csv, read_summary, volume_curves
+from mri_rl.evaluation.report import paired_differences, read_rows_csv, read_summary, volume_curves
 from mri_rl.evaluation.rollout import NO_COLUMN, replay_orders
 from mri_rl.kspace import low_frequency_order
 from mri_rl.policies import LowToHighPolicy
@@ -403,6 +403,20 @@ def test_a_weighted_oracle_rollout_is_reused_under_its_weights_only(singlecoil_r
     monkeypatch.setattr(evaluate_module, "rollout_policy", fail)
     evaluate_policies(weighted, ["oracle_ssim_psnr"], tmp_path, progress=False)
     assert (tmp_path / "metrics.csv").read_bytes() == before
+
+
+def test_the_rollout_oracle_rolls_over_the_lbcs_order_and_is_never_below_it(singlecoil_root, tmp_path):
+    """``oracle_rollout`` learns (or reads) the LBCS order, records what it was made with, is drawn and
+    noted as reading the target, and ends at or above LBCS's SSIM AUC (the reward's) on average (on
+    every slice: tests/policies/test_rollout_oracle.py)."""
+    setup = make_setup(singlecoil_root, seeds=(0,), lbcs_slices=2)
+    evaluate_policies(setup, ["oracle_rollout", "lbcs"], tmp_path, progress=False)
+    record = json.loads((tmp_path / "partial" / "oracle_rollout_seed0.csv.record.json").read_text())["record"]
+    assert record["settings"]["rollout_candidates"] == 5 and record["settings"]["lbcs_slices"] == 2
+    assert "lbcs_train" in record["data"]
+    pair = paired_differences(read_rows_csv(tmp_path / "metrics.csv"))[("oracle_rollout", "lbcs")]
+    assert pair["n"] == TEST_SLICES and pair["mean"] >= -1e-9
+    assert "oracle_rollout reads the target too" in (tmp_path / "summary.md").read_text()
 
 
 # ------------------------------------------------------------------ learned policies
