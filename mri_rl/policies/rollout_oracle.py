@@ -94,11 +94,21 @@ class RolloutOraclePolicy(OraclePolicy):
         left = legal if budget is None else np.minimum(budget - self.episodes.steps, legal)
         return np.maximum(left, 1)
 
-    def rest_of_episode(self, candidates: np.ndarray, valid: np.ndarray, action_masks: np.ndarray) -> np.ndarray:
-        """float (N, K): for each valid candidate, the reward metric's trapezoid sum over the masks of
-        the rest of its episode (the candidate, then the base's legal columns in turn, up to the budget);
-        0 for padding. Higher is better (the metric is negated where lower is)."""
-        metric = self.episodes.task.reward_metric
+    def continuations(
+        self, candidates: np.ndarray, valid: np.ndarray, action_masks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every mask along the rest of each valid candidate's episode: the candidate, then the base's
+        legal columns in turn, up to the budget (:meth:`steps_left`).
+
+        Args:
+            candidates, valid: int and bool (N, K), from :meth:`candidate_columns`.
+            action_masks: bool (N, W), the legal columns.
+
+        Returns:
+            P masks: the episode of each, int (P,); the masks, bool (P, W); the flat index n * K + k of
+            the candidate each continues, int (P,); and each mask's weight in the trapezoid sum, float
+            (P,) (1, and 0.5 for a continuation's last mask).
+        """
         steps = self.steps_left(action_masks)
         rows, masks, pairs, weights = [], [], [], []
         for row, (left, free) in enumerate(zip(steps, action_masks)):
@@ -113,8 +123,16 @@ class RolloutOraclePolicy(OraclePolicy):
                 masks.append(mask)
                 pairs += [row * candidates.shape[1] + k] * len(order)
                 weights += [1.0] * (len(order) - 1) + [0.5]
-        values = self.episodes.mask_metrics(np.array(rows), np.concatenate(masks), (metric,))[0]
+        return np.array(rows), np.concatenate(masks), np.array(pairs), np.array(weights)
+
+    def rest_of_episode(self, candidates: np.ndarray, valid: np.ndarray, action_masks: np.ndarray) -> np.ndarray:
+        """float (N, K): for each valid candidate, the reward metric's trapezoid sum over the masks of
+        the rest of its episode (:meth:`continuations`, reconstructed in batches); 0 for padding. Higher
+        is better (the metric is negated where lower is)."""
+        metric = self.episodes.task.reward_metric
+        rows, masks, pairs, weights = self.continuations(candidates, valid, action_masks)
+        values = self.episodes.mask_metrics(rows, masks, (metric,))[0]
         signed = values if HIGHER_IS_BETTER[metric] else -values
         totals = np.zeros(candidates.size)
-        np.add.at(totals, np.array(pairs), signed * np.array(weights))
+        np.add.at(totals, pairs, signed * weights)
         return totals.reshape(candidates.shape)
