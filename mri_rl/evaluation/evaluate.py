@@ -44,8 +44,8 @@ from mri_rl.evaluation.lbcs_orders import (
     lbcs_train_folder,
 )
 from mri_rl.evaluation.policy_specs import (
-    LBCS_NAMES,
     LBCS_ORDER_USERS,
+    LBCS_TRAINED,
     PolicySpec,
     acquisition_env,
     build_policy,
@@ -102,7 +102,7 @@ def check_held_out(setup: EvaluationSetup, agents: dict[str, tuple[Any, ...]], e
         recon_data = (read_reconstructor_record(setup.task.reconstructor) or {}).get("data") or {}
         check_disjoint(recon_data.get("train"), evaluated, f"the reconstructor {setup.task.reconstructor}")
     for name, members in agents.items():
-        if not members and name in (*LBCS_NAMES, *LBCS_ORDER_USERS):
+        if not members and name in LBCS_TRAINED:
             folder = lbcs_train_folder(setup)
             check_disjoint(data_fingerprint(folder), evaluated, f"lbcs ({folder})")
         for agent in members:
@@ -131,7 +131,7 @@ def policy_record(
             settings["frequency_prior"] = spec.frequency_prior
         if task_differences:
             settings["task_mismatch"] = task_differences
-    if name in (*LBCS_NAMES, *LBCS_ORDER_USERS) and not learned:
+    if name in LBCS_TRAINED and not learned:
         data["lbcs_train"] = data_fingerprint(lbcs_train_folder(setup))
         settings["lbcs_slices"] = setup.lbcs_slices
     if name == "oracle_rollout" and not learned:

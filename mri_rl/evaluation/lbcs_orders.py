@@ -38,7 +38,10 @@ def lbcs_train_folder(setup: EvaluationSetup) -> Path:
         return resolve_split_folder(setup.lbcs_train_data, setup.task.challenge, "train")
     candidate = Path(setup.data) / f"{setup.task.challenge}_train"
     if not candidate.is_dir():
-        raise ValueError(f"lbcs learns on training slices: {candidate} does not exist; pass --lbcs-train-data")
+        raise ValueError(
+            f"the LBCS order (of lbcs, lbcs_kind and oracle_rollout) is learned on training slices: {candidate} does "
+            "not exist; pass --lbcs-train-data"
+        )
     return candidate
 
 

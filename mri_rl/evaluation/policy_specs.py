@@ -52,6 +52,9 @@ DEFAULT_BASELINES = ("random", "lowtohigh", "equispaced", "lbcs", "oracle")
 LBCS_NAMES = ("lbcs", "lbcs_kind")
 #: The baselines that need the LBCS order: ``lbcs``, and ``oracle_rollout``, whose base policy it is.
 LBCS_ORDER_USERS = ("lbcs", "oracle_rollout")
+#: The baselines whose rollouts rest on orders learned on training slices: those slices' folder is held out
+#: from the evaluated files and recorded with the rollout.
+LBCS_TRAINED = (*LBCS_NAMES, "oracle_rollout")
 POLICY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 

@@ -81,7 +81,7 @@ class RolloutOraclePolicy(OraclePolicy):
         valid = np.zeros(candidates.shape, dtype=bool)
         valid[:, 0] = True
         for row, columns in enumerate(ranked):
-            picked = [c for c in dict.fromkeys(columns.tolist()) if action_masks[row, c] and c != base_next[row]]
+            picked = [c for c in columns.tolist() if action_masks[row, c] and c != base_next[row]]
             candidates[row, 1 : len(picked) + 1] = picked
             valid[row, 1 : len(picked) + 1] = True
         return candidates, valid

@@ -666,10 +666,15 @@ def test_setup_seeds_become_a_tuple_of_ints(tmp_path):
     assert setup.seeds == (3, 1) and all(type(seed) is int for seed in setup.seeds)
 
 
-def test_lbcs_on_a_plain_folder_needs_training_data(singlecoil_root, tmp_path):
+@pytest.mark.parametrize("policy", ["lbcs", "oracle_rollout"])
+def test_lbcs_on_a_plain_folder_needs_training_data(singlecoil_root, tmp_path, policy):
     plain = singlecoil_root / "singlecoil_test"  # a folder of .h5 files, no train split beside it
-    with pytest.raises(ValueError, match="lbcs-train-data"):
-        evaluate_policies(make_setup(plain), ["lbcs"], tmp_path / "out", progress=False)
+    message = (
+        f"the LBCS order (of lbcs, lbcs_kind and oracle_rollout) is learned on training slices: "
+        f"{plain / 'singlecoil_train'} does not exist; pass --lbcs-train-data"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        evaluate_policies(make_setup(plain), [policy], tmp_path / "out", progress=False)
     # with the training data named, it runs (the order is learned on the train split)
     setup = make_setup(plain, seeds=(0,), lbcs_train_data=singlecoil_root, lbcs_slices=2)
     summary = evaluate_policies(setup, ["lbcs"], tmp_path / "ok", progress=False)
