@@ -45,6 +45,15 @@ def _add_policy_arguments(evaluate: argparse.ArgumentParser) -> None:
         "(default: 1 1); recorded with its rollout",
     )
     evaluate.add_argument(
+        "--rollout-candidates",
+        type=number_type(integer=True, minimum=0),
+        default=None,
+        metavar="N",
+        help="oracle_rollout's candidates: the greedy oracle's N best columns, scored each step besides LBCS's "
+        "next one by the rest of the episode along the LBCS order (default: 5; 0 rolls the LBCS order itself; "
+        "each adds (steps left) reconstructions per step); recorded with its rollout",
+    )
+    evaluate.add_argument(
         "--allow-task-mismatch",
         action="store_true",
         help="evaluate learned policies trained on another task (the summary records what "
@@ -144,11 +153,19 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         allow_task_mismatch=args.allow_task_mismatch,
         any_folder=args.any_folder,
         oracle_weights=tuple(args.oracle_weights or EvaluationSetup.oracle_weights),
+        rollout_candidates=EvaluationSetup.rollout_candidates
+        if args.rollout_candidates is None
+        else args.rollout_candidates,
         reference_from=args.reference_from,
     )
     policies = list(DEFAULT_BASELINES) if args.policies is None else args.policies
     if args.lbcs_by is not None and "lbcs_kind" not in policies:
         raise ValueError(f"--lbcs-by {args.lbcs_by} is for the lbcs_kind baseline: add lbcs_kind to --policies")
+    if args.rollout_candidates is not None and "oracle_rollout" not in policies:
+        raise ValueError(
+            f"--rollout-candidates {args.rollout_candidates} is for the oracle_rollout baseline: "
+            "add oracle_rollout to --policies"
+        )
     summary = evaluate_policies(
         setup, policies, args.out, progress=not args.no_progress, overwrite=args.overwrite, workers=workers_of(args)
     )

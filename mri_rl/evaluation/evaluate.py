@@ -64,7 +64,6 @@ from mri_rl.evaluation.setup import FRESH_START, EvaluationSetup, make_batched_e
 from mri_rl.evaluation.shards import Shard, join_shards, plan_shards, stale_shard_files
 from mri_rl.files import atomic_write_text
 from mri_rl.policies import BalancedOraclePolicy
-from mri_rl.policies.rollout_oracle import DEFAULT_CANDIDATES
 from mri_rl.provenance import (
     RecordMismatchError,
     check_record,
@@ -135,7 +134,7 @@ def policy_record(
         data["lbcs_train"] = data_fingerprint(lbcs_train_folder(setup))
         settings["lbcs_slices"] = setup.lbcs_slices
     if name == "oracle_rollout" and not learned:
-        settings["rollout_candidates"] = DEFAULT_CANDIDATES
+        settings["rollout_candidates"] = setup.rollout_candidates
     if name == "lbcs_kind" and not learned:
         settings["lbcs_by"] = setup.lbcs_by
     if name == "oracle_ssim_psnr" and not learned:
@@ -301,7 +300,15 @@ def roll_shard(job: ShardJob) -> Path:
     shard = job.shard
     agents = [load_agent(path) for path in job.checkpoints]
     policy = build_policy(
-        shard.policy, agents, env, shard.seed, job.lbcs, job.frequency_prior, job.setup.oracle_weights, job.lbcs_kind
+        shard.policy,
+        agents,
+        env,
+        shard.seed,
+        job.lbcs,
+        job.frequency_prior,
+        job.setup.oracle_weights,
+        job.lbcs_kind,
+        job.setup.rollout_candidates,
     )
     budget = acquisition_env(env).task.budget
     indices = list(range(shard.start, shard.stop))
@@ -427,13 +434,16 @@ def report_header(
     title: str,
 ) -> tuple[dict[str, Any], str]:
     """The settings the report's record holds (split, policies, seeds, learned policies' task
-    mismatches, the oracle's weights when ``oracle_ssim_psnr`` is rolled with unequal ones) and
+    mismatches, the oracle's weights when ``oracle_ssim_psnr`` is rolled with unequal ones, the
+    roll-out's candidates when ``oracle_rollout`` is rolled) and
     ``title``, which names those weights too."""
     settings: dict[str, Any] = {"split": setup.split, "policies": policy_specs, "seeds": list(setup.seeds)}
     if any(spec.name == "lbcs_kind" and not spec.checkpoints for spec in policies):
         settings["lbcs_by"] = setup.lbcs_by
     if any(spec.name == "oracle_ssim_psnr" and not spec.checkpoints for spec in policies):
         settings |= weighted_oracle_settings(setup)
+    if any(spec.name == "oracle_rollout" and not spec.checkpoints for spec in policies):
+        settings["rollout_candidates"] = setup.rollout_candidates
     if mismatches:
         settings["task_mismatch"] = mismatches
     weights = settings.get("oracle_weights")

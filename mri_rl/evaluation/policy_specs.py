@@ -30,6 +30,7 @@ from mri_rl.policies import (
     RolloutOraclePolicy,
 )
 from mri_rl.policies.product_of_experts import ProductOfExpertsPolicy
+from mri_rl.policies.rollout_oracle import DEFAULT_CANDIDATES
 from mri_rl.task import AcquisitionTask
 
 if TYPE_CHECKING:
@@ -237,6 +238,7 @@ def build_policy(
     frequency_prior: float = 0.0,
     oracle_weights: Sequence[float] = BalancedOraclePolicy.equal_weights,
     lbcs_kind: tuple[Mapping[str, Sequence[int]], Sequence[str]] | None = None,
+    rollout_candidates: int = DEFAULT_CANDIDATES,
 ):
     """The policy called ``name``: its ``agents`` when it is a learned one (one agent as it is; with a
     low-to-high prior of weight ``frequency_prior`` > 0 or several agents, their product of experts),
@@ -244,7 +246,8 @@ def build_policy(
     :func:`~mri_rl.evaluation.lbcs_orders.lbcs_order`, also the base order of ``oracle_rollout``;
     ``lbcs_kind``: the orders per kind and each slice's kind,
     :func:`~mri_rl.evaluation.lbcs_orders.lbcs_kind_orders`; ``oracle_weights``: those of
-    ``oracle_ssim_psnr``)."""
+    ``oracle_ssim_psnr``; ``rollout_candidates``: the greedy oracle's columns ``oracle_rollout`` scores
+    besides LBCS's next one)."""
     width = int(cast(spaces.Discrete, env.single_action_space).n)  # the MRI env's actions are columns
     if len(agents) == 1 and not frequency_prior:
         return agents[0]
@@ -260,7 +263,7 @@ def build_policy(
     if name in LBCS_ORDER_USERS:
         if lbcs is None:
             raise ValueError(f"the {name} policy needs the LBCS order: learn it with lbcs_order first")
-        return LBCSPolicy(width, lbcs) if name == "lbcs" else RolloutOraclePolicy(env, lbcs)
+        return LBCSPolicy(width, lbcs) if name == "lbcs" else RolloutOraclePolicy(env, lbcs, rollout_candidates)
     if name == "lbcs_kind":
         if lbcs_kind is None:
             raise ValueError("the lbcs_kind policy needs its orders: learn them with lbcs_kind_orders first")

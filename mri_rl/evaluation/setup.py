@@ -16,6 +16,7 @@ from mri_rl.checks import check_int, check_number, resolve_device
 from mri_rl.envs import ENV_ID
 from mri_rl.evaluation.policy_specs import acquisition_env
 from mri_rl.policies import BalancedOraclePolicy
+from mri_rl.policies.rollout_oracle import DEFAULT_CANDIDATES
 from mri_rl.task import DEFAULT_TASK, SPLITS, AcquisitionTask
 
 #: How to start fresh, in the message that refuses a stored rollout or order of other settings.
@@ -46,6 +47,8 @@ class EvaluationSetup:
             first step that reaches it (None: the last step, the end of the budget).
         oracle_weights: ``oracle_ssim_psnr``'s weights of the standardised SSIM and PSNR gains
             (:class:`~mri_rl.policies.baselines.BalancedOraclePolicy`; DAgger's ``teacher_weights``).
+        rollout_candidates: how many of the greedy oracle's best columns ``oracle_rollout`` scores at
+            each step besides LBCS's next one (:class:`~mri_rl.policies.RolloutOraclePolicy`).
         reference_from: an evaluation of the val split (its folder) whose strongest fixed order in
             SSIM AUC becomes a further reference of the room shares
             (:mod:`~mri_rl.evaluation.reference_choice`); None: none.
@@ -65,6 +68,7 @@ class EvaluationSetup:
     examples: int = 3
     examples_sampling_rate: float | None = None
     oracle_weights: tuple[float, ...] = BalancedOraclePolicy.equal_weights
+    rollout_candidates: int = DEFAULT_CANDIDATES
     reference_from: Path | None = None
 
     def __post_init__(self) -> None:
@@ -95,6 +99,7 @@ class EvaluationSetup:
                 raise ValueError(f"examples_sampling_rate: expected a number in (0, 1] or None, got {rate}")
             self.examples_sampling_rate = rate
         self.oracle_weights = check_metric_weights("oracle_weights", self.oracle_weights, BalancedOraclePolicy.metrics)
+        self.rollout_candidates = check_int("rollout_candidates", self.rollout_candidates, 0)
         resolve_device(self.device)
 
     def env_kwargs(self, folder: Path) -> dict[str, Any]:

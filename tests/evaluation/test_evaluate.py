@@ -652,6 +652,8 @@ ORACLE_WEIGHTS = "oracle_weights: expected one finite weight >= 0 per metric of 
         ({"oracle_weights": (0, 0)}, f"{ORACLE_WEIGHTS}, got [0, 0]"),
         ({"oracle_weights": (-1.0, 1.0)}, f"{ORACLE_WEIGHTS}, got [-1.0, 1.0]"),
         ({"oracle_weights": (float("inf"), 1.0)}, f"{ORACLE_WEIGHTS}, got [inf, 1.0]"),
+        ({"rollout_candidates": -1}, "rollout_candidates: expected an integer >= 0, got -1"),
+        ({"rollout_candidates": 1.5}, "rollout_candidates: expected an integer >= 0, got 1.5"),
     ],
 )
 def test_bad_settings_are_refused_when_the_setup_is_made(tmp_path, monkeypatch, overrides, message):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mri_rl.cli import main
 from mri_rl.evaluation.report import read_rows_csv, read_summary
 
@@ -115,3 +117,39 @@ def test_oracle_weights_reach_the_rollout_record(singlecoil_root, tmp_path):
     record = json.loads((out / "partial" / "oracle_ssim_psnr_seed0.csv.record.json").read_text())["record"]
     assert record["settings"]["oracle_weights"] == [2.0, 1.0]
     assert "random" in read_summary(out / "summary.json")
+
+
+def test_rollout_candidates_reach_the_rollout_and_its_record(singlecoil_root, tmp_path, capsys):
+    """0 candidates: ``oracle_rollout`` rolls its base order, LBCS's, column for column; the count is
+    recorded, and a rerun into the folder with another count is refused, naming it."""
+    out = tmp_path / "results"
+    args = evaluate_args(singlecoil_root, out, "--lbcs-slices", "2", "--rollout-candidates", "0")
+    args[args.index("random") : args.index("lowtohigh") + 1] = ["oracle_rollout", "lbcs"]
+    assert main(args) == 0
+    rows = read_rows_csv(out / "metrics.csv")
+    rolled = {
+        name: [{k: v for k, v in row.items() if k != "policy"} for row in rows if row["policy"] == name]
+        for name in ("oracle_rollout", "lbcs")
+    }
+    assert rolled["oracle_rollout"] == rolled["lbcs"] and len(rolled["lbcs"]) > 0
+    record = json.loads((out / "partial" / "oracle_rollout_seed0.csv.record.json").read_text())["record"]
+    assert record["settings"]["rollout_candidates"] == 0
+    assert json.loads((out / "summary.json").read_text())["record"]["settings"]["rollout_candidates"] == 0
+    capsys.readouterr()
+    assert main(args[: args.index("--rollout-candidates")]) == 2
+    assert "(settings.rollout_candidates: 0 vs 5; recorded vs now)" in capsys.readouterr().err
+
+
+def test_bad_rollout_candidates_stop_before_anything_is_written(singlecoil_root, tmp_path, capsys):
+    negative = tmp_path / "negative"
+    with pytest.raises(SystemExit) as exit_info:  # argparse: usage and an error line
+        main(evaluate_args(singlecoil_root, negative, "--rollout-candidates", "-1"))
+    assert exit_info.value.code == 2
+    assert "argument --rollout-candidates: expected an integer >= 0, got '-1'" in capsys.readouterr().err
+    unused = tmp_path / "unused"
+    assert main(evaluate_args(singlecoil_root, unused, "--rollout-candidates", "3")) == 2
+    assert (
+        "--rollout-candidates 3 is for the oracle_rollout baseline: add oracle_rollout to --policies"
+        in capsys.readouterr().err
+    )
+    assert not negative.exists() and not unused.exists()
