@@ -12,6 +12,7 @@ from mri_rl.cli.arguments import (
     FINITE,
     NON_NEGATIVE_INT,
     SEED,
+    number_type,
 )
 from mri_rl.task import CHALLENGES, DEFAULT_TASK, SPLITS
 
@@ -269,6 +270,15 @@ def _add_data_anatomy_command(data_commands: argparse._SubParsersAction) -> None
         "reads the same template slices, up to its affine) or a random offset per volume (the volumes read "
         "different slices and together cover the split's; default: centre)",
     )
+    command.add_argument(
+        "--deform-mm",
+        type=number_type(integer=False, minimum=0),
+        default=0.0,
+        metavar="MM",
+        help="warp each slice by its own smooth random displacement field whose largest displacement is MM mm, "
+        "after its affine and slice offset: the same template slices as other brains might show them, an "
+        "augmentation for training data (default: 0, no warp)",
+    )
     _add_volume_arguments(command)
     _add_acquisition_arguments(command)
     command.set_defaults(handler=_run_data_anatomy)
@@ -288,6 +298,7 @@ def _run_data_anatomy(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             layout=args.layout,
             slice_offset=args.slice_offset,
+            deform_mm=args.deform_mm,
         )
     except ImportError as error:  # nilearn missing: one line, like the other expected failures
         raise ValueError(str(error)) from None

@@ -11,7 +11,10 @@ from magnitude images; fastMRI's layout and targets, Zbontar et al., 2018).
 The affine keeps the slicing axis: a rotation about it (up to :data:`MAX_ROTATION_DEGREES`), zooms
 of the two in-plane axes (up to :data:`MAX_ZOOM` either way) and an in-plane shift (up to
 :data:`MAX_SHIFT_MM`), drawn per volume (``scipy.ndimage.affine_transform`` of each template slice).
-So every output slice reads exactly one template slice.
+So every output slice reads exactly one template slice. With ``deform_mm`` > 0 each kept slice is then
+warped by a smooth random displacement field of its own (:func:`displacement_field`): the same template
+slice as another brain's might look, an augmentation for training volumes (elastic distortions, Simard
+et al., ICDAR 2003), not a new subject either.
 
 Splits. There is one template brain, so splits are by slab: along each orientation's slicing axis
 the template's usable slices (at least :data:`MIN_FOREGROUND` of their voxels in the brain) are cut
@@ -74,6 +77,8 @@ MIN_FOREGROUND = 0.1
 MAX_ROTATION_DEGREES = 10.0
 MAX_ZOOM = 0.1
 MAX_SHIFT_MM = 4.0
+#: Gaussian sigma (mm) that smooths the white noise of a slice's displacement field (:func:`displacement_field`).
+DEFORM_SMOOTHNESS_MM = 16.0
 #: Background kept around the brain's bounding box (mm).
 MARGIN_MM = 12.0
 NOTE = (
@@ -204,6 +209,41 @@ def transformed_slab(
     return planes[usable], indices[usable], spacing
 
 
+def displacement_field(
+    shape: tuple[int, int], spacing: tuple[float, float], deform_mm: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A smooth random in-plane displacement field whose largest displacement is ``deform_mm``.
+
+    White noise per axis, smoothed by a Gaussian of :data:`DEFORM_SMOOTHNESS_MM`, scaled so that the longest
+    displacement vector is ``deform_mm`` mm (Simard et al., ICDAR 2003, elastic distortions).
+
+    Returns:
+        float64 (2, rows, cols): the (row, column) displacement of each pixel, in pixels of ``spacing`` (mm).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    spacing_mm = np.asarray(spacing, dtype=np.float64)
+    sigma = DEFORM_SMOOTHNESS_MM / spacing_mm
+    field = np.stack([gaussian_filter(rng.standard_normal(shape), sigma) for _ in range(2)])
+    field_mm = field * (deform_mm / np.sqrt((field**2).sum(axis=0)).max())
+    return field_mm / spacing_mm[:, None, None]
+
+
+def deformed(
+    planes: np.ndarray, spacing: tuple[float, float], deform_mm: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Each of ``planes`` (slices, rows, cols) warped by its own :func:`displacement_field`: output pixel ``o``
+    reads ``o + field(o)`` (linear interpolation, zero outside). Same shape and dtype."""
+    from scipy.ndimage import map_coordinates
+
+    grid = np.indices(planes.shape[1:], dtype=np.float64)
+    warped = np.empty_like(planes)
+    for k, plane in enumerate(planes):
+        field = displacement_field(plane.shape, spacing, deform_mm, rng)
+        warped[k] = map_coordinates(plane, grid + field, order=1, cval=0.0)
+    return warped
+
+
 def volume_slices(
     usable: int, num_slices: int | None, slice_offset: str, rng: np.random.Generator, where: str = "the slices"
 ) -> np.ndarray:
@@ -223,11 +263,11 @@ def volume_slices(
 
 
 def anatomy_settings(
-    spec: SimulationSpec, seed: int, layout: str = "slabs", slice_offset: str = "centre"
+    spec: SimulationSpec, seed: int, layout: str = "slabs", slice_offset: str = "centre", deform_mm: float = 0.0
 ) -> dict[str, Any]:
     """What :func:`write_anatomy_dataset` records: the seed, the spec, the source and the slabs, for
-    the interleaved layout the layout and its blocks (needs nilearn), and a slice offset other than
-    "centre" (absent: "centre", as before the option existed)."""
+    the interleaved layout the layout and its blocks (needs nilearn), a slice offset other than
+    "centre" (absent: "centre", as before the option existed) and a deformation (absent: none)."""
     interleaved: dict[str, Any] = {}
     if layout != "slabs":
         blocks = {
@@ -250,7 +290,23 @@ def anatomy_settings(
         "note": NOTE,
         **interleaved,
         **({} if slice_offset == "centre" else {"slice_offset": slice_offset}),
+        **({"deform": {"max_displacement_mm": deform_mm, "smoothness_mm": DEFORM_SMOOTHNESS_MM}} if deform_mm else {}),
     }
+
+
+def check_options(layout: str, slice_offset: str, deform_mm: float) -> None:
+    """:func:`write_anatomy_dataset`'s checks, before anything is written.
+
+    Raises:
+        ImportError: nilearn is missing. ValueError: an unknown layout or slice offset, or a ``deform_mm`` that is
+        not a finite number >= 0, naming the value.
+    """
+    if slice_offset not in SLICE_OFFSETS:
+        raise ValueError(f"slice_offset: expected one of {SLICE_OFFSETS}, got {slice_offset!r}")
+    if not (np.isfinite(deform_mm) and deform_mm >= 0):
+        raise ValueError(f"deform_mm: expected a finite number of mm >= 0, got {deform_mm!r}")
+    load_template()
+    split_ranges(ORIENTATION_CYCLE[0], layout)
 
 
 def write_anatomy_dataset(
@@ -261,6 +317,7 @@ def write_anatomy_dataset(
     progress: bool = True,
     layout: str = "slabs",
     slice_offset: str = "centre",
+    deform_mm: float = 0.0,
 ) -> list[Path]:
     """Write MNI152-template volumes into fastMRI's folder layout ``out_dir/{challenge}_{split}``.
 
@@ -276,19 +333,18 @@ def write_anatomy_dataset(
         progress: show a progress bar.
         layout: "slabs" (one slab per split) or "interleaved" (:func:`template_blocks`), see :data:`LAYOUTS`.
         slice_offset: "centre" or "random", see :data:`SLICE_OFFSETS`.
+        deform_mm: largest displacement (mm) of each kept slice's random warp (:func:`deformed`), drawn after the
+            affine and slice offset (the same slices under the same affine as without it); 0 draws nothing.
 
     Returns:
         Paths of the written files, ``anatomy_s{seed}_{split}_{i:03d}.h5``, in order;
         ``out_dir/{challenge}_anatomy_settings.json`` records :func:`anatomy_settings`.
 
     Raises:
-        ImportError: nilearn is missing. ValueError: an unknown layout or slice offset, or a split holds
-        fewer usable slices than ``num_slices``.
+        ImportError, ValueError: as :func:`check_options`, before anything is written; ValueError: a split
+        holds fewer usable slices than ``num_slices``.
     """
-    if slice_offset not in SLICE_OFFSETS:
-        raise ValueError(f"slice_offset: expected one of {SLICE_OFFSETS}, got {slice_offset!r}")
-    load_template()  # the missing-nilearn error before anything is written
-    split_ranges(ORIENTATION_CYCLE[0], layout)  # an unknown layout, before anything is written
+    check_options(layout, slice_offset, deform_mm)
 
     def make_volume(split: str, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         orientation = ORIENTATION_CYCLE[index % len(ORIENTATION_CYCLE)]
@@ -297,7 +353,8 @@ def write_anatomy_dataset(
         planes, positions, spacing = transformed_slab(orientation, ranges, matrix, shift)
         where = f"the {split} slices {[list(r) for r in ranges]} of the {orientation} template (volume {index})"
         chosen = volume_slices(len(planes), spec.num_slices, slice_offset, rng, where)
-        magnitudes = fit_to_grid(planes[chosen] * IMAGE_SCALE, spacing, spec)
+        kept = deformed(planes[chosen], spacing, deform_mm, rng) if deform_mm else planes[chosen]
+        magnitudes = fit_to_grid(kept * IMAGE_SCALE, spacing, spec)
         total = template_slices(orientation)[0].shape[0]
         kspace, target = simulate_kspace(magnitudes, slice_depths(positions[chosen], total), spec, rng)
         attrs = {
@@ -310,7 +367,7 @@ def write_anatomy_dataset(
         return kspace, target, attrs
 
     naming = ("anatomy", SETTINGS_FILE)
-    settings = anatomy_settings(spec, seed, layout, slice_offset)
+    settings = anatomy_settings(spec, seed, layout, slice_offset, deform_mm)
     return write_simulated_dataset(out_dir, spec, volumes, seed, make_volume, naming, settings, progress)
 
 

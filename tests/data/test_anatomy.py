@@ -208,3 +208,68 @@ def test_a_random_slice_offset_reads_other_template_slices_per_volume_and_is_rec
     with pytest.raises(ValueError, match=r"slice_offset: expected one of \('centre', 'random'\), got 'edge'"):
         write_anatomy_dataset(tmp_path / "bad", spec, volumes, progress=False, slice_offset="edge")
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_displacement_field_is_smooth_and_as_long_as_asked():
+    field = anatomy.displacement_field((90, 70), (1.0, 2.0), 6.0, np.random.default_rng(0))
+    assert field.shape == (2, 90, 70)
+    length_mm = np.sqrt((field[0] * 1.0) ** 2 + (field[1] * 2.0) ** 2)  # pixels back to mm, per axis
+    assert length_mm.max() == pytest.approx(6.0)
+    assert length_mm.mean() > 1.0  # displaced throughout, not at one pixel
+    # smooth: neighbouring pixels move alike (sigma 16 mm), far pixels independently
+    assert np.abs(np.diff(field[0], axis=0)).max() < 0.1 * np.abs(field[0]).max()
+    again = anatomy.displacement_field((90, 70), (1.0, 2.0), 6.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(field, again)
+
+
+def test_deformed_planes_read_each_pixel_at_its_displacement():
+    # on a linear ramp, linear interpolation is exact: the warped ramp minus the ramp is the field itself
+    shape, spacing = (60, 50), (1.0, 1.0)
+    rows, cols = np.indices(shape, dtype=np.float64)
+    ramps = np.stack([rows, cols]).astype(np.float32)
+    warped = anatomy.deformed(ramps, spacing, 3.0, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    fields = [anatomy.displacement_field(shape, spacing, 3.0, rng) for _ in range(2)]  # one field per plane, in turn
+    inner = (slice(4, -4), slice(4, -4))  # clear of the zero fill outside
+    np.testing.assert_allclose(warped[0][inner] - rows[inner], fields[0][0][inner], atol=1e-4)
+    np.testing.assert_allclose(warped[1][inner] - cols[inner], fields[1][1][inner], atol=1e-4)
+
+
+def test_a_deformation_warps_the_same_template_slices_and_is_recorded(tmp_path):
+    volumes = {"train": 2}
+    plain = write_anatomy_dataset(tmp_path / "plain", SPEC, volumes, progress=False, slice_offset="random")
+    warped = write_anatomy_dataset(
+        tmp_path / "warped", SPEC, volumes, progress=False, slice_offset="random", deform_mm=6.0
+    )
+    for before, after in zip(plain, warped, strict=True):
+        (_, target_before, attrs_before), (_, target_after, attrs_after) = read(before), read(after)
+        assert attrs_after["template_slices"].tolist() == attrs_before["template_slices"].tolist()
+        assert target_after.shape == target_before.shape
+        change = np.abs(target_after - target_before).mean() / np.abs(target_before).mean()
+        assert 0.02 < change < 0.5  # another view of the same slices, not another image
+        inspect_volume(after, "multicoil", check_values=True)
+    assert read_anatomy_settings(tmp_path / "warped", "multicoil")["deform"] == {
+        "max_displacement_mm": 6.0,
+        "smoothness_mm": anatomy.DEFORM_SMOOTHNESS_MM,
+    }
+    assert "deform" not in read_anatomy_settings(tmp_path / "plain", "multicoil")  # as before the option
+    again = write_anatomy_dataset(tmp_path / "again", SPEC, volumes, progress=False, slice_offset="random", deform_mm=6)
+    assert [read(p)[1].tobytes() for p in again] == [read(p)[1].tobytes() for p in warped]
+
+
+@pytest.mark.parametrize("deform_mm", [-1.0, float("nan"), float("inf")])
+def test_a_bad_deformation_is_refused_before_anything_is_written(tmp_path, deform_mm):
+    with pytest.raises(ValueError, match=rf"deform_mm: expected a finite number of mm >= 0, got {deform_mm!r}"):
+        write_anatomy_dataset(tmp_path / "bad", SPEC, {"train": 1}, progress=False, deform_mm=deform_mm)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_deform_flag_reaches_the_writer_and_refuses_negatives(tmp_path, capsys):
+    argv = ["data", "anatomy", "--volumes", "1", "--val-volumes", "0", "--test-volumes", "0", "--slices", "1"]
+    assert cli.main([*argv, str(tmp_path / "w"), "--size", "16", "--deform-mm", "4", "--no-progress"]) == 0
+    assert read_anatomy_settings(tmp_path / "w")["deform"]["max_displacement_mm"] == 4.0
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, str(tmp_path / "n"), "--size", "16", "--deform-mm", "-2", "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "--deform-mm: expected" in capsys.readouterr().err
+    assert not (tmp_path / "n").exists()
