@@ -398,18 +398,24 @@ def test_bad_recon_config_names_the_key(override, expected):
         validate_config(values, source, DEFAULT_TASK)
 
 
-@pytest.mark.parametrize("name", ["dqn_mri", "reinforce_mri", "dagger_mri", "dqn_cartpole"])
+@pytest.mark.parametrize("name", ["dqn_mri", "reinforce_mri", "dagger_mri", "finetune_mri", "dqn_cartpole"])
 def test_packaged_agent_configs_load(name):
     from mri_rl.runs.training import TrainConfig
 
     values, source = load_config(name)
     config = TrainConfig.from_dict(values, source)
-    expected = {"dqn_mri": "dqn", "reinforce_mri": "greedy_reinforce", "dagger_mri": "dagger", "dqn_cartpole": "dqn"}
+    expected = {
+        "dqn_mri": "dqn",
+        "reinforce_mri": "greedy_reinforce",
+        "dagger_mri": "dagger",
+        "finetune_mri": "reinforce",
+        "dqn_cartpole": "dqn",
+    }
     assert config.agent == expected[name]
     assert config.hyperparameters == values["hyperparameters"]
 
 
-@pytest.mark.parametrize("name", ["dqn_mri", "reinforce_mri", "dagger_mri"])
+@pytest.mark.parametrize("name", ["dqn_mri", "reinforce_mri", "dagger_mri", "finetune_mri"])
 @pytest.mark.parametrize(
     "override, expected",
     [

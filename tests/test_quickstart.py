@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -333,15 +334,23 @@ def test_a_setting_recorded_only_in_the_folder_is_named(tmp_path):
     ]
 
 
-def pooled_config(folder: Path, config: Path, ensembles: dict[str, str]) -> Path:
-    """The tiny config with two greedy REINFORCE agents of one config, seeds 0 and 1, and ``ensembles``."""
+def edited_config(config: Path, path: Path, edit: Callable[[dict], None]) -> Path:
+    """``config``'s values changed in place by ``edit``, written to ``path``."""
     values = yaml.safe_load(config.read_text())
-    agent = str(folder / "reinforce.yaml")
-    values["agents"] = {"a": {"config": agent, "seed": 0}, "b": {"config": agent, "seed": 1}}
-    values["evaluation"]["ensembles"] = ensembles
-    path = folder / "pooled.yaml"
+    edit(values)
     path.write_text(yaml.safe_dump(values))
     return path
+
+
+def pooled_config(folder: Path, config: Path, ensembles: dict[str, str]) -> Path:
+    """The tiny config with two greedy REINFORCE agents of one config, seeds 0 and 1, and ``ensembles``."""
+    agent = str(folder / "reinforce.yaml")
+
+    def pool(values: dict) -> None:
+        values["agents"] = {"a": {"config": agent, "seed": 0}, "b": {"config": agent, "seed": 1}}
+        values["evaluation"]["ensembles"] = ensembles
+
+    return edited_config(config, folder / "pooled.yaml", pool)
 
 
 def test_agents_of_one_config_train_with_their_own_seeds_and_are_pooled(finished_quickstart, tmp_path):
@@ -424,17 +433,72 @@ def test_ensembles_become_evaluate_specs_of_the_agents_models(tmp_path):
     ]
 
 
+def tuned_config(folder: Path, config: Path, tuned: dict) -> Path:
+    """The tiny config with one more agent, ``tuned``, after the other two."""
+    return edited_config(config, folder / "tuned.yaml", lambda values: values["agents"].update(tuned=tuned))
+
+
+def test_an_agent_started_from_another_copies_its_policy_and_records_its_fingerprint(finished_quickstart, tmp_path):
+    folder, config, _ = finished_quickstart
+    # a step size so small that the tuned policy stays its starting point to float precision
+    tuned = {"config": str(folder / "reinforce.yaml"), "start_from": "reinforce", "seed": 1}
+    tuned["hyperparameters"] = {"learning_rate": 1e-12}
+    run = tmp_path / "run"
+    run.mkdir()
+    for stage in ("reconstructor", "dqn", "reinforce"):
+        (run / stage).symlink_to(folder / "run" / stage)
+    summary = run_quickstart(run, tuned_config(tmp_path, config, tuned), progress=False)
+    assert "tuned" in summary
+    started = read_agent_checkpoint(run / "reinforce" / "model.pt")["state"]["policy"]
+    weights = read_agent_checkpoint(run / "tuned" / "model.pt")["state"]["policy"]
+    assert all(torch.allclose(weights[key], started[key], atol=1e-6) for key in started)
+    settings = GreedyREINFORCE.load(run / "tuned" / "model.pt").record["settings"]
+    assert settings["hyperparameters"]["init_policy"] == str(run / "reinforce" / "model.pt")
+    assert settings["init_policy_fingerprint"] == checkpoint_fingerprint(run / "reinforce" / "model.pt")
+    assert settings["seed"] == 1  # so its own initial weights were not those of the seed-0 agent it starts from
+
+
+@pytest.mark.parametrize(
+    ("tuned", "message"),
+    [
+        ({"start_from": "later"}, "agents.tuned.start_from: 'later' is not an agent listed before tuned"),
+        ({"start_from": "tuned"}, "agents.tuned.start_from: 'tuned' is not an agent listed before tuned"),
+        (
+            {"start_from": "dqn", "config": "DQN"},
+            "agents.tuned.start_from: a dqn agent (DQN) cannot start from a policy",
+        ),
+        (
+            {"start_from": "dqn", "hyperparameters": {"init_policy": "x.pt"}},
+            "agents.tuned: start_from and hyperparameters.init_policy both name a policy",
+        ),
+    ],
+)
+def test_a_start_from_that_is_no_earlier_agent_or_no_policy_gradient_agent_is_refused(tmp_path, tuned, message):
+    config = write_tiny_config(tmp_path, tmp_path / "data")
+    agent_config = {"DQN": str(tmp_path / "dqn.yaml")}.get(tuned.pop("config", ""), str(tmp_path / "reinforce.yaml"))
+    message = message.replace("(DQN)", f"({tmp_path / 'dqn.yaml'})")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_quickstart(
+            tmp_path / "run", tuned_config(tmp_path, config, {"config": agent_config, **tuned}), progress=False
+        )
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
+
+
 def test_the_packaged_dagger_ensembles_pool_three_seeds_of_dagger_mri():
     standard, harder = (QuickstartConfig.from_file(name) for name in ("dagger_ensemble", "dagger_ensemble_harder"))
-    for settings in (standard, harder):
-        assert {name: (stage.config, stage.seed) for name, stage in settings.agents.items()} == {
-            f"student{seed}": ("dagger_mri", seed) for seed in range(3)
-        }
+    students = {f"student{seed}": ("dagger_mri", seed, None) for seed in range(3)}
+    tuned = {f"tuned{seed}": ("finetune_mri", seed, f"student{seed}") for seed in range(3)}
+    for settings, agents in ((standard, students), (harder, {**students, **tuned})):
+        assert {name: (stage.config, stage.seed, stage.start_from) for name, stage in settings.agents.items()} == agents
         assert settings.data.layout == "interleaved" and settings.evaluation.lbcs_slices == 16
         assert settings.evaluation.ensembles["students_prior"] == "student0+student1+student2@0.1"
     assert (standard.task.initial_lines, standard.task.budget) == (4, 16)
     assert (harder.task.initial_lines, harder.task.budget) == (2, 24)
-    assert {stage.hyperparameters["beta_fraction"] for stage in harder.agents.values()} == {0.064}
+    assert {harder.agents[name].hyperparameters["beta_fraction"] for name in students} == {0.064}
+    # the students are pooled, not their fine-tuned policies (chosen on val)
+    assert harder.evaluation.ensembles == standard.evaluation.ensembles
+    made = Quickstart(Path("run"), harder, None, progress=False).agent_configs["tuned1"]
+    assert (made["agent"], made["hyperparameters"]["init_policy"]) == ("reinforce", "run/student1/model.pt")
     # the harder regime's U-Net trains to convergence (chosen on val); the rest of the reconstructor stage is shared
     assert (standard.reconstructor.max_epochs, harder.reconstructor.max_epochs) == (15, 40)
     assert dataclasses.replace(harder.reconstructor, max_epochs=15) == standard.reconstructor

@@ -20,13 +20,13 @@ import reprlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from mri_rl.agents import AGENTS
+from mri_rl.agents import AGENTS, Agent
 from mri_rl.checks import resolve_device
 from mri_rl.configs import load_config
 from mri_rl.configs.schema import ConfigError, from_mapping
@@ -146,12 +146,15 @@ class ReconstructorStage:
 class AgentStage:
     """An agent: a packaged config (or path), with optional overrides of its steps and hyperparameters,
     and its training seed (None: the quick start's ``seed``). Agents of one config and several seeds
-    can be pooled in the evaluation (:attr:`EvaluationStage.ensembles`)."""
+    can be pooled in the evaluation (:attr:`EvaluationStage.ensembles`). ``start_from``: the name of
+    an agent listed before this one whose trained policy this one starts from (its ``init_policy``):
+    a policy-gradient agent fine-tuning a distilled student with RL, as issue 16 suggests."""
 
     config: str
     total_steps: int | None = field(default=None, metadata={"min": 1})
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     seed: int | None = field(default=None, metadata={"min": 0})
+    start_from: str | None = None
 
 
 @dataclass
@@ -203,6 +206,13 @@ class QuickstartConfig:
     seed: int = field(default=0, metadata={"min": 0})
 
     def __post_init__(self) -> None:
+        names = list(self.agents)
+        for index, (name, stage) in enumerate(self.agents.items()):
+            if stage.start_from is not None and stage.start_from not in names[:index]:
+                raise ValueError(
+                    f"agents.{name}.start_from: {stage.start_from!r} is not an agent listed before {name} "
+                    f"(agents train in the order listed); those are {names[:index]}"
+                )
         for name, members in self.evaluation.ensembles.items():
             where = f"evaluation.ensembles.{name}"
             if not POLICY_NAME.fullmatch(name) or name in BASELINE_NAMES or name in self.agents:
@@ -290,15 +300,31 @@ class Quickstart:
             recon_values, f"{recon_source} (with the quick start's model overrides and seed)", self.task
         )
         self.recon_config = recon_values
-        self.agent_configs = {name: self._agent_config(stage) for name, stage in config.agents.items()}
+        self.agent_configs = {name: self._agent_config(name, stage) for name, stage in config.agents.items()}
 
-    @staticmethod
-    def _agent_config(stage: AgentStage) -> dict[str, Any]:
+    def _agent_config(self, name: str, stage: AgentStage) -> dict[str, Any]:
+        """Agent ``name``'s train config: its config file with the stage's overrides and, for
+        ``start_from``, the ``init_policy`` of that agent's model in this run folder.
+
+        Raises:
+            ConfigError: a bad value, or ``start_from`` for an agent that cannot start from a policy.
+        """
         values, source = load_config(stage.config)
         values["hyperparameters"] = {**values.get("hyperparameters", {}), **stage.hyperparameters}
         if stage.total_steps is not None:
             values["total_steps"] = stage.total_steps
-        TrainConfig.from_dict({**values, "env_kwargs": {}}, f"{source} (with the quick start's agent settings)")
+        where = f"{source} (with the quick start's agent settings)"
+        TrainConfig.from_dict({**values, "env_kwargs": {}}, where)
+        if stage.start_from is not None:
+            starters = sorted(key for key, agent in AGENTS.items() if "init_policy" in settings_fields(agent))
+            if values["agent"] not in starters:
+                raise ConfigError(
+                    f"agents.{name}.start_from: a {values['agent']} agent ({source}) cannot start from a policy; "
+                    f"agents {starters} can"
+                )
+            if values["hyperparameters"].get("init_policy"):
+                raise ConfigError(f"agents.{name}: start_from and hyperparameters.init_policy both name a policy")
+            values["hyperparameters"]["init_policy"] = str(self.out / stage.start_from / "model.pt")
         return values
 
     def stage(self, name: str) -> None:
@@ -408,6 +434,11 @@ class Quickstart:
         summary = evaluate_policies(setup, policies, self.out / "evaluation", progress=self.progress)
         self.stage("evaluation")
         return summary
+
+
+def settings_fields(agent: type[Agent]) -> set[str]:
+    """The names of an agent class's settings (its ``settings_class``'s fields)."""
+    return {item.name for item in fields(agent.settings_class)}
 
 
 def clear_stages(out: Path, agents: Sequence[str]) -> None:
