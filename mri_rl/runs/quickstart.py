@@ -313,8 +313,7 @@ class Quickstart:
         values["hyperparameters"] = {**values.get("hyperparameters", {}), **stage.hyperparameters}
         if stage.total_steps is not None:
             values["total_steps"] = stage.total_steps
-        where = f"{source} (with the quick start's agent settings)"
-        TrainConfig.from_dict({**values, "env_kwargs": {}}, where)
+        TrainConfig.from_dict({**values, "env_kwargs": {}}, f"{source} (with the quick start's agent settings)")
         if stage.start_from is not None:
             starters = sorted(key for key, agent in AGENTS.items() if "init_policy" in settings_fields(agent))
             if values["agent"] not in starters:
