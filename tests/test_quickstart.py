@@ -423,6 +423,24 @@ def test_an_ensemble_of_unknown_agents_or_with_a_taken_name_is_refused_on_load(t
         QuickstartConfig.from_file(pooled_config(tmp_path, config, ensembles))
 
 
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ({"ab": "a+c"}, "evaluation.groups.ab: expected two or more different agents of this config joined by '+'"),
+        ({"ab": "a"}, "evaluation.groups.ab: expected two or more different agents"),
+        ({"ab": "a+a"}, "evaluation.groups.ab: expected two or more different agents"),
+        ({"a": "a+b"}, "evaluation.groups.a: the name must be new"),
+        ({"oracle": "a+b"}, "evaluation.groups.oracle: the name must be new"),
+        ({"pooled": "a+b"}, "evaluation.groups.pooled: the name must be new"),
+    ],
+)
+def test_a_group_of_unknown_agents_or_with_a_taken_name_is_refused_on_load(tmp_path, groups, message):
+    config = write_tiny_config(tmp_path, tmp_path / "data")
+    overrides = [f"evaluation.groups.{name}={members}" for name, members in groups.items()]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        QuickstartConfig.from_file(pooled_config(tmp_path, config, {"pooled": "a+b"}), overrides)
+
+
 def test_ensembles_become_evaluate_specs_of_the_agents_models(tmp_path):
     config = write_tiny_config(tmp_path, tmp_path / "data")
     settings = QuickstartConfig.from_file(pooled_config(tmp_path, config, {"ab": "b+a", "ab_prior": "a+b@0.1"}))
@@ -447,8 +465,14 @@ def test_an_agent_started_from_another_copies_its_policy_and_records_its_fingerp
     run.mkdir()
     for stage in ("reconstructor", "dqn", "reinforce"):
         (run / stage).symlink_to(folder / "run" / stage)
-    summary = run_quickstart(run, tuned_config(tmp_path, config, tuned), progress=False)
-    assert "tuned" in summary
+    group = ["evaluation.groups.rl=reinforce+tuned"]
+    summary = run_quickstart(run, tuned_config(tmp_path, config, tuned), progress=False, overrides=group)
+    assert summary["tuned"] == summary["reinforce"]  # the same policy, to float precision, rolls the same orders
+    share = f"{room_share(paired_differences(read_rows_csv(run / 'evaluation' / 'metrics.csv')), 'tuned'):+.1%}"
+    assert (
+        f"| rl | reinforce, tuned | {share}, {share} | {share} ± 0.0% |"
+        in (run / "evaluation" / "summary.md").read_text()
+    )
     started = read_agent_checkpoint(run / "reinforce" / "model.pt")["state"]["policy"]
     weights = read_agent_checkpoint(run / "tuned" / "model.pt")["state"]["policy"]
     assert all(torch.allclose(weights[key], started[key], atol=1e-6) for key in started)
@@ -495,8 +519,9 @@ def test_the_packaged_dagger_ensembles_pool_three_seeds_of_dagger_mri():
     assert (standard.task.initial_lines, standard.task.budget) == (4, 16)
     assert (harder.task.initial_lines, harder.task.budget) == (2, 24)
     assert {harder.agents[name].hyperparameters["beta_fraction"] for name in students} == {0.064}
-    # the students are pooled, not their fine-tuned policies (chosen on val)
+    # the students are pooled, not their fine-tuned policies (chosen on val); those are reported as a group
     assert harder.evaluation.ensembles == standard.evaluation.ensembles
+    assert (standard.evaluation.groups, harder.evaluation.groups) == ({}, {"tuned": "tuned0+tuned1+tuned2"})
     made = Quickstart(Path("run"), harder, None, progress=False).agent_configs["tuned1"]
     assert (made["agent"], made["hyperparameters"]["init_policy"]) == ("reinforce", "run/student1/model.pt")
     # the harder regime's U-Net trains to convergence (chosen on val); the rest of the reconstructor stage is shared

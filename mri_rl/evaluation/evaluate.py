@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -49,6 +50,7 @@ from mri_rl.evaluation.policy_specs import (
     PolicySpec,
     acquisition_env,
     build_policy,
+    check_groups,
     ensemble_members,
     load_agent,
     load_agents,
@@ -457,9 +459,10 @@ def write_evaluation_report(
     policies: list[PolicySpec],
     mismatches: dict[str, list[str]],
     width: int,
+    groups: Mapping[str, Sequence[str]],
 ) -> dict[str, Any]:
     """:func:`~mri_rl.evaluation.report.write_report` of an evaluation's ``rows``: its title and record,
-    its ensembles' members, share intervals that resample the folder's independent units
+    its ensembles' members and ``groups``, share intervals that resample the folder's independent units
     (:mod:`~mri_rl.evaluation.resampling_units`) and the shares above the reference chosen on val
     (``context.reference``, recorded as ``settings.reference``, once its LBCS orders are checked
     against those rolled here); returns the summary."""
@@ -472,7 +475,8 @@ def write_evaluation_report(
     record = make_record(context.task, {"evaluated": context.evaluated}, settings)
     units = resampling_units(context.folder, {(row["file"], row["slice"]) for row in rows}, context.task.challenge)
     room_reference = None if reference is None else RoomReference(reference.policy, reference.why())
-    return write_report(context.out_dir, rows, title, record, width, ensemble_members(policies), units, room_reference)
+    members = {**ensemble_members(policies), **groups}
+    return write_report(context.out_dir, rows, title, record, width, members, units, room_reference)
 
 
 def chosen_reference(
@@ -486,6 +490,19 @@ def chosen_reference(
     return choose_reference(setup.reference_from, task, evaluated_digest, baselines)
 
 
+def checked_policies(
+    setup: EvaluationSetup, policy_specs: list[str], groups: Mapping[str, Sequence[str]]
+) -> list[PolicySpec]:
+    """The parsed ``policy_specs``, refused before anything is read if ``groups`` are not two or more of
+    them under new names (:func:`~mri_rl.evaluation.policy_specs.check_groups`) or ``lbcs_kind`` has no
+    ``setup.lbcs_by``."""
+    policies = parse_policy_specs(policy_specs)
+    check_groups(groups, policies)
+    if any(spec.name == "lbcs_kind" and not spec.checkpoints for spec in policies):
+        kind_attribute(setup.lbcs_by)
+    return policies
+
+
 def evaluate_policies(
     setup: EvaluationSetup,
     policy_specs: list[str],
@@ -494,6 +511,7 @@ def evaluate_policies(
     overwrite: bool = False,
     workers: Workers | None = None,
     shards_per_rollout: int | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Roll every policy; write metrics.csv (+ record), summary.json/.md, curves/masks/examples.png.
 
@@ -509,6 +527,7 @@ def evaluate_policies(
         overwrite: delete the folder's earlier rollouts and report first.
         workers: where shards run (default: this process; :class:`~mri_rl.distributed.Workers`).
         shards_per_rollout: shards per (policy, seed) (default: the workers' count).
+        groups: name -> two or more policies' names (e.g. one per training seed): summary.md gives their spread.
 
     Returns:
         The summary (see :func:`mri_rl.evaluation.report.summarize`).
@@ -520,9 +539,7 @@ def evaluate_policies(
     """
     out_dir, workers = Path(out_dir), workers or Workers()
     parts = check_int("shards_per_rollout", shards_per_rollout or workers.count)
-    policies = parse_policy_specs(policy_specs)
-    if any(spec.name == "lbcs_kind" and not spec.checkpoints for spec in policies):
-        kind_attribute(setup.lbcs_by)  # refuses a missing --lbcs-by before anything is read
+    policies = checked_policies(setup, policy_specs, groups or {})
     folder = resolve_split_folder(setup.data, setup.task.challenge, setup.split)
     check_split_folder(folder, setup.split, setup.any_folder)
     evaluated = data_fingerprint(folder)
@@ -541,7 +558,7 @@ def evaluate_policies(
         roll_shards(jobs, workers, progress)
         rows = [row for rollout in rollouts for row in rollout.finish()]
         width = int(cast(spaces.Discrete, env.single_action_space).n)
-        summary = write_evaluation_report(context, rows, policy_specs, policies, mismatches, width)
+        summary = write_evaluation_report(context, rows, policy_specs, policies, mismatches, width, groups or {})
         write_examples(env, rows, setup, [spec.name for spec in policies], out_dir / "examples.png")
     finally:
         _ENVS.clear()

@@ -147,6 +147,24 @@ def ensemble_members(policies: Sequence[PolicySpec]) -> dict[str, tuple[str, ...
     }
 
 
+def check_groups(groups: Mapping[str, Sequence[str]], policies: Sequence[PolicySpec]) -> None:
+    """Refuse a group (name -> policy names, e.g. one agent per training seed, whose spread summary.md
+    prints beside the ensembles' members) that is not two or more of ``policies`` under a new name.
+
+    Raises:
+        ValueError: naming the group and what was expected.
+    """
+    names = [spec.name for spec in policies]
+    for group, members in groups.items():
+        if group in names:
+            raise ValueError(f"group {group!r}: the name is taken by a policy; choose a new one")
+        if len(set(members)) < 2 or len(set(members)) != len(members):
+            raise ValueError(f"group {group!r}: two or more different policies are needed, got {list(members)}")
+        unknown = [member for member in members if member not in names]
+        if unknown:
+            raise ValueError(f"group {group!r}: {unknown} are not among the policies rolled ({names})")
+
+
 def optional_observations(agents: Iterable[Agent]) -> tuple[str, ...]:
     """The optional observation keys (:data:`~mri_rl.envs.spaces.OPTIONAL_OBSERVATIONS`) that any of
     ``agents`` reads, so that one evaluation env serves them all (a key an agent does not read is

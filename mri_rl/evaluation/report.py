@@ -356,16 +356,16 @@ def room_share_table(
 def member_spread_table(
     rows: list[dict[str, Any]], groups: Mapping[str, Sequence[str]], reference: str = "lbcs", oracle: str = "oracle"
 ) -> str:
-    """Markdown: each ensemble's members rolled one by one (e.g. one agent per training seed), their
+    """Markdown: each ensemble's (or group's) members rolled one by one (e.g. one agent per training seed), their
     shares of the room between ``reference`` and ``oracle`` (:func:`room_share`) and the mean ± std of
     those shares over the members (std with n − 1: the spread a new member would show), with the
     range of their paired PSNR AUC differences and SSIM AUC wins against ``reference``.
 
     Args:
         rows: rollout rows.
-        groups: ensemble name -> the names its members were rolled under
-            (:func:`~mri_rl.evaluation.policy_specs.ensemble_members`); ensembles of the same members
-            share one row.
+        groups: ensemble or group name -> the names its members were rolled under
+            (:func:`~mri_rl.evaluation.policy_specs.ensemble_members`, or the ``groups`` of
+            :func:`~mri_rl.evaluation.evaluate.evaluate_policies`); groups of the same members share one row.
 
     Returns:
         The table; empty when the room cannot be taken (``reference`` or ``oracle`` not evaluated)
@@ -379,7 +379,8 @@ def member_spread_table(
         if len(members) > 1 and all((member, reference) in ssim for member in members):
             ensembles[tuple(members)].append(name)
     lines = [
-        f"| ensembles | members | members' shares | mean ± std | − {reference}: PSNR AUC (dB) | SSIM AUC won |",
+        "| ensembles or groups | members | members' shares | mean ± std "
+        f"| − {reference}: PSNR AUC (dB) | SSIM AUC won |",
         "|---|---|---|---|---|---|",
     ]
     for members, names in ensembles.items():
@@ -503,7 +504,7 @@ def member_spread_sections(
     reference ``chosen`` on val, each where it can be taken."""
     references = dict.fromkeys(["lbcs", "lbcs_kind", *([chosen] if chosen else [])])
     return "".join(
-        f"\n## The ensembles' members one by one, against {reference}\n\nEach member's share of the room "
+        f"\n## Members one by one (ensembles and groups), against {reference}\n\nEach member's share of the room "
         f"above {reference} as in the table above, and their mean ± std over the members: with one member per "
         "training seed, the spread over training seeds.\n\n" + table
         for reference in references

@@ -166,7 +166,9 @@ class EvaluationStage:
     (:class:`~mri_rl.policies.product_of_experts.ProductOfExpertsPolicy`; ``mri-rl evaluate``'s
     ``NAME=A.pt+B.pt+C.pt@WEIGHT``); ``reference_on_val``: roll the fixed orders among ``policies``
     on the val split first (``OUT/val_reference``) and take the shares against the strongest there
-    too (``mri-rl evaluate --reference-from``, :mod:`~mri_rl.evaluation.reference_choice`)."""
+    too (``mri-rl evaluate --reference-from``, :mod:`~mri_rl.evaluation.reference_choice`);
+    ``groups``: agents rolled alone and not pooled, by name, each ``"A+B+C"`` of agent names (e.g.
+    one per training seed), whose shares summary.md gives one by one with their mean ± std."""
 
     policies: list[str]
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -174,6 +176,7 @@ class EvaluationStage:
     batch_size: int = field(default=32, metadata={"min": 1})
     lbcs_by: str | None = None
     ensembles: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
     reference_on_val: bool = False
 
     def __post_init__(self) -> None:
@@ -206,6 +209,11 @@ class QuickstartConfig:
     seed: int = field(default=0, metadata={"min": 0})
 
     def __post_init__(self) -> None:
+        self._check_start_from()
+        self._check_ensembles()
+        self._check_groups()
+
+    def _check_start_from(self) -> None:
         names = list(self.agents)
         for index, (name, stage) in enumerate(self.agents.items()):
             if stage.start_from is not None and stage.start_from not in names[:index]:
@@ -213,6 +221,8 @@ class QuickstartConfig:
                     f"agents.{name}.start_from: {stage.start_from!r} is not an agent listed before {name} "
                     f"(agents train in the order listed); those are {names[:index]}"
                 )
+
+    def _check_ensembles(self) -> None:
         for name, members in self.evaluation.ensembles.items():
             where = f"evaluation.ensembles.{name}"
             if not POLICY_NAME.fullmatch(name) or name in BASELINE_NAMES or name in self.agents:
@@ -224,6 +234,19 @@ class QuickstartConfig:
             unknown = [str(agent) for agent in agents if str(agent) not in self.agents]
             if unknown:
                 raise ValueError(f"{where}: {unknown} are not agents of this config; its agents: {sorted(self.agents)}")
+
+    def _check_groups(self) -> None:
+        taken = {*BASELINE_NAMES, *self.agents, *self.evaluation.ensembles}
+        for name, members in self.evaluation.groups.items():
+            where = f"evaluation.groups.{name}"
+            if name in taken or not POLICY_NAME.fullmatch(name):
+                raise ValueError(f"{where}: the name must be new (no baseline's, agent's or ensemble's)")
+            named = members.split("+")
+            if len(set(named)) < 2 or len(set(named)) != len(named) or not set(named) <= set(self.agents):
+                raise ValueError(
+                    f"{where}: expected two or more different agents of this config joined by '+' "
+                    f"(its agents: {sorted(self.agents)}), got {members!r}"
+                )
 
     def ensemble_specs(self, models: dict[str, Path]) -> list[str]:
         """The ensembles as ``mri-rl evaluate`` policy specs, ``NAME=A.pt+B.pt@WEIGHT``, from the agents'
@@ -430,7 +453,8 @@ class Quickstart:
             setup.reference_from = self.val_reference(setup)
         policies = [*cfg.policies, *(f"{name}={path}" for name, path in models.items())]
         policies += self.config.ensemble_specs(models)
-        summary = evaluate_policies(setup, policies, self.out / "evaluation", progress=self.progress)
+        groups = {name: members.split("+") for name, members in cfg.groups.items()}
+        summary = evaluate_policies(setup, policies, self.out / "evaluation", progress=self.progress, groups=groups)
         self.stage("evaluation")
         return summary
 

@@ -26,12 +26,13 @@ from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies, examp
 from mri_rl.evaluation.figures import DPI, acquisition_counts, examples_figure, masks_figure, pyplot
 from mri_rl.evaluation.policy_specs import (
     PolicySpec,
+    check_groups,
     ensemble_members,
     load_agent,
     optional_observations,
     parse_policy_specs,
 )
-from mri_rl.evaluation.report import paired_differences, read_rows_csv, read_summary, volume_curves
+from mri_rl.evaluation.report import paired_differences, read_rows_csv, read_summary, room_share, volume_curves
 from mri_rl.evaluation.rollout import NO_COLUMN, replay_orders
 from mri_rl.kspace import low_frequency_order
 from mri_rl.policies import LowToHighPolicy
@@ -526,6 +527,38 @@ def test_an_ensemble_of_one_policy_twice_rolls_that_policy_and_records_each_memb
     copy.write_bytes(other.read_bytes())  # a member changed since: its stored rollout is refused
     with pytest.raises(RecordMismatchError, match="checkpoints"):
         evaluate_policies(setup, [f"twice={first}+{copy}"], out, progress=False)
+
+
+def test_a_group_of_policies_rolled_alone_gets_their_shares_and_spread_in_the_summary(singlecoil_root, tmp_path):
+    train = singlecoil_root / "singlecoil_train"
+    first, second = (save_untrained_reinforce(train, tmp_path / f"{seed}.pt", seed) for seed in (0, 1))
+    setup, out = make_setup(singlecoil_root, seeds=(0,)), tmp_path / "out"
+    policies = ["lbcs", "oracle", f"a={first}", f"b={second}"]
+    evaluate_policies(setup, policies, out, progress=False, groups={"seeds": ["a", "b"]})
+    differences = paired_differences(read_rows_csv(out / "metrics.csv"))
+    shares = [room_share(differences, name) for name in ("a", "b")]
+    spread = f"{np.mean(shares):+.1%} ± {np.std(shares, ddof=1):.1%}"
+    markdown = (out / "summary.md").read_text()
+    assert "## Members one by one (ensembles and groups), against lbcs\n" in markdown
+    assert f"| seeds | a, b | {shares[0]:+.1%}, {shares[1]:+.1%} | {spread} |" in markdown
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ({"a": ["a", "b"]}, "group 'a': the name is taken by a policy"),
+        ({"g": ["a"]}, "group 'g': two or more different policies are needed, got ['a']"),
+        ({"g": ["a", "a"]}, "group 'g': two or more different policies are needed, got ['a', 'a']"),
+        ({"g": ["a", "c"]}, "group 'g': ['c'] are not among the policies rolled (['lbcs', 'a', 'b'])"),
+    ],
+)
+def test_a_group_that_is_not_two_rolled_policies_under_a_new_name_is_refused(groups, message, tmp_path):
+    check_groups({}, parse_policy_specs(["lbcs", "a=x.pt", "b=y.pt"]))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_groups(groups, parse_policy_specs(["lbcs", "a=x.pt", "b=y.pt"]))
+    with pytest.raises(ValueError, match=re.escape(message)):  # before anything is read or rolled
+        evaluate_policies(make_setup(tmp_path / "none"), ["lbcs", "a=x.pt", "b=y.pt"], tmp_path / "out", groups=groups)
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_ensemble_of_members_trained_on_other_tasks_is_refused_before_any_rollout(singlecoil_root, tmp_path):

@@ -438,20 +438,20 @@ def test_summary_gives_the_members_spread_against_each_reference_evaluated():
     rows = two_policy_rows_of_lbcs_and_the_oracle()
     rows += [{**r, "policy": "lbcs_kind"} for r in rows if r["policy"] == "lbcs"]
     markdown = summary_markdown(rows, summarize(rows), member_groups={"e": ("p", "q")})
-    assert "## The ensembles' members one by one, against lbcs\n" in markdown
-    assert "## The ensembles' members one by one, against lbcs_kind\n" in markdown
+    assert "## Members one by one (ensembles and groups), against lbcs\n" in markdown
+    assert "## Members one by one (ensembles and groups), against lbcs_kind\n" in markdown
     assert markdown.count("| e | p, q | +75.0%, +25.0% | +50.0% ± 35.4% |") == 2
-    assert "members one by one" not in summary_markdown(rows, summarize(rows))
+    assert "Members one by one" not in summary_markdown(rows, summarize(rows))
     # a reference chosen on val, z, the order q rolled: q takes a quarter of the room above lbcs, so
     # p takes (3/4 − 1/4) / (3/4) of the room above z; lbcs_kind, chosen, gets no second section
     rows += [{**r, "policy": "z"} for r in rows if r["policy"] == "q"]
     groups = {"e": ("p", "q")}
     with_z = summary_markdown(rows, summarize(rows), member_groups=groups, reference=RoomReference("z", "Why."))
     assert "## Share of the room above the reference chosen on val (z)\n\nWhy.\n" in with_z
-    assert "## The ensembles' members one by one, against z\n" in with_z
+    assert "## Members one by one (ensembles and groups), against z\n" in with_z
     assert "| e | p, q | +66.7%, +0.0% | +33.3% ± 47.1% |" in with_z
     with_kind = summary_markdown(rows, summarize(rows), member_groups=groups, reference=RoomReference("lbcs_kind", ""))
-    assert with_kind.count("## The ensembles' members one by one, against lbcs_kind\n") == 1
+    assert with_kind.count("## Members one by one (ensembles and groups), against lbcs_kind\n") == 1
 
 
 def test_summary_names_the_room_only_when_lbcs_and_the_oracle_were_evaluated():
