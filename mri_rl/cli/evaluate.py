@@ -21,6 +21,18 @@ from mri_rl.cli.arguments import (
 from mri_rl.task import SPLITS
 
 
+def group_spec(text: str) -> tuple[str, list[str]]:
+    """``NAME=A+B[+...]`` of ``--groups``: the group's name and its policies' names.
+
+    Raises:
+        argparse.ArgumentTypeError: not of that form.
+    """
+    name, equals, members = text.partition("=")
+    if not (name and equals and members):
+        raise argparse.ArgumentTypeError(f"expected NAME=POLICY+POLICY[+...], got {text!r}")
+    return name, members.split("+")
+
+
 def _add_policy_arguments(evaluate: argparse.ArgumentParser) -> None:
     """``mri-rl evaluate``'s flags of what is rolled: the policies, the oracle's weights, task mismatches."""
     evaluate.add_argument(
@@ -52,6 +64,15 @@ def _add_policy_arguments(evaluate: argparse.ArgumentParser) -> None:
         help="oracle_rollout's candidates: the greedy oracle's N best columns, scored each step besides LBCS's "
         "next one by the rest of the episode along the LBCS order (default: 5; 0 rolls the LBCS order itself; "
         "each adds (steps left) reconstructions per step); recorded with its rollout",
+    )
+    evaluate.add_argument(
+        "--groups",
+        type=group_spec,
+        nargs="+",
+        default=None,
+        metavar="NAME=POLICY+POLICY",
+        help="policies rolled one by one and not pooled (e.g. one agent per training seed) whose shares "
+        "summary.md gives with their mean ± std, as it does for an ensemble's members",
     )
     evaluate.add_argument(
         "--allow-task-mismatch",
@@ -166,8 +187,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             f"--rollout-candidates {args.rollout_candidates} is for the oracle_rollout baseline: "
             "add oracle_rollout to --policies"
         )
+    groups = dict(args.groups or [])
+    if len(groups) != len(args.groups or []):
+        raise ValueError(f"--groups: each group needs its own name, got {[name for name, _ in args.groups]}")
     summary = evaluate_policies(
-        setup, policies, args.out, progress=not args.no_progress, overwrite=args.overwrite, workers=workers_of(args)
+        setup,
+        policies,
+        args.out,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+        workers=workers_of(args),
+        groups=groups,
     )
     print(markdown_table(summary))
     print(f"wrote {args.out / 'metrics.csv'}, summary.json, summary.md, curves.png, masks.png, examples.png")

@@ -153,3 +153,24 @@ def test_bad_rollout_candidates_stop_before_anything_is_written(singlecoil_root,
         in capsys.readouterr().err
     )
     assert not negative.exists() and not unused.exists()
+
+
+def test_groups_reach_the_summary_and_bad_ones_stop_before_anything_is_written(singlecoil_root, tmp_path, capsys):
+    out = tmp_path / "results"
+    args = evaluate_args(singlecoil_root, out, "--lbcs-slices", "2", "--groups", "fixed=lowtohigh+random")
+    args[args.index("lowtohigh") + 1 : args.index("lowtohigh") + 1] = ["lbcs", "oracle"]
+    assert main(args) == 0
+    assert "| fixed | lowtohigh, random |" in (out / "summary.md").read_text()
+    for groups, message in (
+        (["fixed=lowtohigh+nope"], "group 'fixed': ['nope'] are not among the policies rolled"),
+        (["g=lowtohigh+random", "g=random+lbcs"], "--groups: each group needs its own name, got ['g', 'g']"),
+    ):
+        unused = tmp_path / "unused"
+        capsys.readouterr()
+        assert main([*args[: args.index("--groups")], "--groups", *groups, "--out", str(unused)]) == 2
+        assert message in capsys.readouterr().err
+        assert not unused.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args[: args.index("--groups")], "--groups", "fixed"])
+    assert exit_info.value.code == 2
+    assert "argument --groups: expected NAME=POLICY+POLICY[+...], got 'fixed'" in capsys.readouterr().err
