@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ def make_episodes(
     column_spectrum: bool = False,
     column_energy: bool = False,
     reconstructor_features: bool = False,
+    auc_weighted_rewards: bool = False,
     **task_fields: Any,
 ) -> AcquisitionEpisodes:
     """The episode batch behind both environments, from their keyword arguments.
@@ -54,6 +55,7 @@ def make_episodes(
         column_spectrum, column_energy, reconstructor_features: observe the reconstruction's column
             power spectrum too (:func:`~mri_rl.envs.spaces.column_power_spectrum`), its energy per
             k-space column (:func:`~mri_rl.envs.spaces.column_energy`), the reconstructor's feature maps.
+        auc_weighted_rewards: weigh each step's reward by its weight in the AUC (``step_rewards`` of the episodes).
         **task_fields: task fields to change: ``challenge``, ``budget`` (None: until every
             column is acquired), ``initial_lines``, ``reward_metric`` ("mse" or "nmse":
             reward = decrease; "ssim" or "psnr": increase), ``kspace_shape`` (which shape
@@ -71,16 +73,21 @@ def make_episodes(
     if look_ahead_batch_size is not None:
         look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
     slice_cache_mb = check_number("slice_cache_mb", slice_cache_mb, 0)
-    observations = (column_spectrum, column_energy, reconstructor_features)
-    for name, flag in zip(OPTIONAL_OBSERVATIONS, observations, strict=True):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise ValueError(f"{name}: expected True or False, got {flag!r}")
+    flags = (column_spectrum, column_energy, reconstructor_features, auc_weighted_rewards)
+    check_flags(zip((*OPTIONAL_OBSERVATIONS, "auc_weighted_rewards"), flags, strict=True))
     device = resolve_device(device)
     resolved, model, fingerprint = resolve_task(task, reconstructor, task_fields)
     check_precision(device, resolved.precision)
     source = SliceSource(data_path, resolved.challenge, on_bad_file, resolved.kspace_shape, slice_cache_mb)
     resolved = resolved.with_changes(kspace_shape=source.kspace_shape, reconstructor_fingerprint=fingerprint)
-    return AcquisitionEpisodes(source, model, num_episodes, resolved, device, look_ahead_batch_size, *observations)
+    return AcquisitionEpisodes(source, model, num_episodes, resolved, device, look_ahead_batch_size, *flags)
+
+
+def check_flags(flags: Iterable[tuple[str, Any]]) -> None:
+    """ValueError naming the first of ``flags`` (name, value) whose value is not True or False."""
+    for name, flag in flags:
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name}: expected True or False, got {flag!r}")
 
 
 def resolve_task(
@@ -187,8 +194,8 @@ class ActiveAcquisitionEnv(gym.Env):
         render_mode: None, or "rgb_array": ``render()`` returns the picture of
             :func:`episode_picture` (reconstruction, mask, target).
         **options: ``reconstructor``, ``on_bad_file``, ``device``, ``look_ahead_batch_size``,
-            ``slice_cache_mb``, ``column_spectrum``, ``column_energy``, ``reconstructor_features`` and
-            single task fields (``budget=8``),
+            ``slice_cache_mb``, ``column_spectrum``, ``column_energy``, ``reconstructor_features``,
+            ``auc_weighted_rewards`` and single task fields (``budget=8``),
             as documented in :func:`make_episodes`.
 
     Attributes:
@@ -247,11 +254,10 @@ class ActiveAcquisitionEnv(gym.Env):
         if self._episode_over:
             raise RuntimeError("the episode is over (or never started): call reset() before step()")
         actions = column_indices(action, (), self.episodes.width).reshape(1)
-        metric = self.episodes.metrics[self.task.reward_metric]
-        before = metric[0].clone()
+        before = self.episodes.metrics[self.task.reward_metric].clone()
         if self.episodes.acquire(self._rows, actions)[0]:
             self.episodes.reconstruct(self._rows, actions)
-        reward = float(self.episodes.improvement(before, metric[0]))
+        reward = float(self.episodes.step_rewards(before)[0])
         terminated = bool(self.episodes.done(self._rows)[0])
         self._episode_over = terminated
         return self._observation(), reward, terminated, False, self._info()

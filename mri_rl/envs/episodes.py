@@ -132,6 +132,7 @@ class AcquisitionEpisodes:
             :meth:`~mri_rl.reconstruct.base.Reconstructor.feature_layer` too, averaged down to
             :func:`~mri_rl.envs.spaces.feature_grid` (the U-Net's last decoder block: what it
             inferred of the image, of which the reconstruction is one channel).
+        auc_weighted_rewards: weigh each step's reward by its weight in the metric's AUC (:meth:`step_rewards`).
 
     Raises:
         ValueError: ``reconstructor_features`` for a reconstructor without a feature layer.
@@ -148,6 +149,7 @@ class AcquisitionEpisodes:
         column_spectrum: bool = False,
         column_energy: bool = False,
         reconstructor_features: bool = False,
+        auc_weighted_rewards: bool = False,
     ) -> None:
         if task.initial_lines >= source.measurable_columns:
             raise ValueError(
@@ -166,6 +168,7 @@ class AcquisitionEpisodes:
         self.look_ahead_batch_size = look_ahead_batch_size
         self.column_spectrum = column_spectrum
         self.column_energy = column_energy
+        self.auc_weighted_rewards = auc_weighted_rewards
         self.feature_layer = observed_feature_layer(reconstructor) if reconstructor_features else None
         n, width, (h, w) = num_episodes, source.width, source.recon_size
         coils, rows = source.num_coils, source.kspace_shape[-2]
@@ -190,6 +193,7 @@ class AcquisitionEpisodes:
         )
         self.metrics = {name: torch.zeros(n, dtype=torch.float64, device=self.device) for name in METRIC_NAMES}
         self.steps = np.zeros(n, dtype=np.int64)
+        self.horizon = np.ones(n, dtype=np.int64)  # steps the episode will take: budget or free columns
         self.measurable = np.zeros(n, dtype=np.int64)  # measured (non-padded) columns per episode
         self.slice_ids = np.zeros(n, dtype=np.int64)
 
@@ -207,6 +211,8 @@ class AcquisitionEpisodes:
                 initial_mask(self.width, meta.padding_left, meta.padding_right, self.task.initial_lines)
             )
             self.steps[row] = 0
+            free_columns = int((~self.acquired[row]).sum())
+            self.horizon[row] = free_columns if self.task.budget is None else min(self.task.budget, free_columns)
             self.measurable[row] = measured_width(meta.padding_left, meta.padding_right)
             self.slice_ids[row] = slice_id
         rows_t = torch.as_tensor(np.asarray(rows), device=self.device)
@@ -288,6 +294,23 @@ class AcquisitionEpisodes:
     def improvement(self, before: torch.Tensor, after: torch.Tensor, metric: str | None = None) -> torch.Tensor:
         """Reward: decrease of mse/nmse, increase of ssim/psnr (of ``metric``; default the reward metric)."""
         return after - before if HIGHER_IS_BETTER[metric or self.task.reward_metric] else before - after
+
+    def step_rewards(self, before: torch.Tensor) -> np.ndarray:
+        """float64 (N,): each episode's reward for its last step, the reward metric's :meth:`improvement`
+        since ``before`` (N,).
+
+        With ``auc_weighted_rewards`` the improvement at step j of the episode's T is weighted by
+        (T − j + ½) / T, its weight in the trapezoid AUC of the metric over the sampling rate (one
+        column per step), up to a constant. With γ = 1 the return from step t is then M / T times the
+        part of the AUC that the actions from t on decide (M measurable columns): the metric policies
+        are compared on, for which one-step rewards with γ < 1 only stand in (cf. the non-greedy
+        policy gradient of Bakker et al., "Experimental design for MRI by greedy policy search",
+        NeurIPS 2020).
+        """
+        gains = self.improvement(before, self.metrics[self.task.reward_metric]).cpu().numpy()
+        if not self.auc_weighted_rewards:
+            return gains
+        return gains * (self.horizon - self.steps + 0.5) / self.horizon
 
     def done(self, rows: np.ndarray) -> np.ndarray:
         """True where the budget is spent or no column is left."""

@@ -133,8 +133,7 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         episodes = self.episodes
         restarting = self._all_rows[self._needs_reset]
         running = self._all_rows[~self._needs_reset]
-        metric = self.task.reward_metric
-        before = episodes.metrics[metric].clone()
+        before = episodes.metrics[self.task.reward_metric].clone()
         is_new = episodes.acquire(running, actions[running])
         if len(restarting):
             episodes.start_slices(restarting, [pick_slice(self._rngs[r], self.num_slices, None) for r in restarting])
@@ -143,7 +142,7 @@ class BatchedActiveAcquisitionEnv(VectorEnv):
         changed[running[is_new]] = True
         changed = np.flatnonzero(changed)  # in order: all N in the usual step
         episodes.reconstruct(changed, added_columns[changed])
-        rewards = episodes.improvement(before, episodes.metrics[metric]).cpu().numpy()
+        rewards = episodes.step_rewards(before)
         rewards[restarting] = 0.0
         rewards[running[~is_new]] = 0.0
         terminations = np.zeros(self.num_envs, dtype=bool)

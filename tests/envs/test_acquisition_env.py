@@ -16,6 +16,7 @@ from gymnasium.utils.env_checker import check_env
 from mri_rl.data import TARGET_KEYS
 from mri_rl.envs import ActiveAcquisitionEnv
 from mri_rl.envs.episodes import default_look_ahead_batch_size
+from mri_rl.evaluation.report import curve_auc
 
 METRICS = ("mse", "nmse", "ssim", "psnr")
 LOWER_IS_BETTER = {"mse": True, "nmse": True, "ssim": False, "psnr": False}
@@ -57,6 +58,32 @@ def run_episode(env: gym.Env, actions, **reset_kwargs):
 
 
 # ------------------------------------------------------------------- env checker
+@pytest.mark.parametrize(
+    ("folder_fixture", "budget", "metric"),
+    [("singlecoil_train", 6, "ssim"), ("singlecoil_train", 6, "mse"), ("padded_folder", None, "psnr")],
+)
+def test_auc_weighted_rewards_sum_to_the_auc_the_actions_decide(request, make_env, folder_fixture, budget, metric):
+    # the evaluation's AUC over the sampling rate, less the initial value's area, is the weighted rewards'
+    # sum times the rate of one column; with budget None the horizon is every free column
+    env = make_env(
+        request.getfixturevalue(folder_fixture), budget=budget, reward_metric=metric, auc_weighted_rewards=True
+    )
+    _, info = env.reset(seed=5)
+    actions = list(np.random.default_rng(1).permutation(free_columns(info)))
+    _, rewards, infos, terminations = run_episode(env, actions, seed=5)
+    assert terminations[-1] and len(rewards) == (budget or len(actions))
+    rates = np.array([i["sampling_rate"] for i in infos])
+    curve = np.array([i[metric] for i in infos])
+    sign = -1.0 if LOWER_IS_BETTER[metric] else 1.0
+    decided = sign * (curve_auc(rates, curve) - curve[0] * (rates[-1] - rates[0]))
+    column_rate = (rates[-1] - rates[0]) / len(rewards)
+    assert decided == pytest.approx(column_rate * len(rewards) * sum(rewards), rel=1e-6)
+    plain = make_env(request.getfixturevalue(folder_fixture), budget=budget, reward_metric=metric)
+    _, plain_rewards, _, _ = run_episode(plain, actions, seed=5)
+    weights = (len(rewards) - np.arange(1, len(rewards) + 1) + 0.5) / len(rewards)
+    np.testing.assert_allclose(rewards, np.array(plain_rewards) * weights, rtol=1e-9, atol=1e-15)
+
+
 @pytest.mark.parametrize(
     "folder_fixture, challenge",
     [
@@ -413,6 +440,7 @@ def test_invalid_config_raises(make_env, singlecoil_train, overrides, match):
         ({"slice_cache_mb": float("inf")}, "slice_cache_mb: expected a finite number >= 0, got inf"),
         ({"slice_cache_mb": -1}, "slice_cache_mb: expected a finite number >= 0, got -1"),
         ({"column_spectrum": "yes"}, "column_spectrum: expected True or False, got 'yes'"),
+        ({"auc_weighted_rewards": 1}, "auc_weighted_rewards: expected True or False, got 1"),
         ({"device": "nonsense"}, "device 'nonsense' is not a torch device name; expected cpu, cuda, cuda:N or mps"),
         ({"device": "meta"}, "device 'meta' is not supported; expected cpu, cuda, cuda:N or mps"),
         ({"device": "cuda"}, "device 'cuda' is not available on this machine: torch.cuda.is_available() is False"),

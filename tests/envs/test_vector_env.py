@@ -51,13 +51,14 @@ def choose_actions(rng, action_mask):
 
 
 @pytest.mark.parametrize("metrics_chunk", [8, 2])
-@pytest.mark.parametrize("budget, metric", [(None, "mse"), (3, "ssim")])
+@pytest.mark.parametrize("budget, metric, weighted", [(None, "mse", False), (3, "ssim", False), (None, "ssim", True)])
 def test_batched_equals_single_envs_over_several_episodes(
-    make_env, make_vec_env, singlecoil_train, budget, metric, metrics_chunk, monkeypatch
+    make_env, make_vec_env, singlecoil_train, budget, metric, weighted, metrics_chunk, monkeypatch
 ):
     monkeypatch.setattr(episodes_module, "METRICS_CHUNK", metrics_chunk)  # 2 < N: metrics in chunks
-    vec = make_vec_env(singlecoil_train, N, budget=budget, reward_metric=metric)
-    singles = [make_env(singlecoil_train, budget=budget, reward_metric=metric) for _ in range(N)]
+    options = dict(budget=budget, reward_metric=metric, auc_weighted_rewards=weighted)
+    vec = make_vec_env(singlecoil_train, N, **options)
+    singles = [make_env(singlecoil_train, **options) for _ in range(N)]
     obs, info = vec.reset(seed=SEED)
     pairs = [env.reset(seed=SEED + i) for i, env in enumerate(singles)]
     assert_same(obs, info, [p[0] for p in pairs], [p[1] for p in pairs])
