@@ -207,11 +207,10 @@ class AcquisitionEpisodes:
             self.kspace[row] = item.kspace.reshape(self.kspace.shape[1:]).to(self.device)
             self.target[row] = item.target.to(self.device)
             self.data_range[row] = data_range(meta.max_value, item.target)
-            self.acquired[row] = torch.from_numpy(
-                initial_mask(self.width, meta.padding_left, meta.padding_right, self.task.initial_lines)
-            )
+            mask = initial_mask(self.width, meta.padding_left, meta.padding_right, self.task.initial_lines)
+            self.acquired[row] = torch.from_numpy(mask)
             self.steps[row] = 0
-            free_columns = int((~self.acquired[row]).sum())
+            free_columns = int((~mask).sum())
             self.horizon[row] = free_columns if self.task.budget is None else min(self.task.budget, free_columns)
             self.measurable[row] = measured_width(meta.padding_left, meta.padding_right)
             self.slice_ids[row] = slice_id
