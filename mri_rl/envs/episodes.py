@@ -193,7 +193,6 @@ class AcquisitionEpisodes:
         )
         self.metrics = {name: torch.zeros(n, dtype=torch.float64, device=self.device) for name in METRIC_NAMES}
         self.steps = np.zeros(n, dtype=np.int64)
-        self.horizon = np.ones(n, dtype=np.int64)  # steps the episode will take: budget or free columns
         self.measurable = np.zeros(n, dtype=np.int64)  # measured (non-padded) columns per episode
         self.slice_ids = np.zeros(n, dtype=np.int64)
 
@@ -207,11 +206,10 @@ class AcquisitionEpisodes:
             self.kspace[row] = item.kspace.reshape(self.kspace.shape[1:]).to(self.device)
             self.target[row] = item.target.to(self.device)
             self.data_range[row] = data_range(meta.max_value, item.target)
-            mask = initial_mask(self.width, meta.padding_left, meta.padding_right, self.task.initial_lines)
-            self.acquired[row] = torch.from_numpy(mask)
+            self.acquired[row] = torch.from_numpy(
+                initial_mask(self.width, meta.padding_left, meta.padding_right, self.task.initial_lines)
+            )
             self.steps[row] = 0
-            free_columns = int((~mask).sum())
-            self.horizon[row] = free_columns if self.task.budget is None else min(self.task.budget, free_columns)
             self.measurable[row] = measured_width(meta.padding_left, meta.padding_right)
             self.slice_ids[row] = slice_id
         rows_t = torch.as_tensor(np.asarray(rows), device=self.device)
@@ -309,7 +307,10 @@ class AcquisitionEpisodes:
         gains = self.improvement(before, self.metrics[self.task.reward_metric]).cpu().numpy()
         if not self.auc_weighted_rewards:
             return gains
-        return gains * (self.horizon - self.steps + 0.5) / self.horizon
+        horizon = self.measurable - self.task.initial_lines  # the free columns at the start
+        if self.task.budget is not None:
+            horizon = np.minimum(horizon, self.task.budget)
+        return gains * (horizon - self.steps + 0.5) / np.maximum(horizon, 1)
 
     def done(self, rows: np.ndarray) -> np.ndarray:
         """True where the budget is spent or no column is left."""
