@@ -296,7 +296,7 @@ class AcquisitionEpisodes:
         """float64 (N,): each episode's reward for its last step, the reward metric's :meth:`improvement`
         since ``before`` (N,).
 
-        With ``auc_weighted_rewards`` the improvement at step j of the episode's T is weighted by
+        With ``auc_weighted_rewards`` the improvement from the episode's j-th new column of T is weighted by
         (T − j + ½) / T, its weight in the trapezoid AUC of the metric over the sampling rate (one
         column per step), up to a constant. With γ = 1 the return from step t is then M / T times the
         part of the AUC that the actions from t on decide (M measurable columns): the metric policies
@@ -310,7 +310,10 @@ class AcquisitionEpisodes:
         horizon = self.measurable - self.task.initial_lines  # the free columns at the start
         if self.task.budget is not None:
             horizon = np.minimum(horizon, self.task.budget)
-        return gains * (horizon - self.steps + 0.5) / np.maximum(horizon, 1)
+        # j counts new columns, not steps: a repeated column spends a step but does not move the sampling rate
+        padding = self.width - self.measurable
+        columns = self.acquired.sum(dim=1).cpu().numpy() - padding - self.task.initial_lines
+        return gains * (horizon - columns + 0.5) / np.maximum(horizon, 1)
 
     def done(self, rows: np.ndarray) -> np.ndarray:
         """True where the budget is spent or no column is left."""

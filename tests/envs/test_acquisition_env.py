@@ -59,32 +59,6 @@ def run_episode(env: gym.Env, actions, **reset_kwargs):
 
 # ------------------------------------------------------------------- env checker
 @pytest.mark.parametrize(
-    ("folder_fixture", "budget", "metric"),
-    [("singlecoil_train", 6, "ssim"), ("singlecoil_train", 6, "mse"), ("padded_folder", None, "psnr")],
-)
-def test_auc_weighted_rewards_sum_to_the_auc_the_actions_decide(request, make_env, folder_fixture, budget, metric):
-    # the evaluation's AUC over the sampling rate, less the initial value's area, is the weighted rewards'
-    # sum times the rate of one column; with budget None the horizon is every free column
-    env = make_env(
-        request.getfixturevalue(folder_fixture), budget=budget, reward_metric=metric, auc_weighted_rewards=True
-    )
-    _, info = env.reset(seed=5)
-    actions = list(np.random.default_rng(1).permutation(free_columns(info)))
-    _, rewards, infos, terminations = run_episode(env, actions, seed=5)
-    assert terminations[-1] and len(rewards) == (budget or len(actions))
-    rates = np.array([i["sampling_rate"] for i in infos])
-    curve = np.array([i[metric] for i in infos])
-    sign = -1.0 if LOWER_IS_BETTER[metric] else 1.0
-    decided = sign * (curve_auc(rates, curve) - curve[0] * (rates[-1] - rates[0]))
-    column_rate = (rates[-1] - rates[0]) / len(rewards)
-    assert decided == pytest.approx(column_rate * len(rewards) * sum(rewards), rel=1e-6)
-    plain = make_env(request.getfixturevalue(folder_fixture), budget=budget, reward_metric=metric)
-    _, plain_rewards, _, _ = run_episode(plain, actions, seed=5)
-    weights = (len(rewards) - np.arange(1, len(rewards) + 1) + 0.5) / len(rewards)
-    np.testing.assert_allclose(rewards, np.array(plain_rewards) * weights, rtol=1e-9, atol=1e-15)
-
-
-@pytest.mark.parametrize(
     "folder_fixture, challenge",
     [
         ("singlecoil_train", "singlecoil"),
@@ -175,6 +149,47 @@ def test_rewards_are_metric_improvements_and_telescope(make_env, singlecoil_trai
     assert rewards[2] == 0.0
     assert sum(rewards) == pytest.approx(sign * (infos[0][metric] - infos[-1][metric]), rel=1e-9, abs=1e-12)
     assert sum(abs(r) for r in rewards) > 0  # the episode did change the metric
+
+
+@pytest.mark.parametrize(
+    ("folder_fixture", "budget", "metric"),
+    [("singlecoil_train", 6, "ssim"), ("singlecoil_train", 6, "mse"), ("padded_folder", None, "psnr")],
+)
+def test_auc_weighted_rewards_sum_to_the_auc_the_actions_decide(request, make_env, folder_fixture, budget, metric):
+    # the evaluation's AUC over the sampling rate, less the initial value's area, is the weighted rewards'
+    # sum times the rate of one column; with budget None the horizon is every free column
+    env = make_env(
+        request.getfixturevalue(folder_fixture), budget=budget, reward_metric=metric, auc_weighted_rewards=True
+    )
+    _, info = env.reset(seed=5)
+    actions = list(np.random.default_rng(1).permutation(free_columns(info)))
+    _, rewards, infos, terminations = run_episode(env, actions, seed=5)
+    assert terminations[-1] and len(rewards) == (budget or len(actions))
+    rates = np.array([i["sampling_rate"] for i in infos])
+    curve = np.array([i[metric] for i in infos])
+    sign = -1.0 if LOWER_IS_BETTER[metric] else 1.0
+    decided = sign * (curve_auc(rates, curve) - curve[0] * (rates[-1] - rates[0]))
+    column_rate = (rates[-1] - rates[0]) / len(rewards)
+    assert decided == pytest.approx(column_rate * len(rewards) * sum(rewards), rel=1e-6)
+    plain = make_env(request.getfixturevalue(folder_fixture), budget=budget, reward_metric=metric)
+    _, plain_rewards, _, _ = run_episode(plain, actions, seed=5)
+    weights = (len(rewards) - np.arange(1, len(rewards) + 1) + 0.5) / len(rewards)
+    np.testing.assert_allclose(rewards, np.array(plain_rewards) * weights, rtol=1e-9, atol=1e-15)
+
+
+def test_auc_weights_count_new_columns_not_repeated_steps(make_env, padded_folder):
+    # without a budget an episode may take more steps than free columns; a repeat gives 0 and moves no weight
+    env = make_env(padded_folder, budget=None, reward_metric="ssim", auc_weighted_rewards=True)
+    plain = make_env(padded_folder, budget=None, reward_metric="ssim")
+    _, info = env.reset(seed=2, options={"index": 0})
+    free = free_columns(info)
+    actions = [free[0], free[0], *free[1:]]
+    _, rewards, _, terminations = run_episode(env, actions, seed=2, options={"index": 0})
+    _, plain_rewards, _, _ = run_episode(plain, actions, seed=2, options={"index": 0})
+    assert terminations[-1] and len(rewards) == len(free) + 1 and rewards[1] == 0.0
+    new_columns = np.array([1, 1, *range(2, len(free) + 1)])
+    weights = (len(free) - new_columns + 0.5) / len(free)
+    np.testing.assert_allclose(rewards, np.array(plain_rewards) * weights, rtol=1e-9, atol=1e-15)
 
 
 @pytest.mark.parametrize(
