@@ -34,6 +34,7 @@ def make_episodes(
     column_spectrum: bool = False,
     column_energy: bool = False,
     reconstructor_features: bool = False,
+    measured_energy: bool = False,
     auc_weighted_rewards: bool = False,
     **task_fields: Any,
 ) -> AcquisitionEpisodes:
@@ -52,9 +53,9 @@ def make_episodes(
         device: where tensors live and reconstructions run (not part of the task or of any record).
         look_ahead_batch_size: reconstructions per look-ahead call (None: by device and image size).
         slice_cache_mb: slices kept in memory after their first read (0: always read).
-        column_spectrum, column_energy, reconstructor_features: observe the reconstruction's column
-            power spectrum too (:func:`~mri_rl.envs.spaces.column_power_spectrum`), its energy per
-            k-space column (:func:`~mri_rl.envs.spaces.column_energy`), the reconstructor's feature maps.
+        column_spectrum, column_energy, reconstructor_features, measured_energy: observe too the
+            reconstruction's column power spectrum, its energy per k-space column, the reconstructor's
+            feature maps, the acquired data's energy per column (:mod:`mri_rl.envs.spaces`).
         auc_weighted_rewards: weigh each step's reward by its weight in the AUC (``step_rewards`` of the episodes).
         **task_fields: task fields to change: ``challenge``, ``budget`` (None: until every
             column is acquired), ``initial_lines``, ``reward_metric`` ("mse" or "nmse":
@@ -64,16 +65,15 @@ def make_episodes(
 
     Raises:
         TaskError: an unknown task field or a bad value.
-        ValueError: a count that is not a positive integer, a ``slice_cache_mb`` that is not a
-            finite number >= 0, a device this machine does not have (checked before any data
-            is read), precision "16" on the CPU, or a task whose recorded reconstructor
-            fingerprint is not the file's now.
+        ValueError: a count that is not a positive integer, a ``slice_cache_mb`` that is not a finite number
+            >= 0, a device this machine does not have (checked before any data is read), precision "16" on
+            the CPU, or a task whose recorded reconstructor fingerprint is not the file's now.
     """
     num_episodes = check_int("num_episodes", num_episodes)
     if look_ahead_batch_size is not None:
         look_ahead_batch_size = check_int("look_ahead_batch_size", look_ahead_batch_size)
     slice_cache_mb = check_number("slice_cache_mb", slice_cache_mb, 0)
-    flags = (column_spectrum, column_energy, reconstructor_features, auc_weighted_rewards)
+    flags = (column_spectrum, column_energy, reconstructor_features, measured_energy, auc_weighted_rewards)
     check_flags(zip((*OPTIONAL_OBSERVATIONS, "auc_weighted_rewards"), flags, strict=True))
     device = resolve_device(device)
     resolved, model, fingerprint = resolve_task(task, reconstructor, task_fields)
@@ -195,7 +195,7 @@ class ActiveAcquisitionEnv(gym.Env):
             :func:`episode_picture` (reconstruction, mask, target).
         **options: ``reconstructor``, ``on_bad_file``, ``device``, ``look_ahead_batch_size``,
             ``slice_cache_mb``, ``column_spectrum``, ``column_energy``, ``reconstructor_features``,
-            ``auc_weighted_rewards`` and single task fields (``budget=8``),
+            ``measured_energy``, ``auc_weighted_rewards`` and single task fields (``budget=8``),
             as documented in :func:`make_episodes`.
 
     Attributes:
@@ -205,7 +205,8 @@ class ActiveAcquisitionEnv(gym.Env):
     initial zero-filled image, ``acquired`` int8 (W,) (1 = acquired) and, with
     ``column_spectrum=True``, ``column_spectrum`` float32 (w // 2 + 1,), with ``column_energy=True``,
     ``column_energy`` float32 (W,), with ``reconstructor_features=True``, ``reconstructor_features``
-    float32 (C, rows, columns) (:func:`~mri_rl.envs.spaces.feature_grid`). ``info`` holds
+    float32 (C, rows, columns) (:func:`~mri_rl.envs.spaces.feature_grid`), with ``measured_energy=True``,
+    ``measured_energy`` float32 (W,) (:func:`~mri_rl.envs.spaces.measured_column_energy`). ``info`` holds
     ``action_mask`` (1 = legal: not yet acquired) and the metrics ``mse`` (in units of the
     data range squared), ``nmse``, ``psnr``, ``ssim`` for evaluation only.
     """

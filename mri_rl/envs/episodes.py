@@ -22,7 +22,14 @@ from gymnasium import spaces
 
 from mri_rl.checks import check_int, resolve_device, show
 from mri_rl.envs.slice_source import SliceSource
-from mri_rl.envs.spaces import column_energy, column_power_spectrum, feature_grid, observation_space, pooled_features
+from mri_rl.envs.spaces import (
+    column_energy,
+    column_power_spectrum,
+    feature_grid,
+    measured_column_energy,
+    observation_space,
+    pooled_features,
+)
 from mri_rl.kspace import data_range, initial_mask, measured_width
 from mri_rl.metrics import HIGHER_IS_BETTER, image_metric, image_metrics, target_statistics
 from mri_rl.reconstruct.base import FeatureLayer, Reconstructor, check_precision
@@ -132,6 +139,8 @@ class AcquisitionEpisodes:
             :meth:`~mri_rl.reconstruct.base.Reconstructor.feature_layer` too, averaged down to
             :func:`~mri_rl.envs.spaces.feature_grid` (the U-Net's last decoder block: what it
             inferred of the image, of which the reconstruction is one channel).
+        measured_energy: observe the acquired data's energy per k-space column too
+            (:func:`~mri_rl.envs.spaces.measured_column_energy`).
         auc_weighted_rewards: weigh each step's reward by its weight in the metric's AUC (:meth:`step_rewards`).
 
     Raises:
@@ -149,6 +158,7 @@ class AcquisitionEpisodes:
         column_spectrum: bool = False,
         column_energy: bool = False,
         reconstructor_features: bool = False,
+        measured_energy: bool = False,
         auc_weighted_rewards: bool = False,
     ) -> None:
         if task.initial_lines >= source.measurable_columns:
@@ -168,6 +178,7 @@ class AcquisitionEpisodes:
         self.look_ahead_batch_size = look_ahead_batch_size
         self.column_spectrum = column_spectrum
         self.column_energy = column_energy
+        self.measured_energy = measured_energy
         self.auc_weighted_rewards = auc_weighted_rewards
         self.feature_layer = observed_feature_layer(reconstructor) if reconstructor_features else None
         n, width, (h, w) = num_episodes, source.width, source.recon_size
@@ -411,14 +422,17 @@ class AcquisitionEpisodes:
     def observation_space(self) -> spaces.Dict:
         """The space of one episode's observation (see :meth:`observation`)."""
         channels = 0 if self.feature_layer is None else self.feature_layer.channels
-        return observation_space(self.recon_size, self.width, self.column_spectrum, self.column_energy, channels)
+        return observation_space(
+            self.recon_size, self.width, self.column_spectrum, self.column_energy, channels, self.measured_energy
+        )
 
     def observation(self, as_tensors: bool = False) -> dict[str, Any]:
         """Batched observation: ``reconstruction`` float32 (N, 1, h, w) scaled by observed
         data only, ``acquired`` int8 (N, W) and, when asked for, ``column_spectrum``
         float32 (N, w // 2 + 1) and ``column_energy`` float32 (N, W) of the scaled reconstruction,
-        and ``reconstructor_features`` float32 (N, C, rows, columns) of the last reconstruction
-        (unscaled: the U-Net's input is normalised by its own mean and deviation).
+        ``reconstructor_features`` float32 (N, C, rows, columns) of the last reconstruction
+        (unscaled: the U-Net's input is normalised by its own mean and deviation), and
+        ``measured_energy`` float32 (N, W) of the acquired data.
 
         Numpy arrays, or with ``as_tensors`` torch tensors on :attr:`device` (no copy to the
         host: for a policy on the same device). Either way fresh arrays, no views of the
@@ -434,6 +448,8 @@ class AcquisitionEpisodes:
                 tensors["column_energy"] = column_energy(scaled, self.width)
             if self.features is not None:
                 tensors["reconstructor_features"] = self.features.clone()
+            if self.measured_energy:
+                tensors["measured_energy"] = measured_column_energy(self.kspace, self.acquired, self.observation_scale)
         if as_tensors:
             return tensors
         return {key: value.cpu().numpy() for key, value in tensors.items()}

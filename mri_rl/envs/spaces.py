@@ -1,6 +1,6 @@
 """Observation space of the acquisition environments, and its optional observations: the column
-spectrum and the column energy (k-space views of the reconstruction) and the reconstructor's
-feature maps."""
+spectrum and the column energy (k-space views of the reconstruction), the reconstructor's
+feature maps and the measured energy (the acquired data's own energy per column)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gymnasium import spaces
 from mri_rl.kspace import fft_columns_c
 
 #: The env options that each add an observation key of the same name.
-OPTIONAL_OBSERVATIONS = ("column_spectrum", "column_energy", "reconstructor_features")
+OPTIONAL_OBSERVATIONS = ("column_spectrum", "column_energy", "reconstructor_features", "measured_energy")
 #: Rows and columns the reconstructor's feature maps are averaged down to, at most (:func:`feature_grid`).
 FEATURE_GRID = 32
 
@@ -22,10 +22,11 @@ def observation_space(
     column_spectrum: bool = False,
     column_energy: bool = False,
     feature_channels: int = 0,
+    measured_energy: bool = False,
 ) -> spaces.Dict:
     """``Dict(reconstruction=Box(float32, (1, h, w)), acquired=MultiBinary(W)[,
     column_spectrum=Box((w // 2 + 1,))][, column_energy=Box((W,))][,
-    reconstructor_features=Box((feature_channels, *feature_grid((h, w))))])``.
+    reconstructor_features=Box((feature_channels, *feature_grid((h, w))))][, measured_energy=Box((W,))])``.
 
     The reconstruction is divided by the maximum of the initial zero-filled image, so
     it is of order one but unbounded (a trained reconstructor may over- or undershoot).
@@ -43,6 +44,8 @@ def observation_space(
     if feature_channels:
         shape = (feature_channels, *feature_grid(recon_size))
         keys["reconstructor_features"] = spaces.Box(low=-np.inf, high=np.inf, shape=shape, dtype=np.float32)
+    if measured_energy:
+        keys["measured_energy"] = spaces.Box(low=-np.inf, high=np.inf, shape=(width,), dtype=np.float32)
     return spaces.Dict(keys)
 
 
@@ -105,3 +108,25 @@ def column_energy(images: torch.Tensor, width: int) -> torch.Tensor:
         start = (w - width) // 2
         images = images[..., start : start + width]
     return torch.log(fft_columns_c(images).abs().square().mean(dim=-2) + 1e-6)
+
+
+def measured_column_energy(kspace: torch.Tensor, acquired: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Log energy of the acquired data in each k-space column; 0 where a column is not acquired.
+
+    Unlike :func:`column_energy`, which transforms the magnitude reconstruction and so is the
+    same for column c and its mirror, this reads the measured complex data: where the image's
+    phase puts more energy on one side of the k-space centre, it shows on which side. It uses
+    observed data only.
+
+    Args:
+        kspace: complex (N, C, H, W) k-space of the episodes (only acquired columns are read).
+        acquired: bool (N, W) acquired columns (zero-filled edges count as acquired and read as
+            zero energy).
+        scale: float (N, 1, 1) each episode's observation scale (the maximum of its initial
+            zero-filled image), so that the energy does not depend on the data's units.
+
+    Returns:
+        float32 (N, W): ``log(1e-6 + mean_{coils, rows} |k|^2 / scale^2)`` where acquired, else 0.
+    """
+    energy = kspace.abs().square().mean(dim=(1, 2)) / scale.reshape(-1, 1).square()
+    return torch.where(acquired, torch.log(energy.float() + 1e-6), torch.zeros((), device=energy.device))

@@ -1,15 +1,23 @@
 """The optional observations (column power spectrum, column energy, the reconstructor's feature
-maps): known answers, and the env's ``column_spectrum``, ``column_energy`` and
-``reconstructor_features`` options."""
+maps, the measured energy): known answers, and the env's ``column_spectrum``, ``column_energy``,
+``reconstructor_features`` and ``measured_energy`` options."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
 
-from mri_rl.envs.spaces import column_energy, column_power_spectrum, feature_grid, pooled_features
+from mri_rl.envs.spaces import (
+    column_energy,
+    column_power_spectrum,
+    feature_grid,
+    measured_column_energy,
+    pooled_features,
+)
+from mri_rl.kspace import ifft2c
 from mri_rl.reconstruct import UnetReconstructor
 
 
@@ -128,3 +136,47 @@ def test_reconstructor_features_need_a_reconstructor_with_feature_maps(make_env,
         make_env(singlecoil_train, reconstructor_features=True)
     with pytest.raises(ValueError, match="reconstructor_features: expected True or False, got 1"):
         make_env(singlecoil_train, reconstructor_features=1)
+
+
+def test_measured_energy_is_the_acquired_columns_energy_and_tells_a_column_from_its_mirror():
+    """Known answer on k-space of constant columns; the magnitude image's column energy is the same
+    for a column and its mirror, the measured energy is not."""
+    kspace = torch.zeros(1, 2, 4, 8, dtype=torch.complex64)  # (N, C, H, W), centre column 4
+    kspace[..., 4] = 3.0
+    kspace[..., 5] = 2.0j  # one side of the centre only
+    kspace[0, 1, :, 6] = 1.0  # one coil of two: mean |k|^2 = 0.5
+    acquired = torch.tensor([[False, False, False, True, True, True, True, False]])
+    energy = measured_column_energy(kspace, acquired, torch.full((1, 1, 1), 2.0))
+    expected = [0, 0, 0, np.log(1e-6), np.log(9 / 4 + 1e-6), np.log(4 / 4 + 1e-6), np.log(0.5 / 4 + 1e-6), 0]
+    np.testing.assert_allclose(energy[0].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert energy.dtype == torch.float32
+    magnitude = ifft2c(kspace[:, 0]).abs()  # what the policy sees of the image, (N, H, W)
+    mirrored = column_energy(magnitude, 8)[0]
+    assert mirrored[3].item() == pytest.approx(mirrored[5].item(), rel=1e-4)  # blind to the side
+    assert energy[0, 5] > energy[0, 3]
+
+
+@pytest.mark.parametrize("challenge", ["singlecoil", "multicoil"])
+def test_the_env_observes_the_measured_energy_of_the_files_kspace(
+    make_vec_env, singlecoil_train, multicoil_train, challenge
+):
+    """The observation is the energy of the k-space stored in the slice's file (read here with h5py),
+    mean over coils and rows, relative to the square of the initial zero-filled image's maximum."""
+    folder = singlecoil_train if challenge == "singlecoil" else multicoil_train
+    env = make_vec_env(folder, 2, challenge=challenge, measured_energy=True)
+    width = env.single_action_space.n
+    assert env.single_observation_space["measured_energy"] == spaces.Box(-np.inf, np.inf, (width,), np.float32)
+    obs, info = env.reset(seed=0)
+    obs, _, _, _, info = env.step(np.array([int(np.flatnonzero(mask)[0]) for mask in info["action_mask"]]))
+    episodes = env.unwrapped.episodes
+    dataset = episodes.source.dataset
+    for row, slice_id in enumerate(info["slice_id"]):
+        path, index, _ = dataset.raw_samples[int(slice_id)]
+        with h5py.File(path, "r") as f:
+            kspace = torch.from_numpy(np.asarray(f["kspace"][index])).reshape(episodes.kspace.shape[1:])
+        acquired = obs["acquired"][row].astype(bool)
+        scale = episodes.observation_scale[row].item()
+        energy = (kspace.abs() ** 2).mean(dim=(0, 1)).numpy() / scale**2
+        expected = np.where(acquired, np.log(energy + 1e-6), 0.0)
+        np.testing.assert_allclose(obs["measured_energy"][row], expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(obs["measured_energy"][0], obs["measured_energy"][1])

@@ -461,12 +461,13 @@ def test_policies_that_read_different_optional_observations_are_evaluated_side_b
     train = singlecoil_root / "singlecoil_train"
     spectral = train_tiny_dqn(train, tmp_path / "spectral.pt", steps=20, column_spectrum=True)
     energetic = train_tiny_dqn(train, tmp_path / "energetic.pt", steps=20, column_energy=True)
-    agents = [load_agent(spectral), load_agent(energetic)]
-    assert optional_observations(agents) == ("column_spectrum", "column_energy")
-    assert optional_observations(agents[1:]) == ("column_energy",)
-    specs = [f"spectral={spectral}", f"energetic={energetic}"]
+    measured = train_tiny_dqn(train, tmp_path / "measured.pt", steps=20, measured_energy=True)
+    agents = [load_agent(spectral), load_agent(energetic), load_agent(measured)]
+    assert optional_observations(agents) == ("column_spectrum", "column_energy", "measured_energy")
+    assert optional_observations(agents[1:2]) == ("column_energy",)
+    specs = [f"spectral={spectral}", f"energetic={energetic}", f"measured={measured}"]
     summary = evaluate_policies(make_setup(singlecoil_root), specs, tmp_path / "out", progress=False)
-    assert set(summary) == {"spectral", "energetic"}
+    assert set(summary) == {"spectral", "energetic", "measured"}
 
 
 def test_a_policy_that_reads_the_unets_feature_maps_is_evaluated_with_them(singlecoil_root, tmp_path):
