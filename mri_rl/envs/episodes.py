@@ -23,6 +23,7 @@ from gymnasium import spaces
 from mri_rl.checks import check_int, resolve_device, show
 from mri_rl.envs.slice_source import SliceSource
 from mri_rl.envs.spaces import (
+    column_data_energy,
     column_energy,
     column_power_spectrum,
     feature_grid,
@@ -178,7 +179,6 @@ class AcquisitionEpisodes:
         self.look_ahead_batch_size = look_ahead_batch_size
         self.column_spectrum = column_spectrum
         self.column_energy = column_energy
-        self.measured_energy = measured_energy
         self.auc_weighted_rewards = auc_weighted_rewards
         self.feature_layer = observed_feature_layer(reconstructor) if reconstructor_features else None
         n, width, (h, w) = num_episodes, source.width, source.recon_size
@@ -197,6 +197,8 @@ class AcquisitionEpisodes:
         self.acquired = torch.zeros((n, width), dtype=torch.bool, device=self.device)
         self.reconstruction = torch.zeros((n, h, w), device=self.device)
         self.observation_scale = torch.ones((n, 1, 1), device=self.device)
+        # With measured_energy: each slice's k-space energy per column, (N, W), kept from its start.
+        self.data_energy = torch.zeros((n, width), device=self.device) if measured_energy else None
         self.features = (
             None
             if self.feature_layer is None
@@ -224,6 +226,8 @@ class AcquisitionEpisodes:
             self.measurable[row] = measured_width(meta.padding_left, meta.padding_right)
             self.slice_ids[row] = slice_id
         rows_t = torch.as_tensor(np.asarray(rows), device=self.device)
+        if self.data_energy is not None:
+            self.data_energy[rows_t] = column_data_energy(self.kspace[rows_t])
         fresh_statistics = target_statistics(self.target[rows_t], self.data_range[rows_t])
         for kept, fresh in zip(self.target_statistics, fresh_statistics):
             kept[rows_t] = fresh
@@ -423,7 +427,12 @@ class AcquisitionEpisodes:
         """The space of one episode's observation (see :meth:`observation`)."""
         channels = 0 if self.feature_layer is None else self.feature_layer.channels
         return observation_space(
-            self.recon_size, self.width, self.column_spectrum, self.column_energy, channels, self.measured_energy
+            self.recon_size,
+            self.width,
+            self.column_spectrum,
+            self.column_energy,
+            channels,
+            self.data_energy is not None,
         )
 
     def observation(self, as_tensors: bool = False) -> dict[str, Any]:
@@ -448,8 +457,10 @@ class AcquisitionEpisodes:
                 tensors["column_energy"] = column_energy(scaled, self.width)
             if self.features is not None:
                 tensors["reconstructor_features"] = self.features.clone()
-            if self.measured_energy:
-                tensors["measured_energy"] = measured_column_energy(self.kspace, self.acquired, self.observation_scale)
+            if self.data_energy is not None:
+                tensors["measured_energy"] = measured_column_energy(
+                    self.data_energy, self.acquired, self.observation_scale
+                )
         if as_tensors:
             return tensors
         return {key: value.cpu().numpy() for key, value in tensors.items()}

@@ -110,7 +110,13 @@ def column_energy(images: torch.Tensor, width: int) -> torch.Tensor:
     return torch.log(fft_columns_c(images).abs().square().mean(dim=-2) + 1e-6)
 
 
-def measured_column_energy(kspace: torch.Tensor, acquired: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def column_data_energy(kspace: torch.Tensor) -> torch.Tensor:
+    """Energy of k-space in each column, mean over coils and rows: complex (N, C, H, W) -> float32 (N, W).
+    A slice's k-space does not change during its episode, so the env computes this once per slice."""
+    return kspace.abs().square().mean(dim=(1, 2)).float()
+
+
+def measured_column_energy(data_energy: torch.Tensor, acquired: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Log energy of the acquired data in each k-space column; 0 where a column is not acquired.
 
     Unlike :func:`column_energy`, which transforms the magnitude reconstruction and so is the
@@ -119,14 +125,15 @@ def measured_column_energy(kspace: torch.Tensor, acquired: torch.Tensor, scale: 
     observed data only.
 
     Args:
-        kspace: complex (N, C, H, W) k-space of the episodes (only acquired columns are read).
+        data_energy: float (N, W) :func:`column_data_energy` of the episodes' k-space (only acquired
+            columns are read).
         acquired: bool (N, W) acquired columns (zero-filled edges count as acquired and read as
             zero energy).
         scale: float (N, 1, 1) each episode's observation scale (the maximum of its initial
             zero-filled image), so that the energy does not depend on the data's units.
 
     Returns:
-        float32 (N, W): ``log(1e-6 + mean_{coils, rows} |k|^2 / scale^2)`` where acquired, else 0.
+        float32 (N, W): ``log(1e-6 + data_energy / scale^2)`` where acquired, else 0.
     """
-    energy = kspace.abs().square().mean(dim=(1, 2)) / scale.reshape(-1, 1).square()
-    return torch.where(acquired, torch.log(energy.float() + 1e-6), torch.zeros((), device=energy.device))
+    energy = data_energy.float() / scale.reshape(-1, 1).float().square()
+    return torch.where(acquired, torch.log(energy + 1e-6), torch.zeros((), device=energy.device))

@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 
 from mri_rl.envs.spaces import (
+    column_data_energy,
     column_energy,
     column_power_spectrum,
     feature_grid,
@@ -146,7 +147,7 @@ def test_measured_energy_is_the_acquired_columns_energy_and_tells_a_column_from_
     kspace[..., 5] = 2.0j  # one side of the centre only
     kspace[0, 1, :, 6] = 1.0  # one coil of two: mean |k|^2 = 0.5
     acquired = torch.tensor([[False, False, False, True, True, True, True, False]])
-    energy = measured_column_energy(kspace, acquired, torch.full((1, 1, 1), 2.0))
+    energy = measured_column_energy(column_data_energy(kspace), acquired, torch.full((1, 1, 1), 2.0))
     expected = [0, 0, 0, np.log(1e-6), np.log(9 / 4 + 1e-6), np.log(4 / 4 + 1e-6), np.log(0.5 / 4 + 1e-6), 0]
     np.testing.assert_allclose(energy[0].numpy(), expected, rtol=1e-5, atol=1e-6)
     assert energy.dtype == torch.float32
