@@ -319,16 +319,17 @@ class AcquisitionEpisodes:
         policy gradient of Bakker et al., "Experimental design for MRI by greedy policy search",
         NeurIPS 2020).
         """
-        gains = self.improvement(before, self.metrics[self.task.reward_metric]).cpu().numpy()
+        gains = self.improvement(before, self.metrics[self.task.reward_metric])
         if not self.auc_weighted_rewards:
-            return gains
+            return gains.cpu().numpy()
         horizon = self.measurable - self.task.initial_lines  # the free columns at the start
         if self.task.budget is not None:
             horizon = np.minimum(horizon, self.task.budget)
-        # j counts new columns, not steps: a repeated column spends a step but does not move the sampling rate
-        padding = self.width - self.measurable
-        columns = self.acquired.sum(dim=1).cpu().numpy() - padding - self.task.initial_lines
-        return gains * (horizon - columns + 0.5) / np.maximum(horizon, 1)
+        # j counts new columns, not steps: a repeated column spends a step but does not move the sampling rate;
+        # the counts travel to the host with the gains, in one transfer (exact as floats: at most W)
+        gains_host, acquired = torch.stack((gains, self.acquired.sum(dim=1).to(gains.dtype))).cpu().numpy()
+        columns = acquired - (self.width - self.measurable) - self.task.initial_lines
+        return gains_host * (horizon - columns + 0.5) / np.maximum(horizon, 1)
 
     def done(self, rows: np.ndarray) -> np.ndarray:
         """True where the budget is spent or no column is left."""
