@@ -279,6 +279,14 @@ def _add_data_anatomy_command(data_commands: argparse._SubParsersAction) -> None
         "after its affine and slice offset: the same template slices as other brains might show them, an "
         "augmentation for training data (default: 0, no warp)",
     )
+    command.add_argument(
+        "--template",
+        type=Path,
+        default=None,
+        metavar="NIFTI",
+        help="another brain in MNI space to slice instead of the MNI152 template, e.g. Debian's mricron-data "
+        "Colin27, /usr/share/mricron/templates/ch2bet.nii.gz: a second subject (default: the MNI152 template)",
+    )
     _add_volume_arguments(command)
     _add_acquisition_arguments(command)
     command.set_defaults(handler=_run_data_anatomy)
@@ -299,6 +307,7 @@ def _run_data_anatomy(args: argparse.Namespace) -> int:
             layout=args.layout,
             slice_offset=args.slice_offset,
             deform_mm=args.deform_mm,
+            template=None if args.template is None else str(args.template),
         )
     except ImportError as error:  # nilearn missing: one line, like the other expected failures
         raise ValueError(str(error)) from None

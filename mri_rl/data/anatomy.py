@@ -26,11 +26,18 @@ slice is the mirror image of a left one). Be clear about what this holds out: sl
 orientations cross (an axial test slab and a coronal train slab share template voxels), so the
 held-out slices are other slices of the same brain, not a new subject. The settings file
 ``{challenge}_anatomy_settings.json`` says so and records the slabs.
+
+Another brain. ``template`` names another 3-D T1 volume in MNI space (NIfTI, e.g. the Colin27 single-subject
+brain, Holmes et al., J Comput Assist Tomogr 1998, that Debian's ``mricron-data`` ships as
+``/usr/share/mricron/templates/ch2bet.nii.gz``), read by :func:`mri_rl.data.image_sources.load_source`. Every
+rule above applies to it unchanged, the sagittal half included (its middle slice taken as the midline), so that
+the same arguments on two brains give splits of the same kind: a second subject, not a second contrast.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from dataclasses import asdict
 from importlib.metadata import version
@@ -86,40 +93,57 @@ NOTE = (
     "hemisphere and midline only, the template being symmetric). Slabs of different orientations cross and share "
     "template voxels: the splits hold different slices of the same brain, not different subjects."
 )
+OTHER_BRAIN_NOTE = (
+    "one brain: splits are slabs along each orientation's slicing axis with guard gaps (sagittal: left hemisphere "
+    "and midline only, as for the symmetric MNI152 template). Slabs of different orientations cross and share "
+    "voxels: the splits hold different slices of the same brain, not different subjects."
+)
 MISSING = "the MNI152 source needs nilearn: pip install mri_rl[anatomy]"
+MNI152_SOURCE = "MNI152 ICBM 2009a symmetric T1 template, 1 mm (nilearn.datasets.load_mni152_template)"
 
 
-@functools.lru_cache(maxsize=1)
-def load_template() -> tuple[np.ndarray, tuple[float, float, float]]:
-    """The MNI152 T1 template from nilearn's wheel (no download): read-only float32 (x, y, z) in RAS+
-    order, scaled to a maximum of 1, and its voxel sizes (mm).
+@functools.cache
+def load_template(template: str | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The brain volume: read-only float32 (x, y, z) in RAS+ order, scaled to a maximum of 1, and its voxel
+    sizes (mm). ``template`` None: the MNI152 T1 template from nilearn's wheel (no download); else the path of
+    another brain's 3-D NIfTI file (see the module docstring).
 
     Raises:
         ImportError: nilearn (or nibabel) is missing, saying how to install them.
+        mri_rl.data.image_sources.ImageImportError: ``template`` is unreadable, not 3-D, not finite or all zero,
+            naming the file.
     """
-    try:
-        import nibabel
-        from nilearn.datasets import load_mni152_template
-    except ImportError:
-        raise ImportError(MISSING) from None
-    image = nibabel.as_closest_canonical(load_mni152_template(resolution=1))
-    data = np.array(image.get_fdata(dtype=np.float32))  # a copy: nibabel caches, and may share, its array
+    if template is not None:
+        from mri_rl.data.image_sources import load_source
+
+        source = load_source(template)
+        data, zooms = source.data.copy(), tuple(source.zooms)
+    else:
+        try:
+            import nibabel
+            from nilearn.datasets import load_mni152_template
+        except ImportError:
+            raise ImportError(MISSING) from None
+        image = nibabel.as_closest_canonical(load_mni152_template(resolution=1))
+        data = np.array(image.get_fdata(dtype=np.float32))  # a copy: nibabel caches, and may share, its array
+        zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
     data /= data.max()
     data.flags.writeable = False
-    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
     return data, (zooms[0], zooms[1], zooms[2])
 
 
 @functools.cache
-def template_slices(orientation: str) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
-    """The template's slices in ``orientation``, cropped to the brain's bounding box plus :data:`MARGIN_MM`
-    (the template's field of view is about twice the brain's).
+def template_slices(
+    orientation: str, template: str | None = None
+) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
+    """The slices of :func:`load_template`'s brain in ``orientation``, cropped to the brain's bounding box plus
+    :data:`MARGIN_MM` (the template's field of view is about twice the brain's).
 
     Returns:
         (a read-only view (slices, rows, cols), the (row, column) spacing in mm, the (row, column) centre
         of the brain's bounding box in the crop).
     """
-    slices, spacing = oriented_slices(*load_template(), orientation)
+    slices, spacing = oriented_slices(*load_template(template), orientation)
     brain = slices > FOREGROUND_LEVEL
     box = []
     for axis, other in ((1, (0, 2)), (2, (0, 1))):
@@ -132,24 +156,26 @@ def template_slices(orientation: str) -> tuple[np.ndarray, tuple[float, float], 
 
 
 @functools.cache
-def template_slabs(orientation: str) -> dict[str, tuple[int, int]]:
+def template_slabs(orientation: str, template: str | None = None) -> dict[str, tuple[int, int]]:
     """Split -> template slab ``[lo, hi)`` along ``orientation``'s slicing axis (:data:`SLAB_FRACTIONS`,
     :data:`GUARD_SLICES`); for sagittal, of the left hemisphere and the midline."""
-    slices, _, _ = template_slices(orientation)
+    slices, _, _ = template_slices(orientation, template)
     usable = np.flatnonzero(foreground_fractions(slices, 1.0) >= MIN_FOREGROUND)
     first, stop = int(usable[0]), int(usable[-1]) + 1
     if orientation == "sagittal":
-        stop = (load_template()[0].shape[0] - 1) // 2 + 1  # RAS+: the midline is the middle slice, left below it
+        stop = (
+            load_template(template)[0].shape[0] - 1
+        ) // 2 + 1  # RAS+: the midline is the middle slice, left below it
     return slab_ranges(first, stop, SLAB_FRACTIONS, GUARD_SLICES)
 
 
 @functools.cache
-def template_blocks(orientation: str) -> dict[str, list[tuple[int, int]]]:
+def template_blocks(orientation: str, template: str | None = None) -> dict[str, list[tuple[int, int]]]:
     """Split -> its blocks ``[lo, hi)`` in the interleaved layout: the usable range of
     :func:`template_slabs` (first slab start to last slab end) cut into periods of
     :data:`INTERLEAVE_BLOCKS`, train, val and test in turn, with :data:`INTERLEAVE_GUARD`
     slices left out after each block; a last, partial period is cut short."""
-    slabs = template_slabs(orientation)
+    slabs = template_slabs(orientation, template)
     position, stop = min(lo for lo, _ in slabs.values()), max(hi for _, hi in slabs.values())
     blocks: dict[str, list[tuple[int, int]]] = {split: [] for split in INTERLEAVE_BLOCKS}
     while position < stop:
@@ -161,16 +187,16 @@ def template_blocks(orientation: str) -> dict[str, list[tuple[int, int]]]:
     return blocks
 
 
-def split_ranges(orientation: str, layout: str) -> dict[str, list[tuple[int, int]]]:
+def split_ranges(orientation: str, layout: str, template: str | None = None) -> dict[str, list[tuple[int, int]]]:
     """Split -> the template slice ranges ``[lo, hi)`` its volumes draw from, in ``layout``.
 
     Raises:
         ValueError: an unknown layout.
     """
     if layout == "slabs":
-        return {split: [slab] for split, slab in template_slabs(orientation).items()}
+        return {split: [slab] for split, slab in template_slabs(orientation, template).items()}
     if layout == "interleaved":
-        return template_blocks(orientation)
+        return template_blocks(orientation, template)
     raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
 
 
@@ -185,7 +211,7 @@ def draw_affine(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def transformed_slab(
-    orientation: str, ranges: list[tuple[int, int]], matrix: np.ndarray, shift: np.ndarray
+    orientation: str, ranges: list[tuple[int, int]], matrix: np.ndarray, shift: np.ndarray, template: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """The template slices of ``ranges`` (each ``[lo, hi)``) of ``orientation`` under the in-plane
     affine, the usable ones only, in order.
@@ -199,7 +225,7 @@ def transformed_slab(
     """
     from scipy.ndimage import affine_transform
 
-    slices, spacing, centre = template_slices(orientation)
+    slices, spacing, centre = template_slices(orientation, template)
     offset = centre - matrix @ centre + shift / np.asarray(spacing)
     indices = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
     planes = np.stack(
@@ -262,8 +288,26 @@ def volume_slices(
     return evenly_spaced(np.arange(usable), num_slices, offset)
 
 
+def template_name(template: str | None) -> str:
+    """A short name of the brain: "mni152", or ``template``'s file name without its suffixes."""
+    return "mni152" if template is None else Path(template).name.split(".")[0]
+
+
+def template_source(template: str | None) -> dict[str, str]:
+    """The settings' record of the brain: nilearn's MNI152 and nilearn's version, or the file and its SHA-256."""
+    if template is None:
+        return {"source": MNI152_SOURCE, "nilearn_version": version("nilearn")}
+    digest = hashlib.sha256(Path(template).read_bytes()).hexdigest()
+    return {"source": str(Path(template).resolve()), "source_sha256": digest}
+
+
 def anatomy_settings(
-    spec: SimulationSpec, seed: int, layout: str = "slabs", slice_offset: str = "centre", deform_mm: float = 0.0
+    spec: SimulationSpec,
+    seed: int,
+    layout: str = "slabs",
+    slice_offset: str = "centre",
+    deform_mm: float = 0.0,
+    template: str | None = None,
 ) -> dict[str, Any]:
     """What :func:`write_anatomy_dataset` records: the seed, the spec, the source and the slabs, for
     the interleaved layout the layout and its blocks (needs nilearn), a slice offset other than
@@ -271,42 +315,41 @@ def anatomy_settings(
     interleaved: dict[str, Any] = {}
     if layout != "slabs":
         blocks = {
-            o: {s: [list(r) for r in ranges] for s, ranges in split_ranges(o, layout).items()}
+            o: {s: [list(r) for r in ranges] for s, ranges in split_ranges(o, layout, template).items()}
             for o in ORIENTATION_CYCLE
         }
         interleaved = {"layout": layout, "interleave_guard": INTERLEAVE_GUARD, "blocks": blocks}
     return {
         "seed": seed,
         **asdict(spec),
-        "source": "MNI152 ICBM 2009a symmetric T1 template, 1 mm (nilearn.datasets.load_mni152_template)",
-        "nilearn_version": version("nilearn"),
+        **template_source(template),
         "orientation_cycle": list(ORIENTATION_CYCLE),
         "slab_fractions": SLAB_FRACTIONS,
         "guard_slices": GUARD_SLICES,
         "min_foreground": MIN_FOREGROUND,
         "affine": {"max_rotation_degrees": MAX_ROTATION_DEGREES, "max_zoom": MAX_ZOOM, "max_shift_mm": MAX_SHIFT_MM},
-        "slabs": {o: {s: list(r) for s, r in template_slabs(o).items()} for o in ORIENTATION_CYCLE},
+        "slabs": {o: {s: list(r) for s, r in template_slabs(o, template).items()} for o in ORIENTATION_CYCLE},
         "slab_axes": {o: "RAS+ voxel axis " + "xyz"[ORIENTATIONS[o][0]] for o in ORIENTATION_CYCLE},
-        "note": NOTE,
+        "note": NOTE if template is None else OTHER_BRAIN_NOTE,
         **interleaved,
         **({} if slice_offset == "centre" else {"slice_offset": slice_offset}),
         **({"deform": {"max_displacement_mm": deform_mm, "smoothness_mm": DEFORM_SMOOTHNESS_MM}} if deform_mm else {}),
     }
 
 
-def check_options(layout: str, slice_offset: str, deform_mm: float) -> None:
+def check_options(layout: str, slice_offset: str, deform_mm: float, template: str | None = None) -> None:
     """:func:`write_anatomy_dataset`'s checks, before anything is written.
 
     Raises:
         ImportError: nilearn is missing. ValueError: an unknown layout or slice offset, or a ``deform_mm`` that is
-        not a finite number >= 0, naming the value.
+        not a finite number >= 0, naming the value; a ``template`` that cannot be read as a 3-D brain, naming it.
     """
     if slice_offset not in SLICE_OFFSETS:
         raise ValueError(f"slice_offset: expected one of {SLICE_OFFSETS}, got {slice_offset!r}")
     if not (np.isfinite(deform_mm) and deform_mm >= 0):
         raise ValueError(f"deform_mm: expected a finite number of mm >= 0, got {deform_mm!r}")
-    load_template()
-    split_ranges(ORIENTATION_CYCLE[0], layout)
+    load_template(template)
+    split_ranges(ORIENTATION_CYCLE[0], layout, template)
 
 
 def write_anatomy_dataset(
@@ -318,56 +361,56 @@ def write_anatomy_dataset(
     layout: str = "slabs",
     slice_offset: str = "centre",
     deform_mm: float = 0.0,
+    template: str | None = None,
 ) -> list[Path]:
-    """Write MNI152-template volumes into fastMRI's folder layout ``out_dir/{challenge}_{split}``.
+    """Write volumes of the MNI152 template (or of ``template``) in fastMRI's layout ``out_dir/{challenge}_{split}``.
 
-    The counterpart of :func:`mri_rl.data.synthetic.write_synthetic_dataset`, with the same arguments
-    and file layout: volume i of split s is made from ``(seed, challenge, s, i)`` only.
+    As :func:`mri_rl.data.synthetic.write_synthetic_dataset` does: volume i of split s is made from its seed only.
 
     Args:
         out_dir: root folder (created if needed).
         spec: the acquisition; ``num_slices`` slices per volume, evenly spaced through the usable slices
             of the split's slab (None: all of them), where ``slice_offset`` says.
         volumes: number of volumes per split, e.g. ``{"train": 8, "val": 2, "test": 2}``.
-        seed: base seed.
-        progress: show a progress bar.
+        seed, progress: base seed; show a progress bar.
         layout: "slabs" (one slab per split) or "interleaved" (:func:`template_blocks`), see :data:`LAYOUTS`.
         slice_offset: "centre" or "random", see :data:`SLICE_OFFSETS`.
         deform_mm: largest displacement (mm) of each kept slice's random warp (:func:`deformed`), drawn after the
             affine and slice offset (the same slices under the same affine as without it); 0 draws nothing.
+        template: None (the MNI152 template) or the path of another brain's NIfTI file (:func:`load_template`).
 
     Returns:
-        Paths of the written files, ``anatomy_s{seed}_{split}_{i:03d}.h5``, in order;
-        ``out_dir/{challenge}_anatomy_settings.json`` records :func:`anatomy_settings`.
+        Paths of the written files, ``anatomy_s{seed}_{split}_{i:03d}.h5`` (``anatomy_{name}_s...`` for a ``template``,
+        :func:`template_name`), in order; ``out_dir/{challenge}_anatomy_settings.json`` holds :func:`anatomy_settings`.
 
     Raises:
-        ImportError, ValueError: as :func:`check_options`, before anything is written; ValueError: a split
-        holds fewer usable slices than ``num_slices``.
+        ImportError, ValueError: as :func:`check_options`, before anything is written; a split with too few slices.
     """
-    check_options(layout, slice_offset, deform_mm)
+    check_options(layout, slice_offset, deform_mm, template)
+    name = template_name(template)
 
     def make_volume(split: str, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         orientation = ORIENTATION_CYCLE[index % len(ORIENTATION_CYCLE)]
-        ranges = split_ranges(orientation, layout)[split]
+        ranges = split_ranges(orientation, layout, template)[split]
         matrix, shift = draw_affine(rng)
-        planes, positions, spacing = transformed_slab(orientation, ranges, matrix, shift)
+        planes, positions, spacing = transformed_slab(orientation, ranges, matrix, shift, template)
         where = f"the {split} slices {[list(r) for r in ranges]} of the {orientation} template (volume {index})"
         chosen = volume_slices(len(planes), spec.num_slices, slice_offset, rng, where)
         kept = deformed(planes[chosen], spacing, deform_mm, rng) if deform_mm else planes[chosen]
         magnitudes = fit_to_grid(kept * IMAGE_SCALE, spacing, spec)
-        total = template_slices(orientation)[0].shape[0]
+        total = template_slices(orientation, template)[0].shape[0]
         kspace, target = simulate_kspace(magnitudes, slice_depths(positions[chosen], total), spec, rng)
         attrs = {
-            "acquisition": "MNI152_T1",
-            "patient_id": f"mni152-{seed}-{split}-{index:03d}",
+            "acquisition": f"{name.upper()}_T1",
+            "patient_id": f"{name}-{seed}-{split}-{index:03d}",
             "orientation": orientation,
             "template_slices": positions[chosen],
             "simulated_kspace": True,
         }
         return kspace, target, attrs
 
-    naming = ("anatomy", SETTINGS_FILE)
-    settings = anatomy_settings(spec, seed, layout, slice_offset, deform_mm)
+    naming = ("anatomy" if template is None else f"anatomy_{name}", SETTINGS_FILE)
+    settings = anatomy_settings(spec, seed, layout, slice_offset, deform_mm, template)
     return write_simulated_dataset(out_dir, spec, volumes, seed, make_volume, naming, settings, progress)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sys
 
 import h5py
@@ -24,6 +25,7 @@ from mri_rl.data.anatomy import (
 )
 from mri_rl.data.fastmri_files import FastMRISliceDataset, inspect_volume
 from mri_rl.data.image_import import oriented_slices
+from mri_rl.data.image_sources import ImageImportError
 from mri_rl.data.simulated_kspace import SimulationSpec
 
 pytest.importorskip("nilearn")
@@ -273,3 +275,67 @@ def test_cli_deform_flag_reaches_the_writer_and_refuses_negatives(tmp_path, caps
     assert exit_info.value.code == 2
     assert "--deform-mm: expected" in capsys.readouterr().err
     assert not (tmp_path / "n").exists()
+
+
+@pytest.fixture(scope="module")
+def doubled_template(tmp_path_factory: pytest.TempPathFactory):
+    """The MNI152 template at twice its intensity in a NIfTI file of its own: the same brain, read from a file."""
+    import nibabel
+
+    data, zooms = anatomy.load_template()
+    path = tmp_path_factory.mktemp("brain") / "doubled.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(2 * np.asarray(data), np.diag([*zooms, 1.0])), path)
+    yield path
+    anatomy.load_template.cache_clear()
+
+
+def test_another_brain_from_a_file_is_sliced_as_the_built_in_one(tmp_path, doubled_template):
+    volumes = {"train": 2, "val": 1}
+    built_in = write_anatomy_dataset(tmp_path / "mni", SPEC, volumes, progress=False, layout="interleaved")
+    from_file = write_anatomy_dataset(
+        tmp_path / "file", SPEC, volumes, progress=False, layout="interleaved", template=str(doubled_template)
+    )
+    assert [p.name for p in from_file] == [
+        "anatomy_doubled_s0_train_000.h5",
+        "anatomy_doubled_s0_train_001.h5",
+        "anatomy_doubled_s0_val_000.h5",
+    ]
+    for mine, theirs in zip(from_file, built_in, strict=True):
+        kspace, target, attrs = read(mine)
+        kspace_mni, target_mni, attrs_mni = read(theirs)
+        np.testing.assert_allclose(kspace, kspace_mni, rtol=1e-5, atol=1e-5 * np.abs(kspace_mni).max())
+        np.testing.assert_array_equal(attrs["template_slices"], attrs_mni["template_slices"])
+        assert (attrs["acquisition"], attrs["patient_id"][:9]) == ("DOUBLED_T1", "doubled-0")
+    settings = read_anatomy_settings(tmp_path / "file", "multicoil")
+    settings_mni = read_anatomy_settings(tmp_path / "mni", "multicoil")
+    assert settings["blocks"] == settings_mni["blocks"] and "nilearn_version" not in settings
+    assert settings["source"] == str(doubled_template.resolve())
+    assert settings["source_sha256"] == hashlib.sha256(doubled_template.read_bytes()).hexdigest()
+
+
+def test_an_unreadable_or_flat_brain_is_refused_naming_it_before_anything_is_written(tmp_path):
+    import nibabel
+
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a NIfTI file")
+    flat = tmp_path / "flat.nii"
+    nibabel.save(nibabel.Nifti1Image(np.ones((8, 8, 1), np.float32), np.eye(4)), flat)
+    for path, problem in ((broken, "not a readable NIfTI file"), (flat, "2-D image where a 3-D volume")):
+        with pytest.raises(ImageImportError, match=problem) as raised:
+            write_anatomy_dataset(
+                tmp_path / "out",
+                SimulationSpec(num_slices=1, size=16),
+                {"train": 1},
+                progress=False,
+                template=str(path),
+            )
+        assert raised.value.path == path
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_template_flag_reaches_the_writer(tmp_path, doubled_template, capsys):
+    argv = ["data", "anatomy", str(tmp_path), "--volumes", "1", "--val-volumes", "0", "--test-volumes", "0"]
+    assert cli.main([*argv, "--slices", "1", "--size", "16", "--template", str(doubled_template), "--no-progress"]) == 0
+    assert [p.name for p in (tmp_path / "singlecoil_train").iterdir()] == ["anatomy_doubled_s0_train_000.h5"]
+    assert cli.main([*argv[:2], str(tmp_path / "bad"), *argv[3:], "--template", str(tmp_path / "none.nii")]) == 2
+    assert "none.nii" in capsys.readouterr().err
