@@ -163,9 +163,8 @@ def template_slabs(orientation: str, template: str | None = None) -> dict[str, t
     usable = np.flatnonzero(foreground_fractions(slices, 1.0) >= MIN_FOREGROUND)
     first, stop = int(usable[0]), int(usable[-1]) + 1
     if orientation == "sagittal":
-        stop = (
-            load_template(template)[0].shape[0] - 1
-        ) // 2 + 1  # RAS+: the midline is the middle slice, left below it
+        # RAS+: the midline is the middle slice, the left hemisphere below it
+        stop = (load_template(template)[0].shape[0] - 1) // 2 + 1
     return slab_ranges(first, stop, SLAB_FRACTIONS, GUARD_SLICES)
 
 
