@@ -304,6 +304,7 @@ def test_another_brain_from_a_file_is_sliced_as_the_built_in_one(tmp_path, doubl
         kspace, target, attrs = read(mine)
         kspace_mni, target_mni, attrs_mni = read(theirs)
         np.testing.assert_allclose(kspace, kspace_mni, rtol=1e-5, atol=1e-5 * np.abs(kspace_mni).max())
+        np.testing.assert_allclose(target, target_mni, rtol=1e-5, atol=1e-5 * target_mni.max())
         np.testing.assert_array_equal(attrs["template_slices"], attrs_mni["template_slices"])
         assert (attrs["acquisition"], attrs["patient_id"][:9]) == ("DOUBLED_T1", "doubled-0")
     settings = read_anatomy_settings(tmp_path / "file", "multicoil")
