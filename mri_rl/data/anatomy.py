@@ -88,15 +88,11 @@ MAX_SHIFT_MM = 4.0
 DEFORM_SMOOTHNESS_MM = 16.0
 #: Background kept around the brain's bounding box (mm).
 MARGIN_MM = 12.0
+#: The settings' note; :func:`split_note` fills it for the MNI152 template or another brain.
 NOTE = (
-    "one template brain: splits are slabs along each orientation's slicing axis with guard gaps (sagittal: left "
-    "hemisphere and midline only, the template being symmetric). Slabs of different orientations cross and share "
-    "template voxels: the splits hold different slices of the same brain, not different subjects."
-)
-OTHER_BRAIN_NOTE = (
-    "one brain: splits are slabs along each orientation's slicing axis with guard gaps (sagittal: left hemisphere "
-    "and midline only, as for the symmetric MNI152 template). Slabs of different orientations cross and share "
-    "voxels: the splits hold different slices of the same brain, not different subjects."
+    "one {brain}: splits are slabs along each orientation's slicing axis with guard gaps (sagittal: left hemisphere "
+    "and midline only, {why}). Slabs of different orientations cross and share {voxels}: the splits hold different "
+    "slices of the same brain, not different subjects."
 )
 MISSING = "the MNI152 source needs nilearn: pip install mri_rl[anatomy]"
 MNI152_SOURCE = "MNI152 ICBM 2009a symmetric T1 template, 1 mm (nilearn.datasets.load_mni152_template)"
@@ -287,6 +283,13 @@ def volume_slices(
     return evenly_spaced(np.arange(usable), num_slices, offset)
 
 
+def split_note(template: str | None) -> str:
+    """:data:`NOTE` for the MNI152 template (None) or another brain."""
+    if template is None:
+        return NOTE.format(brain="template brain", why="the template being symmetric", voxels="template voxels")
+    return NOTE.format(brain="brain", why="as for the symmetric MNI152 template", voxels="voxels")
+
+
 def template_name(template: str | None) -> str:
     """A short name of the brain: "mni152", or ``template``'s file name without its suffixes."""
     return "mni152" if template is None else Path(template).name.split(".")[0]
@@ -329,7 +332,7 @@ def anatomy_settings(
         "affine": {"max_rotation_degrees": MAX_ROTATION_DEGREES, "max_zoom": MAX_ZOOM, "max_shift_mm": MAX_SHIFT_MM},
         "slabs": {o: {s: list(r) for s, r in template_slabs(o, template).items()} for o in ORIENTATION_CYCLE},
         "slab_axes": {o: "RAS+ voxel axis " + "xyz"[ORIENTATIONS[o][0]] for o in ORIENTATION_CYCLE},
-        "note": NOTE if template is None else OTHER_BRAIN_NOTE,
+        "note": split_note(template),
         **interleaved,
         **({} if slice_offset == "centre" else {"slice_offset": slice_offset}),
         **({"deform": {"max_displacement_mm": deform_mm, "smoothness_mm": DEFORM_SMOOTHNESS_MM}} if deform_mm else {}),
