@@ -408,3 +408,17 @@ def mixed_padding_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
             Path(path).rename(folder / Path(path).name)
     assert sorted(p.name for p in folder.iterdir()) == ["synthetic_s1_train_000.h5", "synthetic_s2_train_000.h5"]
     return folder
+
+
+@pytest.fixture(scope="session")
+def doubled_template(tmp_path_factory: pytest.TempPathFactory):
+    """The MNI152 template at twice its intensity in a NIfTI file of its own: the same brain, read from a file."""
+    nibabel = pytest.importorskip("nibabel")
+    pytest.importorskip("nilearn")
+    from mri_rl.data import anatomy
+
+    data, zooms = anatomy.load_template()
+    path = tmp_path_factory.mktemp("brain") / "doubled.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(2 * np.asarray(data), np.diag([*zooms, 1.0])), path)
+    yield path
+    anatomy.load_template.cache_clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -336,13 +337,30 @@ def test_quickstart_slice_offset_is_the_anatomys_only_and_reaches_the_writer():
     config = QuickstartConfig.from_file("quickstart", ["data.slice_offset=random"])
     source, spec = data_source(config.data, "singlecoil")
     assert source.settings(spec, 0)["slice_offset"] == "random"
-    assert source.write.keywords == {"layout": "slabs", "slice_offset": "random"}
+    assert source.write.keywords == {"layout": "slabs", "slice_offset": "random", "template": None}
     default = data_source(QuickstartConfig.from_file("quickstart").data, "singlecoil")[0]
     assert "slice_offset" not in default.settings(spec, 0) and default.write.keywords["slice_offset"] == "centre"
     with pytest.raises(ConfigError, match="data.slice_offset: only the anatomy has one"):
         QuickstartConfig.from_file("quickstart_phantoms", ["data.slice_offset=random"])
     with pytest.raises(ConfigError, match="data.slice_offset"):
         QuickstartConfig.from_file("quickstart", ["data.slice_offset=edge"])
+
+
+def test_quickstart_template_reaches_the_writer_and_a_root_of_another_brain_is_told_apart(tmp_path, doubled_template):
+    from mri_rl.runs.quickstart import DataSource, QuickstartConfig, data_differences, data_source
+
+    config = QuickstartConfig.from_file("quickstart", [f"data.template={doubled_template}"])
+    source, spec = data_source(config.data, "singlecoil")
+    assert source.write.keywords["template"] == str(doubled_template)
+    default, _ = data_source(QuickstartConfig.from_file("quickstart").data, "singlecoil")
+    assert default.write.keywords["template"] is None
+    written_from_mni152 = DataSource(source.write, lambda root, challenge: default.settings(spec, 0), source.settings)
+    (difference,) = data_differences(tmp_path, written_from_mni152, spec, 0, {})
+    assert f"source_sha256 None (config: '{hashlib.sha256(doubled_template.read_bytes()).hexdigest()[:4]}" in difference
+    with pytest.raises(ConfigError, match="data.template: only the anatomy reads a brain"):
+        QuickstartConfig.from_file("quickstart_phantoms", [f"data.template={doubled_template}"])
+    with pytest.raises(ConfigError, match=f"data.template: expected .* no file at '{tmp_path / 'none.nii'}'"):
+        QuickstartConfig.from_file("quickstart", [f"data.template={tmp_path / 'none.nii'}"])
 
 
 def test_extends_merges_mappings_key_by_key_and_replaces_the_rest(tmp_path):

@@ -65,9 +65,10 @@ class VolumeCounts:
 class DataStage:
     """The data: the source ("anatomy": MNI152 template slices; "phantoms": the synthetic
     phantoms), where, how many volumes per split, their size, the phantoms' striation, the
-    anatomy's split layout ("slabs" or "interleaved", :mod:`mri_rl.data.anatomy`) and slice offset
-    ("centre" or "random": :data:`mri_rl.data.anatomy.SLICE_OFFSETS`), and the seed that draws them
-    (default: the quick start's seed)."""
+    anatomy's split layout ("slabs" or "interleaved", :mod:`mri_rl.data.anatomy`), slice offset
+    ("centre" or "random": :data:`mri_rl.data.anatomy.SLICE_OFFSETS`) and brain (``template``: the
+    path of another brain's 3-D NIfTI in MNI space; None: the MNI152 template), and the seed that
+    draws them (default: the quick start's seed)."""
 
     volumes: VolumeCounts
     source: Literal["anatomy", "phantoms"] = "anatomy"
@@ -78,6 +79,7 @@ class DataStage:
     striation: float | None = field(default=None, metadata={"min": 0})
     layout: Literal["slabs", "interleaved"] | None = None
     slice_offset: Literal["centre", "random"] | None = None
+    template: str | None = None
 
     def __post_init__(self) -> None:
         if self.source == "anatomy" and self.striation is not None:
@@ -86,6 +88,10 @@ class DataStage:
             raise ConfigError("data.layout: only the anatomy has a split layout; drop it for data.source phantoms")
         if self.source == "phantoms" and self.slice_offset is not None:
             raise ConfigError("data.slice_offset: only the anatomy has one; drop it for data.source phantoms")
+        if self.source == "phantoms" and self.template is not None:
+            raise ConfigError("data.template: only the anatomy reads a brain; drop it for data.source phantoms")
+        if self.template is not None and not Path(self.template).is_file():
+            raise ConfigError(f"data.template: expected a brain's 3-D NIfTI file, found no file at {self.template!r}")
 
 
 #: Settings values in messages: nested ones cut short (the settings file holds them whole).
@@ -117,11 +123,12 @@ def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, Simulatio
 
     spec = SimulationSpec(challenge=challenge, num_slices=stage.slices, size=stage.size)
     layout, slice_offset = stage.layout or "slabs", stage.slice_offset or "centre"
+    template = stage.template
     return (
         DataSource(
-            functools.partial(write_anatomy_dataset, layout=layout, slice_offset=slice_offset),
+            functools.partial(write_anatomy_dataset, layout=layout, slice_offset=slice_offset, template=template),
             read_anatomy_settings,
-            functools.partial(anatomy_settings, layout=layout, slice_offset=slice_offset),
+            functools.partial(anatomy_settings, layout=layout, slice_offset=slice_offset, template=template),
         ),
         spec,
     )

@@ -277,18 +277,6 @@ def test_cli_deform_flag_reaches_the_writer_and_refuses_negatives(tmp_path, caps
     assert not (tmp_path / "n").exists()
 
 
-@pytest.fixture(scope="module")
-def doubled_template(tmp_path_factory: pytest.TempPathFactory):
-    """The MNI152 template at twice its intensity in a NIfTI file of its own: the same brain, read from a file."""
-    import nibabel
-
-    data, zooms = anatomy.load_template()
-    path = tmp_path_factory.mktemp("brain") / "doubled.nii.gz"
-    nibabel.save(nibabel.Nifti1Image(2 * np.asarray(data), np.diag([*zooms, 1.0])), path)
-    yield path
-    anatomy.load_template.cache_clear()
-
-
 def test_another_brain_from_a_file_is_sliced_as_the_built_in_one(tmp_path, doubled_template):
     volumes = {"train": 2, "val": 1}
     built_in = write_anatomy_dataset(tmp_path / "mni", SPEC, volumes, progress=False, layout="interleaved")
