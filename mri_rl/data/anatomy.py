@@ -98,6 +98,26 @@ MISSING = "the MNI152 source needs nilearn: pip install mri_rl[anatomy]"
 MNI152_SOURCE = "MNI152 ICBM 2009a symmetric T1 template, 1 mm (nilearn.datasets.load_mni152_template)"
 
 
+#: Each brain file's (size, modification time in ns) when :func:`load_template` last read it.
+_READ_STAMPS: dict[str, tuple[int, int]] = {}
+
+
+def file_stamp(path: str) -> tuple[int, int]:
+    """A file's size and modification time (ns): what changes when it is rewritten."""
+    stat = Path(path).stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def forget_changed_template(template: str | None) -> None:
+    """Drop the cached brain and its slicings (:func:`load_template`, :func:`template_slices`,
+    :func:`template_slabs`, :func:`template_blocks`) if ``template``'s file changed since it was read, so
+    that a file rewritten in place within one process is read again (as its SHA-256 in the settings is)."""
+    if template is not None and template in _READ_STAMPS and Path(template).is_file():
+        if file_stamp(template) != _READ_STAMPS[template]:
+            for cached in (load_template, template_slices, template_slabs, template_blocks):
+                cached.cache_clear()
+
+
 @functools.cache
 def load_template(template: str | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
     """The brain volume: read-only float32 (x, y, z) in RAS+ order, scaled to a maximum of 1, and its voxel
@@ -113,6 +133,7 @@ def load_template(template: str | None = None) -> tuple[np.ndarray, tuple[float,
         from mri_rl.data.image_sources import load_source
 
         source = load_source(template)
+        _READ_STAMPS[template] = file_stamp(template)
         data, zooms = source.data.copy(), tuple(source.zooms)
     else:
         try:
@@ -314,6 +335,7 @@ def anatomy_settings(
     """What :func:`write_anatomy_dataset` records: the seed, the spec, the source and the slabs, for
     the interleaved layout the layout and its blocks (needs nilearn), a slice offset other than
     "centre" (absent: "centre", as before the option existed) and a deformation (absent: none)."""
+    forget_changed_template(template)
     interleaved: dict[str, Any] = {}
     if layout != "slabs":
         blocks = {
@@ -346,6 +368,7 @@ def check_options(layout: str, slice_offset: str, deform_mm: float, template: st
         ImportError: nilearn is missing. ValueError: an unknown layout or slice offset, or a ``deform_mm`` that is
         not a finite number >= 0, naming the value; a ``template`` that cannot be read as a 3-D brain, naming it.
     """
+    forget_changed_template(template)
     if slice_offset not in SLICE_OFFSETS:
         raise ValueError(f"slice_offset: expected one of {SLICE_OFFSETS}, got {slice_offset!r}")
     if not (np.isfinite(deform_mm) and deform_mm >= 0):

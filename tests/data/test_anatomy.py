@@ -328,3 +328,20 @@ def test_cli_template_flag_reaches_the_writer(tmp_path, doubled_template, capsys
     assert [p.name for p in (tmp_path / "singlecoil_train").iterdir()] == ["anatomy_doubled_s0_train_000.h5"]
     assert cli.main([*argv[:2], str(tmp_path / "bad"), *argv[3:], "--template", str(tmp_path / "none.nii")]) == 2
     assert "none.nii" in capsys.readouterr().err
+
+
+def test_a_brain_file_rewritten_in_place_is_read_again(tmp_path, doubled_template):
+    import nibabel
+
+    path = tmp_path / "brain.nii.gz"
+    path.write_bytes(doubled_template.read_bytes())
+    volumes = {"train": 1}
+    (before,) = write_anatomy_dataset(tmp_path / "before", SPEC, volumes, progress=False, template=str(path))
+    data, zooms = anatomy.load_template()
+    flipped = np.ascontiguousarray(np.flip(data, axis=1))  # anterior and posterior swapped: another brain
+    nibabel.save(nibabel.Nifti1Image(flipped, np.diag([*zooms, 1.0])), path)
+    (after,) = write_anatomy_dataset(tmp_path / "after", SPEC, volumes, progress=False, template=str(path))
+    np.testing.assert_array_equal(anatomy.load_template(str(path))[0], flipped)
+    assert not np.allclose(read(before)[1], read(after)[1])
+    recorded = read_anatomy_settings(tmp_path / "after", "multicoil")["source_sha256"]
+    assert recorded == hashlib.sha256(path.read_bytes()).hexdigest()
