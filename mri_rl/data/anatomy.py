@@ -38,11 +38,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -58,6 +60,9 @@ from mri_rl.data.image_import import (
 )
 from mri_rl.data.simulated_kspace import SimulationSpec, fit_to_grid, simulate_kspace, write_simulated_dataset
 from mri_rl.task import DEFAULT_TASK
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SETTINGS_FILE = "{challenge}_anatomy_settings.json"
 #: Orientation of volume i: ``ORIENTATION_CYCLE[i % 3]``.
@@ -98,27 +103,35 @@ MISSING = "the MNI152 source needs nilearn: pip install mri_rl[anatomy]"
 MNI152_SOURCE = "MNI152 ICBM 2009a symmetric T1 template, 1 mm (nilearn.datasets.load_mni152_template)"
 
 
-#: Each brain file's (size, modification time in ns) when :func:`load_template` last read it.
-_READ_STAMPS: dict[str, tuple[int, int]] = {}
-
-
 def file_stamp(path: str) -> tuple[int, int]:
     """A file's size and modification time (ns): what changes when it is rewritten."""
     stat = Path(path).stat()
     return stat.st_size, stat.st_mtime_ns
 
 
-def forget_changed_template(template: str | None) -> None:
-    """Drop the cached brain and its slicings (:func:`load_template`, :func:`template_slices`,
-    :func:`template_slabs`, :func:`template_blocks`) if ``template``'s file changed since it was read, so
-    that a file rewritten in place within one process is read again (as its SHA-256 in the settings is)."""
-    if template is not None and template in _READ_STAMPS and Path(template).is_file():
-        if file_stamp(template) != _READ_STAMPS[template]:
-            for cached in (load_template, template_slices, template_slabs, template_blocks):
-                cached.cache_clear()
+def cached_per_brain_file(function: Callable[P, R]) -> Callable[P, R]:
+    """:func:`functools.cache` for a function of the brain (its ``template`` argument), keyed also by the
+    brain file's :func:`file_stamp`, so that a file rewritten in place within one process is read again,
+    as its SHA-256 in the settings is. ``cache_clear`` empties the cache."""
+    signature = inspect.signature(function)
+
+    @functools.cache
+    def call(args: tuple[Any, ...], stamp: tuple[int, int] | None) -> R:
+        return function(*args)  # type: ignore[call-arg]
+
+    @functools.wraps(function)
+    def cached(*args: P.args, **kwargs: P.kwargs) -> R:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        template = bound.arguments["template"]
+        is_file = template is not None and Path(template).is_file()  # else load_template names the problem
+        return call(bound.args, file_stamp(template) if is_file else None)
+
+    cached.cache_clear = call.cache_clear  # type: ignore[attr-defined]
+    return cached
 
 
-@functools.cache
+@cached_per_brain_file
 def load_template(template: str | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
     """The brain volume: read-only float32 (x, y, z) in RAS+ order, scaled to a maximum of 1, and its voxel
     sizes (mm). ``template`` None: the MNI152 T1 template from nilearn's wheel (no download); else the path of
@@ -133,7 +146,6 @@ def load_template(template: str | None = None) -> tuple[np.ndarray, tuple[float,
         from mri_rl.data.image_sources import load_source
 
         source = load_source(template)
-        _READ_STAMPS[template] = file_stamp(template)
         data, zooms = source.data.copy(), tuple(source.zooms)
     else:
         try:
@@ -149,7 +161,7 @@ def load_template(template: str | None = None) -> tuple[np.ndarray, tuple[float,
     return data, (zooms[0], zooms[1], zooms[2])
 
 
-@functools.cache
+@cached_per_brain_file
 def template_slices(
     orientation: str, template: str | None = None
 ) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
@@ -172,7 +184,7 @@ def template_slices(
     return slices[:, top:bottom, left:right], spacing, centre
 
 
-@functools.cache
+@cached_per_brain_file
 def template_slabs(orientation: str, template: str | None = None) -> dict[str, tuple[int, int]]:
     """Split -> template slab ``[lo, hi)`` along ``orientation``'s slicing axis (:data:`SLAB_FRACTIONS`,
     :data:`GUARD_SLICES`); for sagittal, of the left hemisphere and the midline."""
@@ -185,7 +197,7 @@ def template_slabs(orientation: str, template: str | None = None) -> dict[str, t
     return slab_ranges(first, stop, SLAB_FRACTIONS, GUARD_SLICES)
 
 
-@functools.cache
+@cached_per_brain_file
 def template_blocks(orientation: str, template: str | None = None) -> dict[str, list[tuple[int, int]]]:
     """Split -> its blocks ``[lo, hi)`` in the interleaved layout: the usable range of
     :func:`template_slabs` (first slab start to last slab end) cut into periods of
@@ -335,7 +347,6 @@ def anatomy_settings(
     """What :func:`write_anatomy_dataset` records: the seed, the spec, the source and the slabs, for
     the interleaved layout the layout and its blocks (needs nilearn), a slice offset other than
     "centre" (absent: "centre", as before the option existed) and a deformation (absent: none)."""
-    forget_changed_template(template)
     interleaved: dict[str, Any] = {}
     if layout != "slabs":
         blocks = {
@@ -368,7 +379,6 @@ def check_options(layout: str, slice_offset: str, deform_mm: float, template: st
         ImportError: nilearn is missing. ValueError: an unknown layout or slice offset, or a ``deform_mm`` that is
         not a finite number >= 0, naming the value; a ``template`` that cannot be read as a 3-D brain, naming it.
     """
-    forget_changed_template(template)
     if slice_offset not in SLICE_OFFSETS:
         raise ValueError(f"slice_offset: expected one of {SLICE_OFFSETS}, got {slice_offset!r}")
     if not (np.isfinite(deform_mm) and deform_mm >= 0):
