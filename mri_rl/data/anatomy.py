@@ -110,14 +110,12 @@ def file_stamp(path: str) -> tuple[int, int]:
 
 
 def cached_per_brain_file(function: Callable[P, R]) -> Callable[P, R]:
-    """:func:`functools.cache` for a function of the brain (its ``template`` argument), keyed also by the
-    brain file's :func:`file_stamp`, so that a file rewritten in place within one process is read again,
-    as its SHA-256 in the settings is. ``cache_clear`` empties the cache."""
+    """A cache for a function of the brain (its ``template`` argument) that holds, per argument set, the result
+    for the brain file's current :func:`file_stamp` only: a file rewritten in place within one process is read
+    again, as its SHA-256 in the settings is, and the earlier version's arrays are released. ``cache_clear``
+    empties the cache."""
     signature = inspect.signature(function)
-
-    @functools.cache
-    def call(args: tuple[Any, ...], stamp: tuple[int, int] | None) -> R:
-        return function(*args)  # type: ignore[call-arg]
+    held: dict[tuple[Any, ...], tuple[tuple[int, int] | None, R]] = {}  # arguments -> (stamp, result)
 
     @functools.wraps(function)
     def cached(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -125,9 +123,13 @@ def cached_per_brain_file(function: Callable[P, R]) -> Callable[P, R]:
         bound.apply_defaults()
         template = bound.arguments["template"]
         is_file = template is not None and Path(template).is_file()  # else load_template names the problem
-        return call(bound.args, file_stamp(template) if is_file else None)
+        stamp = file_stamp(template) if is_file else None
+        entry = held.get(bound.args)
+        if entry is None or entry[0] != stamp:
+            entry = held[bound.args] = (stamp, function(*bound.args))  # type: ignore[call-arg]
+        return entry[1]
 
-    cached.cache_clear = call.cache_clear  # type: ignore[attr-defined]
+    cached.cache_clear = held.clear  # type: ignore[attr-defined]
     return cached
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import sys
+import weakref
 
 import h5py
 import numpy as np
@@ -345,3 +347,20 @@ def test_a_brain_file_rewritten_in_place_is_read_again(tmp_path, doubled_templat
     assert not np.allclose(read(before)[1], read(after)[1])
     recorded = read_anatomy_settings(tmp_path / "after", "multicoil")["source_sha256"]
     assert recorded == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_rewritten_brain_file_leaves_no_earlier_version_in_the_caches(tmp_path, doubled_template):
+    import nibabel
+
+    path = tmp_path / "brain.nii.gz"
+    path.write_bytes(doubled_template.read_bytes())
+    data, zooms = anatomy.load_template(str(path))
+    earlier = weakref.ref(data)
+    anatomy.template_blocks("axial", str(path))  # fills every brain cache from the first version
+    flipped = np.ascontiguousarray(np.flip(data, axis=1))
+    del data
+    nibabel.save(nibabel.Nifti1Image(flipped, np.diag([*zooms, 1.0])), path)
+    anatomy.template_blocks("axial", str(path))
+    gc.collect()
+    assert earlier() is None
+    np.testing.assert_array_equal(anatomy.load_template(str(path))[0], flipped)
