@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,21 @@ def lbcs_train_folder(setup: EvaluationSetup) -> Path:
     return candidate
 
 
+def training_source(folder: Path, task: AcquisitionTask) -> SliceSource:
+    """The training slices of ``folder`` that LBCS learns on: those of ``task``'s k-space shape.
+
+    Raises:
+        ValueError: none has it, naming the folder, the shape and the shapes found.
+    """
+    try:
+        return SliceSource(folder, task.challenge, kspace_shape=task.kspace_shape)
+    except ValueError as error:
+        raise ValueError(
+            f"LBCS learns its order on training slices of the evaluated k-space shape, so that its columns mean the "
+            f"same frequencies: {error}; pass --lbcs-train-data with slices of that shape"
+        ) from None
+
+
 class LBCSScorer:
     """The LBCS training episodes of one worker, scoring its share of the columns
     (:class:`~mri_rl.policies.lbcs.LBCSEpisodes` in an env of the setup's task)."""
@@ -72,13 +88,17 @@ def lbcs_order(
     """The LBCS order learned on up to ``setup.lbcs_slices`` training slices of ``folder``, spread
     evenly over ``among`` (slice indices; default: all), cached in ``cache_file``; with several
     ``workers``, each scores a contiguous share of the columns at every step. ``settings`` join the
-    cache's record (e.g. the kind of volume).
+    cache's record (e.g. the kind of volume). ``task`` is the evaluated env's, bound to its k-space
+    shape: the order is learned on the training slices of that shape only, so that its columns mean
+    the same frequencies where it is rolled (fastMRI knee mixes 368 and 372 columns).
 
     Raises:
+        ValueError: no training slice of ``folder`` has the task's k-space shape.
         RecordMismatchError: the cache was learned under another task, data or slices.
     """
     workers = workers or Workers()
-    source = SliceSource(folder, task.challenge)  # headers only: the slices and the width
+    setup = dataclasses.replace(setup, task=task)  # the scorers' envs keep the evaluated geometry
+    source = training_source(folder, task)  # headers only: the slices and the width
     candidates = np.arange(len(source)) if among is None else np.asarray(among, dtype=np.int64)
     width, count = source.width, len(candidates)
     picks = np.unique(np.linspace(0, count - 1, min(setup.lbcs_slices, count)).round().astype(int))
@@ -145,7 +165,7 @@ def lbcs_kind_orders(
     """
     attribute = kind_attribute(setup.lbcs_by)
     folder = lbcs_train_folder(setup)
-    train_kinds = kind_of_each_slice(SliceSource(folder, task.challenge), attribute)
+    train_kinds = kind_of_each_slice(training_source(folder, task), attribute)
     slice_kinds = tuple(kind_of_each_slice(evaluated, attribute))
     kinds = sorted(set(slice_kinds))
     missing = [kind for kind in kinds if kind not in train_kinds]

@@ -720,6 +720,30 @@ def test_lbcs_on_a_plain_folder_needs_training_data(singlecoil_root, tmp_path, p
     assert record["settings"]["lbcs_slices"] == [0, 5]
 
 
+def test_lbcs_learns_on_the_training_slices_of_the_evaluated_kspace_width(singlecoil_root, tmp_path):
+    """fastMRI knee mixes 368 and 372 columns: an order learned on the folder's most common width
+    would name other frequencies where the evaluated slices are narrower."""
+    mixed = tmp_path / "mixed"
+    wide = SyntheticSpec(challenge="singlecoil", num_slices=3, size=16, kspace_width=20)
+    write_synthetic_dataset(mixed, wide, {"train": 3}, seed=5, progress=False)  # 9 slices 20 wide: the most common
+    for volume in (singlecoil_root / "singlecoil_train").glob("*.h5"):  # and the 6 slices 16 wide
+        shutil.copy(volume, mixed / "singlecoil_train" / volume.name)
+    plain = singlecoil_root / "singlecoil_test"
+    orders = {}
+    for name, train in (("mixed", mixed), ("only_16", singlecoil_root)):
+        setup = make_setup(plain, seeds=(0,), lbcs_train_data=train, lbcs_slices=6)
+        evaluate_policies(setup, ["lbcs"], tmp_path / name, progress=False)
+        orders[name] = json.loads((tmp_path / name / "lbcs_order.json").read_text())["order"]
+    assert orders["mixed"] == orders["only_16"]
+    shutil.rmtree(mixed / "singlecoil_train")
+    write_synthetic_dataset(mixed, wide, {"train": 1}, seed=5, progress=False)  # no slice 16 wide is left
+    setup = make_setup(plain, seeds=(0,), lbcs_train_data=mixed)
+    with pytest.raises(
+        ValueError, match=r"training slices of the evaluated k-space shape.*\(32, 16\); found \[\(32, 20\)\]"
+    ):
+        evaluate_policies(setup, ["lbcs"], tmp_path / "none", progress=False)
+
+
 def test_metrics_csv_is_plain_csv(full_run):
     out, _ = full_run
     with (out / "metrics.csv").open(newline="") as f:
