@@ -246,7 +246,8 @@ class ActiveAcquisitionEnv(gym.Env):
         return self._observation(), self._info()
 
     def step(self, action: int) -> tuple[dict, float, bool, bool, dict]:
-        """Acquire column ``action``; an already acquired column changes nothing and gives 0.
+        """Acquire column ``action``; an already acquired column leaves the mask and the
+        reconstruction as they are and gives 0, but spends one step of the budget.
 
         ``action`` is one integer: a Python int or a numpy integer of any dtype (or a 0-d
         array of one), as ``Discrete.contains`` accepts; bools, floats and arrays of
