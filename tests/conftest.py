@@ -89,6 +89,8 @@ BAD_KINDS: dict[str, str] = {
     "scaled_up": "outside [1e-15, 1e+15]",
     "scaled_down": "outside [1e-15, 1e+15]",
     "heap_loop": "global heap collection",
+    "damaged_kspace_type": "unreadable HDF5 structure",
+    "non_utf8_target_name": "no target dataset",
     "zero_target_slice_with_max": "all zero: NMSE",
     "kspace_spike": "Parseval",
     "tiny_slice_without_max": "its data range without 'max', outside [1e-15, 1e+15]",
@@ -190,8 +192,22 @@ def _zero_heap_free_space(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _damage_kspace_type(path: Path) -> None:
+    """The name of the first member ("r") of the k-space's compound datatype (h5py's complex64: version 1,
+    2 members, 8 bytes) overwritten with 0xE4, which is not UTF-8: h5py's ``.dtype`` then raises."""
+    data = bytearray(path.read_bytes())
+    compound = b"\x16\x02\x00\x00\x08\x00\x00\x00r\x00"  # class and version, members, size, first name
+    assert data.count(compound) == 1, "the k-space datatype is not where expected"
+    data[data.index(compound) + 8] = 0xE4
+    path.write_bytes(bytes(data))
+
+
 #: Kinds made by damaging the bytes of the copy.
-_BYTE_DAMAGE: dict[str, Callable[[Path], None]] = {"truncated": _truncate, "heap_loop": _zero_heap_free_space}
+_BYTE_DAMAGE: dict[str, Callable[[Path], None]] = {
+    "truncated": _truncate,
+    "heap_loop": _zero_heap_free_space,
+    "damaged_kspace_type": _damage_kspace_type,
+}
 
 
 def _replace(hf: h5py.File, key: str, value: Any) -> None:
@@ -209,6 +225,11 @@ def _broken_link(hf: h5py.File, key: str) -> None:
     """``key`` as a soft link to nothing."""
     del hf[key]
     hf[key] = h5py.SoftLink("/nowhere")
+
+
+def _non_utf8_name(hf: h5py.File, key: str) -> None:
+    """``key`` renamed with its ASCII "e" replaced by the latin-1 byte 0xE9 (not UTF-8): h5py lists it as bytes."""
+    hf.move(key, key.encode().replace(b"e", b"\xe9", 1))
 
 
 def _declare(hf: h5py.File, key: str, shape: tuple[int, ...], dtype: Any) -> None:
@@ -270,6 +291,7 @@ _DAMAGE: dict[str, Callable[[h5py.File, str, str], None]] = {
     "float_kspace": lambda hf, target_key, kind: _replace(hf, "kspace", np.abs(hf["kspace"][()]).astype(np.float32)),
     "kspace_group": lambda hf, target_key, kind: _group(hf, "kspace"),
     "kspace_broken_link": lambda hf, target_key, kind: _broken_link(hf, "kspace"),
+    "non_utf8_target_name": lambda hf, target_key, kind: _non_utf8_name(hf, target_key),
     "huge_kspace": lambda hf, target_key, kind: _declare(
         hf, "kspace", hf["kspace"].shape[:-2] + (HUGE, HUGE), np.complex64
     ),

@@ -60,6 +60,10 @@ MIN_DATA_RANGE, MAX_DATA_RANGE = 1e-15, 1e15
 #: satisfies ``|k| <= data range x sqrt(rows x cols x coils)``. The factor covers image outside the target's crop
 #: (the 2x oversampled readout) and noise; a larger value is a corrupt sample (e.g. 1.7e28 in a 1e-4 volume).
 KSPACE_BOUND_FACTOR = 100.0
+#: What h5py raises on reading a damaged file: OSError and RuntimeError from HDF5 itself, KeyError for a
+#: broken link, ValueError and TypeError for a damaged datatype message (``.dtype`` of an undecodable
+#: type; a member name that is not UTF-8, a UnicodeDecodeError).
+HDF5_READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 
 
 class FastMRIDataError(ValueError):
@@ -160,13 +164,16 @@ def inspect_volume(
     check_challenge(challenge)
     try:
         hf = h5py.File(path, "r")
-    except OSError as error:
+    except HDF5_READ_ERRORS as error:
         raise FastMRIDataError(path, f"not a readable HDF5 file (corrupt or truncated?): {error}") from None
     with hf:
         try:
             return _inspect_open_volume(hf, path, challenge, require_target, check_values, keep_bad_slices)
-        except (OSError, RuntimeError, KeyError) as error:  # h5py's errors on a damaged object header
-            raise FastMRIDataError(path, f"unreadable HDF5 structure (damaged file?): {error}") from None
+        except FastMRIDataError:  # a ValueError itself, already naming the file
+            raise
+        except HDF5_READ_ERRORS as error:  # h5py's errors on a damaged object header or datatype
+            problem = f"unreadable HDF5 structure (damaged file?): {type(error).__name__}: {error}"
+            raise FastMRIDataError(path, problem) from None
 
 
 def _inspect_open_volume(
@@ -209,6 +216,12 @@ def _dataset(hf: h5py.File, path: Path, key: str, expected: str) -> h5py.Dataset
     return node
 
 
+def _member_names(group: h5py.Group) -> str:
+    """The names in ``group``, sorted and comma-separated, for a message ("nothing" if none). h5py gives a
+    name that is not UTF-8 (a damaged or foreign file) as bytes: it is listed as a bytes literal."""
+    return ", ".join(sorted(name if isinstance(name, str) else repr(name) for name in group)) or "nothing"
+
+
 def _check_size(path: Path, dataset: h5py.Dataset, per_slice: bool = True) -> None:
     """Refuse, before reading it, a dataset whose slices (or whole, for one read at once)
     would take more than :data:`MAX_SLICE_BYTES` in memory."""
@@ -246,7 +259,7 @@ def _checked_kspace(hf: h5py.File, path: Path, challenge: str) -> h5py.Dataset:
     layout = "(slices, rows, cols)" if challenge == "singlecoil" else "(slices, coils, rows, cols)"
     kspace = _dataset(hf, path, "kspace", f"complex64 {layout}")
     if kspace is None:
-        raise FastMRIDataError(path, f"no 'kspace' dataset (found {sorted(hf.keys())})")
+        raise FastMRIDataError(path, f"no 'kspace' dataset (found {_member_names(hf)})")
     if not np.issubdtype(kspace.dtype, np.complexfloating):
         raise FastMRIDataError(path, f"'kspace' has dtype {kspace.dtype}; expected complex64")
     expected_rank = 3 if challenge == "singlecoil" else 4
@@ -321,7 +334,7 @@ def _checked_target(
     target = _dataset(hf, path, target_key, f"float32 {expected}")
     if target is None:
         if require_target:
-            raise FastMRIDataError(path, f"no target dataset '{target_key}' ({challenge}); found {sorted(hf.keys())}")
+            raise FastMRIDataError(path, f"no target dataset '{target_key}' ({challenge}); found {_member_names(hf)}")
         return None
     if target.dtype.kind != "f":
         raise FastMRIDataError(path, f"'{target_key}' has dtype {target.dtype}; expected float32 (a real image)")
@@ -690,7 +703,7 @@ class FastMRISliceDataset(SliceDataset):
         info = self.volumes[Path(fname)]
         try:
             kspace, _, target, attrs, _, _ = super().__getitem__(index)
-        except (OSError, RuntimeError, KeyError) as error:
+        except HDF5_READ_ERRORS as error:
             reason = f"cannot read the slice (truncated file or damaged chunk?): {error}"
             raise FastMRIDataError(fname, reason, slice_index) from None
         problem = slice_problem(kspace, target, self.recons_key, info.max_value)

@@ -212,6 +212,8 @@ BAD_KINDS_IN_DATASET = [
     "scaled_up",
     "scaled_down",
     "heap_loop",
+    "damaged_kspace_type",
+    "non_utf8_target_name",
 ]
 #: Bad kinds whose problem is in the middle slice 1 (conftest's SLICE_KINDS).
 BAD_SLICE_KINDS = [
@@ -289,6 +291,15 @@ EXACT_PROBLEMS: dict[str, tuple[str, int | None]] = {
         "HDF5 global heap collection at byte 20577 is damaged: object 0 at byte 88 of the collection declares "
         "0 bytes, which do not hold its own header (collection of 4096 bytes): a damaged file, which HDF5 would "
         "loop on or read past",
+        None,
+    ),
+    "damaged_kspace_type": (
+        "unreadable HDF5 structure (damaged file?): UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe4 in "
+        "position 0: unexpected end of data",
+        None,
+    ),
+    "non_utf8_target_name": (
+        "no target dataset 'reconstruction_esc' (singlecoil); found b'r\\xe9construction_esc', ismrmrd_header, kspace",
         None,
     ),
     "zero_target_slice_with_max": (
@@ -396,6 +407,23 @@ def test_bad_slice_found_when_read_without_check_values(tmp_path, singlecoil_vol
     with pytest.raises(FastMRIDataError) as inspected:
         inspect_volume(path, "singlecoil", check_values=True)
     assert inspected.value.slice_index == 1 and bad_kinds[kind] in inspected.value.problem
+
+
+def test_a_datatype_damaged_after_construction_is_refused_when_read(
+    tmp_path, singlecoil_volume, copy_volume, make_bad_volume
+):
+    """The reader's later reads turn h5py's ValueError on a damaged datatype into the error naming the slice."""
+    volume = copy_volume(singlecoil_volume, tmp_path / "data" / "v.h5")
+    dataset = FastMRISliceDataset(volume.parent, "singlecoil")
+    damaged = make_bad_volume(singlecoil_volume, tmp_path / "bad", "damaged_kspace_type")
+    volume.write_bytes(damaged.read_bytes())  # the same layout, one byte changed
+    with pytest.raises(FastMRIDataError) as raised:
+        dataset[0]
+    assert (raised.value.path, raised.value.slice_index) == (volume, 0)
+    assert raised.value.problem == (
+        "cannot read the slice (truncated file or damaged chunk?): 'utf-8' codec can't decode byte 0xe4 in "
+        "position 0: unexpected end of data"
+    )
 
 
 def test_a_middle_slice_above_max_is_refused_when_read(tmp_path, singlecoil_volume, make_bad_volume):
