@@ -91,6 +91,7 @@ BAD_KINDS: dict[str, str] = {
     "heap_loop": "global heap collection",
     "damaged_kspace_type": "unreadable HDF5 structure",
     "non_utf8_target_name": "no target dataset",
+    "dangling_link": "which does not exist",
     "zero_target_slice_with_max": "all zero: NMSE",
     "kspace_spike": "Parseval",
     "tiny_slice_without_max": "its data range without 'max', outside [1e-15, 1e+15]",
@@ -159,6 +160,9 @@ def make_bad_volume_file(
     path = folder / (name or f"bad_{kind}.h5")
     if kind == "not_hdf5":
         path.write_bytes(np.random.default_rng(0).bytes(4096))
+        return path
+    if kind == "dangling_link":  # a volume on a disk not mounted
+        path.symlink_to(folder / "not_mounted" / path.name)
         return path
     copy_volume_file(src, path)
     if kind in _BYTE_DAMAGE:

@@ -183,6 +183,22 @@ def test_check_prints_exact_lines(tmp_path, singlecoil_volume, copy_volume, make
     ]
 
 
+def test_check_names_a_link_to_a_missing_file_and_goes_on(
+    tmp_path, singlecoil_volume, copy_volume, make_bad_volume, capsys
+):
+    copy_volume(singlecoil_volume, tmp_path / "a_good.h5")
+    make_bad_volume(singlecoil_volume, tmp_path, "dangling_link", name="b_link.h5")
+    copy_volume(singlecoil_volume, tmp_path / "c_good.h5")
+    assert main(["data", "check", str(tmp_path), "--challenge", "singlecoil"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "OK  a_good.h5: slices=3 kspace=(32, 16) coils=1 padding=[0,16) target=yes",
+        f"BAD b_link.h5: a link to {tmp_path / 'not_mounted' / 'b_link.h5'}, which does not exist "
+        "(on a disk not mounted?); expected a fastMRI .h5 file",
+        "OK  c_good.h5: slices=3 kspace=(32, 16) coils=1 padding=[0,16) target=yes",
+        "3 file(s), 1 bad",
+    ]
+
+
 def test_check_finds_exactly_what_the_readers_skip(
     tmp_path, singlecoil_volume, make_bad_volume, bad_kinds, slice_kinds, capsys
 ):

@@ -162,11 +162,7 @@ def inspect_volume(
     """
     path = Path(path)
     check_challenge(challenge)
-    try:
-        hf = h5py.File(path, "r")
-    except HDF5_READ_ERRORS as error:
-        raise FastMRIDataError(path, f"not a readable HDF5 file (corrupt or truncated?): {error}") from None
-    with hf:
+    with _open_volume(path) as hf:
         try:
             return _inspect_open_volume(hf, path, challenge, require_target, check_values, keep_bad_slices)
         except FastMRIDataError:  # a ValueError itself, already naming the file
@@ -174,6 +170,20 @@ def inspect_volume(
         except HDF5_READ_ERRORS as error:  # h5py's errors on a damaged object header or datatype
             problem = f"unreadable HDF5 structure (damaged file?): {type(error).__name__}: {error}"
             raise FastMRIDataError(path, problem) from None
+
+
+def _open_volume(path: Path) -> h5py.File:
+    """``path`` opened for reading, or a FastMRIDataError: a missing file (a link whose target is gone,
+    e.g. on a disk not mounted), a file that is not HDF5."""
+    if not path.exists():
+        missing = "no such file"
+        if path.is_symlink():
+            missing = f"a link to {path.readlink()}, which does not exist (on a disk not mounted?)"
+        raise FastMRIDataError(path, f"{missing}; expected a fastMRI .h5 file")
+    try:
+        return h5py.File(path, "r")
+    except HDF5_READ_ERRORS as error:
+        raise FastMRIDataError(path, f"not a readable HDF5 file (corrupt or truncated?): {error}") from None
 
 
 def _inspect_open_volume(
@@ -530,7 +540,8 @@ def max_below_target_problem(max_value: float, peak: float) -> str | None:
 
 
 def list_volumes(folder: str | Path) -> list[Path]:
-    """The ``.h5`` files of a folder, sorted.
+    """The ``.h5`` entries of a folder but directories, sorted: a link whose target is missing is listed,
+    so that the readers name it as a bad file instead of leaving it out unsaid.
 
     Raises:
         FileNotFoundError: the folder does not exist or holds no ``.h5`` file.
@@ -541,7 +552,7 @@ def list_volumes(folder: str | Path) -> list[Path]:
         raise FileNotFoundError(f"data folder {folder} does not exist")
     if not folder.is_dir():
         raise NotADirectoryError(f"data folder {folder} is not a directory")
-    files = sorted(p for p in folder.iterdir() if p.suffix == ".h5" and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".h5" and not p.is_dir())
     if not files:
         raise FileNotFoundError(
             f"data folder {folder} holds no .h5 files; expected fastMRI volumes "

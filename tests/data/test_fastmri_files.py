@@ -214,6 +214,7 @@ BAD_KINDS_IN_DATASET = [
     "heap_loop",
     "damaged_kspace_type",
     "non_utf8_target_name",
+    "dangling_link",
 ]
 #: Bad kinds whose problem is in the middle slice 1 (conftest's SLICE_KINDS).
 BAD_SLICE_KINDS = [
@@ -565,7 +566,32 @@ def test_list_volumes_sorted_and_only_h5(tmp_path, singlecoil_volume, copy_volum
         copy_volume(singlecoil_volume, tmp_path / name)
     (tmp_path / "d.txt").write_text("x")
     (tmp_path / "e.h5").mkdir()
-    assert list_volumes(tmp_path) == [tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"]
+    (tmp_path / "f.h5").symlink_to(tmp_path / "e.h5")  # a link to a directory
+    (tmp_path / "g.h5").symlink_to(tmp_path / "not_mounted" / "g.h5")  # a link to nothing: a bad file, listed
+    assert list_volumes(tmp_path) == [tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5", tmp_path / "g.h5"]
+
+
+def test_a_link_to_a_missing_file_is_a_bad_file(tmp_path, singlecoil_volume, copy_volume, make_bad_volume):
+    """A volume on a disk not mounted is named, by "raise" and by "skip", not left out unsaid."""
+    copy_volume(singlecoil_volume, tmp_path / "a_good.h5")
+    link = make_bad_volume(singlecoil_volume, tmp_path, "dangling_link", name="b_link.h5")
+    problem = (
+        f"a link to {tmp_path / 'not_mounted' / 'b_link.h5'}, which does not exist "
+        "(on a disk not mounted?); expected a fastMRI .h5 file"
+    )
+    with pytest.raises(FastMRIDataError) as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil")
+    assert (raised.value.path, raised.value.problem, raised.value.slice_index) == (link, problem, None)
+    with pytest.warns(UserWarning, match=r"skipped 1 bad file\(s\)"):
+        dataset = FastMRISliceDataset(tmp_path, "singlecoil", on_bad_file="skip")
+    assert list(dataset.volumes) == [tmp_path / "a_good.h5"]
+    assert [str(error) for error in dataset.skipped] == [f"{link}: {problem}"]
+
+
+def test_inspecting_a_missing_file(tmp_path):
+    with pytest.raises(FastMRIDataError) as raised:
+        inspect_volume(tmp_path / "gone.h5", "singlecoil")
+    assert str(raised.value) == f"{tmp_path / 'gone.h5'}: no such file; expected a fastMRI .h5 file"
 
 
 # --------------------------------------------------------------------------- on_bad_file="skip"
