@@ -4,7 +4,7 @@ Sources:
 
 - a NIfTI file (``.nii``, ``.nii.gz``, read by nibabel), or a folder of them (each a source);
 - a folder of ``.dcm`` files of one DICOM series (pydicom), sorted along the slice normal by
-  ImagePositionPatient, else by InstanceNumber;
+  ImagePositionPatient (which must be evenly spaced: no slice missing), else by InstanceNumber;
 - a folder of 2-D PNG/TIFF/JPEG slices (Pillow), in natural name order (``2`` before ``10``).
 
 Every source becomes one 3-D array in RAS+ voxel order (nibabel's ``as_closest_canonical`` of
@@ -30,6 +30,10 @@ import numpy as np
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DICOM_SUFFIXES = (".dcm",)
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+#: How much (relative) a spacing of consecutive DICOM slices may exceed the smallest one (room for positions rounded
+#: to 0.01 mm): more is a gap, missing slices, which the volume's one slice step (the mean spacing) would hide,
+#: distorting coronal and sagittal slices. A missing slice doubles a spacing.
+SLICE_SPACING_TOLERANCE = 0.05
 
 
 class ImageImportError(ValueError):
@@ -297,11 +301,7 @@ def _dicom_geometry(folder: Path, datasets: list[Any]) -> tuple[list[int], np.nd
         normal = np.cross(along_row, along_column)
         positions = np.array([np.asarray(ds.ImagePositionPatient, dtype=float) for ds in datasets])
         order = [int(i) for i in np.argsort(positions @ normal, kind="stable")]
-        depth = positions[order] @ normal
-        if np.any(np.diff(depth) < 1e-3):
-            raise ImageImportError(
-                folder, "holds several slices at one position (echoes or time points?); expected one volume"
-            )
+        _check_slice_spacing(folder, positions[order] @ normal)
         step = (positions[order[-1]] - positions[order[0]]) / (len(order) - 1)
         lps = np.eye(4)
         lps[:3, 0], lps[:3, 1], lps[:3, 2] = along_row * column_spacing, along_column * row_spacing, step
@@ -313,6 +313,25 @@ def _dicom_geometry(folder: Path, datasets: list[Any]) -> tuple[list[int], np.nd
         order = sorted(order, key=lambda i: int(numbers[i]))
     thickness = float(first.get("SpacingBetweenSlices", first.get("SliceThickness", 1.0)) or 1.0)
     return order, stack_affine(row_spacing, column_spacing, thickness)
+
+
+def _check_slice_spacing(folder: Path, depth: np.ndarray) -> None:
+    """Sorted slice positions along the normal (mm, (slices,)) must be distinct and evenly spaced (within
+    :data:`SLICE_SPACING_TOLERANCE` of the smallest spacing): one volume with no slice missing."""
+    spacings = np.diff(depth)
+    if np.any(spacings < 1e-3):
+        raise ImageImportError(
+            folder, "holds several slices at one position (echoes or time points?); expected one volume"
+        )
+    smallest = float(spacings.min())
+    gaps = np.flatnonzero(spacings > smallest * (1 + SLICE_SPACING_TOLERANCE))
+    if gaps.size:
+        where = ", ".join(f"{spacings[i]:g} mm between positions {depth[i]:g} and {depth[i + 1]:g} mm" for i in gaps)
+        raise ImageImportError(
+            folder,
+            f"holds slices {smallest:g} mm apart along the slice normal but {where} (slices missing?); "
+            "expected evenly spaced slices",
+        )
 
 
 def _read_dicom_series(folder: Path, files: list[Path]) -> SourceVolume:

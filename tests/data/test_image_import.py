@@ -28,7 +28,7 @@ from mri_rl.data.image_import import (
     slab_ranges,
     split_counts,
 )
-from mri_rl.data.image_sources import ImageImportError
+from mri_rl.data.image_sources import ImageImportError, load_source
 from mri_rl.data.simulated_kspace import SimulationSpec
 
 nib = pytest.importorskip("nibabel")
@@ -208,6 +208,36 @@ def test_dicom_slices_are_sorted_by_position_and_use_the_patient_axes(tmp_path):
         # DICOM rows run anterior to posterior like ours; its columns run to the patient's left, ours to the right.
         expected = np.fliplr(stack[k].astype(np.uint16).astype(np.float64))
         assert correlation(image, expected) > 0.9999
+
+
+def _move_slice(folder: Path, k: int, dz: float) -> None:
+    """Slice k of a :func:`write_dicom_series` folder moved by ``dz`` mm along z."""
+    pydicom = pytest.importorskip("pydicom")
+    (path,) = folder.glob(f"*_{k}.dcm")
+    ds = pydicom.dcmread(path)
+    ds.ImagePositionPatient = [-10.0, -20.0, 2.0 * k + dz]
+    ds.save_as(path)
+
+
+def test_dicom_series_with_a_missing_slice_is_refused(tmp_path):
+    """Slices at z = 0, 2, 4, 8, 10, 14 mm: stacked at their mean spacing the volume would be distorted."""
+    folder = write_dicom_series(tmp_path / "series", phantom((8, 8, 8)).astype(np.uint16))
+    for k in (3, 6):
+        next(folder.glob(f"*_{k}.dcm")).unlink()
+    with pytest.raises(ImageImportError) as raised:
+        load_source(folder)
+    assert raised.value.path == folder
+    assert raised.value.problem == (
+        "holds slices 2 mm apart along the slice normal but 4 mm between positions 4 and 8 mm, "
+        "4 mm between positions 10 and 14 mm (slices missing?); expected evenly spaced slices"
+    )
+
+
+def test_dicom_positions_rounded_to_a_hundredth_of_a_mm_are_evenly_spaced(tmp_path):
+    folder = write_dicom_series(tmp_path / "series", phantom((6, 8, 8)).astype(np.uint16))
+    _move_slice(folder, 2, 0.01)
+    _move_slice(folder, 3, -0.01)
+    assert load_source(folder).zooms == pytest.approx((1.0, 1.0, 2.0))
 
 
 def test_image_stack_in_natural_order(tmp_path):
