@@ -6,7 +6,8 @@ is 0 and it belongs to no episode. :class:`Collector` keeps this bookkeeping in 
 for every consumer — DQN and REINFORCE training, evaluation rollouts and LBCS:
 
 - ``valid``: which rows of a step were real transitions (not autoreset steps);
-- the legal actions of each row (``info["action_mask"]`` or the env's ``action_masks()``);
+- the legal actions of each row (``info["action_mask"]`` or the env's ``action_masks()``, a
+  SyncVectorEnv's from its sub-envs);
 - episode returns as episodes end;
 - which rows are still in the episode they started at the last reset (rollouts over
   chosen slices stop recording a row when its first episode ends).
@@ -43,19 +44,41 @@ def as_vector_env(env: gym.Env | VectorEnv) -> VectorEnv:
     raise TypeError(f"expected a gymnasium Env or VectorEnv, got {type(env).__name__}")
 
 
+def env_action_masks(env: gym.Env | VectorEnv, infos: dict[str, Any]) -> np.ndarray | None:
+    """The legal actions the env gives, bool (A,) for an env or (N, A) for a vector env (a copy),
+    or None when it gives none.
+
+    ``infos["action_mask"]``, else the env's ``action_masks()``: a single env's own or one of its
+    wrappers'; a vector env's own (the batched MRI env) or, for a SyncVectorEnv, each sub-env's.
+    """
+    if "action_mask" in infos:
+        return np.array(infos["action_mask"], dtype=bool)
+    if not isinstance(env, VectorEnv):
+        return _wrapped_action_masks(env) if env.has_wrapper_attr("action_masks") else None
+    base: Any = env.unwrapped  # duck-typed: any vector env with ``action_masks()``
+    if hasattr(base, "action_masks"):
+        return np.array(base.action_masks(), dtype=bool)
+    if not isinstance(base, SyncVectorEnv) or not all(sub.has_wrapper_attr("action_masks") for sub in base.envs):
+        return None
+    return np.stack([_wrapped_action_masks(sub) for sub in base.envs])
+
+
+def _wrapped_action_masks(env: gym.Env) -> np.ndarray:
+    """bool (A,): ``action_masks()`` of ``env``, or of the first wrapper or env under it that has one."""
+    return np.array(env.get_wrapper_attr("action_masks")(), dtype=bool)
+
+
 def legal_actions(env: VectorEnv, infos: dict[str, Any], num_actions: int) -> np.ndarray:
-    """bool (N, A): ``infos["action_mask"]``, else the env's ``action_masks()``, else all legal.
+    """bool (N, A): the env's masks (:func:`env_action_masks`), else every action legal.
 
     A final observation may allow no action (the MRI env without a budget ends when every
     column is acquired); the next-step autoreset ignores its action, so such rows allow
     every action rather than leave nothing to choose or sample from.
     """
-    if "action_mask" in infos:
-        legal = np.asarray(infos["action_mask"]).astype(bool)
-    elif hasattr(env.unwrapped, "action_masks"):
-        legal = np.asarray(env.unwrapped.action_masks(), dtype=bool).reshape(env.num_envs, -1).copy()
-    else:
+    masks = env_action_masks(env, infos)
+    if masks is None:
         return np.ones((env.num_envs, num_actions), dtype=bool)
+    legal = masks.reshape(env.num_envs, -1)
     legal[~legal.any(axis=1)] = True
     return legal
 

@@ -7,11 +7,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from mri_rl.agents.collect import env_action_masks
+
 
 def evaluate_agent(
     agent: Any, env: gym.Env, episodes: int = 20, deterministic: bool = True, seed: int | None = None
 ) -> tuple[float, float, list[float]]:
-    """Roll ``agent.predict`` for whole episodes, respecting the env's action masks.
+    """Roll ``agent.predict`` for whole episodes, respecting the env's action masks
+    (``info["action_mask"]`` or its ``action_masks()``, :func:`~mri_rl.agents.collect.env_action_masks`).
 
     Args:
         agent: anything with SB3's ``predict(obs, deterministic, action_mask=...)``.
@@ -28,10 +31,8 @@ def evaluate_agent(
         obs, info = env.reset(seed=seed if episode == 0 else None)
         done, total = False, 0.0
         while not done:
-            mask = info.get("action_mask")
-            action, _ = agent.predict(
-                obs, deterministic=deterministic, action_mask=None if mask is None else np.asarray(mask, dtype=bool)
-            )
+            mask = env_action_masks(env, info)
+            action, _ = agent.predict(obs, deterministic=deterministic, action_mask=mask)
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             done = terminated or truncated

@@ -1,0 +1,71 @@
+"""The agents on plain Gymnasium envs whose actions are told in other ways than the MRI env's:
+legal actions given only by ``action_masks()`` (not in ``info``)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.wrappers import TimeLimit
+
+from mri_rl.agents import DQN, REINFORCE, evaluate_agent
+from mri_rl.agents.collect import as_vector_env, legal_actions
+
+
+class GateEnv(gym.Env):
+    """Three actions paying their index; action 2 is legal on odd steps only, which only
+    ``action_masks()`` tells (not ``info``, not the constant observation).
+
+    An agent that learns what action 2 pays would take it on even steps too unless it reads
+    the mask. Illegal actions are counted in ``violations``. Episodes end after six steps by
+    the TimeLimit around the env; the best legal return is 1 + 2 + 1 + 2 + 1 + 2 = 9.
+    """
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.action_space = spaces.Discrete(3)
+        self.t = 0
+        self.violations = 0
+
+    def action_masks(self) -> np.ndarray:
+        return np.array([True, True, self.t % 2 == 1])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.ones(1, np.float32), {}
+
+    def step(self, action: int):
+        self.violations += int(not self.action_masks()[int(action)])
+        self.t += 1
+        return np.ones(1, np.float32), float(action), False, False, {}
+
+
+def make_gate() -> gym.Env:
+    return TimeLimit(GateEnv(), max_episode_steps=6)
+
+
+def test_the_masks_of_a_single_wrapped_env_reach_the_agents():
+    env = as_vector_env(make_gate())
+    env.reset(seed=0)
+    np.testing.assert_array_equal(legal_actions(env, {}, 3), [[True, True, False]])
+    env.step(np.array([1]))
+    np.testing.assert_array_equal(legal_actions(env, {}, 3), [[True, True, True]])
+
+
+@pytest.mark.parametrize("agent_class", [DQN, REINFORCE])
+def test_actions_illegal_by_action_masks_are_never_taken(agent_class):
+    env = make_gate()
+    settings = (
+        dict(learning_starts=20, batch_size=16, target_update_interval=20, learning_rate=1e-2, gamma=0.5)
+        if agent_class is DQN
+        else dict(episodes_per_update=2)
+    )
+    agent = agent_class(env, net_arch=(8,), seed=0, **settings)
+    agent.learn(600, progress_bar=False)
+    assert agent.num_timesteps == 600 and env.unwrapped.violations == 0
+    mean, _, returns = evaluate_agent(agent, env, episodes=2, seed=0)
+    assert len(returns) == 2 and env.unwrapped.violations == 0
+    if agent_class is DQN:  # action 2 learned best, then 1: the best legal return
+        assert mean == 9.0
