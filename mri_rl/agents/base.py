@@ -61,7 +61,7 @@ def space_to_dict(space: spaces.Space) -> dict[str, Any]:
     if isinstance(space, spaces.MultiBinary):
         return {"type": "MultiBinary", "n": [int(n) for n in np.atleast_1d(space.n)]}  # no numpy scalars
     if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n)}
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, spaces.Dict):
         return {"type": "Dict", "spaces": {key: space_to_dict(sub) for key, sub in space.spaces.items()}}
     raise TypeError(f"unsupported space {space}")
@@ -75,8 +75,8 @@ def space_from_dict(description: dict[str, Any]) -> spaces.Space:
     if kind == "MultiBinary":
         n = description["n"]
         return spaces.MultiBinary(n[0] if len(n) == 1 else n)
-    if kind == "Discrete":
-        return spaces.Discrete(description["n"])
+    if kind == "Discrete":  # checkpoints written before ``start`` was saved have 0
+        return spaces.Discrete(description["n"], start=description.get("start", 0))
     return spaces.Dict({key: space_from_dict(sub) for key, sub in description["spaces"].items()})
 
 
@@ -147,6 +147,8 @@ class Agent:
         self.observation_space = observation_space
         self.action_space = action_space
         self.num_actions = int(action_space.n)
+        #: The env's first action: the networks index actions 0..A-1, the env gets index + start.
+        self.action_start = int(action_space.start)
         self.seed = seed
         self.device = resolve_device(device)
         self.rng = np.random.default_rng(seed)
@@ -240,10 +242,12 @@ class Agent:
         Args:
             obs: one observation or a batch (leading dimension B).
             deterministic: greedy action instead of exploring / sampling.
-            action_mask: bool (A,) or (B, A), True where an action is legal.
+            action_mask: bool (A,) or (B, A), True where an action is legal (entry i: the
+                space's action ``start + i``, as Gymnasium's masks).
 
         Returns:
-            (action, None): an int for one observation, an int64 array (B,) for a batch.
+            (action, None): the env's action (in its Discrete space, from its ``start``), an
+            int for one observation, an int64 array (B,) for a batch.
         """
         batched = self._is_batched(obs)
         if not batched:
@@ -252,7 +256,7 @@ class Agent:
         mask = None if action_mask is None else torch.as_tensor(np.asarray(action_mask, dtype=bool), device=self.device)
         if mask is not None and not mask.any(dim=1).all():
             raise ValueError("action_mask allows no action for some observation")
-        actions = self._act(self.to_tensor(obs), mask, deterministic)
+        actions = self._act(self.to_tensor(obs), mask, deterministic) + self.action_start
         return (actions, None) if batched else (int(actions[0]), None)
 
     # ------------------------------------------------------------------ training

@@ -27,6 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
 from mri_rl.checks import same_device
@@ -121,6 +122,8 @@ class Collector:
 
     Attributes:
         tensor_observations: whether the observations are torch tensors on ``device``.
+        action_start: the env's first action (its Discrete space's ``start``), which :meth:`step`
+            adds to the action indices.
     """
 
     def __init__(self, env: VectorEnv, num_actions: int, device: str | torch.device | None = None) -> None:
@@ -133,6 +136,8 @@ class Collector:
         )
         if self._was_tensors is not None:
             base.tensor_observations = self.tensor_observations
+        space = env.single_action_space
+        self.action_start = int(space.start) if isinstance(space, spaces.Discrete) else 0
         n = env.num_envs
         self.returns = np.zeros(n, dtype=np.float64)
         self.autoresetting = np.zeros(n, dtype=bool)
@@ -153,8 +158,9 @@ class Collector:
         return observations, legal_actions(self.env, infos, self.num_actions), infos
 
     def step(self, actions: np.ndarray) -> Step:
-        """Step every sub-environment with ``actions`` (N,)."""
-        observations, rewards, terminated, truncated, infos = self.env.step(actions)
+        """Step every sub-environment with the actions of indices ``actions`` (N,) in [0, A) (the
+        env gets ``actions + action_start``, its own actions)."""
+        observations, rewards, terminated, truncated, infos = self.env.step(np.asarray(actions) + self.action_start)
         rewards, terminated, truncated = np.asarray(rewards), np.asarray(terminated), np.asarray(truncated)
         valid = ~self.autoresetting
         first = self.in_first_episode & valid

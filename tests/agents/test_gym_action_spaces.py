@@ -1,5 +1,6 @@
 """The agents on plain Gymnasium envs whose actions are told in other ways than the MRI env's:
-legal actions given only by ``action_masks()`` (not in ``info``)."""
+legal actions given only by ``action_masks()`` (not in ``info``), and Discrete spaces whose
+actions start elsewhere than 0."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from gymnasium import spaces
 from gymnasium.wrappers import TimeLimit
 
 from mri_rl.agents import DQN, REINFORCE, evaluate_agent
+from mri_rl.agents.base import space_from_dict, space_to_dict
 from mri_rl.agents.collect import as_vector_env, legal_actions
 
 
@@ -69,3 +71,45 @@ def test_actions_illegal_by_action_masks_are_never_taken(agent_class):
     assert len(returns) == 2 and env.unwrapped.violations == 0
     if agent_class is DQN:  # action 2 learned best, then 1: the best legal return
         assert mean == 9.0
+
+
+class ShiftedBandit(gym.Env):
+    """One step; the actions -1, 0 and 1 (``Discrete(3, start=-1)``) pay 1, 0 and 0.5. The
+    actions taken are kept in ``taken``; one outside the space is a ValueError."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.action_space = spaces.Discrete(3, start=-1)
+        self.taken: list[int] = []
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return np.ones(1, np.float32), {}
+
+    def step(self, action: int):
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action!r} is not in {self.action_space}")
+        self.taken.append(int(action))
+        return np.ones(1, np.float32), {-1: 1.0, 0: 0.0, 1: 0.5}[int(action)], True, False, {}
+
+
+@pytest.mark.parametrize("agent_class", [DQN, REINFORCE])
+def test_agents_act_in_a_discrete_space_that_starts_at_minus_1(agent_class, tmp_path):
+    env = ShiftedBandit()
+    settings = dict(learning_starts=20, batch_size=16) if agent_class is DQN else {}
+    agent = agent_class(env, net_arch=(8,), learning_rate=1e-2, seed=0, **settings)
+    agent.learn(300, progress_bar=False)
+    assert sorted(set(env.taken)) == [-1, 0, 1]  # every action of the space tried, no other
+    obs = np.ones(1, np.float32)
+    assert agent.predict(obs) == (-1, None)  # the best action, as the env names it
+    assert agent.predict(obs, action_mask=np.array([False, True, True]))[0] == 1  # masks index from start
+    np.testing.assert_array_equal(agent.predict(obs[None].repeat(2, axis=0))[0], [-1, -1])
+    loaded = agent_class.load(agent.save(tmp_path / "agent.pt"), env=ShiftedBandit())
+    assert loaded.action_space == spaces.Discrete(3, start=-1) and loaded.predict(obs) == (-1, None)
+    assert evaluate_agent(loaded, ShiftedBandit(), episodes=2, seed=0) == (1.0, 0.0, [1.0, 1.0])
+
+
+def test_a_discrete_space_keeps_its_start_and_one_saved_without_starts_at_0():
+    shifted = spaces.Discrete(3, start=-1)
+    assert space_from_dict(space_to_dict(shifted)) == shifted
+    assert space_from_dict({"type": "Discrete", "n": 3}) == spaces.Discrete(3)
