@@ -223,10 +223,15 @@ def _acquisition_options(options: dict[str, Any], task: AcquisitionTask | None) 
             f"{task.initial_lines}: drop initial_lines from the mask config (it comes from the task)"
         )
     budget = options.setdefault("budget", task.budget)
-    if budget is not None and task.budget is not None and 0 < budget < task.budget:
+    if budget is not None and 0 < budget and (task.budget is None or budget < task.budget):
+        acquired, enough = (
+            ("every column (budget all)", "null (up to every column)")
+            if task.budget is None
+            else (str(task.budget), f"at least {task.budget}")
+        )
         raise ValueError(
             f"acquisition masks cover at most {budget} columns beyond the initial lines, but the task "
-            f"acquires {task.budget}: set the mask budget to at least {task.budget} in a copy of the "
+            f"acquires {acquired}: set the mask budget to {enough} in a copy of the "
             "reconstructor config (the quick start takes it as reconstructor.config=PATH) or drop it "
             "(it defaults to the task's)"
         )

@@ -162,6 +162,12 @@ def test_acquisition_masks_take_the_task_s_budget_and_refuse_one_below_it():
     message = r"cover at most 5 columns .* the task acquires 6: set the mask budget to at least 6"
     with pytest.raises(ValueError, match=message):
         build_mask_sampler(too_few, task)
+    every_column = AcquisitionTask(initial_lines=2, budget=None)  # --budget all
+    message = r"cover at most 5 columns .* the task acquires every column \(budget all\): set the mask budget to null"
+    with pytest.raises(ValueError, match=message):
+        build_mask_sampler(too_few, every_column)
+    assert build_mask_sampler({"kind": "acquisition", "budget": None}, every_column).budget is None
+    assert build_mask_sampler({"kind": "acquisition", "budget": 0}, every_column).budget == 0  # the initial mask
 
 
 @pytest.mark.parametrize(
