@@ -10,15 +10,17 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from fastmri.models import VarNet
 
 import mri_rl  # noqa: F401  (registers the environment)
 from mri_rl.checkpointing import CheckpointError, save_checkpoint
 from mri_rl.data import TARGET_KEYS
 from mri_rl.envs import ENV_ID
-from mri_rl.kspace import apply_mask
+from mri_rl.kspace import apply_mask, initial_mask
 from mri_rl.reconstruct import (
     Reconstructor,
     UnetReconstructor,
+    VarNetReconstructor,
     ZeroFilledReconstructor,
     build_reconstructor,
     export_reconstructor,
@@ -313,3 +315,26 @@ def test_zero_filled_lookahead_by_linearity_equals_generic(request, challenge_fi
     )
     assert fast.shape == (6, *output)
     torch.testing.assert_close(fast, generic, rtol=1e-4, atol=1e-6 * float(generic.abs().max()))
+
+
+@pytest.mark.parametrize("width", [15, 16, 17, 368, 371])
+@pytest.mark.parametrize("lines", [1, 2, 4, 8])
+def test_varnet_estimates_coil_sensitivities_from_the_columns_acquired_at_the_centre(width, lines):
+    mask = torch.from_numpy(initial_mask(width, 0, width, lines))
+    pad, count = VarNetReconstructor(1, 2, 1, 2, 1).varnet.sens_net.get_pad_and_num_low_freqs(
+        mask[None, None, None, :, None]
+    )
+    band = set(range(int(pad), int(pad + count)))
+    acquired = set(np.flatnonzero(mask.numpy()).tolist())
+    assert band <= acquired and len(band) >= len(acquired) - 1  # fastmri keeps the band symmetric about W // 2
+
+
+def test_varnet_starts_from_fastmri_s_own_initial_weights():
+    torch.manual_seed(3)
+    ours = VarNetReconstructor(2, 2, 1, 2, 1).varnet.state_dict()
+    after_ours = torch.rand(1)
+    torch.manual_seed(3)
+    fastmri_varnet = VarNet(num_cascades=2, sens_chans=2, sens_pools=1, chans=2, pools=1).state_dict()
+    assert ours.keys() == fastmri_varnet.keys()
+    assert all(torch.equal(ours[key], fastmri_varnet[key]) for key in ours)
+    assert torch.equal(after_ours, torch.rand(1))
