@@ -7,18 +7,20 @@ directly.
 
 from __future__ import annotations
 
+import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import fastmri
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 from lightning_fabric.utilities.data import AttributeDict
 from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from mri_rl.checkpointing import entry_errors, load_module_state, read_checkpoint, save_checkpoint, typed_entry
 from mri_rl.data import FastMRISliceDataset
@@ -33,13 +35,56 @@ LOSSES = ("l1", "ssim")
 LIGHTNING_WEIGHTS = ("state_dict", "optimizer_states")
 
 
+def seed_value(seed: tuple[int, ...]) -> int:
+    """One 32-bit seed drawn from a seed tuple, e.g. (base_seed, epoch), for an RNG that takes an int."""
+    return int(np.random.SeedSequence(seed).generate_state(1)[0])
+
+
+class EpochOrder(Sampler[int]):
+    """The indices ``0 .. size-1`` in an order drawn from ``seed``, e.g. (base_seed, epoch).
+
+    Every iteration gives the same order, and nothing is drawn from the global RNGs: Lightning
+    iterates a reloaded training loader twice in an uninterrupted epoch but once in the first
+    epoch of a resumed run, so a shuffle that draws afresh each time differs after ``--resume``.
+    """
+
+    def __init__(self, size: int, seed: tuple[int, ...]) -> None:
+        self.size = size
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(np.random.default_rng(self.seed).permutation(self.size).tolist())
+
+
+class EpochSeeds(pl.Callback):
+    """Seeds torch's, numpy's and Python's global RNGs from ``(seed, epoch)`` as each training
+    epoch starts (``seed_everything`` seeds them once, before the model is built), so that an
+    epoch's draws (dropout) do not depend on what ran before it, such as the epochs a resumed run
+    did not train itself: a run resumed from an epoch's end goes on as the uninterrupted run.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = seed_value((self.seed, trainer.current_epoch))
+        torch.manual_seed(value)
+        np.random.seed(value)
+        random.seed(value)
+
+
 class ReconstructionDataModule(pl.LightningDataModule):
     """Masked k-space / target pairs from a training and a validation folder.
 
-    Training masks are seeded with ``(seed, epoch, index)``, so each epoch sees new masks
-    and a run is reproducible; this needs the dataloader rebuilt every epoch
-    (``Trainer(reload_dataloaders_every_n_epochs=1)``, as :func:`train_reconstructor`
-    sets). Validation masks are seeded with ``(seed, index)``: fixed for the whole run.
+    Training masks are seeded with ``(seed, epoch, index)`` and the training order with
+    ``(seed, epoch)`` (:class:`EpochOrder`), so each epoch sees new masks in a new order, a run
+    is reproducible and an epoch is the same whether the run was resumed before it or not; this
+    needs the dataloader rebuilt every epoch (``Trainer(reload_dataloaders_every_n_epochs=1)``,
+    as :func:`train_reconstructor` sets). Validation masks are seeded with ``(seed, index)``:
+    fixed for the whole run.
 
     Args:
         train_folder: folder of the training ``.h5`` files.
@@ -102,14 +147,20 @@ class ReconstructionDataModule(pl.LightningDataModule):
                 )
         epoch = trainer.current_epoch if trainer is not None else 0
         slices = cast(FastMRISliceDataset, self.train_slices)  # opened by setup(), which Lightning runs first
-        return self._loader(MaskedSlices(slices, self.masks, (self.seed, epoch)), shuffle=True)
+        seed = (self.seed, epoch)
+        # the generator, not torch's global RNG, seeds the workers (MaskedSlices draws nothing from their RNGs)
+        return self._loader(
+            MaskedSlices(slices, self.masks, seed),
+            sampler=EpochOrder(len(slices), seed),
+            generator=torch.Generator().manual_seed(seed_value(seed)),
+        )
 
     def val_dataloader(self) -> DataLoader:
         slices = cast(FastMRISliceDataset, self.val_slices)  # opened by setup(), which Lightning runs first
-        return self._loader(MaskedSlices(slices, self.masks, (self.seed,)), shuffle=False)
+        return self._loader(MaskedSlices(slices, self.masks, (self.seed,)))
 
-    def _loader(self, dataset: MaskedSlices, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+    def _loader(self, dataset: MaskedSlices, **options: Any) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, **options)
 
 
 class ReconstructionModule(pl.LightningModule):

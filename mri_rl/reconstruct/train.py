@@ -54,6 +54,7 @@ from mri_rl.reconstruct.checkpoint import (
 )
 from mri_rl.reconstruct.lightning import (
     LIGHTNING_WEIGHTS,
+    EpochSeeds,
     ReconstructionDataModule,
     ReconstructionModule,
     VerifiedCheckpointIO,
@@ -315,7 +316,8 @@ def _fit(
     trainer_options: dict[str, Any],
     resume_from: Path | None,
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
-    """Fit with Lightning: TensorBoard logs, and the best (val SSIM) and last checkpoints."""
+    """Fit with Lightning: TensorBoard logs, the best (val SSIM) and last checkpoints, and the global
+    RNGs seeded every epoch (:class:`~mri_rl.reconstruct.lightning.EpochSeeds`)."""
     checkpoint = ModelCheckpoint(
         dirpath=out / CHECKPOINT_DIR,
         filename="best-epoch{epoch:03d}-ssim{val_ssim:.4f}",
@@ -327,7 +329,7 @@ def _fit(
     try:
         trainer = pl.Trainer(
             logger=TensorBoardLogger(out, name="", version="tensorboard"),
-            callbacks=[checkpoint],
+            callbacks=[checkpoint, EpochSeeds(datamodule.seed)],
             plugins=[VerifiedCheckpointIO()],
             reload_dataloaders_every_n_epochs=1,
             default_root_dir=out,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from pathlib import Path
@@ -200,7 +201,7 @@ def test_masked_slices_give_masked_kspace_and_targets(request, challenge, coils)
     assert (batch.masked_kspace[~unacquired] != 0).any()
 
 
-def test_training_masks_change_every_epoch_and_validation_masks_do_not(singlecoil_root):
+def test_training_masks_and_order_change_every_epoch_and_validation_masks_do_not(singlecoil_root):
     data = ReconstructionDataModule(
         singlecoil_root / "singlecoil_train",
         singlecoil_root / "singlecoil_val",
@@ -215,10 +216,11 @@ def test_training_masks_change_every_epoch_and_validation_masks_do_not(singlecoi
 
     def train_masks(epoch: int) -> torch.Tensor:
         data.trainer = SimpleNamespace(current_epoch=epoch, reload_dataloaders_every_n_epochs=1)
-        torch.manual_seed(0)  # the same shuffle
         return masks(data.train_dataloader())
 
     assert torch.equal(train_masks(1), train_masks(1))
+    loader = data.train_dataloader()  # Lightning iterates an epoch's loader once or twice: the same order each time
+    assert torch.equal(masks(loader), masks(loader))
     assert not torch.equal(train_masks(0), train_masks(1))
     assert torch.equal(masks(data.val_dataloader()), masks(data.val_dataloader()))
     data.trainer = SimpleNamespace(current_epoch=0, reload_dataloaders_every_n_epochs=0)
@@ -339,6 +341,27 @@ def test_resume_continues_from_the_saved_step(singlecoil_root, tmp_path):
         first["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"],
         second["state_dict"]["reconstructor.unet.down_sample_layers.0.layers.0.weight"],
     )
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(singlecoil_root, tmp_path):
+    """2 epochs straight and 1 epoch + ``resume`` to 2 give the same weights, bit for bit: the
+    shuffle, the training masks and the dropout of epoch 1 do not depend on how the run got there."""
+    config = tiny_config("unet")
+    config["model"]["drop_prob"] = 0.2
+    train = functools.partial(
+        train_reconstructor, singlecoil_root, TASKS["singlecoil"], config=config, trainer_kwargs=QUIET
+    )
+    train(tmp_path / "straight", max_epochs=2)
+    train(tmp_path / "cut", max_epochs=1)
+    train(tmp_path / "cut", max_epochs=2, resume=True)
+    straight, resumed = (
+        read_checkpoint(tmp_path / run / "checkpoints" / "last.ckpt", LIGHTNING_WEIGHTS) for run in ("straight", "cut")
+    )
+    assert straight["global_step"] == resumed["global_step"] == 6
+    for entry in LIGHTNING_WEIGHTS:  # the weights and Adam's moments
+        torch.testing.assert_close(resumed[entry], straight[entry], rtol=0, atol=0)
+    exports = [load_reconstructor(tmp_path / run / "reconstructor.pt").state_dict() for run in ("straight", "cut")]
+    torch.testing.assert_close(exports[1], exports[0], rtol=0, atol=0)
 
 
 def test_resume_refuses_a_crafted_last_checkpoint(singlecoil_root, tmp_path):
