@@ -107,6 +107,7 @@ def test_train_on_cpu_records_the_precision_and_resumes_on_another_device_not_an
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "task.precision: bf16 vs 32" in err
 
+    (run / "eval.json").unlink()  # as if stopped before its final evaluation: a finished run is left as it is
     saved["device"] = "cuda:3"  # as if the run had been made on a GPU
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     resume = mri_train_args(tmp_path, folder)  # no --device, no --precision

@@ -72,7 +72,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue the run in --out from its last checkpoint, with its saved config (config options that "
         "ask for another are refused; --device and --precision still apply; a run made at another precision "
-        "is refused)",
+        "is refused); a finished run (one with eval.json) is left as it is",
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(handler=_run_train)
@@ -163,7 +163,7 @@ def _device_and_precision(args: argparse.Namespace, values: dict[str, Any]) -> d
 
 def _run_train(args: argparse.Namespace) -> int:
     from mri_rl.runs.seed_sweep import SUMMARY_NAME, train_seeds
-    from mri_rl.runs.training import train_agent
+    from mri_rl.runs.training import finished_result, train_agent
 
     if args.device is not None:
         checked_device(args.device)
@@ -177,7 +177,10 @@ def _run_train(args: argparse.Namespace) -> int:
             f"{summary['mean_return']:.2f} +- {summary['std_return']:.2f} over seeds ({args.out / SUMMARY_NAME})"
         )
         return 0
+    finished = args.resume and finished_result(args.out) is not None
     result = train_agent(config, args.out, resume=args.resume, progress_bar=progress, workers=workers)
+    if finished:
+        print(f"{args.out} holds a finished run: --resume trained nothing and changed no file")
     solved = f", solved at step {result['solved_at_step']}" if result["solved_at_step"] else ""
     print(
         f"{config.agent} on {config.env_id}: {result['num_timesteps']} steps{solved}; final evaluation over "

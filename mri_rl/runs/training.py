@@ -3,14 +3,16 @@
 Run folder::
 
     out/config.yaml       the resolved configuration
-    out/checkpoint.pt     latest checkpoint (atomic), what --resume continues from
+    out/checkpoint.pt     latest checkpoint (atomic), what --resume continues from; beside the
+                          agent's entries, ``run``: ``solved_at_step`` (None: not solved)
     out/model.pt          the final agent
     out/progress.csv      steps, episodes, return, loss, epsilon, steps/s, eval return
     out/tensorboard/      the same scalars for TensorBoard; for an env that renders rgb_array
                           pictures (the MRI env), the picture of the last evaluation
                           episode at each evaluation, the final one included (image ``eval/picture``)
     out/eval.json         final deterministic evaluation: mean_return, std_return, episodes;
-                          and torch's thread counts (:func:`~mri_rl.threads.thread_report`)
+                          and torch's thread counts (:func:`~mri_rl.threads.thread_report`);
+                          written last, so it marks a finished run, which --resume leaves as it is
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from gymnasium.vector import VectorEnv
 
 import mri_rl.envs  # noqa: F401  (registers the MRI environment by name)
 from mri_rl.agents import AGENTS, Agent, evaluate_agent
+from mri_rl.agents.base import read_agent_checkpoint
 from mri_rl.agents.collect import as_vector_env
+from mri_rl.checkpointing import count_entry, save_checkpoint, typed_entry
 from mri_rl.checks import resolve_device
 from mri_rl.configs import CONFIG_DIR
 from mri_rl.configs.schema import ConfigError, from_mapping
@@ -280,9 +284,11 @@ def train_agent(
     """Train, checkpoint, log and evaluate; returns the content of ``eval.json``.
 
     The agent's checkpoints carry the run's record (:func:`run_record`); ``resume``
-    continues only a run made under the same record. With Ray ``workers``, the env is
-    stepped by actors (:func:`make_training_env`); the learner is the same agent, and the
-    record holds the workers' count (their sub-environments and seeds are the run's).
+    continues only a run made under the same record. A run that has finished (its
+    ``eval.json`` is written: it reached ``total_steps`` or ``stop_at_return``) is left as it
+    is: ``resume`` trains nothing, writes no file and returns its ``eval.json``. With Ray
+    ``workers``, the env is stepped by actors (:func:`make_training_env`); the learner is the
+    same agent, and the record holds the workers' count (their sub-environments and seeds are the run's).
 
     Raises:
         FileNotFoundError: ``resume`` without a checkpoint in ``out_dir``.
@@ -302,31 +308,70 @@ def train_agent(
         record = run_record(config, env, resume)
         if workers is not None and workers.uses_ray:
             record["settings"]["workers"] = workers.count
-        agent_class = AGENTS[config.agent]
-        if resume:
-            agent: Agent = agent_class.load(checkpoint_path, env=env, device=config.device)
-            gone = () if "init_policy_fingerprint" in record["settings"] else ("settings.init_policy_fingerprint",)
-            check_record(agent.record, record, checkpoint_path, fresh_start, ignore=gone)
-        else:
-            try:
-                agent = agent_class(env, config.settings(), seed=config.seed, device=config.device)
-            except TypeError as error:  # an agent that cannot act on this env (its spaces, no look-ahead)
-                raise ValueError(f"--agent {config.agent} on {config.env_id}: {error}") from None
-            agent.record = record
+        agent, solved_at_step = start_agent(config, env, record, checkpoint_path if resume else None, fresh_start)
+        finished = finished_result(out_dir) if resume else None
+        if finished is not None:
+            return finished
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
         eval_env = make_env(config, eval_env_kwargs(config, env), num_envs=1)
         check_eval_env(agent, env, eval_env)
         logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
-        monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps)
-        agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
-        agent.save(checkpoint_path, resumable=True)
+        monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps, solved_at_step)
+        steps_left = 0 if solved_at_step is not None else config.total_steps - agent.num_timesteps
+        agent.learn(steps_left, monitor, progress_bar, reset_num_timesteps=False)
+        monitor.save_checkpoint(agent)
         agent.save(out_dir / "model.pt")
         result = final_evaluation(agent, eval_env, config, monitor, out_dir)
         logger.close()
         return result
     finally:
         env.close()  # ends a RemoteVectorEnv's actors (and the Ray it started)
+
+
+def start_agent(
+    config: TrainConfig, env: Any, record: dict[str, Any], checkpoint_path: Path | None, fresh_start: str
+) -> tuple[Agent, int | None]:
+    """A new agent for the run (with ``record``), or the agent of the run's ``checkpoint_path``
+    (its record checked against ``record``) and the step at which the run was solved (None: not
+    solved, or a checkpoint written before runs saved it).
+
+    Raises:
+        RecordMismatchError: a checkpoint made under another record (the message ends with ``fresh_start``).
+        CheckpointError: a checkpoint whose ``run`` entry is no dict or holds no step count.
+        ValueError: an agent that cannot act on the env.
+    """
+    agent_class = AGENTS[config.agent]
+    if checkpoint_path is None:
+        try:
+            agent = agent_class(env, config.settings(), seed=config.seed, device=config.device)
+        except TypeError as error:  # an agent that cannot act on this env (its spaces, no look-ahead)
+            raise ValueError(f"--agent {config.agent} on {config.env_id}: {error}") from None
+        agent.record = record
+        return agent, None
+    checkpoint = read_agent_checkpoint(checkpoint_path, config.device)
+    agent = agent_class.from_checkpoint(checkpoint, checkpoint_path, env, config.device)
+    gone = () if "init_policy_fingerprint" in record["settings"] else ("settings.init_policy_fingerprint",)
+    check_record(agent.record, record, checkpoint_path, fresh_start, ignore=gone)
+    run = typed_entry(checkpoint, checkpoint_path, "run", dict) if "run" in checkpoint else {}
+    solved = run.get("solved_at_step")
+    return agent, None if solved is None else count_entry(solved, checkpoint_path, "run.solved_at_step")
+
+
+def finished_result(out_dir: str | Path) -> dict[str, Any] | None:
+    """The content of the ``eval.json`` of a finished run in ``out_dir``, or None while it has none
+    (a run writes it last, after its final checkpoint and ``model.pt``).
+
+    Raises:
+        ValueError: an ``eval.json`` that is not JSON, naming the file.
+    """
+    path = Path(out_dir) / "eval.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not the JSON of a finished run's evaluation: {error}") from None
 
 
 def final_evaluation(
@@ -358,14 +403,22 @@ class RunMonitor:
         logger: writes progress.csv and TensorBoard.
         checkpoint_path: where to save the latest checkpoint.
         start_step: the agent's step count when the run (re)starts.
+        solved_at_step: the step at which an evaluation reached ``stop_at_return`` (a resumed
+            solved run's), or None.
     """
 
     def __init__(
-        self, config: TrainConfig, eval_env: Any, logger: RunLogger, checkpoint_path: Path, start_step: int
+        self,
+        config: TrainConfig,
+        eval_env: Any,
+        logger: RunLogger,
+        checkpoint_path: Path,
+        start_step: int,
+        solved_at_step: int | None = None,
     ) -> None:
         self.config, self.eval_env, self.logger, self.checkpoint_path = config, eval_env, logger, checkpoint_path
         self.schedule = _RunSchedule(config, start_step)
-        self.solved_at_step: int | None = None
+        self.solved_at_step = solved_at_step
 
     def __call__(self, agent: Agent) -> bool:
         """After each step: evaluate, log and checkpoint when due; False once solved."""
@@ -390,8 +443,15 @@ class RunMonitor:
                 }
             )
         if schedule.due("checkpoint", steps):
-            agent.save(self.checkpoint_path, resumable=True)
+            self.save_checkpoint(agent)
         return self.solved_at_step is None
+
+    def save_checkpoint(self, agent: Agent) -> None:
+        """The agent's resumable checkpoint, with the run's entry ``run``: ``solved_at_step``, so
+        that a resumed run that was solved trains no further."""
+        save_checkpoint(
+            {**agent.checkpoint(resumable=True), "run": {"solved_at_step": self.solved_at_step}}, self.checkpoint_path
+        )
 
     def log_picture(self, steps: int) -> None:
         """TensorBoard image ``eval/picture``: the eval env's rendering after its last episode, when

@@ -22,7 +22,7 @@ from mri_rl.cli import main
 from mri_rl.configs import load_config
 from mri_rl.provenance import checkpoint_fingerprint
 from mri_rl.runs.run_logger import PROGRESS_COLUMNS
-from mri_rl.runs.training import TrainConfig, read_mri_run, run_eval_kwargs, train_agent
+from mri_rl.runs.training import RunMonitor, TrainConfig, read_mri_run, run_eval_kwargs, train_agent
 
 TINY_DQN = {
     "agent": "dqn",
@@ -142,14 +142,14 @@ def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_pat
     assert [int(r["steps"]) for r in rows] == [100, 200, 300, 400, 500]  # 500 is past the checkpoint
 
     loaded_at: list[int] = []
-    original_load = DQN.load.__func__
+    original_from_checkpoint = DQN.from_checkpoint.__func__
 
-    def recording_load(cls, path, env=None, device="cpu"):
-        agent = original_load(cls, path, env=env, device=device)
+    def recording_from_checkpoint(cls, checkpoint, path, env=None, device="cpu"):
+        agent = original_from_checkpoint(cls, checkpoint, path, env=env, device=device)
         loaded_at.append(agent.num_timesteps)
         return agent
 
-    monkeypatch.setattr(DQN, "load", classmethod(recording_load))
+    monkeypatch.setattr(DQN, "from_checkpoint", classmethod(recording_from_checkpoint))
     # Options that ask for another config than the saved one are refused, not ignored: one line, nothing read.
     assert main(train_args(out, config_path, "--resume", total_steps=10_000)) == 2
     assert "total_steps: 600 vs 10000" in capsys.readouterr().err and loaded_at == []
@@ -165,11 +165,50 @@ def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_pat
     assert steps == [100, 200, 300, 400, 500, 600]  # the interrupted run's row 500 was replaced, not repeated
     assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) >= 1
     # The command that made the run is accepted too (its options match): the finished run is loaded
-    # at its last step and evaluated again, nothing trained.
+    # at its last step (its record checked), nothing trained, no file written.
     del loaded_at[:]
+    written = {name: (out / name).read_bytes() for name in ("checkpoint.pt", "model.pt", "eval.json")}
     assert main(train_args(out, config_path, "--resume")) == 0
     assert loaded_at == [600]
-    capsys.readouterr()
+    assert {name: (out / name).read_bytes() for name in written} == written
+    assert "holds a finished run" in capsys.readouterr().out
+
+
+def test_resuming_a_run_stopped_at_its_return_threshold_trains_nothing_and_changes_no_file(tmp_path, capsys):
+    """A run that reached stop_at_return before total_steps has finished: --resume says so and leaves
+    its files as they are. Stopped before its eval.json was written, it trains no further: the
+    checkpoint says at which step it was solved."""
+    config = tmp_path / "stop.yaml"
+    values = {
+        "agent": "reinforce",
+        "env_id": "CartPole-v1",
+        "total_steps": 2000,
+        "eval_interval": 200,
+        "eval_episodes": 2,
+        "stop_at_return": 0,  # met at the first evaluation
+        "checkpoint_interval": 1000,
+        "log_interval": 200,
+        "hyperparameters": {"episodes_per_update": 2, "net_arch": [8]},
+    }
+    config.write_text(yaml.safe_dump(values))
+    out = tmp_path / "run"
+    args = ["train", "--agent", "reinforce", "--env", "CartPole-v1", "--out", str(out), "--no-progress"]
+    assert main([*args, "--config", str(config)]) == 0
+    assert "200 steps, solved at step 200" in capsys.readouterr().out
+    names = ("checkpoint.pt", "model.pt", "eval.json", "progress.csv", "config.yaml")
+    written = {name: (out / name).read_bytes() for name in names}
+    assert main([*args, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{out} holds a finished run: --resume trained nothing and changed no file" in printed
+    assert "200 steps, solved at step 200" in printed
+    assert {name: (out / name).read_bytes() for name in names} == written
+
+    (out / "eval.json").unlink()  # as if stopped after the final checkpoint, before the evaluation
+    assert main([*args, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "200 steps, solved at step 200" in printed and "finished run" not in printed
+    assert json.loads((out / "eval.json").read_text()) == json.loads(written["eval.json"])
+    assert REINFORCE.load(out / "model.pt").num_timesteps == 200
 
 
 def test_resume_without_a_checkpoint_fails(tmp_path, capsys):
@@ -229,7 +268,7 @@ def test_train_reinforce_on_the_batched_mri_env_and_resume(tmp_path, mri_train_f
     assert main(args) == 0
     result = json.loads((out / "eval.json").read_text())
     assert result["num_timesteps"] >= 80 and result["episodes"] == 2
-    assert main([*args, "--resume"]) == 0  # already finished: loads the checkpoint and evaluates again
+    assert main([*args, "--resume"]) == 0  # already finished: loads the checkpoint, trains and writes nothing
     _, rows = progress_rows(out)
     steps = [int(r["steps"]) for r in rows]
     assert steps == sorted(set(steps))
@@ -359,11 +398,12 @@ def test_a_resumed_dagger_run_keeps_the_labels_it_paid_for(tmp_path, mri_train_f
     args = ["train", "--agent", "dagger", "--env", "mri_rl/ActiveAcquisition-v0", "--config", str(config)]
     args += ["--out", str(out), "--no-progress"]
 
-    def save_then_stop(agent: DAgger, path: Path, resumable: bool = False) -> Path:
-        Agent.save(agent, path, resumable)
+    def save_then_stop(monitor: RunMonitor, agent: Agent) -> None:
+        save_checkpoint(monitor, agent)
         raise KeyboardInterrupt  # as if the process were stopped just after its first checkpoint
 
-    monkeypatch.setattr(DAgger, "save", save_then_stop)
+    save_checkpoint = RunMonitor.save_checkpoint
+    monkeypatch.setattr(RunMonitor, "save_checkpoint", save_then_stop)
     assert main(args) == 130  # mri-rl: interrupted
     monkeypatch.undo()
 
