@@ -32,7 +32,9 @@ class DQNSettings(AgentSettings):
     Attributes:
         learning_rate: Adam step size.
         buffer_size: transitions kept in replay memory.
-        learning_starts: env steps before the first update.
+        learning_starts: env steps before the first update; gradient steps also wait until the
+            replay memory holds as many transitions, so an agent loaded to resume training (its
+            memory refilled from empty) first collects ``learning_starts`` steps again.
         batch_size: transitions per gradient step.
         gamma: discount.
         train_freq: env steps between updates.
@@ -139,14 +141,20 @@ class DQN(Agent):
                 step = run.step(actions)
                 self.buffer.add(obs, legal, actions, step.rewards, step.terminated, step.truncated, step.valid)
                 obs, legal = step.observations, step.legal
-                if self.num_timesteps >= s.learning_starts and self.buffer.can_sample(s.n_step):
-                    if run.vector_steps % train_every == 0:
+                if self.num_timesteps >= s.learning_starts:
+                    if run.vector_steps % train_every == 0 and self._replay_ready():
                         for _ in range(s.gradient_steps):
                             self.last_loss = self._train_step()
-                    if run.vector_steps % target_every == 0:
+                    if run.vector_steps % target_every == 0:  # a copy of itself until the first gradient step
                         self._update_target()
                 run.report()
         return self
+
+    def _replay_ready(self) -> bool:
+        """Whether the replay memory has had ``learning_starts`` transitions written since it was
+        made (since training started, or an agent was loaded) and can give an ``n_step`` batch."""
+        assert self.buffer is not None  # called from learn, which has a buffer
+        return self.buffer.num_added >= self.settings.learning_starts and self.buffer.can_sample(self.settings.n_step)
 
     def _train_step(self) -> float:
         """One gradient step on a replay batch; returns the loss."""

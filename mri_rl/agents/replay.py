@@ -89,6 +89,7 @@ class ReplayBuffer:
         self.valid = np.zeros(shape, dtype=bool)
         self.position = 0
         self.full = False
+        self.num_added = 0  # valid transitions written since the memory was made, overwritten ones included
         self.has_illegal_actions = False  # lets learners skip masking when every action was always legal
 
     @property
@@ -131,6 +132,7 @@ class ReplayBuffer:
         self.terminated[slot] = terminated
         self.truncated[slot] = truncated
         self.valid[slot] = valid
+        self.num_added += int(np.count_nonzero(valid))
         self.position = (slot + 1) % self.slots
         self.full = self.full or self.position == 0
 

@@ -253,6 +253,35 @@ def test_save_load_round_trip(tmp_path, chain_factory, chain_observations):
     assert resumed.num_timesteps == 350
 
 
+def recorded_updates(agent: DQN, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The ("train" or "target", step count) of each gradient step and target update ``agent`` makes from now on."""
+    made: list[tuple[str, int]] = []
+
+    def recording(kind: str, method: Any) -> Any:
+        def record() -> Any:
+            made.append((kind, agent.num_timesteps))
+            return method()
+
+        return record
+
+    monkeypatch.setattr(agent, "_train_step", recording("train", agent._train_step))
+    monkeypatch.setattr(agent, "_update_target", recording("target", agent._update_target))
+    return made
+
+
+def test_a_resumed_agent_refills_its_replay_memory_before_its_next_gradient_step(tmp_path, chain_factory, monkeypatch):
+    """The replay memory is not saved: an agent loaded at step 300 (learning_starts 100) makes its
+    first gradient step at step 400, once the memory holds 100 transitions again, then one per step."""
+    agent = DQN(chain_factory(N), **CHAIN_HP)
+    agent.learn(300, progress_bar=False)
+    resumed = DQN.load(agent.save(tmp_path / "dqn.pt", resumable=True), env=chain_factory(N))
+    made = recorded_updates(resumed, monkeypatch)
+    resumed.learn(200, progress_bar=False, reset_num_timesteps=False)
+    trained = [step for kind, step in made if kind == "train"]
+    assert trained[0] == 400 and trained[-1] == 500
+    assert sorted(set(trained)) == list(range(400, 501))  # train_freq 1 (and reset steps train too)
+
+
 @pytest.mark.parametrize("dueling", [False, True])
 def test_an_empty_net_arch_is_a_linear_head(tmp_path, chain_factory, chain_observations, dueling):
     """net_arch=[]: no hidden layer, the Q-values (and the dueling value) are linear in the observation."""
