@@ -156,6 +156,9 @@ class Agent:
         random.seed(seed)
         self.num_timesteps = 0
         self.num_episodes = 0
+        #: Steps of the vector env, all sub-environments together and next-step autoreset's reset
+        #: steps included (the clock of DQN's train_freq and target_update_interval).
+        self.vector_steps = 0
         self.episode_returns: list[float] = []
         self.last_loss = float("nan")
         self.logger = None  # SB3 callbacks read model.logger; this project logs through its training runs
@@ -289,7 +292,11 @@ class Agent:
             "seed": self.seed,
             "observation_space": space_to_dict(self.observation_space),
             "action_space": space_to_dict(self.action_space),
-            "counters": {"num_timesteps": self.num_timesteps, "num_episodes": self.num_episodes},
+            "counters": {
+                "num_timesteps": self.num_timesteps,
+                "num_episodes": self.num_episodes,
+                "vector_steps": self.vector_steps,
+            },
             "episode_returns": torch.tensor(self.episode_returns, dtype=torch.float64),
             "rng": {"numpy": _generator_state(self.rng), "torch": torch.get_rng_state()},
             "state": self._state(),
@@ -362,6 +369,8 @@ class Agent:
         counters = typed_entry(checkpoint, path, "counters", dict)
         self.num_timesteps = count_entry(counters.get("num_timesteps"), path, "counters.num_timesteps")
         self.num_episodes = count_entry(counters.get("num_episodes"), path, "counters.num_episodes")
+        # Checkpoints written before vector_steps was saved have none: their runs restarted it at 0.
+        self.vector_steps = count_entry(counters.get("vector_steps", 0), path, "counters.vector_steps")
         returns = typed_entry(checkpoint, path, "episode_returns", torch.Tensor)
         if returns.ndim != 1 or not returns.is_floating_point():
             found = f"is a tensor {returns.dtype} {tuple(returns.shape)}"
@@ -435,12 +444,11 @@ class TrainingRun:
     ) -> None:
         assert agent.env is not None  # Agent._training raised otherwise
         if reset_num_timesteps:
-            agent.num_timesteps, agent.num_episodes, agent.episode_returns = 0, 0, []
+            agent.num_timesteps, agent.num_episodes, agent.vector_steps, agent.episode_returns = 0, 0, 0, []
         self.agent = agent
         self.env = agent.env
         self.collector = Collector(agent.env, agent.num_actions, agent.device)  # tensors when on the env's device
         self.target = agent.num_timesteps + total_timesteps
-        self.vector_steps = 0
         self.stopped = False
         self.callback = callback
         if hasattr(callback, "init_callback"):  # an SB3 BaseCallback
@@ -486,7 +494,7 @@ class TrainingRun:
         agent.num_episodes += len(step.finished_returns)
         new_steps = int(step.valid.sum())
         agent.num_timesteps += new_steps
-        self.vector_steps += 1
+        agent.vector_steps += 1
         self.bar.update(new_steps)
         return step
 

@@ -142,10 +142,10 @@ class DQN(Agent):
                 self.buffer.add(obs, legal, actions, step.rewards, step.terminated, step.truncated, step.valid)
                 obs, legal = step.observations, step.legal
                 if self.num_timesteps >= s.learning_starts:
-                    if run.vector_steps % train_every == 0 and self._replay_ready():
+                    if self.vector_steps % train_every == 0 and self._replay_ready():
                         for _ in range(s.gradient_steps):
                             self.last_loss = self._train_step()
-                    if run.vector_steps % target_every == 0:  # a copy of itself until the first gradient step
+                    if self.vector_steps % target_every == 0:  # a copy of itself until the first gradient step
                         self._update_target()
                 run.report()
         return self

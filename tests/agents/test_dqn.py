@@ -282,6 +282,42 @@ def test_a_resumed_agent_refills_its_replay_memory_before_its_next_gradient_step
     assert sorted(set(trained)) == list(range(400, 501))  # train_freq 1 (and reset steps train too)
 
 
+def test_a_resumed_agent_updates_its_target_and_trains_on_the_steps_of_an_uninterrupted_run(
+    tmp_path, masked_env_class, monkeypatch
+):
+    """The clock of train_freq and target_update_interval (the vector env's steps) is saved: resumed
+    at step 320, the agent updates its target at steps 350, 400, 450 and 500 as the uninterrupted
+    run does (not 370, 420, ...), and trains on the same steps once its replay memory is refilled.
+    The episode outlasts the run, so no reset step moves the clock in either run."""
+    hp = {**CHAIN_HP, "train_freq": 4}
+    uninterrupted = DQN(masked_env_class(length=1000), **hp)
+    made = recorded_updates(uninterrupted, monkeypatch)
+    path = tmp_path / "dqn.pt"
+
+    def save_at_320(agent: DQN) -> None:
+        if agent.num_timesteps == 320:
+            agent.save(path, resumable=True)
+
+    uninterrupted.learn(500, callback=save_at_320, progress_bar=False)
+    resumed = DQN.load(path, env=masked_env_class(length=1000))
+    made_resumed = recorded_updates(resumed, monkeypatch)
+    resumed.learn(180, progress_bar=False, reset_num_timesteps=False)
+    targets = [step for kind, step in made_resumed if kind == "target"]
+    assert targets == [step for kind, step in made if kind == "target" and step > 320] == [350, 400, 450, 500]
+    trained = [step for kind, step in made_resumed if kind == "train"]
+    assert trained == [step for kind, step in made if kind == "train" and step >= 420] == list(range(420, 501, 4))
+
+
+def test_the_vector_step_count_is_saved_and_a_checkpoint_without_it_loads_with_0(tmp_path, chain_factory):
+    agent = DQN(chain_factory(N, max_steps=4), **CHAIN_HP)
+    agent.learn(50, progress_bar=False)
+    assert agent.vector_steps > 50  # the reset steps after each episode count too
+    assert DQN.load(agent.save(tmp_path / "dqn.pt")).vector_steps == agent.vector_steps
+    older = agent.checkpoint()
+    del older["counters"]["vector_steps"]
+    assert DQN.load(save_checkpoint(older, tmp_path / "older.pt")).vector_steps == 0
+
+
 @pytest.mark.parametrize("dueling", [False, True])
 def test_an_empty_net_arch_is_a_linear_head(tmp_path, chain_factory, chain_observations, dueling):
     """net_arch=[]: no hidden layer, the Q-values (and the dueling value) are linear in the observation."""
