@@ -436,7 +436,9 @@ class TrainingRun:
     ``reset_num_timesteps`` follows SB3: True starts the counters at 0 and trains
     ``total_timesteps`` steps; False continues the counters and trains ``total_timesteps``
     more. Env resets are seeded with ``agent.seed + agent.num_timesteps``, so a resumed
-    run does not replay the episodes it already saw.
+    run does not replay the episodes it already saw. The episodes in progress when a checkpoint
+    was saved are not in it: a resumed run starts new ones, so it is not step for step the
+    uninterrupted run (its episodes, and the reset steps of the ``vector_steps`` clock, differ).
     """
 
     def __init__(

@@ -64,7 +64,8 @@ class PolicyGradientAgent(PolicyNetworkAgent):
     ) -> PolicyGradientAgent:
         """Train for ``total_timesteps`` env steps (see :class:`~mri_rl.agents.base.TrainingRun`),
         one update per ``episodes_per_update`` complete episodes. An agent that has not trained
-        yet first copies the policy of ``init_policy`` when that is set."""
+        yet first copies the policy of ``init_policy`` when that is set. A batch being collected
+        is not saved in checkpoints: a loaded agent collects its next batch from empty."""
         if self.settings.init_policy and self.num_timesteps == 0:
             self.start_from_policy(self.settings.init_policy)
         with self._training(total_timesteps, callback, progress_bar, reset_num_timesteps) as run:

@@ -284,11 +284,13 @@ def train_agent(
     """Train, checkpoint, log and evaluate; returns the content of ``eval.json``.
 
     The agent's checkpoints carry the run's record (:func:`run_record`); ``resume``
-    continues only a run made under the same record. A run that has finished (its
-    ``eval.json`` is written: it reached ``total_steps`` or ``stop_at_return``) is left as it
-    is: ``resume`` trains nothing, writes no file and returns its ``eval.json``. With Ray
-    ``workers``, the env is stepped by actors (:func:`make_training_env`); the learner is the
-    same agent, and the record holds the workers' count (their sub-environments and seeds are the run's).
+    continues only a run made under the same record, close to the uninterrupted run but not
+    identical (the episodes in progress are dropped: :class:`~mri_rl.agents.base.TrainingRun`).
+    A run that has finished (its ``eval.json`` is written: it reached ``total_steps`` or
+    ``stop_at_return``) is left as it is: ``resume`` trains nothing, writes no file and
+    returns its ``eval.json``. With Ray ``workers``, the env is stepped by actors
+    (:func:`make_training_env`); the learner is the same agent, and the record holds the
+    workers' count (their sub-environments and seeds are the run's).
 
     Raises:
         FileNotFoundError: ``resume`` without a checkpoint in ``out_dir``.
