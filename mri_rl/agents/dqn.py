@@ -31,7 +31,7 @@ class DQNSettings(AgentSettings):
 
     Attributes:
         learning_rate: Adam step size.
-        buffer_size: transitions kept in replay memory.
+        buffer_size: transitions kept in replay memory, at least (n_step + 1) * num_envs.
         learning_starts: env steps before the first update; gradient steps also wait until the
             replay memory holds as many transitions, so an agent loaded to resume training (its
             memory refilled from empty) first collects ``learning_starts`` steps again.
@@ -89,13 +89,18 @@ class DQN(Agent):
         self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=s.learning_rate, fused=True)
         self.exploration = LinearSchedule(s.exploration_initial_eps, s.exploration_final_eps, s.exploration_fraction)
         self.epsilon = s.exploration_initial_eps
-        self.buffer = (
-            None
-            if self.env is None
-            else ReplayBuffer(
-                s.buffer_size, self.env.num_envs, self.observation_space, self.num_actions, s.compact_images
+        self.buffer: ReplayBuffer | None = None
+        if self.env is not None:
+            num_envs = self.env.num_envs
+            if s.buffer_size < (s.n_step + 1) * num_envs:  # an n-step transition spans n + 1 steps of one env
+                raise ValueError(
+                    f"buffer_size {s.buffer_size} is too small for n_step {s.n_step} with {num_envs} envs: each "
+                    f"env keeps buffer_size // num_envs steps and an n-step transition needs n_step + 1; "
+                    f"expected buffer_size >= (n_step + 1) * num_envs = {(s.n_step + 1) * num_envs}"
+                )
+            self.buffer = ReplayBuffer(
+                s.buffer_size, num_envs, self.observation_space, self.num_actions, s.compact_images
             )
-        )
 
     # --------------------------------------------------------------------- acting
     def _act(self, obs: Any, action_mask: torch.Tensor | None, deterministic: bool) -> np.ndarray:

@@ -137,12 +137,17 @@ class ReplayBuffer:
         self.full = self.full or self.position == 0
 
     def can_sample(self, n_step: int) -> bool:
-        return self._num_sampleable_slots(n_step) > 0 and bool(self.valid.any())
+        """Whether :meth:`sample` has a valid transition to draw for ``n_step`` returns."""
+        return len(self._sampleable(n_step)[0]) > 0
 
-    def _num_sampleable_slots(self, n_step: int) -> int:
-        # A slot needs its n following slots written: the n newest slots are not ready.
+    def _sampleable(self, n_step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slot and env indices, int (K,) each, of the valid transitions whose n following slots
+        are written (the n newest slots are not ready)."""
         written = self.slots if self.full else self.position
-        return written - n_step
+        oldest = self.position if self.full else 0
+        window = (oldest + np.arange(max(written - n_step, 0))) % self.slots
+        rows, e = np.nonzero(self.valid[window])
+        return window[rows], e
 
     def sample(
         self,
@@ -157,20 +162,14 @@ class ReplayBuffer:
         Returns are cut at the first terminated or truncated step; after truncation the
         value of the final observation is bootstrapped, after termination it is not.
         """
-        count = self._num_sampleable_slots(n_step)
-        if count <= 0:
-            raise ValueError(f"not enough transitions stored for {n_step}-step returns")
-        oldest = self.position if self.full else 0
-        chosen_t, chosen_e = [], []
-        needed = batch_size
-        while needed > 0:
-            t = (oldest + rng.integers(count, size=2 * needed)) % self.slots
-            e = rng.integers(self.num_envs, size=2 * needed)
-            keep = self.valid[t, e]
-            chosen_t.append(t[keep][:needed])
-            chosen_e.append(e[keep][:needed])
-            needed -= len(chosen_t[-1])
-        t, e = np.concatenate(chosen_t), np.concatenate(chosen_e)
+        candidates_t, candidates_e = self._sampleable(n_step)
+        if len(candidates_t) == 0:
+            raise ValueError(
+                f"no valid transition stored for {n_step}-step returns: each of the oldest slots that have "
+                f"{n_step} following ones is an autoreset slot, or there are none (check can_sample first)"
+            )
+        chosen = rng.integers(len(candidates_t), size=batch_size)
+        t, e = candidates_t[chosen], candidates_e[chosen]
 
         returns = np.zeros(batch_size, dtype=np.float32)
         discount = np.ones(batch_size, dtype=np.float32)

@@ -403,3 +403,14 @@ def test_learn_continues_to_total_and_callback_stops(chain_factory):
 def test_invalid_hyperparameters(bad, chain_factory):
     with pytest.raises(ValueError):
         DQN(chain_factory(), **bad)
+
+
+@pytest.mark.parametrize(("buffer_size", "n_step", "num_envs"), [(1, 1, 1), (2, 2, 1), (5, 2, 2), (11, 3, 3)])
+def test_a_replay_memory_too_small_for_an_n_step_transition_is_refused(buffer_size, n_step, num_envs, chain_factory):
+    env = SyncVectorEnv([chain_factory] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
+    expected = (
+        f"buffer_size {buffer_size} is too small for n_step {n_step} .* buffer_size >= .* = {(n_step + 1) * num_envs}"
+    )
+    with pytest.raises(ValueError, match=expected):
+        DQN(env, buffer_size=buffer_size, n_step=n_step)
+    assert DQN(env, buffer_size=(n_step + 1) * num_envs, n_step=n_step).buffer.slots == n_step + 1

@@ -157,6 +157,25 @@ def test_sampling_needs_enough_slots():
         buffer.sample(4, np.random.default_rng(0), n_step=3)
 
 
+def test_only_the_valid_slots_that_sample_can_draw_make_the_memory_sampleable():
+    # Three slots of one-step episodes with next-step autoreset: valid, autoreset, valid, autoreset.
+    buffer = ReplayBuffer(3, 1, VECTOR_SPACE, 2)
+    for t in range(4):
+        _add(buffer, t, 1, 2, reward=float(t), terminated=t % 2 == 0, valid=t % 2 == 0)
+    # The slots hold t = 1 (autoreset), 2 (valid), 3 (autoreset); with 2-step returns only t = 1
+    # has its 2 following slots written, so nothing can be drawn though t = 2 is valid.
+    assert buffer.valid.any() and not buffer.can_sample(2)
+    with pytest.raises(ValueError, match="no valid transition stored for 2-step returns"):
+        buffer.sample(4, np.random.default_rng(0), n_step=2)
+    assert buffer.can_sample(1)
+    sample = buffer.sample(50, np.random.default_rng(0), n_step=1)
+    np.testing.assert_array_equal(sample.observations[:, 0].numpy(), 2.0)  # the one valid slot, never t = 1
+    _add(buffer, 4, 1, 2, reward=4.0, terminated=True)  # now t = 2 has 2 following slots
+    sample = buffer.sample(50, np.random.default_rng(0), n_step=2)
+    np.testing.assert_array_equal(sample.observations[:, 0].numpy(), 2.0)
+    np.testing.assert_array_equal(sample.returns.numpy(), 2.0)  # terminated at once
+
+
 def mri_space(size: int = 128) -> spaces.Dict:
     return spaces.Dict(
         {"reconstruction": spaces.Box(-np.inf, np.inf, (1, size, size), np.float32), "mask": spaces.MultiBinary(size)}
