@@ -322,14 +322,20 @@ class AcquisitionEpisodes:
         gains = self.improvement(before, self.metrics[self.task.reward_metric])
         if not self.auc_weighted_rewards:
             return gains.cpu().numpy()
-        horizon = self.measurable - self.task.initial_lines  # the free columns at the start
-        if self.task.budget is not None:
-            horizon = np.minimum(horizon, self.task.budget)
         # j counts new columns, not steps: a repeated column spends a step but does not move the sampling rate;
         # the counts travel to the host with the gains, in one transfer (exact as floats: at most W)
         gains_host, acquired = torch.stack((gains, self.acquired.sum(dim=1).to(gains.dtype))).cpu().numpy()
-        columns = acquired - (self.width - self.measurable) - self.task.initial_lines
-        return gains_host * (horizon - columns + 0.5) / np.maximum(horizon, 1)
+        return gains_host * self.auc_weights(np.arange(self.num_episodes), acquired)
+
+    def auc_weights(self, rows: np.ndarray, acquired: np.ndarray) -> np.ndarray:
+        """float64 (R,): the weight (T − j + ½) / T of :meth:`step_rewards` for the gain of a column that
+        leaves episodes ``rows`` (R,) with ``acquired`` (R,) acquired columns, padding included (the j-th
+        new column of T)."""
+        horizon = self.measurable[rows] - self.task.initial_lines  # the free columns at the start
+        if self.task.budget is not None:
+            horizon = np.minimum(horizon, self.task.budget)
+        columns = acquired - (self.width - self.measurable[rows]) - self.task.initial_lines
+        return (horizon - columns + 0.5) / np.maximum(horizon, 1)
 
     def done(self, rows: np.ndarray) -> np.ndarray:
         """True where the budget is spent or no column is left."""
@@ -341,8 +347,13 @@ class AcquisitionEpisodes:
     # ------------------------------------------------------------------ look-ahead
     def look_ahead(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Rewards that acquiring each candidate column would give, without changing state:
-        :meth:`look_ahead_gains` of the task's reward metric, float64 (R, K)."""
-        return self.look_ahead_gains(rows, candidates, (self.task.reward_metric,))[:, 0]
+        :meth:`look_ahead_gains` of the task's reward metric, float64 (R, K), weighted as
+        :meth:`step_rewards` with ``auc_weighted_rewards``."""
+        gains = self.look_ahead_gains(rows, candidates, (self.task.reward_metric,))[:, 0]
+        if not self.auc_weighted_rewards:
+            return gains
+        acquired = self.acquired[torch.as_tensor(rows, device=self.device)].sum(dim=1).cpu().numpy()
+        return gains * self.auc_weights(rows, acquired + 1)[:, None]  # a new column (acquired ones score 0)
 
     @torch.inference_mode()
     def look_ahead_gains(self, rows: np.ndarray, candidates: np.ndarray, metrics: Sequence[str]) -> np.ndarray:

@@ -281,6 +281,32 @@ def test_batched_look_ahead_equals_single(make_env, make_vec_env, singlecoil_tra
     assert scores[2, 0] == 0.0 and scores[2, 1] == 0.0 and scores[2, 2] == scores[2, 3]
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "auc_weighted"])
+def test_the_look_ahead_of_the_acquired_column_is_the_reward_it_gives(make_vec_env, singlecoil_train, weighted):
+    vec = make_vec_env(singlecoil_train, 2, budget=4, reward_metric="ssim", auc_weighted_rewards=weighted)
+    _, info = vec.reset(seed=SEED)
+    resetting = np.zeros(2, dtype=bool)  # next-step autoreset: these rows only restart
+    rng = np.random.default_rng(0)
+    compared = 0
+    for step in range(10):  # two episodes of 4 steps each, and the restarts between them
+        legal = info["action_mask"]
+        candidates = np.stack([rng.choice(np.flatnonzero(free), 3, replace=False) for free in legal])
+        candidates[:, 2] = 7  # an initial column: a repeat scores 0 and gives 0
+        scores = vec.look_ahead(candidates)
+        gains = vec.look_ahead_gains(candidates, ("ssim",))[:, 0]
+        pick = rng.integers(3, size=2) if step % 3 else np.array([2, 0])
+        _, rewards, terminated, _, info = vec.step(candidates[np.arange(2), pick])
+        chosen = scores[np.arange(2), pick]
+        np.testing.assert_array_equal(chosen[~resetting], rewards[~resetting])
+        compared += int((~resetting).sum())
+        if weighted:  # the weight (T - j + 1/2) / T, T = 4 free columns within the budget, is below 1
+            assert (np.abs(scores[:, :2]) < np.abs(gains[:, :2])).all()
+        else:
+            np.testing.assert_array_equal(scores, gains)
+        resetting = terminated
+    assert compared >= 16
+
+
 def _counting_unet(monkeypatch):
     model = UnetReconstructor(chans=4, num_pool_layers=2, recon_size=(16, 16)).eval()
     calls: list[int] = []
