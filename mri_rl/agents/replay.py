@@ -137,17 +137,18 @@ class ReplayBuffer:
         self.full = self.full or self.position == 0
 
     def can_sample(self, n_step: int) -> bool:
-        """Whether :meth:`sample` has a valid transition to draw for ``n_step`` returns."""
-        return len(self._sampleable(n_step)[0]) > 0
+        """Whether :meth:`sample` has a valid transition to draw for ``n_step`` returns: one in the
+        slots whose n following slots are written (not the n newest)."""
+        oldest, count = self._sampleable_slots(n_step)
+        if count <= 0:
+            return False
+        end = oldest + count  # the window may wrap around the end of the memory
+        return bool(self.valid[oldest:end].any() or self.valid[: max(end - self.slots, 0)].any())
 
-    def _sampleable(self, n_step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Slot and env indices, int (K,) each, of the valid transitions whose n following slots
-        are written (the n newest slots are not ready)."""
+    def _sampleable_slots(self, n_step: int) -> tuple[int, int]:
+        """(oldest slot, count) of the slots whose n following slots are written, oldest first."""
         written = self.slots if self.full else self.position
-        oldest = self.position if self.full else 0
-        window = (oldest + np.arange(max(written - n_step, 0))) % self.slots
-        rows, e = np.nonzero(self.valid[window])
-        return window[rows], e
+        return (self.position if self.full else 0), written - n_step
 
     def sample(
         self,
@@ -161,15 +162,26 @@ class ReplayBuffer:
 
         Returns are cut at the first terminated or truncated step; after truncation the
         value of the final observation is bootstrapped, after termination it is not.
+
+        Raises:
+            ValueError: no valid transition to draw (:meth:`can_sample` is False).
         """
-        candidates_t, candidates_e = self._sampleable(n_step)
-        if len(candidates_t) == 0:
+        if not self.can_sample(n_step):  # else the draws below would never end
             raise ValueError(
                 f"no valid transition stored for {n_step}-step returns: each of the oldest slots that have "
                 f"{n_step} following ones is an autoreset slot, or there are none (check can_sample first)"
             )
-        chosen = rng.integers(len(candidates_t), size=batch_size)
-        t, e = candidates_t[chosen], candidates_e[chosen]
+        oldest, count = self._sampleable_slots(n_step)
+        chosen_t, chosen_e = [], []
+        needed = batch_size
+        while needed > 0:  # draws of slots and envs, the autoreset ones left out
+            t = (oldest + rng.integers(count, size=2 * needed)) % self.slots
+            e = rng.integers(self.num_envs, size=2 * needed)
+            keep = self.valid[t, e]
+            chosen_t.append(t[keep][:needed])
+            chosen_e.append(e[keep][:needed])
+            needed -= len(chosen_t[-1])
+        t, e = np.concatenate(chosen_t), np.concatenate(chosen_e)
 
         returns = np.zeros(batch_size, dtype=np.float32)
         discount = np.ones(batch_size, dtype=np.float32)
