@@ -188,6 +188,41 @@ def test_data_written_with_other_settings_is_refused_then_rewritten_on_overwrite
     assert read_summary(run / "evaluation" / "summary.json").keys() == summary.keys()
 
 
+def interrupt_data_write(root: Path) -> None:
+    """Leave ``root`` as a killed write would: no settings record, a volume short, a temporary file."""
+    (root / "singlecoil_synthetic_settings.json").unlink()
+    next((root / "singlecoil_train").glob("*.h5")).unlink()
+    (root / "singlecoil_train" / ".synthetic_s0_train_001.h5.x1_y2.tmp").write_bytes(b"")
+
+
+def test_an_interrupted_data_root_is_refused_then_rewritten_on_overwrite(tmp_path):
+    config = write_tiny_config(tmp_path, tmp_path / "data")
+    quickstart = Quickstart(tmp_path / "run", QuickstartConfig.from_file(config), None, progress=False)
+    quickstart.data(overwrite=False)
+    written = {path.name: path.read_bytes() for path in (tmp_path / "data").rglob("*.h5")}
+    interrupt_data_write(tmp_path / "data")
+    with pytest.raises(ValueError, match="no record of its settings.*--overwrite to rewrite"):
+        quickstart.data(overwrite=False)
+    quickstart.data(overwrite=True)
+    assert {path.name: path.read_bytes() for path in (tmp_path / "data").rglob("*.h5")} == written
+    assert read_synthetic_settings(tmp_path / "data")["striation"] == 0.2
+
+
+def test_a_refused_overwrite_deletes_nothing(finished_quickstart, tmp_path):
+    """A data root holding a file the writer did not name is refused before any stage is cleared."""
+    folder, config, _ = finished_quickstart
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(folder / "data", data)
+    shutil.copytree(folder / "run", run, symlinks=True)
+    interrupt_data_write(data)
+    (data / "singlecoil_val" / "notes.h5").write_bytes(b"mine")
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    with pytest.raises(ValueError, match=re.escape(f"{data / 'singlecoil_val' / 'notes.h5'}") + ".*--data NEW_FOLDER"):
+        run_quickstart(run, config, progress=False, overwrite=True, overrides=[f"data.root={data}"])
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+    assert (data / "singlecoil_val" / "notes.h5").read_bytes() == b"mine"
+
+
 @pytest.mark.parametrize(
     ("override", "named"),
     [
@@ -314,6 +349,7 @@ def test_a_data_settings_difference_is_one_short_line_even_for_nested_settings(t
         write=lambda *args, **kwargs: [],
         read_settings=lambda root, challenge: {"seed": 0},
         settings=lambda spec, seed: {"seed": 0, "layout": "interleaved", "blocks": blocks},
+        prefix="anatomy",
     )
     (difference,) = data_differences(tmp_path, source, SimulationSpec(), 0, {})
     assert "layout None (config: 'interleaved')" in difference and "blocks None" in difference
@@ -328,6 +364,7 @@ def test_a_setting_recorded_only_in_the_folder_is_named(tmp_path):
         write=lambda *args, **kwargs: [],
         read_settings=lambda root, challenge: {"seed": 0, "slice_offset": "random"},
         settings=lambda spec, seed: {"seed": 0},  # centre, the default, is not recorded
+        prefix="anatomy",
     )
     assert data_differences(tmp_path, source, SimulationSpec(), 0, {}) == [
         f"{tmp_path} was not written with this config's data settings (slice_offset 'random' (config: None))"

@@ -40,7 +40,8 @@ def add_quickstart_command(commands: argparse._SubParsersAction) -> None:
         "--overwrite",
         action="store_true",
         help="delete the stages of an earlier quick start in --out (and rewrite a data root written "
-        "with other settings) instead of stopping",
+        "with other settings or left without its settings record, if it holds only the writer's volumes) "
+        "instead of stopping",
     )
     quickstart.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     quickstart.set_defaults(handler=_run_quickstart)

@@ -16,6 +16,7 @@ and the evaluation record it; the reconstructor's training does not use it.
 from __future__ import annotations
 
 import functools
+import re
 import reprlib
 import shutil
 import time
@@ -104,11 +105,13 @@ DATA_ROOTS = {"anatomy": "data/anatomy", "phantoms": "data/synthetic"}
 
 @dataclass(frozen=True)
 class DataSource:
-    """How a source is written and how a root records what it was written with."""
+    """How a source is written and how a root records what it was written with; ``prefix``
+    begins the names of its volumes (``{prefix}_s{seed}_{split}_{i:03d}.h5``)."""
 
     write: Callable[..., list[Path]]
     read_settings: Callable[[Path, str], dict[str, Any] | None]
     settings: Callable[[Any, int], dict[str, Any]]
+    prefix: str
 
 
 def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, SimulationSpec]:
@@ -118,8 +121,8 @@ def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, Simulatio
         spec: SimulationSpec = SyntheticSpec(
             challenge=challenge, num_slices=stage.slices, size=stage.size, striation=striation
         )
-        return DataSource(write_synthetic_dataset, read_synthetic_settings, synthetic_settings), spec
-    from mri_rl.data.anatomy import anatomy_settings, read_anatomy_settings, write_anatomy_dataset
+        return DataSource(write_synthetic_dataset, read_synthetic_settings, synthetic_settings, "synthetic"), spec
+    from mri_rl.data.anatomy import anatomy_settings, read_anatomy_settings, template_name, write_anatomy_dataset
 
     spec = SimulationSpec(challenge=challenge, num_slices=stage.slices, size=stage.size)
     layout, slice_offset = stage.layout or "slabs", stage.slice_offset or "centre"
@@ -129,6 +132,7 @@ def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, Simulatio
             functools.partial(write_anatomy_dataset, layout=layout, slice_offset=slice_offset, template=template),
             read_anatomy_settings,
             functools.partial(anatomy_settings, layout=layout, slice_offset=slice_offset, template=template),
+            "anatomy" if template is None else f"anatomy_{template_name(template)}",
         ),
         spec,
     )
@@ -301,6 +305,29 @@ def data_differences(
     return differences
 
 
+def check_own_files(root: Path, challenge: str, prefix: str, splits: list[str]) -> None:
+    """Refuse to rewrite split folders of ``root`` that hold files other than the writer's volumes
+    (``{prefix}_s{seed}_{split}_{i:03d}.h5``) and the temporary files of an interrupted write.
+
+    Raises:
+        ValueError: naming the files.
+    """
+    volume = rf"{re.escape(prefix)}_s\d+_({'|'.join(map(re.escape, splits))})_\d{{3}}\.h5"
+    own = re.compile(rf"{volume}|\.{volume}\.\w+\.tmp")
+    others = sorted(
+        str(path)
+        for split in splits
+        for path in (root / f"{challenge}_{split}").glob("*")
+        if not own.fullmatch(path.name)
+    )
+    if others:
+        raise ValueError(
+            f"{root} holds files that are not {prefix} volumes: {', '.join(others[:3])}"
+            f"{f' and {len(others) - 3} more' if len(others) > 3 else ''}; --overwrite would delete them. "
+            "Move them out, or pass --data NEW_FOLDER"
+        )
+
+
 def lightning_device(device: str) -> dict[str, Any]:
     """Lightning Trainer arguments for a torch device: "cpu" -> accelerator cpu; "cuda:N" ->
     accelerator gpu on devices [N] ("cuda": one GPU); "mps" -> accelerator mps."""
@@ -369,10 +396,11 @@ class Quickstart:
         seed = self.config.seed if self.config.data.seed is None else self.config.data.seed
         differences = data_differences(self.root, source, spec, seed, volumes)
         if differences and (self.root / f"{spec.challenge}_train").is_dir():
-            if not (overwrite and source.read_settings(self.root, spec.challenge) is not None):
+            if not overwrite:
                 raise ValueError(
                     f"{'; '.join(differences)}. Pass --data NEW_FOLDER, or --overwrite to rewrite this data folder"
                 )
+            check_own_files(self.root, spec.challenge, source.prefix, list(volumes))
             for split in volumes:
                 shutil.rmtree(self.root / f"{spec.challenge}_{split}", ignore_errors=True)
         if differences:
@@ -501,8 +529,9 @@ def run_quickstart(
             ``data/synthetic`` by its ``data.source``).
         progress: show progress bars.
         overrides: ``KEY=VALUE`` changes of the config (``--set``).
-        overwrite: delete the stages in ``out`` (and rewrite a data root written
-            with other settings) instead of refusing them.
+        overwrite: delete the stages in ``out`` (and rewrite a data root written with other
+            settings or left without its record, :func:`check_own_files`) instead of refusing them;
+            the data is checked first, so a refused run deletes nothing.
         device: torch device of every stage (Lightning's accelerator for the reconstructor,
             :func:`lightning_device`); not recorded, so finished stages are reused on another.
         precision: the task's precision of the agents' env ("32", "bf16", "16"; None: the
@@ -519,9 +548,9 @@ def run_quickstart(
         settings.task = settings.task.with_changes(precision=precision)
     quick = Quickstart(out, settings, None if data is None else Path(data), progress, device)
     check_precision(resolve_device(device), quick.task.precision)
+    quick.data(overwrite)  # the last check that can refuse the run: nothing is deleted before it
     if overwrite:
         clear_stages(out, list(quick.config.agents))
-    quick.data(overwrite)
     reconstructor = quick.reconstructor()
     task = quick.task.with_changes(reconstructor=str(reconstructor))
     models = {name: quick.agent(name, task) for name in quick.config.agents}
