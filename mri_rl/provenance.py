@@ -197,6 +197,10 @@ def record_differences(
     return found
 
 
+#: How to start a resumed run afresh (``--resume`` cannot be dropped: a started run is then refused).
+FRESH_RUN = "choose another --out, or delete the run folder"
+
+
 def check_record(
     recorded: Mapping[str, Any] | None,
     expected: Mapping[str, Any],

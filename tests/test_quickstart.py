@@ -25,7 +25,7 @@ from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, write_
 from mri_rl.evaluation.report import paired_differences, read_rows_csv, read_summary, room_share
 from mri_rl.provenance import RecordMismatchError, checkpoint_fingerprint
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
-from mri_rl.runs.quickstart import Quickstart, QuickstartConfig, lightning_device, run_quickstart
+from mri_rl.runs.quickstart import FRESH_START, Quickstart, QuickstartConfig, lightning_device, run_quickstart
 
 RECONSTRUCTOR = {
     "seed": 0,
@@ -238,6 +238,18 @@ def test_a_finished_stage_made_under_other_settings_is_refused(finished_quicksta
     reuse_stages(folder / "run", run)
     with pytest.raises(RecordMismatchError, match=re.escape(named) + ".*--overwrite"):
         run_quickstart(run, config, progress=False, overrides=[override])
+
+
+def test_a_started_reconstructor_of_other_settings_is_refused_with_the_quick_starts_advice(
+    finished_quickstart, tmp_path
+):
+    folder, config, _ = finished_quickstart
+    shutil.copytree(folder / "run" / "reconstructor", tmp_path / "run" / "reconstructor")
+    (tmp_path / "run" / "reconstructor" / "reconstructor.pt").unlink()  # started, not finished: resumed
+    settings = QuickstartConfig.from_file(config, ["reconstructor.seed=1"])
+    with pytest.raises(RecordMismatchError, match="settings.config.seed: 0 vs 1") as refused:
+        Quickstart(tmp_path / "run", settings, None, progress=False).reconstructor()
+    assert str(refused.value).endswith(f"To start fresh, {FRESH_START}")
 
 
 def test_another_device_reuses_every_stage(finished_quickstart, tmp_path, capsys):

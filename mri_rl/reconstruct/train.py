@@ -38,6 +38,7 @@ from mri_rl.data.splits import check_disjoint, check_split_folder
 from mri_rl.files import atomic_write_text
 from mri_rl.metrics import image_metrics
 from mri_rl.provenance import (
+    FRESH_RUN,
     check_record,
     checkpoint_fingerprint,
     data_fingerprint,
@@ -233,6 +234,7 @@ def train_reconstructor(
     max_epochs: int | None = None,
     resume: bool = False,
     trainer_kwargs: Mapping[str, Any] | None = None,
+    fresh_start: str = FRESH_RUN,
 ) -> Path:
     """Train a reconstructor with Lightning and export the best one (by val SSIM).
 
@@ -255,6 +257,7 @@ def train_reconstructor(
         resume: continue from ``out/checkpoints/last.ckpt`` (weights, optimiser, epoch, step).
         trainer_kwargs: Trainer arguments over the config's, e.g. ``accelerator``,
             ``devices``, ``strategy``, ``num_nodes``, ``precision``, ``enable_progress_bar``.
+        fresh_start: how to start fresh, ending the message of a refused ``resume``.
 
     Returns:
         path of the exported reconstructor.
@@ -265,7 +268,7 @@ def train_reconstructor(
         FileNotFoundError: ``resume`` without a last checkpoint; missing data.
         FileExistsError: ``out`` already holds a run and ``resume`` is False.
     """
-    # long: 40 of its lines document its eleven arguments; the body is about 35
+    # long: 41 of its lines document its twelve arguments; the body is about 35
     out = Path(out)
     last = _last_checkpoint(out, resume)
     model_hparams = config_section(config, "model")
@@ -279,7 +282,6 @@ def train_reconstructor(
     train, val = training_folders(data, task.challenge, val_data)
     record = reconstructor_record(task, train, val, config, trainer_options.get("max_epochs"))
     if resume:  # resuming to train for more (or fewer) epochs is what resume is for
-        fresh_start = "choose another --out (or drop --resume)"
         check_record(read_json_record(out / RECORD_NAME), record, out, fresh_start, ignore=("settings.max_epochs",))
 
     seed = int(config.get("seed", 0))

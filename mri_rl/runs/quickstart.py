@@ -430,6 +430,7 @@ class Quickstart:
                 max_epochs=max_epochs,
                 resume=(run / "checkpoints" / "last.ckpt").is_file(),
                 trainer_kwargs={"enable_progress_bar": self.progress, **lightning_device(self.device)},
+                fresh_start=FRESH_START,
             )
         self.stage("reconstructor training")
         return exported

@@ -40,7 +40,7 @@ from mri_rl.configs.schema import ConfigError, from_mapping
 from mri_rl.distributed import Workers
 from mri_rl.envs.remote import RemoteVectorEnv
 from mri_rl.files import atomic_write_text
-from mri_rl.provenance import check_record, checkpoint_fingerprint, data_fingerprint, make_record
+from mri_rl.provenance import FRESH_RUN, check_record, checkpoint_fingerprint, data_fingerprint, make_record
 from mri_rl.runs.run_logger import RunLogger
 from mri_rl.threads import thread_report
 
@@ -278,7 +278,7 @@ def train_agent(
     out_dir: str | Path,
     resume: bool = False,
     progress_bar: bool = True,
-    fresh_start: str = "choose another --out (or drop --resume)",
+    fresh_start: str = FRESH_RUN,
     workers: Workers | None = None,
 ) -> dict[str, Any]:
     """Train, checkpoint, log and evaluate; returns the content of ``eval.json``.

@@ -569,7 +569,12 @@ def test_resuming_with_other_data_is_refused(singlecoil_root, tmp_path, copy_vol
         for volume in (singlecoil_root / f"singlecoil_{split}").glob("*.h5"):
             copy_volume(volume, other / f"singlecoil_{split}")
     next((other / "singlecoil_train").glob("*.h5")).unlink()
-    with pytest.raises(RecordMismatchError, match="data.train.digest"):
+    with pytest.raises(RecordMismatchError, match="data.train.digest") as refused:
         train_reconstructor(
             other, TASKS["singlecoil"], tmp_path / "run", config, max_epochs=2, resume=True, trainer_kwargs=QUIET
+        )
+    assert str(refused.value).endswith("To start fresh, choose another --out, or delete the run folder")
+    with pytest.raises(RecordMismatchError, match="To start fresh, pass --overwrite$"):  # a caller's own advice
+        train_reconstructor(
+            other, TASKS["singlecoil"], tmp_path / "run", config, resume=True, fresh_start="pass --overwrite"
         )
