@@ -180,13 +180,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         reference_from=args.reference_from,
     )
     policies = list(DEFAULT_BASELINES) if args.policies is None else args.policies
-    if args.lbcs_by is not None and "lbcs_kind" not in policies:
-        raise ValueError(f"--lbcs-by {args.lbcs_by} is for the lbcs_kind baseline: add lbcs_kind to --policies")
-    if args.rollout_candidates is not None and "oracle_rollout" not in policies:
-        raise ValueError(
-            f"--rollout-candidates {args.rollout_candidates} is for the oracle_rollout baseline: "
-            "add oracle_rollout to --policies"
-        )
+    check_baseline_options(args, policies)
     groups = dict(args.groups or [])
     if len(groups) != len(args.groups or []):
         raise ValueError(f"--groups: each group needs its own name, got {[name for name, _ in args.groups]}")
@@ -202,6 +196,29 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     print(markdown_table(summary))
     print(f"wrote {args.out / 'metrics.csv'}, summary.json, summary.md, curves.png, masks.png, examples.png")
     return 0
+
+
+def check_baseline_options(args: argparse.Namespace, policies: list[str]) -> None:
+    """Refuse an option given for baselines of which none is among ``policies`` (it would be ignored).
+
+    Raises:
+        ValueError: naming the option and the baselines that use it.
+    """
+    from mri_rl.evaluation.policy_specs import LBCS_TRAINED
+
+    options = {
+        "--lbcs-train-data": (args.lbcs_train_data, LBCS_TRAINED),
+        "--lbcs-by": (args.lbcs_by, ("lbcs_kind",)),
+        "--oracle-weights": (args.oracle_weights, ("oracle_ssim_psnr",)),
+        "--rollout-candidates": (args.rollout_candidates, ("oracle_rollout",)),
+    }
+    for option, (value, users) in options.items():
+        if value is not None and not set(users) & set(policies):
+            given = " ".join(map(str, value)) if isinstance(value, list) else value
+            named = users[0] if len(users) == 1 else f"{', '.join(users[:-1])} or {users[-1]}"
+            raise ValueError(
+                f"{option} {given} is for the {named} baseline{'s' * (len(users) > 1)}: add {named} to --policies"
+            )
 
 
 def add_orders_command(commands: argparse._SubParsersAction) -> None:

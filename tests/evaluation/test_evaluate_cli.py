@@ -155,6 +155,30 @@ def test_bad_rollout_candidates_stop_before_anything_is_written(singlecoil_root,
     assert not negative.exists() and not unused.exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            ["--lbcs-train-data", "missing"],
+            "--lbcs-train-data missing is for the lbcs, lbcs_kind or oracle_rollout baselines: "
+            "add lbcs, lbcs_kind or oracle_rollout to --policies",
+        ),
+        (
+            ["--oracle-weights", "2", "1"],
+            "--oracle-weights 2.0 1.0 is for the oracle_ssim_psnr baseline: add oracle_ssim_psnr to --policies",
+        ),
+        (["--lbcs-by", "acquisition"], "--lbcs-by acquisition is for the lbcs_kind baseline: add lbcs_kind"),
+    ],
+)
+def test_an_option_of_baselines_not_evaluated_stops_before_anything_is_written(
+    singlecoil_root, tmp_path, capsys, option, message
+):
+    out = tmp_path / "results"
+    assert main(evaluate_args(singlecoil_root, out, *option)) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_groups_reach_the_summary_and_bad_ones_stop_before_anything_is_written(singlecoil_root, tmp_path, capsys):
     out = tmp_path / "results"
     args = evaluate_args(singlecoil_root, out, "--lbcs-slices", "2", "--groups", "fixed=lowtohigh+random")
