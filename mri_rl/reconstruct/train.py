@@ -15,9 +15,11 @@ Acquisition masks take their initial lines (and, unless set, their budget) from 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+import signal
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
@@ -339,8 +341,26 @@ def _fit(
         )
     except (MisconfigurationException, TypeError, ValueError) as error:  # e.g. a GPU this machine lacks
         raise ValueError(f"Lightning Trainer settings {trainer_options}: {' '.join(str(error).split())}") from None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    with interrupt_raised():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     return trainer, checkpoint
+
+
+@contextlib.contextmanager
+def interrupt_raised() -> Iterator[None]:
+    """Raise Ctrl+C inside the block as :class:`KeyboardInterrupt`: Lightning's ``fit`` catches it,
+    shuts down, ignores SIGINT from then on and calls ``sys.exit(1)`` (its ``SystemExit`` has the
+    interrupt as its context). SIGINT's handler is given back."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit as error:
+        if isinstance(error.__context__, KeyboardInterrupt):
+            raise error.__context__ from None
+        raise
+    finally:
+        if signal.getsignal(signal.SIGINT) is not handler and handler is not None:
+            signal.signal(signal.SIGINT, handler)
 
 
 def _last_checkpoint(out: Path, resume: bool) -> Path:

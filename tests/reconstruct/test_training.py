@@ -6,6 +6,7 @@ import copy
 import functools
 import json
 import re
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -558,6 +559,21 @@ def test_evaluating_a_reconstructor_on_its_training_files_is_refused(trained_une
     ):
         evaluate_reconstructor(export, train, "singlecoil", "val", masks, any_folder=True)
     assert len(evaluate_reconstructor("zero_filled", train, "singlecoil", "val", masks, any_folder=True)) == 2
+
+
+def test_ctrl_c_in_training_is_a_keyboard_interrupt_and_gives_sigint_back(singlecoil_root, tmp_path, monkeypatch):
+    """Lightning catches the interrupt and exits with status 1; the CLI needs the interrupt (status 130)."""
+
+    def interrupted(self, batch, batch_index):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ReconstructionModule, "training_step", interrupted)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train_reconstructor(
+            singlecoil_root, TASKS["singlecoil"], tmp_path / "run", tiny_config("unet"), trainer_kwargs=QUIET
+        )
+    assert signal.getsignal(signal.SIGINT) is handler  # Lightning had set it to SIG_IGN
 
 
 def test_resuming_with_other_data_is_refused(singlecoil_root, tmp_path, copy_volume):
