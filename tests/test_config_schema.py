@@ -347,14 +347,14 @@ def test_quickstart_slice_offset_is_the_anatomys_only_and_reaches_the_writer():
 
 
 def test_quickstart_template_reaches_the_writer_and_a_root_of_another_brain_is_told_apart(tmp_path, doubled_template):
-    from mri_rl.runs.quickstart import DataSource, QuickstartConfig, data_differences, data_source
+    from mri_rl.runs.quickstart import QuickstartConfig, data_differences, data_source
 
     config = QuickstartConfig.from_file("quickstart", [f"data.template={doubled_template}"])
     source, spec = data_source(config.data, "singlecoil")
     assert source.write.keywords["template"] == str(doubled_template)
     default, _ = data_source(QuickstartConfig.from_file("quickstart").data, "singlecoil")
     assert default.write.keywords["template"] is None
-    written_from_mni152 = DataSource(source.write, lambda root, challenge: default.settings(spec, 0), source.settings)
+    written_from_mni152 = replace(source, read_settings=lambda root, challenge: default.settings(spec, 0))
     (difference,) = data_differences(tmp_path, written_from_mni152, spec, 0, {})
     assert f"source_sha256 None (config: '{hashlib.sha256(doubled_template.read_bytes()).hexdigest()[:4]}" in difference
     with pytest.raises(ConfigError, match="data.template: only the anatomy reads a brain"):
