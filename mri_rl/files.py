@@ -79,6 +79,16 @@ def current_umask() -> int:
     return mask
 
 
+#: :func:`atomic_output`'s temporary files are ``.{name}.{random}.tmp`` beside ``name``.
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def temporary_name_pattern(name_pattern: str) -> str:
+    """A regular expression of the temporary files :func:`atomic_output` leaves beside files whose
+    names match ``name_pattern`` (a regular expression) when it is interrupted by a kill."""
+    return rf"\.(?:{name_pattern})\.\w+{re.escape(TEMPORARY_SUFFIX)}"
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """A temporary file beside ``path`` to write, renamed over ``path`` when the block ends.
@@ -92,7 +102,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     os.close(handle)
     temporary = Path(name)
     try:

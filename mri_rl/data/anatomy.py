@@ -330,6 +330,12 @@ def template_name(template: str | None) -> str:
     return "mni152" if template is None else Path(template).name.split(".")[0]
 
 
+def volume_prefix(template: str | None) -> str:
+    """The file-name prefix of the volumes written from a brain: "anatomy", or "anatomy_{name}" for
+    another brain than MNI152 (:func:`template_name`)."""
+    return "anatomy" if template is None else f"anatomy_{template_name(template)}"
+
+
 def template_source(template: str | None) -> dict[str, str]:
     """The settings' record of the brain: nilearn's MNI152 and nilearn's version, or the file and its SHA-256."""
     if template is None:
@@ -446,7 +452,7 @@ def write_anatomy_dataset(
         }
         return kspace, target, attrs
 
-    naming = ("anatomy" if template is None else f"anatomy_{name}", SETTINGS_FILE)
+    naming = (volume_prefix(template), SETTINGS_FILE)
     settings = anatomy_settings(spec, seed, layout, slice_offset, deform_mm, template)
     return write_simulated_dataset(out_dir, spec, volumes, seed, make_volume, naming, settings, progress)
 

@@ -25,7 +25,8 @@ spans [-1, 1) on both axes (:func:`encoded_coordinates`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,6 +302,16 @@ def fit_to_grid(slices: np.ndarray, spacing: tuple[float, float], spec: Simulati
 VolumeMaker = Callable[[str, int, np.random.Generator], tuple[np.ndarray, np.ndarray, dict[str, Any]]]
 
 
+def volume_file_name(prefix: str, seed: int, split: str, index: int) -> str:
+    """The file name of a written volume: ``{prefix}_s{seed}_{split}_{index:03d}.h5``."""
+    return f"{prefix}_s{seed}_{split}_{index:03d}.h5"
+
+
+def volume_name_pattern(prefix: str, splits: Sequence[str]) -> str:
+    """A regular expression of :func:`volume_file_name`'s names for ``prefix`` and ``splits``, any seed and index."""
+    return rf"{re.escape(prefix)}_s\d+_(?:{'|'.join(map(re.escape, splits))})_\d{{3,}}\.h5"
+
+
 def write_simulated_dataset(
     out_dir: str | Path,
     spec: SimulationSpec,
@@ -335,9 +346,7 @@ def write_simulated_dataset(
         raise ValueError(f"unknown split(s) {sorted(unknown)}; expected some of {SPLITS}")
     prefix, settings_file = naming
     jobs = [(split, index) for split in SPLITS for index in range(volumes.get(split, 0))]
-    paths = {
-        job: Path(out_dir) / f"{spec.challenge}_{job[0]}" / f"{prefix}_s{seed}_{job[0]}_{job[1]:03d}.h5" for job in jobs
-    }
+    paths = {job: Path(out_dir) / f"{spec.challenge}_{job[0]}" / volume_file_name(prefix, seed, *job) for job in jobs}
     _check_one_data_set(set(paths.values()), {path.parent for path in paths.values()})
     written = []
     for split, index in tqdm(jobs, desc=f"{prefix} volumes", unit="vol", disable=not progress):

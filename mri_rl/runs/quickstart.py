@@ -31,14 +31,14 @@ from mri_rl.agents import AGENTS, Agent
 from mri_rl.checks import resolve_device
 from mri_rl.configs import load_config
 from mri_rl.configs.schema import ConfigError, from_mapping
-from mri_rl.data.simulated_kspace import SimulationSpec
+from mri_rl.data.simulated_kspace import SimulationSpec, volume_name_pattern
 from mri_rl.data.synthetic import SyntheticSpec, read_synthetic_settings, synthetic_settings, write_synthetic_dataset
 from mri_rl.evaluation.evaluate import EvaluationSetup, evaluate_policies
 from mri_rl.evaluation.lbcs_orders import kind_attribute
 from mri_rl.evaluation.policy_specs import BASELINE_NAMES, POLICY_NAME, parse_learned_policy, parse_policy_specs
 from mri_rl.evaluation.reference_choice import FIXED_ORDERS, lend_lbcs_orders
 from mri_rl.evaluation.report import markdown_table
-from mri_rl.files import atomic_write_text
+from mri_rl.files import atomic_write_text, temporary_name_pattern
 from mri_rl.provenance import check_record
 from mri_rl.reconstruct.base import check_precision
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
@@ -122,7 +122,7 @@ def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, Simulatio
             challenge=challenge, num_slices=stage.slices, size=stage.size, striation=striation
         )
         return DataSource(write_synthetic_dataset, read_synthetic_settings, synthetic_settings, "synthetic"), spec
-    from mri_rl.data.anatomy import anatomy_settings, read_anatomy_settings, template_name, write_anatomy_dataset
+    from mri_rl.data.anatomy import anatomy_settings, read_anatomy_settings, volume_prefix, write_anatomy_dataset
 
     spec = SimulationSpec(challenge=challenge, num_slices=stage.slices, size=stage.size)
     layout, slice_offset = stage.layout or "slabs", stage.slice_offset or "centre"
@@ -132,7 +132,7 @@ def data_source(stage: DataStage, challenge: str) -> tuple[DataSource, Simulatio
             functools.partial(write_anatomy_dataset, layout=layout, slice_offset=slice_offset, template=template),
             read_anatomy_settings,
             functools.partial(anatomy_settings, layout=layout, slice_offset=slice_offset, template=template),
-            "anatomy" if template is None else f"anatomy_{template_name(template)}",
+            volume_prefix(template),
         ),
         spec,
     )
@@ -312,8 +312,8 @@ def check_own_files(root: Path, challenge: str, prefix: str, splits: list[str]) 
     Raises:
         ValueError: naming the files.
     """
-    volume = rf"{re.escape(prefix)}_s\d+_({'|'.join(map(re.escape, splits))})_\d{{3}}\.h5"
-    own = re.compile(rf"{volume}|\.{volume}\.\w+\.tmp")
+    volume = volume_name_pattern(prefix, splits)
+    own = re.compile(rf"{volume}|{temporary_name_pattern(volume)}")
     others = sorted(
         str(path)
         for split in splits
