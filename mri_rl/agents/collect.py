@@ -7,7 +7,7 @@ for every consumer — DQN and REINFORCE training, evaluation rollouts and LBCS:
 
 - ``valid``: which rows of a step were real transitions (not autoreset steps);
 - the legal actions of each row (``info["action_mask"]`` or the env's ``action_masks()``, a
-  SyncVectorEnv's from its sub-envs);
+  Sync or AsyncVectorEnv's from its sub-envs);
 - episode returns as episodes end;
 - which rows are still in the episode they started at the last reset (rollouts over
   chosen slices stop recording a row when its first episode ends).
@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from mri_rl.checks import same_device
 
@@ -50,23 +50,20 @@ def env_action_masks(env: gym.Env | VectorEnv, infos: dict[str, Any]) -> np.ndar
     or None when it gives none.
 
     ``infos["action_mask"]``, else the env's ``action_masks()``: a single env's own or one of its
-    wrappers'; a vector env's own (the batched MRI env) or, for a SyncVectorEnv, each sub-env's.
+    wrappers'; a vector env's own (the batched MRI env) or, for a Sync or AsyncVectorEnv, each
+    sub-env's (through its wrappers, by the vector env's ``call``).
     """
     if "action_mask" in infos:
         return np.array(infos["action_mask"], dtype=bool)
     if not isinstance(env, VectorEnv):
-        return _wrapped_action_masks(env) if env.has_wrapper_attr("action_masks") else None
+        has_masks = env.has_wrapper_attr("action_masks")
+        return np.array(env.get_wrapper_attr("action_masks")(), dtype=bool) if has_masks else None
     base: Any = env.unwrapped  # duck-typed: any vector env with ``action_masks()``
     if hasattr(base, "action_masks"):
         return np.array(base.action_masks(), dtype=bool)
-    if not isinstance(base, SyncVectorEnv) or not all(sub.has_wrapper_attr("action_masks") for sub in base.envs):
+    if not isinstance(base, (SyncVectorEnv, AsyncVectorEnv)) or not all(base.call("has_wrapper_attr", "action_masks")):
         return None
-    return np.stack([_wrapped_action_masks(sub) for sub in base.envs])
-
-
-def _wrapped_action_masks(env: gym.Env) -> np.ndarray:
-    """bool (A,): ``action_masks()`` of ``env``, or of the first wrapper or env under it that has one."""
-    return np.array(env.get_wrapper_attr("action_masks")(), dtype=bool)
+    return np.stack([np.array(masks, dtype=bool) for masks in base.call("action_masks")])
 
 
 def legal_actions(env: VectorEnv, infos: dict[str, Any], num_actions: int) -> np.ndarray:

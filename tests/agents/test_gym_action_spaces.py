@@ -8,30 +8,33 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TimeLimit
 
 from mri_rl.agents import DQN, REINFORCE, evaluate_agent
 from mri_rl.agents.base import space_from_dict, space_to_dict
-from mri_rl.agents.collect import as_vector_env, legal_actions
+from mri_rl.agents.collect import Collector, as_vector_env, legal_actions
 
 
 class GateEnv(gym.Env):
     """Three actions paying their index; action 2 is legal on odd steps only, which only
-    ``action_masks()`` tells (not ``info``, not the constant observation).
+    ``action_masks()`` tells (not ``info``, not the constant observation); ``phase`` 1 swaps odd
+    and even.
 
     An agent that learns what action 2 pays would take it on even steps too unless it reads
     the mask. Illegal actions are counted in ``violations``. Episodes end after six steps by
     the TimeLimit around the env; the best legal return is 1 + 2 + 1 + 2 + 1 + 2 = 9.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, phase: int = 0) -> None:
         self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
         self.action_space = spaces.Discrete(3)
+        self.phase = phase
         self.t = 0
         self.violations = 0
 
     def action_masks(self) -> np.ndarray:
-        return np.array([True, True, self.t % 2 == 1])
+        return np.array([True, True, (self.t + self.phase) % 2 == 1])
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -44,8 +47,8 @@ class GateEnv(gym.Env):
         return np.ones(1, np.float32), float(action), False, False, {}
 
 
-def make_gate() -> gym.Env:
-    return TimeLimit(GateEnv(), max_episode_steps=6)
+def make_gate(phase: int = 0) -> gym.Env:
+    return TimeLimit(GateEnv(phase), max_episode_steps=6)
 
 
 def test_the_masks_of_a_single_wrapped_env_reach_the_agents():
@@ -54,6 +57,21 @@ def test_the_masks_of_a_single_wrapped_env_reach_the_agents():
     np.testing.assert_array_equal(legal_actions(env, {}, 3), [[True, True, False]])
     env.step(np.array([1]))
     np.testing.assert_array_equal(legal_actions(env, {}, 3), [[True, True, True]])
+
+
+@pytest.mark.parametrize("vector_class", [SyncVectorEnv, AsyncVectorEnv])
+def test_the_masks_of_each_sub_env_reach_the_collector(vector_class):
+    """Each sub-env's ``action_masks()`` (through its TimeLimit), read in its own process for an
+    AsyncVectorEnv, in the sub-envs' order (their phases differ, so do their masks)."""
+    env = vector_class([make_gate, lambda: make_gate(phase=1)], autoreset_mode=AutoresetMode.NEXT_STEP)
+    try:
+        collector = Collector(env, 3)
+        _, legal, _ = collector.reset(seed=0)
+        np.testing.assert_array_equal(legal, [[True, True, False], [True, True, True]])
+        step = collector.step(np.array([1, 2]))
+        np.testing.assert_array_equal(step.legal, [[True, True, True], [True, True, False]])
+    finally:
+        env.close()
 
 
 @pytest.mark.parametrize("agent_class", [DQN, REINFORCE])
