@@ -93,7 +93,7 @@ def _add_lbcs_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument(
         "--lbcs-slices",
         type=COUNT,
-        default=32,
+        default=None,
         help="training slices LBCS averages over (default: 32; lbcs_kind: per kind)",
     )
     evaluate.add_argument(
@@ -168,7 +168,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         seeds=tuple(args.seeds),
         batch_size=args.batch_size,
         lbcs_train_data=args.lbcs_train_data,
-        lbcs_slices=args.lbcs_slices,
+        lbcs_slices=args.lbcs_slices or EvaluationSetup.lbcs_slices,
         lbcs_by=args.lbcs_by,
         device=args.device,
         allow_task_mismatch=args.allow_task_mismatch,
@@ -208,6 +208,7 @@ def check_baseline_options(args: argparse.Namespace, policies: list[str]) -> Non
 
     options = {
         "--lbcs-train-data": (args.lbcs_train_data, LBCS_TRAINED),
+        "--lbcs-slices": (args.lbcs_slices, LBCS_TRAINED),
         "--lbcs-by": (args.lbcs_by, ("lbcs_kind",)),
         "--oracle-weights": (args.oracle_weights, ("oracle_ssim_psnr",)),
         "--rollout-candidates": (args.rollout_candidates, ("oracle_rollout",)),

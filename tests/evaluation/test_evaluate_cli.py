@@ -167,6 +167,11 @@ def test_bad_rollout_candidates_stop_before_anything_is_written(singlecoil_root,
             ["--oracle-weights", "2", "1"],
             "--oracle-weights 2.0 1.0 is for the oracle_ssim_psnr baseline: add oracle_ssim_psnr to --policies",
         ),
+        (
+            ["--lbcs-slices", "64"],
+            "--lbcs-slices 64 is for the lbcs, lbcs_kind or oracle_rollout baselines: "
+            "add lbcs, lbcs_kind or oracle_rollout to --policies",
+        ),
         (["--lbcs-by", "acquisition"], "--lbcs-by acquisition is for the lbcs_kind baseline: add lbcs_kind"),
     ],
 )
