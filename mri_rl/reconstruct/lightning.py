@@ -76,6 +76,24 @@ class EpochSeeds(pl.Callback):
         random.seed(value)
 
 
+class EpochEndCheckpoint(pl.Callback):
+    """Writes the resumable checkpoint ``path`` (``last.ckpt``) at the end of every training epoch,
+    after the epoch's validation, if it has one.
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` writes it only at a step where it saves a
+    top-k checkpoint (2.6: when the monitored val SSIM improves, and only on validation epochs),
+    so a run whose val SSIM stopped improving would resume from that epoch and train the later
+    ones again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.fast_dev_run:  # type: ignore[attr-defined]  # undeclared on Trainer; as ModelCheckpoint
+            trainer.save_checkpoint(self.path)
+
+
 class ReconstructionDataModule(pl.LightningDataModule):
     """Masked k-space / target pairs from a training and a validation folder.
 

@@ -57,6 +57,7 @@ from mri_rl.reconstruct.checkpoint import (
 )
 from mri_rl.reconstruct.lightning import (
     LIGHTNING_WEIGHTS,
+    EpochEndCheckpoint,
     EpochSeeds,
     ReconstructionDataModule,
     ReconstructionModule,
@@ -300,7 +301,7 @@ def train_reconstructor(
     _write_record(out, record)
     trainer, checkpoint = _fit(module, datamodule, out, trainer_options, last if resume else None)
     if trainer.is_global_zero:
-        best = checkpoint.best_model_path or checkpoint.last_model_path
+        best = checkpoint.best_model_path or out / CHECKPOINT_DIR / LAST_CHECKPOINT  # no epoch validated
         best_module = load_module(best)
         export_reconstructor(best_module.reconstructor, out / EXPORT_NAME, record)
         _write_record(out, record, threads=thread_report())  # the count decides the weights' last bits
@@ -320,20 +321,25 @@ def _fit(
     trainer_options: dict[str, Any],
     resume_from: Path | None,
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
-    """Fit with Lightning: TensorBoard logs, the best (val SSIM) and last checkpoints, and the global
-    RNGs seeded every epoch (:class:`~mri_rl.reconstruct.lightning.EpochSeeds`)."""
+    """Fit with Lightning: TensorBoard logs, the best checkpoint (val SSIM, saved as validation
+    ends), the last one (every epoch's end, :class:`~mri_rl.reconstruct.lightning.EpochEndCheckpoint`)
+    and the global RNGs seeded every epoch (:class:`~mri_rl.reconstruct.lightning.EpochSeeds`)."""
     checkpoint = ModelCheckpoint(
         dirpath=out / CHECKPOINT_DIR,
         filename="best-epoch{epoch:03d}-ssim{val_ssim:.4f}",
         auto_insert_metric_name=False,
         monitor="val_ssim",
         mode="max",
-        save_last=True,
+        save_on_train_epoch_end=False,  # so that the epoch's last.ckpt holds the best checkpoint's record
     )
     try:
         trainer = pl.Trainer(
             logger=TensorBoardLogger(out, name="", version="tensorboard"),
-            callbacks=[checkpoint, EpochSeeds(datamodule.seed)],
+            callbacks=[
+                checkpoint,
+                EpochEndCheckpoint(out / CHECKPOINT_DIR / LAST_CHECKPOINT),
+                EpochSeeds(datamodule.seed),
+            ],
             plugins=[VerifiedCheckpointIO()],
             reload_dataloaders_every_n_epochs=1,
             default_root_dir=out,

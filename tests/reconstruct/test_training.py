@@ -365,6 +365,38 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(singlecoil_
     torch.testing.assert_close(exports[1], exports[0], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"optimization": {"lr_step_size": 1, "lr_gamma": 0.0}}, id="val-ssim-flat-after-epoch-0"),
+        pytest.param({"trainer": {"check_val_every_n_epoch": 2}}, id="validating-every-2nd-epoch"),
+    ],
+)
+def test_last_checkpoint_is_each_epochs_and_resumes_as_the_uninterrupted_run(singlecoil_root, tmp_path, change):
+    """``last.ckpt`` is written at every epoch's end, also when val SSIM stops improving (the
+    learning rate 0 after epoch 0) or when an epoch is not validated; it names the best checkpoint
+    kept, and a run resumed from it ends as the uninterrupted one."""
+    config = tiny_config("unet")
+    for section, values in change.items():
+        config[section].update(values)
+    train = functools.partial(
+        train_reconstructor, singlecoil_root, TASKS["singlecoil"], config=config, trainer_kwargs=QUIET
+    )
+    train(tmp_path / "straight", max_epochs=3)
+    train(tmp_path / "cut", max_epochs=2)
+    cut = read_checkpoint(tmp_path / "cut" / "checkpoints" / "last.ckpt", LIGHTNING_WEIGHTS)
+    assert (cut["epoch"], cut["global_step"]) == (1, 6)
+    (best,) = [state["best_model_path"] for key, state in cut["callbacks"].items() if key.startswith("ModelCheckpoint")]
+    assert [Path(best)] == sorted((tmp_path / "cut" / "checkpoints").glob("best-*.ckpt"))
+    train(tmp_path / "cut", max_epochs=3, resume=True)
+    straight, resumed = (
+        read_checkpoint(tmp_path / run / "checkpoints" / "last.ckpt", LIGHTNING_WEIGHTS) for run in ("straight", "cut")
+    )
+    assert straight["epoch"] == resumed["epoch"] == 2 and straight["global_step"] == resumed["global_step"] == 9
+    for entry in LIGHTNING_WEIGHTS:
+        torch.testing.assert_close(resumed[entry], straight[entry], rtol=0, atol=0)
+
+
 def test_resume_refuses_a_crafted_last_checkpoint(singlecoil_root, tmp_path):
     """A ``last.ckpt`` whose unpickling would create a file: resume refuses it and runs nothing
     (tests/test_checkpointing.py reruns this with torch's default forced unsafe)."""
