@@ -115,9 +115,14 @@ def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
     """``torch.save`` ``checkpoint`` with its ``"checksum"``, atomically (temporary file, then
     rename): an interruption or a full disk leaves the old file or the new one, never a part.
 
-    Equal contents give equal bytes wherever they are saved: ``torch.save`` is given an open file,
-    not the temporary path, whose random name it would write into the archive and so into the
-    file's hash (:func:`mri_rl.provenance.checkpoint_fingerprint`)."""
+    The same checkpoint gives the same bytes wherever it is saved, and one read back with
+    :func:`read_checkpoint` (an agent loaded and saved again, say) gives the bytes it was read
+    from: ``torch.save`` is given an open file, not the temporary path, whose random name it would
+    write into the archive and so into the file's hash
+    (:func:`mri_rl.provenance.checkpoint_fingerprint`). Contents that are merely equal (the same
+    :func:`content_checksum`) may still give other bytes, since ``torch.save`` pickles how they are
+    held, not only their values: a tensor that is a view saves its whole storage, a tensor or
+    string held twice is saved once, a ``Parameter`` is not a plain tensor."""
     path = Path(path)
     contents = {**checkpoint, CHECKSUM_KEY: content_checksum(checkpoint)}
     with atomic_output(path) as temporary, open(temporary, "wb") as file:

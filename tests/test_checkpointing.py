@@ -102,6 +102,20 @@ def test_equal_contents_saved_anywhere_are_equal_bytes(tmp_path):
     assert checkpoint_fingerprint(changed) != checkpoint_fingerprint(first)
 
 
+def test_an_agent_loaded_and_saved_again_is_the_same_bytes(tmp_path):
+    # What save_checkpoint promises: a checkpoint read back saves to the bytes it was read from.
+    # Merely equal contents do not (a view saves its whole storage), as its docstring says.
+    for agent_class in (DQN, REINFORCE):
+        agent = agent_class(gym.make("CartPole-v1"), seed=0, net_arch=(8,))
+        agent.learn(64, progress_bar=False)
+        first = agent.save(tmp_path / f"{agent_class.__name__}.pt", resumable=True)
+        again = agent_class.load(first, gym.make("CartPole-v1")).save(tmp_path / "again.pt", resumable=True)
+        assert again.read_bytes() == first.read_bytes()
+    view = save_checkpoint({"w": torch.arange(100.0)[:2]}, tmp_path / "view.pt")
+    copy = save_checkpoint({"w": torch.arange(2.0)}, tmp_path / "copy.pt")
+    assert view.read_bytes() != copy.read_bytes()
+
+
 def test_the_checksum_sees_every_value_and_key():
     base = {"state_dict": {"w": torch.zeros(4)}, "n": 1}
     changes = [

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
 from torch.utils.tensorboard import SummaryWriter
+
+from mri_rl.files import atomic_write_text
 
 PROGRESS_COLUMNS = ("steps", "episodes", "return", "loss", "epsilon", "steps_per_s", "eval_return")
 
@@ -29,10 +32,11 @@ class RunLogger:
         if resume_from_step is not None and self.path.exists():
             with self.path.open(newline="") as f:
                 rows = [row for row in csv.DictReader(f) if int(row["steps"]) <= resume_from_step]
-        with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=PROGRESS_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        kept = io.StringIO(newline="")
+        writer = csv.DictWriter(kept, fieldnames=PROGRESS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, kept.getvalue())  # a resume stopped here keeps the old rows
         self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
 
     def log(self, row: Mapping[str, float | None]) -> None:

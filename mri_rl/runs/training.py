@@ -42,6 +42,7 @@ from mri_rl.envs.remote import RemoteVectorEnv
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import FRESH_RUN, check_record, checkpoint_fingerprint, data_fingerprint, make_record
 from mri_rl.runs.run_logger import RunLogger
+from mri_rl.task import AcquisitionTask
 from mri_rl.threads import thread_report
 
 
@@ -152,9 +153,9 @@ def default_config_path(agent: str, env_id: str) -> Path | None:
 
 
 def run_record(config: TrainConfig, env: Any, resume: bool = False) -> dict[str, Any]:
-    """How an agent run is made: its settings, the fingerprint of the policy it starts from
-    (``init_policy``) and, for an env with a task (the MRI env), the task and the fingerprints
-    of the training and evaluation data.
+    """How an agent run is made: its settings, the env options that change what the env gives
+    (:func:`env_options`), the fingerprint of the policy it starts from (``init_policy``) and, for
+    an env with a task (the MRI env), the task and the fingerprints of the training and evaluation data.
 
     A resumed run has copied its ``init_policy`` already and never reads it again, so with
     ``resume`` a file that is gone leaves its fingerprint out (the checkpoint keeps the one
@@ -163,8 +164,8 @@ def run_record(config: TrainConfig, env: Any, resume: bool = False) -> dict[str,
     Raises:
         FileNotFoundError: an ``init_policy`` that is no file, unless ``resume``.
     """
-    # The env kwargs are recorded as the task and data fingerprints instead. The device is left
-    # out: it changes where the run computes, not what, so a run may resume on another device.
+    # The env kwargs are recorded as the task, the data fingerprints and the other env options. The
+    # device is left out: it changes where the run computes, not what, so a run may resume on another device.
     unrecorded = ("env_kwargs", "eval_env_kwargs", "device")
     settings = {key: value for key, value in asdict(config).items() if key not in unrecorded}
     init_policy = config.hyperparameters.get("init_policy")
@@ -173,11 +174,27 @@ def run_record(config: TrainConfig, env: Any, resume: bool = False) -> dict[str,
     elif init_policy and not resume:
         raise FileNotFoundError(f"init_policy: no file {init_policy} (a saved agent's model.pt)")
     task = getattr(env.unwrapped, "task", None)
+    settings["env_options"] = env_options(config.env_kwargs, task is not None)
+    settings["eval_env_options"] = env_options(config.eval_env_kwargs or {}, task is not None)
     data = {}
     for role, kwargs in (("train", config.env_kwargs), ("eval", config.eval_env_kwargs)):
         if kwargs and "data_path" in kwargs:
             data[role] = data_fingerprint(kwargs["data_path"])
     return make_record(task, data, settings)
+
+
+#: Env kwargs that change where or how fast a run computes, or only whether a bad file stops it, not
+#: what it computes: left out of its record (:func:`env_options`).
+UNRECORDED_ENV_OPTIONS = ("data_path", "render_mode", "slice_cache_mb", "look_ahead_batch_size", "on_bad_file")
+
+
+def env_options(kwargs: dict[str, Any], has_task: bool) -> dict[str, Any]:
+    """The env kwargs a run's record keeps as they are: those that change what the env gives (e.g. the
+    MRI env's ``auc_weighted_rewards`` or ``column_spectrum``, CartPole's ``max_episode_steps``). Left
+    out: :data:`UNRECORDED_ENV_OPTIONS` (the data is fingerprinted instead) and, for an env with a task,
+    the task's fields, ``task`` and ``reconstructor`` (the record holds the bound task)."""
+    task_keys = ("task", "reconstructor", *AcquisitionTask.field_names()) if has_task else ()
+    return {key: value for key, value in kwargs.items() if key not in (*UNRECORDED_ENV_OPTIONS, *task_keys)}
 
 
 def is_mri_env(env_id: str) -> bool:

@@ -523,3 +523,30 @@ def test_a_run_is_read_back_and_evaluated_on_its_own_or_another_folder(tmp_path,
     assert run_eval_kwargs(read, tmp_path)["data_path"] == str(tmp_path)
     with pytest.raises(ValueError, match=f"--eval-data {tmp_path / 'none'} is not a folder"):
         run_eval_kwargs(read, tmp_path / "none")
+
+
+def test_env_options_that_change_what_the_env_gives_are_in_the_run_record(tmp_path, mri_train_folder):
+    """``auc_weighted_rewards`` changes every reward: a run made without it is not resumed with it (nor
+    a quick-start model reused); CartPole's ``max_episode_steps`` changes its episodes likewise."""
+    from mri_rl.provenance import RecordMismatchError
+    from mri_rl.runs.training import make_env, run_record
+
+    values = {
+        "agent": "reinforce",
+        "env_id": "mri_rl/ActiveAcquisition-v0",
+        "total_steps": 16,
+        "env_kwargs": {"data_path": str(mri_train_folder), "budget": 4, "initial_lines": 2},
+        "eval_episodes": 1,
+        "checkpoint_interval": 8,
+        "hyperparameters": {"episodes_per_update": 2, "net_arch": [8]},
+    }
+    out = tmp_path / "run"
+    train_agent(TrainConfig.from_dict(values), out, progress_bar=False)
+    (out / "eval.json").unlink()  # as if stopped after its last checkpoint
+    weighted = {**values, "env_kwargs": {**values["env_kwargs"], "auc_weighted_rewards": True}}
+    with pytest.raises(RecordMismatchError, match=r"settings\.env_options\.auc_weighted_rewards: \(none\) vs True"):
+        train_agent(TrainConfig.from_dict(weighted), out, resume=True, progress_bar=False)
+    cartpole = {"agent": "dqn", "env_id": "CartPole-v1", "total_steps": 8}
+    shorter = {**cartpole, "env_kwargs": {"max_episode_steps": 20}}
+    records = [run_record(config, make_env(config)) for config in map(TrainConfig.from_dict, (cartpole, shorter))]
+    assert records[0] != records[1]
