@@ -185,7 +185,14 @@ def run_record(config: TrainConfig, env: Any, resume: bool = False) -> dict[str,
 
 #: Env kwargs that change where or how fast a run computes, or only whether a bad file stops it, not
 #: what it computes: left out of its record (:func:`env_options`).
-UNRECORDED_ENV_OPTIONS = ("data_path", "render_mode", "slice_cache_mb", "look_ahead_batch_size", "on_bad_file")
+UNRECORDED_ENV_OPTIONS = (
+    "data_path",
+    "device",
+    "render_mode",
+    "slice_cache_mb",
+    "look_ahead_batch_size",
+    "on_bad_file",
+)
 
 
 def env_options(kwargs: dict[str, Any], has_task: bool) -> dict[str, Any]:
