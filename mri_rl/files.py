@@ -94,8 +94,10 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """A temporary file beside ``path`` to write, renamed over ``path`` when the block ends.
 
     An interruption, a full disk or an error inside the block leaves the old ``path`` (or
-    none) and no temporary file, never a partial file. The new file gets the mode a plain
-    ``open(path, "w")`` would (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
+    none) and no temporary file, never a partial file. The temporary file's data reach the disk
+    before the rename, and the rename before the block ends (``fsync`` of the file, then of the
+    folder), so neither does a power loss. The new file gets the mode a plain ``open(path, "w")``
+    would (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
 
     Yields:
         the temporary path to write to.
@@ -108,9 +110,21 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     try:
         yield temporary
         os.chmod(temporary, 0o666 & ~current_umask())
+        synced(temporary)
         os.replace(temporary, path)
+        if os.name == "posix":  # a folder can be opened and synced there only
+            synced(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def synced(path: Path) -> None:
+    """``fsync`` the file or folder ``path``: what was written to it is on the disk when this returns."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

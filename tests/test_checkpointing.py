@@ -602,6 +602,26 @@ def test_atomic_outputs_follow_the_umask(tmp_path, umask):
     assert {path.name: path.stat().st_mode & 0o777 for path in written} == {path.name: expected for path in written}
 
 
+def test_atomic_outputs_reach_the_disk_before_the_rename_and_the_rename_before_they_return(tmp_path, monkeypatch):
+    """``fsync`` of the written temporary file, then the rename, then ``fsync`` of its folder: a
+    power loss cannot leave an empty or partial file behind the new name."""
+    events: list[tuple[str, str]] = []
+    fsync, replace, os_open = os.fsync, os.replace, os.open
+    names: dict[int, str] = {}
+
+    def opened(path, flags, *args):
+        handle = os_open(path, flags, *args)
+        names[handle] = Path(path).name
+        return handle
+
+    monkeypatch.setattr(os, "open", opened)
+    monkeypatch.setattr(os, "fsync", lambda handle: (events.append(("fsync", names[handle])), fsync(handle))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", Path(b).name)), replace(a, b))[1])
+    save_checkpoint({"w": torch.zeros(1)}, tmp_path / "c.pt")
+    assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"]
+    assert events[0][1].startswith(".c.pt.") and events[1:] == [("replace", "c.pt"), ("fsync", tmp_path.name)]
+
+
 def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_temporary(tmp_path, monkeypatch):
     path = save_checkpoint({"w": torch.zeros(3)}, tmp_path / "c.pt")
     before = path.read_bytes()
