@@ -229,10 +229,20 @@ def room_share(
     """The share of the room between ``reference`` and ``oracle`` that ``policy`` captures:
     ``(policy - reference) / (oracle - reference)`` of the paired means in ``pairs``
     (:func:`paired_differences`); NaN when the oracle is not above the reference (no room). The
-    reference's own share is 0."""
-    room = pairs[(oracle, reference)]["mean"]
+    reference's own share is 0.
+
+    Raises:
+        ValueError: the gain and the room are means over different numbers of images (``policy`` was
+            rolled on other images than ``oracle``): their ratio would be no share of anything.
+    """
+    room = pairs[(oracle, reference)]
+    if policy != reference and pairs[(policy, reference)]["n"] != room["n"]:
+        raise ValueError(
+            f"{policy} − {reference} is paired on {pairs[(policy, reference)]['n']} images and the room "
+            f"{oracle} − {reference} on {room['n']}: roll {policy} and {oracle} on the same images"
+        )
     gain = 0.0 if policy == reference else pairs[(policy, reference)]["mean"]
-    return gain / room if room > 0 else float("nan")
+    return gain / room["mean"] if room["mean"] > 0 else float("nan")
 
 
 def room_share_interval(

@@ -271,6 +271,20 @@ def test_room_share_interval_collapses_when_every_volume_gives_the_same_share():
     assert room_share_interval(rows, "p", "r", "o") == pytest.approx((0.5, 0.5))
 
 
+def test_room_share_refuses_a_gain_and_a_room_over_different_images():
+    # p was rolled on y only (e.g. one kind's evaluation joined) and takes all of the room there;
+    # the room over x and y is another mean: their ratio (0.1 / 0.2 = 50%) was reported as its share,
+    # beside an interval of 100% to 100% taken on y alone.
+    rows = volume_rows(
+        {("r", "x.h5"): [0.2], ("o", "x.h5"): [0.8], ("r", "y.h5"): [0.2], ("o", "y.h5"): [0.4], ("p", "y.h5"): [0.4]}
+    )
+    with pytest.raises(ValueError, match="paired on 1 images and the room o − r on 2"):
+        room_share(paired_differences(rows), "p", "r", "o")
+    with pytest.raises(ValueError, match="roll p and o on the same images"):
+        room_share_table(rows, "r", "o")
+    assert room_share(paired_differences(rows), "r", "r", "o") == 0.0  # the reference's own share
+
+
 def test_room_share_interval_resamples_volumes_not_slices():
     # volume x: the policy is the reference (share 0) on four slices; volume y: the oracle (share 1)
     # on one. Resampling the two volumes: xx 0, xy 1/5 (four slices of x, one of y), yy 1, so
