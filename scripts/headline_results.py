@@ -33,7 +33,7 @@ from mri_rl.evaluation.report import paired_differences, read_rows_csv, room_sha
 from mri_rl.reconstruct.train import EXPORT_NAME
 from mri_rl.runs.quickstart import run_quickstart
 
-METRICS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB)"}
+METRICS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB·rate)"}
 REFERENCES = ("random", "lowtohigh", "lbcs")
 
 

@@ -46,7 +46,7 @@ from mri_rl.policies import (
     learn_lbcs_order,
 )
 
-METRICS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB)"}
+METRICS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB·rate)"}
 
 
 def make_env(args: argparse.Namespace, split: str) -> gym.vector.VectorEnv:

@@ -74,7 +74,7 @@ def shares_table(
     policy or a reference, or the runs hold other images or sampling rates (another task)."""
     check_comparable_runs(runs)
     lines = [
-        f"| run | room: SSIM AUC / PSNR AUC (dB) | {' | '.join(policies)} | mean ± std |",
+        f"| run | room: SSIM AUC / PSNR AUC (dB·rate) | {' | '.join(policies)} | mean ± std |",
         "|---" * (len(policies) + 3) + "|",
     ]
     per_policy: dict[str, list[float]] = {policy: [] for policy in policies}

@@ -56,7 +56,7 @@ class ChosenReference(NamedTuple):
         return (
             f"`{self.policy}` had the highest SSIM AUC of the fixed orders rolled in both evaluations on the val "
             f"split ({self.source}), with this task and reconstructor; the choice read nothing of this split.\n\n"
-            f"| fixed order | val SSIM AUC | val PSNR AUC (dB) |\n|---|---|---|\n{cells}\n"
+            f"| fixed order | val SSIM AUC | val PSNR AUC (dB·rate) |\n|---|---|---|\n{cells}\n"
         )
 
 

@@ -347,9 +347,9 @@ def room_share_table(
     others = {a for a, b in ssim if b == reference} - {oracle}
     lines = [
         f"The room: {oracle} − {reference} {_paired_cell(room, 'ssim_auc')} SSIM AUC, "
-        f"{_paired_cell(psnr[(oracle, reference)], 'psnr_auc')} dB PSNR AUC.\n",
+        f"{_paired_cell(psnr[(oracle, reference)], 'psnr_auc')} dB·rate PSNR AUC.\n",
         f"| policy | share of the room | 95% interval, {units.name} resampled | − {reference}: SSIM AUC "
-        f"| − {reference}: PSNR AUC (dB) |",
+        f"| − {reference}: PSNR AUC (dB·rate) |",
         "|---|---|---|---|---|",
     ]
     for policy in sorted(others, key=lambda name: (-ssim[(name, reference)]["mean"], name)):
@@ -390,7 +390,7 @@ def member_spread_table(
             ensembles[tuple(members)].append(name)
     lines = [
         "| ensembles or groups | members | members' shares | mean ± std "
-        f"| − {reference}: PSNR AUC (dB) | SSIM AUC won |",
+        f"| − {reference}: PSNR AUC (dB·rate) | SSIM AUC won |",
         "|---|---|---|---|---|---|",
     ]
     for members, names in ensembles.items():
@@ -432,7 +432,7 @@ def share_difference_table(
     means = _image_means(rows, "ssim_auc")
     lines = [
         f"| policy − other | share of the room ({reference} to {oracle}) | difference | 95% interval, {units.name} "
-        "resampled | policy − other: SSIM AUC | policy − other: PSNR AUC (dB) |",
+        "resampled | policy − other: SSIM AUC | policy − other: PSNR AUC (dB·rate) |",
         "|---|---|---|---|---|---|",
     ]
     for policy, other in comparisons:
@@ -487,7 +487,7 @@ def run_difference_table(first: list[dict[str, Any]], second: list[dict[str, Any
         if row["policy"] in policies
     ]
     tables = {key: paired_differences(rows, key) for key in ("ssim_auc", "psnr_auc")}
-    lines = ["| policy | second − first: SSIM AUC | second − first: PSNR AUC (dB) |", "|---|---|---|"]
+    lines = ["| policy | second − first: SSIM AUC | second − first: PSNR AUC (dB·rate) |", "|---|---|---|"]
     for policy in policies:
         cells = [_paired_cell(table[(f"second {policy}", f"first {policy}")], key) for key, table in tables.items()]
         lines.append(f"| {policy} | {cells[0]} | {cells[1]} |")
@@ -586,7 +586,7 @@ def summary_markdown(
         f"\n## Paired {name} differences (per slice)\n\nRow − column: mean over the slices both policies saw "
         "(each policy's value per slice is its mean over seeds), and on how many slices the row is higher.\n\n"
         + paired_table(rows, summary, key)
-        for key, name in (("ssim_auc", "SSIM AUC"), ("psnr_auc", "PSNR AUC (dB)"))
+        for key, name in (("ssim_auc", "SSIM AUC"), ("psnr_auc", "PSNR AUC (dB·rate)"))
     )
     rooms = room_sections(rows, units, reference)
     oracle = f"\n{ORACLE_NOTE}" if ORACLE_NAMES & set(summary) else ""

@@ -240,7 +240,7 @@ def test_paired_psnr_table_gives_decibels_to_three_decimals():
 def test_room_share_table_gives_each_policy_s_share_and_both_paired_metrics():
     rows = hand_rows()
     lines = room_share_table(rows, reference="c", oracle="b").splitlines()
-    assert lines[0] == "The room: b − c +0.2500 (1/1) SSIM AUC, +5.000 (1/1) dB PSNR AUC."
+    assert lines[0] == "The room: b − c +0.2500 (1/1) SSIM AUC, +5.000 (1/1) dB·rate PSNR AUC."
     # a on slice 0 (the slice it shares with c): SSIM AUC 0.2 - 0.05, PSNR AUC 10 - 6
     assert lines[-1] == "| a | +60% | n/a | +0.1500 (1/1) | +4.000 (1/1) |"  # one volume: no interval
     assert len(lines) == 5  # the room, a blank line, the header, its rule, a
@@ -248,7 +248,7 @@ def test_room_share_table_gives_each_policy_s_share_and_both_paired_metrics():
 
 def test_room_share_table_says_no_room_when_the_oracle_is_not_above_the_reference():
     lines = room_share_table(hand_rows(), reference="a", oracle="c").splitlines()
-    assert lines[0] == "The room: c − a -0.1500 (0/1) SSIM AUC, -4.000 (0/1) dB PSNR AUC."
+    assert lines[0] == "The room: c − a -0.1500 (0/1) SSIM AUC, -4.000 (0/1) dB·rate PSNR AUC."
     assert lines[-1] == "| b | no room | n/a | +0.1000 (1/1) | +1.000 (1/1) |"  # b (seed mean) - a on slice 0
 
 
@@ -471,7 +471,7 @@ def test_summary_gives_the_members_spread_against_each_reference_evaluated():
 def test_summary_names_the_room_only_when_lbcs_and_the_oracle_were_evaluated():
     rows = [{**r, "policy": {"b": "oracle", "c": "lbcs"}.get(r["policy"], r["policy"])} for r in hand_rows()]
     markdown = summary_markdown(rows, summarize(rows))
-    assert "## Paired PSNR AUC (dB) differences" in markdown
+    assert "## Paired PSNR AUC (dB·rate) differences" in markdown
     assert "## Share of the LBCS-to-oracle room" in markdown
     assert "| a | +60% | n/a | +0.1500 (1/1) | +4.000 (1/1) |" in markdown
     assert room_share_table(hand_rows()) == ""  # neither lbcs nor oracle
