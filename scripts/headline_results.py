@@ -116,6 +116,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     parser.add_argument("--out", type=Path, default=Path("runs/headline"))
     args = parser.parse_args()
+    for flag, seeds in (("--data-seeds", args.data_seeds), ("--training-seeds", args.training_seeds)):
+        if len(set(seeds)) != len(seeds):  # a repeated seed would count once in the means over seeds
+            parser.error(f"{flag}: each seed once, got {seeds}")
 
     config, _ = load_config(args.config, args.set)
     policies = [spec.name for spec in parse_policy_specs(list(config["evaluation"]["policies"]))]

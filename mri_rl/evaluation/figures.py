@@ -61,10 +61,13 @@ def policy_label(name: str) -> str:
 
 
 def policy_colours(policies: Iterable[str]) -> dict[str, Any]:
-    """One colour per policy, the same in every panel: tab10 in sorted order, the oracle black."""
-    cycle = pyplot().get_cmap("tab10").colors
+    """One colour per policy, the same in every panel, the oracle black and the others in sorted
+    order: tab10's, or for more than ten, as many evenly spaced colours of the ``turbo`` map."""
     others = [name for name in sorted(set(policies)) if name != "oracle"]
-    colours: dict[str, Any] = {name: cycle[i % len(cycle)] for i, name in enumerate(others)}
+    tab10 = pyplot().get_cmap("tab10").colors
+    spaced = pyplot().get_cmap("turbo")(np.linspace(0.05, 0.95, len(others)))
+    cycle = tab10 if len(others) <= len(tab10) else [tuple(colour) for colour in spaced]
+    colours: dict[str, Any] = {name: cycle[i] for i, name in enumerate(others)}
     colours["oracle"] = "black"
     return colours
 

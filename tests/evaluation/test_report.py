@@ -21,6 +21,7 @@ from mri_rl.evaluation.figures import (
     curve_lines,
     curves_figure,
     masks_figure,
+    policy_colours,
     pyplot,
     reference_policy,
 )
@@ -783,3 +784,12 @@ def test_compare_runs_gives_each_policys_paired_change_between_two_runs(tmp_path
     assert "run 'second' samples 0.375 to 0.875 of k-space and 'first' 0.25 to 0.75" in other_task
     missing = script_error(str(tmp_path / "nope.csv"), str(tmp_path / "b.csv"), "--policies", "p")
     assert f"{tmp_path / 'nope.csv'} does not exist: give an evaluation's metrics.csv" in missing
+
+
+@pytest.mark.parametrize("count", [3, 10, 11, 25])
+def test_every_policy_gets_its_own_colour_and_the_oracle_black(count):
+    policies = [f"policy{i:02d}" for i in range(count)] + ["oracle"]
+    colours = policy_colours(reversed(policies))
+    assert colours["oracle"] == "black" and set(colours) == set(policies)
+    assert len({tuple(np.round(colours[name], 6)) for name in policies[:-1]}) == count
+    assert policy_colours(policies) == colours  # by name, not by the order given
