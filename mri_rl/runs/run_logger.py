@@ -22,7 +22,8 @@ class RunLogger:
     Args:
         out_dir: the run folder.
         resume_from_step: on resume, rows written after this step (by the interrupted
-            run, past its last checkpoint) are dropped so the file stays consistent.
+            run, past its last checkpoint) are dropped so the file stays consistent, and
+            TensorBoard hides that run's scalars after it (``SummaryWriter(purge_step=...)``).
     """
 
     def __init__(self, out_dir: str | Path, resume_from_step: int | None = None) -> None:
@@ -37,7 +38,9 @@ class RunLogger:
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.path, kept.getvalue())  # a resume stopped here keeps the old rows
-        self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+        # TensorBoard hides the interrupted run's events after the checkpoint, as the CSV drops its rows
+        purge_step = None if resume_from_step is None else resume_from_step + 1
+        self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=purge_step)
 
     def log(self, row: Mapping[str, float | None]) -> None:
         """Write one row (missing columns are left empty, NaN is written empty)."""
