@@ -54,6 +54,15 @@ class AcquisitionOrders:
         for name, value in (("width", self.width), ("initial_lines", self.initial_lines)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise AcquisitionOrdersError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.initial_lines > self.width:
+            raise AcquisitionOrdersError(
+                f"initial_lines must be at most the width {self.width}, got {self.initial_lines}"
+            )
+        for file, index in self.names:
+            if not isinstance(file, str) or isinstance(index, bool) or not isinstance(index, int) or index < 0:
+                raise AcquisitionOrdersError(
+                    f"each episode needs a file name and a slice index >= 0, got file {file!r}, slice {index!r}"
+                )
         if not self.orders or len(self.names) != len(self.orders):
             raise AcquisitionOrdersError(
                 f"need at least one episode and one name per order, got {len(self.orders)} order(s) and "
@@ -104,7 +113,7 @@ def read_orders(path: str | Path) -> AcquisitionOrders:
         return AcquisitionOrders(
             width=contents["width"],
             initial_lines=contents["initial_lines"],
-            names=tuple((str(e["file"]), int(e["slice"])) for e in episodes),
+            names=tuple((e["file"], e["slice"]) for e in episodes),
             orders=tuple(tuple(e["order"]) for e in episodes),
             record=dict(contents.get("record") or {}),
         )

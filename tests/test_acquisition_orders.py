@@ -51,6 +51,10 @@ def test_a_truncated_file_is_named(tmp_path):
         ({"episodes": [{"file": "a.h5", "slice": 2, "order": [3, 16]}]}, r"a.h5 slice 2 .*\[0, 16\), got \[3, 16\]"),
         ({"episodes": [{"file": "a.h5", "slice": 2, "order": [3, 3]}]}, r"distinct column indices"),
         ({"episodes": [{"file": "a.h5", "order": [3]}]}, r"missing or bad: KeyError\('slice'\)"),
+        ({"initial_lines": 17}, r"initial_lines must be at most the width 16, got 17"),
+        ({"episodes": [{"file": "a.h5", "slice": 3.7, "order": [3]}]}, r"got file 'a.h5', slice 3.7"),
+        ({"episodes": [{"file": "a.h5", "slice": "2", "order": [3]}]}, r"got file 'a.h5', slice '2'"),
+        ({"episodes": [{"file": 5, "slice": 2, "order": [3]}]}, r"got file 5, slice 2"),
     ],
 )
 def test_orders_that_are_not_valid_are_refused_naming_the_file(tmp_path, change, message):
