@@ -36,7 +36,8 @@ class Workers:
     Attributes:
         count: tasks in flight at once; 1 without ``address`` runs them in this process.
         address: a running Ray cluster (``ray://host:10001`` or ``host:6379``; "auto": the
-            one this machine belongs to); None starts a local Ray instance of ``count`` CPUs.
+            one this machine belongs to); None starts a local Ray instance of ``count`` CPUs and
+            this machine's GPUs.
         gpus_per_worker: share of a GPU each task holds (e.g. 0.5: two tasks per GPU).
     """
 
@@ -102,11 +103,30 @@ def import_ray() -> Any:
     return ray
 
 
+def local_gpus(workers: Workers) -> int:
+    """The GPUs a local Ray instance declares: this machine's (``torch.cuda.device_count()``), so
+    that Ray runs at once only the tasks they can hold and gives each a GPU that exists.
+
+    Raises:
+        ValueError: ``gpus_per_worker`` needs more GPUs than the machine has (Ray would wait forever).
+    """
+    import torch
+
+    available = torch.cuda.device_count()
+    if math.ceil(workers.gpus_per_worker) > available:
+        raise ValueError(
+            f"gpus_per_worker {workers.gpus_per_worker:g}: each task needs {math.ceil(workers.gpus_per_worker)} "
+            f"GPU(s) and this machine has {available} that torch can use (torch.cuda.device_count())"
+        )
+    return available
+
+
 def start_ray(workers: Workers) -> bool:
     """Initialise Ray for ``workers`` unless this process already runs it; whether it started it.
 
     Raises:
-        ValueError: Ray is not installed, or the cluster at ``address`` cannot be reached.
+        ValueError: Ray is not installed, the cluster at ``address`` cannot be reached, or a local
+            instance would lack the GPUs a task needs (:func:`local_gpus`).
     """
     ray = import_ray()
     if ray.is_initialized():
@@ -114,7 +134,7 @@ def start_ray(workers: Workers) -> bool:
     options: dict[str, Any] = {"include_dashboard": False, "configure_logging": False, "log_to_driver": False}
     try:
         if workers.address is None:
-            ray.init(num_cpus=workers.count, num_gpus=math.ceil(workers.gpus_per_worker * workers.count), **options)
+            ray.init(num_cpus=workers.count, num_gpus=local_gpus(workers), **options)
         else:
             check_reachable(workers.address)
             ray.init(address=workers.address, **options)

@@ -1,5 +1,6 @@
 """``Workers``' cluster address: malformed ones are refused when given, and one where nothing listens
-is one clear error within seconds, not Ray's minutes of waiting."""
+is one clear error within seconds, not Ray's minutes of waiting; a local Ray instance declares the
+GPUs the machine has."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import socket
 import time
 
 import pytest
+import torch
 
+from mri_rl import distributed
 from mri_rl.cli import main
 from mri_rl.distributed import CONNECT_TIMEOUT_S, Workers, check_reachable, cluster_endpoint, run_tasks, start_ray
 
@@ -81,3 +84,38 @@ def test_a_task_whose_worker_dies_is_run_again(tmp_path):
     arguments = [(str(tmp_path / f"died{i}"), i) for i in range(3)]
     assert run_tasks(double_after_dying_once, arguments, Workers(count=2)) == [0, 2, 4]
     assert all(os.path.exists(marker) for marker, _ in arguments)  # every task's first run died
+
+
+class RecordingRay:
+    """Stands for Ray in :func:`start_ray`: records ``init``'s arguments."""
+
+    def __init__(self) -> None:
+        self.inits: list[dict] = []
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **options) -> None:
+        self.inits.append(options)
+
+
+@pytest.mark.parametrize(("gpus", "per_worker", "count"), [(1, 0.5, 4), (2, 1, 3), (1, 0, 2), (0, 0, 2)])
+def test_a_local_ray_declares_the_gpus_the_machine_has(monkeypatch, gpus, per_worker, count):
+    """Not ``per_worker × count`` of them: Ray would hand tasks GPUs that do not exist (it did: two
+    tasks with ``gpus_per_worker`` 1 on a machine without a GPU ran, given CUDA devices '0' and '1')."""
+    ray = RecordingRay()
+    monkeypatch.setattr(distributed, "import_ray", lambda: ray)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert start_ray(Workers(count=count, gpus_per_worker=per_worker))
+    assert [(options["num_cpus"], options["num_gpus"]) for options in ray.inits] == [(count, gpus)]
+
+
+@pytest.mark.parametrize(("gpus", "per_worker", "needed"), [(0, 0.5, 1), (0, 1, 1), (1, 2, 2)])
+def test_a_local_ray_without_the_gpus_a_task_needs_is_refused(monkeypatch, gpus, per_worker, needed):
+    ray = RecordingRay()
+    monkeypatch.setattr(distributed, "import_ray", lambda: ray)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    message = f"gpus_per_worker {per_worker:g}: each task needs {needed} GPU\\(s\\) and this machine has {gpus}"
+    with pytest.raises(ValueError, match=message):
+        start_ray(Workers(count=2, gpus_per_worker=per_worker))
+    assert ray.inits == []
