@@ -91,6 +91,29 @@ def test_set_overrides_the_packaged_config(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("agent", "env_id", "expected"),
+    [
+        ("dqn", "CartPole-v1", "dqn_cartpole"),
+        ("reinforce", "CartPole-v1", "reinforce_cartpole"),
+        ("dqn", "mri_rl/ActiveAcquisition-v0", "dqn_mri"),
+        ("dagger", "mri_rl/ActiveAcquisition-v0", "dagger_mri"),
+        ("greedy_reinforce", "mri_rl/ActiveAcquisition-v0", "reinforce_mri"),  # it configures greedy REINFORCE
+        ("reinforce", "mri_rl/ActiveAcquisition-v0", None),  # no packaged config of plain REINFORCE there
+        ("dagger", "CartPole-v1", None),
+    ],
+)
+def test_the_default_config_is_a_packaged_one_of_that_agent(agent, env_id, expected):
+    """``mri-rl train`` without --config takes the packaged config of that agent on that env, never
+    one that configures another agent (``--agent reinforce`` on the MRI env was refused for it)."""
+    from mri_rl.runs.training import default_config_path
+
+    path = default_config_path(agent, env_id)
+    assert (path.stem if path else None) == expected
+    if path:
+        assert yaml.safe_load(path.read_text())["agent"] == agent
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ("hyperparameters.learning_rate=fast", "hyperparameters.learning_rate: expected a finite number, got 'fast'"),

@@ -24,8 +24,9 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
         help="train a DQN or REINFORCE agent on any Gymnasium env (the MRI env included)",
-        description="Train an agent. Defaults come from the packaged config {agent}_{env} when there is one "
-        "(e.g. dqn_cartpole for CartPole-v1); command-line values override them. The run folder gets "
+        description="Train an agent. Defaults come from the packaged config {agent}_{env} of that agent when "
+        "there is one (e.g. dqn_cartpole for CartPole-v1; reinforce_mri is greedy_reinforce's on the MRI env); "
+        "command-line values override them. The run folder gets "
         "checkpoint.pt (atomic), model.pt, progress.csv, tensorboard/ and eval.json; the checkpoints "
         "record the task, data and settings they were made with.",
     )

@@ -146,10 +146,14 @@ def run_eval_kwargs(config: TrainConfig, eval_data: str | Path | None = None) ->
 
 def default_config_path(agent: str, env_id: str) -> Path | None:
     """The packaged ``{agent}_{env}.yaml`` for an env id (``CartPole-v1`` -> ``cartpole``,
-    ``mri_rl/ActiveAcquisition-v0`` -> ``mri``), if there is one."""
+    ``mri_rl/ActiveAcquisition-v0`` -> ``mri``) that configures ``agent``, if there is one; greedy
+    REINFORCE's is ``reinforce_{env}.yaml`` when that one configures it (``reinforce_mri``)."""
     name = "mri" if env_id.startswith("mri_rl/") else env_id.split("/")[-1].split("-v")[0].lower()
-    path = CONFIG_DIR / f"{agent}_{name}.yaml"
-    return path if path.is_file() else None
+    for stem in dict.fromkeys((agent, agent.removeprefix("greedy_"))):
+        path = CONFIG_DIR / f"{stem}_{name}.yaml"
+        if path.is_file() and (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("agent", agent) == agent:
+            return path
+    return None
 
 
 def run_record(config: TrainConfig, env: Any, resume: bool = False) -> dict[str, Any]:
