@@ -133,6 +133,8 @@ class DQN(Agent):
     ) -> DQN:
         """Train for ``total_timesteps`` env steps (see :class:`~mri_rl.agents.base.TrainingRun`),
         or until the callback returns False. The reset steps of next-step autoreset do not count.
+        The last steps of a run bootstrap from the observations they ended in, as after a truncation:
+        the next call starts from a reset, whose steps the replay memory does not join to these.
         """
         s = self.settings
         with self._training(total_timesteps, callback, progress_bar, reset_num_timesteps) as run:
@@ -153,6 +155,7 @@ class DQN(Agent):
                     if self.vector_steps % target_every == 0:  # a copy of itself until the first gradient step
                         self._update_target()
                 run.report()
+            self.buffer.end_streams(obs, legal)  # a later run resets the env: its steps do not follow these
         return self
 
     def _replay_ready(self) -> bool:

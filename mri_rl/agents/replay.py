@@ -136,6 +136,23 @@ class ReplayBuffer:
         self.position = (slot + 1) % self.slots
         self.full = self.full or self.position == 0
 
+    def end_streams(
+        self,
+        observations: np.ndarray | torch.Tensor | dict[str, np.ndarray] | dict[str, torch.Tensor],
+        action_masks: np.ndarray,
+    ) -> None:
+        """End every stream where its steps stop (a training run ends): ``observations`` (N, ...), those
+        after the last steps written, and their legal actions (N, A) go into an invalid slot, and the last
+        steps bootstrap from them as after a truncation. Steps written later (a new run, from a reset)
+        then start new streams instead of following on from the last ones; nothing is done to an empty memory."""
+        if self.position == 0 and not self.full:
+            return
+        last = (self.position - 1) % self.slots
+        self.truncated[last] |= self.valid[last]
+        zeros = np.zeros(self.num_envs, dtype=np.int64)
+        none = np.zeros(self.num_envs, dtype=bool)
+        self.add(observations, action_masks, zeros, zeros, none, none, none)
+
     def can_sample(self, n_step: int) -> bool:
         """Whether :meth:`sample` has a valid transition to draw for ``n_step`` returns: one in the
         slots whose n following slots are written (not the n newest)."""

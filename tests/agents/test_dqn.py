@@ -414,3 +414,49 @@ def test_a_replay_memory_too_small_for_an_n_step_transition_is_refused(buffer_si
     with pytest.raises(ValueError, match=expected):
         DQN(env, buffer_size=buffer_size, n_step=n_step)
     assert DQN(env, buffer_size=(n_step + 1) * num_envs, n_step=n_step).buffer.slots == n_step + 1
+
+
+class CountingEnv(gym.Env):
+    """Observation: how many observations the env has made (0, 1, 2, ... across episodes); reward:
+    the observation acted on; never ends (a TimeLimit may truncate)."""
+
+    observation_space = spaces.Box(-1e6, 1e6, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        self.made = -1
+
+    def _observation(self) -> np.ndarray:
+        self.made += 1
+        return np.array([self.made], dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._observation(), {}
+
+    def step(self, action):
+        reward = float(self.made)
+        return self._observation(), reward, False, False, {}
+
+
+@pytest.mark.parametrize("n_step", [1, 2])
+def test_a_second_learn_call_does_not_join_the_last_step_of_the_first_to_its_reset(n_step):
+    agent = DQN(CountingEnv(), learning_starts=10**6, buffer_size=100, n_step=n_step, gamma=0.5)
+    agent.learn(3, progress_bar=False)  # acts on 0, 1, 2; the step from 2 ends the run with observation 3
+    agent.learn(3, progress_bar=False, reset_num_timesteps=False)  # resets to 4, acts on 4, 5, 6
+    sample = agent.buffer.sample(400, np.random.default_rng(0), n_step=n_step, gamma=0.5)
+    observed = sample.observations[:, 0].numpy()
+    last = observed == 2
+    assert last.any()
+    # The step from 2 ended in 3 (reward 2), then the run stopped: bootstrap from 3 as after a
+    # truncation, never from the new run's 4 or 5, nor with the new run's rewards.
+    np.testing.assert_array_equal(sample.next_observations[last, 0].numpy(), 3.0)
+    np.testing.assert_allclose(sample.returns[last].numpy(), 2.0)
+    np.testing.assert_allclose(sample.bootstrap_discounts[last].numpy(), 0.5)
+    # The steps of each run stay as they were: 1 goes on to 2 (and 3), 4 to 5 (and 6).
+    for start, rewards in ((1, [1.0, 2.0]), (4, [4.0, 5.0])):
+        rows = observed == start
+        assert rows.any()
+        np.testing.assert_array_equal(sample.next_observations[rows, 0].numpy(), start + n_step)
+        expected = sum(0.5**k * r for k, r in enumerate(rewards[:n_step]))
+        np.testing.assert_allclose(sample.returns[rows].numpy(), expected)
