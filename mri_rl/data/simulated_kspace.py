@@ -340,6 +340,11 @@ def write_simulated_dataset(
 
     Returns:
         Paths of the written files, in order.
+
+    Raises:
+        FileExistsError: before anything is written, a split folder being written holds ``.h5`` files this
+            write would not replace; or, where the root's settings record is not ``settings``, any split
+            folder does (a split left as it was would be another data set's under this record).
     """
     unknown = set(volumes) - set(SPLITS)
     if unknown:
@@ -347,7 +352,11 @@ def write_simulated_dataset(
     prefix, settings_file = naming
     jobs = [(split, index) for split in SPLITS for index in range(volumes.get(split, 0))]
     paths = {job: Path(out_dir) / f"{spec.challenge}_{job[0]}" / volume_file_name(prefix, seed, *job) for job in jobs}
-    _check_one_data_set(set(paths.values()), {path.parent for path in paths.values()})
+    settings_path = Path(out_dir) / settings_file.format(challenge=spec.challenge)
+    folders = {path.parent for path in paths.values()}
+    if _recorded_settings(settings_path) != json.loads(json.dumps(settings)):  # the other splits are another data set
+        folders |= {Path(out_dir) / f"{spec.challenge}_{split}" for split in SPLITS}
+    _check_one_data_set(set(paths.values()), folders)
     written = []
     for split, index in tqdm(jobs, desc=f"{prefix} volumes", unit="vol", disable=not progress):
         rng = np.random.default_rng([seed, CHALLENGES.index(spec.challenge), SPLITS.index(split), index])
@@ -355,9 +364,16 @@ def write_simulated_dataset(
         path = paths[(split, index)]
         write_volume(path, kspace, target, spec.challenge, spec.geometry, attrs)
         written.append(path)
-    text = json.dumps(settings, indent=1) + "\n"
-    atomic_write_text(Path(out_dir) / settings_file.format(challenge=spec.challenge), text)
+    atomic_write_text(settings_path, json.dumps(settings, indent=1) + "\n")
     return written
+
+
+def _recorded_settings(path: Path) -> Any:
+    """The settings a root's earlier write recorded, or None (no record, or not JSON)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _check_one_data_set(paths: set[Path], folders: set[Path]) -> None:

@@ -148,6 +148,20 @@ def test_same_seed_byte_identical_other_seed_different(tmp_path, anatomy_root):
     assert np.abs(first - second).max() > 0.05 * first.max()
 
 
+def test_a_rewrite_with_other_settings_refuses_to_keep_the_earlier_splits_beside_it(tmp_path):
+    """Writing train only (val and test 0 volumes) into a root of slab-layout volumes with the interleaved
+    layout left the slab val and test files under a record saying interleaved, and the new train volumes
+    read test template slices (axial 143 in both). With the same settings the other splits are kept."""
+    spec = dataclasses.replace(SPEC, num_slices=4)
+    write_anatomy_dataset(tmp_path, spec, {"train": 1, "val": 1, "test": 1}, progress=False)
+    before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*.h5"))}
+    with pytest.raises(FileExistsError, match=r"multicoil_test already holds .*anatomy_s0_test_000.h5.*one data set"):
+        write_anatomy_dataset(tmp_path, spec, {"train": 1}, progress=False, layout="interleaved")
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*.h5"))} == before
+    assert "layout" not in read_anatomy_settings(tmp_path, "multicoil")
+    assert write_anatomy_dataset(tmp_path, spec, {"train": 2}, progress=False)[0] in before  # same settings: kept
+
+
 def test_too_many_slices_for_a_slab_is_one_clear_error(tmp_path):
     spec = SimulationSpec(num_slices=40, size=16)
     with pytest.raises(ValueError, match="usable slice"):
