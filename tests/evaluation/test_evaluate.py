@@ -868,7 +868,8 @@ def test_a_rollout_whose_record_was_not_written_is_computed_again(singlecoil_roo
 
 
 def test_volumes_cut_from_one_template_are_resampled_by_template_slice(singlecoil_root, tmp_path, test_volume):
-    # the test volume's three slices read three template slices: three units, though one volume
+    # the test volume's three slices read template slices 30, 31 and 40: two units (30 and 31 are
+    # neighbours), though one volume
     root = tmp_path / "data"
     shutil.copytree(singlecoil_root, root)
     with h5py.File(root / "singlecoil_test" / test_volume, "r+") as hf:
@@ -876,8 +877,11 @@ def test_volumes_cut_from_one_template_are_resampled_by_template_slice(singlecoi
         hf.attrs["template_slices"] = np.array([30, 31, 40])
     evaluate_policies(make_setup(root, seeds=(0,)), ["lowtohigh", "lbcs", "oracle"], tmp_path / "out", progress=False)
     markdown = (tmp_path / "out" / "summary.md").read_text()
-    assert "The interval resamples whole template slices (3 here: the volumes are slices of one template" in markdown
-    assert "| policy | share of the room | 95% interval, template slices resampled |" in markdown
+    assert (
+        "The interval resamples whole runs of neighbouring template slices (2 here: the volumes are slices of one "
+        "template" in markdown
+    )
+    assert "| policy | share of the room | 95% interval, runs of neighbouring template slices resampled |" in markdown
     plain = make_setup(singlecoil_root, seeds=(0,))
     evaluate_policies(plain, ["lowtohigh", "lbcs", "oracle"], tmp_path / "plain", progress=False)
     plain_markdown = (tmp_path / "plain" / "summary.md").read_text()

@@ -43,11 +43,22 @@ def template_volumes(tmp_path: Path, singlecoil_root: Path, orientations: tuple[
 
 def test_volumes_of_one_template_are_resampled_by_the_template_slice_they_read(tmp_path, singlecoil_root):
     names, units = template_volumes(tmp_path, singlecoil_root, ("axial", "axial"), [[10, 20, 30], [20, 30, 40]])
-    assert units.name == "template slices"
+    assert units.name == "runs of neighbouring template slices"
     assert units.unit((names[0], 1)) == units.unit((names[1], 0)) == ("axial", 20)  # one anatomy, two volumes
     assert units.unit((names[1], 2)) == ("axial", 40)
     assert len({units.unit(image) for image in all_images(names)}) == 4
     assert "one template brain" in units.reason
+
+
+def test_neighbouring_template_slices_are_one_unit(tmp_path, singlecoil_root):
+    """Slices at most 2 apart chain into one run (an interleaved layout's 3-slice block, read by
+    volumes with random offsets); 3 apart starts another."""
+    names, units = template_volumes(tmp_path, singlecoil_root, ("axial", "axial"), [[33, 35, 54], [34, 56, 59]])
+    of = {image: units.unit(image) for image in all_images(names)}
+    assert of[(names[0], 0)] == of[(names[0], 1)] == of[(names[1], 0)] == ("axial", 33)
+    assert of[(names[0], 2)] == of[(names[1], 1)] == ("axial", 54)
+    assert of[(names[1], 2)] == ("axial", 59)
+    assert len(set(of.values())) == 3
 
 
 def test_the_same_template_slice_in_another_orientation_is_another_unit(tmp_path, singlecoil_root):
