@@ -8,8 +8,9 @@ bootstrap; Davison & Hinkley, *Bootstrap Methods and their Application*, 1997, Â
   affine, and each records which template slice each of its slices reads (``template_slices``, with
   its ``orientation``). Twenty-four test volumes of 8 slices may read fewer than thirty distinct
   template slices, so volumes are not independent. Neither are neighbouring template slices (1 mm
-  apart, nearly the same image): the units are runs of the slices read, per orientation, in which
-  each is at most :data:`ADJACENT_PLANES` from the next (an interleaved layout's block of 3);
+  apart, nearly the same image): the units are runs of the slices read, per orientation, each slice
+  at most :data:`ADJACENT_PLANES` from its run's first (:func:`plane_runs`; an interleaved layout's
+  block of 3 is one run);
 - volumes that say their subject (``patient_id``, as fastMRI's files and ``mri-rl data import``'s
   do), where some subject has more than one volume: the subjects;
 - otherwise each volume (file) is one unit.
@@ -24,7 +25,7 @@ from typing import Any
 from mri_rl.data.fastmri_files import inspect_volume
 from mri_rl.evaluation.report import VOLUMES, ResamplingUnits
 
-#: Template slices (1 mm apart) at most this far from the next one read are one unit: their images are
+#: Template slices (1 mm apart) at most this far from their run's first are one unit: their images are
 #: nearly the same (neighbours correlated at 0.985 on the MNI152 template, 3 apart at 0.94).
 ADJACENT_PLANES = 2
 TEMPLATE_SLICES = ResamplingUnits(
@@ -77,14 +78,15 @@ def template_slice_units(
 
 def plane_runs(planes: set[tuple[str, int]], gap: int = ADJACENT_PLANES) -> dict[tuple[str, int], tuple[str, int]]:
     """Each ``(orientation, template slice)`` of ``planes`` -> its run's ``(orientation, first slice)``:
-    per orientation, the slices in order, a new run starting where one is more than ``gap`` from the last."""
+    per orientation, the slices in order, a new run starting at one more than ``gap`` from the run's
+    first, so that a run spans at most ``gap + 1`` slices (slices read densely through a slab are
+    several runs, not one chain)."""
     runs: dict[tuple[str, int], tuple[str, int]] = {}
-    start = last = ("", 0)
+    start = ("", 0)
     for orientation, plane in sorted(planes):
-        if not runs or last[0] != orientation or plane - last[1] > gap:
+        if not runs or start[0] != orientation or plane - start[1] > gap:
             start = (orientation, plane)
         runs[(orientation, plane)] = start
-        last = (orientation, plane)
     return runs
 
 

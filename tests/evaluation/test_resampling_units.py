@@ -51,13 +51,14 @@ def test_volumes_of_one_template_are_resampled_by_the_template_slice_they_read(t
 
 
 def test_neighbouring_template_slices_are_one_unit(tmp_path, singlecoil_root):
-    """Slices at most 2 apart chain into one run (an interleaved layout's 3-slice block, read by
-    volumes with random offsets); 3 apart starts another."""
-    names, units = template_volumes(tmp_path, singlecoil_root, ("axial", "axial"), [[33, 35, 54], [34, 56, 59]])
+    """Slices at most 2 from their run's first are one unit (an interleaved layout's 3-slice block,
+    read by volumes with random offsets); one 3 or more from it starts another, so that slices read
+    densely (60, 61, 63: a chain of neighbours) are not all one unit."""
+    names, units = template_volumes(tmp_path, singlecoil_root, ("axial", "axial"), [[33, 35, 60], [34, 61, 63]])
     of = {image: units.unit(image) for image in all_images(names)}
     assert of[(names[0], 0)] == of[(names[0], 1)] == of[(names[1], 0)] == ("axial", 33)
-    assert of[(names[0], 2)] == of[(names[1], 1)] == ("axial", 54)
-    assert of[(names[1], 2)] == ("axial", 59)
+    assert of[(names[0], 2)] == of[(names[1], 1)] == ("axial", 60)
+    assert of[(names[1], 2)] == ("axial", 63)
     assert len(set(of.values())) == 3
 
 
