@@ -49,7 +49,8 @@ class ResamplingUnits(NamedTuple):
     drawn from (:mod:`mri_rl.evaluation.resampling_units`).
 
     Attributes:
-        name: the units in the plural, as the tables say it ("volumes", "subjects", "runs of neighbouring template slices").
+        name: the units in the plural, as the tables say it ("volumes", "subjects", "runs of neighbouring
+            template slices").
         of: image ``(file, slice)`` -> its unit (any hashable); None: each image's file, a volume.
         reason: why these are the units, for summary.md.
     """
