@@ -91,7 +91,7 @@ class EpochEndCheckpoint(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.fast_dev_run:  # type: ignore[attr-defined]  # undeclared on Trainer; as ModelCheckpoint
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # all of it; unset, Lightning logs a line
 
 
 class ReconstructionDataModule(pl.LightningDataModule):
