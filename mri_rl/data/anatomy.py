@@ -39,7 +39,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import json
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import version
@@ -58,7 +57,13 @@ from mri_rl.data.image_import import (
     slab_ranges,
     slice_depths,
 )
-from mri_rl.data.simulated_kspace import SimulationSpec, fit_to_grid, simulate_kspace, write_simulated_dataset
+from mri_rl.data.simulated_kspace import (
+    SimulationSpec,
+    fit_to_grid,
+    read_settings_record,
+    simulate_kspace,
+    write_simulated_dataset,
+)
 from mri_rl.task import DEFAULT_TASK
 
 P = ParamSpec("P")
@@ -459,5 +464,4 @@ def write_anatomy_dataset(
 
 def read_anatomy_settings(root: str | Path, challenge: str = DEFAULT_TASK.challenge) -> dict | None:
     """What a root's ``challenge`` anatomy volumes were last written with (:func:`anatomy_settings`), or None."""
-    path = Path(root) / SETTINGS_FILE.format(challenge=challenge)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_settings_record(root, SETTINGS_FILE, challenge)

@@ -47,7 +47,7 @@ from mri_rl.data.image_sources import (
     source_suffix,
     subject_of,
 )
-from mri_rl.data.simulated_kspace import SimulationSpec, fit_to_grid, simulate_kspace
+from mri_rl.data.simulated_kspace import SimulationSpec, fit_to_grid, read_settings_record, simulate_kspace
 from mri_rl.files import atomic_write_text
 
 SETTINGS_FILE = "{challenge}_import_settings.json"
@@ -388,5 +388,4 @@ def _settings_record(
 
 def read_import_settings(root: str | Path, challenge: str) -> dict | None:
     """What ``root``'s ``challenge`` volumes were last imported with (see :func:`import_images`), or None."""
-    path = Path(root) / SETTINGS_FILE.format(challenge=challenge)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_settings_record(root, SETTINGS_FILE, challenge)

@@ -354,7 +354,11 @@ def write_simulated_dataset(
     paths = {job: Path(out_dir) / f"{spec.challenge}_{job[0]}" / volume_file_name(prefix, seed, *job) for job in jobs}
     settings_path = Path(out_dir) / settings_file.format(challenge=spec.challenge)
     folders = {path.parent for path in paths.values()}
-    if _recorded_settings(settings_path) != json.loads(json.dumps(settings)):  # the other splits are another data set
+    try:
+        recorded = read_settings_record(out_dir, settings_file, spec.challenge)
+    except ValueError:  # not JSON: no record of these settings either
+        recorded = None
+    if recorded != json.loads(json.dumps(settings)):  # the other splits are another data set
         folders |= {Path(out_dir) / f"{spec.challenge}_{split}" for split in SPLITS}
     _check_one_data_set(set(paths.values()), folders)
     written = []
@@ -368,12 +372,15 @@ def write_simulated_dataset(
     return written
 
 
-def _recorded_settings(path: Path) -> Any:
-    """The settings a root's earlier write recorded, or None (no record, or not JSON)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def read_settings_record(root: str | Path, settings_file: str, challenge: str) -> dict | None:
+    """What ``root``'s ``challenge`` volumes were last written with: the JSON record
+    ``settings_file`` (a format with ``{challenge}``), or None when there is none.
+
+    Raises:
+        ValueError: a record that is not JSON (``json.JSONDecodeError``).
+    """
+    path = Path(root) / settings_file.format(challenge=challenge)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _check_one_data_set(paths: set[Path], folders: set[Path]) -> None:

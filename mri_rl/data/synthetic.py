@@ -21,7 +21,6 @@ so the same seed writes byte-identical files whatever the number of volumes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from mri_rl.data.simulated_kspace import (
     draw_sensitivities,
     encoded_coordinates,
     modulate,
+    read_settings_record,
     write_simulated_dataset,
 )
 from mri_rl.task import DEFAULT_TASK
@@ -260,5 +260,4 @@ def synthetic_settings(spec: SyntheticSpec, seed: int) -> dict[str, Any]:
 def read_synthetic_settings(root: str | Path, challenge: str = DEFAULT_TASK.challenge) -> dict | None:
     """The spec and seed a synthetic root's ``challenge`` volumes were last written with, or
     None when it holds no record."""
-    path = Path(root) / SETTINGS_FILE.format(challenge=challenge)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_settings_record(root, SETTINGS_FILE, challenge)
