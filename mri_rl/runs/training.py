@@ -35,7 +35,7 @@ from mri_rl.agents.base import read_agent_checkpoint
 from mri_rl.agents.collect import as_vector_env
 from mri_rl.checkpointing import count_entry, save_checkpoint, typed_entry
 from mri_rl.checks import resolve_device
-from mri_rl.configs import CONFIG_DIR
+from mri_rl.configs import CONFIG_DIR, load_config
 from mri_rl.configs.schema import ConfigError, from_mapping
 from mri_rl.distributed import Workers
 from mri_rl.envs.remote import RemoteVectorEnv
@@ -151,7 +151,7 @@ def default_config_path(agent: str, env_id: str) -> Path | None:
     name = "mri" if env_id.startswith("mri_rl/") else env_id.split("/")[-1].split("-v")[0].lower()
     for stem in dict.fromkeys((agent, agent.removeprefix("greedy_"))):
         path = CONFIG_DIR / f"{stem}_{name}.yaml"
-        if path.is_file() and (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("agent", agent) == agent:
+        if path.is_file() and load_config(path)[0].get("agent", agent) == agent:  # with what it extends
             return path
     return None
 
