@@ -63,9 +63,11 @@ class PolicyGradientAgent(PolicyNetworkAgent):
         reset_num_timesteps: bool = True,
     ) -> PolicyGradientAgent:
         """Train for ``total_timesteps`` env steps (see :class:`~mri_rl.agents.base.TrainingRun`),
-        one update per ``episodes_per_update`` complete episodes. An agent that has not trained
-        yet first copies the policy of ``init_policy`` when that is set. A batch being collected
-        is not saved in checkpoints: a loaded agent collects its next batch from empty."""
+        one update per batch of at least ``episodes_per_update`` complete episodes (the episodes that
+        end in the vector step that fills it all join it, so it can hold ``num_envs`` − 1 more). An
+        agent that has not trained yet first copies the policy of ``init_policy`` when that is set. A
+        batch being collected is not saved in checkpoints: a loaded agent collects its next batch from
+        empty."""
         if self.settings.init_policy and self.num_timesteps == 0:
             self.start_from_policy(self.settings.init_policy)
         with self._training(total_timesteps, callback, progress_bar, reset_num_timesteps) as run:
@@ -143,7 +145,8 @@ class PolicyGradientSettings(AgentSettings):
         learning_rate: Adam step size.
         normalize_advantages: standardise the advantages of each batch.
         entropy_coef: weight of the entropy bonus.
-        episodes_per_update: complete episodes per batch.
+        episodes_per_update: complete episodes per batch, at least: every episode that ends in the
+            vector step that reaches this count joins the batch.
         reuse_epochs: updates per batch; beyond the first, importance-weighted.
         max_importance_weight: truncation of the importance weights.
         max_grad_norm: gradient clipping threshold.
