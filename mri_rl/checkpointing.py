@@ -150,6 +150,8 @@ def read_checkpoint(
     """
     check_safe_torch()
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; expected a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:

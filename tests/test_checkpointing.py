@@ -152,6 +152,12 @@ def test_truncated_checkpoints_are_refused(tmp_path, cut):
         read_checkpoint(path, ("state_dict",))
 
 
+def test_a_folder_given_as_a_checkpoint_is_named_a_folder(tmp_path):
+    """``--reconstructor runs/NAME`` (the run folder, not its reconstructor.pt) exists: not 'does not exist'."""
+    with pytest.raises(CheckpointError, match=r"checkpoint .* is a folder; expected a checkpoint file"):
+        read_checkpoint(tmp_path, ("state_dict",))
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_weights_are_refused_and_named(tmp_path, bad):
     state = {"layer.weight": torch.ones(3), "layer.bias": torch.tensor([0.0, bad])}
