@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,6 +155,10 @@ def read_checkpoint(
         raise CheckpointError(f"checkpoint {path} is a folder; expected a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):  # what torch.save writes; torch's message would urge weights_only=False
+        empty = path.stat().st_size == 0
+        kind = "is empty" if empty else "is not a torch.save zip archive (truncated, or another kind of file)"
+        raise CheckpointError(f"checkpoint {path} cannot be loaded safely: it {kind}")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # corrupt or truncated file, a pickle of disallowed globals, ...

@@ -152,6 +152,17 @@ def test_truncated_checkpoints_are_refused(tmp_path, cut):
         read_checkpoint(path, ("state_dict",))
 
 
+@pytest.mark.parametrize(
+    "content, words", [(b"", "it is empty"), (b'{"record": 1}', "it is not a torch.save zip archive")]
+)
+def test_an_empty_or_foreign_file_is_named_without_torchs_weights_only_advice(tmp_path, content, words):
+    path = tmp_path / "c.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="c.pt cannot be loaded safely: " + words) as caught:
+        read_checkpoint(path, ("state_dict",))
+    assert "weights_only" not in str(caught.value)
+
+
 def test_a_folder_given_as_a_checkpoint_is_named_a_folder(tmp_path):
     """``--reconstructor runs/NAME`` (the run folder, not its reconstructor.pt) exists: not 'does not exist'."""
     with pytest.raises(CheckpointError, match=r"checkpoint .* is a folder; expected a checkpoint file"):
