@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -103,6 +104,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         the temporary path to write to.
     """
     path = Path(path)
+    if path.is_dir():  # refused before the block runs, not by the rename after it
+        raise IsADirectoryError(errno.EISDIR, "expected a file to write, not a folder", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     os.close(handle)

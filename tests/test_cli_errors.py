@@ -9,6 +9,7 @@ import pytest
 
 import mri_rl.data.synthetic
 from mri_rl.cli import EXIT_ERROR, describe_error, main
+from mri_rl.files import atomic_output, atomic_write_text
 
 SYNTH = ["--volumes", "1", "--val-volumes", "0", "--test-volumes", "0", "--slices", "1", "--size", "8", "--no-progress"]
 
@@ -51,6 +52,20 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys):
     blocker.write_text("a file where the output folder should be")
     assert main(["data", "synth", str(blocker), *SYNTH]) == EXIT_ERROR
     assert str(blocker) in one_error_line(capsys)
+
+
+def test_an_output_file_that_is_a_folder_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    """``mri-rl orders --out FOLDER``: one line naming the folder, not the temporary file's rename."""
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    work = []
+    with pytest.raises(IsADirectoryError):
+        with atomic_output(folder):
+            work.append("done")
+    assert work == []
+    monkeypatch.setattr(mri_rl.data.synthetic, "write_synthetic_dataset", lambda *a, **k: atomic_write_text(folder, ""))
+    assert main(["data", "synth", str(tmp_path / "out"), *SYNTH]) == EXIT_ERROR
+    assert one_error_line(capsys) == f"is a folder ({folder}): expected a file to write, not a folder"
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -46,6 +46,7 @@ OS_ERROR_WORDS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
     errno.EROFS: "read-only file system",
+    errno.EISDIR: "is a folder",
 }
 
 
