@@ -104,8 +104,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         the temporary path to write to.
     """
     path = Path(path)
-    if path.is_dir():  # refused before the block runs, not by the rename after it
-        raise IsADirectoryError(errno.EISDIR, "expected a file to write, not a folder", str(path))
+    check_not_a_folder(path)  # before the block runs, not by the rename after it
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     os.close(handle)
@@ -128,6 +127,17 @@ def synced(path: Path) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
+
+
+def check_not_a_folder(path: Path) -> None:
+    """Refuse a file to write at ``path`` where a folder is: call it before the work whose result
+    goes there.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+    """
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "expected a file to write, not a folder", str(path))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -8,6 +8,7 @@ import errno
 import pytest
 
 import mri_rl.data.synthetic
+import mri_rl.evaluation.policy_orders
 from mri_rl.cli import EXIT_ERROR, describe_error, main
 from mri_rl.files import atomic_output, atomic_write_text
 
@@ -66,6 +67,11 @@ def test_an_output_file_that_is_a_folder_is_refused_before_the_work(tmp_path, ca
     monkeypatch.setattr(mri_rl.data.synthetic, "write_synthetic_dataset", lambda *a, **k: atomic_write_text(folder, ""))
     assert main(["data", "synth", str(tmp_path / "out"), *SYNTH]) == EXIT_ERROR
     assert one_error_line(capsys) == f"is a folder ({folder}): expected a file to write, not a folder"
+    rolled = []  # mri-rl orders refuses the folder before it rolls any episode
+    monkeypatch.setattr(mri_rl.evaluation.policy_orders, "record_policy_orders", lambda *a, **k: rolled.append(a))
+    args = ["orders", "--policy", str(tmp_path / "model.pt"), "--data", str(tmp_path), "--out", str(folder)]
+    assert main([*args, "--device", "cpu"]) == EXIT_ERROR
+    assert rolled == [] and one_error_line(capsys) == f"is a folder ({folder}): expected a file to write, not a folder"
 
 
 def test_debug_shows_the_traceback(tmp_path):

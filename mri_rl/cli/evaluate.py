@@ -248,7 +248,9 @@ def add_orders_command(commands: argparse._SubParsersAction) -> None:
 def _run_orders(args: argparse.Namespace) -> int:
     from mri_rl.acquisition_orders import write_orders
     from mri_rl.evaluation.policy_orders import record_policy_orders
+    from mri_rl.files import check_not_a_folder
 
+    check_not_a_folder(args.out)  # before the episodes are rolled
     recorded = record_policy_orders(
         args.policy, args.data, args.batch_size, checked_device(args.device), progress=not args.no_progress
     )
