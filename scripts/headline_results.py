@@ -29,11 +29,10 @@ import numpy as np
 
 from mri_rl.configs import load_config
 from mri_rl.evaluation.policy_specs import parse_policy_specs
-from mri_rl.evaluation.report import paired_differences, read_rows_csv, room_share
+from mri_rl.evaluation.report import AUC_LABELS, paired_differences, read_rows_csv, room_share
 from mri_rl.reconstruct.train import EXPORT_NAME
 from mri_rl.runs.quickstart import run_quickstart
 
-METRICS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB·rate)"}
 REFERENCES = ("random", "lowtohigh", "lbcs")
 
 
@@ -66,7 +65,7 @@ def run_data_seed(args: argparse.Namespace, data_seed: int, baselines: list[str]
 def room_line(rows: list[dict], reference: str) -> str:
     """Oracle minus ``reference``, paired over images, for each metric."""
     cells = []
-    for key in METRICS:
+    for key in AUC_LABELS:
         pair = paired_differences(rows, key)[("oracle", reference)]
         cells.append(f"{pair['mean']:+.4f} ({pair['wins']}/{pair['n']})")
     return " | ".join(cells)
@@ -90,15 +89,15 @@ def learned_table(rows: dict[int, list[dict]], learned: list[str]) -> list[str]:
     """Markdown rows: a learned policy's paired differences against each reference, over training seeds."""
     lines = [
         "| policy | against | "
-        + " | ".join(f"{label}: mean ± std over seeds (images won)" for label in METRICS.values())
+        + " | ".join(f"{label}: mean ± std over seeds (images won)" for label in AUC_LABELS.values())
         + " |",
-        "|---|---|" + "---|" * len(METRICS),
+        "|---|---|" + "---|" * len(AUC_LABELS),
     ]
-    pairs = {seed: {key: paired_differences(seed_rows, key) for key in METRICS} for seed, seed_rows in rows.items()}
+    pairs = {seed: {key: paired_differences(seed_rows, key) for key in AUC_LABELS} for seed, seed_rows in rows.items()}
     for policy in learned:
         for reference in REFERENCES:
             cells = []
-            for key in METRICS:
+            for key in AUC_LABELS:
                 found = [pairs[seed][key][(policy, reference)] for seed in rows]
                 means = np.array([pair["mean"] for pair in found])
                 wins = " ".join(f"{pair['wins']}/{pair['n']}" for pair in found)
@@ -128,7 +127,7 @@ def main() -> None:
         first = rows[args.training_seeds[0]]
         print(f"\n## Data seed {data_seed}, training seeds {args.training_seeds}")
         print("\nRoom for adaptivity, greedy oracle − reference, paired (images won):")
-        print(f"| reference | {' | '.join(METRICS.values())} |\n|---|---|---|")
+        print(f"| reference | {' | '.join(AUC_LABELS.values())} |\n|---|---|---|")
         for reference in ("lowtohigh", "lbcs"):
             print(f"| {reference} | {room_line(first, reference)} |")
         print("\nLearned policies, paired per-image differences:")

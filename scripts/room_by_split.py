@@ -34,7 +34,7 @@ import numpy as np
 
 from mri_rl.data.image_import import evenly_spaced
 from mri_rl.envs import ENV_ID
-from mri_rl.evaluation.report import paired_differences, room_share
+from mri_rl.evaluation.report import AUC_LABELS, paired_differences, room_share
 from mri_rl.evaluation.rollout import rollout_policy
 from mri_rl.evaluation.teacher_orders import collect_teacher_orders
 from mri_rl.policies import (
@@ -45,8 +45,6 @@ from mri_rl.policies import (
     TeacherOrders,
     learn_lbcs_order,
 )
-
-METRICS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB·rate)"}
 
 
 def make_env(args: argparse.Namespace, split: str) -> gym.vector.VectorEnv:
@@ -85,12 +83,12 @@ def split_room(
     for name, policy in policies.items():
         rows += rollout_policy(policy, env, args.budget, name, 0, slices, progress=False)
     env.close()
-    pairs = {key: paired_differences(rows, key) for key in METRICS}
+    pairs = {key: paired_differences(rows, key) for key in AUC_LABELS}
     lines = []
     for name in list(policies)[1:]:
         cells = [
             f"{pairs[key][(name, 'lbcs')]['mean']:+.4f} ({pairs[key][(name, 'lbcs')]['wins']}/{len(slices)})"
-            for key in METRICS
+            for key in AUC_LABELS
         ]
         share = room_share(pairs["ssim_auc"], name)
         lines.append(f"| {split} | {name} − lbcs | " + " | ".join(cells) + f" | {share:+.0%} |")
@@ -127,7 +125,7 @@ def main() -> None:
         used = lbcs_slices + teacher_slices
         print(f"oracle_ssim_psnr orders collected on {len(teacher_slices)} other train slices")
     train_env.close()
-    print(f"\n| split | difference | {' | '.join(METRICS.values())} | share of oracle − lbcs (SSIM AUC) |")
+    print(f"\n| split | difference | {' | '.join(AUC_LABELS.values())} | share of oracle − lbcs (SSIM AUC) |")
     print("|---|---|---|---|---|")
     for split in args.splits:
         print("\n".join(split_room(args, split, order, used, teacher)), flush=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mri_rl.evaluation.report import check_comparable_runs, paired_differences, read_rows_csv, room_share
+from mri_rl.evaluation.report import AUC_LABELS, check_comparable_runs, paired_differences, read_rows_csv, room_share
 
 
 def labelled_path(text: str) -> tuple[str, Path]:
@@ -74,7 +74,7 @@ def shares_table(
     policy or a reference, or the runs hold other images or sampling rates (another task)."""
     check_comparable_runs(runs)
     lines = [
-        f"| run | room: SSIM AUC / PSNR AUC (dB·rate) | {' | '.join(policies)} | mean ± std |",
+        f"| run | room: SSIM AUC / {AUC_LABELS['psnr_auc']} | {' | '.join(policies)} | mean ± std |",
         "|---" * (len(policies) + 3) + "|",
     ]
     per_policy: dict[str, list[float]] = {policy: [] for policy in policies}

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from mri_rl.evaluation.lbcs_orders import KIND_ORDERS
 from mri_rl.evaluation.policy_specs import LBCS_NAMES
+from mri_rl.evaluation.report import AUC_LABELS
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import read_json_record, record_differences
 from mri_rl.task import AcquisitionTask
@@ -56,7 +57,7 @@ class ChosenReference(NamedTuple):
         return (
             f"`{self.policy}` had the highest SSIM AUC of the fixed orders rolled in both evaluations on the val "
             f"split ({self.source}), with this task and reconstructor; the choice read nothing of this split.\n\n"
-            f"| fixed order | val SSIM AUC | val PSNR AUC (dB·rate) |\n|---|---|---|\n{cells}\n"
+            f"| fixed order | val SSIM AUC | val {AUC_LABELS['psnr_auc']} |\n|---|---|---|\n{cells}\n"
         )
 
 

@@ -32,6 +32,8 @@ from mri_rl.evaluation.rollout import METRIC_COLUMNS
 from mri_rl.files import atomic_write_text
 from mri_rl.provenance import sidecar_path
 
+#: The AUC keys compared pair by pair, and how tables name them: a PSNR AUC is an area, dB × sampling rate.
+AUC_LABELS = {"ssim_auc": "SSIM AUC", "psnr_auc": "PSNR AUC (dB·rate)"}
 #: Per-slice summary keys: each slice's curve, then mean ± std over slices and seeds.
 SLICE_KEYS = ("ssim_auc", "psnr_auc", "final_ssim", "final_psnr")
 #: Per-volume summary keys (fastMRI's aggregation): each volume's curve, then mean ± std over volumes and seeds.
@@ -350,7 +352,7 @@ def room_share_table(
         f"The room: {oracle} − {reference} {_paired_cell(room, 'ssim_auc')} SSIM AUC, "
         f"{_paired_cell(psnr[(oracle, reference)], 'psnr_auc')} dB·rate PSNR AUC.\n",
         f"| policy | share of the room | 95% interval, {units.name} resampled | − {reference}: SSIM AUC "
-        f"| − {reference}: PSNR AUC (dB·rate) |",
+        f"| − {reference}: {AUC_LABELS['psnr_auc']} |",
         "|---|---|---|---|---|",
     ]
     for policy in sorted(others, key=lambda name: (-ssim[(name, reference)]["mean"], name)):
@@ -391,7 +393,7 @@ def member_spread_table(
             ensembles[tuple(members)].append(name)
     lines = [
         "| ensembles or groups | members | members' shares | mean ± std "
-        f"| − {reference}: PSNR AUC (dB·rate) | SSIM AUC won |",
+        f"| − {reference}: {AUC_LABELS['psnr_auc']} | SSIM AUC won |",
         "|---|---|---|---|---|---|",
     ]
     for members, names in ensembles.items():
@@ -433,7 +435,7 @@ def share_difference_table(
     means = _image_means(rows, "ssim_auc")
     lines = [
         f"| policy − other | share of the room ({reference} to {oracle}) | difference | 95% interval, {units.name} "
-        "resampled | policy − other: SSIM AUC | policy − other: PSNR AUC (dB·rate) |",
+        f"resampled | policy − other: SSIM AUC | policy − other: {AUC_LABELS['psnr_auc']} |",
         "|---|---|---|---|---|---|",
     ]
     for policy, other in comparisons:
@@ -488,7 +490,7 @@ def run_difference_table(first: list[dict[str, Any]], second: list[dict[str, Any
         if row["policy"] in policies
     ]
     tables = {key: paired_differences(rows, key) for key in ("ssim_auc", "psnr_auc")}
-    lines = ["| policy | second − first: SSIM AUC | second − first: PSNR AUC (dB·rate) |", "|---|---|---|"]
+    lines = [f"| policy | second − first: SSIM AUC | second − first: {AUC_LABELS['psnr_auc']} |", "|---|---|---|"]
     for policy in policies:
         cells = [_paired_cell(table[(f"second {policy}", f"first {policy}")], key) for key, table in tables.items()]
         lines.append(f"| {policy} | {cells[0]} | {cells[1]} |")
@@ -587,7 +589,7 @@ def summary_markdown(
         f"\n## Paired {name} differences (per slice)\n\nRow − column: mean over the slices both policies saw "
         "(each policy's value per slice is its mean over seeds), and on how many slices the row is higher.\n\n"
         + paired_table(rows, summary, key)
-        for key, name in (("ssim_auc", "SSIM AUC"), ("psnr_auc", "PSNR AUC (dB·rate)"))
+        for key, name in AUC_LABELS.items()
     )
     rooms = room_sections(rows, units, reference)
     oracle = f"\n{ORACLE_NOTE}" if ORACLE_NAMES & set(summary) else ""
