@@ -140,6 +140,20 @@ def check_not_a_folder(path: Path) -> None:
         raise IsADirectoryError(errno.EISDIR, "expected a file to write, not a folder", str(path))
 
 
+def check_not_a_file(path: Path) -> None:
+    """Refuse a folder to write in at ``path`` where a file is (at ``path`` or a folder above it): call it
+    before the work whose results go there.
+
+    Raises:
+        NotADirectoryError: ``path``, or the nearest of its parents that exists, is no folder; names it.
+    """
+    for entry in (path, *path.parents):
+        if entry.is_dir():
+            return
+        if entry.exists():
+            raise NotADirectoryError(errno.ENOTDIR, "expected a folder to write in, found a file", str(entry))
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_output`)."""
     with atomic_output(path) as temporary:

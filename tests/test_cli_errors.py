@@ -30,6 +30,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
         (errno.EACCES, "permission denied"),
         (errno.EPERM, "operation not permitted"),
         (errno.EROFS, "read-only file system"),
+        (errno.ENOTDIR, "not a folder"),
     ],
 )
 def test_os_errors_are_said_in_words_with_the_file(code, words):

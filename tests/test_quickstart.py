@@ -318,6 +318,18 @@ def test_a_bad_config_value_is_one_clear_line_before_anything_runs(tmp_path):
     assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("below", ["", "run"])
+def test_an_out_that_is_a_file_is_one_line_naming_it_before_anything_runs(tmp_path, capsys, below):
+    """``--out FILE`` (or a folder below a file) named on one line, before the data are written."""
+    config = write_tiny_config(tmp_path, tmp_path / "data")
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where the run folder should be")
+    assert main(["quickstart", "--out", str(blocker / below), "--config", str(config), "--no-progress"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == f"mri-rl: error: not a folder ({blocker}): expected a folder to write in, found a file"
+    assert not (tmp_path / "data").exists() and blocker.read_text() == "a file where the run folder should be"
+
+
 def test_agent_settings_of_the_quickstart_config_override_the_agent_config(tmp_path):
     config = write_tiny_config(tmp_path, tmp_path / "data")
     with pytest.raises(

@@ -47,6 +47,7 @@ OS_ERROR_WORDS = {
     errno.EPERM: "operation not permitted",
     errno.EROFS: "read-only file system",
     errno.EISDIR: "is a folder",
+    errno.ENOTDIR: "not a folder",
 }
 
 

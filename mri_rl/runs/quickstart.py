@@ -38,7 +38,7 @@ from mri_rl.evaluation.lbcs_orders import kind_attribute
 from mri_rl.evaluation.policy_specs import BASELINE_NAMES, POLICY_NAME, parse_learned_policy, parse_policy_specs
 from mri_rl.evaluation.reference_choice import FIXED_ORDERS, lend_lbcs_orders
 from mri_rl.evaluation.report import markdown_table
-from mri_rl.files import atomic_write_text, temporary_name_pattern
+from mri_rl.files import atomic_write_text, check_not_a_file, temporary_name_pattern
 from mri_rl.provenance import check_record
 from mri_rl.reconstruct.base import check_precision
 from mri_rl.reconstruct.checkpoint import read_reconstructor_record
@@ -540,10 +540,12 @@ def run_quickstart(
 
     Raises:
         ConfigError: a bad config or override, before anything runs.
+        NotADirectoryError: ``out`` (or a folder above it) is a file, before anything runs.
         ValueError: a device this machine lacks, or precision "16" on the CPU.
         RecordMismatchError: a finished stage made under other settings.
     """
     out = Path(out)
+    check_not_a_file(out)  # before the data are written, not at the first stage to write in it
     settings = QuickstartConfig.from_file(config, overrides)
     if precision is not None:
         settings.task = settings.task.with_changes(precision=precision)
