@@ -186,10 +186,19 @@ def load_checkpoint(
         CheckpointError: as :func:`read_checkpoint`, or not of ``expected_format``.
     """
     checkpoint = read_checkpoint(path, weights, map_location)
+    check_format(checkpoint, path, expected_format)
+    return checkpoint
+
+
+def check_format(checkpoint: Mapping[str, Any], path: str | Path, expected_format: str) -> None:
+    """Refuse a checkpoint (read from ``path``) whose ``format`` entry is not ``expected_format``.
+
+    Raises:
+        CheckpointError: naming the file, the format found and the one expected.
+    """
     found = checkpoint.get("format")
     if found != expected_format:
         raise CheckpointError(f"checkpoint {path} has format {found!r}; expected {expected_format!r}")
-    return checkpoint
 
 
 # ---------------------------------------------------------------- checking entries

@@ -16,10 +16,12 @@ from typing import Any, cast
 import torch
 
 from mri_rl.checkpointing import (
+    CheckpointError,
+    check_format,
     entry_error,
     entry_errors,
-    load_checkpoint,
     load_module_state,
+    read_checkpoint,
     save_checkpoint,
     typed_entry,
 )
@@ -35,6 +37,12 @@ CHECKPOINT_VERSION = 1
 #: Checkpoint entries that hold weights (which must be finite).
 RECONSTRUCTOR_WEIGHTS = ("state_dict",)
 TRAINABLE_KINDS: dict[str, type[TrainableReconstructor]] = {"unet": UnetReconstructor, "varnet": VarNetReconstructor}
+#: ``mri-rl train-recon --out OUT`` writes its export to ``OUT/EXPORT_NAME`` and its Lightning
+#: checkpoints (``last.ckpt``, the best epoch's) into ``OUT/CHECKPOINT_DIR``.
+EXPORT_NAME = "reconstructor.pt"
+CHECKPOINT_DIR = "checkpoints"
+#: The entry that Lightning writes into each of its checkpoints, and an export lacks.
+LIGHTNING_VERSION_KEY = "pytorch-lightning_version"
 
 
 def export_reconstructor(model: Reconstructor, path: str | Path, record: dict[str, Any] | None = None) -> Path:
@@ -83,9 +91,13 @@ def read_export(path: str | Path, map_location: str | torch.device = "cpu") -> d
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: as ``load_checkpoint``, or naming the entry that is wrong.
+        CheckpointError: as :func:`~mri_rl.checkpointing.load_checkpoint` (a Lightning checkpoint of
+            ``train-recon`` naming the export to use instead), or naming the entry that is wrong.
     """
-    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, RECONSTRUCTOR_WEIGHTS, map_location)
+    checkpoint = read_checkpoint(path, RECONSTRUCTOR_WEIGHTS, map_location)
+    if LIGHTNING_VERSION_KEY in checkpoint:
+        raise lightning_checkpoint_error(Path(path))
+    check_format(checkpoint, path, CHECKPOINT_FORMAT)
     version = typed_entry(checkpoint, path, "version")
     if type(version) is not int or version != CHECKPOINT_VERSION:
         raise entry_error(path, "version", f"is {version!r}; this version of mri_rl reads version {CHECKPOINT_VERSION}")
@@ -104,6 +116,18 @@ def read_export(path: str | Path, map_location: str | torch.device = "cpu") -> d
     if problem is not None:
         raise entry_error(path, *problem)
     return checkpoint
+
+
+def lightning_checkpoint_error(path: Path) -> CheckpointError:
+    """The error for a Lightning checkpoint of ``train-recon`` at ``path`` where its export is expected:
+    it names that run's export when ``path`` is in a run's :data:`CHECKPOINT_DIR` beside one."""
+    export = path.parent.parent / EXPORT_NAME
+    found = path.parent.name == CHECKPOINT_DIR and export.is_file()
+    use = f"{export}, that run's export" if found else f"OUT/{EXPORT_NAME}, the export of train-recon --out OUT"
+    return CheckpointError(
+        f"checkpoint {path} looks like a Lightning training checkpoint of mri-rl train-recon, "
+        f"not an exported reconstructor; use {use}"
+    )
 
 
 def read_reconstructor_record(path: str | Path) -> dict[str, Any] | None:

@@ -50,6 +50,8 @@ from mri_rl.provenance import (
 )
 from mri_rl.reconstruct.base import Reconstructor, autocast, check_precision
 from mri_rl.reconstruct.checkpoint import (
+    CHECKPOINT_DIR,
+    EXPORT_NAME,
     TRAINABLE_KINDS,
     build_reconstructor,
     export_reconstructor,
@@ -71,9 +73,7 @@ from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
 from mri_rl.task import AcquisitionTask
 from mri_rl.threads import thread_report
 
-CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
-EXPORT_NAME = "reconstructor.pt"
 RECORD_NAME = "record.json"
 #: The reconstructor field of the task recorded with a reconstructor: it cannot hold its own hash.
 TRAINED_HERE = "(this reconstructor)"

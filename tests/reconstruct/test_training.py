@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 import mri_rl  # noqa: F401  (registers the environment)
 from mri_rl.checkpointing import CheckpointError, content_checksum, read_checkpoint
+from mri_rl.cli import main
 from mri_rl.data.fastmri_files import FastMRISliceDataset, resolve_split_folder
 from mri_rl.envs import ENV_ID
 from mri_rl.provenance import RecordMismatchError, data_fingerprint
@@ -518,9 +519,26 @@ def test_varnet_checkpoint_on_singlecoil_data_is_refused(trained_varnet, singlec
         evaluate_reconstructor(path, singlecoil_root, "singlecoil", "val", build_mask_samplers(EVALUATION_MASKS))
 
 
-def test_lightning_checkpoint_is_not_a_reconstructor_checkpoint(trained_unet):
-    with pytest.raises(ValueError, match="checkpoint"):
-        load_reconstructor(trained_unet / "checkpoints" / "last.ckpt")
+def test_a_lightning_checkpoint_given_as_a_reconstructor_names_the_export_to_use(
+    trained_unet, singlecoil_root, tmp_path, capsys
+):
+    """``last.ckpt`` where the export is expected: the error says what it is and names ``reconstructor.pt``."""
+    last = trained_unet / "checkpoints" / "last.ckpt"
+    lightning = f"checkpoint {last} looks like a Lightning training checkpoint of mri-rl train-recon"
+    use = f"not an exported reconstructor; use {trained_unet / 'reconstructor.pt'}, that run's export"
+    with pytest.raises(CheckpointError, match=re.escape(f"{lightning}, {use}")):
+        load_reconstructor(last)
+    with pytest.raises(CheckpointError, match=re.escape(f"{lightning}, {use}")):
+        read_reconstructor_record(last)
+    args = ["eval-recon", "--data", str(singlecoil_root), "--challenge", "singlecoil", "--reconstructor", str(last)]
+    assert main(args) == 2 and capsys.readouterr().err == f"mri-rl: error: {lightning}, {use}\n"
+    moved = tmp_path / "last.ckpt"  # out of its run folder: the export's place is said
+    moved.write_bytes(last.read_bytes())
+    with pytest.raises(
+        CheckpointError, match=re.escape(f"{moved} looks like a Lightning training checkpoint")
+    ) as refused:
+        load_reconstructor(moved)
+    assert str(refused.value).endswith("; use OUT/reconstructor.pt, the export of train-recon --out OUT")
 
 
 def test_bad_training_requests_raise_clear_errors(singlecoil_root, tmp_path):
