@@ -109,6 +109,20 @@ class KspaceGeometry:
         return measured_width(self.padding_left, self.padding_right)
 
 
+def check_initial_lines(initial_lines: int, measurable_columns: int, width: int) -> None:
+    """Refuse ``initial_lines`` that acquire every one of the ``measurable_columns`` (of ``width``) at
+    reset (:func:`initial_mask`), leaving no column to acquire.
+
+    Raises:
+        ValueError: naming the initial lines and the columns.
+    """
+    if initial_lines >= measurable_columns:
+        raise ValueError(
+            f"initial_lines ({initial_lines}) leaves no column to acquire: the slices have "
+            f"{measurable_columns} measurable columns of {width}"
+        )
+
+
 def measured_width(padding_left: int, padding_right: int) -> int:
     """Phase-encode columns that hold measured data: those in ``[padding_left, padding_right)``."""
     return padding_right - padding_left

@@ -31,7 +31,7 @@ from mri_rl.envs.spaces import (
     observation_space,
     pooled_features,
 )
-from mri_rl.kspace import data_range, initial_mask, measured_width
+from mri_rl.kspace import check_initial_lines, data_range, initial_mask, measured_width
 from mri_rl.metrics import HIGHER_IS_BETTER, image_metric, image_metrics, target_statistics
 from mri_rl.reconstruct.base import FeatureLayer, Reconstructor, check_precision
 from mri_rl.task import METRIC_NAMES, AcquisitionTask
@@ -162,11 +162,7 @@ class AcquisitionEpisodes:
         measured_energy: bool = False,
         auc_weighted_rewards: bool = False,
     ) -> None:
-        if task.initial_lines >= source.measurable_columns:
-            raise ValueError(
-                f"initial_lines ({task.initial_lines}) leaves no column to acquire: the slices have "
-                f"{source.measurable_columns} measurable columns of {source.width}"
-            )
+        check_initial_lines(task.initial_lines, source.measurable_columns, source.width)
         num_episodes = check_int("num_episodes", num_episodes)
         self.device = resolve_device(device)
         if look_ahead_batch_size is None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset
 
 from mri_rl.data import FastMRISliceDataset
+from mri_rl.kspace import check_initial_lines
 from mri_rl.reconstruct.training_masks import MaskSampler
 
 
@@ -46,6 +48,20 @@ def split_geometry(slices: FastMRISliceDataset, batch_size: int) -> tuple[tuple[
     if len(kspace_shapes) > 1 and batch_size > 1:
         raise ValueError(f"{slices.folder} mixes k-space shapes {sorted(kspace_shapes)}: use batch_size 1")
     return recon_sizes.pop(), volumes[0].slice_shape
+
+
+def check_masks_leave_columns(samplers: Iterable[MaskSampler], slices: FastMRISliceDataset) -> None:
+    """Refuse samplers whose initial lines leave no measurable column of ``slices`` to acquire, as the
+    environment refuses such a task (:func:`~mri_rl.kspace.check_initial_lines`).
+
+    Raises:
+        ValueError: naming the initial lines and the columns of the narrowest volume.
+    """
+    narrowest = min(slices.volumes.values(), key=lambda volume: volume.geometry.acquired_width)
+    for sampler in samplers:
+        lines = sampler.most_initial_lines()
+        if lines is not None:
+            check_initial_lines(lines, narrowest.geometry.acquired_width, narrowest.slice_shape[-1])
 
 
 class MaskedSlices(Dataset):

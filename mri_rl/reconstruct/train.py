@@ -66,7 +66,7 @@ from mri_rl.reconstruct.lightning import (
     VerifiedCheckpointIO,
     load_module,
 )
-from mri_rl.reconstruct.masked_slices import MaskedSlices, split_geometry
+from mri_rl.reconstruct.masked_slices import MaskedSlices, check_masks_leave_columns, split_geometry
 from mri_rl.reconstruct.trainable import TrainableReconstructor
 from mri_rl.reconstruct.training_masks import MaskSampler, build_mask_sampler, build_mask_samplers, orders_files
 from mri_rl.reconstruct.zero_filled import ZeroFilledReconstructor
@@ -454,19 +454,19 @@ def evaluate_reconstructor(
 
     Raises:
         ValueError: a reconstructor that does not fit the data (challenge, target size), a
-            folder named for another split, files the reconstructor was trained on, a batch
-            size below 1, a device this machine lacks, or a precision it has no arithmetic for.
+            folder named for another split, files the reconstructor was trained on, masks whose
+            initial lines leave no column to acquire, a batch size below 1, a device this machine
+            lacks, or a precision it has no arithmetic for.
     """
     batch_size, seed = check_int("batch_size", batch_size), check_int("seed", seed, 0)
     device = resolve_device(device)
     check_precision(device, precision)
     folder = resolve_split_folder(data, challenge, split)
     check_split_folder(folder, split, any_folder)
-    if isinstance(reconstructor, (str, Path)) and str(reconstructor) != "zero_filled":
-        recorded = (read_reconstructor_record(reconstructor) or {}).get("data") or {}
-        check_disjoint(recorded.get("train"), data_fingerprint(folder), f"the reconstructor {reconstructor}")
+    _check_not_trained_on(reconstructor, folder)
     slices = FastMRISliceDataset(folder, challenge)
     recon_size, kspace_shape = split_geometry(slices, batch_size)
+    check_masks_leave_columns(masks.values(), slices)  # as the env refuses such a task
     model = build_reconstructor(reconstructor)
     model.check_compatible(challenge, kspace_shape, recon_size)
     candidates = {reconstructor_name(model): model.to(device).eval()}
@@ -476,6 +476,13 @@ def evaluate_reconstructor(
         loader = DataLoader(MaskedSlices(slices, sampler, (seed,)), batch_size=batch_size)
         rows += _mask_rows(mask_name, loader, candidates, recon_size, device, len(slices), precision)
     return rows
+
+
+def _check_not_trained_on(reconstructor: str | Path | Reconstructor, folder: Path) -> None:
+    """Refuse an exported reconstructor whose record says it was trained on files of ``folder``."""
+    if isinstance(reconstructor, (str, Path)) and str(reconstructor) != "zero_filled":
+        recorded = (read_reconstructor_record(reconstructor) or {}).get("data") or {}
+        check_disjoint(recorded.get("train"), data_fingerprint(folder), f"the reconstructor {reconstructor}")
 
 
 def _mask_rows(

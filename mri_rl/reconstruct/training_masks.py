@@ -59,6 +59,11 @@ class MaskSampler(ABC):
             bool array (W,), True where acquired (always True on the padding).
         """
 
+    def most_initial_lines(self) -> int | None:
+        """The most initial lines (:func:`~mri_rl.kspace.initial_mask`) any of its masks starts from;
+        None when its masks start from none (fastMRI's)."""
+        return None
+
 
 class AcquisitionMaskSampler(MaskSampler):
     """Masks that an acquisition episode can reach.
@@ -89,6 +94,9 @@ class AcquisitionMaskSampler(MaskSampler):
         self.initial_lines = initial_lines
         self.budget = budget
         self.extra = extra
+
+    def most_initial_lines(self) -> int | None:
+        return self.initial_lines
 
     def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
         mask = initial_mask(width, padding_left, padding_right, self.initial_lines)
@@ -170,6 +178,9 @@ class OrdersMaskSampler(MaskSampler):
                 f"acquires {initial_lines}: record them with the task's policy"
             )
 
+    def most_initial_lines(self) -> int | None:
+        return self.orders.initial_lines
+
     def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
         if width != self.orders.width:
             raise ValueError(
@@ -200,6 +211,10 @@ class MixtureMaskSampler(MaskSampler):
             raise ValueError(f"mixture weights must be non-negative with a positive sum, got {probabilities.tolist()}")
         self.samplers = list(samplers)
         self.weights = probabilities / probabilities.sum()
+
+    def most_initial_lines(self) -> int | None:
+        lines = [found for sampler in self.samplers if (found := sampler.most_initial_lines()) is not None]
+        return max(lines, default=None)
 
     def __call__(self, width: int, padding_left: int, padding_right: int, seed: Seed) -> np.ndarray:
         seed = seed_tuple(seed)

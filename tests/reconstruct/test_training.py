@@ -23,6 +23,7 @@ import mri_rl  # noqa: F401  (registers the environment)
 from mri_rl.checkpointing import CheckpointError, content_checksum, read_checkpoint
 from mri_rl.cli import main
 from mri_rl.data.fastmri_files import FastMRISliceDataset, resolve_split_folder
+from mri_rl.data.synthetic import SyntheticSpec, write_synthetic_dataset
 from mri_rl.envs import ENV_ID
 from mri_rl.provenance import RecordMismatchError, data_fingerprint
 from mri_rl.reconstruct import UnetReconstructor, VarNetReconstructor, export_reconstructor, load_reconstructor
@@ -458,6 +459,28 @@ def test_evaluate_reconstructor_refuses_bad_settings(singlecoil_root, options, m
     masks = build_mask_samplers(EVALUATION_MASKS, TASKS["singlecoil"])
     with pytest.raises(ValueError, match=re.escape(message)):
         evaluate_reconstructor("zero_filled", singlecoil_root, "singlecoil", "val", masks, **options)
+
+
+def test_eval_recon_refuses_initial_lines_that_leave_no_column_to_acquire(singlecoil_root, tmp_path, capsys):
+    """``--initial-lines`` at or above the measurable columns is refused as the env refuses it, not
+    evaluated as an "initial" mask of sampling rate 1.000."""
+    padded = tmp_path / "padded"  # 16 columns, 2 zero-filled on each side: 12 measurable
+    write_synthetic_dataset(padded, SyntheticSpec(num_slices=1, size=16, padding=2), {"val": 1}, progress=False)
+    for root, lines, measurable in ((singlecoil_root, 16, 16), (singlecoil_root, 40, 16), (padded, 12, 12)):
+        args = ["eval-recon", "--data", str(root), "--challenge", "singlecoil", "--reconstructor", "zero_filled"]
+        assert main([*args, "--initial-lines", str(lines)]) == 2
+        message = f"initial_lines ({lines}) leaves no column to acquire: the slices have {measurable} measurable "
+        assert capsys.readouterr().err == f"mri-rl: error: {message}columns of 16\n"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            gym.make(ENV_ID, data_path=root / "singlecoil_val", budget=1, initial_lines=lines)  # the same words
+    assert main([*args, "--initial-lines", "11"]) == 0  # one column left to acquire
+    assert "| initial | 0.938 | zero_filled |" in capsys.readouterr().out  # 11 + 4 padding of 16
+    fastmri = {"kind": "random", "center_fractions": [0.25], "accelerations": [4]}
+    acquisition = {"kind": "acquisition", "initial_lines": 16, "budget": 0}
+    mixture = build_mask_sampler({"kind": "mixture", "components": [fastmri, acquisition]})
+    assert build_mask_sampler(fastmri).most_initial_lines() is None and mixture.most_initial_lines() == 16
+    with pytest.raises(ValueError, match=re.escape("initial_lines (16) leaves no column to acquire")):
+        evaluate_reconstructor("zero_filled", singlecoil_root, "singlecoil", "val", {"mixed": mixture})
 
 
 @pytest.mark.parametrize("epochs", [0, -1])
