@@ -3,13 +3,15 @@ full disk or a refused permission; ``--debug`` shows the traceback; a bug keeps 
 
 from __future__ import annotations
 
+import argparse
 import errno
 
 import pytest
 
 import mri_rl.data.synthetic
 import mri_rl.evaluation.policy_orders
-from mri_rl.cli import EXIT_ERROR, describe_error, main
+from mri_rl.cli import EXIT_ERROR, build_parser, describe_error, main
+from mri_rl.cli.arguments import OUTPUT
 from mri_rl.files import atomic_output, atomic_write_text
 
 SYNTH = ["--volumes", "1", "--val-volumes", "0", "--test-volumes", "0", "--slices", "1", "--size", "8", "--no-progress"]
@@ -49,11 +51,51 @@ def test_a_full_disk_is_one_line_and_status_2(tmp_path, capsys, monkeypatch):
     assert one_error_line(capsys) == f"no space left on the device ({target}): No space left on device"
 
 
-def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys):
-    blocker = tmp_path / "out"
+#: Each command that writes, OUT where it writes; MISSING is an input that is absent, so that any work done
+#: before the output is checked fails otherwise.
+WRITING_COMMANDS = {
+    "train": ["train", "--agent", "dqn", "--env", "CartPole-v1", "--total-steps", "8", "--out", "OUT"],
+    "train-recon": ["train-recon", "--data", "MISSING", "--challenge", "singlecoil", "--out", "OUT"],
+    "evaluate": ["evaluate", "--data", "MISSING", "--out", "OUT"],
+    "data synth": ["data", "synth", "OUT", *SYNTH],
+    "data anatomy": ["data", "anatomy", "OUT", *SYNTH],
+    "data import": ["data", "import", "MISSING", "OUT", "--no-progress"],
+    "quickstart": ["quickstart", "--out", "OUT", "--data", "MISSING", "--no-progress"],
+    "orders": ["orders", "--policy", "MISSING", "--data", "MISSING", "--out", "OUT/orders.json"],
+}
+
+
+@pytest.mark.parametrize("below", ["", "run"])
+@pytest.mark.parametrize("command", WRITING_COMMANDS)
+def test_an_output_folder_that_is_a_file_is_one_line_naming_it_before_the_work(tmp_path, capsys, command, below):
+    """``--out FILE`` (or ``OUT_DIR``), or a folder below a file: one line naming that file, before any input is
+    read (an orders file goes into a folder: OUT is the folder it names)."""
+    blocker = tmp_path / "notes.txt"
     blocker.write_text("a file where the output folder should be")
-    assert main(["data", "synth", str(blocker), *SYNTH]) == EXIT_ERROR
-    assert str(blocker) in one_error_line(capsys)
+    argv = [arg.replace("OUT", str(blocker / below)) for arg in WRITING_COMMANDS[command]]
+    assert main([arg.replace("MISSING", str(tmp_path / "missing")) for arg in argv]) == EXIT_ERROR
+    assert one_error_line(capsys) == f"not a folder ({blocker}): expected a folder to write in, found a file"
+    assert sorted(tmp_path.iterdir()) == [blocker] and blocker.read_text() == "a file where the output folder should be"
+
+
+def writing_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The (sub)commands of ``parser`` that take ``--out`` or ``OUT_DIR``, by name."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action.choices, dict):  # a subcommand's parsers
+            for sub in action.choices.values():
+                found.update(writing_commands(sub))
+        elif action.dest in ("out", "out_dir"):
+            found[parser.prog.removeprefix("mri-rl ")] = parser
+    return found
+
+
+def test_every_command_that_writes_has_its_output_checked_before_it_runs():
+    """A new command with ``--out`` is in :data:`WRITING_COMMANDS` and declares it with ``add_output_argument``."""
+    commands = writing_commands(build_parser())
+    assert sorted(commands) == sorted(WRITING_COMMANDS)
+    declared = {name: parser.get_default(OUTPUT) for name, parser in commands.items()}
+    assert declared == {name: ("out_dir" if "data" in name else "out", name != "orders") for name in commands}
 
 
 def test_an_output_file_that_is_a_folder_is_refused_before_the_work(tmp_path, capsys, monkeypatch):

@@ -12,6 +12,7 @@ import errno
 import sys
 
 from mri_rl import __version__
+from mri_rl.cli.arguments import check_output
 from mri_rl.cli.data import add_data_commands
 from mri_rl.cli.evaluate import add_evaluate_command, add_orders_command
 from mri_rl.cli.quickstart import add_quickstart_command
@@ -65,12 +66,14 @@ def describe_error(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mri-rl`` console script; returns the exit status.
 
-    An expected failure (ValueError and its kinds, OSError, MemoryError) is one line on
-    stderr and exit status 2; ``--debug`` shows its traceback instead. Anything else is a
-    bug and keeps its traceback.
+    An output the command cannot write (a file where its folder is to be) is refused before it runs
+    (:func:`~mri_rl.cli.arguments.check_output`). An expected failure (ValueError and its kinds,
+    OSError, MemoryError) is one line on stderr and exit status 2; ``--debug`` shows its traceback
+    instead. Anything else is a bug and keeps its traceback.
     """
     args = build_parser().parse_args(argv)
     try:
+        check_output(args)  # before any work, for every command that writes
         return args.handler(args)
     except (ValueError, OSError, MemoryError) as error:
         if args.debug:

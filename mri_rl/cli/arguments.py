@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mri_rl.checks import MAX_SEED, expected, is_valid
@@ -172,6 +173,37 @@ def task_of(args: argparse.Namespace) -> AcquisitionTask:
     if getattr(args, "task_precision", None) is not None:
         changes["precision"] = args.task_precision
     return DEFAULT_TASK.with_changes(**changes)
+
+
+#: The namespace entry of a command that writes: (dest of its output argument, whether that is a folder).
+OUTPUT = "output_argument"
+
+
+def add_output_argument(parser: argparse.ArgumentParser, name: str, folder: bool = True, **kwargs: Any) -> None:
+    """``name`` (``--out`` or ``out_dir``): the folder the command writes in, or with ``folder=False`` the
+    file it writes; :func:`~mri_rl.cli.main` checks it with :func:`check_output` before the command runs."""
+    action = parser.add_argument(name, type=Path, **kwargs)
+    parser.set_defaults(**{OUTPUT: (action.dest, folder)})
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """Refuse the output of a command (:func:`add_output_argument`) where the file system holds what it cannot
+    write: a folder to write in that is a file or lies below one, a file to write that is a folder or lies
+    below a file. Nothing to check for a command that writes nothing.
+
+    Raises:
+        NotADirectoryError: naming the file where a folder is needed.
+        IsADirectoryError: naming the folder where the file is to be written.
+    """
+    from mri_rl.files import check_not_a_file, check_not_a_folder
+
+    if getattr(args, OUTPUT, None) is None:
+        return
+    dest, folder = getattr(args, OUTPUT)
+    path = getattr(args, dest)
+    if not folder:
+        check_not_a_folder(path)
+    check_not_a_file(path if folder else path.parent)
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:

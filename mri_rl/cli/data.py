@@ -12,6 +12,7 @@ from mri_rl.cli.arguments import (
     FINITE,
     NON_NEGATIVE_INT,
     SEED,
+    add_output_argument,
     number_type,
 )
 from mri_rl.task import CHALLENGES, DEFAULT_TASK, SPLITS
@@ -30,7 +31,7 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
         description="Write synthetic volumes into OUT_DIR/{challenge}_{train,val,test}/, readable by "
         "fastmri.data.SliceDataset. The same arguments write byte-identical files.",
     )
-    synth.add_argument("out_dir", type=Path, help="root folder to write into")
+    add_output_argument(synth, "out_dir", help="root folder to write into")
     _add_volume_arguments(synth)
     _add_acquisition_arguments(synth)
     synth.add_argument(
@@ -178,7 +179,7 @@ def _add_data_import_command(data_commands: argparse._SubParsersAction) -> None:
         metavar="SOURCE",
         help="a .nii/.nii.gz file, or a folder of NIfTI files, of one DICOM series or of 2-D image slices",
     )
-    command.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="root folder to write into")
+    add_output_argument(command, "out_dir", metavar="OUT_DIR", help="root folder to write into")
     _add_acquisition_arguments(command)
     group = command.add_argument_group("slices and splits (mri_rl.data.image_import.ImportSettings)")
     group.add_argument(
@@ -254,7 +255,7 @@ def _add_data_anatomy_command(data_commands: argparse._SubParsersAction) -> None
         "coronally or sagittally in turn, from its split's share of the slicing axis (held-out slices of the same "
         "brain, not a new subject), in simulated complex k-space. The same arguments write byte-identical files.",
     )
-    command.add_argument("out_dir", type=Path, help="root folder to write into")
+    add_output_argument(command, "out_dir", help="root folder to write into")
     command.add_argument(
         "--layout",
         choices=("slabs", "interleaved"),

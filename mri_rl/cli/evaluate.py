@@ -11,6 +11,7 @@ from mri_rl.cli.arguments import (
     SEED,
     TASK_FLAGS,
     add_device_argument,
+    add_output_argument,
     add_task_arguments,
     add_workers_arguments,
     checked_device,
@@ -146,7 +147,7 @@ def add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         "each (policy, seed) rollout is split into shards of whole batches, which workers roll; the files "
         "are the same as one process writes, and a killed worker's shard is rolled again",
     )
-    evaluate.add_argument("--out", type=Path, required=True, help="results folder, e.g. results/NAME")
+    add_output_argument(evaluate, "--out", required=True, help="results folder, e.g. results/NAME")
     evaluate.add_argument(
         "--overwrite",
         action="store_true",
@@ -240,7 +241,7 @@ def add_orders_command(commands: argparse._SubParsersAction) -> None:
     orders.add_argument("--data", type=Path, required=True, help="a folder of .h5 files, e.g. DATA/singlecoil_train")
     orders.add_argument("--batch-size", type=COUNT, default=32, help="slices stepped together (default: 32)")
     add_device_argument(orders, "the environment's reconstructions and the policy")
-    orders.add_argument("--out", type=Path, required=True, help="the orders file to write, e.g. orders.json")
+    add_output_argument(orders, "--out", folder=False, required=True, help="the orders file to write, e.g. orders.json")
     orders.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     orders.set_defaults(handler=_run_orders)
 
@@ -248,9 +249,7 @@ def add_orders_command(commands: argparse._SubParsersAction) -> None:
 def _run_orders(args: argparse.Namespace) -> int:
     from mri_rl.acquisition_orders import write_orders
     from mri_rl.evaluation.policy_orders import record_policy_orders
-    from mri_rl.files import check_not_a_folder
 
-    check_not_a_folder(args.out)  # before the episodes are rolled
     recorded = record_policy_orders(
         args.policy, args.data, args.batch_size, checked_device(args.device), progress=not args.no_progress
     )

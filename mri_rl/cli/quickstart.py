@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mri_rl.cli.arguments import (
     add_device_argument,
+    add_output_argument,
     add_precision_argument,
     add_set_argument,
     checked_device,
@@ -25,7 +26,7 @@ def add_quickstart_command(commands: argparse._SubParsersAction) -> None:
         "stages are skipped on a rerun when they were made with the same settings; otherwise the run "
         "stops and names what differs.",
     )
-    quickstart.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="(default: runs/quickstart)")
+    add_output_argument(quickstart, "--out", default=Path("runs/quickstart"), help="(default: runs/quickstart)")
     quickstart.add_argument("--config", default="quickstart", help="a packaged config name or a YAML path")
     add_set_argument(quickstart)
     quickstart.add_argument("--data", type=Path, default=None, help="data root (default: the config's)")

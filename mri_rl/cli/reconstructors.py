@@ -10,6 +10,7 @@ from mri_rl.cli.arguments import (
     COUNT,
     SEED,
     add_device_argument,
+    add_output_argument,
     add_set_argument,
     add_task_arguments,
     checked_device,
@@ -44,7 +45,7 @@ def add_reconstructor_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--model", choices=("unet", "varnet"), default=None, help="default: unet for singlecoil, varnet for multicoil"
     )
-    train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    add_output_argument(train, "--out", required=True, help="run folder, e.g. runs/NAME")
     train.add_argument("--config", default=None, help="a packaged config name or a YAML path (default: recon_{model})")
     add_set_argument(train)
     train.add_argument("--max-epochs", type=COUNT, default=None)

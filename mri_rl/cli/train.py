@@ -11,6 +11,7 @@ from mri_rl.cli.arguments import (
     COUNT,
     SEED,
     add_device_argument,
+    add_output_argument,
     add_precision_argument,
     add_set_argument,
     add_workers_arguments,
@@ -67,7 +68,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         "multiple), for one learner "
         "that acts for all of them (with --seeds: seeds trained at once)",
     )
-    train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    add_output_argument(train, "--out", required=True, help="run folder, e.g. runs/NAME")
     train.add_argument(
         "--resume",
         action="store_true",
