@@ -26,7 +26,12 @@ from mri_rl.checkpointing import entry_errors, load_module_state, read_checkpoin
 from mri_rl.data import FastMRISliceDataset
 from mri_rl.metrics import image_metrics
 from mri_rl.reconstruct.checkpoint import TRAINABLE_KINDS
-from mri_rl.reconstruct.masked_slices import MaskedSlices, ReconstructionSample, split_geometry
+from mri_rl.reconstruct.masked_slices import (
+    MaskedSlices,
+    ReconstructionSample,
+    check_masks_leave_columns,
+    split_geometry,
+)
 from mri_rl.reconstruct.training_masks import MaskSampler
 from mri_rl.threads import follow_free_cpus
 
@@ -142,7 +147,8 @@ class ReconstructionDataModule(pl.LightningDataModule):
         """Open and check both splits (once); sets :attr:`recon_size`.
 
         Raises:
-            ValueError: the splits differ in target size, or cannot be batched.
+            ValueError: the splits differ in target size, or cannot be batched, or the masks' initial lines
+                leave no column of a split to acquire (:func:`check_masks_leave_columns`).
         """
         if self.train_slices is not None:
             return
@@ -152,6 +158,8 @@ class ReconstructionDataModule(pl.LightningDataModule):
         val_size, _ = split_geometry(val, self.batch_size)
         if train_size != val_size:
             raise ValueError(f"train targets are {train_size}, val targets {val_size}: they must match")
+        for slices in (train, val):  # as eval-recon and the env refuse them: every mask would be fully sampled
+            check_masks_leave_columns([self.masks], slices)
         self.train_slices, self.val_slices, self.recon_size = train, val, train_size
 
     def train_dataloader(self) -> DataLoader:

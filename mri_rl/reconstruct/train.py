@@ -267,11 +267,12 @@ def train_reconstructor(
 
     Raises:
         ValueError: a config that does not fit, ``model`` other than the config's, mixed
-            splits, or ``resume`` of a run made under another record.
+            splits, masks whose initial lines leave no column of the training or validation
+            slices to acquire, or ``resume`` of a run made under another record.
         FileNotFoundError: ``resume`` without a last checkpoint; missing data.
         FileExistsError: ``out`` already holds a run and ``resume`` is False.
     """
-    # long: 41 of its lines document its twelve arguments; the body is about 35
+    # long: 42 of its lines document its twelve arguments; the body is about 35
     out = Path(out)
     last = _last_checkpoint(out, resume)
     model_hparams = config_section(config, "model")

@@ -483,6 +483,22 @@ def test_eval_recon_refuses_initial_lines_that_leave_no_column_to_acquire(single
         evaluate_reconstructor("zero_filled", singlecoil_root, "singlecoil", "val", {"mixed": mixture})
 
 
+def test_train_recon_refuses_initial_lines_that_leave_no_column_to_acquire(singlecoil_root, tmp_path, capsys):
+    """``--initial-lines`` at or above the measurable columns of the training or validation slices is refused in
+    eval-recon's (and the env's) words before anything is written, not trained on fully sampled masks."""
+    padded = tmp_path / "padded"  # 16 columns, 2 zero-filled on each side: 12 measurable
+    write_synthetic_dataset(padded, SyntheticSpec(num_slices=1, size=16, padding=2), {"val": 1}, progress=False)
+    train, val = str(singlecoil_root / "singlecoil_train"), ["--val-data", str(padded / "singlecoil_val")]
+    tiny = ["--max-epochs", "1", "--set", "model.chans=4", "--set", "model.num_pool_layers=1"]
+    for data, lines, measurable in ((str(singlecoil_root), 16, 16), (str(singlecoil_root), 40, 16), (train, 12, 12)):
+        out = tmp_path / f"run{lines}"
+        args = ["train-recon", "--data", data, *(val if data == train else []), "--challenge", "singlecoil"]
+        assert main([*args, "--out", str(out), *tiny, "--initial-lines", str(lines)]) == 2
+        message = f"initial_lines ({lines}) leaves no column to acquire: the slices have {measurable} measurable "
+        assert capsys.readouterr().err == f"mri-rl: error: {message}columns of 16\n"
+        assert not out.exists()
+
+
 @pytest.mark.parametrize("epochs", [0, -1])
 def test_max_epochs_below_one_is_refused(singlecoil_root, tmp_path, epochs):
     with pytest.raises(ValueError, match=f"max_epochs must be an integer >= 1 .*got {epochs}"):
