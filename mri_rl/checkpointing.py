@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -242,6 +243,47 @@ def count_entry(value: Any, path: str | Path, entry: str, minimum: int = 0) -> i
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise entry_error(path, entry, f"is {value!r}; expected an integer >= {minimum}")
     return int(value)
+
+
+def cuda_rng_states() -> dict[str, list[torch.Tensor]]:
+    """``{"cuda": [each CUDA device's generator state]}`` (uint8 tensors, ``weights_only``-loadable) when
+    CUDA is available, else ``{}``: what a checkpoint keeps of the CUDA generators beside the CPU one's."""
+    return {"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}
+
+
+def saved_cuda_rng_states(saved: Any, path: str | Path, entry: str) -> list[torch.Tensor] | None:
+    """The CUDA generator states to restore, one per device (on the CPU), from ``saved``, entry ``entry``
+    of ``path`` (the list of :func:`cuda_rng_states`): when CUDA is available with as many devices as
+    were saved, else None.
+
+    With None the CUDA generators are left as they are (as the agent's seed set them), and a resumed run
+    does not draw the CUDA random numbers the uninterrupted one would have: silently when ``saved`` is
+    None (written without CUDA, or before CUDA states were saved) or there is no CUDA (nothing draws
+    from it), with a warning when the device count differs.
+
+    Raises:
+        CheckpointError: ``saved`` is neither None nor a list of 1-d uint8 tensors, or (CUDA available)
+            they are not the size of this machine's generator states.
+    """
+    if saved is None:
+        return None
+    if not isinstance(saved, list) or not all(
+        isinstance(state, torch.Tensor) and state.dtype == torch.uint8 and state.ndim == 1 for state in saved
+    ):
+        raise entry_error(path, entry, f"is {type(saved).__name__}; expected a list of 1-d uint8 tensors")
+    if not torch.cuda.is_available():
+        return None
+    if len(saved) != torch.cuda.device_count():
+        warnings.warn(
+            f"{path} holds the CUDA random states of {len(saved)} device(s), this machine has "
+            f"{torch.cuda.device_count()}: they are not restored, so a resumed run draws other CUDA random numbers",
+            stacklevel=2,
+        )
+        return None
+    sizes = [state.numel() for state in torch.cuda.get_rng_state_all()]
+    if [state.numel() for state in saved] != sizes:
+        raise entry_error(path, entry, f"holds states of {[len(state) for state in saved]} bytes; expected {sizes}")
+    return [state.cpu() for state in saved]
 
 
 def _describe(tensor: torch.Tensor) -> str:

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -368,6 +369,18 @@ AGENT_DAMAGES: list[Row] = [
         "rng.torch",
         "is unusable (RuntimeError: ...)",
     ),
+    (
+        "cuda rng a tensor",
+        put("rng", "cuda", value=torch.zeros(3, dtype=torch.uint8)),
+        "rng.cuda",
+        "is Tensor; expected a list of 1-d uint8 tensors",
+    ),
+    (
+        "cuda rng of floats",
+        put("rng", "cuda", value=[torch.zeros(3)]),
+        "rng.cuda",
+        "is list; expected a list of 1-d uint8 tensors",
+    ),
 ]
 
 
@@ -417,6 +430,64 @@ def test_a_good_agent_checkpoint_loads_bit_identical(saved_dqn):
         again = load(saved_dqn).checkpoint()  # the torch generator is global: restored by the load
         assert same(again, {k: v for k, v in saved.items() if k != "checksum"})
         assert content_checksum(again) == saved["checksum"]
+
+
+class FakeCuda:
+    """CUDA generators on a machine without CUDA: ``devices`` devices, each a 16-byte state ``states``
+    that ``torch.cuda``'s ``get_rng_state_all`` and ``set_rng_state_all`` read and write."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, devices: int) -> None:
+        self.states = [torch.full((16,), device, dtype=torch.uint8) for device in range(devices)]
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: devices)
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [state.clone() for state in self.states])
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", self.set_rng_state_all)
+
+    def set_rng_state_all(self, states: list[torch.Tensor]) -> None:
+        assert all(state.device.type == "cpu" for state in states)  # as torch.cuda.set_rng_state_all needs
+        self.states = [state.clone() for state in states]
+
+
+def tiny_dqn() -> DQN:
+    return DQN(gym.make("CartPole-v1"), net_arch=(8,), seed=0)
+
+
+def test_an_agent_checkpoint_keeps_each_cuda_devices_random_state_and_a_load_restores_it(tmp_path, monkeypatch):
+    cuda = FakeCuda(monkeypatch, devices=2)
+    saved_states = [state.clone() for state in cuda.states]
+    path = tiny_dqn().save(tmp_path / "agent.pt", resumable=True)
+    rng = torch.load(path, weights_only=True)["rng"]  # a list of uint8 tensors: weights_only loads it
+    assert same(rng["cuda"], saved_states)
+    cuda.states = [torch.randint(0, 255, (16,), dtype=torch.uint8) for _ in range(2)]  # the generators drew on
+    DQN.load(path, env=gym.make("CartPole-v1"))
+    assert same(cuda.states, saved_states)  # restored: a resumed run draws what the saved one would have
+
+
+@pytest.mark.parametrize("now", [0, 1, 3], ids=["no CUDA now", "1 device now", "3 devices now"])
+def test_cuda_random_states_of_another_machine_are_left_as_they_are(tmp_path, monkeypatch, now):
+    """Saved on 2 devices: with no CUDA now they are not used (silently), with another count a warning."""
+    FakeCuda(monkeypatch, devices=2)
+    path = tiny_dqn().save(tmp_path / "agent.pt")
+    cuda = FakeCuda(monkeypatch, devices=max(now, 1))
+    before = [state.clone() for state in cuda.states]
+    if now == 0:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            DQN.load(path)
+    else:
+        with pytest.warns(UserWarning, match=rf"CUDA random states of 2 device\(s\), this machine has {now}:"):
+            DQN.load(path)
+    assert same(cuda.states, before)
+
+
+def test_a_checkpoint_without_cuda_random_states_loads_on_a_cuda_machine(saved_dqn, monkeypatch):
+    """Saved without CUDA (or before CUDA states were saved): the CUDA generators are left as they are."""
+    assert "cuda" not in torch.load(saved_dqn, weights_only=True)["rng"]
+    cuda = FakeCuda(monkeypatch, devices=1)
+    before = [state.clone() for state in cuda.states]
+    DQN.load(saved_dqn)
+    assert same(cuda.states, before)
 
 
 FIRST_WEIGHT = ("state_dict", "unet.down_sample_layers.0.layers.0.weight")

@@ -30,10 +30,12 @@ from mri_rl.agents.collect import Collector, Step, as_vector_env
 from mri_rl.checkpointing import (
     CheckpointError,
     count_entry,
+    cuda_rng_states,
     entry_error,
     entry_errors,
     load_checkpoint,
     save_checkpoint,
+    saved_cuda_rng_states,
     typed_entry,
 )
 from mri_rl.checks import resolve_device
@@ -282,8 +284,10 @@ class Agent:
 
     # --------------------------------------------------------------- save and load
     def checkpoint(self, resumable: bool = False) -> dict[str, Any]:
-        """Weights, optimiser, counters and RNG states; with ``resumable``, also what training
-        keeps besides (:meth:`_training_state`), which a final model leaves out."""
+        """Weights, optimiser, counters and RNG states (the agent's numpy generator, torch's CPU generator
+        and, when CUDA is available, each CUDA device's: :func:`~mri_rl.checkpointing.cuda_rng_states`);
+        with ``resumable``, also what training keeps besides (:meth:`_training_state`), which a final
+        model leaves out."""
         training = {"training_state": self._training_state()} if resumable else {}
         return {
             "format": AGENT_FORMAT,
@@ -298,7 +302,7 @@ class Agent:
                 "vector_steps": self.vector_steps,
             },
             "episode_returns": torch.tensor(self.episode_returns, dtype=torch.float64),
-            "rng": {"numpy": _generator_state(self.rng), "torch": torch.get_rng_state()},
+            "rng": {"numpy": _generator_state(self.rng), "torch": torch.get_rng_state(), **cuda_rng_states()},
             "state": self._state(),
             "record": self.record,
             **training,
@@ -385,11 +389,14 @@ class Agent:
         rng = typed_entry(checkpoint, path, "rng", dict)
         with entry_errors(path, "rng.numpy"):
             self.rng.bit_generator.state = _generator_state_from(rng["numpy"])
+        cuda = saved_cuda_rng_states(rng.get("cuda"), path, "rng.cuda")  # None: left as they are (see there)
         self._load_state(typed_entry(checkpoint, path, "state", dict), path)
         if "training_state" in checkpoint and self.env is not None:  # without an env, nothing trains
             self._load_training_state(typed_entry(checkpoint, path, "training_state", dict), path)
-        with entry_errors(path, "rng.torch"):  # last: the global generator changes only for an agent that loads
+        with entry_errors(path, "rng.torch"):  # last: the global generators change only for an agent that loads
             torch.set_rng_state(rng["torch"].cpu())
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def space_entry(checkpoint: dict[str, Any], path: str | Path, key: str) -> spaces.Space:

@@ -66,6 +66,11 @@ def env_action_masks(env: gym.Env | VectorEnv, infos: dict[str, Any]) -> np.ndar
     return np.stack([np.array(masks, dtype=bool) for masks in base.call("action_masks")])
 
 
+def first_action(space: spaces.Space) -> int:
+    """The env's action of index 0: a Discrete ``space``'s ``start``, else 0."""
+    return int(space.start) if isinstance(space, spaces.Discrete) else 0
+
+
 def legal_actions(env: VectorEnv, infos: dict[str, Any], num_actions: int) -> np.ndarray:
     """bool (N, A): the env's masks (:func:`env_action_masks`), else every action legal.
 
@@ -117,10 +122,15 @@ class Collector:
             observations (``tensor_observations``) returns them from now on, on that device
             (None: the env's observations as they are, numpy for the MRI envs).
 
+    Actions are indices in [0, A), as the networks and the legal masks count them (entry i of a mask
+    is the index i): :meth:`step` takes indices and gives the env its own actions, index +
+    ``action_start``. A :class:`~mri_rl.agents.Policy`'s ``predict`` returns env actions: subtract
+    ``action_start`` before :meth:`step` (:func:`~mri_rl.evaluation.rollout.predicted_indices`).
+
     Attributes:
         tensor_observations: whether the observations are torch tensors on ``device``.
-        action_start: the env's first action (its Discrete space's ``start``), which :meth:`step`
-            adds to the action indices.
+        action_start: the env's first action (its Discrete space's ``start``, :func:`first_action`),
+            which :meth:`step` adds to the action indices.
     """
 
     def __init__(self, env: VectorEnv, num_actions: int, device: str | torch.device | None = None) -> None:
@@ -133,8 +143,7 @@ class Collector:
         )
         if self._was_tensors is not None:
             base.tensor_observations = self.tensor_observations
-        space = env.single_action_space
-        self.action_start = int(space.start) if isinstance(space, spaces.Discrete) else 0
+        self.action_start = first_action(env.single_action_space)
         n = env.num_envs
         self.returns = np.zeros(n, dtype=np.float64)
         self.autoresetting = np.zeros(n, dtype=bool)
@@ -155,8 +164,8 @@ class Collector:
         return observations, legal_actions(self.env, infos, self.num_actions), infos
 
     def step(self, actions: np.ndarray) -> Step:
-        """Step every sub-environment with the actions of indices ``actions`` (N,) in [0, A) (the
-        env gets ``actions + action_start``, its own actions)."""
+        """Step every sub-environment with the action indices ``actions`` (N,) in [0, A), not env actions
+        (the env gets ``actions + action_start``, its own actions)."""
         observations, rewards, terminated, truncated, infos = self.env.step(np.asarray(actions) + self.action_start)
         rewards, terminated, truncated = np.asarray(rewards), np.asarray(terminated), np.asarray(truncated)
         valid = ~self.autoresetting

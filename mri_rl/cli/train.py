@@ -74,7 +74,8 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue the run in --out from its last checkpoint, with its saved config (config options that "
         "ask for another are refused; --device and --precision still apply; a run made at another precision "
-        "is refused); a finished run (one with eval.json) is left as it is",
+        "is refused); a finished run (one with eval.json) is left as it is, one whose training is over "
+        "without eval.json is only evaluated",
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(handler=_run_train)

@@ -71,13 +71,20 @@ def rollout_policy(
             step_number += 1
             follow_free_cpus()
             legal[~(collector.in_first_episode & real)] = True  # finished or padding: any action, result discarded
-            actions, _ = policy.predict(obs, deterministic=True, action_mask=legal)
-            actions = np.asarray(actions)
+            actions = predicted_indices(policy, obs, legal, collector.action_start)
             step = collector.step(actions)
             which = step.in_first_episode & real
             rows += metric_rows(step.infos, names, which, policy_name, seed, step_number, actions)
             obs, legal = step.observations, step.legal
     return rows
+
+
+def predicted_indices(policy: Policy, obs: Any, legal: np.ndarray, action_start: int) -> np.ndarray:
+    """int64 (N,): the policy's deterministic actions for a batch as action indices in [0, A), those of
+    ``legal`` bool (N, A) and :meth:`~mri_rl.agents.collect.Collector.step`: ``predict`` returns the
+    env's actions, which start at ``action_start`` (the Discrete space's ``start``)."""
+    actions, _ = policy.predict(obs, deterministic=True, action_mask=legal)
+    return np.asarray(actions, dtype=np.int64) - action_start
 
 
 def acquisition_orders(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], list[int]]:
@@ -100,7 +107,8 @@ def visit_own_states(
 ) -> None:
     """One episode per slice of ``slice_indices``, ``env.num_envs`` slices at a time, for ``budget``
     steps, on the states the acting policy reaches itself: at each step ``act(obs, legal, which)``
-    gives the batch's actions int (N,) from its observations and legal actions bool (N, A);
+    gives the batch's action indices int (N,) in [0, A), not env actions (:func:`predicted_indices`
+    turns a policy's ``predict`` into them), from its observations and legal actions bool (N, A);
     ``which`` bool (N,) marks the rows still in their first episode on a real slice (not padding),
     the rows to count. ``policy`` is the one whose ``reset`` starts each batch (:func:`start_batch`).
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from mri_rl.agents.collect import first_action
 from mri_rl.agents.look_ahead import balanced_action_scores, look_ahead_gains_of
 from mri_rl.agents.policy import Policy
-from mri_rl.evaluation.rollout import visit_own_states
+from mri_rl.evaluation.rollout import predicted_indices, visit_own_states
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def teacher_agreement(
 
     def act(obs: Any, legal: np.ndarray, which: np.ndarray) -> np.ndarray:
         scored.append(balanced_action_scores(gains_of, legal, metrics, weights)[0][which])
-        actions = np.asarray(policy.predict(obs, deterministic=True, action_mask=legal)[0])
+        actions = predicted_indices(policy, obs, legal, first_action(env.single_action_space))
         taken.append(actions[which])
         return actions
 

@@ -316,7 +316,10 @@ def train_agent(
     identical (the episodes in progress are dropped: :class:`~mri_rl.agents.base.TrainingRun`).
     A run that has finished (its ``eval.json`` is written: it reached ``total_steps`` or
     ``stop_at_return``) is left as it is: ``resume`` trains nothing, writes no file and
-    returns its ``eval.json``. With Ray ``workers``, the env is stepped by actors
+    returns its ``eval.json``. A run whose training is over but which has no ``eval.json``
+    (stopped before writing it: :func:`training_over`) is not trained further: ``resume`` runs
+    its final evaluation and writes ``eval.json``, its checkpoint and ``model.pt`` left as
+    they are. With Ray ``workers``, the env is stepped by actors
     (:func:`make_training_env`); the learner is the same agent, and the record holds the
     workers' count (their sub-environments and seeds are the run's).
 
@@ -347,11 +350,12 @@ def train_agent(
         eval_env = make_env(config, eval_env_kwargs(config, env), num_envs=1)
         check_eval_env(agent, env, eval_env)
         logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
+        trained, solved_at_step = training_over(config, agent, out_dir, solved_at_step) if resume else (False, None)
         monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps, solved_at_step)
-        steps_left = 0 if solved_at_step is not None else config.total_steps - agent.num_timesteps
-        agent.learn(steps_left, monitor, progress_bar, reset_num_timesteps=False)
-        monitor.save_checkpoint(agent)
-        agent.save(out_dir / "model.pt")
+        if not trained:
+            agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
+            monitor.save_checkpoint(agent)
+            agent.save(out_dir / "model.pt")
         result = final_evaluation(agent, eval_env, config, monitor, out_dir)
         logger.close()
         return result
@@ -386,6 +390,26 @@ def start_agent(
     run = typed_entry(checkpoint, checkpoint_path, "run", dict) if "run" in checkpoint else {}
     solved = run.get("solved_at_step")
     return agent, None if solved is None else count_entry(solved, checkpoint_path, "run.solved_at_step")
+
+
+def training_over(
+    config: TrainConfig, agent: Agent, out_dir: Path, solved_at_step: int | None
+) -> tuple[bool, int | None]:
+    """Whether the training of a resumed run is over (its checkpoint is the final one: only the final
+    evaluation is left), and the step at which it was solved (None: not solved).
+
+    It is over when the checkpoint says the run was solved (``solved_at_step``), when the agent has
+    reached ``total_steps``, or when ``model.pt`` is written (a run writes it once training is over,
+    after its final checkpoint, and ``eval.json`` last). A run with ``model.pt`` that stopped before
+    ``total_steps`` with a ``stop_at_return`` was solved at its last step: how a checkpoint written
+    before runs saved ``solved_at_step`` tells it (a run stops early only when solved). An older run
+    stopped between its final checkpoint and ``model.pt`` cannot be told from an interrupted one.
+    """
+    if solved_at_step is not None or agent.num_timesteps >= config.total_steps:
+        return True, solved_at_step
+    if not (out_dir / "model.pt").is_file():
+        return False, None
+    return True, agent.num_timesteps if config.stop_at_return is not None else None
 
 
 def finished_result(out_dir: str | Path) -> dict[str, Any] | None:

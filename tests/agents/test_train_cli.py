@@ -17,7 +17,8 @@ import yaml
 from PIL import Image
 
 import mri_rl
-from mri_rl.agents import DQN, REINFORCE, Agent, DAgger
+from mri_rl.agents import AGENTS, DQN, REINFORCE, Agent, DAgger
+from mri_rl.checkpointing import save_checkpoint
 from mri_rl.cli import main
 from mri_rl.configs import load_config
 from mri_rl.provenance import checkpoint_fingerprint
@@ -39,6 +40,20 @@ TINY_DQN = {
         "target_update_interval": 50,
         "net_arch": [32],
     },
+}
+
+
+#: A REINFORCE run on CartPole that is solved at its first evaluation, step 200 of 2000.
+SOLVED_AT_200 = {
+    "agent": "reinforce",
+    "env_id": "CartPole-v1",
+    "total_steps": 2000,
+    "eval_interval": 200,
+    "eval_episodes": 2,
+    "stop_at_return": 0,  # met at the first evaluation
+    "checkpoint_interval": 1000,
+    "log_interval": 200,
+    "hyperparameters": {"episodes_per_update": 2, "net_arch": [8]},
 }
 
 
@@ -179,18 +194,7 @@ def test_resuming_a_run_stopped_at_its_return_threshold_trains_nothing_and_chang
     its files as they are. Stopped before its eval.json was written, it trains no further: the
     checkpoint says at which step it was solved."""
     config = tmp_path / "stop.yaml"
-    values = {
-        "agent": "reinforce",
-        "env_id": "CartPole-v1",
-        "total_steps": 2000,
-        "eval_interval": 200,
-        "eval_episodes": 2,
-        "stop_at_return": 0,  # met at the first evaluation
-        "checkpoint_interval": 1000,
-        "log_interval": 200,
-        "hyperparameters": {"episodes_per_update": 2, "net_arch": [8]},
-    }
-    config.write_text(yaml.safe_dump(values))
+    config.write_text(yaml.safe_dump(SOLVED_AT_200))
     out = tmp_path / "run"
     args = ["train", "--agent", "reinforce", "--env", "CartPole-v1", "--out", str(out), "--no-progress"]
     assert main([*args, "--config", str(config)]) == 0
@@ -209,6 +213,32 @@ def test_resuming_a_run_stopped_at_its_return_threshold_trains_nothing_and_chang
     assert "200 steps, solved at step 200" in printed and "finished run" not in printed
     assert json.loads((out / "eval.json").read_text()) == json.loads(written["eval.json"])
     assert REINFORCE.load(out / "model.pt").num_timesteps == 200
+
+
+def without_eval_json_and_run_entry(out: Path) -> None:
+    """The run folder as a run from before checkpoints held the ``run`` entry (its ``solved_at_step``),
+    stopped after ``model.pt``, before ``eval.json``: the checkpoint without that entry, checksum redone."""
+    (out / "eval.json").unlink()
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    del checkpoint["run"], checkpoint["checksum"]
+    save_checkpoint(checkpoint, out / "checkpoint.pt")
+
+
+@pytest.mark.parametrize("config", [SOLVED_AT_200, TINY_DQN], ids=["solved", "at total_steps"])
+def test_a_finished_run_without_eval_json_is_only_evaluated(tmp_path, monkeypatch, config):
+    """A run whose training is over but that has no eval.json (an old run without the checkpoint's
+    ``run`` entry, stopped before its eval.json) is not trained again: its final evaluation is run,
+    the same as the run's own, and eval.json written; checkpoint and model are left as they are."""
+    out, config = tmp_path / "run", TrainConfig.from_dict(config)
+    first = train_agent(config, out, progress_bar=False)
+    without_eval_json_and_run_entry(out)
+    kept = {name: (out / name).read_bytes() for name in ("checkpoint.pt", "model.pt")}
+    learned: list[int] = []
+    monkeypatch.setattr(AGENTS[config.agent], "learn", lambda agent, steps, *args, **kwargs: learned.append(steps))
+    result = train_agent(config, out, resume=True, progress_bar=False)
+    assert learned == []  # not even for 0 steps (which resets the env and ends the replay's streams)
+    assert result == json.loads((out / "eval.json").read_text()) == first  # solved at step 200 again
+    assert {name: (out / name).read_bytes() for name in kept} == kept
 
 
 def test_resume_without_a_checkpoint_fails(tmp_path, capsys):

@@ -161,3 +161,19 @@ def test_evaluation_with_a_budget_beyond_the_free_columns(mixed_padding_folder, 
     # data-blind baselines; it is myopic, no upper bound in general
     assert summary["oracle"]["ssim_auc"]["mean"] > summary["random"]["ssim_auc"]["mean"]
     assert summary["oracle"]["ssim_auc"]["mean"] > summary["equispaced"]["ssim_auc"]["mean"]
+
+
+def test_a_policy_acts_in_an_action_space_that_starts_elsewhere_than_0(mixed_padding_folder, shifted_actions):
+    """``predict`` gives env actions (an agent's: network index + the space's start); the rollout steps the
+    env with them once, not shifted again, and records each column's index."""
+    wrap_env, wrap_policy = shifted_actions
+    budget = 4
+    plain = rollout_policy(
+        LowToHighPolicy(WIDTH), make_env(mixed_padding_folder, 2, budget), budget, "p", 0, progress=False
+    )
+    env = wrap_env(make_env(mixed_padding_folder, 2, budget))
+    rows = rollout_policy(wrap_policy(LowToHighPolicy(WIDTH)), env, budget, "p", 0, progress=False)
+    assert rows == plain  # the same columns acquired, recorded and scored
+    columns = {(row["file"][:12], row["slice"], row["step"]): row["column"] for row in rows}
+    first_batch = [[columns["synthetic_s1", i, step] + 3 for i in (0, 1)] for step in range(1, budget + 1)]
+    assert env.single_action_space.start == 3 and env.taken[:budget] == first_batch  # the env's actions

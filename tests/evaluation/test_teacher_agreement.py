@@ -29,6 +29,16 @@ def test_the_teacher_agrees_with_itself(make_test_env):
     assert (agreement.top1, agreement.regret, agreement.rank) == (1.0, 0.0, 0.0)
 
 
+def test_the_teacher_agrees_with_itself_in_an_action_space_that_starts_elsewhere_than_0(make_test_env, shifted_actions):
+    """``predict`` gives env actions (from the space's start, 3): the columns they name are scored and
+    acquired, not those 3 (or 6) further on."""
+    wrap_env, wrap_policy = shifted_actions
+    env = wrap_env(make_test_env(3, BUDGET))
+    agreement = teacher_agreement(wrap_policy(BalancedOraclePolicy(env)), env, BUDGET, ("ssim", "psnr"), [0, 1, 2])
+    assert (agreement.steps, agreement.top1, agreement.regret, agreement.rank) == (3 * BUDGET, 1.0, 0.0, 0.0)
+    assert len(env.taken) == BUDGET
+
+
 def test_the_ssim_oracle_agrees_with_an_ssim_teacher(make_test_env):
     env = make_test_env(3, BUDGET)
     agreement = teacher_agreement(OraclePolicy(env), env, BUDGET, ("ssim",), [0, 1, 2])
