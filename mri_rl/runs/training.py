@@ -33,7 +33,7 @@ import mri_rl.envs  # noqa: F401  (registers the MRI environment by name)
 from mri_rl.agents import AGENTS, Agent, evaluate_agent
 from mri_rl.agents.base import read_agent_checkpoint
 from mri_rl.agents.collect import as_vector_env
-from mri_rl.checkpointing import count_entry, save_checkpoint, typed_entry
+from mri_rl.checkpointing import CHECKSUM_KEY, content_checksum, count_entry, save_checkpoint, typed_entry
 from mri_rl.checks import resolve_device
 from mri_rl.configs import CONFIG_DIR, load_config
 from mri_rl.configs.schema import ConfigError, from_mapping
@@ -399,17 +399,27 @@ def training_over(
     evaluation is left), and the step at which it was solved (None: not solved).
 
     It is over when the checkpoint says the run was solved (``solved_at_step``), when the agent has
-    reached ``total_steps``, or when ``model.pt`` is written (a run writes it once training is over,
-    after its final checkpoint, and ``eval.json`` last). A run with ``model.pt`` that stopped before
-    ``total_steps`` with a ``stop_at_return`` was solved at its last step: how a checkpoint written
-    before runs saved ``solved_at_step`` tells it (a run stops early only when solved). An older run
-    stopped between its final checkpoint and ``model.pt`` cannot be told from an interrupted one.
+    reached ``total_steps``, or when ``model.pt`` is the checkpoint's agent (a run writes it once
+    training is over, from the agent of its final checkpoint, and ``eval.json`` last; a ``model.pt``
+    left by an earlier run in the folder holds another agent). A run with its ``model.pt`` that stopped
+    before ``total_steps`` with a ``stop_at_return`` was solved at its last step: how a checkpoint
+    written before runs saved ``solved_at_step`` tells it (a run stops early only when solved). An older
+    run stopped between its final checkpoint and ``model.pt`` cannot be told from an interrupted one.
     """
     if solved_at_step is not None or agent.num_timesteps >= config.total_steps:
         return True, solved_at_step
-    if not (out_dir / "model.pt").is_file():
+    if not is_saved_agent(out_dir / "model.pt", agent):
         return False, None
     return True, agent.num_timesteps if config.stop_at_return is not None else None
+
+
+def is_saved_agent(path: Path, agent: Agent) -> bool:
+    """Whether ``path`` is a verified agent file (:meth:`~mri_rl.agents.base.Agent.save`, not resumable) of
+    ``agent`` as it is now: the same contents, counters, weights, random states and record (its checksum)."""
+    if not path.is_file():
+        return False
+    saved = read_agent_checkpoint(path)  # on the CPU: the checksum reads tensors there
+    return bool(saved[CHECKSUM_KEY] == content_checksum(agent.checkpoint()))
 
 
 def finished_result(out_dir: str | Path) -> dict[str, Any] | None:

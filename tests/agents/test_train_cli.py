@@ -131,16 +131,14 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     assert (out / "model.pt").stat().st_mtime_ns == before
 
 
-def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "run"
-    config_path = write_config(tmp_path / "tiny.yaml")
-    config = TrainConfig.from_dict(*load_config(config_path))
+def train_until_interrupted(config: TrainConfig, out: Path, monkeypatch, at_step: int) -> None:
+    """Train a DQN run as ``train_agent`` does, stopped by Ctrl-C once ``at_step`` steps are taken."""
     original_learn = DQN.learn
 
     def interrupted_learn(self, total_timesteps, callback=None, progress_bar=True, reset_num_timesteps=True):
         def callback_then_interrupt(agent):
             keep_going = callback(agent)
-            if agent.num_timesteps >= 550:
+            if agent.num_timesteps >= at_step:
                 raise KeyboardInterrupt
             return keep_going
 
@@ -150,6 +148,13 @@ def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         train_agent(config, out, progress_bar=False)
     monkeypatch.setattr(DQN, "learn", original_learn)
+
+
+def test_resume_after_an_interruption_continues_from_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    config_path = write_config(tmp_path / "tiny.yaml")
+    config = TrainConfig.from_dict(*load_config(config_path))
+    train_until_interrupted(config, out, monkeypatch, at_step=550)
 
     assert not (out / "model.pt").exists() and not (out / "eval.json").exists()
     assert DQN.load(out / "checkpoint.pt").num_timesteps == 400  # checkpoints every 200 steps
@@ -239,6 +244,20 @@ def test_a_finished_run_without_eval_json_is_only_evaluated(tmp_path, monkeypatc
     assert learned == []  # not even for 0 steps (which resets the env and ends the replay's streams)
     assert result == json.loads((out / "eval.json").read_text()) == first  # solved at step 200 again
     assert {name: (out / name).read_bytes() for name in kept} == kept
+
+
+def test_a_model_pt_of_an_earlier_run_does_not_end_a_resumed_run(tmp_path, monkeypatch):
+    """A run trained again in a folder whose earlier run's checkpoint and eval.json were removed, but not its
+    model.pt, and interrupted: its resume trains on to ``total_steps``; the stale model.pt does not say that
+    its training is over."""
+    out, config = tmp_path / "run", TrainConfig.from_dict(TINY_DQN)
+    train_agent(config, out, progress_bar=False)
+    (out / "checkpoint.pt").unlink()
+    (out / "eval.json").unlink()
+    train_until_interrupted(config, out, monkeypatch, at_step=450)
+    assert DQN.load(out / "checkpoint.pt").num_timesteps == 400
+    result = train_agent(config, out, resume=True, progress_bar=False)
+    assert result["num_timesteps"] == 600 and DQN.load(out / "model.pt").num_timesteps == 600
 
 
 def test_resume_without_a_checkpoint_fails(tmp_path, capsys):
