@@ -714,10 +714,13 @@ class FastMRISliceDataset(SliceDataset):
         info = self.volumes[Path(fname)]
         try:
             kspace, _, target, attrs, _, _ = super().__getitem__(index)
+        except IndexError as error:  # h5py: the slice index is past the k-space's slices now
+            raise FastMRIDataError(fname, f"the slice is gone ({error}): {_CHANGED}", slice_index) from None
         except HDF5_READ_ERRORS as error:
             reason = f"cannot read the slice (truncated file or damaged chunk?): {error}"
             raise FastMRIDataError(fname, reason, slice_index) from None
-        problem = slice_problem(kspace, target, self.recons_key, info.max_value)
+        problem = _changed_problem(info, kspace, target, self.recons_key)
+        problem = problem or slice_problem(kspace, target, self.recons_key, info.max_value)
         if problem is None and target is not None and info.max_value is not None:
             problem = max_below_target_problem(info.max_value, float(target.max()))
         if problem is not None:
@@ -737,6 +740,23 @@ class FastMRISliceDataset(SliceDataset):
             metadata=metadata,
         )
         return item if self.slice_transform is None else self.slice_transform(item)
+
+
+#: Why a slice read later does not fit the file :func:`inspect_volume` checked when the reader was made.
+_CHANGED = "the file changed since the reader checked it (rewritten?)"
+
+
+def _changed_problem(info: VolumeInfo, kspace: np.ndarray, target: np.ndarray | None, target_key: str) -> str | None:
+    """How a slice the reader read differs from the file ``info`` describes (rewritten since), or None: the shape
+    and complex dtype of the k-space slice, the presence, float dtype and shape of the target slice."""
+    if kspace.shape != info.slice_shape or not np.iscomplexobj(kspace):
+        return f"'kspace' slice is {kspace.dtype} {kspace.shape}, was complex {info.slice_shape}: {_CHANGED}"
+    if (target is None) != (not info.has_target):
+        return f"'{target_key}' is {'gone' if target is None else 'new'}: {_CHANGED}"
+    recon_size = info.geometry.recon_size[:2]
+    if target is not None and (target.dtype.kind != "f" or target.shape != recon_size):
+        return f"'{target_key}' slice is {target.dtype} {target.shape}, was float {recon_size}: {_CHANGED}"
+    return None
 
 
 def write_volume(
