@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 import torch
 from fastmri.data import SliceDataset
+from h5py.h5z import filter_avail
 
 from mri_rl.data.hdf5_global_heap import LENGTH_FORMATS, DamagedGlobalHeap, HeapCheckingReader, read_heap_values
 from mri_rl.data.ismrmrd_header import build_header, parse_geometry
@@ -366,10 +367,7 @@ def _check_mask(hf: h5py.File, path: Path) -> None:
     if mask is None:
         return
     _check_size(path, mask, per_slice=False)
-    try:
-        mask[()]
-    except (OSError, RuntimeError) as error:
-        raise FastMRIDataError(path, f"cannot read 'mask' (truncated file or damaged chunk?): {error}") from None
+    _read_slice(path, mask, None)
 
 
 def slice_problem(
@@ -483,14 +481,28 @@ def _name(dataset: h5py.Dataset | None) -> str:
     return "" if dataset is None else dataset.name.lstrip("/")
 
 
-def _read_slice(path: Path, dataset: h5py.Dataset, index: int) -> np.ndarray:
-    """Slice ``index`` of ``dataset``, or a FastMRIDataError naming it."""
+def _read_slice(path: Path, dataset: h5py.Dataset, index: int | None) -> np.ndarray:
+    """Slice ``index`` of ``dataset`` (all of it for None), or a FastMRIDataError naming it and, when the
+    dataset is compressed with a filter HDF5 cannot load, that filter."""
     try:
-        return dataset[index]
+        return dataset[() if index is None else index]
     except (OSError, RuntimeError) as error:
-        raise FastMRIDataError(
-            path, f"cannot read '{_name(dataset)}' (truncated file or damaged chunk?): {error}", index
-        ) from None
+        cause = _missing_filter_problem(dataset) or "truncated file or damaged chunk?"
+        raise FastMRIDataError(path, f"cannot read '{_name(dataset)}' ({cause}): {error}", index) from None
+
+
+def _missing_filter_problem(dataset: h5py.Dataset) -> str | None:
+    """The compression filters of ``dataset`` that this HDF5 has no plugin for (HDF5 then fails every read of a
+    chunk they compressed, with a message about its plugin folder), and the way out; None when it has them all."""
+    pipeline = dataset.id.get_create_plist()
+    filters = (pipeline.get_filter(i) for i in range(pipeline.get_nfilters()))
+    missing = [f"{code} ({name.decode(errors='replace')})" for code, _, _, name in filters if not filter_avail(code)]
+    if not missing:
+        return None
+    return (
+        f"compressed with HDF5 filter {', '.join(missing)}, which this HDF5 has no plugin for: point "
+        "HDF5_PLUGIN_PATH at one, e.g. hdf5plugin's PLUGIN_PATH, or rewrite the file without it, h5repack -f NONE"
+    )
 
 
 def _max_attribute(hf: h5py.File, path: Path) -> float | None:

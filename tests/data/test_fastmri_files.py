@@ -476,6 +476,32 @@ def test_a_file_rewritten_after_construction_is_refused_when_read(tmp_path, sing
     assert (raised.value.path, raised.value.slice_index, raised.value.problem) == (volume, 2, problem)
 
 
+def test_a_compression_filter_hdf5_lacks_is_named(tmp_path, singlecoil_volume, copy_volume):
+    """K-space compressed with a filter this HDF5 has no plugin for (blosc, 32001, as hdf5plugin writes it): every
+    read fails, and the error names the filter and the way out instead of suggesting a damaged chunk."""
+    volume = copy_volume(singlecoil_volume, tmp_path / "v.h5")
+    with h5py.File(volume, "r+") as hf:
+        kspace = hf["kspace"][()]
+        del hf["kspace"]
+        hf.create_dataset("kspace", data=kspace, chunks=(1, 32, 16), compression="gzip")
+    data = bytearray(volume.read_bytes())
+    deflate = b"\x01\x00\x08\x00\x01\x00\x01\x00deflate\x00"  # filter 1, 8-byte name, optional, 1 value
+    assert data.count(deflate) == 1, "the filter pipeline is not where expected"
+    start = data.index(deflate)
+    data[start : start + len(deflate)] = b"\x01\x7d" + deflate[2:8] + b"blosc\x00\x00\x00"  # filter 32001
+    volume.write_bytes(bytes(data))
+    with pytest.raises(FastMRIDataError) as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil")
+    assert (raised.value.path, raised.value.slice_index) == (volume, 0)
+    assert raised.value.problem.startswith(
+        "cannot read 'kspace' (compressed with HDF5 filter 32001 (blosc), which this HDF5 has no plugin for: "
+        "point HDF5_PLUGIN_PATH at one, e.g. hdf5plugin's PLUGIN_PATH, or rewrite the file without it, "
+        "h5repack -f NONE): "
+    )
+    info = inspect_volume(volume, "singlecoil", check_values=True, keep_bad_slices=True)
+    assert [error.slice_index for error in info.bad_slices] == [0, 1, 2]
+
+
 def test_a_middle_slice_above_max_is_refused_when_read(tmp_path, singlecoil_volume, make_bad_volume):
     """The default reader reads the first and last slices at construction; a middle slice brighter than 'max'
     (its values far outside the data range: SSIM's float32 moments would overflow) is refused when read, with
