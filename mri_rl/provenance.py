@@ -13,7 +13,9 @@ time stamps, so a copied or moved folder still matches and a rewritten one does 
 the sorted file names, each file's size, and a SHA-256 of each file's first and last
 MiB (the whole file when it is smaller than 2 MiB). On real fastMRI files (hundreds of
 MB each) that reads 2 MiB a file; a change that keeps the size and touches only the
-middle of a large file would go unseen.
+middle of a large file would go unseen. The fingerprint also keeps one digest per file
+(its size and edges, described, not compared), so that a training file copied into a
+held-out folder under another name is found (:func:`mri_rl.data.splits.check_disjoint`).
 
 :func:`check_record` compares a stored record with the one the current run would
 write and raises :class:`RecordMismatchError` naming every field that differs.
@@ -32,9 +34,9 @@ from mri_rl.task import AcquisitionTask
 
 _EDGE_BYTES = 2**20
 #: Record keys that describe rather than identify: shown, never compared.
-_INFORMATIONAL = ("folder", "files", "created_by")
+_INFORMATIONAL = ("folder", "files", "file_digests", "created_by")
 _digest_cache: dict[tuple[str, int, int], str] = {}
-_fingerprint_cache: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+_fingerprint_cache: dict[tuple[str, tuple[tuple[str, int, int], ...]], tuple[str, list[str]]] = {}
 
 
 class RecordMismatchError(ValueError):
@@ -83,18 +85,23 @@ def data_fingerprint(folder: str | Path) -> dict[str, Any]:
     """The content fingerprint of a folder of ``.h5`` files (see the module docstring).
 
     Returns:
-        ``{"folder": absolute path, "files": [names], "digest": "sha256:..."}``; only
-        the digest is compared.
+        ``{"folder": absolute path, "files": [names], "digest": "sha256:...", "file_digests": [...]}``;
+        only the digest is compared. ``file_digests`` has, in the order of ``files``, 16 hex digits of a
+        SHA-256 of each file's size and edges: a copy of a file under another name has the same.
     """
     files = h5_files(folder)
     stats = [(p.name, *((st := p.stat()).st_size, st.st_mtime_ns)) for p in files]
     key = (str(Path(folder).resolve()), tuple(stats))
     if key not in _fingerprint_cache:  # read once per process while no file changes
-        digest = hashlib.sha256()
+        digest, per_file = hashlib.sha256(), []
         for path, (name, size, _) in zip(files, stats):
-            digest.update(f"{name}\0{size}\0{_edges_digest(path)}\n".encode())
-        _fingerprint_cache[key] = "sha256:" + digest.hexdigest()[:16]
-    return {"folder": key[0], "files": [name for name, _, _ in stats], "digest": _fingerprint_cache[key]}
+            edges = _edges_digest(path)
+            digest.update(f"{name}\0{size}\0{edges}\n".encode())
+            per_file.append(hashlib.sha256(f"{size}\0{edges}".encode()).hexdigest()[:16])
+        _fingerprint_cache[key] = ("sha256:" + digest.hexdigest()[:16], per_file)
+    digest_of_folder, per_file = _fingerprint_cache[key]
+    names = [name for name, _, _ in stats]
+    return {"folder": key[0], "files": names, "digest": digest_of_folder, "file_digests": list(per_file)}
 
 
 def make_record(

@@ -151,6 +151,20 @@ def test_file_sha256_and_checkpoint_fingerprint(tmp_path):
     assert checkpoint_fingerprint(other) == "sha256:" + hashlib.sha256(b"other").hexdigest()[:16]
 
 
+def test_fingerprint_digests_each_file_by_its_content(folder, tmp_path):
+    """One digest per file, in the order of the names: a copy under another name has the same one (what
+    check_disjoint compares); the digests are informational, so a record made before they were kept still matches."""
+    found = data_fingerprint(folder)
+    assert len(found["file_digests"]) == 3 and len(set(found["file_digests"])) == 3
+    assert all(re.fullmatch(r"[0-9a-f]{16}", digest) for digest in found["file_digests"])
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    shutil.copy(folder / "b.h5", renamed / "z.h5")
+    assert data_fingerprint(renamed)["file_digests"] == [found["file_digests"][1]]
+    older = {key: value for key, value in found.items() if key != "file_digests"}
+    assert record_differences(make_record(data={"train": older}), make_record(data={"train": found})) == []
+
+
 def record(folder: Path, task=DEFAULT_TASK, **settings) -> dict:
     return make_record(task, {"train": data_fingerprint(folder)}, {"max_epochs": 20, "lr": 1e-3, **settings})
 

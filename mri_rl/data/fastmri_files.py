@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 import torch
 from fastmri.data import SliceDataset
+from h5py.h5z import filter_avail
 
 from mri_rl.data.hdf5_global_heap import LENGTH_FORMATS, DamagedGlobalHeap, HeapCheckingReader, read_heap_values
 from mri_rl.data.ismrmrd_header import build_header, parse_geometry
@@ -366,10 +367,7 @@ def _check_mask(hf: h5py.File, path: Path) -> None:
     if mask is None:
         return
     _check_size(path, mask, per_slice=False)
-    try:
-        mask[()]
-    except (OSError, RuntimeError) as error:
-        raise FastMRIDataError(path, f"cannot read 'mask' (truncated file or damaged chunk?): {error}") from None
+    _read_slice(path, mask, None)
 
 
 def slice_problem(
@@ -483,14 +481,28 @@ def _name(dataset: h5py.Dataset | None) -> str:
     return "" if dataset is None else dataset.name.lstrip("/")
 
 
-def _read_slice(path: Path, dataset: h5py.Dataset, index: int) -> np.ndarray:
-    """Slice ``index`` of ``dataset``, or a FastMRIDataError naming it."""
+def _read_slice(path: Path, dataset: h5py.Dataset, index: int | None) -> np.ndarray:
+    """Slice ``index`` of ``dataset`` (all of it for None), or a FastMRIDataError naming it and, when the
+    dataset is compressed with a filter HDF5 cannot load, that filter."""
     try:
-        return dataset[index]
+        return dataset[() if index is None else index]
     except (OSError, RuntimeError) as error:
-        raise FastMRIDataError(
-            path, f"cannot read '{_name(dataset)}' (truncated file or damaged chunk?): {error}", index
-        ) from None
+        cause = _missing_filter_problem(dataset) or "truncated file or damaged chunk?"
+        raise FastMRIDataError(path, f"cannot read '{_name(dataset)}' ({cause}): {error}", index) from None
+
+
+def _missing_filter_problem(dataset: h5py.Dataset) -> str | None:
+    """The compression filters of ``dataset`` that this HDF5 has no plugin for (HDF5 then fails every read of a
+    chunk they compressed, with a message about its plugin folder), and the way out; None when it has them all."""
+    pipeline = dataset.id.get_create_plist()
+    filters = (pipeline.get_filter(i) for i in range(pipeline.get_nfilters()))
+    missing = [f"{code} ({name.decode(errors='replace')})" for code, _, _, name in filters if not filter_avail(code)]
+    if not missing:
+        return None
+    return (
+        f"compressed with HDF5 filter {', '.join(missing)}, which this HDF5 has no plugin for: point "
+        "HDF5_PLUGIN_PATH at one, e.g. hdf5plugin's PLUGIN_PATH, or rewrite the file without it, h5repack -f NONE"
+    )
 
 
 def _max_attribute(hf: h5py.File, path: Path) -> float | None:
@@ -714,10 +726,13 @@ class FastMRISliceDataset(SliceDataset):
         info = self.volumes[Path(fname)]
         try:
             kspace, _, target, attrs, _, _ = super().__getitem__(index)
+        except IndexError as error:  # h5py: the slice index is past the k-space's slices now
+            raise FastMRIDataError(fname, f"the slice is gone ({error}): {_CHANGED}", slice_index) from None
         except HDF5_READ_ERRORS as error:
             reason = f"cannot read the slice (truncated file or damaged chunk?): {error}"
             raise FastMRIDataError(fname, reason, slice_index) from None
-        problem = slice_problem(kspace, target, self.recons_key, info.max_value)
+        problem = _changed_problem(info, kspace, target, self.recons_key)
+        problem = problem or slice_problem(kspace, target, self.recons_key, info.max_value)
         if problem is None and target is not None and info.max_value is not None:
             problem = max_below_target_problem(info.max_value, float(target.max()))
         if problem is not None:
@@ -737,6 +752,23 @@ class FastMRISliceDataset(SliceDataset):
             metadata=metadata,
         )
         return item if self.slice_transform is None else self.slice_transform(item)
+
+
+#: Why a slice read later does not fit the file :func:`inspect_volume` checked when the reader was made.
+_CHANGED = "the file changed since the reader checked it (rewritten?)"
+
+
+def _changed_problem(info: VolumeInfo, kspace: np.ndarray, target: np.ndarray | None, target_key: str) -> str | None:
+    """How a slice the reader read differs from the file ``info`` describes (rewritten since), or None: the shape
+    and complex dtype of the k-space slice, the presence, float dtype and shape of the target slice."""
+    if kspace.shape != info.slice_shape or not np.iscomplexobj(kspace):
+        return f"'kspace' slice is {kspace.dtype} {kspace.shape}, was complex {info.slice_shape}: {_CHANGED}"
+    if (target is None) != (not info.has_target):
+        return f"'{target_key}' is {'gone' if target is None else 'new'}: {_CHANGED}"
+    recon_size = info.geometry.recon_size[:2]
+    if target is not None and (target.dtype.kind != "f" or target.shape != recon_size):
+        return f"'{target_key}' slice is {target.dtype} {target.shape}, was float {recon_size}: {_CHANGED}"
+    return None
 
 
 def write_volume(

@@ -50,7 +50,8 @@ def check_split_folder(folder: str | Path, split: str, any_folder: bool = False)
 
 
 def check_disjoint(training: Mapping[str, Any] | None, evaluated: Mapping[str, Any], trained: str) -> None:
-    """Refuse evaluation files that are also in a training set (compared by file name).
+    """Refuse evaluation files that are also in a training set: by file name, and by content (a copy under
+    another name) where both fingerprints have ``file_digests`` (those recorded before they were kept have not).
 
     Args:
         training: the data fingerprint (:func:`mri_rl.provenance.data_fingerprint`) of the
@@ -59,14 +60,30 @@ def check_disjoint(training: Mapping[str, Any] | None, evaluated: Mapping[str, A
         trained: what was trained on ``training``, for the message.
 
     Raises:
-        ValueError: listing up to five shared files.
+        ValueError: listing up to five shared files, each found by content with the training file it copies.
     """
     if training is None:
         return
-    shared = sorted(set(training.get("files", [])) & set(evaluated.get("files", [])))
+    training_names = set(training.get("files", []))
+    training_by_digest = {digest: name for name, digest in _file_digests(training) if digest is not None}
+    found = set()
+    for name, digest in _file_digests(evaluated):
+        if name in training_names:
+            found.add(name)
+        elif digest is not None and digest in training_by_digest:
+            found.add(f"{name} (the content of {training_by_digest[digest]})")
+    shared = sorted(found)
     if shared:
         listing = ", ".join(shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
         raise ValueError(
             f"{len(shared)} file(s) of {evaluated.get('folder')} are also in the training set of "
             f"{trained} ({training.get('folder')}): {listing}. Evaluate on held-out files"
         )
+
+
+def _file_digests(fingerprint: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """(name, digest) of each file of a data fingerprint; digest None when it has no ``file_digests`` of its files."""
+    names, digests = list(fingerprint.get("files", [])), fingerprint.get("file_digests")
+    if not isinstance(digests, list) or len(digests) != len(names):
+        return [(name, None) for name in names]
+    return list(zip(names, digests))

@@ -427,6 +427,81 @@ def test_a_datatype_damaged_after_construction_is_refused_when_read(
     )
 
 
+def _rewrite(hf: h5py.File, key: str, value: np.ndarray) -> None:
+    del hf[key]
+    hf[key] = value
+
+
+def _as_compound(kspace: np.ndarray) -> np.ndarray:
+    """``kspace`` as a compound of ("real", "imag") floats, which h5py does not read as complex."""
+    pairs = np.zeros(kspace.shape, dtype=[("real", "<f4"), ("imag", "<f4")])
+    pairs["real"], pairs["imag"] = kspace.real, kspace.imag
+    return pairs
+
+
+CHANGED = "the file changed since the reader checked it (rewritten?)"
+#: A volume rewritten after the reader checked it -> the problem of its slice 2 when read.
+REWRITES = {
+    "one_slice_left": (
+        lambda hf: [_rewrite(hf, key, hf[key][:1]) for key in ("kspace", "reconstruction_esc")],
+        f"the slice is gone (Index (2) out of range for (0-0)): {CHANGED}",
+    ),
+    "narrower_kspace": (
+        lambda hf: _rewrite(hf, "kspace", hf["kspace"][:, :, :8]),
+        f"'kspace' slice is complex64 (32, 8), was complex (32, 16): {CHANGED}",
+    ),
+    "compound_kspace": (
+        lambda hf: _rewrite(hf, "kspace", _as_compound(hf["kspace"][()])),
+        f"'kspace' slice is [('real', '<f4'), ('imag', '<f4')] (32, 16), was complex (32, 16): {CHANGED}",
+    ),
+    "no_target": (lambda hf: hf.__delitem__("reconstruction_esc"), f"'reconstruction_esc' is gone: {CHANGED}"),
+    "string_target": (
+        lambda hf: _rewrite(hf, "reconstruction_esc", np.full((3, 16, 16), b"x")),
+        f"'reconstruction_esc' slice is |S1 (16, 16), was float (16, 16): {CHANGED}",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REWRITES))
+def test_a_file_rewritten_after_construction_is_refused_when_read(tmp_path, singlecoil_volume, copy_volume, kind):
+    """A file rewritten while a reader holds it (e.g. synthetic data written again into the folder during a run)
+    gives the error naming the slice, not h5py's IndexError, numpy's TypeError or a slice of another shape."""
+    rewrite, problem = REWRITES[kind]
+    volume = copy_volume(singlecoil_volume, tmp_path / "v.h5")
+    dataset = FastMRISliceDataset(tmp_path, "singlecoil")
+    with h5py.File(volume, "r+") as hf:
+        rewrite(hf)
+    with pytest.raises(FastMRIDataError) as raised:
+        dataset[2]
+    assert (raised.value.path, raised.value.slice_index, raised.value.problem) == (volume, 2, problem)
+
+
+def test_a_compression_filter_hdf5_lacks_is_named(tmp_path, singlecoil_volume, copy_volume):
+    """K-space compressed with a filter this HDF5 has no plugin for (blosc, 32001, as hdf5plugin writes it): every
+    read fails, and the error names the filter and the way out instead of suggesting a damaged chunk."""
+    volume = copy_volume(singlecoil_volume, tmp_path / "v.h5")
+    with h5py.File(volume, "r+") as hf:
+        kspace = hf["kspace"][()]
+        del hf["kspace"]
+        hf.create_dataset("kspace", data=kspace, chunks=(1, 32, 16), compression="gzip")
+    data = bytearray(volume.read_bytes())
+    deflate = b"\x01\x00\x08\x00\x01\x00\x01\x00deflate\x00"  # filter 1, 8-byte name, optional, 1 value
+    assert data.count(deflate) == 1, "the filter pipeline is not where expected"
+    start = data.index(deflate)
+    data[start : start + len(deflate)] = b"\x01\x7d" + deflate[2:8] + b"blosc\x00\x00\x00"  # filter 32001
+    volume.write_bytes(bytes(data))
+    with pytest.raises(FastMRIDataError) as raised:
+        FastMRISliceDataset(tmp_path, "singlecoil")
+    assert (raised.value.path, raised.value.slice_index) == (volume, 0)
+    assert raised.value.problem.startswith(
+        "cannot read 'kspace' (compressed with HDF5 filter 32001 (blosc), which this HDF5 has no plugin for: "
+        "point HDF5_PLUGIN_PATH at one, e.g. hdf5plugin's PLUGIN_PATH, or rewrite the file without it, "
+        "h5repack -f NONE): "
+    )
+    info = inspect_volume(volume, "singlecoil", check_values=True, keep_bad_slices=True)
+    assert [error.slice_index for error in info.bad_slices] == [0, 1, 2]
+
+
 def test_a_middle_slice_above_max_is_refused_when_read(tmp_path, singlecoil_volume, make_bad_volume):
     """The default reader reads the first and last slices at construction; a middle slice brighter than 'max'
     (its values far outside the data range: SSIM's float32 moments would overflow) is refused when read, with

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 
+import numpy as np
 import pytest
 
 from mri_rl.data.splits import check_disjoint, check_split_folder, split_named_by
+from mri_rl.provenance import data_fingerprint
 
 
 @pytest.mark.parametrize(
@@ -103,3 +106,23 @@ def test_check_disjoint_exactly_five_has_no_more():
     with pytest.raises(ValueError, match=r": f0\.h5, f1\.h5, f2\.h5, f3\.h5, f4\.h5\. Evaluate") as raised:
         check_disjoint(fingerprint("/t", names), fingerprint("/v", names), "x")
     assert "more" not in str(raised.value)
+
+
+def test_check_disjoint_finds_a_training_file_under_another_name(tmp_path):
+    """A held-out folder holding a copy of a training volume under another name (bytes alike: the first and last
+    MiB that data_fingerprint hashes) is refused, the message naming both; a name match is still listed by name."""
+    rng = np.random.default_rng(0)
+    train, val = tmp_path / "train", tmp_path / "val"
+    for folder, names in ((train, ["a.h5", "b.h5", "c.h5"]), (val, ["d.h5"])):
+        folder.mkdir()
+        for name in names:
+            (folder / name).write_bytes(rng.bytes(3000))
+    check_disjoint(data_fingerprint(train), data_fingerprint(val), "runs/dqn")
+    shutil.copyfile(train / "b.h5", val / "file1000042.h5")
+    shutil.copyfile(train / "c.h5", val / "c.h5")
+    with pytest.raises(ValueError) as raised:
+        check_disjoint(data_fingerprint(train), data_fingerprint(val), "runs/dqn")
+    assert str(raised.value) == (
+        f"2 file(s) of {val} are also in the training set of runs/dqn ({train}): c.h5, "
+        "file1000042.h5 (the content of b.h5). Evaluate on held-out files"
+    )
