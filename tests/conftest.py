@@ -424,15 +424,27 @@ def mixed_padding_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [3, 21), ``synthetic_s2_train_000.h5`` (3 slices) [5, 19): with 2 initial lines, 16 and 12
     free columns. Slice indices 0, 1 are s1's, 2, 3, 4 are s2's.
     """
-    root = tmp_path_factory.mktemp("mixed_padding")
+    folder = write_mixed_padding(tmp_path_factory.mktemp("mixed_padding"), seeds=(1, 2))
+    assert sorted(p.name for p in folder.iterdir()) == ["synthetic_s1_train_000.h5", "synthetic_s2_train_000.h5"]
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mixed_padding_writer() -> Callable[[Path, tuple[int, int]], Path]:
+    """The helper ``write_mixed_padding(root, seeds) -> Path`` (see :func:`write_mixed_padding`)."""
+    return write_mixed_padding
+
+
+def write_mixed_padding(root: Path, seeds: tuple[int, int]) -> Path:
+    """Write ``root/mixed``: the two volumes of :func:`mixed_padding_folder`, of synthetic seeds ``seeds``
+    (padding 3, then 5), named ``synthetic_s{seed}_train_000.h5``; returns the folder."""
     folder = root / "mixed"
     folder.mkdir()
-    for seed, padding, slices in [(1, 3, 2), (2, 5, 3)]:
+    for seed, padding, slices in [(seeds[0], 3, 2), (seeds[1], 5, 3)]:
         spec = SyntheticSpec(challenge="singlecoil", num_slices=slices, size=16, kspace_width=24, padding=padding)
         written = write_synthetic_dataset(root / f"s{seed}", spec, {"train": 1}, seed=seed, progress=False)
         for path in written:
             Path(path).rename(folder / Path(path).name)
-    assert sorted(p.name for p in folder.iterdir()) == ["synthetic_s1_train_000.h5", "synthetic_s2_train_000.h5"]
     return folder
 
 

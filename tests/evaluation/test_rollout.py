@@ -135,11 +135,9 @@ def test_rollout_of_chosen_slices(mixed_padding_folder):
     assert len(rows) == 3 * 3
 
 
-def test_evaluation_with_a_budget_beyond_the_free_columns(mixed_padding_folder, tmp_path, copy_volume):
-    """Every baseline, LBCS learned on copies of the same slices (they fill up at different steps)."""
-    lbcs_train = tmp_path / "lbcs_train"
-    for volume in mixed_padding_folder.glob("*.h5"):
-        copy_volume(volume, lbcs_train / f"copy_{volume.name}")  # other names: held out by name
+def test_evaluation_with_a_budget_beyond_the_free_columns(mixed_padding_folder, mixed_padding_writer, tmp_path):
+    """Every baseline, LBCS learned on other volumes of the same paddings (they fill up at different steps)."""
+    lbcs_train = mixed_padding_writer(tmp_path, (3, 4))
     setup = EvaluationSetup(
         data=mixed_padding_folder,
         task=AcquisitionTask(budget=30, initial_lines=2),
