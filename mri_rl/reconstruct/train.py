@@ -198,7 +198,7 @@ def training_folders(data: str | Path, challenge: str, val_data: str | Path | No
         raise ValueError(f"the validation folder {val} is the training folder: validate on held-out files")
     check_split_folder(train, "train")
     check_split_folder(val, "val")
-    check_disjoint(data_fingerprint(train), data_fingerprint(val), f"this run ({train})")
+    check_disjoint(data_fingerprint(train), data_fingerprint(val), "this run")
     return train, val
 
 

@@ -612,8 +612,9 @@ def test_a_training_folder_as_the_only_data_is_refused(singlecoil_root, tmp_path
     shared.mkdir()
     copy_volume(next(train.glob("*.h5")), shared)  # a training file among the validation files
     copy_volume(next(val.glob("*.h5")), shared)
-    with pytest.raises(ValueError, match="1 file.* also in the training set of this run"):
+    with pytest.raises(ValueError, match="1 file.* also in the training set of this run") as refused:
         train_reconstructor(train, task, tmp_path / "d", config, val_data=shared, trainer_kwargs=QUIET)
+    assert str(refused.value).count(str(train.resolve())) == 1  # the training folder named once
     no_val = tmp_path / "root"
     (no_val / "singlecoil_train").mkdir(parents=True)
     copy_volume(next(train.glob("*.h5")), no_val / "singlecoil_train")
