@@ -94,6 +94,7 @@ BAD_KINDS: dict[str, str] = {
     "dangling_link": "which does not exist",
     "zero_target_slice_with_max": "all zero: NMSE",
     "kspace_spike": "Parseval",
+    "zero_kspace_slice": "'kspace' is all zero",
     "tiny_slice_without_max": "its data range without 'max', outside [1e-15, 1e+15]",
     "target_negative_spike": "below minus its data range",
     "middle_slice_above_max": "below the target's maximum",
@@ -126,6 +127,7 @@ SLICE_KINDS = {
     "zero_target_slice": 1,
     "zero_target_slice_with_max": 1,
     "kspace_spike": 1,
+    "zero_kspace_slice": 1,
     "tiny_slice_without_max": 1,
     "target_negative_spike": 1,
 }
@@ -329,6 +331,7 @@ _DAMAGE: dict[str, Callable[[h5py.File, str, str], None]] = {
     "tiny_slice_without_max": _scale,
     "zero_target_slice_with_max": lambda hf, target_key, kind: hf[target_key].__setitem__(SLICE_KINDS[kind], 0.0),
     "kspace_spike": lambda hf, target_key, kind: hf["kspace"].__setitem__((SLICE_KINDS[kind], ..., 5, 5), 1.7e28),
+    "zero_kspace_slice": lambda hf, target_key, kind: hf["kspace"].__setitem__(SLICE_KINDS[kind], 0),
     "target_negative_spike": lambda hf, target_key, kind: hf[target_key].__setitem__((SLICE_KINDS[kind], 0, 0), -7e9),
     "middle_slice_above_max": lambda hf, target_key, kind: hf[target_key].__setitem__(
         CHECK_VALUES_KINDS[kind], hf[target_key][CHECK_VALUES_KINDS[kind]] * 1e10

@@ -385,6 +385,11 @@ def slice_problem(
     """
     if not np.isfinite(kspace).all():
         return "'kspace' contains NaN or Inf"
+    if not kspace.any():
+        return (
+            "'kspace' is all zero: no measured sample (a damaged chunk read as zeros, or a virtual dataset "
+            "whose source file is missing?)"
+        )
     if target is None:
         return None
     if not np.isfinite(target).all():

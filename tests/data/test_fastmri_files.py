@@ -225,6 +225,7 @@ BAD_SLICE_KINDS = [
     "zero_target_slice",
     "zero_target_slice_with_max",
     "kspace_spike",
+    "zero_kspace_slice",
     "tiny_slice_without_max",
     "target_negative_spike",
 ]
