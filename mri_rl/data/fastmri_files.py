@@ -214,7 +214,7 @@ def _inspect_open_volume(
 
 
 def _dataset(hf: h5py.File, path: Path, key: str, expected: str) -> h5py.Dataset | None:
-    """``hf[key]``, which must be a dataset (not a group); None when absent."""
+    """``hf[key]``, which must be a dataset (not a group, not empty); None when absent."""
     if key not in hf:
         return None
     try:
@@ -224,6 +224,8 @@ def _dataset(hf: h5py.File, path: Path, key: str, expected: str) -> h5py.Dataset
     if not isinstance(node, h5py.Dataset):
         kind = "group" if isinstance(node, h5py.Group) else type(node).__name__
         raise FastMRIDataError(path, f"'{key}' is an HDF5 {kind}; expected a dataset of {expected}")
+    if node.shape is None:  # h5py.Empty: a null dataspace, which holds nothing
+        raise FastMRIDataError(path, f"'{key}' is an empty dataset (null dataspace); expected a dataset of {expected}")
     return node
 
 

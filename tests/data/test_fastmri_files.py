@@ -199,6 +199,7 @@ BAD_KINDS_IN_DATASET = [
     "string_target",
     "huge_target",
     "huge_mask",
+    "empty_mask",
     "max_zero",
     "max_nan",
     "max_inf",
