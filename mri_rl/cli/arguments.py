@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mri_rl.checks import MAX_SEED, expected, is_valid
+from mri_rl.files import check_not_a_file, check_not_a_folder
 from mri_rl.task import CHALLENGES, DEFAULT_TASK, METRIC_NAMES, PRECISIONS, AcquisitionTask
 
 #: Task fields each command exposes as flags (``--initial-lines`` sets ``initial_lines``). The
@@ -195,8 +196,6 @@ def check_output(args: argparse.Namespace) -> None:
         NotADirectoryError: naming the file where a folder is needed.
         IsADirectoryError: naming the folder where the file is to be written.
     """
-    from mri_rl.files import check_not_a_file, check_not_a_folder
-
     if getattr(args, OUTPUT, None) is None:
         return
     dest, folder = getattr(args, OUTPUT)
