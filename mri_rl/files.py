@@ -145,13 +145,18 @@ def check_not_a_file(path: Path) -> None:
     before the work whose results go there.
 
     Raises:
-        NotADirectoryError: ``path``, or the nearest of its parents that exists, is no folder; names it.
+        NotADirectoryError: ``path``, or the nearest of its parents that exists or is a link, is no folder: a
+            file, or a link that leads to no folder (its target missing, a disk not mounted, or links that
+            loop), which making the folder would meet as ``[Errno 17] File exists``; names it.
     """
     for entry in (path, *path.parents):
         if entry.is_dir():
             return
         if entry.exists():
             raise NotADirectoryError(errno.ENOTDIR, "expected a folder to write in, found a file", str(entry))
+        if entry.is_symlink():
+            found = f"found a link to {os.readlink(entry)}, which leads to no folder"
+            raise NotADirectoryError(errno.ENOTDIR, f"expected a folder to write in, {found}", str(entry))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -78,6 +78,27 @@ def test_an_output_folder_that_is_a_file_is_one_line_naming_it_before_the_work(t
     assert sorted(tmp_path.iterdir()) == [blocker] and blocker.read_text() == "a file where the output folder should be"
 
 
+@pytest.mark.parametrize("loop", [False, True])
+@pytest.mark.parametrize("below", ["", "run"])
+@pytest.mark.parametrize("command", WRITING_COMMANDS)
+def test_an_output_folder_that_is_a_link_to_nothing_is_one_line_naming_it_before_the_work(
+    tmp_path, capsys, command, below, loop
+):
+    """``--out LINK`` (or a folder below it) where LINK leads nowhere (its target is missing, a disk not mounted,
+    or links loop): one line naming the link and its target before any input is read, not ``[Errno 17] File
+    exists`` from the first folder made (orders: after every episode was rolled)."""
+    link, target = tmp_path / "runs", tmp_path / ("loop" if loop else "unmounted/runs")
+    link.symlink_to(target)
+    if loop:
+        target.symlink_to(link)
+    argv = [arg.replace("OUT", str(link / below)) for arg in WRITING_COMMANDS[command]]
+    assert main([arg.replace("MISSING", str(tmp_path / "missing")) for arg in argv]) == EXIT_ERROR
+    assert one_error_line(capsys) == (
+        f"not a folder ({link}): expected a folder to write in, found a link to {target}, which leads to no folder"
+    )
+    assert sorted(tmp_path.iterdir()) == sorted([link, target] if loop else [link])
+
+
 def writing_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The (sub)commands of ``parser`` that take ``--out`` or ``OUT_DIR``, by name."""
     found = {}
