@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -318,16 +319,20 @@ def test_a_bad_config_value_is_one_clear_line_before_anything_runs(tmp_path):
     assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("flag", ["--out", "--data"])
 @pytest.mark.parametrize("below", ["", "run"])
-def test_an_out_that_is_a_file_is_one_line_naming_it_before_anything_runs(tmp_path, capsys, below):
-    """``--out FILE`` (or a folder below a file) named on one line, before the data are written."""
+def test_an_out_that_is_a_file_is_one_line_naming_it_before_anything_runs(tmp_path, capsys, below, flag):
+    """``--out FILE`` or ``--data FILE`` (or a folder below a file) named on one line, before the data are
+    written; the data root was named as FILE/singlecoil_train, a folder that is not there."""
     config = write_tiny_config(tmp_path, tmp_path / "data")
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file where the run folder should be")
-    assert main(["quickstart", "--out", str(blocker / below), "--config", str(config), "--no-progress"]) == 2
+    folders = {"--out": str(tmp_path / "run"), "--data": str(tmp_path / "data"), flag: str(blocker / below)}
+    assert main(["quickstart", *chain(*folders.items()), "--config", str(config), "--no-progress"]) == 2
     line = capsys.readouterr().err.strip()
     assert line == f"mri-rl: error: not a folder ({blocker}): expected a folder to write in, found a file"
-    assert not (tmp_path / "data").exists() and blocker.read_text() == "a file where the run folder should be"
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
+    assert blocker.read_text() == "a file where the run folder should be"
 
 
 def test_agent_settings_of_the_quickstart_config_override_the_agent_config(tmp_path):

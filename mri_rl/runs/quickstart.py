@@ -390,7 +390,8 @@ class Quickstart:
         print(f"[quickstart] {name} done in {self.timings[name]} s", flush=True)
 
     def data(self, overwrite: bool) -> None:
-        """Write the data if absent; refuse a root written with other settings."""
+        """Write the data if absent; refuse a root written with other settings, or that is (or lies below) a file."""
+        check_not_a_file(self.root)  # named as itself, not as ROOT/{challenge}_train
         source, spec = data_source(self.config.data, self.task.challenge)
         volumes = asdict(self.config.data.volumes)
         seed = self.config.seed if self.config.data.seed is None else self.config.data.seed
@@ -540,7 +541,8 @@ def run_quickstart(
 
     Raises:
         ConfigError: a bad config or override, before anything runs.
-        NotADirectoryError: ``out`` (or a folder above it) is a file, before anything runs.
+        NotADirectoryError: ``out`` (or a folder above it) is a file, before anything runs; the data root
+            is, before the data are written.
         ValueError: a device this machine lacks, or precision "16" on the CPU.
         RecordMismatchError: a finished stage made under other settings.
     """
