@@ -318,8 +318,9 @@ def train_agent(
     ``stop_at_return``) is left as it is: ``resume`` trains nothing, writes no file and
     returns its ``eval.json``. A run whose training is over but which has no ``eval.json``
     (stopped before writing it: :func:`training_over`) is not trained further: ``resume`` runs
-    its final evaluation and writes ``eval.json``, its checkpoint and ``model.pt`` left as
-    they are. With Ray ``workers``, the env is stepped by actors
+    its final evaluation and writes ``eval.json``, its checkpoint left as it is (and ``model.pt``,
+    written from the checkpoint's agent when it is not that agent already). With Ray ``workers``,
+    the env is stepped by actors
     (:func:`make_training_env`); the learner is the same agent, and the record holds the
     workers' count (their sub-environments and seeds are the run's).
 
@@ -352,10 +353,7 @@ def train_agent(
         logger = RunLogger(out_dir, resume_from_step=agent.num_timesteps if resume else None)
         trained, solved_at_step = training_over(config, agent, out_dir, solved_at_step) if resume else (False, None)
         monitor = RunMonitor(config, eval_env, logger, checkpoint_path, agent.num_timesteps, solved_at_step)
-        if not trained:
-            agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
-            monitor.save_checkpoint(agent)
-            agent.save(out_dir / "model.pt")
+        train_rest(agent, config, monitor, out_dir, trained, progress_bar)
         result = final_evaluation(agent, eval_env, config, monitor, out_dir)
         logger.close()
         return result
@@ -390,6 +388,19 @@ def start_agent(
     run = typed_entry(checkpoint, checkpoint_path, "run", dict) if "run" in checkpoint else {}
     solved = run.get("solved_at_step")
     return agent, None if solved is None else count_entry(solved, checkpoint_path, "run.solved_at_step")
+
+
+def train_rest(
+    agent: Agent, config: TrainConfig, monitor: RunMonitor, out_dir: Path, over: bool, progress_bar: bool
+) -> None:
+    """Train ``agent`` to ``total_steps`` (unless its training is ``over``: :func:`training_over`), save
+    its final checkpoint and write ``model.pt``; a run that was over but stopped before writing
+    ``model.pt`` gets it now."""
+    if not over:
+        agent.learn(config.total_steps - agent.num_timesteps, monitor, progress_bar, reset_num_timesteps=False)
+        monitor.save_checkpoint(agent)
+    if not (over and is_saved_agent(out_dir / "model.pt", agent)):
+        agent.save(out_dir / "model.pt")
 
 
 def training_over(

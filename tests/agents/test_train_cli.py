@@ -18,7 +18,8 @@ from PIL import Image
 
 import mri_rl
 from mri_rl.agents import AGENTS, DQN, REINFORCE, Agent, DAgger
-from mri_rl.checkpointing import save_checkpoint
+from mri_rl.agents.base import read_agent_checkpoint
+from mri_rl.checkpointing import CHECKSUM_KEY, save_checkpoint
 from mri_rl.cli import main
 from mri_rl.configs import load_config
 from mri_rl.provenance import checkpoint_fingerprint
@@ -244,6 +245,19 @@ def test_a_finished_run_without_eval_json_is_only_evaluated(tmp_path, monkeypatc
     assert learned == []  # not even for 0 steps (which resets the env and ends the replay's streams)
     assert result == json.loads((out / "eval.json").read_text()) == first  # solved at step 200 again
     assert {name: (out / name).read_bytes() for name in kept} == kept
+
+
+@pytest.mark.parametrize("config", [SOLVED_AT_200, TINY_DQN], ids=["solved", "at total_steps"])
+def test_a_run_stopped_between_its_final_checkpoint_and_model_pt_writes_model_pt_on_resume(tmp_path, config):
+    """A run killed after its final checkpoint, before ``model.pt`` and ``eval.json``: its resume trains nothing
+    more and writes both, ``model.pt`` the checkpoint's agent (as the uninterrupted run wrote it)."""
+    out, config = tmp_path / "run", TrainConfig.from_dict(config)
+    first = train_agent(config, out, progress_bar=False)
+    model = read_agent_checkpoint(out / "model.pt")[CHECKSUM_KEY]  # contents (a reload may save other bytes)
+    (out / "model.pt").unlink()
+    (out / "eval.json").unlink()
+    assert train_agent(config, out, resume=True, progress_bar=False) == first
+    assert read_agent_checkpoint(out / "model.pt")[CHECKSUM_KEY] == model
 
 
 def test_a_model_pt_of_an_earlier_run_does_not_end_a_resumed_run(tmp_path, monkeypatch):
